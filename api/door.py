@@ -1,0 +1,83 @@
+"""The HTTP door: FastAPI on uvicorn, in the hub's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from core.log import log
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+    from core.options import Options
+
+
+def _embedded_server(config: Any) -> Any:
+    """uvicorn without its own signal handling: the hub's server owns signals.
+
+    Imported here so a hub without monitoring never loads the web stack.
+    """
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            yield
+
+    return EmbeddedServer(config)
+
+
+class HttpDoor:
+    """Monitoring (and later REST) over HTTP, from nats-server's ``http``/``-m`` setting."""
+
+    name = "http"
+    order = 100
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        opts = hub.options
+        self.host = opts.http_host or opts.host
+        self.port = opts.http_port
+        self._server: Any = None
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    def wanted(cls, options: Options) -> bool:
+        return options.http_port != 0
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0 if self.port == -1 else self.port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        log.info("Starting http monitor on %s:%d", self.host, self.port)
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        import uvicorn
+
+        from api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(self.hub, self), loop="none", lifespan="off", access_log=False,
+            log_level="warning", timeout_graceful_shutdown=1,
+        )
+        self._server = _embedded_server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve([sock]))
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.005)
+        if self._task.done():
+            self._task.result()
+        self.hub.ports[self.name] = self.port
+
+    async def lame_duck(self, duration: float, grace: float) -> None:
+        """Monitoring stays up during lame duck so operators can watch it drain."""
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 5)

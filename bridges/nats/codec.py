@@ -1,0 +1,395 @@
+"""The NATS client protocol, server side, without I/O.
+
+:class:`ServerCodec` turns bytes from a client into events with
+:meth:`ServerCodec.receive_data` and events for the client into bytes with the
+``encode_*`` functions.  It keeps the state the protocol itself defines (the options of
+the last CONNECT, a payload still being read) and applies the rules nats-server applies
+while reading: limits on control lines and payloads, argument counts, the headers
+handshake.  It knows nothing of sockets, clocks, subscriptions or authorization.
+
+Events are plain tuples whose first item is one of the ``OP_*`` constants, because one
+is made per message on the hottest path:
+
+``(OP_PUB, subject, reply | None, headers | None, payload)``
+``(OP_PUBS, subject, reply | None, None, [payload, ...])``  consecutive PUBs to one
+subject with one reply, read together; one lookup routes them all
+``(OP_SUB, subject, queue | None, sid)``
+``(OP_UNSUB, sid, max_msgs | None)``  (``max_msgs`` -1 when it was not a number)
+``(OP_CONNECT, options)``  (the client's JSON merged over nats-server's defaults)
+``(OP_PING,)`` and ``(OP_PONG,)``
+``(OP_ERROR, text)``  a soft error: send ``-ERR`` and keep reading
+``(OP_CLOSE, text | None)``  a fatal error: send ``-ERR`` when ``text`` is set, then
+close; always the last event, the codec accepts nothing afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+OP_PUB = 1
+OP_SUB = 2
+OP_UNSUB = 3
+OP_CONNECT = 4
+OP_PING = 5
+OP_PONG = 6
+OP_ERROR = 7
+OP_CLOSE = 8
+OP_PUBS = 9
+
+Event = tuple
+
+ERR_UNKNOWN_OP = "Unknown Protocol Operation"
+ERR_CONTROL_LINE = "maximum control line exceeded"
+ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_PROTOCOL = "invalid client protocol"
+ERR_NO_RESPONDERS = "no responders requires headers support"
+ERR_INVALID_SUBJECT = "Invalid Subject"
+ERR_INVALID_PUB_SUBJECT = "Invalid Publish Subject"
+
+DEFAULT_MAX_CONTROL_LINE = 4096
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: CONNECT may carry a JWT, so nats-server exempts it from the control line limit;
+#: it is still bounded so a peer cannot grow the buffer forever.
+MAX_CONNECT_LINE = 1024 * 1024
+
+CONNECT_DEFAULTS: dict[str, Any] = {"verbose": True, "pedantic": True, "echo": True}
+
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+OK = b"+OK\r\n"
+
+_CRLF = b"\r\n"
+
+
+class ServerCodec:
+    """Parse a client's byte stream.
+
+    :param max_control_line: longest control line arguments accepted (nats-server
+        default 4096 bytes); longer ones close the connection.
+    :param max_payload: largest message (headers plus payload) accepted, checked from
+        the control line before the payload is read (default 1 MiB).
+    """
+
+    def __init__(
+        self,
+        max_control_line: int = DEFAULT_MAX_CONTROL_LINE,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self.max_control_line = max_control_line
+        self.max_payload = max_payload
+        #: Options from the last CONNECT; what the server assumes before one arrives.
+        self.options: dict[str, Any] = dict(CONNECT_DEFAULTS)
+        self.headers = False
+        self.connected = False
+        self._buf = b""
+        # A PUB/HPUB whose payload has not fully arrived: (subject, reply, hdr_len, size)
+        self._pending: tuple[bytes, bytes | None, int, int] | None = None
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self.closed = False
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the client; return the events they complete."""
+        if self.closed:
+            return []
+        events: list[Event] = []
+        if self._pending is not None:
+            self._chunks.append(data)
+            self._have += len(data)
+            need = self._pending[3] + 2
+            if self._have < need:
+                return events
+            data = b"".join(self._chunks)
+            self._chunks = []
+            subject, reply, hsize, size = self._pending
+            self._pending = None
+            if data[size : size + 2] != _CRLF:
+                return self._close(events, ERR_UNKNOWN_OP)
+            events.append(_pub(subject, reply, hsize, data[:size]))
+            buf = data[size + 2 :]
+        elif self._buf:
+            buf = self._buf + data
+        else:
+            buf = data
+        self._buf = b""
+        if buf:
+            self._walk(buf, events)
+        return events
+
+    def _walk(self, buf: bytes, events: list[Event]) -> None:
+        """Parse ``buf`` by walking its CRLF-separated parts.
+
+        Most frames are a control line and a payload without CRLF inside, which makes
+        them two consecutive parts: that case costs a comparison and a length check,
+        and consecutive PUBs to one subject are gathered into one ``OP_PUBS`` event.
+        Anything else (a payload holding CRLF, HPUB, a partial frame) is parsed at
+        its byte offset by :meth:`_one`, and the walk resumes after it.
+        """
+        parts = buf.split(_CRLF)
+        last = len(parts) - 1
+        append = events.append
+        i = pos = 0
+        prev = None  # the last PUB control line, and what it says
+        subject = reply = run = None
+        open_run = False  # the last event is a PUB(S) of subject/reply, open to more
+        size = 0
+        while i < last:
+            line = parts[i]
+            if line != prev:
+                if line.startswith(b"PUB "):
+                    if b"\n" in line:
+                        self._positional(buf, pos, events)
+                        return
+                    if len(line) - 4 > self.max_control_line:
+                        self._close(events, ERR_CONTROL_LINE)
+                        return
+                    args = line[4:].split()
+                    nargs = len(args)
+                    if nargs not in (2, 3) or not args[-1].isdigit():
+                        self._close(events, None)
+                        return
+                    size = int(args[-1])
+                    if size > self.max_payload:
+                        self._close(events, ERR_MAX_PAYLOAD)
+                        return
+                    s, r = args[0], args[1] if nargs == 3 else None
+                    if s != subject or r != reply:
+                        subject, reply, run, open_run = s, r, None, False
+                    prev = line
+                else:
+                    prev = subject = run = None
+                    open_run = False
+                    if b"\n" in line:
+                        self._positional(buf, pos, events)
+                        return
+                    op = line[:5].upper()
+                    if op.startswith((b"PUB", b"HPUB")):
+                        new = self._one(buf, pos, events)
+                        if new is None:
+                            return
+                        i, pos = _resync(parts, i, pos, new)
+                        continue
+                    ev = self._control(line, op)
+                    i += 1
+                    pos += len(line) + 2
+                    if ev is not None:
+                        append(ev)
+                        if ev[0] == OP_CLOSE:
+                            self.closed = True
+                            return
+                    continue
+            # A PUB: its payload should be the next part, CRLF-terminated.
+            if i + 1 < last and len(parts[i + 1]) == size:
+                payload = parts[i + 1]
+                if run is not None:
+                    run.append(payload)
+                elif open_run:
+                    run = [events[-1][4], payload]
+                    events[-1] = (OP_PUBS, subject, reply, None, run)
+                else:
+                    append((OP_PUB, subject, reply, None, payload))
+                    open_run = True
+                i += 2
+                pos += len(line) + size + 4
+                continue
+            prev = subject = run = None
+            open_run = False
+            new = self._one(buf, pos, events)
+            if new is None:
+                return
+            i, pos = _resync(parts, i, pos, new)
+        tail = parts[last] if i == last else buf[pos:]
+        if b"\n" in tail:
+            self._positional(buf, pos, events)
+            return
+        self._stash(tail, events)
+
+    def _stash(self, tail: bytes, events: list[Event]) -> None:
+        """Keep an incomplete control line for the next read, within the limits."""
+        if tail:
+            limit = MAX_CONNECT_LINE if tail[:1] in (b"C", b"c") else self.max_control_line + 8
+            if len(tail) > limit:
+                self._close(events, ERR_CONTROL_LINE)
+                return
+        self._buf = tail
+
+    def _positional(self, buf: bytes, pos: int, events: list[Event]) -> None:
+        """Parse op by op from ``pos`` (bare-LF control lines need this)."""
+        while pos < len(buf):
+            new = self._one(buf, pos, events)
+            if new is None:
+                return
+            pos = new
+
+    def _one(self, buf: bytes, pos: int, events: list[Event]) -> int | None:
+        """Parse one op at ``pos``; return where the next starts.
+
+        None when the op is incomplete (its bytes are kept for the next read) or
+        fatal (the close event is added).
+        """
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            self._stash(buf[pos:], events)
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        line = buf[pos:end]
+        start = nl + 1
+        op = line[:5].upper()
+        if op.startswith(b"PUB") and line[3:4] in (b" ", b"\t"):
+            args = line[4:].split()
+            hsize = 0
+            oplen = 4
+        elif op.startswith(b"HPUB") and line[4:5] in (b" ", b"\t"):
+            if not self.headers:
+                self._close(events, None)
+                return None
+            args = line[5:].split()
+            hsize = -1
+            oplen = 5
+        else:
+            ev = self._control(line, op)
+            if ev is not None:
+                events.append(ev)
+                if ev[0] == OP_CLOSE:
+                    self.closed = True
+                    return None
+            return start
+        if len(line) - oplen > self.max_control_line:
+            self._close(events, ERR_CONTROL_LINE)
+            return None
+        nargs = len(args) - (1 if hsize else 0)
+        if nargs not in (2, 3) or not args[-1].isdigit():
+            self._close(events, None)
+            return None
+        size = int(args[-1])
+        if hsize:
+            if not args[-2].isdigit() or int(args[-2]) > size:
+                self._close(events, None)
+                return None
+            hsize = int(args[-2])
+        if size > self.max_payload:
+            self._close(events, ERR_MAX_PAYLOAD)
+            return None
+        subject = args[0]
+        reply = args[1] if nargs == 3 else None
+        stop = start + size
+        if stop + 2 <= len(buf):
+            if buf[stop : stop + 2] != _CRLF:
+                self._close(events, ERR_UNKNOWN_OP)
+                return None
+            events.append(_pub(subject, reply, hsize, buf[start:stop]))
+            return stop + 2
+        self._pending = (subject, reply, hsize, size)
+        rest = buf[start:]
+        self._chunks = [rest]
+        self._have = len(rest)
+        return None
+
+    def _control(self, line: bytes, op: bytes) -> Event | None:
+        """Every op but PUB/HPUB; returns at most one event."""
+        if op.startswith(b"PING"):
+            return (OP_PING,)
+        if op.startswith(b"PONG"):
+            return (OP_PONG,)
+        word, _, rest = line.partition(b" ")
+        if b"\t" in word:
+            word, _, more = word.partition(b"\t")
+            rest = more + b" " + rest
+        word = word.upper()
+        if len(line) > self.max_control_line + len(word) + 1 and word != b"CONNECT":
+            return (OP_CLOSE, ERR_CONTROL_LINE)
+        if word == b"SUB":
+            args = rest.split()
+            if len(args) not in (2, 3):
+                return (OP_CLOSE, None)
+            return (OP_SUB, args[0], args[1] if len(args) == 3 else None, args[-1])
+        if word == b"UNSUB":
+            args = rest.split()
+            if not args or len(args) > 2:
+                return (OP_CLOSE, ERR_UNKNOWN_OP if not args else None)
+            if len(args) == 1:
+                return (OP_UNSUB, args[0], None)
+            return (OP_UNSUB, args[0], int(args[1]) if args[1].isdigit() else -1)
+        if word == b"CONNECT":
+            return self._connect(rest)
+        if word in (b"INFO", b"+OK"):
+            return None
+        if word == b"-ERR":
+            return (OP_CLOSE, None)
+        return (OP_CLOSE, ERR_UNKNOWN_OP)
+
+    def _connect(self, raw: bytes) -> Event:
+        try:
+            opts = json.loads(raw)
+        except ValueError:
+            return (OP_CLOSE, None)
+        if not isinstance(opts, dict):
+            return (OP_CLOSE, None)
+        merged = dict(self.options)
+        merged.update(opts)
+        for key in ("verbose", "pedantic", "echo", "headers", "no_responders", "tls_required"):
+            if key in merged and not isinstance(merged[key], bool):
+                return (OP_CLOSE, None)
+        proto = merged.get("protocol", 0)
+        if not isinstance(proto, int) or isinstance(proto, bool) or proto not in (0, 1):
+            return (OP_CLOSE, ERR_PROTOCOL)
+        if merged.get("no_responders") and not merged.get("headers"):
+            return (OP_CLOSE, ERR_NO_RESPONDERS)
+        self.options = merged
+        self.headers = bool(merged.get("headers"))
+        self.connected = True
+        return (OP_CONNECT, merged)
+
+    def _close(self, events: list[Event], text: str | None) -> list[Event]:
+        self.closed = True
+        self._buf = b""
+        self._chunks = []
+        events.append((OP_CLOSE, text))
+        return events
+
+
+def _resync(parts: list[bytes], i: int, pos: int, new: int) -> tuple[int, int]:
+    """Advance the part index to the part that starts at byte offset ``new``."""
+    while pos < new:
+        pos += len(parts[i]) + 2
+        i += 1
+    return i, pos
+
+
+def _pub(subject: bytes, reply: bytes | None, hsize: int, body: bytes) -> Event:
+    if hsize:
+        return (OP_PUB, subject, reply, body[:hsize], body[hsize:])
+    return (OP_PUB, subject, reply, None, body)
+
+
+# -- server to client ---------------------------------------------------------------
+
+
+def encode_info(info: dict[str, Any]) -> bytes:
+    """INFO with the trailing space before CRLF that nats-server writes."""
+    return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
+
+
+def encode_err(text: str) -> bytes:
+    return b"-ERR '" + text.encode() + b"'\r\n"
+
+
+def encode_msg(
+    subject: bytes, sid: bytes, reply: bytes | None, headers: bytes | None, payload: bytes
+) -> bytes:
+    """MSG, or HMSG when ``headers`` is given (the caller strips them for clients
+    that did not ask for headers)."""
+    if headers is None:
+        if reply:
+            head = b"MSG %b %b %b %d\r\n" % (subject, sid, reply, len(payload))
+        else:
+            head = b"MSG %b %b %d\r\n" % (subject, sid, len(payload))
+    else:
+        hl = len(headers)
+        if reply:
+            head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hl, hl + len(payload))
+        else:
+            head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hl, hl + len(payload))
+        return head + headers + payload + _CRLF
+    return head + payload + _CRLF

@@ -1,0 +1,413 @@
+"""One NATS client connection: the codec's events applied to the hub over asyncio.
+
+Output is collected per connection and written once per event-loop turn, so a burst
+of deliveries costs one ``write`` call.  Memory is bounded by ``max_pending``: a
+client that does not read is closed as a slow consumer, as nats-server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from bridges.nats.codec import (
+    ERR_INVALID_PUB_SUBJECT,
+    ERR_INVALID_SUBJECT,
+    OK,
+    OP_CLOSE,
+    OP_CONNECT,
+    OP_ERROR,
+    OP_PING,
+    OP_PONG,
+    OP_PUB,
+    OP_PUBS,
+    OP_SUB,
+    OP_UNSUB,
+    PING,
+    PONG,
+    ServerCodec,
+    encode_err,
+    encode_info,
+)
+from core.client import Client
+from core.log import log
+from core.router import InvalidSubject, Subscription
+from core.subjects import is_literal
+
+if TYPE_CHECKING:
+    from bridges.nats.door import NatsDoor
+
+ERR_AUTH = "Authorization Violation"
+ERR_AUTH_TIMEOUT = "Authentication Timeout"
+ERR_STALE = "Stale Connection"
+ERR_MAX_CONNECTIONS = "maximum connections exceeded"
+ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
+#: Reply prefixes only the server itself may use.
+RESERVED_REPLIES = (b"$JS.ACK.", b"_R_.", b"$GNR.")
+
+
+class NatsClient(Client, asyncio.Protocol):
+    """A client on the NATS door."""
+
+    def __init__(self, door: NatsDoor) -> None:
+        hub = door.hub
+        super().__init__(hub, hub.global_account)
+        opts = hub.options
+        self.door = door
+        self.codec = ServerCodec(opts.max_control_line, opts.max_payload)
+        self.max_pending = opts.max_pending
+        self.verbose = False
+        self.pedantic = False
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._tbuf = 0
+        self._flush_scheduled = False
+        self._active = False
+        self._pings_out = 0
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._publish = self.account.router.publish
+        self._flow = hub.flow
+        self.congested = False
+        self._reading_paused = False
+        self.tls = False
+
+    # -- connection life cycle ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.ip, self.port = peer[0], peer[1]
+        door, hub = self.door, self.hub
+        if len(door.clients) >= hub.options.max_connections:
+            transport.write(encode_info(door.info(self)) + encode_err(ERR_MAX_CONNECTIONS))
+            transport.close()
+            self.closed = True
+            return
+        door.clients.add(self)
+        hub.add_client(self)
+        log.debug("%s:%s - cid:%d - Client connection created", self.ip, self.port, self.cid)
+        transport.set_write_buffer_limits(high=min(self.max_pending // 4, 8 << 20))
+        transport.write(encode_info(door.info(self)))
+        if hub.auth.required:
+            self._timers["auth"] = self._loop.call_later(
+                hub.options.auth_timeout, self._fail, ERR_AUTH_TIMEOUT
+            )
+        self._schedule_ping()
+        if door.tls_context is not None:
+            self._loop.create_task(self._start_tls())
+
+    async def _start_tls(self) -> None:
+        assert self.transport is not None
+        timeout = self.hub.options.tls_timeout
+        try:
+            new = await asyncio.wait_for(
+                self._loop.start_tls(
+                    self.transport, self, self.door.tls_context, server_side=True
+                ),
+                timeout,
+            )
+        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.error("%s:%s - cid:%d - TLS handshake error: %s", self.ip, self.port,
+                      self.cid, exc or "timeout")
+            if self.transport is not None and not self.closed:
+                self.transport.abort()
+            return
+        if new is None:
+            return
+        self.transport = new
+        self.tls = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.door.clients.discard(self)
+        self._out = []
+        self._flow.forget(self)
+        if self.congested:
+            self.congested = False
+            self._flow.relieve()
+        self.release()
+        log.debug("%s:%s - cid:%d - Client connection closed", self.ip, self.port, self.cid)
+
+    def close(self, reason: str = "") -> None:
+        """Flush what is queued and close."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._flush()
+        self.transport.close()
+
+    def _fail(self, err: str | None) -> None:
+        """The one reaction to a fatal protocol error: -ERR (when it has text), close."""
+        if err:
+            self.write(encode_err(err))
+        log.debug("%s:%s - cid:%d - %s", self.ip, self.port, self.cid, err or "Parse Error")
+        self.close()
+
+    # -- output -------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out or self.transport is None or self.transport.is_closing():
+            return
+        self._out = []
+        self._out_size = 0
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self._tbuf = self.transport.get_write_buffer_size()
+        if self._tbuf > self.max_pending:
+            self._slow_consumer()
+
+    def deliver(
+        self,
+        sub: Subscription,
+        subject: bytes,
+        reply: bytes | None,
+        hdr: bytes | None,
+        payload: bytes,
+    ) -> None:
+        if hdr is not None and self.headers:
+            hl = len(hdr)
+            size = hl + len(payload)
+            if reply:
+                head = b"HMSG %b %b %b %d %d\r\n" % (subject, sub.sid, reply, hl, size)
+            else:
+                head = b"HMSG %b %b %d %d\r\n" % (subject, sub.sid, hl, size)
+            data = head + hdr + payload + b"\r\n"
+        else:
+            size = len(payload)
+            if reply:
+                data = b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sub.sid, reply, size, payload)
+            else:
+                data = b"MSG %b %b %d\r\n%b\r\n" % (subject, sub.sid, size, payload)
+        self.out_msgs += 1
+        self.out_bytes += size
+        self._out.append(data)
+        self._out_size += len(data)
+        if self.congested:
+            self._flow.hit = True
+        if self._out_size + self._tbuf > self.max_pending:
+            self._slow_consumer()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def deliver_many(
+        self, sub: Subscription, subject: bytes, reply: bytes | None, payloads: list[bytes]
+    ) -> None:
+        sizes = set(map(len, payloads))
+        if len(sizes) == 1:
+            size = sizes.pop()
+            if reply:
+                head = b"MSG %b %b %b %d\r\n" % (subject, sub.sid, reply, size)
+            else:
+                head = b"MSG %b %b %d\r\n" % (subject, sub.sid, size)
+            data = head + (b"\r\n" + head).join(payloads) + b"\r\n"
+            total = size * len(payloads)
+        else:
+            prefix = b"MSG %b %b %b " % (subject, sub.sid, reply) if reply else (
+                b"MSG %b %b " % (subject, sub.sid)
+            )
+            data = b"".join([b"%b%d\r\n%b\r\n" % (prefix, len(p), p) for p in payloads])
+            total = sum(map(len, payloads))
+        self.out_msgs += len(payloads)
+        self.out_bytes += total
+        self._out.append(data)
+        self._out_size += len(data)
+        if self.congested:
+            self._flow.hit = True
+        if self._out_size + self._tbuf > self.max_pending:
+            self._slow_consumer()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _slow_consumer(self) -> None:
+        """Drop a client that cannot keep up; nats-server sends no -ERR here."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.hub.slow_consumers += 1
+        log.info("%s:%s - cid:%d - Slow Consumer Detected: MaxPending of %d exceeded",
+                 self.ip, self.port, self.cid, self.max_pending)
+        self._out = []
+        self._out_size = 0
+        self.transport.abort()
+
+    def pause_writing(self) -> None:
+        """The peer reads slower than we write: slow down whoever feeds us."""
+        self.congested = True
+        self._flow.congest()
+        self._timers["write"] = self._loop.call_later(
+            self.hub.options.write_deadline, self._write_deadline
+        )
+
+    def resume_writing(self) -> None:
+        timer = self._timers.pop("write", None)
+        if timer is not None:
+            timer.cancel()
+        if self.congested:
+            self.congested = False
+            self._flow.relieve()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused:
+            self._reading_paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def _write_deadline(self) -> None:
+        self._timers.pop("write", None)
+        log.info("%s:%s - cid:%d - Slow Consumer Detected: WriteDeadline of %ss exceeded",
+                 self.ip, self.port, self.cid, self.hub.options.write_deadline)
+        self._slow_consumer()
+
+    # -- keepalive ----------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        self._timers["ping"] = self._loop.call_later(
+            self.hub.options.ping_interval, self._ping_tick
+        )
+
+    def _ping_tick(self) -> None:
+        """Ping a quiet client; one that leaves ping_max pings unanswered is stale."""
+        if self._active:
+            self._active = False
+            self._pings_out = 0
+        elif self._pings_out >= self.hub.options.ping_max:
+            self._fail(ERR_STALE)
+            return
+        else:
+            self._pings_out += 1
+            self.write(PING)
+        self._schedule_ping()
+
+    def send_info(self, **extra: Any) -> None:
+        """An asynchronous INFO (lame duck, topology); only after the handshake."""
+        if self.codec.connected:
+            self.write(encode_info({**self.door.info(self), **extra}))
+
+    # -- input --------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._active = True
+        self.last_activity = time.time()
+        events = self.codec.receive_data(data)
+        if not self.codec.connected and self.hub.auth.required:
+            events = self._before_connect(events)
+        self._process(events)
+        if self._flow.hit:
+            self._flow.after_input(self)
+
+    def _process(self, events: list) -> None:
+        publish = self._publish
+        publish_many = self.account.router.publish_many
+        for ev in events:
+            op = ev[0]
+            if op == OP_PUB or op == OP_PUBS:
+                subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
+                if op == OP_PUB:
+                    count = 1
+                    self.in_bytes += len(body) if hdr is None else len(body) + len(hdr)
+                else:
+                    count = len(body)
+                    self.in_bytes += sum(map(len, body))
+                self.in_msgs += count
+                if reply and reply[:1] in (b"$", b"_") and reply.startswith(RESERVED_REPLIES):
+                    self.write(encode_err(
+                        f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
+                    ) * count)
+                    continue
+                if self.pedantic and not is_literal(subject):
+                    self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
+                try:
+                    if count == 1 and op == OP_PUB:
+                        publish(self, subject, reply, hdr, body)
+                    else:
+                        publish_many(self, subject, reply, body)
+                except InvalidSubject:
+                    self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
+                    continue
+                if self.verbose:
+                    self.write(OK * count)
+            elif op == OP_PING:
+                self.write(PONG)
+            elif op == OP_PONG:
+                self._pings_out = 0
+            elif op == OP_SUB:
+                self._sub(ev[1], ev[2], ev[3])
+            elif op == OP_UNSUB:
+                self.unsubscribe(ev[1], ev[2])
+                if self.verbose:
+                    self.write(OK)
+            elif op == OP_CONNECT:
+                if not self._connect(ev[1]):
+                    return
+            elif op == OP_ERROR:
+                self.write(encode_err(ev[1]))
+            elif op == OP_CLOSE:
+                self._fail(ev[1])
+                return
+
+    def _before_connect(self, events: list) -> list:
+        """With auth required, the first op must be CONNECT."""
+        for i, ev in enumerate(events):
+            if ev[0] == OP_CONNECT:
+                return events[i:]
+            if ev[0] == OP_CLOSE:
+                return events[i:]
+            return [(OP_CLOSE, ERR_AUTH)]
+        return events
+
+    def _sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
+        if queue == b"_sys_":
+            self.write(encode_err(
+                f'Permissions Violation for Subscription to "{subject.decode()}" '
+                f'using queue "_sys_"'
+            ))
+            return
+        try:
+            self.subscribe(subject, queue, sid)
+        except InvalidSubject:
+            self.write(encode_err(ERR_INVALID_SUBJECT))
+            return
+        if self.verbose:
+            self.write(OK)
+
+    def _connect(self, opts: dict[str, Any]) -> bool:
+        hub = self.hub
+        user = hub.auth.authenticate(opts)
+        if user is None:
+            log.error("%s:%s - cid:%d - authentication error", self.ip, self.port, self.cid)
+            self._fail(ERR_AUTH)
+            return False
+        timer = self._timers.pop("auth", None)
+        if timer is not None:
+            timer.cancel()
+        self.user = user
+        self.verbose = opts["verbose"]
+        self.pedantic = opts["pedantic"]
+        self.echo = opts["echo"]
+        self.headers = bool(opts.get("headers"))
+        self.no_responders = bool(opts.get("no_responders"))
+        for key in ("name", "lang", "version"):
+            value = opts.get(key)
+            if isinstance(value, str):
+                setattr(self, key, value)
+        if self.verbose:
+            self.write(OK)
+        return True

@@ -1,0 +1,229 @@
+"""Command line for ``jetport bench``: pick scenarios and targets, run, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import servers
+from .model import REGISTRY, Context, Params, Result
+from .report import fmt_value, table, write_json
+from .runner import Job, run_job
+from .servers import LaunchError, TargetSpec
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+# Counts sized so the whole set finishes in well under a minute per target on 2 cores
+# against nats-server, and still inside the time limit for a much slower server.
+PRESETS: dict[str, list[tuple[str, Params]]] = {
+    "readme": [
+        ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 2_000_000}),
+        ("pubsub", {"size": 16, "pubs": 1, "subs": 4, "count": 500_000}),
+        ("pubsub", {"size": 1024, "pubs": 1, "subs": 1, "count": 500_000}),
+        ("reqrep", {"rate": 1000, "count": 5_000}),
+        ("conns", {"conns": 10_000}),
+    ],
+    "quick": [
+        ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
+        ("pubsub", {"size": 16, "pubs": 2, "subs": 2, "count": 20_000}),
+        ("reqrep", {"rate": 2000, "count": 200}),
+        ("conns", {"conns": 100, "settle": 0.1}),
+    ],
+}
+OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns")
+
+
+def _scaled(text: str, unit: int) -> int:
+    """Parse 16, 1k, 2M, 1KiB, 16B (``unit`` is 1000 for counts, 1024 for sizes)."""
+    s = text.strip().removesuffix("/s").removesuffix("B").removesuffix("b")
+    s = s.removesuffix("i")
+    mult = {"k": unit, "K": unit, "m": unit**2, "M": unit**2}.get(s[-1:], 1)
+    try:
+        return int(float(s[:-1] if mult > 1 else s) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+
+
+def count_arg(text: str) -> int:
+    return _scaled(text, 1000)
+
+
+def size_arg(text: str) -> int:
+    return _scaled(text, 1024)
+
+
+class _AddTarget(argparse.Action):
+    """Collect targets in command-line order; the first one is the ratio's numerator."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        specs: list[TargetSpec] = list(getattr(namespace, "targets", None) or [])
+        if self.const == "url":
+            specs.append(TargetSpec("url", url=values))
+        elif self.const == "compare":
+            specs += [TargetSpec("jetport"), TargetSpec("nats-server")]
+        else:
+            specs.append(TargetSpec(self.const))
+        namespace.targets = specs
+
+
+def _epilog() -> str:
+    lines = ["scenarios:"]
+    lines += [f"  {s.name:8} {s.help}" for s in REGISTRY.values()]
+    lines += ["", "presets:"]
+    for name, jobs in PRESETS.items():
+        labels = ", ".join(Job(s, {**REGISTRY[s].defaults, **p}).label for s, p in jobs)
+        lines.append(f"  {name:8} {labels}")
+    lines += [
+        "",
+        "With no scenario the 'readme' preset runs. With no target, " + DEFAULT_URL + " is used.",
+        "cpu% cli/srv: CPU used by the bench client and by the server during the measurement.",
+        "",
+        "examples:",
+        "  jetport bench --compare",
+        "  jetport bench --nats-server pubsub --size 1KiB --subs 4 --count 200k",
+        "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jetport bench",
+        description="Load generator speaking the raw NATS client protocol; works against any "
+        "NATS server and prints one row per scenario, one column group per target.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog(),
+    )
+    names = ", ".join(REGISTRY)
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"one or more of: {names}")
+    p.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="same as a positional SCENARIO (repeatable)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="run a predefined set of scenarios")
+    t = p.add_argument_group("targets (repeatable; the first is the ratio numerator)")
+    t.add_argument("--url", action=_AddTarget, const="url", metavar="URL",
+                   help="an already running server, e.g. nats://127.0.0.1:4222")
+    t.add_argument("--pid", type=int, action="append", default=[],
+                   help="server pid for the n-th --url (RSS and CPU are read from /proc)")
+    t.add_argument("--nats-server", action=_AddTarget, const="nats-server", nargs=0,
+                   help="start nats-server on a free port for the run")
+    t.add_argument("--jetport", action=_AddTarget, const="jetport", nargs=0,
+                   help="start 'jetport serve -p PORT' for the run")
+    t.add_argument("--compare", action=_AddTarget, const="compare", nargs=0,
+                   help="same as --jetport --nats-server")
+    s = p.add_argument_group("scenario parameters (override scenario and preset values)")
+    s.add_argument("--pubs", type=count_arg, help="pubsub: publisher connections")
+    s.add_argument("--subs", type=count_arg, help="pubsub: subscriber connections")
+    s.add_argument("--size", type=size_arg, help="payload bytes, e.g. 16, 1KiB")
+    s.add_argument("--count", type=count_arg, help="messages or requests, e.g. 500k, 2M")
+    s.add_argument("--rate", type=count_arg, help="reqrep: requests per second")
+    s.add_argument("--conns", type=count_arg, help="conns: idle connections to open")
+    o = p.add_argument_group("run")
+    o.add_argument("--timeout", type=float, default=30.0,
+                   help="time limit per measurement in seconds; partial numbers are reported "
+                   "when it is hit (default: 30)")
+    o.add_argument("--json", metavar="FILE", help="also write raw results as JSON")
+    o.add_argument("--in-process", action="store_true",
+                   help="run the client in this process instead of a fresh child per scenario")
+    return p
+
+
+def build_jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Job]:
+    names = list(args.scenarios) + list(args.scenario)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        parser.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(REGISTRY)})")
+    if names and args.preset:
+        parser.error("give scenarios or --preset, not both")
+    chosen = [(n, {}) for n in names] if names else PRESETS[args.preset or "readme"]
+    jobs = []
+    for name, preset_params in chosen:
+        scenario = REGISTRY[name]
+        params = {**scenario.defaults, **preset_params}
+        for key in OVERRIDES:
+            value = getattr(args, key)
+            if value is not None and key in params:
+                params[key] = value
+        jobs.append(Job(name, params))
+    return jobs
+
+
+def build_targets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[TargetSpec]:
+    specs: list[TargetSpec] = list(getattr(args, "targets", None) or [])
+    if not specs:
+        specs = [TargetSpec("url", url=DEFAULT_URL)]
+    urls = [i for i, s in enumerate(specs) if s.kind == "url"]
+    if len(args.pid) > len(urls):
+        parser.error("more --pid than --url targets")
+    for i, pid in zip(urls, args.pid, strict=False):
+        specs[i] = TargetSpec("url", url=specs[i].url, pid=pid)
+    seen: dict[str, int] = {}
+    named = []
+    for spec in specs:
+        seen[spec.label] = seen.get(spec.label, 0) + 1
+        suffix = f"#{seen[spec.label]}" if seen[spec.label] > 1 else ""
+        named.append(TargetSpec(spec.kind, spec.url, spec.pid, spec.label + suffix))
+    return named
+
+
+def _summary(outcome_metrics: dict[str, float | None], scenario: str) -> str:
+    cols = REGISTRY[scenario].columns
+    return " ".join(f"{c.label}={fmt_value(c.kind, outcome_metrics.get(c.key))}" for c in cols)
+
+
+def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    log = sys.stderr
+    try:
+        with servers.target(spec) as tgt:
+            pid = f" (pid {tgt.pid})" if tgt.pid else ""
+            print(f"== {tgt.name}: {tgt.url}{pid}", file=log, flush=True)
+            for job in jobs:
+                result = Result(job.label, job.scenario, tgt.name, dict(job.params))
+                results.append(result)
+                dead = tgt.died()
+                if dead:
+                    result.error = dead
+                    continue
+                print(f"   {job.label} ...", end="", file=log, flush=True)
+                started = time.perf_counter()
+                outcome = run_job(job, Context(tgt.url, tgt.pid, args.timeout),
+                                  isolate=not args.in_process)
+                result.metrics, result.details = outcome.metrics, outcome.details
+                result.partial, result.error = outcome.partial, outcome.error
+                dead = tgt.died()
+                if dead:
+                    result.error = (result.error + "; " if result.error else "") + dead
+                took = time.perf_counter() - started
+                status = " ERROR" if result.error else (" PARTIAL" if result.partial else "")
+                print(f" {_summary(result.metrics, job.scenario)} [{took:.1f}s]{status}",
+                      file=log, flush=True)
+    except LaunchError as exc:
+        print(f"== {spec.label}: {exc}", file=log, flush=True)
+        done = {r.label for r in results}
+        for job in jobs:
+            if job.label not in done:
+                results.append(Result(job.label, job.scenario, spec.label, dict(job.params),
+                                      error=f"launch failed: {str(exc).splitlines()[0]}"))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_intermixed_args(list(argv) if argv is not None else None)
+    jobs = build_jobs(args, parser)
+    specs = build_targets(args, parser)
+    results: list[Result] = []
+    for spec in specs:
+        results += _run_target(spec, jobs, args)
+    rows = list(dict.fromkeys((job.label, job.scenario) for job in jobs))
+    print(table(rows, [s.label for s in specs], results), flush=True)
+    if args.json:
+        options = {"timeout": args.timeout, "isolated": not args.in_process,
+                   "jobs": [{"scenario": j.scenario, "params": j.params} for j in jobs]}
+        targets = [{"name": s.label, "kind": s.kind, "url": s.url, "pid": s.pid} for s in specs]
+        write_json(args.json, targets, results, options)
+    return 1 if any(r.error for r in results) else 0

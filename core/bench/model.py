@@ -1,0 +1,136 @@
+"""Shared shapes: scenarios, their run context, results, and the scenario registry.
+
+A scenario is one async function plus a description of which of its metrics the table shows;
+new protocols or workloads plug in by registering another ``Scenario``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a scenario needs to know about its target."""
+
+    url: str
+    pid: int | None
+    timeout: float
+
+
+@dataclass
+class Outcome:
+    """What a scenario returns: metric values plus raw details for ``--json``.
+
+    ``partial`` means the time limit hit before completion; metrics then cover what was done.
+    """
+
+    metrics: dict[str, float | None]
+    details: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric shown in a table cell; ``higher`` tells which direction is better."""
+
+    key: str
+    label: str
+    kind: str  # "rate", "ms", "mb", "kb", "float"
+    higher: bool = True
+    ratio: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[Context, Params], Awaitable[Outcome]]
+    columns: tuple[Column, ...]
+    defaults: Params
+    label: Callable[[Params], str]
+    help: str = ""
+
+
+@dataclass
+class Result:
+    """One scenario run against one target, as reported and written to JSON."""
+
+    label: str
+    scenario: str
+    target: str
+    params: Params
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+REGISTRY: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    REGISTRY[scenario.name] = scenario
+    return scenario
+
+
+class CpuProbe:
+    """CPU seconds used by this process and the server between ``start`` and ``stop``.
+
+    Reported next to throughput so a reader can tell whether the client or the server was
+    the busy side.
+    """
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self._t = self._me = 0.0
+        self._srv: float | None = None
+
+    def start(self) -> None:
+        self._t, self._me, self._srv = time.perf_counter(), time.process_time(), proc_cpu(self.pid)
+
+    def stop(self) -> dict[str, float | None]:
+        wall = time.perf_counter() - self._t
+        me = time.process_time() - self._me
+        srv_now = proc_cpu(self.pid)
+        srv = None if srv_now is None or self._srv is None else srv_now - self._srv
+        return {
+            "wall_s": wall,
+            "client_cpu_pct": 100 * me / wall if wall > 0 else None,
+            "server_cpu_pct": 100 * srv / wall if srv is not None and wall > 0 else None,
+        }
+
+
+def proc_cpu(pid: int | None) -> float | None:
+    """User+system CPU seconds of a process (all threads), from /proc."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kb(pid: int | None) -> int | None:
+    """Resident set size in KiB (VmRSS), or None when the process is not readable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -1,0 +1,119 @@
+"""Render results as a plain-text table (one row per scenario) and as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import REGISTRY, Column, Result
+
+SEP = " | "
+
+
+def fmt_value(kind: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if kind == "rate":
+        if v >= 1e6:
+            return f"{v / 1e6:.2f}M"
+        return f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
+    if kind == "ms":
+        return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def metric_header(columns: Sequence[Column]) -> str:
+    if all(c.kind == "ms" for c in columns):
+        return "/".join(c.label for c in columns) + " ms"
+    return SEP.join(c.label for c in columns)
+
+
+def _cell(result: Result | None, columns: Sequence[Column]) -> str:
+    if result is None:
+        return "-"
+    if not any(result.metrics.get(c.key) is not None for c in columns):
+        return "FAIL" if result.error else "-"
+    sep = "/" if all(c.kind == "ms" for c in columns) else SEP
+    text = sep.join(fmt_value(c.kind, result.metrics.get(c.key)) for c in columns)
+    if result.error:
+        return text + " !"
+    return text + " *" if result.partial else text
+
+
+def _cpu(result: Result | None) -> str:
+    if result is None:
+        return "-"
+    c, s = result.details.get("client_cpu_pct"), result.details.get("server_cpu_pct")
+    if c is None and s is None:
+        return "-"
+    return "/".join("-" if v is None else f"{v:.0f}" for v in (c, s))
+
+
+def _ratio(a: Result | None, b: Result | None, columns: Sequence[Column]) -> str:
+    parts = []
+    for c in columns:
+        if not c.ratio:
+            continue
+        x = a.metrics.get(c.key) if a else None
+        y = b.metrics.get(c.key) if b else None
+        parts.append(f"{x / y:.2f}" if x is not None and y else "-")
+    return "/".join(parts)
+
+
+def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
+          results: Sequence[Result]) -> str:
+    """rows: (label, scenario name) in run order; one column group per target."""
+    by_key = {(r.label, r.target): r for r in results}
+    header = ["scenario", "metric"]
+    for t in targets:
+        header += [t, "cpu% cli/srv"]
+    with_ratio = len(targets) == 2
+    if with_ratio:
+        header.append(f"ratio {targets[0]}/{targets[1]}")
+    lines = [header]
+    for label, name in rows:
+        cols = REGISTRY[name].columns
+        line = [label, metric_header(cols)]
+        for t in targets:
+            r = by_key.get((label, t))
+            line += [_cell(r, cols), _cpu(r)]
+        if with_ratio:
+            line.append(_ratio(by_key.get((label, targets[0])), by_key.get((label, targets[1])),
+                               cols))
+        lines.append(line)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+           for row in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {r.target} / {r.label}: {r.error}" for r in results if r.error]
+    notes += [f"  {r.target} / {r.label}: time limit reached, partial numbers"
+              for r in results if r.partial and not r.error]
+    if notes:
+        out += ["", "notes (* partial, ! error):", *notes]
+    return "\n".join(out)
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_json(path: str, targets: Sequence[dict[str, Any]], results: Sequence[Result],
+               options: dict[str, Any]) -> None:
+    doc = {
+        "host": host_info(),
+        "options": options,
+        "targets": list(targets),
+        "results": [r.to_json() for r in results],
+    }
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,64 @@
+"""The ``jetport`` command: ``serve`` runs the hub, ``bench`` measures one."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """\
+usage: jetport <command> [options]
+
+commands:
+  serve [nats-server flags]   run the hub (no flags: every door on its default port,
+                              JetStream on SQLite in ./data)
+  bench [options]             load generator; compare Jetport with nats-server
+  version                     print the version
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    cmd, rest = args[0], args[1:]
+    if cmd == "serve":
+        return serve(rest)
+    if cmd == "bench":
+        from core.bench import main as bench_main
+
+        return bench_main(rest)
+    if cmd in ("version", "-v", "--version"):
+        from core.hub import JETPORT_VERSION, NATS_VERSION
+
+        print(f"jetport {JETPORT_VERSION} (nats-server {NATS_VERSION} compatible)")
+        return 0
+    print(f"jetport: unknown command {cmd!r}\n\n{USAGE}", end="", file=sys.stderr)
+    return 2
+
+
+def serve(argv: list[str]) -> int:
+    from core.hub import JETPORT_VERSION, NATS_VERSION
+    from core.log import configure, fatal
+    from core.options import OptionsError, parse_args, usage
+    from core.server import run
+
+    try:
+        options = parse_args(argv)
+    except OptionsError as exc:
+        configure()
+        fatal(str(exc))
+        return 1
+    if options.action == "version":
+        print(f"jetport: v{JETPORT_VERSION} (nats-server v{NATS_VERSION} compatible)")
+        return 0
+    if options.action == "help":
+        print(usage(), end="")
+        return 0
+    if options.action == "test_config":
+        print(f"jetport: configuration file {options.config_file} test is successful")
+        return 0
+    return run(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

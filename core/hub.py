@@ -1,0 +1,81 @@
+"""The hub: the one core every door connects clients to."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from core.accounts import GLOBAL_ACCOUNT, Account
+from core.auth import Authenticator
+from core.flow import FlowControl
+
+if TYPE_CHECKING:
+    from core.client import Client
+    from core.options import Options
+
+#: The nats-server feature level Jetport implements; clients gate features on it.
+NATS_VERSION = "2.10.22"
+JETPORT_VERSION = "0.1.0"
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def new_server_id() -> str:
+    """56 characters starting with N, shaped like nats-server's server nkey."""
+    return "N" + "".join(secrets.choice(_B32) for _ in range(55))
+
+
+class Hub:
+    """Accounts, connected clients, identity and totals of one server process."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.server_id = new_server_id()
+        self.server_name = options.server_name or self.server_id
+        self.version = NATS_VERSION
+        self.start = time.time()
+        self.pid = os.getpid()
+        self.accounts: dict[str, Account] = {GLOBAL_ACCOUNT: Account(GLOBAL_ACCOUNT)}
+        self.global_account = self.accounts[GLOBAL_ACCOUNT]
+        self.auth = Authenticator.from_options(options)
+        self.clients: dict[int, Client] = {}
+        self.total_connections = 0
+        self.slow_consumers = 0
+        self.lame_duck = False
+        self.flow = FlowControl()
+        self.jetstream = None
+        #: Listening port of each open door, by door name.
+        self.ports: dict[str, int] = {}
+        self.ready = False
+        # Totals of clients that have left; live clients are summed on demand so the
+        # hot path counts each message once, on its own client.
+        self._gone = [0, 0, 0, 0]
+        self._cid = 0
+
+    def next_cid(self) -> int:
+        self._cid += 1
+        return self._cid
+
+    def add_client(self, client: Client) -> None:
+        self.clients[client.cid] = client
+        self.total_connections += 1
+
+    def remove_client(self, client: Client) -> None:
+        if self.clients.pop(client.cid, None) is not None:
+            g = self._gone
+            g[0] += client.in_msgs
+            g[1] += client.out_msgs
+            g[2] += client.in_bytes
+            g[3] += client.out_bytes
+
+    def totals(self) -> dict[str, int]:
+        """in_msgs, out_msgs, in_bytes, out_bytes over the life of the server."""
+        t = list(self._gone)
+        for c in self.clients.values():
+            t[0] += c.in_msgs
+            t[1] += c.out_msgs
+            t[2] += c.in_bytes
+            t[3] += c.out_bytes
+        return dict(zip(("in_msgs", "out_msgs", "in_bytes", "out_bytes"), t, strict=True))

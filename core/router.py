@@ -1,0 +1,173 @@
+"""Message routing within one account: subscriptions in, deliveries out.
+
+Every door publishes through :meth:`Router.publish` and subscribes through
+:meth:`Router.subscribe`, so wildcards, queue groups, echo, auto-unsubscribe and
+no-responders behave the same whichever door a message came in by.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.subjects import SubjectIndex, is_valid_publish_subject, is_valid_subject
+
+if TYPE_CHECKING:
+    from core.client import Client
+
+#: Status header nats-server sends when a request found no subscriber.
+NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
+
+
+class InvalidSubject(ValueError):
+    """A subject that is not valid where it was used."""
+
+
+class Subscription:
+    """One subscription of one client; also the unit the index stores."""
+
+    __slots__ = ("client", "sid", "subject", "queue", "max_msgs", "delivered")
+
+    def __init__(self, client: Client, sid: bytes, subject: bytes, queue: bytes | None) -> None:
+        self.client = client
+        self.sid = sid
+        self.subject = subject
+        self.queue = queue
+        #: Auto-unsubscribe after this many deliveries (0 = never).
+        self.max_msgs = 0
+        self.delivered = 0
+
+
+class Router:
+    """The subscription index of one account and delivery over it."""
+
+    def __init__(self) -> None:
+        self.index = SubjectIndex()
+        self._rr = 0
+
+    def subscribe(self, sub: Subscription) -> None:
+        if not is_valid_subject(sub.subject):
+            raise InvalidSubject(sub.subject)
+        self.index.insert(sub)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.index.remove(sub)
+
+    def match(self, subject: bytes):
+        """Subscriptions for a published subject; :class:`InvalidSubject` if malformed."""
+        index = self.index
+        m = index.cache.get(subject)
+        if m is None:
+            if not is_valid_publish_subject(subject):
+                raise InvalidSubject(subject)
+            m = index.match(subject)
+        return m
+
+    def publish(
+        self,
+        origin: Client | None,
+        subject: bytes,
+        reply: bytes | None,
+        hdr: bytes | None,
+        payload: bytes,
+    ) -> int:
+        """Deliver a message to every matching subscription; return how many got it.
+
+        Raises :class:`InvalidSubject` for a subject with empty tokens or whitespace.
+        """
+        index = self.index
+        m = index.cache.get(subject)
+        if m is None:
+            m = self.match(subject)
+        plain, groups = m
+        n = 0
+        for sub in plain:
+            client = sub.client
+            if client is origin and not client.echo:
+                continue
+            client.deliver(sub, subject, reply, hdr, payload)
+            n += 1
+            if sub.max_msgs:
+                self._count(sub)
+        if groups:
+            n += self._to_groups(groups, origin, subject, reply, hdr, payload)
+        if not n and reply and origin is not None and origin.no_responders:
+            self._no_responders(origin, subject, reply)
+        return n
+
+    def publish_many(
+        self, origin: Client | None, subject: bytes, reply: bytes | None, payloads: list[bytes]
+    ) -> int:
+        """Deliver several header-less messages to one subject with one lookup.
+
+        Each subscriber gets them in order in one call, so a door can encode the run
+        at once.  Same results as calling :meth:`publish` for each.
+        """
+        plain, groups = self.match(subject)
+        n = 0
+        for sub in plain:
+            client = sub.client
+            if client is origin and not client.echo:
+                continue
+            if sub.max_msgs:
+                for payload in payloads:
+                    if sub.delivered >= sub.max_msgs:
+                        break
+                    client.deliver(sub, subject, reply, None, payload)
+                    n += 1
+                    self._count(sub)
+            else:
+                client.deliver_many(sub, subject, reply, payloads)
+                n += len(payloads)
+        if groups:
+            for payload in payloads:
+                n += self._to_groups(groups, origin, subject, reply, None, payload)
+        if not n and reply and origin is not None and origin.no_responders:
+            for _ in payloads:
+                self._no_responders(origin, subject, reply)
+        return n
+
+    def _to_groups(
+        self,
+        groups: tuple,
+        origin: Client | None,
+        subject: bytes,
+        reply: bytes | None,
+        hdr: bytes | None,
+        payload: bytes,
+    ) -> int:
+        """One member of each queue group gets the message, taking turns."""
+        n = 0
+        for members in groups:
+            k = len(members)
+            self._rr = start = self._rr + 1
+            for j in range(k):
+                sub = members[(start + j) % k]
+                client = sub.client
+                if client is origin and not client.echo:
+                    continue
+                if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    continue
+                client.deliver(sub, subject, reply, hdr, payload)
+                n += 1
+                if sub.max_msgs:
+                    self._count(sub)
+                break
+        return n
+
+    def _count(self, sub: Subscription) -> None:
+        sub.delivered += 1
+        if sub.delivered >= sub.max_msgs:
+            sub.client.drop_subscription(sub)
+
+    def _no_responders(self, origin: Client, subject: bytes, reply: bytes) -> None:
+        """Tell a requester at once that nobody listens, on its own reply subscription."""
+        if not is_valid_publish_subject(reply):
+            return
+        hdr = NO_RESPONDERS_HDR + b"Nats-Subject: " + subject + b"\r\n\r\n"
+        plain, groups = self.index.match(reply)
+        for sub in plain + tuple(s for members in groups for s in members):
+            if sub.client is origin:
+                origin.deliver(sub, reply, None, hdr, b"")
+                if sub.max_msgs:
+                    self._count(sub)
+                return

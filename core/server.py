@@ -1,0 +1,126 @@
+"""Server assembly: a hub, the doors the options ask for, signals, life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import sys
+
+from core.doors import Door, door_classes
+from core.hub import JETPORT_VERSION, Hub
+from core.log import configure, fatal, log
+from core.options import Options
+
+
+def _raise_fd_limit() -> None:
+    """Allow as many sockets as the system lets this process have."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    """One hub and its doors."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.hub = Hub(options)
+        self.doors: list[Door] = [cls(self.hub) for cls in door_classes() if cls.wanted(options)]
+        self._stop = asyncio.Event()
+        self._lame_duck: asyncio.Task | None = None
+
+    def door(self, name: str) -> Door | None:
+        return next((d for d in self.doors if d.name == name), None)
+
+    async def start(self) -> None:
+        opts, hub = self.options, self.hub
+        log.info("Starting jetport, nats-server %s compatible", hub.version)
+        log.info("  Version:  %s", JETPORT_VERSION)
+        log.info("  Name:     %s", hub.server_name)
+        log.info("  ID:       %s", hub.server_id)
+        if opts.config_file:
+            log.info("Using configuration file: %s", opts.config_file)
+        if opts.jetstream:
+            log.warning("JetStream requested but not available in this build")
+        for door in self.doors:
+            await door.start()
+        if opts.pid_file:
+            with open(opts.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+        hub.ready = True
+        log.info("Server is ready")
+
+    def install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.shutdown)
+        loop.add_signal_handler(signal.SIGUSR2, self.enter_lame_duck)
+
+    def shutdown(self) -> None:
+        log.info("Initiating Shutdown...")
+        self._stop.set()
+
+    def enter_lame_duck(self) -> None:
+        if self._lame_duck is None:
+            self._lame_duck = asyncio.get_running_loop().create_task(self._lame_duck_mode())
+
+    async def _lame_duck_mode(self) -> None:
+        opts = self.options
+        log.info("Entering lame duck mode, stop accepting new clients")
+        self.hub.lame_duck = True
+        await asyncio.gather(*(
+            d.lame_duck(opts.lame_duck_duration, opts.lame_duck_grace_period)
+            for d in self.doors
+        ))
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        for door in reversed(self.doors):
+            with contextlib.suppress(Exception):
+                await door.stop()
+        if self.options.pid_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.options.pid_file)
+        log.info("Server Exiting..")
+
+    async def serve(self) -> None:
+        """Start, run until a signal asks to stop, stop."""
+        await self.start()
+        self.install_signals()
+        await self.wait()
+        await self.stop()
+
+
+def run(options: Options) -> int:
+    """Run a server to completion in this process; the exit status."""
+    import uvloop
+
+    configure(options.debug, options.trace, options.logtime, options.log_file)
+    _raise_fd_limit()
+
+    async def main() -> int:
+        server = Server(options)
+        try:
+            await server.serve()
+        except OSError as exc:
+            fatal(f"Error listening on port: {exc}")
+            await server.stop()
+            return 1
+        return 0
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        try:
+            return runner.run(main())
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:  # startup failures: one fatal line, as nats-server
+            fatal(str(exc))
+            print(exc, file=sys.stderr)
+            return 1

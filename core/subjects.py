@@ -1,0 +1,312 @@
+"""Subjects: validation, wildcard matching and the subscription index.
+
+Subjects are ``bytes`` throughout the core: they arrive as bytes on every wire and
+leave as bytes again, so the hot path never decodes them.  A subject is a list of
+non-empty tokens separated by ``.``; in a subscription a token that is exactly ``*``
+matches one token and a final ``>`` matches one or more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+PWC = b"*"
+FWC = b">"
+_WHITESPACE = (b" ", b"\t", b"\r", b"\n", b"\f")
+
+
+def is_valid_publish_subject(subject: bytes) -> bool:
+    """No whitespace and no empty token: what any published subject must be.
+
+    Wildcard tokens are allowed; they are literal when published.
+    """
+    if not subject or subject[0] == 0x2E or subject[-1] == 0x2E or b".." in subject:
+        return False
+    return not any(ws in subject for ws in _WHITESPACE)
+
+
+def is_valid_subject(subject: bytes) -> bool:
+    """A subscription subject: wildcards allowed as whole tokens, ``>`` only last."""
+    if not is_valid_publish_subject(subject):
+        return False
+    if b">" in subject:
+        tokens = subject.split(b".")
+        return all(t != FWC for t in tokens[:-1])
+    return True
+
+
+def is_literal(subject: bytes) -> bool:
+    """True when no token is a wildcard (``foo*`` is a literal token)."""
+    if b"*" not in subject and b">" not in subject:
+        return True
+    return all(t != PWC and t != FWC for t in subject.split(b"."))
+
+
+def is_valid_literal_subject(subject: bytes) -> bool:
+    """A publish subject: valid and without wildcard tokens."""
+    return is_valid_publish_subject(subject) and is_literal(subject)
+
+
+def tokens_match(pattern: list[bytes], subject: list[bytes]) -> bool:
+    """Does the tokenized literal ``subject`` match the tokenized ``pattern``?"""
+    n = len(pattern)
+    for i, tok in enumerate(pattern):
+        if tok == FWC and i == n - 1:
+            return len(subject) > i
+        if i >= len(subject) or (tok != PWC and tok != subject[i]):
+            return False
+    return n == len(subject)
+
+
+def subject_matches(pattern: bytes, subject: bytes) -> bool:
+    """Does the literal ``subject`` match the subscription ``pattern``?"""
+    if pattern == subject:
+        return True
+    return tokens_match(pattern.split(b"."), subject.split(b"."))
+
+
+def subjects_overlap(a: bytes, b: bytes) -> bool:
+    """Could some literal subject match both patterns ``a`` and ``b``?"""
+    ta, tb = a.split(b"."), b.split(b".")
+    for i in range(max(len(ta), len(tb))):
+        x = ta[i] if i < len(ta) else None
+        y = tb[i] if i < len(tb) else None
+        if x == FWC or y == FWC:
+            return x is not None and y is not None
+        if x is None or y is None:
+            return False
+        if x != y and x != PWC and y != PWC:
+            return False
+    return True
+
+
+def is_subset(pattern: bytes, of: bytes) -> bool:
+    """Is every subject matched by ``pattern`` also matched by ``of``?"""
+    tp, to = pattern.split(b"."), of.split(b".")
+    for i, t in enumerate(to):
+        if t == FWC:
+            return len(tp) > i
+        if i >= len(tp):
+            return False
+        if tp[i] == FWC:
+            return False
+        if t != PWC and (tp[i] == PWC or tp[i] != t):
+            return False
+    return len(tp) == len(to)
+
+
+class Subscriber(Protocol):
+    """What the index needs to know about a subscription."""
+
+    subject: bytes
+    queue: bytes | None
+
+
+class Match(tuple):
+    """The result of a lookup: ``(plain, groups)``.
+
+    ``plain`` is a tuple of subscriptions that each get a copy; ``groups`` is a tuple of
+    tuples, one per queue group, of which one member gets a copy.  Results are immutable
+    snapshots so a subscription removed during delivery cannot disturb the loop.
+    """
+
+    __slots__ = ()
+
+
+EMPTY = Match(((), ()))
+
+
+class _Node:
+    __slots__ = ("plain", "queues", "level")
+
+    def __init__(self) -> None:
+        self.plain: dict[Subscriber, None] = {}
+        self.queues: dict[bytes, dict[Subscriber, None]] = {}
+        self.level: _Level | None = None
+
+    def empty(self) -> bool:
+        return not self.plain and not self.queues and (self.level is None or self.level.empty())
+
+
+class _Level:
+    __slots__ = ("nodes", "pwc", "fwc")
+
+    def __init__(self) -> None:
+        self.nodes: dict[bytes, _Node] = {}
+        self.pwc: _Node | None = None
+        self.fwc: _Node | None = None
+
+    def empty(self) -> bool:
+        return not self.nodes and self.pwc is None and self.fwc is None
+
+
+class SubjectIndex:
+    """A token trie of subscriptions with a bounded cache of match results.
+
+    The cache maps a literal subject to its :class:`Match`.  Inserting or removing a
+    literal subscription drops just that entry; a wildcard one drops every cached
+    subject it matches, so the cache is never stale.
+    """
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._root = _Level()
+        self._count = 0
+        self.cache: dict[bytes, Match] = {}
+        self.cache_size = cache_size
+
+    def __len__(self) -> int:
+        return self._count
+
+    def insert(self, sub: Subscriber) -> None:
+        level = self._root
+        node: _Node | None = None
+        for tok in sub.subject.split(b"."):
+            if node is not None:
+                if node.level is None:
+                    node.level = _Level()
+                level = node.level
+            if tok == PWC:
+                node = level.pwc = level.pwc or _Node()
+            elif tok == FWC:
+                node = level.fwc = level.fwc or _Node()
+            else:
+                node = level.nodes.get(tok)
+                if node is None:
+                    node = level.nodes[tok] = _Node()
+        assert node is not None
+        if sub.queue is None:
+            if sub in node.plain:
+                return
+            node.plain[sub] = None
+        else:
+            members = node.queues.setdefault(sub.queue, {})
+            if sub in members:
+                return
+            members[sub] = None
+        self._count += 1
+        self._invalidate(sub.subject)
+
+    def remove(self, sub: Subscriber) -> bool:
+        """Remove ``sub``; returns False when it was not indexed."""
+        path: list[tuple[_Level, bytes, _Node]] = []
+        level: _Level | None = self._root
+        node: _Node | None = None
+        for tok in sub.subject.split(b"."):
+            if level is None:
+                return False
+            if tok == PWC:
+                node = level.pwc
+            elif tok == FWC:
+                node = level.fwc
+            else:
+                node = level.nodes.get(tok)
+            if node is None:
+                return False
+            path.append((level, tok, node))
+            level = node.level
+        assert node is not None
+        if sub.queue is None:
+            if node.plain.pop(sub, False) is False:
+                return False
+        else:
+            members = node.queues.get(sub.queue)
+            if members is None or members.pop(sub, False) is False:
+                return False
+            if not members:
+                del node.queues[sub.queue]
+        self._count -= 1
+        for lvl, tok, n in reversed(path):
+            if not n.empty():
+                break
+            if tok == PWC:
+                lvl.pwc = None
+            elif tok == FWC:
+                lvl.fwc = None
+            else:
+                del lvl.nodes[tok]
+        self._invalidate(sub.subject)
+        return True
+
+    def _invalidate(self, pattern: bytes) -> None:
+        cache = self.cache
+        if not cache:
+            return
+        if is_literal(pattern):
+            cache.pop(pattern, None)
+            return
+        ptoks = pattern.split(b".")
+        for key in [k for k in cache if tokens_match(ptoks, k.split(b"."))]:
+            del cache[key]
+
+    def match(self, subject: bytes) -> Match:
+        """All subscriptions matching the literal ``subject``, cached."""
+        hit = self.cache.get(subject)
+        if hit is not None:
+            return hit
+        plain: list[Subscriber] = []
+        queues: dict[bytes, list[Subscriber]] = {}
+        _collect(self._root, subject.split(b"."), 0, plain, queues)
+        result = Match((tuple(plain), tuple(tuple(q) for q in queues.values()))) if (
+            plain or queues
+        ) else EMPTY
+        cache = self.cache
+        if len(cache) >= self.cache_size:
+            for key in list(cache)[: self.cache_size // 2]:
+                del cache[key]
+        cache[subject] = result
+        return result
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        stack = [self._root]
+        while stack:
+            level = stack.pop()
+            nodes = list(level.nodes.values())
+            nodes += [n for n in (level.pwc, level.fwc) if n is not None]
+            for node in nodes:
+                yield from node.plain
+                for members in node.queues.values():
+                    yield from members
+                if node.level is not None:
+                    stack.append(node.level)
+
+    def update(self, subs: Iterable[Subscriber]) -> None:
+        for sub in subs:
+            self.insert(sub)
+
+
+def _collect(
+    level: _Level,
+    toks: list[bytes],
+    i: int,
+    plain: list[Subscriber],
+    queues: dict[bytes, list[Subscriber]],
+) -> None:
+    last = len(toks) - 1
+    while True:
+        fwc = level.fwc
+        if fwc is not None:
+            _add(fwc, plain, queues)
+        pwc = level.pwc
+        if pwc is not None:
+            if i == last:
+                _add(pwc, plain, queues)
+            elif pwc.level is not None:
+                _collect(pwc.level, toks, i + 1, plain, queues)
+        node = level.nodes.get(toks[i])
+        if node is None:
+            return
+        if i == last:
+            _add(node, plain, queues)
+            return
+        if node.level is None:
+            return
+        level = node.level
+        i += 1
+
+
+def _add(node: _Node, plain: list[Subscriber], queues: dict[bytes, list[Subscriber]]) -> None:
+    if node.plain:
+        plain.extend(node.plain)
+    for name, members in node.queues.items():
+        queues.setdefault(name, []).extend(members)

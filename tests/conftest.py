@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from servers import ServerProcess, jetport, nats_server, nats_server_binary  # noqa: E402
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    """A Jetport hub with default options on a random port."""
+    server = jetport(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path):
+    """Start hubs with extra flags; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def make(*args: str, name: str = "jetport") -> ServerProcess:
+        server = jetport(tmp_path, *args, name=name).start()
+        started.append(server)
+        return server
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def reference(tmp_path: Path):
+    """The real nats-server, for differential tests."""
+    if nats_server_binary() is None:
+        pytest.skip("nats-server not installed")
+    server = nats_server(tmp_path).start()
+    yield server
+    server.stop()
