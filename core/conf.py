@@ -36,10 +36,9 @@ _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "o
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _BCRYPT_PREFIX = "2a$"  # "$2a$..." is a bcrypt hash, never a variable
 _NL = "\n\r"
-_BLANK = " \t"
 # Characters that end a bare string; a number ends on the same set minus "]".
-_STRING_END = frozenset(_NL + _BLANK + ";,]}")
-_NUMBER_END = frozenset(_NL + _BLANK + ";,}")
+_STRING_END = frozenset(_NL + " \t;,]}")
+_NUMBER_END = frozenset(_NL + " \t;,}")
 
 
 class ConfError(ValueError):
@@ -136,7 +135,7 @@ class _Parser:
     # -- skipping -------------------------------------------------------------------
 
     def skip_blank(self) -> None:
-        while self.peek() in _BLANK and self.peek():
+        while self.peek() in (" ", "\t"):
             self.pos += 1
 
     def skip_space(self) -> None:
@@ -331,7 +330,7 @@ class _Parser:
             raise self.error(f"expected an include path, got {self.describe(ch)}")
         else:
             start = self.pos
-            while self.peek() and self.peek() not in _NL + _BLANK + ";}'":
+            while self.peek() and self.peek() not in _NL + " \t;}'":
                 self.pos += 1
             name = self.text[start : self.pos]
             if self.peek() == "'":

@@ -31,8 +31,10 @@ def free_port() -> int:
 class ServerProcess:
     """A server subprocess whose log goes to a file, ready once it says so."""
 
-    def __init__(self, argv: list[str], log_path: Path, env: dict | None = None) -> None:
+    def __init__(self, argv: list[str], log_path: Path, env: dict | None = None,
+                 cwd: Path = ROOT) -> None:
         self.argv = argv
+        self.cwd = cwd
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -47,7 +49,7 @@ class ServerProcess:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+            self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd,
             env={**os.environ, **(self.env or {})},
         )
         deadline = time.monotonic() + timeout

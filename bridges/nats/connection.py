@@ -73,6 +73,7 @@ class NatsClient(Client, asyncio.Protocol):
         self.congested = False
         self._reading_paused = False
         self.tls = False
+        self._early: list[bytes] | None = None
 
     # -- connection life cycle ----------------------------------------------------
 
@@ -102,6 +103,9 @@ class NatsClient(Client, asyncio.Protocol):
     async def _start_tls(self) -> None:
         assert self.transport is not None
         timeout = self.hub.options.tls_timeout
+        # Bytes decrypted before start_tls returns must wait for the TLS transport,
+        # or the replies would go out in clear on the raw socket.
+        self._early: list[bytes] | None = []
         try:
             new = await asyncio.wait_for(
                 self._loop.start_tls(
@@ -119,6 +123,9 @@ class NatsClient(Client, asyncio.Protocol):
             return
         self.transport = new
         self.tls = True
+        early, self._early = self._early, None
+        if early:
+            self.data_received(b"".join(early))
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in self._timers.values():
@@ -304,6 +311,9 @@ class NatsClient(Client, asyncio.Protocol):
     # -- input --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            self._early.append(data)
+            return
         self._active = True
         self.last_activity = time.time()
         events = self.codec.receive_data(data)

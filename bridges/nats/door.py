@@ -112,12 +112,11 @@ class NatsDoor:
         await asyncio.sleep(min(grace, duration))
         clients = list(self.clients)
         random.shuffle(clients)
-        if clients:
-            step = max(duration - grace, 0) / len(clients)
-            for c in clients:
-                c.close("lame duck")
-                if step:
-                    await asyncio.sleep(step)
+        step = max(duration - grace, 0) / max(len(clients), 1)
+        for i, c in enumerate(clients):
+            if i and step:
+                await asyncio.sleep(step)
+            c.close("lame duck")
 
     async def stop(self) -> None:
         if self.server is not None:

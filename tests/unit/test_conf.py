@@ -28,7 +28,9 @@ def one(text: str) -> object:
 # -- separators, blocks, arrays, comments ---------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["port: 4222", "port = 4222", "port 4222", "port:4222", "port=4222"])
+@pytest.mark.parametrize(
+    "text", ["port: 4222", "port = 4222", "port 4222", "port:4222", "port=4222"]
+)
 def test_key_separators(text: str) -> None:
     assert parse(text) == {"port": 4222}
 
@@ -98,7 +100,7 @@ def test_top_level_entries_on_one_line_separated_by_commas() -> None:
 
 
 def test_quoted_keys() -> None:
-    assert parse('"my key": 1\n\'other\' = 2') == {"my key": 1, "other": 2}
+    assert parse("\"my key\": 1\n'other' = 2") == {"my key": 1, "other": 2}
 
 
 def test_keys_keep_their_case() -> None:
@@ -410,9 +412,7 @@ VALID_CONFIGS = {
     ),
     "jetstream_enabled": "jetstream: enabled\nstore_dir: /tmp/jetport-js\n",
     "jetstream_empty_block": "jetstream {}\n",
-    "authorization": (
-        "authorization {\n  user: alice\n  password: 's3cr3t'\n  timeout: 2.5\n}\n"
-    ),
+    "authorization": ("authorization {\n  user: alice\n  password: 's3cr3t'\n  timeout: 2.5\n}\n"),
     "token": 'authorization { token: "abc" }\n',
     "durations": (
         'ping_interval: "30s"\nping_max: 3\nwrite_deadline: "2s"\n'

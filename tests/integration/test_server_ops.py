@@ -1,0 +1,264 @@
+"""Running the hub as nats-server is run: flags, config, signals, limits, monitoring."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from rawnats import Raw
+from servers import ROOT, ServerProcess, free_port
+
+
+def write(tmp: Path, name: str, text: str) -> str:
+    path = tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+def serve(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core.cli", "serve", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
+    for port in (4222, 8222):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} unavailable: something else listens there")
+    server = ServerProcess([sys.executable, "-m", "core.cli", "serve"], tmp_path / "emb.log",
+                           cwd=tmp_path)
+    server.start()
+    try:
+        log = server.log()
+        assert "Listening for client connections on 0.0.0.0:4222" in log
+        assert "Starting http monitor on 0.0.0.0:8222" in log
+        assert httpx.get("http://127.0.0.1:8222/healthz").json() == {"status": "ok"}
+        raw = Raw(4222)
+        raw.handshake()
+        raw.close()
+    finally:
+        server.stop()
+
+
+def test_flag_spellings_and_server_name(make_hub) -> None:
+    port = free_port()
+    hub = make_hub(f"--port={port}", "-n", "alpha", "-m=-1")
+    assert hub.port == port
+    raw = Raw(hub.port)
+    assert raw.info["server_name"] == "alpha"
+    assert raw.info["version"].startswith("2.10.")
+    varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
+    assert varz["server_name"] == "alpha" and varz["port"] == port
+
+
+def test_unsupported_flag_fails_clearly() -> None:
+    out = serve("--routes", "nats://127.0.0.1:6222")
+    assert out.returncode != 0
+    assert "routes" in out.stderr and "not supported" in out.stderr
+
+
+def test_config_file_and_flag_override(tmp_path: Path, make_hub) -> None:
+    conf = write(tmp_path, "hub.conf", """
+        # nats-server style
+        server_name: from_file
+        max_payload = 2KB
+        authorization {
+          user: alice
+          password: "s3cret"
+        }
+    """)
+    hub = make_hub("-c", conf, "-n", "from_flag")
+    raw = Raw(hub.port)
+    assert raw.info["server_name"] == "from_flag"
+    assert raw.info["max_payload"] == 2048
+    assert raw.info["auth_required"] is True
+
+
+def test_unknown_config_key_names_file_and_line(tmp_path: Path) -> None:
+    conf = write(tmp_path, "bad.conf", "port: 4333\nbogus_key: 1\n")
+    out = serve("-c", conf)
+    assert out.returncode != 0
+    assert f"{conf}:2" in out.stderr
+    assert "[FTL]" in out.stderr
+
+
+def test_port_in_use_is_fatal() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        out = serve("-a", "127.0.0.1", "-p", str(s.getsockname()[1]))
+    assert out.returncode == 1
+    assert "[FTL]" in out.stderr
+
+
+def test_pid_and_log_files(tmp_path: Path, make_hub) -> None:
+    pid, logf = tmp_path / "j.pid", tmp_path / "j.log"
+    server = ServerProcess(
+        [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", "-1",
+         "-P", str(pid), "-l", str(logf)], tmp_path / "stdout.log",
+    )
+    server.log_path = logf
+    server.start()
+    assert int(pid.read_text()) == server.proc.pid
+    assert "Server is ready" in logf.read_text()
+    assert server.stop() == 0
+    assert "Server Exiting" in logf.read_text()
+
+
+async def test_sigterm_shuts_down_cleanly(hub) -> None:
+    nc = await nats.connect(hub.url, max_reconnect_attempts=0)
+    assert hub.stop(signal.SIGTERM) == 0
+    assert "Server Exiting" in hub.log()
+    await nc.close()
+
+
+def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub) -> None:
+    conf = write(tmp_path, "ldm.conf", 'lame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n')
+    hub = make_hub("-c", conf)
+    raw = Raw(hub.port)
+    raw.handshake()
+    hub.send_signal(signal.SIGUSR2)
+    line = raw.read_line(timeout=3)
+    assert line.startswith(b"INFO ") and json.loads(line[5:])["ldm"] is True
+    _, closed = raw.read_until_closed(timeout=3)
+    assert closed
+    with pytest.raises(OSError):
+        Raw(hub.port, timeout=0.5)
+    assert "Entering lame duck mode" in hub.log()
+
+
+def test_monitoring_endpoints(make_hub) -> None:
+    hub = make_hub("-m", "-1")
+    base = f"http://127.0.0.1:{hub.http_port}"
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    raw = Raw(hub.port)
+    raw.handshake(name="probe", lang="raw", version="1")
+    raw.send(b"SUB a 1\r\nSUB b 2\r\nPUB a 5\r\nhello\r\nPING\r\n")
+    raw.read_line()
+    assert raw.read_line() == b"hello"
+    varz = httpx.get(f"{base}/varz").json()
+    for key in ("server_id", "version", "connections", "in_msgs", "out_msgs", "in_bytes",
+                "out_bytes", "mem", "max_payload", "uptime", "subscriptions", "slow_consumers"):
+        assert key in varz, key
+    assert varz["connections"] == 1 and varz["in_msgs"] == 1 and varz["out_bytes"] == 5
+    assert varz["mem"] > 0
+    connz = httpx.get(f"{base}/connz?subs=1").json()
+    assert connz["num_connections"] == 1
+    c = connz["connections"][0]
+    assert c["name"] == "probe" and c["lang"] == "raw" and c["subscriptions"] == 2
+    assert c["in_msgs"] == 1 and c["out_msgs"] == 1 and c["in_bytes"] == 5
+    assert sorted(c["subscriptions_list"]) == ["a", "b"]
+    assert httpx.get(f"{base}/connz?sort=bogus").status_code == 400
+    paged = httpx.get(f"{base}/connz?offset=1").json()
+    assert paged["connections"] == [] and paged["total"] == 1
+
+
+def test_max_connections(tmp_path: Path, make_hub) -> None:
+    hub = make_hub("-c", write(tmp_path, "mc.conf", "max_connections: 2\n"))
+    a, b = Raw(hub.port), Raw(hub.port)
+    c = Raw(hub.port)
+    out, closed = c.read_until_closed()
+    assert b"-ERR 'maximum connections exceeded'" in out and closed
+    a.handshake()
+    b.handshake()
+
+
+def test_stale_connection(tmp_path: Path, make_hub) -> None:
+    hub = make_hub("-c", write(tmp_path, "p.conf", 'ping_interval: "300ms"\nping_max: 2\n'))
+    quiet = Raw(hub.port)
+    quiet.handshake()
+    out, closed = quiet.read_until_closed(timeout=3)
+    assert out.count(b"PING\r\n") == 2
+    assert out.endswith(b"-ERR 'Stale Connection'\r\n") and closed
+    # a client that answers stays
+    lively = Raw(hub.port)
+    lively.handshake()
+    for _ in range(4):
+        assert lively.read_line() == b"PING"
+        lively.send(b"PONG\r\n")
+
+
+def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub) -> None:
+    hub = make_hub("-m", "-1", "-c", write(
+        tmp_path, "sc.conf", 'max_pending: 256KB\nmax_payload: 64KB\nwrite_deadline: "500ms"\n'))
+    slow = socket.create_connection(("127.0.0.1", hub.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(b'CONNECT {"verbose":false}\r\nSUB big 1\r\nPING\r\n')
+    time.sleep(0.2)
+    pub = Raw(hub.port)
+    pub.handshake()
+    payload = b"x" * 1000
+    frame = b"PUB big 1000\r\n" + payload + b"\r\n"
+    deadline = time.monotonic() + 10
+    varz = {}
+    while time.monotonic() < deadline:
+        pub.send(frame * 100)
+        varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
+        if varz["slow_consumers"]:
+            break
+    assert varz["slow_consumers"] == 1
+    pub.send(b"PING\r\n")
+    assert pub.read_until_closed(timeout=1)[0].endswith(b"PONG\r\n")
+    assert varz["mem"] < 200 * 1024 * 1024
+    slow.close()
+
+
+async def test_user_password_and_auth_timeout(tmp_path: Path, make_hub) -> None:
+    hub = make_hub("--user", "alice", "--pass", "pw")
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(hub.url, user="alice", password="nope", max_reconnect_attempts=0,
+                           allow_reconnect=False)
+    nc = await nats.connect(hub.url, user="alice", password="pw")
+    await nc.close()
+    raw = Raw(hub.port)
+    assert raw.info["auth_required"] is True
+    raw.send(b"PING\r\n")
+    out, closed = raw.read_until_closed()
+    assert out == b"-ERR 'Authorization Violation'\r\n" and closed
+    silent = Raw(hub.port)
+    out, closed = silent.read_until_closed(timeout=4)
+    assert out == b"-ERR 'Authentication Timeout'\r\n" and closed
+
+
+async def test_token_auth(make_hub) -> None:
+    hub = make_hub("--auth", "t0ken")
+    nc = await nats.connect(hub.url, token="t0ken")
+    await nc.close()
+    raw = Raw(hub.port)
+    raw.send(b'CONNECT {"auth_token":"bad"}\r\n')
+    out, closed = raw.read_until_closed()
+    assert out == b"-ERR 'Authorization Violation'\r\n" and closed
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> tuple[str, str]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-nodes", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+async def test_tls(certs: tuple[str, str], make_hub) -> None:
+    import ssl
+
+    cert, key = certs
+    hub = make_hub("--tls", "--tlscert", cert, "--tlskey", key)
+    assert Raw(hub.port).info["tls_required"] is True
+    ctx = ssl.create_default_context(cafile=cert)
+    nc = await nats.connect(f"tls://127.0.0.1:{hub.port}", tls=ctx)
+    sub = await nc.subscribe("secure")
+    await nc.publish("secure", b"s3")
+    assert (await sub.next_msg(2)).data == b"s3"
+    await nc.close()
