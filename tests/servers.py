@@ -47,7 +47,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the process
         self.proc = subprocess.Popen(
             self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd,
             env={**os.environ, **(self.env or {})},

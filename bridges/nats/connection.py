@@ -113,7 +113,7 @@ class NatsClient(Client, asyncio.Protocol):
                 ),
                 timeout,
             )
-        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ConnectionError) as exc:
             log.error("%s:%s - cid:%d - TLS handshake error: %s", self.ip, self.port,
                       self.cid, exc or "timeout")
             if self.transport is not None and not self.closed:
@@ -328,7 +328,7 @@ class NatsClient(Client, asyncio.Protocol):
         publish_many = self.account.router.publish_many
         for ev in events:
             op = ev[0]
-            if op == OP_PUB or op == OP_PUBS:
+            if op in (OP_PUB, OP_PUBS):
                 subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
                 if op == OP_PUB:
                     count = 1

@@ -121,7 +121,8 @@ async def test_sigterm_shuts_down_cleanly(hub) -> None:
 
 
 def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub) -> None:
-    conf = write(tmp_path, "ldm.conf", 'lame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n')
+    conf = write(tmp_path, "ldm.conf",
+                 'lame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n')
     hub = make_hub("-c", conf)
     raw = Raw(hub.port)
     raw.handshake()

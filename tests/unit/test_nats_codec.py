@@ -68,7 +68,8 @@ def test_pub_sub_unsub_ping_pong() -> None:
 
 
 def test_consecutive_pubs_to_one_subject_are_gathered() -> None:
-    data = b"PUB a 1\r\nx\r\nPUB a 2\r\nyy\r\nPUB a r 1\r\nz\r\nPUB a r 0\r\n\r\nPING\r\nPUB a 1\r\nw\r\n"
+    data = (b"PUB a 1\r\nx\r\nPUB a 2\r\nyy\r\nPUB a r 1\r\nz\r\nPUB a r 0\r\n\r\n"
+            b"PING\r\nPUB a 1\r\nw\r\n")
     assert ServerCodec().receive_data(data) == [
         (OP_PUBS, b"a", None, None, [b"x", b"yy"]),
         (OP_PUBS, b"a", b"r", None, [b"z", b""]),
