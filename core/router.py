@@ -34,6 +34,7 @@ class Subscription:
         self.queue = queue
         #: Auto-unsubscribe after this many deliveries (0 = never).
         self.max_msgs = 0
+        #: Messages delivered so far; UNSUB max counts them.
         self.delivered = 0
 
 
@@ -86,6 +87,7 @@ class Router:
                 continue
             client.deliver(sub, subject, reply, hdr, payload)
             n += 1
+            sub.delivered += 1
             if sub.max_msgs:
                 self._count(sub)
         if groups:
@@ -114,10 +116,12 @@ class Router:
                         break
                     client.deliver(sub, subject, reply, None, payload)
                     n += 1
+                    sub.delivered += 1
                     self._count(sub)
             else:
                 client.deliver_many(sub, subject, reply, payloads)
                 n += len(payloads)
+                sub.delivered += len(payloads)
         if groups:
             for payload in payloads:
                 n += self._to_groups(groups, origin, subject, reply, None, payload)
@@ -149,13 +153,14 @@ class Router:
                     continue
                 client.deliver(sub, subject, reply, hdr, payload)
                 n += 1
+                sub.delivered += 1
                 if sub.max_msgs:
                     self._count(sub)
                 break
         return n
 
     def _count(self, sub: Subscription) -> None:
-        sub.delivered += 1
+        """Drop a subscription that has had its ``max_msgs``."""
         if sub.delivered >= sub.max_msgs:
             sub.client.drop_subscription(sub)
 
@@ -168,6 +173,7 @@ class Router:
         for sub in plain + tuple(s for members in groups for s in members):
             if sub.client is origin:
                 origin.deliver(sub, reply, None, hdr, b"")
+                sub.delivered += 1
                 if sub.max_msgs:
                     self._count(sub)
                 return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTEN = re.compile(rb"Listening for client connections on ([^\s:]+|\[[^\]]+\]):(\d+)")
@@ -90,6 +93,31 @@ class ServerProcess:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def restart(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> ServerProcess:
+        """Stop (if running) and start a new process listening on the same port.
+
+        The port is pinned with a trailing ``-p`` (the last flag wins), so clients with
+        reconnect enabled find the new server where the old one was.
+        """
+        port = self.port
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(sig)
+        argv = self.argv
+        if port:
+            self.argv = [*argv, "-p", str(port)]
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    return self.start(max(deadline - time.monotonic(), 1.0))
+                except RuntimeError:
+                    # The old listener's port may take a moment to become free again.
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            self.argv = argv
+
 
 def jetport(tmp: Path, *args: str, name: str = "jetport") -> ServerProcess:
     argv = [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", "-1", *args]
@@ -101,3 +129,139 @@ def nats_server(tmp: Path, *args: str, name: str = "nats-server") -> ServerProce
     assert binary is not None
     argv = [binary, "-a", "127.0.0.1", "-p", "-1", *args]
     return ServerProcess(argv, tmp / f"{name}.log")
+
+
+# -- protocol-level clients -----------------------------------------------------------
+
+PING = b"PING\r\n"
+PONG = b"PONG\r\n"
+
+
+class RawClient:
+    """A bare TCP connection speaking the NATS text protocol by hand.
+
+    ``info`` is the parsed INFO the server greeted with; everything the server sends
+    afterwards is read with :meth:`until`, :meth:`sync` or :meth:`collect`.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.info: dict[str, Any] = {}
+        self.info_line = b""
+        self.buf = b""
+        self.eof = False
+
+    @classmethod
+    async def open(
+        cls, port: int, connect: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> RawClient:
+        """Connect, read the INFO line and, when ``connect`` is given, send CONNECT."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        raw = cls(reader, writer)
+        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout)
+        assert line.startswith(b"INFO "), line
+        raw.info_line = line
+        raw.info = json.loads(line[5:].strip())
+        if connect is not None:
+            await raw.send(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
+        return raw
+
+    async def send(self, data: bytes) -> bool:
+        """Write ``data``; False when the connection is already gone."""
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            return False
+        return True
+
+    async def _read_more(self, timeout: float) -> bool:
+        """Read one chunk into ``buf``; False on EOF (sets ``eof``) or timeout."""
+        if self.eof:
+            return False
+        try:
+            data = await asyncio.wait_for(self.reader.read(1 << 20), timeout)
+        except TimeoutError:
+            return False
+        except (ConnectionError, OSError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    async def until(self, marker: bytes, timeout: float = 2.0) -> bytes:
+        """Everything up to and including ``marker``, or all that came before EOF/timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while marker not in self.buf:
+            left = deadline - loop.time()
+            if left <= 0 or not await self._read_more(left):
+                break
+        i = self.buf.find(marker)
+        end = len(self.buf) if i < 0 else i + len(marker)
+        out, self.buf = self.buf[:end], self.buf[end:]
+        return out
+
+    async def sync(self, timeout: float = 2.0) -> bytes:
+        """Send PING and return what arrived before the PONG (the PONG itself dropped).
+
+        If the server closes the connection instead, returns what it sent before EOF.
+        """
+        await self.send(PING)
+        out = await self.until(PONG, timeout)
+        return out[: -len(PONG)] if out.endswith(PONG) else out
+
+    async def collect(self, timeout: float = 0.3) -> bytes:
+        """Everything the server sends until it is quiet for ``timeout`` or closes."""
+        while await self._read_more(timeout):
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    async def closed(self, timeout: float = 2.0) -> bool:
+        """True once the server has closed the connection (within ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.eof:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await self._read_more(left)
+        return self.eof
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+
+
+class Inbox:
+    """A subscription callback that keeps messages and wakes waiters as they arrive."""
+
+    def __init__(self) -> None:
+        self.msgs: list[Any] = []
+        self._changed = asyncio.Event()
+
+    async def cb(self, msg: Any) -> None:
+        """Pass as ``cb=inbox.cb`` to ``subscribe``."""
+        self.msgs.append(msg)
+        self._changed.set()
+
+    @property
+    def data(self) -> list[bytes]:
+        return [m.data for m in self.msgs]
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Any]:
+        """Wait until at least ``count`` messages arrived (or fail after ``timeout``)."""
+        async def wait() -> None:
+            while len(self.msgs) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+        return self.msgs

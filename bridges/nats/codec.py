@@ -138,22 +138,22 @@ class ServerCodec:
             line = parts[i]
             if line != prev:
                 if line.startswith(b"PUB "):
-                    if b"\n" in line:
-                        self._positional(buf, pos, events)
-                        return
+                    known = _PUB_LINES.get(line)
+                    if known is None:
+                        if b"\n" in line:
+                            self._positional(buf, pos, events)
+                            return
+                        known = _parse_pub_line(line)
+                        if known is None:
+                            self._close(events, None)
+                            return
+                    s, r, size = known
                     if len(line) - 4 > self.max_control_line:
                         self._close(events, ERR_CONTROL_LINE)
                         return
-                    args = line[4:].split()
-                    nargs = len(args)
-                    if nargs not in (2, 3) or not args[-1].isdigit():
-                        self._close(events, None)
-                        return
-                    size = int(args[-1])
                     if size > self.max_payload:
                         self._close(events, ERR_MAX_PAYLOAD)
                         return
-                    s, r = args[0], args[1] if nargs == 3 else None
                     if s != subject or r != reply:
                         subject, reply, run, open_run = s, r, None, False
                     prev = line
@@ -347,6 +347,25 @@ class ServerCodec:
         self._chunks = []
         events.append((OP_CLOSE, text))
         return events
+
+
+#: Parsed PUB control lines.  Publishers repeat subjects and sizes, so most lines have
+#: been seen before; the cache is shared by all connections and only holds syntax.
+_PUB_LINES: dict[bytes, tuple[bytes, bytes | None, int]] = {}
+_PUB_LINES_MAX = 8192
+
+
+def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
+    """``PUB <subject> [reply] <size>`` → its parts, or None when malformed."""
+    args = line[4:].split()
+    nargs = len(args)
+    if nargs not in (2, 3) or not args[-1].isdigit():
+        return None
+    parsed = (args[0], args[1] if nargs == 3 else None, int(args[-1]))
+    if len(_PUB_LINES) >= _PUB_LINES_MAX:
+        _PUB_LINES.clear()
+    _PUB_LINES[line] = parsed
+    return parsed
 
 
 def _resync(parts: list[bytes], i: int, pos: int, new: int) -> tuple[int, int]:

@@ -57,8 +57,9 @@ class NatsClient(Client, asyncio.Protocol):
         self.door = door
         self.codec = ServerCodec(opts.max_control_line, opts.max_payload)
         self.max_pending = opts.max_pending
-        self.verbose = False
-        self.pedantic = False
+        # Until CONNECT says otherwise a client is verbose and pedantic (nats-server).
+        self.verbose = True
+        self.pedantic = True
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
@@ -343,17 +344,18 @@ class NatsClient(Client, asyncio.Protocol):
                     ) * count)
                     continue
                 if self.pedantic and not is_literal(subject):
+                    # nats-server complains but still delivers a wildcard subject
                     self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
+                elif self.verbose:
+                    self.write(OK * count)
                 try:
                     if count == 1 and op == OP_PUB:
                         publish(self, subject, reply, hdr, body)
                     else:
                         publish_many(self, subject, reply, body)
                 except InvalidSubject:
-                    self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
-                    continue
-                if self.verbose:
-                    self.write(OK * count)
+                    if self.pedantic:
+                        self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
             elif op == OP_PING:
                 self.write(PONG)
             elif op == OP_PONG:
