@@ -382,6 +382,25 @@ def _pub(subject: bytes, reply: bytes | None, hsize: int, body: bytes) -> Event:
     return (OP_PUB, subject, reply, None, body)
 
 
+_NAMES = {OP_PUB: "PUB", OP_PUBS: "PUB", OP_SUB: "SUB", OP_UNSUB: "UNSUB",
+          OP_CONNECT: "CONNECT", OP_PING: "PING", OP_PONG: "PONG", OP_ERROR: "ERR",
+          OP_CLOSE: "CLOSE"}
+
+
+def describe(event: Event) -> str:
+    """One event as a protocol trace line shows it, e.g. ``[SUB foo q 1]``."""
+    op = event[0]
+    if op in (OP_PUB, OP_PUBS):
+        n = len(event[4]) if op == OP_PUBS else 1
+        parts = [p.decode(errors="replace") for p in event[1:3] if p]
+        return f"[PUB {' '.join(parts)}]" + (f" x{n}" if n > 1 else "")
+    if op == OP_CONNECT:
+        return f"[CONNECT {json.dumps(event[1], separators=(',', ':'))}]"
+    args = [a if isinstance(a, str) else a.decode(errors="replace") if isinstance(a, bytes)
+            else str(a) for a in event[1:] if a is not None]
+    return f"[{' '.join([_NAMES[op], *args])}]"
+
+
 # -- server to client ---------------------------------------------------------------
 
 

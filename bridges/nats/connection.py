@@ -27,11 +27,12 @@ from bridges.nats.codec import (
     PING,
     PONG,
     ServerCodec,
+    describe,
     encode_err,
     encode_info,
 )
 from core.client import Client
-from core.log import log
+from core.log import TRACE, log
 from core.router import InvalidSubject, Subscription
 from core.subjects import is_literal
 
@@ -75,6 +76,7 @@ class NatsClient(Client, asyncio.Protocol):
         self._reading_paused = False
         self.tls = False
         self._early: list[bytes] | None = None
+        self._trace = log.isEnabledFor(TRACE)
 
     # -- connection life cycle ----------------------------------------------------
 
@@ -320,6 +322,10 @@ class NatsClient(Client, asyncio.Protocol):
         events = self.codec.receive_data(data)
         if not self.codec.connected and self.hub.auth.required:
             events = self._before_connect(events)
+        if self._trace:
+            for ev in events:
+                log.log(TRACE, "%s:%s - cid:%d - <<- %s", self.ip, self.port, self.cid,
+                        describe(ev))
         self._process(events)
         if self._flow.hit:
             self._flow.after_input(self)

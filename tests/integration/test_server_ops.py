@@ -263,3 +263,17 @@ async def test_tls(certs: tuple[str, str], make_hub) -> None:
     await nc.publish("secure", b"s3")
     assert (await sub.next_msg(2)).data == b"s3"
     await nc.close()
+
+
+def test_debug_and_trace_logging(make_hub) -> None:
+    hub = make_hub("-DV")
+    raw = Raw(hub.port)
+    raw.handshake()
+    raw.send(b"SUB traced 7\r\nPING\r\n")
+    assert raw.read_line() == b"PONG"
+    log = hub.log()
+    assert "[DBG]" in log and "Client connection created" in log
+    assert "[TRC]" in log and "<<- [SUB traced 7]" in log
+    quiet = make_hub(name="quiet")
+    Raw(quiet.port).handshake()
+    assert "[TRC]" not in quiet.log() and "[DBG]" not in quiet.log()
