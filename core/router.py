@@ -7,9 +7,16 @@ no-responders behave the same whichever door a message came in by.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.subjects import SubjectIndex, is_valid_publish_subject, is_valid_subject
+from core.subjects import (
+    SubjectIndex,
+    is_literal,
+    is_valid_publish_subject,
+    is_valid_subject,
+    subject_matches,
+)
 
 if TYPE_CHECKING:
     from core.client import Client
@@ -44,11 +51,36 @@ class Router:
     def __init__(self) -> None:
         self.index = SubjectIndex()
         self._rr = 0
+        #: literal subject -> callbacks run when a subscription starts matching it
+        self._watchers: dict[bytes, list[Callable[[], None]]] = {}
 
     def subscribe(self, sub: Subscription) -> None:
         if not is_valid_subject(sub.subject):
             raise InvalidSubject(sub.subject)
         self.index.insert(sub)
+        if self._watchers:
+            self._notify(sub.subject)
+
+    def watch(self, subject: bytes, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever someone subscribes to something matching
+        ``subject`` (push consumers wait for their deliver subject this way)."""
+        self._watchers.setdefault(subject, []).append(callback)
+
+    def unwatch(self, subject: bytes, callback: Callable[[], None]) -> None:
+        callbacks = self._watchers.get(subject, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks:
+            self._watchers.pop(subject, None)
+
+    def _notify(self, pattern: bytes) -> None:
+        if is_literal(pattern):
+            hits = self._watchers.get(pattern, ())
+        else:
+            hits = [cb for subject, cbs in self._watchers.items()
+                    if subject_matches(pattern, subject) for cb in cbs]
+        for callback in list(hits):
+            callback()
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.index.remove(sub)
@@ -94,6 +126,26 @@ class Router:
             n += self._to_groups(groups, origin, subject, reply, hdr, payload)
         if not n and reply and origin is not None and origin.no_responders:
             self._no_responders(origin, subject, reply)
+        return n
+
+    def deliver_as(
+        self, route: bytes, shown: bytes, reply: bytes | None, hdr: bytes | None, payload: bytes
+    ) -> int:
+        """Route by ``route`` but present the message under ``shown``.
+
+        JetStream deliveries travel to a deliver subject or a pull inbox while clients
+        see the subject the message was stored under.
+        """
+        plain, groups = self.match(route)
+        n = 0
+        for sub in plain:
+            sub.client.deliver(sub, shown, reply, hdr, payload)
+            n += 1
+            sub.delivered += 1
+            if sub.max_msgs:
+                self._count(sub)
+        if groups:
+            n += self._to_groups(groups, None, shown, reply, hdr, payload)
         return n
 
     def publish_many(

@@ -45,7 +45,10 @@ class Server:
         if opts.config_file:
             log.info("Using configuration file: %s", opts.config_file)
         if opts.jetstream:
-            log.warning("JetStream requested but not available in this build")
+            from core.jetstream.engine import JetStream
+
+            hub.jetstream = JetStream(hub)
+            await hub.jetstream.start()
         for door in self.doors:
             await door.start()
         if opts.pid_file:
@@ -85,6 +88,8 @@ class Server:
         for door in reversed(self.doors):
             with contextlib.suppress(Exception):
                 await door.stop()
+        if self.hub.jetstream is not None:
+            await self.hub.jetstream.stop()
         if self.options.pid_file:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.pid_file)

@@ -2,21 +2,19 @@
 
 The benchmark must measure the server, not a client library, so these connections speak the
 wire protocol directly on ``asyncio.Protocol`` and keep per-message Python work to a minimum:
-publishers write pre-encoded frame batches, counters only scan for the ``MSG `` marker.
+publishers write pre-encoded frame batches; subscribers that only count live in ``counter``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 CONNECT_OPTS = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
-MSG_MARK = b"MSG "
 PING_MARK = b"PING\r\n"
 PONG = b"PONG\r\n"
 # Payload filler: lowercase only, so it can never form "MSG " or "PING\r\n".
@@ -27,6 +25,13 @@ WRITE_LOW = 256 << 10
 
 class ProtocolError(Exception):
     """The server refused or dropped a connection."""
+
+
+def fail(fut: asyncio.Future[Any] | None, reason: str) -> None:
+    """Fail a future that nobody may be awaiting any more, without "never retrieved" noise."""
+    if fut is not None and not fut.done():
+        fut.set_exception(ProtocolError(reason))
+        fut.exception()
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,13 @@ def pub_frame(subject: str, payload: bytes, reply: str = "") -> bytes:
     return head.encode() + payload + b"\r\n"
 
 
-class RawConn(asyncio.Protocol):
+class RawConn(asyncio.BaseProtocol):
     """Handshake, write flow control and server PING handling shared by every role.
 
     Until the handshake PONG arrives, input is parsed line by line; afterwards it goes to
-    ``on_data``, which subclasses make as cheap as their role allows.
+    ``on_data``, which subclasses make as cheap as their role allows. It derives from
+    ``BaseProtocol`` (with ``data_received``) rather than ``Protocol`` so that a subclass can
+    also be a ``BufferedProtocol``: uvloop only uses ``get_buffer`` on non-``Protocol`` classes.
     """
 
     def __init__(self, endpoint: Endpoint, name: str, setup: bytes = b"") -> None:
@@ -83,7 +90,7 @@ class RawConn(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._tail = b""
 
-    # -- asyncio.Protocol -------------------------------------------------------------------
+    # -- asyncio protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
@@ -106,9 +113,8 @@ class RawConn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         reason = self.error or (f"connection lost: {exc}" if exc else "closed by server")
         self.error = reason
-        for fut in (self.ready, self._drain):
-            if fut is not None and not fut.done():
-                fut.set_exception(ProtocolError(reason))
+        fail(self.ready, reason)
+        fail(self._drain, reason)
         if not self.closed.done():
             self.closed.set_result(None)
         self.on_lost(reason)
@@ -131,8 +137,7 @@ class RawConn(asyncio.Protocol):
                     self.ready.set_result(None)
             elif line.startswith(b"-ERR"):
                 self.error = line.decode(errors="replace")
-                if not self.ready.done():
-                    self.ready.set_exception(ProtocolError(self.error))
+                fail(self.ready, self.error)
                 self.close()
                 return
         rest, self._hbuf = self._hbuf, b""
@@ -169,6 +174,11 @@ class RawConn(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    @property
+    def paused(self) -> bool:
+        """True while the transport's write buffer is above the high-water mark."""
+        return self._drain is not None
+
     async def drained(self) -> None:
         """Wait while the transport's write buffer is above the high-water mark."""
         if self._drain is not None:
@@ -177,33 +187,6 @@ class RawConn(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-class Counter(RawConn):
-    """Subscriber that only counts deliveries.
-
-    ``bytes.count`` runs at memory speed; a 3-byte carry catches markers split across reads.
-    """
-
-    def __init__(self, endpoint: Endpoint, name: str, setup: bytes, expected: int) -> None:
-        super().__init__(endpoint, name, setup)
-        self.expected = expected
-        self.count = 0
-        self.nbytes = 0
-        self.done: asyncio.Future[float] = self.ready.get_loop().create_future()
-
-    def on_data(self, data: bytes) -> None:
-        n = data.count(MSG_MARK) + (self._tail[-3:] + data[:3]).count(MSG_MARK)
-        self.watch(data)
-        self.nbytes += len(data)
-        if n:
-            self.count += n
-            if self.count >= self.expected and not self.done.done():
-                self.done.set_result(time.perf_counter())
-
-    def on_lost(self, reason: str) -> None:
-        if not self.done.done():
-            self.done.set_exception(ProtocolError(f"{reason} after {self.count} msgs"))
 
 
 MsgHandler = Callable[[bytes, bytes, bytes], None]

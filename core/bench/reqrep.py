@@ -1,0 +1,118 @@
+"""Request/reply latency: a raw responder and a fixed-rate requester.
+
+Each request carries its own reply subject under one wildcard inbox subscription, the way
+NATS clients implement requests, so the server's wildcard matching is on the path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from .common import SETUP_TIMEOUT, close_all, run_tag
+from .model import Column, Context, CpuProbe, Outcome, Params, Scenario, register
+from .rawclient import FILL, Endpoint, Parsed, RawConn, connect, pub_frame
+
+
+def _percentile(sorted_vals: list[float], q: float) -> float | None:
+    if not sorted_vals:
+        return None
+    return sorted_vals[max(0, math.ceil(q * len(sorted_vals)) - 1)]
+
+
+async def reqrep(ctx: Context, p: Params) -> Outcome:
+    """Fixed-rate requests, each with its own reply subject under one wildcard inbox."""
+    ep = Endpoint.parse(ctx.url)
+    rate, count, size = float(p["rate"]), int(p["count"]), int(p["size"])
+    subject = f"bench.{run_tag()}.rr"
+    inbox = f"_INBOX.{run_tag()}."
+    payload = FILL * size
+    sent = [0.0] * count
+    lat: list[float] = []
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[float] = loop.create_future()
+    warm: asyncio.Future[None] = loop.create_future()
+    responder: Parsed | None = None
+    requester: Parsed | None = None
+
+    def respond(_subject: bytes, reply: bytes, data: bytes) -> None:
+        assert responder is not None
+        responder.write(b"PUB %b %d\r\n%b\r\n" % (reply, len(data), data))
+
+    def got_reply(subj: bytes, _reply: bytes, _data: bytes) -> None:
+        now = time.perf_counter()
+        token = subj[subj.rfind(b".") + 1 :]
+        if token == b"w":
+            if not warm.done():
+                warm.set_result(None)
+            return
+        lat.append(now - sent[int(token)])
+        if len(lat) >= count and not done.done():
+            done.set_result(now)
+
+    conns: list[RawConn] = []
+    try:
+        responder = await connect(
+            lambda: Parsed(ep, "bench-responder", f"SUB {subject} 1\r\n".encode(), respond),
+            ep, SETUP_TIMEOUT,
+        )
+        conns.append(responder)
+        requester = await connect(
+            lambda: Parsed(ep, "bench-requester", f"SUB {inbox}* 1\r\n".encode(), got_reply),
+            ep, SETUP_TIMEOUT,
+        )
+        conns.append(requester)
+        # One round trip first, so connection warm-up is not counted as latency.
+        requester.write(pub_frame(subject, payload, inbox + "w"))
+        await asyncio.wait_for(warm, SETUP_TIMEOUT)
+        frames = [pub_frame(subject, payload, f"{inbox}{i}") for i in range(count)]
+        probe = CpuProbe(ctx.pid)
+        probe.start()
+        t0 = time.perf_counter()
+        deadline = t0 + ctx.timeout
+        i = 0
+        while i < count and time.perf_counter() < deadline and not requester.closed.done():
+            due = min(count, int((time.perf_counter() - t0) * rate) + 1)
+            while i < due:
+                sent[i] = time.perf_counter()
+                requester.write(frames[i])
+                i += 1
+            # Event-loop timers tick in milliseconds: never sleep less, catch up in bursts.
+            await asyncio.sleep(max(0.001, t0 + i / rate - time.perf_counter()))
+        partial, error = False, None
+        try:
+            t_end = await asyncio.wait_for(done, max(0.0, deadline - time.perf_counter()))
+        except TimeoutError:
+            partial, t_end = True, time.perf_counter()
+        if requester.closed.done() or responder.closed.done():
+            error = requester.error or responder.error
+        cpu = probe.stop()
+    finally:
+        await close_all(conns)
+    lat_ms = sorted(x * 1000 for x in lat)
+    elapsed = t_end - t0
+    return Outcome(
+        metrics={
+            "p50_ms": _percentile(lat_ms, 0.50),
+            "p90_ms": _percentile(lat_ms, 0.90),
+            "p99_ms": _percentile(lat_ms, 0.99),
+            "max_ms": lat_ms[-1] if lat_ms else None,
+            "rate": len(lat) / elapsed if elapsed > 0 else None,
+        },
+        details={"sent": i, "received": len(lat), "elapsed_s": elapsed,
+                 "target_rate": rate, **cpu},
+        partial=partial or len(lat) < count,
+        error=error,
+    )
+
+
+register(Scenario(
+    name="reqrep",
+    run=reqrep,
+    columns=tuple(Column(k, k.split("_")[0], "ms", higher=False)
+                  for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
+    defaults={"rate": 1000, "count": 5000, "size": 16},
+    label=lambda p: f"reqrep {p['rate']:g}/s",
+    help="fixed-rate request/reply through one responder; round-trip latency percentiles",
+))

@@ -1,0 +1,67 @@
+"""NATS header blocks: ``NATS/1.0[ status[ description]]\\r\\nKey: value\\r\\n...\\r\\n``.
+
+Keys are matched exactly (case-sensitive), as nats-server matches ``Nats-Msg-Id`` and
+friends; the block itself is passed on untouched.
+"""
+
+from __future__ import annotations
+
+PREFIX = b"NATS/1.0"
+EMPTY = b"NATS/1.0\r\n\r\n"
+
+
+def parse(hdr: bytes | None) -> dict[bytes, bytes]:
+    """Header lines as a dict (the first value wins for a repeated key)."""
+    out: dict[bytes, bytes] = {}
+    if not hdr:
+        return out
+    for line in hdr.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key and key not in out:
+            out[key] = value.strip()
+    return out
+
+
+def get(hdr: bytes | None, key: bytes) -> bytes | None:
+    """One header's value, without building the whole dict."""
+    if not hdr or key not in hdr:
+        return None
+    return parse(hdr).get(key)
+
+
+def status(hdr: bytes | None) -> tuple[int, str] | None:
+    """The inline status (``NATS/1.0 503 Description``), if any."""
+    if not hdr or not hdr.startswith(PREFIX + b" "):
+        return None
+    first = hdr.split(b"\r\n", 1)[0][len(PREFIX) + 1 :]
+    code, _, desc = first.partition(b" ")
+    return (int(code), desc.decode(errors="replace")) if code.isdigit() else None
+
+
+def build(items: list[tuple[bytes, bytes]] | dict[bytes, bytes] = (),
+          code: int | None = None, description: str = "") -> bytes:
+    """A header block; ``code`` makes a status line like nats-server's."""
+    first = PREFIX
+    if code is not None:
+        first += b" %d" % code
+        if description:
+            first += b" " + description.encode()
+    pairs = items.items() if isinstance(items, dict) else items
+    return first + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in pairs) + b"\r\n"
+
+
+def add(hdr: bytes | None, items: list[tuple[bytes, bytes]]) -> bytes:
+    """Append header lines to a block (or start one)."""
+    base = hdr if hdr else EMPTY
+    return base[:-2] + b"".join(k + b": " + v + b"\r\n" for k, v in items) + b"\r\n"
+
+
+def remove(hdr: bytes | None, keys: tuple[bytes, ...]) -> bytes | None:
+    """The block without the named keys; None when nothing but the prefix is left."""
+    if not hdr:
+        return hdr
+    lines = hdr.split(b"\r\n")
+    kept = [ln for ln in lines[1:-2] if ln.partition(b":")[0] not in keys]
+    if not kept and lines[0] == PREFIX:
+        return None
+    return b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n"

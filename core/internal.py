@@ -1,0 +1,54 @@
+"""Clients that live inside the hub: JetStream, services, bridges to other engines.
+
+An internal client subscribes like any connection, but its deliveries call a Python
+function.  The callback runs synchronously inside the publisher's delivery loop, so it
+must only record work and return; anything slow is batched by its owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from core.client import Client
+from core.router import Subscription
+
+if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.hub import Hub
+
+Handler = Callable[[bytes, bytes | None, bytes | None, bytes], None]
+
+
+class InternalClient(Client):
+    """A subscriber whose messages go to ``handler(subject, reply, hdr, payload)``."""
+
+    kind = "JetStream"
+    headers = True
+
+    def __init__(self, hub: Hub, account: Account, name: str) -> None:
+        super().__init__(hub, account)
+        self.name = name
+        self._handlers: dict[bytes, Handler] = {}
+        self._sid = 0
+
+    def listen(self, subject: bytes, handler: Handler, queue: bytes | None = None) -> Subscription:
+        self._sid += 1
+        sid = b"%d" % self._sid
+        self._handlers[sid] = handler
+        return self.subscribe(subject, queue, sid)
+
+    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
+                hdr: bytes | None, payload: bytes) -> None:
+        self.out_msgs += 1
+        self.out_bytes += len(payload)
+        self._handlers[sub.sid](subject, reply, hdr, payload)
+
+    def send(self, subject: bytes, reply: bytes | None, hdr: bytes | None, payload: bytes) -> int:
+        """Publish from inside the hub."""
+        self.in_msgs += 1
+        self.in_bytes += len(payload)
+        return self.account.router.publish(self, subject, reply, hdr, payload)
+
+    def close(self, reason: str = "") -> None:
+        self.release()

@@ -1,0 +1,208 @@
+"""JetStream within one account: its streams, their storage, its API subscription."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from core.internal import InternalClient
+from core.jetstream import errors as E
+from core.jetstream.consumer import Consumer, recover_consumers
+from core.jetstream.models import (
+    StreamConfig,
+    check_consumer_update,
+    check_stream_update,
+    check_workqueue_consumer,
+    normalize_stream_config,
+)
+from core.jetstream.stream import Stream
+from core.log import log
+from core.subjects import subjects_overlap
+from storage.base import Storage
+from storage.memory import MemoryStorage
+from storage.sqlite import SqliteStorage
+
+if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.jetstream.engine import JetStream
+
+
+class JetStreamAccount:
+    def __init__(self, js: JetStream, account: Account) -> None:
+        self.js = js
+        self.account = account
+        self.client = InternalClient(js.hub, account, "$JS")
+        self.streams: dict[str, Stream] = {}
+        directory = os.path.join(js.store_dir, account.name)
+        self.file_storage: Storage = SqliteStorage(directory)
+        self.memory_storage: Storage = MemoryStorage()
+        self.api_total = 0
+        self.api_errors = 0
+
+    def storage_for(self, config: StreamConfig) -> Storage:
+        return self.memory_storage if config.storage == "memory" else self.file_storage
+
+    async def start(self) -> None:
+        """Recover every file-backed stream and its durable consumers."""
+        saved = await self.file_storage.load_streams()
+        for name, (config_json, created) in sorted(saved.items()):
+            try:
+                config = normalize_stream_config(StreamConfig.model_validate_json(config_json))
+            except (E.ApiError, ValueError) as exc:
+                log.error("JetStream: cannot restore stream %s: %s", name, exc)
+                continue
+            store = await self.file_storage.open_stream(name)
+            stream = Stream(self, config, store, created)
+            self.streams[name] = stream
+            stream.attach()
+            await recover_consumers(stream)
+            state = store.state()
+            log.info("  Restored %s messages for stream '%s > %s'", f"{state.msgs:,}",
+                     self.account.name, name)
+
+    async def stop(self) -> None:
+        for stream in list(self.streams.values()):
+            for consumer in list(stream.consumers.values()):
+                consumer.stop()
+            await stream.close()
+            await stream.store.sync()
+        await self.file_storage.close()
+        await self.memory_storage.close()
+        self.client.release()
+
+    # -- streams --------------------------------------------------------------------
+
+    def _check_overlap(self, config: StreamConfig, skip: str = "") -> None:
+        mine = [s.encode() for s in config.subjects or []]
+        for other in self.streams.values():
+            if other.name == skip:
+                continue
+            if any(subjects_overlap(a, b) for a in mine for b in other.subjects):
+                raise E.subjects_overlap()
+
+    async def create_stream(self, config: StreamConfig) -> tuple[Stream, bool]:
+        """Create, or return the existing stream when the config is identical."""
+        existing = self.streams.get(config.name)
+        if existing is not None:
+            if existing.config.model_dump() == config.model_dump():
+                return existing, False
+            raise E.stream_name_in_use()
+        limits = self.js.limits
+        if limits.max_streams > 0 and len(self.streams) >= limits.max_streams:
+            raise E.maximum_streams()
+        self._check_overlap(config)
+        storage = self.storage_for(config)
+        created = time.time_ns()
+        store = await storage.open_stream(config.name)
+        if config.first_seq and config.first_seq > 1:
+            await store.purge(before=config.first_seq)
+        storage.save_stream(config.name, config.model_dump_json(), created)
+        stream = Stream(self, config, store, created)
+        self.streams[config.name] = stream
+        stream.attach()
+        await store.sync()
+        return stream, True
+
+    async def update_stream(self, config: StreamConfig) -> Stream:
+        stream = self.streams.get(config.name)
+        if stream is None:
+            raise E.stream_not_found()
+        config = check_stream_update(stream.config, config)
+        self._check_overlap(config, skip=config.name)
+        stream.config = config
+        self.storage_for(config).save_stream(config.name, config.model_dump_json(),
+                                             stream.created_ns)
+        stream.attach()
+        await stream._enforce_limits(b">")
+        await stream.store.sync()
+        return stream
+
+    async def delete_stream(self, name: str) -> None:
+        stream = self.streams.pop(name, None)
+        if stream is None:
+            raise E.stream_not_found()
+        for consumer in list(stream.consumers.values()):
+            consumer.stop(deleted=True)
+        await stream.close()
+        await self.storage_for(stream.config).delete_stream(name)
+
+    def stream(self, name: str) -> Stream:
+        stream = self.streams.get(name)
+        if stream is None:
+            raise E.stream_not_found()
+        return stream
+
+    def stream_changed(self, stream: Stream) -> None:
+        """New messages or removals: let the consumers look."""
+        for consumer in stream.consumers.values():
+            consumer.wake()
+
+    # -- consumers ------------------------------------------------------------------
+
+    def consumer_store(self, stream: Stream) -> Any:
+        return self.storage_for(stream.config).consumers(stream.name)
+
+    async def add_consumer(self, stream: Stream, config: Any, action: str = "") -> Consumer:
+        """Create or update a consumer; ``action`` is "", "create" or "update"."""
+        name = config.name or config.durable_name
+        existing = stream.consumers.get(name) if name else None
+        if existing is not None:
+            if action == "create" and existing.config.dump() != config.dump():
+                raise E.consumer_already_exists()
+            if existing.config.dump() != config.dump():
+                check_consumer_update(existing.config, config,
+                                      deliver_bound=existing.bound())
+                existing.config = config
+                existing.save()
+                existing.wake()
+            return existing
+        if action == "update":
+            raise E.consumer_does_not_exist()
+        if not name:
+            config.name = name = _ephemeral_name(stream)
+        limit = stream.config.max_consumers
+        if limit > 0 and len(stream.consumers) >= limit:
+            raise E.maximum_consumers()
+        if stream.config.retention == "workqueue":
+            check_workqueue_consumer(config, [c.config for c in stream.consumers.values()])
+        consumer = Consumer(stream, config, time.time_ns())
+        stream.consumers[name] = consumer
+        consumer.start()
+        if config.durable_name or config.inactive_threshold:
+            consumer.save()
+        return consumer
+
+    def remove_consumer(self, stream: Stream, name: str) -> None:
+        consumer = stream.consumers.pop(name, None)
+        if consumer is None:
+            raise E.consumer_not_found()
+        consumer.stop(deleted=True)
+        self.consumer_store(stream).delete(name)
+
+    # -- account info -----------------------------------------------------------------
+
+    def usage(self) -> dict[str, Any]:
+        memory = storage = consumers = 0
+        for s in self.streams.values():
+            consumers += len(s.consumers)
+            n = s.store.state().bytes
+            if s.config.storage == "memory":
+                memory += n
+            else:
+                storage += n
+        return {"memory": memory, "storage": storage, "streams": len(self.streams),
+                "consumers": consumers}
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _ephemeral_name(stream: Stream) -> str:
+    """8 random base62 characters, as nats-server names ephemeral consumers."""
+    import secrets
+
+    while True:
+        name = "".join(secrets.choice(_ALNUM) for _ in range(8))
+        if name not in stream.consumers:
+            return name

@@ -1,0 +1,415 @@
+"""The ``$JS.API.*`` request/reply interface of one account.
+
+Requests arrive on an internal subscription to ``$JS.API.>``.  Pull requests and acks
+are handled at once (they are on the message path); everything else is queued and
+answered in order by one task, so a client's create-then-info sees its own create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from core import headers as H
+from core.jetstream import errors as E
+from core.jetstream.consumer import Consumer
+from core.jetstream.models import (
+    check_stream_create,
+    normalize_consumer_config,
+    normalize_stream_config,
+    parse_consumer_request,
+    parse_stream_config,
+)
+from core.log import log
+from core.timeutil import rfc3339
+
+if TYPE_CHECKING:
+    from core.jetstream.account import JetStreamAccount
+    from core.jetstream.stream import Stream
+
+PREFIX = b"$JS.API."
+T = "io.nats.jetstream.api.v1."
+NAMES_LIMIT = 1024
+LIST_LIMIT = 256
+
+
+def _body(payload: bytes) -> dict[str, Any]:
+    if not payload.strip():
+        return {}
+    try:
+        doc = json.loads(payload)
+    except ValueError as exc:
+        raise E.invalid_json(str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise E.invalid_json("expected an object")
+    return doc
+
+
+class JetStreamApi:
+    def __init__(self, jsa: JetStreamAccount) -> None:
+        self.jsa = jsa
+        self._queue: list[tuple[list[bytes], bytes, bytes]] = []
+        self._worker: asyncio.Task | None = None
+        client = jsa.client
+        client.listen(b"$JS.API.>", self._on_request)
+        client.listen(b"$JS.ACK.>", self._on_ack)
+        client.listen(b"$JS.FC.>", self._on_flow_control)
+
+    # -- intake -----------------------------------------------------------------------
+
+    def _on_request(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                    payload: bytes) -> None:
+        tokens = subject[len(PREFIX):].split(b".")
+        if tokens[:3] == [b"CONSUMER", b"MSG", b"NEXT"] and len(tokens) == 5 and reply:
+            consumer = self._find_consumer(tokens[3], tokens[4])
+            if consumer is not None:
+                consumer.add_request(reply, payload)
+            return
+        if not reply:
+            return
+        self._queue.append((tokens, reply, payload))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def _find_consumer(self, stream: bytes, name: bytes) -> Consumer | None:
+        s = self.jsa.streams.get(stream.decode(errors="replace"))
+        return s.consumers.get(name.decode(errors="replace")) if s else None
+
+    def _on_ack(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                payload: bytes) -> None:
+        tokens = subject.split(b".")
+        if len(tokens) != 9:
+            return
+        consumer = self._find_consumer(tokens[2], tokens[3])
+        if consumer is None or not tokens[5].isdigit() or not tokens[6].isdigit():
+            return
+        consumer.process_ack(int(tokens[5]), int(tokens[6]), payload, reply)
+
+    def _on_flow_control(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                         payload: bytes) -> None:
+        tokens = subject.split(b".")
+        if len(tokens) >= 4:
+            consumer = self._find_consumer(tokens[2], tokens[3])
+            if consumer is not None:
+                consumer.wake()
+
+    async def _work(self) -> None:
+        while self._queue:
+            tokens, reply, payload = self._queue.pop(0)
+            self.jsa.api_total += 1
+            try:
+                response = await self._dispatch(tokens, payload, reply)
+            except E.ApiError as err:
+                self.jsa.api_errors += 1
+                response = {"type": T + _response_type(tokens), "error": err.to_dict()}
+            except Exception:
+                log.exception("JetStream API request %s failed", b".".join(tokens))
+                self.jsa.api_errors += 1
+                response = {"type": T + _response_type(tokens),
+                            "error": E.ApiError(500, 10003, "internal error").to_dict()}
+            if response is not None:
+                self.jsa.client.send(reply, None, None,
+                                     json.dumps(response, separators=(",", ":")).encode())
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    async def _dispatch(self, tokens: list[bytes], payload: bytes,
+                        reply: bytes) -> dict[str, Any] | None:
+        words = [t.decode(errors="replace") for t in tokens]
+        n = len(words)
+        if words == ["INFO"]:
+            return self.account_info()
+        if n == 3 and words[0] == "STREAM":
+            op, name = words[1], words[2]
+            if op in ("CREATE", "UPDATE"):
+                return await self.stream_create(name, payload, op == "UPDATE")
+            handler = _STREAM_OPS.get(op)
+            if handler is not None:
+                return await handler(self, name, _body(payload))
+        if n == 2 and words[0] == "STREAM" and words[1] in ("NAMES", "LIST"):
+            return await self.stream_names(_body(payload), words[1] == "LIST")
+        if n == 4 and words[:2] == ["STREAM", "MSG"]:
+            if words[2] == "GET":
+                return await self.msg_get(words[3], _body(payload))
+            if words[2] == "DELETE":
+                return await self.msg_delete(words[3], _body(payload))
+        if words[:2] == ["DIRECT", "GET"] and n >= 3:
+            await self.direct_get(words[2], b".".join(tokens[3:]), payload, reply)
+            return None
+        if words[0] == "CONSUMER" and n >= 3:
+            return await self._consumer_op(words, tokens, payload)
+        return None
+
+    async def _consumer_op(self, words: list[str], tokens: list[bytes],
+                           payload: bytes) -> dict[str, Any] | None:
+        op, n = words[1], len(words)
+        if op == "CREATE" and n >= 3:
+            name = words[3] if n >= 4 else ""
+            filt = ".".join(words[4:]) if n >= 5 else ""
+            return await self.consumer_create(words[2], name, filt, payload, False)
+        if op == "DURABLE" and n == 5 and words[2] == "CREATE":
+            return await self.consumer_create(words[3], words[4], "", payload, True)
+        if op in ("NAMES", "LIST") and n == 3:
+            return await self.consumer_names(words[2], _body(payload), op == "LIST")
+        if op == "INFO" and n == 4:
+            consumer = self._consumer(words[2], words[3])
+            return {"type": T + "consumer_info_response", **await consumer.info()}
+        if op == "DELETE" and n == 4:
+            self._consumer(words[2], words[3])
+            self.jsa.remove_consumer(self.jsa.stream(words[2]), words[3])
+            return {"type": T + "consumer_delete_response", "success": True}
+        return None
+
+    def _consumer(self, stream: str, name: str) -> Consumer:
+        consumer = self.jsa.stream(stream).consumers.get(name)
+        if consumer is None:
+            raise E.consumer_not_found()
+        return consumer
+
+    # -- account ----------------------------------------------------------------------
+
+    def account_info(self) -> dict[str, Any]:
+        limits = self.jsa.js.limits
+        return {
+            "type": T + "account_info_response",
+            **self.jsa.usage(),
+            "limits": limits.model_dump(),
+            "api": {"total": self.jsa.api_total, "errors": self.jsa.api_errors, "level": 1},
+        }
+
+    # -- streams ----------------------------------------------------------------------
+
+    async def stream_info_doc(self, stream: Stream, req: dict[str, Any] | None = None
+                              ) -> dict[str, Any]:
+        st = stream.store.state()
+        state: dict[str, Any] = {
+            "messages": st.msgs,
+            "bytes": st.bytes,
+            "first_seq": st.first_seq,
+            "first_ts": rfc3339(ns=st.first_ts) if st.first_ts else "0001-01-01T00:00:00Z",
+            "last_seq": st.last_seq,
+            "last_ts": rfc3339(ns=st.last_ts) if st.last_ts else "0001-01-01T00:00:00Z",
+            "consumer_count": len(stream.consumers),
+        }
+        if st.num_deleted:
+            state["num_deleted"] = st.num_deleted
+        req = req or {}
+        subjects = await stream.store.subjects(b">")
+        if subjects:
+            state["num_subjects"] = len(subjects)
+        filt = req.get("subjects_filter")
+        if filt:
+            chosen = await stream.store.subjects(str(filt).encode())
+            state["subjects"] = {k.decode(errors="replace"): v for k, v in chosen.items()}
+        return {
+            "config": stream.config.dump(),
+            "created": rfc3339(ns=stream.created_ns),
+            "state": state,
+            "cluster": {"leader": self.jsa.js.hub.server_name},
+            "ts": rfc3339(),
+        }
+
+    async def stream_create(self, name: str, payload: bytes, update: bool) -> dict[str, Any]:
+        if not payload.strip():
+            raise E.bad_request()
+        config, pedantic = parse_stream_config(payload)
+        if config.name != name:
+            raise E.stream_name_mismatch()
+        config = normalize_stream_config(config, pedantic=pedantic)
+        if update:
+            stream = await self.jsa.update_stream(config)
+            return {"type": T + "stream_update_response", **await self.stream_info_doc(stream)}
+        check_stream_create(config)
+        stream, _ = await self.jsa.create_stream(config)
+        return {"type": T + "stream_create_response", **await self.stream_info_doc(stream),
+                "did_create": True}
+
+    async def stream_info(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        doc = await self.stream_info_doc(self.jsa.stream(name), body)
+        return {"type": T + "stream_info_response", "total": 0, "offset": 0, "limit": 0, **doc}
+
+    async def stream_delete(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        await self.jsa.delete_stream(name)
+        return {"type": T + "stream_delete_response", "success": True}
+
+    async def stream_purge(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        stream = self.jsa.stream(name)
+        if stream.config.sealed:
+            raise E.stream_sealed()
+        if stream.config.deny_purge:
+            raise E.purge_not_permitted()
+        seq, keep = int(body.get("seq") or 0), int(body.get("keep") or 0)
+        if seq and keep:
+            raise E.bad_request()
+        filt = body.get("filter")
+        purged = await stream.store.purge(str(filt).encode() if filt else None, seq, keep)
+        await stream.store.sync()
+        self.jsa.stream_changed(stream)
+        return {"type": T + "stream_purge_response", "success": True, "purged": purged}
+
+    async def stream_names(self, body: dict[str, Any], full: bool) -> dict[str, Any]:
+        offset = max(int(body.get("offset") or 0), 0)
+        subject = body.get("subject")
+        streams = sorted(self.jsa.streams.values(), key=lambda s: s.name)
+        if subject:
+            from core.subjects import subjects_overlap
+
+            want = str(subject).encode()
+            streams = [s for s in streams if any(subjects_overlap(want, x) for x in s.subjects)]
+        limit = LIST_LIMIT if full else NAMES_LIMIT
+        page = streams[offset : offset + limit]
+        doc: dict[str, Any] = {"total": len(streams), "offset": offset, "limit": limit}
+        if full:
+            doc["type"] = T + "stream_list_response"
+            doc["streams"] = [await self.stream_info_doc(s) for s in page]
+        else:
+            doc["type"] = T + "stream_names_response"
+            doc["streams"] = [s.name for s in page] or None
+        return doc
+
+    # -- messages ---------------------------------------------------------------------
+
+    async def _lookup(self, stream: Stream, req: dict[str, Any]) -> Any:
+        seq = int(req.get("seq") or 0)
+        last = req.get("last_by_subj")
+        nxt = req.get("next_by_subj")
+        if last:
+            return await stream.store.last(str(last).encode())
+        if nxt:
+            return await stream.store.next(max(seq, 1), [str(nxt).encode()])
+        if seq:
+            return await stream.store.get(seq)
+        raise E.bad_request()
+
+    async def msg_get(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        stream = self.jsa.stream(name)
+        if not req:
+            raise E.bad_request()
+        msg = await self._lookup(stream, req)
+        if msg is None:
+            raise E.no_message_found()
+        doc: dict[str, Any] = {"subject": msg.subject.decode(errors="replace"), "seq": msg.seq}
+        if msg.hdr:
+            doc["hdrs"] = base64.b64encode(msg.hdr).decode()
+        if msg.data:
+            doc["data"] = base64.b64encode(msg.data).decode()
+        doc["time"] = rfc3339(ns=msg.ts)
+        return {"type": T + "stream_msg_get_response", "message": doc}
+
+    async def msg_delete(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        stream = self.jsa.stream(name)
+        if stream.config.sealed:
+            raise E.stream_sealed()
+        if stream.config.deny_delete:
+            raise E.delete_not_permitted()
+        seq = int(req.get("seq") or 0)
+        if not seq or not await stream.store.remove(seq):
+            raise E.msg_delete_failed("no message found")
+        await stream.store.sync()
+        self.jsa.stream_changed(stream)
+        return {"type": T + "stream_msg_delete_response", "success": True}
+
+    async def direct_get(self, name: str, subject: bytes, payload: bytes, reply: bytes) -> None:
+        router = self.jsa.account.router
+        stream = self.jsa.streams.get(name)
+        if stream is None or not stream.config.allow_direct:
+            return
+        try:
+            if subject:
+                msg = await stream.store.last(subject)
+            else:
+                if not payload.strip():
+                    router.deliver_as(reply, reply, None, H.build(code=408,
+                                      description="Empty Request"), b"")
+                    return
+                msg = await self._lookup(stream, _body(payload))
+        except E.ApiError:
+            router.deliver_as(reply, reply, None, H.build(code=408,
+                              description="Bad Request"), b"")
+            return
+        if msg is None:
+            router.deliver_as(reply, reply, None, H.build(code=404,
+                              description="Message Not Found"), b"")
+            return
+        hdr = H.add(msg.hdr, [
+            (b"Nats-Stream", name.encode()),
+            (b"Nats-Subject", msg.subject),
+            (b"Nats-Sequence", b"%d" % msg.seq),
+            (b"Nats-Time-Stamp", rfc3339(ns=msg.ts).encode()),
+        ])
+        router.deliver_as(reply, reply, None, hdr, msg.data)
+
+    # -- consumers --------------------------------------------------------------------
+
+    async def consumer_create(self, stream_name: str, name: str, filt: str,
+                              payload: bytes, legacy: bool) -> dict[str, Any]:
+        stream = self.jsa.stream(stream_name)
+        req = parse_consumer_request(payload)
+        if req.stream_name and req.stream_name != stream_name:
+            raise E.stream_name_mismatch()
+        config = req.config
+        if legacy:
+            if config.durable_name and config.durable_name != name:
+                raise E.consumer_durable_name_mismatch()
+            config.durable_name = name
+            config.name = name
+        elif name:
+            if config.name and config.name != name:
+                raise E.consumer_name_mismatch()
+            config.name = name
+            if filt and config.filter_subject != filt:
+                raise E.consumer_filter_mismatch()
+        config = normalize_consumer_config(config, stream.config, pedantic=req.pedantic)
+        consumer = await self.jsa.add_consumer(stream, config, str(req.action))
+        return {"type": T + "consumer_create_response", **await consumer.info()}
+
+    async def consumer_names(self, stream_name: str, body: dict[str, Any],
+                             full: bool) -> dict[str, Any]:
+        stream = self.jsa.stream(stream_name)
+        offset = max(int(body.get("offset") or 0), 0)
+        consumers = sorted(stream.consumers.values(), key=lambda c: c.name)
+        limit = LIST_LIMIT if full else NAMES_LIMIT
+        page = consumers[offset : offset + limit]
+        doc: dict[str, Any] = {"total": len(consumers), "offset": offset, "limit": limit}
+        if full:
+            doc["type"] = T + "consumer_list_response"
+            doc["consumers"] = [await c.info() for c in page]
+        else:
+            doc["type"] = T + "consumer_names_response"
+            doc["consumers"] = [c.name for c in page]
+        return doc
+
+
+_STREAM_OPS = {
+    "INFO": JetStreamApi.stream_info,
+    "DELETE": JetStreamApi.stream_delete,
+    "PURGE": JetStreamApi.stream_purge,
+}
+
+_RESPONSE_TYPES = {
+    ("STREAM", "CREATE"): "stream_create_response",
+    ("STREAM", "UPDATE"): "stream_update_response",
+    ("STREAM", "INFO"): "stream_info_response",
+    ("STREAM", "DELETE"): "stream_delete_response",
+    ("STREAM", "PURGE"): "stream_purge_response",
+    ("STREAM", "NAMES"): "stream_names_response",
+    ("STREAM", "LIST"): "stream_list_response",
+    ("STREAM", "MSG"): "stream_msg_get_response",
+    ("CONSUMER", "CREATE"): "consumer_create_response",
+    ("CONSUMER", "DURABLE"): "consumer_create_response",
+    ("CONSUMER", "INFO"): "consumer_info_response",
+    ("CONSUMER", "DELETE"): "consumer_delete_response",
+    ("CONSUMER", "NAMES"): "consumer_names_response",
+    ("CONSUMER", "LIST"): "consumer_list_response",
+}
+
+
+def _response_type(tokens: list[bytes]) -> str:
+    words = tuple(t.decode(errors="replace") for t in tokens[:3])
+    if words[:3] == ("STREAM", "MSG", "DELETE"):
+        return "stream_msg_delete_response"
+    if words[:1] == ("INFO",):
+        return "account_info_response"
+    return _RESPONSE_TYPES.get(words[:2], "error_response")

@@ -1,0 +1,560 @@
+"""Consumers: cursors over a stream that deliver, track acks and redeliver.
+
+One delivery task per consumer runs while there is something to deliver and somewhere
+to deliver it (a push subscriber's interest, or a waiting pull request), so idle
+consumers cost nothing but their state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core import headers as H
+from core.jetstream import errors as E
+from core.jetstream.models import BadPullRequest, parse_pull_request
+from core.log import log
+from core.subjects import subject_matches
+from core.timeutil import rfc3339
+from storage.base import ConsumerState, StoredMsg
+
+if TYPE_CHECKING:
+    from core.jetstream.stream import Stream
+
+_NS = 1_000_000_000
+ACK_PREFIX = b"$JS.ACK."
+
+
+@dataclass
+class PullRequest:
+    reply: bytes
+    batch: int
+    max_bytes: int
+    expires: int  # monotonic ns deadline, 0 = never
+    no_wait: bool
+    heartbeat: int  # ns
+    last_hb: int = 0
+    sent: int = 0
+
+
+def _status(code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+    return H.build(list(extra), code, desc)
+
+
+class Consumer:
+    def __init__(self, stream: Stream, config: Any, created_ns: int,
+                 state: ConsumerState | None = None) -> None:
+        self.stream = stream
+        self.config = config
+        self.name: str = config.name or config.durable_name
+        self.created_ns = created_ns
+        self.state = state or ConsumerState()
+        self.pull = not config.deliver_subject
+        self.filters = [f.encode() for f in (config.filter_subjects or [])] or (
+            [config.filter_subject.encode()] if config.filter_subject else []
+        )
+        self.waiting: deque[PullRequest] = deque()
+        self._redeliver: list[int] = []  # stream seqs due again, kept sorted
+        self._deadlines: list[tuple[int, int]] = []  # (monotonic ns due, stream seq) heap
+        self._task: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._hb_timer: asyncio.TimerHandle | None = None
+        self._pre: deque[int] = deque()  # last_per_subject seqs still to send
+        self._started = state is not None
+        self._pending_count: int | None = None
+        self.last_active = time.time_ns()
+        self.stopped = False
+        self._loop = asyncio.get_running_loop()
+        self._dirty = False
+
+    # -- wiring -----------------------------------------------------------------------
+
+    @property
+    def ack_none(self) -> bool:
+        return self.config.ack_policy == "none"
+
+    def matches(self, subject: bytes) -> bool:
+        return not self.filters or any(subject_matches(f, subject) for f in self.filters)
+
+    def wake(self) -> None:
+        """Something changed: deliver if possible."""
+        self._pending_count = None
+        if self.stopped:
+            return
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._run())
+
+    def start(self) -> None:
+        if not self.pull:
+            self.stream.jsa.account.router.watch(self.config.deliver_subject.encode(), self.wake)
+        if self.config.idle_heartbeat:
+            self._hb_timer = self._loop.call_later(self.config.idle_heartbeat / _NS,
+                                                   self._heartbeat)
+        if self.config.inactive_threshold:
+            self._loop.call_later(self.config.inactive_threshold / _NS, self._check_inactive)
+        self.wake()
+
+    def stop(self, deleted: bool = False) -> None:
+        self.stopped = True
+        if not self.pull:
+            self.stream.jsa.account.router.unwatch(self.config.deliver_subject.encode(),
+                                                  self.wake)
+        for handle in (self._timer, self._hb_timer):
+            if handle is not None:
+                handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        if deleted:
+            for req in self.waiting:
+                self._send_status(req.reply, 409, "Consumer Deleted")
+        self.waiting.clear()
+
+    # -- state ------------------------------------------------------------------------
+
+    async def _start_position(self) -> None:
+        """Where a new consumer begins, by its deliver policy."""
+        self._started = True  # before any await: info() and the delivery task race here
+        cfg, store = self.config, self.stream.store
+        st = store.state()
+        policy = cfg.deliver_policy
+        start = st.first_seq or 1
+        if policy == "new":
+            start = st.last_seq + 1
+        elif policy == "last":
+            last = await self._last_matching()
+            start = last.seq if last else st.last_seq + 1
+        elif policy == "by_start_sequence":
+            start = max(cfg.opt_start_seq or 1, 1)
+        elif policy == "by_start_time":
+            want = _parse_time_ns(cfg.opt_start_time)
+            msg = await store.next(st.first_seq, self.filters or None)
+            while msg is not None and msg.ts < want:
+                msg = await store.next(msg.seq + 1, self.filters or None)
+            start = msg.seq if msg else st.last_seq + 1
+        elif policy == "last_per_subject":
+            seqs = []
+            for f in self.filters or [b">"]:
+                for subject in await store.subjects(f):
+                    last = await store.last(subject)
+                    if last is not None:
+                        seqs.append(last.seq)
+            self._pre.extend(sorted(seqs))
+            start = st.last_seq + 1
+        self.state.delivered_stream_seq = start - 1
+        self.state.ack_floor_stream_seq = start - 1
+        self.save()
+
+    async def _last_matching(self) -> StoredMsg | None:
+        best = None
+        for f in self.filters or [b">"]:
+            msg = await self.stream.store.last(f)
+            if msg is not None and (best is None or msg.seq > best.seq):
+                best = msg
+        return best
+
+    async def num_pending(self) -> int:
+        """Messages matching the filter after the delivered point (recounted on wake)."""
+        if self._pending_count is None:
+            start = self.state.delivered_stream_seq + 1
+            store = self.stream.store
+            st = store.state()
+            if not self.filters and not st.num_deleted:
+                n = max(0, min(st.msgs, st.last_seq - start + 1))
+            else:
+                n = sum([await store.count(f, start) for f in (self.filters or [b">"])])
+            self._pending_count = n + len(self._pre)
+        return self._pending_count
+
+    def save(self) -> None:
+        """Write-behind: recorded with the stream's next commit."""
+        if not self._dirty and not self.stopped:
+            self._dirty = True
+            self._loop.call_soon(self._save_now)
+
+    def _save_now(self) -> None:
+        self._dirty = False
+        if self.stopped:
+            return
+        self.stream.jsa.consumer_store(self.stream).save(
+            self.name, self.config.model_dump_json(), self.state
+        )
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def _target(self) -> PullRequest | bytes | None:
+        """Where the next message goes, or None when nobody is asking."""
+        if self.pull:
+            now = time.monotonic_ns()
+            while self.waiting:
+                req = self.waiting[0]
+                if req.expires and req.expires <= now:
+                    self.waiting.popleft()
+                    self._request_timeout(req)
+                    continue
+                return req
+            return None
+        subject = self.config.deliver_subject.encode()
+        plain, groups = self.stream.jsa.account.router.match(subject)
+        return subject if plain or groups else None
+
+    async def _run(self) -> None:
+        try:
+            if not self._started:
+                await self._start_position()
+            await self.num_pending()
+            while not self.stopped:
+                target = self._target()
+                if target is None:
+                    return
+                cfg = self.config
+                if not self.ack_none and cfg.max_ack_pending > 0 and (
+                    len(self.state.pending) >= cfg.max_ack_pending
+                ):
+                    return
+                msg = await self._next_message()
+                if msg is None:
+                    self._nothing_left()
+                    return
+                self._deliver(msg, target)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("consumer %s > %s failed", self.stream.name, self.name)
+
+    async def _next_message(self) -> StoredMsg | None:
+        store = self.stream.store
+        while self._redeliver:
+            seq = self._redeliver.pop(0)
+            if seq in self.state.pending:
+                msg = await store.get(seq)
+                if msg is not None:
+                    return msg
+                self.state.pending.pop(seq, None)
+        while self._pre:
+            msg = await store.get(self._pre.popleft())
+            if self._pending_count:
+                self._pending_count -= 1
+            if msg is not None:
+                return msg
+        return await store.next(self.state.delivered_stream_seq + 1, self.filters or None)
+
+    def _deliver(self, msg: StoredMsg, target: PullRequest | bytes) -> None:
+        st, cfg = self.state, self.config
+        redelivery = msg.seq in st.pending
+        dc = st.redelivered.get(msg.seq, 1) + 1 if redelivery else 1
+        if redelivery:
+            st.redelivered[msg.seq] = dc
+        st.delivered_consumer_seq += 1
+        dseq = st.delivered_consumer_seq
+        if msg.seq > st.delivered_stream_seq:
+            st.delivered_stream_seq = msg.seq
+            if self._pending_count:
+                self._pending_count -= 1
+        pending = self._pending_count or 0
+        reply = b"%b%b.%b.%d.%d.%d.%d.%d" % (
+            ACK_PREFIX, self.stream.name.encode(), self.name.encode(), dc, msg.seq, dseq,
+            msg.ts, pending,
+        )
+        hdr, data = msg.hdr, msg.data
+        if cfg.headers_only:
+            hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
+            data = b""
+        if not self.ack_none:
+            st.pending[msg.seq] = (dseq, time.time_ns())
+            wait = cfg.ack_wait
+            if cfg.backoff:
+                wait = cfg.backoff[min(dc - 1, len(cfg.backoff) - 1)]
+            heapq.heappush(self._deadlines, (time.monotonic_ns() + wait, msg.seq))
+            self._arm_timer()
+        else:
+            st.ack_floor_stream_seq = st.delivered_stream_seq
+            st.ack_floor_consumer_seq = dseq
+        self.last_active = time.time_ns()
+        router = self.stream.jsa.account.router
+        if isinstance(target, PullRequest):
+            router.deliver_as(target.reply, msg.subject, reply, hdr, data)
+            target.sent += 1
+            target.batch -= 1
+            if target.max_bytes:
+                target.max_bytes -= msg.size
+            if target.batch <= 0:
+                self.waiting.popleft()
+        else:
+            router.deliver_as(target, msg.subject, reply, hdr, data)
+        self.save()
+
+    def _nothing_left(self) -> None:
+        """No message to send: answer pull requests that must not wait."""
+        while self.waiting and self.waiting[0].no_wait:
+            req = self.waiting.popleft()
+            if req.sent:
+                self._send_status(req.reply, 408, "Request Timeout", self._pending_headers())
+            else:
+                self._send_status(req.reply, 404, "No Messages")
+
+    # -- pull requests ----------------------------------------------------------------
+
+    def add_request(self, reply: bytes, body: bytes) -> None:
+        if not self.pull:
+            self._send_status(reply, 409, "Consumer is push based")
+            return
+        try:
+            req = _parse_pull(reply, body)
+        except BadPullRequest as exc:
+            self._send_status(reply, 400, f"Bad Request - {exc}")
+            return
+        cfg = self.config
+        if cfg.max_batch and req.batch > cfg.max_batch:
+            self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
+            return
+        if cfg.max_waiting and len(self.waiting) >= cfg.max_waiting:
+            self._send_status(reply, 409, "Exceeded MaxWaiting")
+            return
+        self.last_active = time.time_ns()
+        self.waiting.append(req)
+        if req.expires:
+            delay = (req.expires - time.monotonic_ns()) / _NS
+            self._loop.call_later(max(delay, 0), self._expire_requests)
+        if req.heartbeat:
+            req.last_hb = time.monotonic_ns()
+            self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
+        self.wake()
+
+    def _expire_requests(self) -> None:
+        now = time.monotonic_ns()
+        keep: deque[PullRequest] = deque()
+        for req in self.waiting:
+            if req.expires and req.expires <= now:
+                self._request_timeout(req)
+            else:
+                keep.append(req)
+        self.waiting = keep
+
+    def _request_timeout(self, req: PullRequest) -> None:
+        self._send_status(req.reply, 408, "Request Timeout", self._pending_headers())
+
+    def _pull_heartbeat(self, req: PullRequest) -> None:
+        if req not in self.waiting or self.stopped:
+            return
+        self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
+        self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
+
+    def _pending_headers(self) -> list[tuple[bytes, bytes]]:
+        n = self._pending_count or 0
+        return [(b"Nats-Pending-Messages", b"%d" % n), (b"Nats-Pending-Bytes", b"0")]
+
+    def _last_headers(self) -> list[tuple[bytes, bytes]]:
+        st = self.state
+        return [(b"Nats-Last-Consumer", b"%d" % st.delivered_consumer_seq),
+                (b"Nats-Last-Stream", b"%d" % st.delivered_stream_seq)]
+
+    def _send_status(self, to: bytes, code: int, desc: str,
+                     extra: list[tuple[bytes, bytes]] = ()) -> None:
+        self.stream.jsa.account.router.deliver_as(to, to, None, _status(code, desc, extra), b"")
+
+    def _heartbeat(self) -> None:
+        """Push consumers: tell an idle subscriber the consumer is alive."""
+        if self.stopped:
+            return
+        interval = self.config.idle_heartbeat / _NS
+        if time.time_ns() - self.last_active >= self.config.idle_heartbeat:
+            subject = self.config.deliver_subject.encode()
+            self.stream.jsa.account.router.deliver_as(
+                subject, subject, None, _status(100, "Idle Heartbeat", self._last_headers()), b""
+            )
+        self._hb_timer = self._loop.call_later(interval, self._heartbeat)
+
+    def _check_inactive(self) -> None:
+        if self.stopped:
+            return
+        threshold = self.config.inactive_threshold
+        idle = time.time_ns() - self.last_active
+        if self._target() is not None:
+            self.last_active = time.time_ns()
+        elif idle >= threshold:
+            log.debug("consumer %s > %s inactive, deleting", self.stream.name, self.name)
+            self.stream.jsa.remove_consumer(self.stream, self.name)
+            return
+        self._loop.call_later(threshold / _NS / 2 or 0.1, self._check_inactive)
+
+    # -- acks -------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None or not self._deadlines:
+            return
+        delay = max(self._deadlines[0][0] - time.monotonic_ns(), 0) / _NS
+        self._timer = self._loop.call_later(delay, self._ack_timeouts)
+
+    def _ack_timeouts(self) -> None:
+        """Unacked past ack_wait: queue for redelivery (up to max_deliver)."""
+        self._timer = None
+        now = time.monotonic_ns()
+        st, due = self.state, []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, seq = heapq.heappop(self._deadlines)
+            if seq in st.pending:
+                due.append(seq)
+        for seq in due:
+            self._schedule_redelivery(seq)
+        self._arm_timer()
+        if due:
+            self.wake()
+
+    def _schedule_redelivery(self, seq: int) -> None:
+        st = self.state
+        dc = st.redelivered.get(seq, 1)
+        if self.config.max_deliver > 0 and dc >= self.config.max_deliver:
+            st.pending.pop(seq, None)
+            st.redelivered.pop(seq, None)
+            self._advance_floor()
+            return
+        if seq not in self._redeliver:
+            self._redeliver.append(seq)
+            self._redeliver.sort()
+
+    def process_ack(self, sseq: int, dseq: int, payload: bytes, reply: bytes | None) -> None:
+        kind, _, rest = payload.strip().partition(b" ")
+        st = self.state
+        if kind in (b"", b"+ACK", b"+OK"):
+            self._ack(sseq)
+        elif kind == b"-NAK":
+            if sseq in st.pending:
+                delay = _nak_delay(rest)
+                if delay:
+                    heapq.heappush(self._deadlines, (time.monotonic_ns() + delay, sseq))
+                    self._arm_timer()
+                else:
+                    self._schedule_redelivery(sseq)
+                    self.wake()
+        elif kind == b"+WPI":
+            if sseq in st.pending:
+                heapq.heappush(self._deadlines,
+                               (time.monotonic_ns() + self.config.ack_wait, sseq))
+                st.pending[sseq] = (st.pending[sseq][0], time.time_ns())
+        elif kind == b"+NXT":
+            self._ack(sseq)
+            if reply:
+                self.add_request(reply, rest)
+                reply = None
+        elif kind == b"+TERM":
+            self._ack(sseq)
+        if reply:
+            self.stream.jsa.client.send(reply, None, None, b"")
+        self.save()
+
+    def _ack(self, sseq: int) -> None:
+        st = self.state
+        if self.config.ack_policy == "all":
+            acked = [s for s in st.pending if s <= sseq]
+        else:
+            acked = [sseq] if sseq in st.pending else []
+        for s in acked:
+            st.pending.pop(s, None)
+            st.redelivered.pop(s, None)
+        if acked:
+            self._advance_floor()
+            self.stream.acked(self, acked)
+            self.wake()
+
+    def _advance_floor(self) -> None:
+        st = self.state
+        if st.pending:
+            low = min(st.pending)
+            st.ack_floor_stream_seq = low - 1
+            st.ack_floor_consumer_seq = st.pending[low][0] - 1
+        else:
+            st.ack_floor_stream_seq = st.delivered_stream_seq
+            st.ack_floor_consumer_seq = st.delivered_consumer_seq
+
+    def bound(self) -> bool:
+        """A push consumer with someone listening on its deliver subject."""
+        return not self.pull and self._target() is not None
+
+    def done_with(self, seq: int) -> bool:
+        """Has this consumer delivered and settled ``seq`` (or will never want it)?"""
+        st = self.state
+        if seq in st.pending:
+            return False
+        return seq <= st.delivered_stream_seq or not self._started
+
+    # -- info -------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        st = self.state
+        if not self._started:
+            await self._start_position()
+        doc: dict[str, Any] = {
+            "stream_name": self.stream.name,
+            "name": self.name,
+            "created": rfc3339(ns=self.created_ns),
+            "config": self.config.dump(),
+            "delivered": {"consumer_seq": st.delivered_consumer_seq,
+                          "stream_seq": st.delivered_stream_seq,
+                          "last_active": rfc3339(ns=self.last_active)},
+            "ack_floor": {"consumer_seq": st.ack_floor_consumer_seq,
+                          "stream_seq": st.ack_floor_stream_seq},
+            "num_ack_pending": len(st.pending),
+            "num_redelivered": len(st.redelivered),
+            "num_waiting": len(self.waiting),
+            "num_pending": await self.num_pending(),
+            "cluster": {"leader": self.stream.jsa.js.hub.server_name},
+            "ts": rfc3339(),
+        }
+        if self.bound():
+            doc["push_bound"] = True
+        return doc
+
+
+def _parse_pull(reply: bytes, body: bytes) -> PullRequest:
+    req = parse_pull_request(body)
+    deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
+    return PullRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
+                       req.idle_heartbeat)
+
+
+def _nak_delay(rest: bytes) -> int:
+    """-NAK's optional delay: JSON {"delay": ns} or a Go duration; ns."""
+    rest = rest.strip()
+    if not rest:
+        return 0
+    if rest.startswith(b"{"):
+        try:
+            return int(json.loads(rest).get("delay") or 0)
+        except (ValueError, AttributeError):
+            return 0
+    from core.options import parse_duration
+
+    try:
+        return int(parse_duration(rest.decode()) * _NS)
+    except ValueError:
+        return 0
+
+
+def _parse_time_ns(value: Any) -> int:
+    if value is None:
+        return 0
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp() * _NS)
+    return int(value)
+
+
+async def recover_consumers(stream: Stream) -> None:
+    """Bring back a restored stream's durable consumers with their progress."""
+    from core.jetstream.models import ConsumerConfig
+
+    saved = await stream.jsa.consumer_store(stream).load()
+    for name, (config_json, state) in saved.items():
+        config = ConsumerConfig.model_validate_json(config_json)
+        consumer = Consumer(stream, config, time.time_ns(), state)
+        for seq in sorted(state.pending):
+            consumer._redeliver.append(seq)
+        stream.consumers[name] = consumer
+        consumer.start()
+
+
+__all__ = ["Consumer", "PullRequest", "recover_consumers", "E"]

@@ -1,0 +1,124 @@
+"""The JetStream wire shapes and config rules, one import for the NATS and HTTP doors.
+
+Shapes are pydantic models whose ``dump()`` / ``to_json()`` (and ``model_dump_json``)
+produce the JSON nats-server sends; the ``normalize_*`` and ``check_*`` functions apply
+its defaults and raise its errors (:mod:`core.jetstream.errors`).
+"""
+
+from core.jetstream.models_api import (
+    AccountInfo,
+    AccountLimits,
+    AccountTier,
+    ApiStats,
+    ListRequest,
+    MsgDeleteRequest,
+    MsgGetRequest,
+    NamesRequest,
+    PubAck,
+    PurgeRequest,
+    StoredMessage,
+    StreamInfoRequest,
+    pub_ack_error,
+    response,
+)
+from core.jetstream.models_base import (
+    MAX_DESCRIPTION_LEN,
+    MAX_METADATA_LEN,
+    MAX_NAME_LEN,
+    NS,
+    ZERO_TIME_NS,
+    AckPolicy,
+    Bool,
+    Compression,
+    ConsumerAction,
+    DeliverPolicy,
+    Discard,
+    GoEnum,
+    PersistMode,
+    PriorityPolicy,
+    ReplayPolicy,
+    Retention,
+    Storage,
+    WireModel,
+    format_time,
+    go_json,
+    parse_model,
+    parse_time,
+    valid_name,
+)
+from core.jetstream.models_consumer import (
+    BadPullRequest,
+    ConsumerConfig,
+    ConsumerInfo,
+    CreateConsumerRequest,
+    PriorityGroupState,
+    PullRequest,
+    SequenceInfo,
+    parse_consumer_request,
+    parse_pull_request,
+)
+from core.jetstream.models_consumer_check import (
+    check_consumer_update,
+    check_workqueue_consumer,
+    normalize_consumer_config,
+)
+from core.jetstream.models_stream import (
+    POST_2_10_STREAM_FIELDS,
+    ClusterInfo,
+    ErrorBody,
+    ExternalStream,
+    LostStreamData,
+    PeerInfo,
+    Placement,
+    RePublish,
+    StreamAlternate,
+    StreamConfig,
+    StreamConsumerLimits,
+    StreamConsumerSource,
+    StreamInfo,
+    StreamSource,
+    StreamSourceInfo,
+    StreamState,
+    SubjectTransform,
+)
+from core.jetstream.models_stream_check import (
+    StreamLookup,
+    check_stream_create,
+    check_stream_update,
+    mapping_error,
+    normalize_stream_config,
+)
+
+
+class _StreamConfigRequest(StreamConfig):
+    pedantic: Bool = False
+
+
+def parse_stream_config(data: object, *, strict: bool = False) -> tuple[StreamConfig, bool]:
+    """A STREAM.CREATE/UPDATE body as (config, pedantic), with nats-server's 10025 errors.
+
+    ``strict`` rejects unknown fields as nats-server 2.11+ does; the default ignores
+    them so configs from newer clients still load.
+    """
+    req = parse_model(_StreamConfigRequest, data, strict=strict, root="StreamConfigRequest")
+    fields = {name: getattr(req, name) for name in StreamConfig.model_fields}
+    return StreamConfig.model_construct(**fields), req.pedantic
+
+
+__all__ = [
+    "MAX_DESCRIPTION_LEN", "MAX_METADATA_LEN", "MAX_NAME_LEN", "NS", "POST_2_10_STREAM_FIELDS",
+    "ZERO_TIME_NS", "AccountInfo", "AccountLimits", "AccountTier", "AckPolicy", "ApiStats",
+    "BadPullRequest", "ClusterInfo", "Compression", "ConsumerAction", "ConsumerConfig",
+    "ConsumerInfo", "CreateConsumerRequest", "DeliverPolicy", "Discard", "ErrorBody",
+    "ExternalStream", "GoEnum", "ListRequest", "LostStreamData", "MsgDeleteRequest",
+    "MsgGetRequest", "NamesRequest", "PeerInfo", "PersistMode", "Placement",
+    "PriorityGroupState", "PriorityPolicy", "PubAck", "PullRequest", "PurgeRequest",
+    "RePublish", "ReplayPolicy", "Retention", "SequenceInfo", "Storage", "StoredMessage",
+    "StreamAlternate", "StreamConfig", "StreamConsumerLimits", "StreamConsumerSource",
+    "StreamInfo", "StreamInfoRequest", "StreamLookup", "StreamSource", "StreamSourceInfo",
+    "StreamState", "SubjectTransform", "WireModel", "check_consumer_update",
+    "check_stream_create", "check_stream_update", "check_workqueue_consumer", "format_time",
+    "go_json", "mapping_error", "normalize_consumer_config", "normalize_stream_config",
+    "parse_consumer_request", "parse_model", "parse_pull_request", "parse_stream_config",
+    "parse_time", "pub_ack_error", "response", "valid_name",
+]

@@ -1,0 +1,274 @@
+"""A stream: captures messages published to its subjects and keeps them by its limits.
+
+Publishes arrive through the router (an internal subscription per stream subject) and
+are queued; one task per stream drains the queue in order, stores each message,
+enforces limits, waits for the store's group commit and only then sends the PubAcks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from core import headers as H
+from core.jetstream import errors as E
+from core.log import log
+from storage.base import StoredMsg, StreamStore
+
+if TYPE_CHECKING:
+    from core.jetstream.account import JetStreamAccount
+    from core.jetstream.consumer import Consumer
+
+MSG_ID = b"Nats-Msg-Id"
+EXPECTED_STREAM = b"Nats-Expected-Stream"
+EXPECTED_LAST_SEQ = b"Nats-Expected-Last-Sequence"
+EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
+EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
+ROLLUP = b"Nats-Rollup"
+_CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
+            EXPECTED_LAST_MSG_ID, ROLLUP)
+_NS = 1_000_000_000
+
+
+class Stream:
+    def __init__(self, jsa: JetStreamAccount, config: Any, store: StreamStore,
+                 created_ns: int) -> None:
+        self.jsa = jsa
+        self.config = config
+        self.name: str = config.name
+        self.store = store
+        self.created_ns = created_ns
+        self.consumers: dict[str, Consumer] = {}
+        self._subs: list = []
+        self._inbox: list[tuple[bytes, bytes | None, bytes | None, bytes]] = []
+        self._runner: asyncio.Task | None = None
+        # Nats-Msg-Id -> (seq, stored at ns), oldest first, for the duplicate window
+        self._msg_ids: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        self._last_msg_id: bytes = b""
+        self._expiry: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    # -- subjects -------------------------------------------------------------------
+
+    @property
+    def subjects(self) -> list[bytes]:
+        return [s.encode() for s in (self.config.subjects or [])]
+
+    def attach(self) -> None:
+        """Start capturing the stream's subjects."""
+        client = self.jsa.client
+        for sub in self._subs:
+            client.drop_subscription(sub)
+        self._subs = [client.listen(subject, self._on_message) for subject in self.subjects]
+        self._schedule_expiry()
+
+    def detach(self) -> None:
+        for sub in self._subs:
+            self.jsa.client.drop_subscription(sub)
+        self._subs = []
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    # -- ingest ---------------------------------------------------------------------
+
+    def _on_message(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                    payload: bytes) -> None:
+        """Router callback: queue, and make sure the stream's worker runs."""
+        self._inbox.append((subject, reply, hdr, payload))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._inbox and not self.closed:
+            batch, self._inbox = self._inbox, []
+            replies: list[tuple[bytes, bytes]] = []
+            stored = False
+            for subject, reply, hdr, payload in batch:
+                try:
+                    seq, duplicate = await self.accept(subject, hdr, payload)
+                    stored = stored or not duplicate
+                    ack: dict[str, Any] = {"stream": self.name, "seq": seq}
+                    if duplicate:
+                        ack["duplicate"] = True
+                except E.ApiError as err:
+                    ack = {"error": err.to_dict(), "stream": self.name, "seq": 0}
+                if reply and not self.config.no_ack:
+                    replies.append((reply, json.dumps(ack, separators=(",", ":")).encode()))
+            if stored:
+                await self.store.sync()
+                self.jsa.stream_changed(self)
+            send = self.jsa.client.send
+            for reply, body in replies:
+                send(reply, None, None, body)
+
+    async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
+                     ts: int = 0) -> tuple[int, bool]:
+        """Store one message under the stream's rules: (seq, was it a duplicate)."""
+        cfg = self.config
+        if cfg.sealed:
+            raise E.stream_sealed()
+        size = len(subject) + len(payload) + (len(hdr) if hdr else 0)
+        if cfg.max_msg_size >= 0 and len(payload) + (len(hdr) if hdr else 0) > cfg.max_msg_size:
+            raise E.message_size_exceeded()
+        hdrs = H.parse(hdr) if hdr and any(k in hdr for k in _CHECKED) else None
+        now = ts or time.time_ns()
+        msg_id = b""
+        rollup = b""
+        if hdrs:
+            msg_id = hdrs.get(MSG_ID, b"")
+            if msg_id:
+                self._prune_msg_ids(now)
+                seen = self._msg_ids.get(msg_id)
+                if seen is not None:
+                    return seen[0], True
+            await self._check_expected(hdrs, subject)
+            rollup = hdrs.get(ROLLUP, b"")
+            if rollup:
+                if not cfg.allow_rollup_hdrs:
+                    raise E.rollup_not_permitted()
+                if rollup not in (b"sub", b"all"):
+                    raise E.rollup_invalid(rollup.decode(errors="replace"))
+        state = self.store.state()
+        if cfg.retention == "interest" and not self.interested(subject):
+            # acknowledged and counted, but nobody will ever read it
+            self.store.skip(state.last_seq + 1)
+            return state.last_seq + 1, False
+        if cfg.discard == "new":
+            await self._check_discard_new(subject, size, state)
+        seq = state.last_seq + 1
+        self.store.store(seq, subject, hdr, payload, now)
+        if msg_id:
+            self._msg_ids[msg_id] = (seq, now)
+            self._last_msg_id = msg_id
+        if rollup == b"all":
+            await self.store.purge(before=seq)
+        elif rollup == b"sub":
+            await self.store.purge(subject=subject, before=seq)
+        await self._enforce_limits(subject)
+        return seq, False
+
+    async def _check_expected(self, hdrs: dict[bytes, bytes], subject: bytes) -> None:
+        want = hdrs.get(EXPECTED_STREAM)
+        if want is not None and want.decode(errors="replace") != self.name:
+            raise E.expected_stream_mismatch()
+        want = hdrs.get(EXPECTED_LAST_SEQ)
+        if want is not None:
+            last = self.store.state().last_seq
+            if not want.isdigit() or int(want) != last:
+                raise E.wrong_last_sequence(last)
+        want = hdrs.get(EXPECTED_LAST_SUBJ_SEQ)
+        if want is not None:
+            msg = await self.store.last(subject)
+            last = msg.seq if msg else 0
+            if not want.isdigit() or int(want) != last:
+                raise E.wrong_last_sequence(last)
+        want = hdrs.get(EXPECTED_LAST_MSG_ID)
+        if want is not None and want != self._last_msg_id:
+            raise E.wrong_last_msg_id(self._last_msg_id.decode(errors="replace"))
+
+    async def _check_discard_new(self, subject: bytes, size: int, state: Any) -> None:
+        cfg = self.config
+        if cfg.max_msgs > 0 and state.msgs >= cfg.max_msgs:
+            raise E.store_failed("maximum messages exceeded")
+        if cfg.max_bytes > 0 and state.bytes + size > cfg.max_bytes:
+            raise E.store_failed("maximum bytes exceeded")
+        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0:
+            if await self.store.count(subject) >= cfg.max_msgs_per_subject:
+                raise E.store_failed("maximum messages per subject exceeded")
+
+    async def _enforce_limits(self, subject: bytes) -> None:
+        cfg = self.config
+        store = self.store
+        if cfg.max_msgs_per_subject > 0:
+            seqs = await store.seqs(subject)
+            for seq in seqs[: max(len(seqs) - cfg.max_msgs_per_subject, 0)]:
+                await store.remove(seq)
+        state = store.state()
+        if cfg.max_msgs > 0 and state.msgs > cfg.max_msgs:
+            await self._drop_oldest(lambda st: st.msgs > cfg.max_msgs)
+        if cfg.max_bytes > 0 and state.bytes > cfg.max_bytes:
+            await self._drop_oldest(lambda st: st.bytes > cfg.max_bytes)
+
+    async def _drop_oldest(self, over: Any) -> None:
+        store = self.store
+        while over(store.state()):
+            first = await store.next(store.state().first_seq)
+            if first is None:
+                return
+            await store.remove(first.seq)
+
+    def _prune_msg_ids(self, now: int) -> None:
+        horizon = now - self.config.duplicate_window
+        ids = self._msg_ids
+        while ids:
+            key, (_, at) = next(iter(ids.items()))
+            if at >= horizon:
+                return
+            del ids[key]
+
+    # -- age limit ------------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self.config.max_age > 0:
+            interval = min(max(self.config.max_age / _NS / 2, 0.1), 1.0)
+            self._expiry = asyncio.get_running_loop().call_later(interval, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        asyncio.get_running_loop().create_task(self._expire_old())
+        self._schedule_expiry()
+
+    async def _expire_old(self) -> None:
+        horizon = time.time_ns() - self.config.max_age
+        store, removed = self.store, 0
+        while True:
+            first = await store.next(store.state().first_seq)
+            if first is None or first.ts > horizon:
+                break
+            await store.remove(first.seq)
+            removed += 1
+        if removed:
+            log.debug("stream %s: %d messages expired", self.name, removed)
+            self.jsa.stream_changed(self)
+
+    # -- retention ------------------------------------------------------------------
+
+    def acked(self, consumer: Consumer, seqs: list[int]) -> None:
+        """Interest and work-queue streams drop what their consumers are done with."""
+        retention = self.config.retention
+        if retention == "limits":
+            return
+        gone = []
+        for seq in seqs:
+            if retention == "workqueue" or all(
+                c is consumer or c.done_with(seq) for c in self.consumers.values()
+            ):
+                gone.append(seq)
+        if gone:
+            asyncio.get_running_loop().create_task(self._remove(gone))
+
+    async def _remove(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            await self.store.remove(seq)
+
+    def interested(self, subject: bytes) -> bool:
+        """Does any consumer want this subject (interest retention keeps only those)?"""
+        return any(c.matches(subject) for c in self.consumers.values())
+
+    # -- queries --------------------------------------------------------------------
+
+    async def get(self, seq: int) -> StoredMsg | None:
+        return await self.store.get(seq)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.detach()
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()

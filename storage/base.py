@@ -1,0 +1,158 @@
+"""The storage interface every stream and consumer store implements.
+
+A stream owns its sequence numbers and limits; the store keeps messages and answers
+questions about them.  Writes are accepted synchronously (the stream must know the
+sequence at once to build its reply) and become durable in batches: ``await
+store.sync()`` returns once everything stored before the call is committed, so a
+PubAck is sent only after its message would survive a crash of the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class StoredMsg:
+    """One message as a stream keeps it.  ``ts`` is nanoseconds since the epoch."""
+
+    seq: int
+    subject: bytes
+    hdr: bytes | None
+    data: bytes
+    ts: int
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against ``max_bytes`` (as nats-server's file store counts)."""
+        return len(self.subject) + len(self.data) + (len(self.hdr) if self.hdr else 0) + 16
+
+
+@dataclass(slots=True)
+class StoreState:
+    """What a stream reports about its messages, kept current by the store."""
+
+    msgs: int = 0
+    bytes: int = 0
+    first_seq: int = 0
+    first_ts: int = 0
+    last_seq: int = 0
+    last_ts: int = 0
+    #: Sequences removed from the middle (between first_seq and last_seq).
+    num_deleted: int = 0
+
+
+@dataclass(slots=True)
+class ConsumerState:
+    """A consumer's durable progress: what it delivered and what is acknowledged."""
+
+    delivered_consumer_seq: int = 0
+    delivered_stream_seq: int = 0
+    ack_floor_consumer_seq: int = 0
+    ack_floor_stream_seq: int = 0
+    #: stream seq -> (consumer seq, delivery timestamp ns) of delivered, unacked messages
+    pending: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: stream seq -> delivery count, for messages delivered more than once
+    redelivered: dict[int, int] = field(default_factory=dict)
+
+
+class StreamStore(Protocol):
+    """The messages of one stream."""
+
+    def state(self) -> StoreState:
+        """Current counters; cheap, never waits."""
+        ...
+
+    def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:
+        """Append a message with ``seq`` > every stored seq.  Durable after ``sync``."""
+        ...
+
+    def skip(self, seq: int, ts: int = 0) -> None:
+        """Use up ``seq`` (> ``last_seq``) without storing a message, as for one nobody
+        will read: ``last_seq`` becomes ``seq`` (and ``last_ts`` ``ts`` if given); an
+        empty stream's ``first_seq`` moves past it.  Durable after ``sync``."""
+        ...
+
+    async def sync(self) -> None:
+        """Return once every message stored before this call is committed."""
+        ...
+
+    async def get(self, seq: int) -> StoredMsg | None:
+        """The message with exactly this sequence, or None (never stored or removed)."""
+        ...
+
+    async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
+        """The first message with sequence >= ``seq`` whose subject matches any of
+        ``subjects`` (wildcards allowed; None matches all)."""
+        ...
+
+    async def last(self, subject: bytes) -> StoredMsg | None:
+        """The newest message whose subject matches ``subject`` (wildcards allowed)."""
+        ...
+
+    async def remove(self, seq: int) -> bool:
+        """Delete one message; False when it was not there."""
+        ...
+
+    async def purge(
+        self, subject: bytes | None = None, before: int = 0, keep: int = 0
+    ) -> int:
+        """Delete messages (matching ``subject`` if given): all of them, or those with
+        seq < ``before``, or all but the newest ``keep``.  Returns how many went.
+        After purging everything, ``first_seq`` becomes ``last_seq + 1``."""
+        ...
+
+    async def count(self, subject: bytes, seq: int = 0) -> int:
+        """How many messages with sequence >= ``seq`` match ``subject``."""
+        ...
+
+    async def subjects(self, subject: bytes = b">") -> dict[bytes, int]:
+        """Message count per distinct subject matching ``subject``."""
+        ...
+
+    async def seqs(self, subject: bytes, limit: int = 0) -> list[int]:
+        """Sequences of messages on a literal ``subject``, oldest first (``limit`` 0 =
+        all)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def destroy(self) -> None:
+        """Remove the stream's messages and any files for good."""
+        ...
+
+
+class ConsumerStore(Protocol):
+    """Durable consumers of one stream: their config and progress."""
+
+    def save(self, name: str, config: str, state: ConsumerState) -> None:
+        """Record a consumer's config JSON and state; durable after the stream store's
+        next ``sync`` (write-behind, like nats-server's consumer state)."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+    async def load(self) -> dict[str, tuple[str, ConsumerState]]:
+        """Every saved consumer: name -> (config JSON, state)."""
+        ...
+
+
+class Storage(Protocol):
+    """Where an account's streams live: opens stores and remembers stream configs."""
+
+    async def open_stream(self, name: str) -> StreamStore: ...
+
+    def consumers(self, stream: str) -> ConsumerStore: ...
+
+    def save_stream(self, name: str, config: str, created_ns: int) -> None:
+        """Record a stream's config JSON (durable after the next ``sync``)."""
+        ...
+
+    async def load_streams(self) -> dict[str, tuple[str, int]]:
+        """Every saved stream: name -> (config JSON, created ns)."""
+        ...
+
+    async def delete_stream(self, name: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,422 @@
+"""One stream's messages in the account database.
+
+The process keeps per stream only counters and bounded caches: the tail of recent
+messages (:mod:`storage.tail`) and read-ahead windows (:mod:`storage.readahead`).
+Reads go to the reader connection; removals and purges run inside the writer's
+transaction in call order (:mod:`storage.sqlite_writer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from core.subjects import is_literal
+
+from .base import StoredMsg, StoreState
+from .filters import literal_prefix, matcher, normalize, normalize_one
+from .readahead import Key, ReadAhead, rows_for
+from .sqlite_writer import Acc, StorageError, Txn
+from .tail import Tail
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteStorage
+
+_MSG = "SELECT seq, subject, hdr, data, ts FROM msgs WHERE stream_id = ?"
+# Without statistics SQLite walks the primary key for "subject = ? ... ORDER BY seq",
+# which scans the whole gap to a rare subject; the subject index jumps straight to it.
+_MSG_SUBJECT = (
+    "SELECT seq, subject, hdr, data, ts FROM msgs INDEXED BY msgs_subject"
+    " WHERE stream_id = ? AND subject = ?"
+)
+#: A message's size as ``StoredMsg.size`` counts it, in SQL.
+SIZE_SQL = "length(subject) + length(data) + coalesce(length(hdr), 0) + 16"
+
+
+def _sql_match(patterns: list[bytes], indexed: bool) -> tuple[str, list[bytes]]:
+    """A WHERE fragment for "subject matches any of ``patterns``".
+
+    Literals compare directly (the subject index serves them).  Wildcards get a range
+    on their literal prefix, then the exact check in Python; with ``indexed`` False the
+    range is written so SQLite will not pick the subject index, because walking the
+    primary key in sequence order is what ``ORDER BY seq LIMIT 1`` wants.
+    """
+    col = "subject" if indexed else "+subject"
+    parts: list[str] = []
+    params: list[bytes] = []
+    for p in patterns:
+        if is_literal(p):
+            parts.append("subject = ?")
+            params.append(p)
+            continue
+        prefix = literal_prefix(p)
+        if prefix:
+            parts.append(f"({col} >= ? AND {col} < ? AND subj_match(?, subject))")
+            params += [prefix, prefix[:-1] + b"/", p]
+        else:
+            parts.append("subj_match(?, subject)")
+            params.append(p)
+    return " AND (" + " OR ".join(parts) + ")", params
+
+
+class SqliteStreamStore:
+    """One stream's messages in the account database (see the module docstring)."""
+
+    def __init__(self, owner: SqliteStorage, name: str, sid: int, db: StoreState) -> None:
+        self._owner = owner
+        self._name = name
+        self._id = sid
+        self._writer = owner._writer
+        self._rd = owner._rd
+        #: What the database holds as of the writer's open transaction.
+        self._db = db
+        #: What callers see: the database plus rows not written yet.
+        self._live = StoreState(db.msgs, db.bytes, db.first_seq, db.first_ts, db.last_seq,
+                                db.last_ts)
+        self._tail = Tail(db.last_seq + 1, owner.tail_msgs, owner.tail_bytes)
+        self._ahead = ReadAhead()
+        self._committed = db.last_seq
+        #: No more calls: closed, destroyed or deleted.
+        self._dead = False
+        #: Rows deleted (destroyed or deleted): its counter row must not come back.
+        self._gone = False
+
+    def state(self) -> StoreState:
+        s = self._live
+        deleted = s.last_seq - s.first_seq + 1 - s.msgs if s.msgs else 0
+        return StoreState(s.msgs, s.bytes, s.first_seq, s.first_ts, s.last_seq, s.last_ts,
+                          deleted)
+
+    def _check(self) -> None:
+        if self._dead:
+            raise StorageError(f"stream store {self._name!r} is closed")
+
+    def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:
+        self._check()
+        live = self._live
+        if seq <= live.last_seq:
+            raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")
+        msg = StoredMsg(seq, subject, hdr, data, ts)
+        size = msg.size
+        if not live.msgs:
+            live.first_seq, live.first_ts = seq, ts
+        live.msgs += 1
+        live.bytes += size
+        live.last_seq, live.last_ts = seq, ts
+        tail = self._tail
+        tail.append(msg, size)
+        if tail.full():
+            tail.evict(self._committed)
+        self._writer.add_row(self, (self._id, seq, subject, hdr, data, ts), seq, ts, size)
+
+    def skip(self, seq: int, ts: int = 0) -> None:
+        self._check()
+        live = self._live
+        if seq <= live.last_seq:
+            raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")
+        live.last_seq = seq
+        live.last_ts = ts or live.last_ts
+        if not live.msgs:
+            live.first_seq, live.first_ts = seq + 1, 0
+        self._writer.add_skip(self, seq, live.last_ts)
+
+    # -- writer callbacks -------------------------------------------------------------
+
+    def applied(self, acc: Acc) -> None:
+        db = self._db
+        if acc.n and not db.msgs:
+            db.first_seq, db.first_ts = acc.first_seq, acc.first_ts
+        db.msgs += acc.n
+        db.bytes += acc.size
+        db.last_seq, db.last_ts = acc.last_seq, acc.last_ts
+        if not db.msgs:
+            db.first_seq, db.first_ts = db.last_seq + 1, 0
+
+    def meta_row(self) -> tuple[int, ...] | None:
+        if self._gone:
+            return None
+        d = self._db
+        return (self._id, d.first_seq, d.first_ts, d.last_seq, d.last_ts, d.msgs, d.bytes)
+
+    def committed(self, seq: int) -> None:
+        if seq > self._committed:
+            self._committed = seq
+        if self._tail.full():
+            self._tail.evict(self._committed)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def sync(self) -> Coroutine[Any, Any, None]:
+        # A plain function handing out the writer's coroutine: one frame less per ack.
+        return self._writer.sync()
+
+    async def _rows(self, sql: str, params: list[object]) -> list[StoredMsg]:
+        rows = await self._rd.execute_fetchall(sql, params)
+        return [StoredMsg(seq, subj, hdr, data, ts) for seq, subj, hdr, data, ts in rows]
+
+    async def _one(self, sql: str, params: list[object]) -> StoredMsg | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    async def get(self, seq: int) -> StoredMsg | None:
+        self._check()
+        msg = self._tail.get(seq)
+        if msg is not None or seq >= self._tail.floor or seq < self._live.first_seq:
+            return msg
+        return await self._one(_MSG + " AND seq = ?", [self._id, seq])
+
+    async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
+        self._check()
+        filters = normalize(subjects)
+        key: Key = () if filters is None else tuple(filters)
+        ahead = self._ahead
+        lo = max(seq, self._live.first_seq)
+        # Below the tail's floor everything is committed; the floor can rise while a
+        # query runs, so the range it vacated is read before trusting the tail.
+        while lo < self._tail.floor:
+            hit = ahead.find(key, lo)
+            if hit is None:
+                gen, hi = ahead.gen, self._tail.floor
+                msgs, end = await self._window(lo, hi, filters)
+                ahead.put(key, gen, lo, end, msgs)
+                hit = (msgs[0] if msgs else None), end
+            if hit[0] is not None:
+                return hit[0]
+            lo = hit[1]
+        return self._tail.next(lo, filters)
+
+    async def _window(
+        self, lo: int, hi: int, filters: list[bytes] | None
+    ) -> tuple[list[StoredMsg], int]:
+        """Every match in ``[lo, end)``, oldest first, for the largest ``end <= hi``
+        one row-limited read per filter kind can vouch for."""
+        limit = rows_for(self._live.msgs, self._live.bytes)
+        order = " AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?"
+        queries: list[tuple[str, list[object]]] = []
+        if filters is None:
+            queries.append((_MSG + order, [self._id, lo, hi, limit]))
+        else:
+            wild = [f for f in filters if not is_literal(f)]
+            for f in filters:
+                if f not in wild:
+                    queries.append((_MSG_SUBJECT + order, [self._id, f, lo, hi, limit]))
+            if wild:
+                where, params = _sql_match(wild, indexed=False)
+                queries.append((_MSG + where + order, [self._id, *params, lo, hi, limit]))
+        end = hi
+        found: dict[int, StoredMsg] = {}
+        for sql, params in queries:
+            if len(queries) > 1:
+                params[-2] = end  # nothing past an earlier read's end is needed
+            msgs = await self._rows(sql, params)
+            if len(msgs) == limit:
+                end = min(end, msgs[-1].seq + 1)
+            for m in msgs:
+                found[m.seq] = m
+        return [found[s] for s in sorted(found) if s < end], end
+
+    async def last(self, subject: bytes) -> StoredMsg | None:
+        self._check()
+        pattern = normalize_one(subject)
+        msg = self._tail.last(pattern)
+        if msg is not None:
+            return msg
+        order = " AND seq < ? ORDER BY seq DESC LIMIT 1"
+        if pattern is not None and is_literal(pattern):
+            return await self._one(_MSG_SUBJECT + order, [self._id, pattern, self._tail.floor])
+        sql, params = _MSG, [self._id]
+        if pattern is not None:
+            where, extra = _sql_match([pattern], indexed=False)
+            sql += where
+            params += extra
+        return await self._one(sql + order, [*params, self._tail.floor])
+
+    async def count(self, subject: bytes, seq: int = 0) -> int:
+        self._check()
+        pattern = normalize_one(subject)
+        live = self._live
+        if pattern is None and seq <= live.first_seq:
+            return live.msgs
+        sql = "SELECT count(*) FROM msgs WHERE stream_id = ? AND seq >= ? AND seq < ?"
+        extra: list[bytes] = []
+        if pattern is not None:
+            where, extra = _sql_match([pattern], indexed=True)
+            sql += where
+        total = 0
+        lo = max(seq, live.first_seq)
+        while lo < self._tail.floor:
+            hi = self._tail.floor
+            rows = await self._rd.execute_fetchall(sql, [self._id, lo, hi, *extra])
+            total += list(rows)[0][0]
+            lo = hi
+        return total + self._tail.count(pattern, lo)
+
+    async def subjects(self, subject: bytes = b">") -> dict[bytes, int]:
+        self._check()
+        pattern = normalize_one(subject)
+        sql = "SELECT subject, count(*) FROM msgs WHERE stream_id = ? AND seq >= ? AND seq < ?"
+        extra: list[bytes] = []
+        if pattern is not None:
+            where, extra = _sql_match([pattern], indexed=True)
+            sql += where
+        sql += " GROUP BY subject"
+        out: dict[bytes, int] = {}
+        lo = 0
+        while lo < self._tail.floor:
+            hi = self._tail.floor
+            for subj, n in await self._rd.execute_fetchall(sql, [self._id, lo, hi, *extra]):
+                out[subj] = out.get(subj, 0) + n
+            lo = hi
+        for subj, n in self._tail.subjects(pattern).items():
+            out[subj] = out.get(subj, 0) + n
+        return out
+
+    async def seqs(self, subject: bytes, limit: int = 0) -> list[int]:
+        self._check()
+        pattern = normalize_one(subject)
+        sql = "SELECT seq FROM msgs WHERE stream_id = ? AND seq >= ? AND seq < ?"
+        extra: list[object] = []
+        if pattern is not None:
+            where, match = _sql_match([pattern], indexed=True)
+            sql += where
+            extra += match
+        sql += " ORDER BY seq" + (" LIMIT ?" if limit else "")
+        out: list[int] = []
+        lo = 0
+        while lo < self._tail.floor:
+            hi = self._tail.floor
+            params = [self._id, lo, hi, *extra] + ([limit - len(out)] if limit else [])
+            out += [row[0] for row in await self._rd.execute_fetchall(sql, params)]
+            if limit and len(out) >= limit:
+                return out
+            lo = hi
+        out += self._tail.seqs(pattern)
+        return out[:limit] if limit else out
+
+    # -- removals: operations inside the writer's transaction ---------------------------
+
+    async def remove(self, seq: int) -> bool:
+        self._check()
+        if seq < self._live.first_seq or seq > self._live.last_seq:
+            return False
+        return await self._writer.run(partial(self._remove, seq))
+
+    async def _remove(self, seq: int, txn: Txn) -> bool:
+        if self._gone:
+            return False
+        rows = await txn.conn.execute_fetchall(
+            f"DELETE FROM msgs WHERE stream_id = ? AND seq = ? RETURNING {SIZE_SQL}",
+            (self._id, seq),
+        )
+        sizes = list(rows)
+        if not sizes:
+            return False
+        self._removing(txn)
+        self._tail.remove(seq)
+        self._account(1, sizes[0][0])
+        if seq == self._db.first_seq:
+            await self._refirst(txn)
+        txn.touch(self)
+        return True
+
+    def _removing(self, txn: Txn) -> None:
+        """Drop read-ahead now (reads in flight will not keep theirs) and again once
+        committed (reads that began before the commit saw the old rows)."""
+        self._ahead.invalidate()
+        txn.after.append(self._ahead.invalidate)
+
+    def _account(self, n: int, size: int) -> None:
+        for s in (self._db, self._live):
+            s.msgs -= n
+            s.bytes -= size
+
+    async def _refirst(self, txn: Txn) -> None:
+        """Recompute first_seq/first_ts after removals that may have taken the first."""
+        db, live = self._db, self._live
+        if db.msgs:
+            rows = await txn.conn.execute_fetchall(
+                "SELECT seq, ts FROM msgs WHERE stream_id = ? ORDER BY seq LIMIT 1", (self._id,)
+            )
+            db.first_seq, db.first_ts = list(rows)[0]
+        else:
+            db.first_seq, db.first_ts = db.last_seq + 1, 0
+        if db.msgs:
+            live.first_seq, live.first_ts = db.first_seq, db.first_ts
+        elif not live.msgs:
+            live.first_seq, live.first_ts = live.last_seq + 1, 0
+        else:
+            pending = self._tail.first_after(db.last_seq)
+            if pending is not None:
+                live.first_seq, live.first_ts = pending.seq, pending.ts
+
+    async def purge(self, subject: bytes | None = None, before: int = 0, keep: int = 0) -> int:
+        self._check()
+        pattern = normalize_one(subject)
+        return await self._writer.run(partial(self._purge, pattern, before, keep))
+
+    async def _purge(self, pattern: bytes | None, before: int, keep: int, txn: Txn) -> int:
+        if self._gone:
+            return 0
+        conn, db = txn.conn, self._db
+        where, params = ("", []) if pattern is None else _sql_match([pattern], indexed=True)
+        hi = db.last_seq + 1
+        if before:
+            hi = min(hi, before)
+        if keep:
+            rows = list(await conn.execute_fetchall(
+                f"SELECT seq FROM msgs WHERE stream_id = ?{where} ORDER BY seq DESC "
+                "LIMIT 1 OFFSET ?",
+                [self._id, *params, keep - 1],
+            ))
+            hi = min(hi, rows[0][0]) if rows else 0
+        gone = 0
+        if db.msgs and hi > db.first_seq:
+            cond = f"FROM msgs WHERE stream_id = ? AND seq < ?{where}"
+            args = [self._id, hi, *params]
+            if pattern is None and hi > db.last_seq:
+                gone, size = db.msgs, db.bytes
+            else:
+                rows = await conn.execute_fetchall(
+                    f"SELECT count(*), coalesce(sum({SIZE_SQL}), 0) {cond}", args
+                )
+                gone, size = list(rows)[0]
+            if gone:
+                self._removing(txn)
+                await conn.execute(f"DELETE {cond}", args)
+                self._tail.remove_below(hi, None if pattern is None else matcher([pattern]))
+                self._account(gone, size)
+        if pattern is None and not keep and not db.msgs and before > db.last_seq + 1:
+            # Purging up to a sequence beyond the end moves the stream on to it.
+            db.last_seq = before - 1
+            self._live.last_seq = max(self._live.last_seq, before - 1)
+        await self._refirst(txn)
+        txn.touch(self)
+        return gone
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._dead:
+            return
+        await self._writer.sync()
+        self._dead = True
+        self._owner._forget(self)
+
+    async def destroy(self) -> None:
+        if self._gone:
+            return
+        self.forget_rows()
+        self._owner._forget(self)
+        await self._writer.run(self._destroy)
+
+    def forget_rows(self) -> None:
+        """Its rows are being deleted: refuse further calls, write no counters."""
+        self._dead = self._gone = True
+
+    async def _destroy(self, txn: Txn) -> None:
+        self._removing(txn)
+        await txn.conn.execute("DELETE FROM msgs WHERE stream_id = ?", (self._id,))
+        await txn.conn.execute("DELETE FROM stream_state WHERE id = ?", (self._id,))
+        self._tail.clear(self._live.last_seq + 1)
+        self._live = StoreState()

@@ -1,0 +1,585 @@
+"""One contract for every storage backend, plus what only the SQLite one promises."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.subjects import subject_matches
+from storage.base import ConsumerState, StoredMsg, StoreState
+from storage.memory import MemoryStorage
+from storage.sqlite import SqliteStorage
+
+Storage = MemoryStorage | SqliteStorage
+
+
+def make(kind: str, path: Path) -> Storage:
+    if kind == "memory":
+        return MemoryStorage()
+    if kind == "sqlite":
+        return SqliteStorage(str(path))
+    # A tail of a few messages sends nearly every read to the database.
+    return SqliteStorage(str(path), tail_msgs=3, tail_bytes=1 << 20)
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-tiny-tail"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    st = make(request.param, tmp_path / "acct")
+    yield st
+    await st.close()
+
+
+async def fill(store, msgs: list[tuple[int, bytes, bytes]], sync: bool = True) -> None:
+    for seq, subject, data in msgs:
+        store.store(seq, subject, b"h" if seq % 2 else None, data, seq * 1000)
+    if sync:
+        await store.sync()
+
+
+def size(subject: bytes, data: bytes, hdr: bytes | None) -> int:
+    return StoredMsg(0, subject, hdr, data, 0).size
+
+
+SAMPLE = [
+    (1, b"orders.eu.new", b"one"),
+    (2, b"orders.us.new", b"two"),
+    (3, b"orders.eu.paid", b"three"),
+    (4, b"audit", b"four"),
+    (5, b"orders.eu.new", b"five"),
+]
+
+
+async def sample(storage: Storage):
+    store = await storage.open_stream("S")
+    await fill(store, SAMPLE)
+    return store
+
+
+async def test_store_get_and_state(storage: Storage) -> None:
+    store = await sample(storage)
+    st = store.state()
+    total = sum(size(s, d, b"h" if q % 2 else None) for q, s, d in SAMPLE)
+    assert st == StoreState(5, total, 1, 1000, 5, 5000, 0)
+    msg = await store.get(3)
+    assert msg == StoredMsg(3, b"orders.eu.paid", b"h", b"three", 3000)
+    assert (await store.get(2)).hdr is None
+    assert await store.get(0) is None
+    assert await store.get(6) is None
+    with pytest.raises(ValueError):
+        store.store(5, b"x", None, b"", 0)
+
+
+async def test_next_with_filters(storage: Storage) -> None:
+    store = await sample(storage)
+    assert (await store.next(0)).seq == 1
+    assert (await store.next(3)).seq == 3
+    assert await store.next(6) is None
+    assert (await store.next(2, [b"orders.eu.new"])).seq == 5
+    assert (await store.next(1, [b"orders.*.paid"])).seq == 3
+    assert (await store.next(4, [b"orders.>"])).seq == 5
+    assert (await store.next(2, [b"audit", b"orders.eu.*"])).seq == 3
+    assert (await store.next(4, [b"audit", b"orders.eu.*"])).seq == 4
+    assert (await store.next(2, [b"nope", b">"])).seq == 2
+    assert await store.next(1, [b"nope", b"*.x.y"]) is None
+    assert await store.next(5, [b"audit"]) is None
+
+
+async def test_last(storage: Storage) -> None:
+    store = await sample(storage)
+    assert (await store.last(b"orders.eu.new")).seq == 5
+    assert (await store.last(b"orders.*.paid")).seq == 3
+    assert (await store.last(b"orders.us.>")).seq == 2
+    assert (await store.last(b">")).seq == 5
+    assert await store.last(b"nope") is None
+    assert await store.last(b"nope.*") is None
+
+
+async def test_remove(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.remove(3)
+    assert not await store.remove(3)
+    assert not await store.remove(99)
+    st = store.state()
+    assert (st.msgs, st.first_seq, st.last_seq, st.num_deleted) == (4, 1, 5, 1)
+    assert await store.get(3) is None
+    assert (await store.next(3)).seq == 4
+    assert await store.remove(1)
+    st = store.state()
+    assert (st.first_seq, st.first_ts, st.num_deleted) == (2, 2000, 1)
+    assert await store.remove(5)
+    st = store.state()
+    assert (st.msgs, st.last_seq, st.last_ts, st.num_deleted) == (2, 5, 5000, 2)
+    assert st.bytes == size(b"orders.us.new", b"two", None) + size(b"audit", b"four", None)
+    for seq in (2, 4):
+        assert await store.remove(seq)
+    assert store.state() == StoreState(0, 0, 6, 0, 5, 5000, 0)
+
+
+async def test_purge_all(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.purge() == 5
+    assert store.state() == StoreState(0, 0, 6, 0, 5, 5000, 0)
+    assert await store.next(0) is None
+    assert await store.count(b">") == 0
+    store.store(6, b"after", None, b"x", 6000)
+    await store.sync()
+    st = store.state()
+    assert (st.msgs, st.first_seq, st.first_ts, st.last_seq) == (1, 6, 6000, 6)
+    assert (await store.next(0)).seq == 6
+
+
+async def test_purge_by_subject(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.purge(b"orders.eu.new") == 2
+    assert await store.seqs(b"orders.eu.new") == []
+    st = store.state()
+    assert (st.msgs, st.first_seq, st.last_seq, st.num_deleted) == (3, 2, 5, 1)
+    assert await store.purge(b"orders.*.*") == 2
+    assert await store.subjects() == {b"audit": 1}
+    assert store.state().first_seq == 4
+
+
+async def test_purge_before_and_keep(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.purge(before=3) == 2
+    assert store.state().first_seq == 3
+    assert await store.purge(keep=2) == 1
+    st = store.state()
+    assert (st.msgs, st.first_seq, st.first_ts) == (2, 4, 4000)
+    assert await store.purge(keep=5) == 0
+    assert await store.purge(before=2) == 0
+
+
+async def test_purge_subject_with_keep_and_before(storage: Storage) -> None:
+    store = await storage.open_stream("K")
+    await fill(store, [(i, b"kv.a" if i % 2 else b"kv.b", b"%d" % i) for i in range(1, 21)])
+    assert await store.purge(b"kv.a", keep=3) == 7
+    assert await store.seqs(b"kv.a") == [15, 17, 19]
+    assert await store.purge(b"kv.*", before=10) == 4
+    assert await store.seqs(b"kv.b") == [10, 12, 14, 16, 18, 20]
+    assert await store.purge(b"kv.>", keep=4, before=16) == 4
+    assert await store.seqs(b">") == [16, 17, 18, 19, 20]
+    assert store.state().num_deleted == 0
+
+
+async def test_purge_beyond_last_moves_on(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.purge(before=100) == 5
+    assert store.state() == StoreState(0, 0, 100, 0, 99, 5000, 0)
+    store.store(100, b"x", None, b"", 1)
+    assert store.state().first_seq == 100
+
+
+async def test_skip(storage: Storage) -> None:
+    store = await storage.open_stream("K")
+    store.skip(1)
+    assert store.state() == StoreState(0, 0, 2, 0, 1, 0, 0)
+    store.store(2, b"a", None, b"2", 2000)
+    store.skip(3, 3000)
+    st = store.state()
+    assert (st.msgs, st.first_seq, st.last_seq, st.last_ts, st.num_deleted) == (1, 2, 3, 3000, 1)
+    store.skip(4)
+    assert store.state().last_ts == 3000
+    with pytest.raises(ValueError):
+        store.skip(4)
+    store.store(5, b"a", None, b"5", 5000)
+    await store.sync()
+    assert await store.seqs(b"a") == [2, 5]
+    assert (await store.next(3)).seq == 5
+    assert await store.purge() == 2
+    store.skip(7)
+    assert store.state() == StoreState(0, 0, 8, 0, 7, 5000, 0)
+
+
+async def test_count_subjects_seqs(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.count(b">") == 5
+    assert await store.count(b">", 3) == 3
+    assert await store.count(b"orders.eu.new") == 2
+    assert await store.count(b"orders.eu.new", 2) == 1
+    assert await store.count(b"orders.*.*", 2) == 3
+    assert await store.count(b"nope") == 0
+    assert await store.subjects() == {
+        b"orders.eu.new": 2, b"orders.us.new": 1, b"orders.eu.paid": 1, b"audit": 1,
+    }
+    assert await store.subjects(b"orders.eu.*") == {b"orders.eu.new": 2, b"orders.eu.paid": 1}
+    assert await store.subjects(b"audit") == {b"audit": 1}
+    assert await store.seqs(b"orders.eu.new") == [1, 5]
+    assert await store.seqs(b"orders.eu.new", limit=1) == [1]
+    assert await store.seqs(b"nope") == []
+
+
+async def test_consumers(storage: Storage) -> None:
+    cons = storage.consumers("S")
+    state = ConsumerState(5, 9, 3, 7, {8: (4, 111), 9: (5, 222)}, {8: 2})
+    cons.save("dur", '{"durable_name":"dur"}', state)
+    cons.save("other", "{}", ConsumerState())
+    loaded = await cons.load()
+    assert loaded == {"dur": ('{"durable_name":"dur"}', state), "other": ("{}", ConsumerState())}
+    cons.delete("other")
+    assert set(await storage.consumers("S").load()) == {"dur"}
+    assert await storage.consumers("T").load() == {}
+
+
+async def test_stream_configs(storage: Storage) -> None:
+    storage.save_stream("A", '{"name":"A"}', 11)
+    storage.save_stream("B", '{"name":"B"}', 22)
+    storage.save_stream("A", '{"name":"A","v":2}', 11)
+    assert await storage.load_streams() == {
+        "A": ('{"name":"A","v":2}', 11), "B": ('{"name":"B"}', 22),
+    }
+    store = await storage.open_stream("A")
+    await fill(store, SAMPLE)
+    storage.consumers("A").save("c", "{}", ConsumerState())
+    await storage.delete_stream("A")
+    assert await storage.load_streams() == {"B": ('{"name":"B"}', 22)}
+    assert await storage.consumers("A").load() == {}
+    again = await storage.open_stream("A")
+    assert again.state() == StoreState()
+    assert await again.next(0) is None
+
+
+async def test_open_twice_and_destroy(storage: Storage) -> None:
+    store = await sample(storage)
+    other = await storage.open_stream("S")
+    assert (await other.get(4)).data == b"four"
+    keep = await storage.open_stream("T")
+    await fill(keep, [(1, b"t", b"t")])
+    await store.destroy()
+    fresh = await storage.open_stream("S")
+    assert fresh.state() == StoreState()
+    assert await fresh.get(1) is None
+    assert (await keep.get(1)).data == b"t"
+
+
+async def test_close_and_reopen_stream(storage: Storage) -> None:
+    store = await sample(storage)
+    assert await store.remove(2)
+    store.store(6, b"late", None, b"six", 6000)
+    before = store.state()
+    await store.close()
+    again = await storage.open_stream("S")
+    assert again.state() == before
+    assert (await again.get(6)).data == b"six"
+    assert await again.get(2) is None
+    again.store(7, b"later", None, b"seven", 7000)
+    await again.sync()
+    assert again.state().msgs == before.msgs + 1
+
+
+async def test_unsynced_writes_are_readable(storage: Storage) -> None:
+    store = await storage.open_stream("U")
+    await fill(store, SAMPLE, sync=False)
+    assert (await store.get(5)).data == b"five"
+    assert (await store.next(2, [b"audit"])).seq == 4
+    assert (await store.last(b"orders.eu.*")).seq == 5
+    assert await store.count(b"orders.>") == 4
+    assert await store.seqs(b"orders.eu.new") == [1, 5]
+    await store.sync()
+
+
+# -- a random workload against a naive model -----------------------------------------
+
+SUBJECTS = [b"a.1", b"a.2", b"b.1", b"b.x.y", b"c"]
+FILTERS = [b">", b"a.1", b"a.*", b"*.1", b"b.>", b"c", b"none"]
+
+
+class Model:
+    """The contract written as plainly as possible."""
+
+    def __init__(self) -> None:
+        self.msgs: dict[int, tuple[bytes, bytes, int]] = {}
+        self.first, self.first_ts, self.last, self.last_ts = 0, 0, 0, 0
+
+    def store(self, seq: int, subject: bytes, data: bytes, ts: int) -> None:
+        if not self.msgs:
+            self.first, self.first_ts = seq, ts
+        self.msgs[seq] = (subject, data, ts)
+        self.last, self.last_ts = seq, ts
+
+    def skip(self, seq: int) -> None:
+        self.last = seq
+        if not self.msgs:
+            self.first, self.first_ts = seq + 1, 0
+
+    def refirst(self) -> None:
+        if self.msgs:
+            self.first = min(self.msgs)
+            self.first_ts = self.msgs[self.first][2]
+        else:
+            self.first, self.first_ts = self.last + 1, 0
+
+    def remove(self, seq: int) -> bool:
+        if self.msgs.pop(seq, None) is None:
+            return False
+        self.refirst()
+        return True
+
+    def matching(self, pattern: bytes) -> list[int]:
+        return sorted(s for s, m in self.msgs.items() if subject_matches(pattern, m[0]))
+
+    def purge(self, pattern: bytes | None, before: int, keep: int) -> int:
+        seqs = self.matching(pattern or b">")
+        victims = seqs[: max(0, len(seqs) - keep)] if keep else seqs
+        victims = [s for s in victims if not before or s < before]
+        for s in victims:
+            del self.msgs[s]
+        if pattern is None and not keep and not self.msgs and before > self.last + 1:
+            self.last = before - 1
+        self.refirst()
+        return len(victims)
+
+    def state(self) -> StoreState:
+        n = len(self.msgs)
+        nbytes = sum(size(s, d, None) for s, d, _ in self.msgs.values())
+        deleted = self.last - self.first + 1 - n if n else 0
+        return StoreState(n, nbytes, self.first, self.first_ts, self.last, self.last_ts, deleted)
+
+
+async def check(store, model: Model, rng: random.Random) -> None:
+    assert store.state() == model.state()
+    probe = rng.randint(0, model.last + 2)
+    pattern = rng.choice(FILTERS)
+    got = await store.get(probe)
+    want = model.msgs.get(probe)
+    assert (got.subject, got.data, got.ts) == want if got else want is None
+    found = [s for s in model.matching(pattern) if s >= probe]
+    nxt = await store.next(probe, [pattern])
+    assert (nxt.seq if nxt else None) == (found[0] if found else None)
+    pair = [pattern, rng.choice(FILTERS)]
+    both = sorted(set(model.matching(pair[0])) | set(model.matching(pair[1])))
+    nxt = await store.next(probe, pair)
+    assert (nxt.seq if nxt else None) == next((s for s in both if s >= probe), None)
+    last = await store.last(pattern)
+    every = model.matching(pattern)
+    assert (last.seq if last else None) == (every[-1] if every else None)
+    assert await store.count(pattern, probe) == len(found)
+    counts: dict[bytes, int] = {}
+    for s in every:
+        counts[model.msgs[s][0]] = counts.get(model.msgs[s][0], 0) + 1
+    assert await store.subjects(pattern) == counts
+    literal = rng.choice(SUBJECTS)
+    assert await store.seqs(literal, 2) == model.matching(literal)[:2]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_workload(storage: Storage, seed: int) -> None:
+    rng = random.Random(seed)
+    store = await storage.open_stream("R")
+    model = Model()
+    seq = 0
+    for _ in range(300):
+        roll = rng.random()
+        if roll < 0.55:
+            for _ in range(rng.randint(1, 6)):
+                seq += rng.choice((1, 1, 1, 2))
+                subject = rng.choice(SUBJECTS)
+                data = rng.randbytes(rng.randint(0, 20))
+                store.store(seq, subject, None, data, seq * 10)
+                model.store(seq, subject, data, seq * 10)
+        elif roll < 0.75 and model.last:
+            target = rng.randint(1, model.last)
+            assert await store.remove(target) == model.remove(target)
+        elif roll < 0.85:
+            subject = rng.choice([None, *FILTERS])
+            before = rng.choice((0, 0, rng.randint(0, model.last + 3)))
+            keep = rng.choice((0, 0, rng.randint(0, 6)))
+            want = model.purge(None if subject in (None, b">") else subject, before, keep)
+            assert await store.purge(subject, before, keep) == want
+            seq = model.last
+        elif roll < 0.9:
+            seq += rng.randint(1, 2)
+            store.skip(seq)
+            model.skip(seq)
+        elif roll < 0.95:
+            await store.sync()
+        await check(store, model, rng)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_overlapping_ops_apply_in_call_order(storage: Storage, seed: int) -> None:
+    """Removals and purges in flight while publishing goes on act at the point they
+    were called: never on messages stored after, always on those before."""
+    rng = random.Random(seed)
+    store = await storage.open_stream("O")
+    model = Model()
+    seq = 0
+    pending: list[tuple[asyncio.Task[object], object]] = []
+    for _ in range(400):
+        roll = rng.random()
+        if roll < 0.6:
+            seq += 1
+            subject = rng.choice(SUBJECTS)
+            store.store(seq, subject, None, b"%d" % seq, seq)
+            model.store(seq, subject, b"%d" % seq, seq)
+        elif roll < 0.8 and seq:
+            target = rng.randint(1, seq)
+            pending.append((asyncio.create_task(store.remove(target)), model.remove(target)))
+        elif roll < 0.88:
+            subject = rng.choice([None, *FILTERS])
+            before = rng.choice((0, rng.randint(0, seq + 1)))
+            keep = rng.choice((0, rng.randint(0, 4)))
+            want = model.purge(None if subject in (None, b">") else subject, before, keep)
+            pending.append((asyncio.create_task(store.purge(subject, before, keep)), want))
+        else:
+            await asyncio.sleep(0)  # let the task just created put itself in line
+            continue
+        await asyncio.sleep(0)
+    assert [await task for task, _ in pending] == [want for _, want in pending]
+    await store.sync()
+    assert store.state() == model.state()
+    for probe in range(seq + 1):
+        await check(store, model, rng)
+        got = await store.get(probe)
+        assert (got.data if got else None) == (model.msgs.get(probe) or (0, None))[1]
+
+
+# -- what only the SQLite store promises --------------------------------------------
+
+
+async def test_sqlite_reopen_recovers_everything(tmp_path: Path) -> None:
+    st = SqliteStorage(str(tmp_path))
+    st.save_stream("S", '{"name":"S"}', 7)
+    store = await st.open_stream("S")
+    await fill(store, SAMPLE)
+    assert await store.remove(3)
+    empty = await st.open_stream("E")
+    await fill(empty, [(1, b"e", b"1"), (2, b"e", b"2")])
+    assert await empty.purge() == 2
+    gone = await st.open_stream("G")
+    await fill(gone, [(1, b"g", b"1")])
+    assert await gone.remove(1)
+    skipped = await st.open_stream("K")
+    skipped.skip(1)
+    skipped.store(2, b"k", None, b"2", 2)
+    skipped.skip(3, 3)
+    cstate = ConsumerState(4, 5, 2, 3, {5: (4, 99)}, {5: 3})
+    st.consumers("S").save("dur", '{"d":1}', cstate)
+    before = store.state()
+    await st.close()
+
+    st = SqliteStorage(str(tmp_path))
+    try:
+        assert await st.load_streams() == {"S": ('{"name":"S"}', 7)}
+        store = await st.open_stream("S")
+        assert store.state() == before
+        assert [m.seq for m in [await store.get(i) for i in range(1, 6)] if m] == [1, 2, 4, 5]
+        assert (await store.get(5)) == StoredMsg(5, b"orders.eu.new", b"h", b"five", 5000)
+        assert (await st.open_stream("E")).state() == StoreState(0, 0, 3, 0, 2, 2000, 0)
+        assert (await st.open_stream("G")).state() == StoreState(0, 0, 2, 0, 1, 1000, 0)
+        assert (await st.open_stream("K")).state() == StoreState(1, 18, 2, 2, 3, 3, 1)
+        assert await st.consumers("S").load() == {"dur": ('{"d":1}', cstate)}
+        store.store(6, b"more", None, b"6", 6000)
+        await store.sync()
+    finally:
+        await st.close()
+
+
+async def test_sqlite_reads_before_commit(tmp_path: Path) -> None:
+    st = SqliteStorage(str(tmp_path), tail_msgs=2, tail_bytes=1 << 20)
+    try:
+        store = await st.open_stream("S")
+        await fill(store, SAMPLE, sync=False)
+        assert store._committed == 0  # nothing committed yet, all served from the tail
+        assert [(await store.get(i)).data for i in range(1, 6)] == [d for _, _, d in SAMPLE]
+        assert (await store.next(1, [b"orders.*.paid"])).seq == 3
+        await store.sync()
+        raw = sqlite3.connect(st.path)
+        assert raw.execute("SELECT count(*) FROM msgs").fetchone()[0] == 5
+        raw.close()
+        assert store._tail.floor == 4  # committed, so all but the bound left memory
+        assert (await store.get(1)).data == b"one"
+        assert (await store.next(2, [b"orders.eu.*"])).seq == 3
+    finally:
+        await st.close()
+
+
+async def test_sqlite_remove_waits_for_earlier_rows(tmp_path: Path) -> None:
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        await fill(store, SAMPLE, sync=False)
+        assert await store.purge(b"orders.eu.new") == 2
+        store.store(6, b"orders.eu.new", None, b"six", 6000)
+        assert await store.remove(4)
+        assert await store.seqs(b"orders.eu.new") == [6]
+        assert store.state().msgs == 3
+    finally:
+        await st.close()
+
+
+async def test_sqlite_readahead_sees_removals(tmp_path: Path) -> None:
+    st = SqliteStorage(str(tmp_path), tail_msgs=2, tail_bytes=1 << 20)
+    try:
+        store = await st.open_stream("S")
+        await fill(store, [(i, b"r.%d" % (i % 3), b"%d" % i) for i in range(1, 101)])
+        assert (await store.next(1)).seq == 1  # reads a window well past 5
+        assert (await store.next(4, [b"r.2"])).seq == 5
+        assert await store.remove(5)
+        assert (await store.next(5)).seq == 6
+        assert (await store.next(4, [b"r.2"])).seq == 8
+        assert await store.purge(b"r.0") == 33
+        assert [(await store.next(s)).seq for s in (6, 7, 9)] == [7, 7, 10]
+        reads = [asyncio.create_task(store.next(s, [b"r.1"])) for s in range(1, 90, 7)]
+        assert await store.purge(b"r.1", before=50) == 17
+        await asyncio.gather(*reads)
+        assert (await store.next(1, [b"r.1"])).seq == 52
+    finally:
+        await st.close()
+
+
+async def test_sqlite_commit_failure_is_reported(tmp_path: Path) -> None:
+    from storage.sqlite import StorageError
+
+    st = SqliteStorage(str(tmp_path))
+    store = await st.open_stream("S")
+    await fill(store, SAMPLE)
+
+    async def failing(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    st._wr.executemany = failing  # type: ignore[method-assign,union-attr]
+    store.store(6, b"x", None, b"x", 6)
+    with pytest.raises(StorageError):
+        await store.sync()
+    with pytest.raises(StorageError):
+        store.store(7, b"x", None, b"x", 7)
+    await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().last_seq == 5
+        assert (await store.get(5)).data == b"five"
+    finally:
+        await st.close()
+
+
+async def test_sqlite_synced_state_needs_no_clean_close(tmp_path: Path) -> None:
+    """What a crash right after ``sync()`` would find: a second opener of the same
+    directory rebuilds every stream's state from the committed rows alone."""
+    st = SqliteStorage(str(tmp_path))
+    second = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        await fill(store, SAMPLE)
+        assert await store.remove(1)
+        await fill(store, [(6, b"x", b"6"), (7, b"y", b"7")])
+        store.skip(8, 8000)
+        empty = await st.open_stream("E")
+        await fill(empty, [(1, b"e", b"1")])
+        await empty.purge()
+        await fill(empty, [(2, b"e", b"2")])
+        skipped = await st.open_stream("K")
+        skipped.skip(5)
+        await skipped.sync()
+        for name in ("S", "E", "K"):
+            mine = (await st.open_stream(name)).state()
+            assert (await second.open_stream(name)).state() == mine, name
+    finally:
+        await second.close()
+        await st.close()
