@@ -176,9 +176,9 @@ class Stream:
             raise E.store_failed("maximum messages exceeded")
         if cfg.max_bytes > 0 and state.bytes + size > cfg.max_bytes:
             raise E.store_failed("maximum bytes exceeded")
-        if cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0:
-            if await self.store.count(subject) >= cfg.max_msgs_per_subject:
-                raise E.store_failed("maximum messages per subject exceeded")
+        per_subject = cfg.discard_new_per_subject and cfg.max_msgs_per_subject > 0
+        if per_subject and await self.store.count(subject) >= cfg.max_msgs_per_subject:
+            raise E.store_failed("maximum messages per subject exceeded")
 
     async def _enforce_limits(self, subject: bytes) -> None:
         cfg = self.config
