@@ -8,7 +8,16 @@ import resource
 import time
 
 from .common import SETUP_TIMEOUT, close_all, run_tag
-from .model import Column, Context, Outcome, Params, Scenario, proc_rss_kb, register
+from .model import (
+    Column,
+    Context,
+    Outcome,
+    Params,
+    Scenario,
+    proc_nofile,
+    proc_rss_kb,
+    register,
+)
 from .rawclient import Endpoint, ProtocolError, RawConn, connect
 
 
@@ -46,22 +55,24 @@ async def conns(ctx: Context, p: Params) -> Outcome:
             try:
                 opened.append(await connect(lambda s=setup: RawConn(ep, "bench-idle", s), ep,
                                             SETUP_TIMEOUT))
-            except (OSError, ProtocolError, TimeoutError) as exc:
+                continue
+            except TimeoutError:
+                errors.append(f"no handshake within {SETUP_TIMEOUT:g}s")
+            except (OSError, ProtocolError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
-                if len(errors) >= max_failures:
-                    stop.set()
+            if len(errors) >= max_failures:
+                stop.set()
 
     t0 = time.perf_counter()
     workers = [asyncio.create_task(opener()) for _ in range(min(parallel, n))]
-    partial = False
+    stopped = asyncio.create_task(stop.wait())
     try:
-        try:
-            await asyncio.wait_for(asyncio.gather(*workers), ctx.timeout)
-        except TimeoutError:
-            partial = True
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        done, _ = await asyncio.wait([asyncio.gather(*workers), stopped], timeout=ctx.timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        partial = not done
+        for w in (*workers, stopped):
+            w.cancel()
+        await asyncio.gather(*workers, stopped, return_exceptions=True)
         open_s = time.perf_counter() - t0
         await asyncio.sleep(settle)
         alive = sum(1 for c in opened if not c.closed.done())
@@ -71,7 +82,10 @@ async def conns(ctx: Context, p: Params) -> Outcome:
     error = None
     if alive < n:
         first = errors[0] if errors else "connections closed by server"
-        error = f"{alive} of {n} connections alive ({len(errors)} failed; first: {first})"
+        error = f"only {alive} of {n} connections alive ({len(errors)} failed; first: {first})"
+        server_limit = proc_nofile(ctx.pid)
+        if server_limit is not None and server_limit < n + 64:
+            error += f"; server open-file limit is {server_limit}"
         if soft < n + 64:
             error += f"; client open-file limit is {soft}"
     if ctx.pid is None:

@@ -134,3 +134,17 @@ def proc_rss_kb(pid: int | None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def proc_nofile(pid: int | None) -> int | None:
+    """A process's soft open-file limit, to explain connection failures."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.internal import InternalClient
+from core.jetstream.api import JetStreamApi
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer, recover_consumers
 from core.jetstream.models import (
@@ -39,6 +40,7 @@ class JetStreamAccount:
         self.memory_storage: Storage = MemoryStorage()
         self.api_total = 0
         self.api_errors = 0
+        self.api = JetStreamApi(self)
 
     def storage_for(self, config: StreamConfig) -> Storage:
         return self.memory_storage if config.storage == "memory" else self.file_storage
@@ -57,6 +59,7 @@ class JetStreamAccount:
             self.streams[name] = stream
             stream.attach()
             await recover_consumers(stream)
+            await stream.start_links()
             state = store.state()
             log.info("  Restored %s messages for stream '%s > %s'", f"{state.msgs:,}",
                      self.account.name, name)
@@ -102,6 +105,8 @@ class JetStreamAccount:
         self.streams[config.name] = stream
         stream.attach()
         await store.sync()
+        await stream.start_links()
+        self.stream_changed(stream)
         return stream, True
 
     async def update_stream(self, config: StreamConfig) -> Stream:
@@ -114,6 +119,7 @@ class JetStreamAccount:
         self.storage_for(config).save_stream(config.name, config.model_dump_json(),
                                              stream.created_ns)
         stream.attach()
+        await stream.start_links()
         await stream._enforce_limits(b">")
         await stream.store.sync()
         return stream
@@ -134,9 +140,13 @@ class JetStreamAccount:
         return stream
 
     def stream_changed(self, stream: Stream) -> None:
-        """New messages or removals: let the consumers look."""
+        """New messages or removals: let the consumers and followers look."""
         for consumer in stream.consumers.values():
             consumer.wake()
+        for other in self.streams.values():
+            for link in other.links:
+                if link.origin_name == stream.name:
+                    link.wake()
 
     # -- consumers ------------------------------------------------------------------
 

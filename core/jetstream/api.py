@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from core.jetstream.stream import Stream
 
 PREFIX = b"$JS.API."
+API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
+                b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
+DIRECT_GET = b"$JS.API.DIRECT.GET."
 T = "io.nats.jetstream.api.v1."
 NAMES_LIMIT = 1024
 LIST_LIMIT = 256
@@ -53,7 +56,10 @@ class JetStreamApi:
         self._queue: list[tuple[list[bytes], bytes, bytes]] = []
         self._worker: asyncio.Task | None = None
         client = jsa.client
-        client.listen(b"$JS.API.>", self._on_request)
+        # Not one `$JS.API.>`: DIRECT.GET is answered by each stream that allows it, so a
+        # get on a stream that does not exist finds no responder, as with nats-server.
+        for subject in API_SUBJECTS:
+            client.listen(subject, self._on_request)
         client.listen(b"$JS.ACK.>", self._on_ack)
         client.listen(b"$JS.FC.>", self._on_flow_control)
 
@@ -93,7 +99,7 @@ class JetStreamApi:
         if len(tokens) >= 4:
             consumer = self._find_consumer(tokens[2], tokens[3])
             if consumer is not None:
-                consumer.wake()
+                consumer.flow_control_reply(subject)
 
     async def _work(self) -> None:
         while self._queue:
@@ -135,9 +141,6 @@ class JetStreamApi:
                 return await self.msg_get(words[3], _body(payload))
             if words[2] == "DELETE":
                 return await self.msg_delete(words[3], _body(payload))
-        if words[:2] == ["DIRECT", "GET"] and n >= 3:
-            await self.direct_get(words[2], b".".join(tokens[3:]), payload, reply)
-            return None
         if words[0] == "CONSUMER" and n >= 3:
             return await self._consumer_op(words, tokens, payload)
         return None
@@ -203,13 +206,19 @@ class JetStreamApi:
         if filt:
             chosen = await stream.store.subjects(str(filt).encode())
             state["subjects"] = {k.decode(errors="replace"): v for k, v in chosen.items()}
-        return {
+        doc: dict[str, Any] = {
             "config": stream.config.dump(),
             "created": rfc3339(ns=stream.created_ns),
             "state": state,
             "cluster": {"leader": self.jsa.js.hub.server_name},
             "ts": rfc3339(),
         }
+        for link in stream.links:
+            if link.mirror:
+                doc["mirror"] = link.info()
+            else:
+                doc.setdefault("sources", []).append(link.info())
+        return doc
 
     async def stream_create(self, name: str, payload: bytes, update: bool) -> dict[str, Any]:
         if not payload.strip():
@@ -310,6 +319,15 @@ class JetStreamApi:
         await stream.store.sync()
         self.jsa.stream_changed(stream)
         return {"type": T + "stream_msg_delete_response", "success": True}
+
+    def on_direct_get(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                      payload: bytes) -> None:
+        """A stream's own DIRECT.GET subscription (only streams with allow_direct)."""
+        tokens = subject[len(DIRECT_GET):].split(b".", 1)
+        if reply:
+            name = tokens[0].decode(errors="replace")
+            last = tokens[1] if len(tokens) > 1 else b""
+            asyncio.get_running_loop().create_task(self.direct_get(name, last, payload, reply))
 
     async def direct_get(self, name: str, subject: bytes, payload: bytes, reply: bytes) -> None:
         router = self.jsa.account.router

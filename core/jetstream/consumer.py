@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 _NS = 1_000_000_000
 ACK_PREFIX = b"$JS.ACK."
+#: Push consumers with flow control ask for a reply after this many bytes.
+FLOW_CONTROL_WINDOW = 4 * 1024 * 1024
 
 
 @dataclass
@@ -68,6 +71,9 @@ class Consumer:
         self._started = state is not None
         self._pending_count: int | None = None
         self.last_active = time.time_ns()
+        self._last_ts = 0
+        self._fc_bytes = 0
+        self._fc_pending: bytes | None = None
         self.stopped = False
         self._loop = asyncio.get_running_loop()
         self._dirty = False
@@ -216,15 +222,62 @@ class Consumer:
                     len(self.state.pending) >= cfg.max_ack_pending
                 ):
                     return
+                if self._fc_pending is not None:
+                    return  # waiting for the subscriber to answer flow control
                 msg = await self._next_message()
                 if msg is None:
                     self._nothing_left()
                     return
+                await self._pace(msg)
+                if self.stopped:
+                    return
+                target = self._target()
+                if target is None:
+                    self._pushback(msg)
+                    return
                 self._deliver(msg, target)
+                if cfg.flow_control:
+                    self._flow_control(msg)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("consumer %s > %s failed", self.stream.name, self.name)
+
+    async def _pace(self, msg: StoredMsg) -> None:
+        """replay_policy original keeps the stored gaps; rate_limit_bps caps the rate."""
+        cfg = self.config
+        delay = 0.0
+        if cfg.replay_policy == "original" and self._last_ts and msg.ts > self._last_ts:
+            delay = (msg.ts - self._last_ts) / _NS
+        if cfg.rate_limit_bps:
+            delay = max(delay, msg.size * 8 / cfg.rate_limit_bps)
+        self._last_ts = msg.ts
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _pushback(self, msg: StoredMsg) -> None:
+        """A message fetched but not deliverable after all: send it first next time."""
+        if msg.seq in self.state.pending:
+            self._redeliver.insert(0, msg.seq)
+
+    def _flow_control(self, msg: StoredMsg) -> None:
+        """Ask the push subscriber to confirm it keeps up, every window of bytes."""
+        self._fc_bytes += msg.size
+        if self._fc_bytes < FLOW_CONTROL_WINDOW:
+            return
+        self._fc_bytes = 0
+        token = secrets.token_hex(2)
+        self._fc_pending = b"$JS.FC.%b.%b.%b" % (self.stream.name.encode(), self.name.encode(),
+                                                 token.encode())
+        subject = self.config.deliver_subject.encode()
+        self.stream.jsa.account.router.deliver_as(
+            subject, subject, self._fc_pending, _status(100, "FlowControl Request"), b""
+        )
+
+    def flow_control_reply(self, subject: bytes) -> None:
+        if subject == self._fc_pending:
+            self._fc_pending = None
+            self.wake()
 
     async def _next_message(self) -> StoredMsg | None:
         store = self.stream.store
@@ -364,8 +417,11 @@ class Consumer:
         interval = self.config.idle_heartbeat / _NS
         if time.time_ns() - self.last_active >= self.config.idle_heartbeat:
             subject = self.config.deliver_subject.encode()
+            extra = self._last_headers()
+            if self._fc_pending is not None:
+                extra.append((b"Nats-Consumer-Stalled", self._fc_pending))
             self.stream.jsa.account.router.deliver_as(
-                subject, subject, None, _status(100, "Idle Heartbeat", self._last_headers()), b""
+                subject, subject, None, _status(100, "Idle Heartbeat", extra), b""
             )
         self._hb_timer = self._loop.call_later(interval, self._heartbeat)
 
@@ -549,6 +605,8 @@ async def recover_consumers(stream: Stream) -> None:
 
     saved = await stream.jsa.consumer_store(stream).load()
     for name, (config_json, state) in saved.items():
+        if name.startswith("$origin."):
+            continue  # a mirror/source position, not a consumer
         config = ConsumerConfig.model_validate_json(config_json)
         consumer = Consumer(stream, config, time.time_ns(), state)
         for seq in sorted(state.pending):

@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING
 
 from core.jetstream.account import JetStreamAccount
-from core.jetstream.api import JetStreamApi
 from core.jetstream.models import AccountLimits
 from core.log import log
 
@@ -36,7 +35,6 @@ class JetStream:
         jsa = self.accounts.get(account.name)
         if jsa is None:
             jsa = self.accounts[account.name] = JetStreamAccount(self, account)
-            jsa.api = JetStreamApi(jsa)
             await jsa.start()
         return jsa
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from core import headers as H
 from core.jetstream import errors as E
+from core.jetstream.sourcing import Link, links_for
+from core.jetstream.transform import SubjectTransform
 from core.log import log
 from storage.base import StoredMsg, StreamStore
 
@@ -49,6 +51,9 @@ class Stream:
         self._msg_ids: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
         self._last_msg_id: bytes = b""
         self._expiry: asyncio.TimerHandle | None = None
+        self._transform: SubjectTransform | None = None
+        self._republish: SubjectTransform | None = None
+        self.links: list[Link] = []
         self.closed = False
 
     # -- subjects -------------------------------------------------------------------
@@ -58,14 +63,36 @@ class Stream:
         return [s.encode() for s in (self.config.subjects or [])]
 
     def attach(self) -> None:
-        """Start capturing the stream's subjects."""
+        """Start capturing the stream's subjects (again, after a config change)."""
+        cfg = self.config
+        st, rp = cfg.subject_transform, cfg.republish
+        self._transform = SubjectTransform(st.src, st.dest) if st and st.dest else None
+        self._republish = SubjectTransform(rp.src, rp.dest) if rp and rp.dest else None
         client = self.jsa.client
         for sub in self._subs:
             client.drop_subscription(sub)
         self._subs = [client.listen(subject, self._on_message) for subject in self.subjects]
+        for link in self.links:
+            link.close()
+        self.links = links_for(self)
+        if self.config.allow_direct:
+            direct = b"$JS.API.DIRECT.GET." + self.name.encode()
+            on_get = self.jsa.api.on_direct_get
+            self._subs += [client.listen(direct, on_get), client.listen(direct + b".>", on_get)]
         self._schedule_expiry()
 
+    async def start_links(self) -> None:
+        """Resume copying from mirror/source origins at the saved positions."""
+        saved = await self.jsa.consumer_store(self).load() if self.links else {}
+        for link in self.links:
+            entry = saved.get(link.key)
+            await link.load(entry[1] if entry else None)
+            link.wake()
+
     def detach(self) -> None:
+        for link in self.links:
+            link.close()
+        self.links = []
         for sub in self._subs:
             self.jsa.client.drop_subscription(sub)
         self._subs = []
@@ -106,11 +133,13 @@ class Stream:
                 send(reply, None, None, body)
 
     async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
-                     ts: int = 0) -> tuple[int, bool]:
+                     ts: int = 0, sourced: bool = False) -> tuple[int, bool]:
         """Store one message under the stream's rules: (seq, was it a duplicate)."""
         cfg = self.config
         if cfg.sealed:
             raise E.stream_sealed()
+        if self._transform is not None:
+            subject = self._transform.apply(subject) or subject
         size = len(subject) + len(payload) + (len(hdr) if hdr else 0)
         if cfg.max_msg_size >= 0 and len(payload) + (len(hdr) if hdr else 0) > cfg.max_msg_size:
             raise E.message_size_exceeded()
@@ -140,7 +169,11 @@ class Stream:
         if cfg.discard == "new":
             await self._check_discard_new(subject, size, state)
         seq = state.last_seq + 1
+        republish = self._republish.apply(subject) if self._republish is not None else None
+        previous = await self.store.last(subject) if republish is not None else None
         self.store.store(seq, subject, hdr, payload, now)
+        if republish is not None:
+            self._send_republished(republish, subject, seq, previous, hdr, payload)
         if msg_id:
             self._msg_ids[msg_id] = (seq, now)
             self._last_msg_id = msg_id
@@ -150,6 +183,17 @@ class Stream:
             await self.store.purge(subject=subject, before=seq)
         await self._enforce_limits(subject)
         return seq, False
+
+    def _send_republished(self, dest: bytes, subject: bytes, seq: int,
+                          previous: StoredMsg | None, hdr: bytes | None, payload: bytes) -> None:
+        """A copy of a stored message on the republish subject, as nats-server sends it."""
+        extra = [(b"Nats-Stream", self.name.encode()), (b"Nats-Subject", subject),
+                 (b"Nats-Sequence", b"%d" % seq),
+                 (b"Nats-Last-Sequence", b"%d" % (previous.seq if previous else 0))]
+        if self.config.republish.headers_only:
+            extra.append((b"Nats-Msg-Size", b"%d" % len(payload)))
+            payload = b""
+        self.jsa.client.send(dest, None, H.add(hdr, extra), payload)
 
     async def _check_expected(self, hdrs: dict[bytes, bytes], subject: bytes) -> None:
         want = hdrs.get(EXPECTED_STREAM)

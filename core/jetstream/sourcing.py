@@ -1,0 +1,142 @@
+"""Mirrors and sources: a stream fed from other streams of the same account.
+
+A :class:`Link` follows one origin stream from a position, copying what is stored
+there.  A mirror keeps the origin's sequence numbers; a source appends under the
+follower's own sequence, filtered and transformed.  Positions are saved with the
+follower's consumer state so a restart resumes where copying stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from core import headers as H
+from core.jetstream.transform import SubjectTransform
+from core.log import log
+from storage.base import ConsumerState
+
+if TYPE_CHECKING:
+    from core.jetstream.stream import Stream
+
+_NS = 1_000_000_000
+
+
+class Link:
+    def __init__(self, follower: Stream, source: Any, mirror: bool) -> None:
+        self.follower = follower
+        self.source = source
+        self.mirror = mirror
+        self.origin_name: str = source.name
+        self.key = f"$origin.{'mirror' if mirror else 'source'}.{source.name}"
+        self.position = 0  # last origin seq copied
+        filters = [source.filter_subject] if source.filter_subject else []
+        self.transforms = [SubjectTransform(t.src, t.dest) for t in source.subject_transforms or []]
+        filters += [t.src for t in source.subject_transforms or [] if t.src]
+        self.filters = [f.encode() for f in filters] or None
+        self.last_active = 0
+        self._task: asyncio.Task | None = None
+        self.closed = False
+
+    async def load(self, saved: ConsumerState | None) -> None:
+        if self.mirror:
+            self.position = self.follower.store.state().last_seq
+        elif saved is not None:
+            self.position = saved.delivered_stream_seq
+
+    def origin(self) -> Stream | None:
+        return self.follower.jsa.streams.get(self.origin_name)
+
+    def wake(self) -> None:
+        if self.closed:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._copy())
+
+    async def _start(self, origin: Stream) -> None:
+        src = self.source
+        if self.position:
+            return
+        if src.opt_start_seq:
+            self.position = src.opt_start_seq - 1
+        elif src.opt_start_time:
+            msg = await origin.store.next(origin.store.state().first_seq, self.filters)
+            while msg is not None and msg.ts < src.opt_start_time:
+                msg = await origin.store.next(msg.seq + 1, self.filters)
+            self.position = (msg.seq - 1) if msg else origin.store.state().last_seq
+
+    async def _copy(self) -> None:
+        origin = self.origin()
+        if origin is None:
+            return
+        try:
+            await self._start(origin)
+            copied = 0
+            while not self.closed:
+                msg = await origin.store.next(self.position + 1, self.filters)
+                if msg is None:
+                    break
+                await self._take(msg)
+                self.position = msg.seq
+                copied += 1
+            if copied:
+                self.last_active = time.time_ns()
+                await self.follower.store.sync()
+                self._save()
+                self.follower.jsa.stream_changed(self.follower)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stream %s: copying from %s failed", self.follower.name,
+                          self.origin_name)
+
+    async def _take(self, msg: Any) -> None:
+        follower = self.follower
+        if self.mirror:
+            if msg.seq > follower.store.state().last_seq:
+                follower.store.store(msg.seq, msg.subject, msg.hdr, msg.data, msg.ts)
+                await follower._enforce_limits(msg.subject)
+            return
+        subject = msg.subject
+        for t in self.transforms:
+            mapped = t.apply(subject)
+            if mapped is not None:
+                subject = mapped
+                break
+        hdr = H.add(msg.hdr, [(b"Nats-Stream-Source",
+                               b"%b %d" % (self.origin_name.encode(), msg.seq))])
+        await follower.accept(subject, hdr, msg.data, msg.ts, sourced=True)
+
+    def _save(self) -> None:
+        if self.mirror:
+            return
+        state = ConsumerState(delivered_stream_seq=self.position)
+        self.follower.jsa.consumer_store(self.follower).save(self.key, "", state)
+
+    def info(self) -> dict[str, Any]:
+        origin = self.origin()
+        lag = max(origin.store.state().last_seq - self.position, 0) if origin else 0
+        doc: dict[str, Any] = {
+            "name": self.origin_name,
+            "lag": lag,
+            "active": (time.time_ns() - self.last_active) if self.last_active else -1,
+        }
+        if self.source.filter_subject:
+            doc["filter_subject"] = self.source.filter_subject
+        return doc
+
+    def close(self) -> None:
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+
+
+def links_for(stream: Stream) -> list[Link]:
+    cfg = stream.config
+    links = []
+    if cfg.mirror is not None and cfg.mirror.name:
+        links.append(Link(stream, cfg.mirror, mirror=True))
+    for source in cfg.sources or []:
+        links.append(Link(stream, source, mirror=False))
+    return links
