@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.internal import InternalClient
-from core.jetstream.api import JetStreamApi
 from core.jetstream import errors as E
+from core.jetstream.api import JetStreamApi
 from core.jetstream.consumer import Consumer, recover_consumers
 from core.jetstream.models import (
     StreamConfig,
