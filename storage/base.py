@@ -68,6 +68,11 @@ class StreamStore(Protocol):
         """Append a message with ``seq`` > every stored seq.  Durable after ``sync``."""
         ...
 
+    def store_many(self, seq: int, msgs: list[tuple[bytes, bytes]], ts: int) -> None:
+        """Append header-less ``(subject, data)`` messages as ``seq``, ``seq + 1`` ...
+        in one call (the hot path of a busy stream)."""
+        ...
+
     def skip(self, seq: int, ts: int = 0) -> None:
         """Use up ``seq`` (> ``last_seq``) without storing a message, as for one nobody
         will read: ``last_seq`` becomes ``seq`` (and ``last_ts`` ``ts`` if given); an

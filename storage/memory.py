@@ -86,6 +86,10 @@ class MemoryStreamStore:
         self._bytes += msg.size
         self._last_seq, self._last_ts = seq, ts
 
+    def store_many(self, seq: int, msgs: list[tuple[bytes, bytes]], ts: int) -> None:
+        for i, (subject, data) in enumerate(msgs):
+            self.store(seq + i, subject, None, data, ts)
+
     def skip(self, seq: int, ts: int = 0) -> None:
         if seq <= self._last_seq:
             raise ValueError(f"sequence {seq} not above last sequence {self._last_seq}")

@@ -110,6 +110,30 @@ class SqliteStreamStore:
             tail.evict(self._committed)
         self._writer.add_row(self, (self._id, seq, subject, hdr, data, ts), seq, ts, size)
 
+    def store_many(self, seq: int, msgs: list[tuple[bytes, bytes]], ts: int) -> None:
+        self._check()
+        live = self._live
+        if seq <= live.last_seq:
+            raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")
+        if not msgs:
+            return
+        if not live.msgs:
+            live.first_seq, live.first_ts = seq, ts
+        tail, sid = self._tail, self._id
+        rows, total = [], 0
+        for subject, data in msgs:
+            size = len(subject) + len(data) + 16
+            tail.append(StoredMsg(seq, subject, None, data, ts), size)
+            rows.append((sid, seq, subject, None, data, ts))
+            total += size
+            seq += 1
+        live.msgs += len(msgs)
+        live.bytes += total
+        live.last_seq, live.last_ts = seq - 1, ts
+        if tail.full():
+            tail.evict(self._committed)
+        self._writer.add_rows(self, rows, seq - len(msgs), seq - 1, ts, total)
+
     def skip(self, seq: int, ts: int = 0) -> None:
         self._check()
         live = self._live

@@ -212,6 +212,20 @@ class Writer:
             acc.size += size
             acc.last_seq, acc.last_ts = seq, ts
 
+    def add_rows(self, member: Member, rows: list[tuple[Any, ...]], first: int, last: int,
+                 ts: int, size: int) -> None:
+        """Several consecutive rows of one stream, accounted at once."""
+        step = self._data()
+        step.rows.extend(rows)
+        acc = step.accs.get(member)
+        if acc is None:
+            acc = step.accs[member] = Acc(0, first, ts, 0)
+        elif not acc.n:
+            acc.first_seq, acc.first_ts = first, ts
+        acc.n += len(rows)
+        acc.size += size
+        acc.last_seq, acc.last_ts = last, ts
+
     def add_skip(self, member: Member, seq: int, ts: int) -> None:
         """Record that ``member`` used up ``seq`` (with ``ts`` as its last time)."""
         step = self._data()

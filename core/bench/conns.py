@@ -67,9 +67,15 @@ async def conns(ctx: Context, p: Params) -> Outcome:
     workers = [asyncio.create_task(opener()) for _ in range(min(parallel, n))]
     stopped = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait([asyncio.gather(*workers), stopped], timeout=ctx.timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        partial = not done
+        pending: set[asyncio.Task[object]] = {*workers, stopped}
+        deadline = time.perf_counter() + ctx.timeout
+        partial = False
+        while not stopped.done() and any(not w.done() for w in workers):
+            done, pending = await asyncio.wait(pending, timeout=deadline - time.perf_counter(),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                partial = True
+                break
         for w in (*workers, stopped):
             w.cancel()
         await asyncio.gather(*workers, stopped, return_exceptions=True)

@@ -20,26 +20,39 @@ MAX_CONTROL_LINE = 64 << 10
 
 
 class Counter(RawConn, asyncio.BufferedProtocol):
-    def __init__(self, endpoint: Endpoint, name: str, setup: bytes, expected: int,
+    def __init__(self, endpoint: Endpoint, name: str, setup: bytes,
                  bufsize: int = 1 << 20) -> None:
         super().__init__(endpoint, name, setup)
-        loop = self.ready.get_loop()
-        self.expected = expected
         self.nbytes = 0
-        self.primed: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[float] = loop.create_future()
+        self.primed: asyncio.Future[None] = self.ready.get_loop().create_future()
+        self.done: asyncio.Future[float] | None = None
         self._buf = bytearray(bufsize)
         self._view = memoryview(self._buf)
         self._frame = 0  # length of one delivery frame; 0 until primed
         self._hdr = b""  # its MSG line, to check alignment
         self._fb = 0  # bytes of counted frames
+        self._base = 0  # _fb when the current expectation was armed
         self._target = 0
         self._ctl: bytes | None = None  # partial control line between frames
         self._pbuf = b""
 
     @property
     def count(self) -> int:
-        return self._fb // self._frame if self._frame else 0
+        """Deliveries since the last ``expect``."""
+        return (self._fb - self._base) // self._frame if self._frame else 0
+
+    def expect(self, n: int) -> asyncio.Future[float]:
+        """Arm completion: the returned future gets the time the n-th delivery from now arrived.
+
+        Only valid once primed, i.e. when the frame length is known.
+        """
+        assert self._frame, "expect() before the priming message arrived"
+        self._base = self._fb
+        self._target = self._fb + n * self._frame
+        self.done = self.primed.get_loop().create_future()
+        if n <= 0:
+            self.done.set_result(time.perf_counter())
+        return self.done
 
     # -- asyncio.BufferedProtocol --------------------------------------------------------------
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -56,8 +69,9 @@ class Counter(RawConn, asyncio.BufferedProtocol):
             self._fb += nbytes
         else:
             self._walk(bytes(self._view[:nbytes]))
-        if self._fb >= self._target and not self.done.done():
-            self.done.set_result(time.perf_counter())
+        done = self.done
+        if self._fb >= self._target and done is not None and not done.done():
+            done.set_result(time.perf_counter())
 
     def _aligned(self, n: int) -> bool:
         """Does the last frame starting in this read begin with the expected MSG line?"""
@@ -115,7 +129,6 @@ class Counter(RawConn, asyncio.BufferedProtocol):
             if len(self._pbuf) < size:
                 return
             self._frame, self._hdr = size, line + b"\r\n"
-            self._target = self.expected * size
             rest, self._pbuf = self._pbuf[size:], b""
             if not self.primed.done():
                 self.primed.set_result(None)

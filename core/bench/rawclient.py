@@ -236,14 +236,19 @@ C = TypeVar("C", bound=RawConn)
 
 
 async def connect(factory: Callable[[], C], endpoint: Endpoint, timeout: float) -> C:
-    """Open a connection and wait for the handshake PONG (setup frames are applied by then)."""
+    """Open a connection and wait for the handshake PONG (setup frames are applied by then).
+
+    ``asyncio.timeout`` rather than ``wait_for``: on 3.11 the latter can swallow a
+    cancellation that races with completion, leaving abandoned attempts running.
+    """
     loop = asyncio.get_running_loop()
-    _, proto = await asyncio.wait_for(
-        loop.create_connection(factory, endpoint.host, endpoint.port), timeout
-    )
+    proto: C | None = None
     try:
-        await asyncio.wait_for(asyncio.shield(proto.ready), timeout)
+        async with asyncio.timeout(timeout):
+            _, proto = await loop.create_connection(factory, endpoint.host, endpoint.port)
+            await proto.ready
     except BaseException:
-        proto.close()
+        if proto is not None:
+            proto.close()
         raise
     return proto

@@ -76,7 +76,7 @@ def find_nats_server() -> str | None:
 
 
 def project_root() -> Path:
-    """Directory holding the ``core`` package, so ``python -m core.cli`` resolves from it."""
+    """Directory holding the ``core`` package, put on PYTHONPATH for ``python -m core.cli``."""
     return Path(__file__).resolve().parents[2]
 
 
@@ -139,19 +139,22 @@ def target(spec: TargetSpec) -> Iterator[Target]:
         yield Target(spec.label, spec.url, spec.pid)
         return
     port = free_port()
+    env = None
     if spec.kind == "nats-server":
-        cmd, cwd, env = nats_server_command(port), None, None
+        cmd = nats_server_command(port)
     elif spec.kind == "jetport":
-        root = project_root()
-        cmd, cwd = jetport_command(port), str(root)
+        cmd = jetport_command(port)
+        root = str(project_root())
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     else:
         raise LaunchError(f"unknown target kind {spec.kind!r}")
+    # The server runs in a scratch directory, so any state it keeps in ./ starts empty and
+    # is removed afterwards.
     with tempfile.TemporaryDirectory(prefix="jetport-bench-") as tmp:
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
         try:
             try:

@@ -33,6 +33,9 @@ ROLLUP = b"Nats-Rollup"
 _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
             EXPECTED_LAST_MSG_ID, ROLLUP)
 _NS = 1_000_000_000
+#: Messages stored per commit request; smaller chunks let commits overlap with storing
+#: and return acks sooner, so a pipelining publisher never waits for a whole window.
+COMMIT_CHUNK = 128
 
 
 class Stream:
@@ -53,6 +56,10 @@ class Stream:
         self._expiry: asyncio.TimerHandle | None = None
         self._transform: SubjectTransform | None = None
         self._republish: SubjectTransform | None = None
+        self._ack_prefix = b""
+        self._plain = False
+        self._max_size = 0
+        self._next_seq = 0
         self.links: list[Link] = []
         self.closed = False
 
@@ -68,6 +75,14 @@ class Stream:
         st, rp = cfg.subject_transform, cfg.republish
         self._transform = SubjectTransform(st.src, st.dest) if st and st.dest else None
         self._republish = SubjectTransform(rp.src, rp.dest) if rp and rp.dest else None
+        self._ack_prefix = b'{"stream":%b,"seq":' % json.dumps(self.name).encode()
+        # Messages without headers need none of accept()'s per-message rules when:
+        self._plain = (
+            self._transform is None and self._republish is None and not cfg.sealed
+            and cfg.retention == "limits" and cfg.discard == "old"
+            and cfg.max_msgs_per_subject <= 0
+        )
+        self._max_size = cfg.max_msg_size if cfg.max_msg_size >= 0 else 1 << 62
         client = self.jsa.client
         for sub in self._subs:
             client.drop_subscription(sub)
@@ -110,27 +125,73 @@ class Stream:
             self._runner = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
+        """Store queued messages in order; acks go out when their commit completes.
+
+        The next batch is stored while the previous commit is in flight, so the store
+        commits one batch while the stream fills the next.
+        """
         while self._inbox and not self.closed:
-            batch, self._inbox = self._inbox, []
+            batch = self._inbox[:COMMIT_CHUNK]
+            del self._inbox[:COMMIT_CHUNK]
             replies: list[tuple[bytes, bytes]] = []
             stored = False
+            no_ack = self.config.no_ack
+            plain: list[tuple[bytes, bytes]] = []
             for subject, reply, hdr, payload in batch:
+                if hdr is None and self._plain and len(payload) <= self._max_size:
+                    if not plain:  # other tasks (sources, purges) may have moved last_seq
+                        self._next_seq = self.store.state().last_seq + 1
+                    plain.append((subject, payload))
+                    if reply and not no_ack:
+                        seq = self._next_seq + len(plain) - 1
+                        replies.append((reply, self._ack_prefix + b"%d}" % seq))
+                    continue
+                if plain:
+                    await self._store_plain(plain)
+                    stored, plain = True, []
                 try:
                     seq, duplicate = await self.accept(subject, hdr, payload)
                     stored = stored or not duplicate
-                    ack: dict[str, Any] = {"stream": self.name, "seq": seq}
-                    if duplicate:
-                        ack["duplicate"] = True
+                    if reply and not no_ack:
+                        replies.append((reply, self._ack_prefix + (
+                            b"%d,\"duplicate\":true}" % seq if duplicate else b"%d}" % seq)))
                 except E.ApiError as err:
-                    ack = {"error": err.to_dict(), "stream": self.name, "seq": 0}
-                if reply and not self.config.no_ack:
-                    replies.append((reply, json.dumps(ack, separators=(",", ":")).encode()))
+                    if reply and not no_ack:
+                        body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
+                        replies.append((reply, json.dumps(body, separators=(",", ":")).encode()))
+            if plain:
+                await self._store_plain(plain)
+                stored = True
             if stored:
-                await self.store.sync()
-                self.jsa.stream_changed(self)
-            send = self.jsa.client.send
-            for reply, body in replies:
-                send(reply, None, None, body)
+                commit = asyncio.ensure_future(self.store.sync())
+                commit.add_done_callback(lambda f, r=replies: self._committed(f, r))
+                if self._inbox:
+                    await asyncio.sleep(0)  # let the commit start while we store the rest
+            else:
+                self._send_acks(replies)
+
+    def _committed(self, commit: asyncio.Future, replies: list[tuple[bytes, bytes]]) -> None:
+        if commit.cancelled() or commit.exception() is not None:
+            log.error("stream %s: commit failed: %s", self.name,
+                      "cancelled" if commit.cancelled() else commit.exception())
+            return  # no PubAck for what is not durable
+        self.jsa.stream_changed(self)
+        self._send_acks(replies)
+
+    def _send_acks(self, replies: list[tuple[bytes, bytes]]) -> None:
+        send = self.jsa.client.send
+        for reply, body in replies:
+            send(reply, None, None, body)
+
+    async def _store_plain(self, msgs: list[tuple[bytes, bytes]]) -> None:
+        """The common case, header-less messages with no per-message rules: one call."""
+        self.store.store_many(self._next_seq, msgs, time.time_ns())
+        if self._over_limits():
+            await self._enforce_limits(b">")
+
+    def _over_limits(self) -> bool:
+        cfg, st = self.config, self.store.state()
+        return (0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes)
 
     async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
                      ts: int = 0, sourced: bool = False) -> tuple[int, bool]:
