@@ -58,6 +58,7 @@ class JetStreamAccount:
             stream = Stream(self, config, store, created)
             self.streams[name] = stream
             stream.attach()
+            await stream.recover_msg_ids()
             await recover_consumers(stream)
             await stream.start_links()
             state = store.state()

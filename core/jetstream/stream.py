@@ -306,6 +306,29 @@ class Stream:
                 return
             await store.remove(first.seq)
 
+    async def recover_msg_ids(self) -> None:
+        """After a restart, remember the Msg-Ids still inside the duplicate window."""
+        window = self.config.duplicate_window
+        st = self.store.state()
+        if window <= 0 or not st.msgs or st.last_ts < time.time_ns() - window:
+            return
+        horizon = time.time_ns() - window
+        lo, hi = st.first_seq, st.last_seq  # first seq stored inside the window
+        while lo < hi:
+            mid = (lo + hi) // 2
+            msg = await self.store.next(mid)
+            if msg is None or msg.ts >= horizon:
+                hi = mid
+            else:
+                lo = msg.seq + 1
+        msg = await self.store.next(lo)
+        while msg is not None:
+            msg_id = H.get(msg.hdr, MSG_ID) if msg.hdr else None
+            if msg_id:
+                self._msg_ids[msg_id] = (msg.seq, msg.ts)
+                self._last_msg_id = msg_id
+            msg = await self.store.next(msg.seq + 1)
+
     def _prune_msg_ids(self, now: int) -> None:
         horizon = now - self.config.duplicate_window
         ids = self._msg_ids

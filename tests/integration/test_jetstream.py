@@ -206,3 +206,18 @@ async def test_key_value(js_hub) -> None:
     with pytest.raises(nats.js.errors.KeyNotFoundError):
         await kv.get("b")
     await nc.close()
+
+
+async def test_dedupe_survives_restart(js_hub) -> None:
+    nc, js = await connect(js_hub)
+    await js.add_stream(name="DD", subjects=["dd"])
+    for i in range(5):
+        await js.publish("dd", b"%d" % i, headers={"Nats-Msg-Id": f"id-{i}"})
+    await nc.close()
+    js_hub.restart()
+    nc, js = await connect(js_hub)
+    again = await js.publish("dd", b"3", headers={"Nats-Msg-Id": "id-3"})
+    assert again.duplicate and again.seq == 4
+    fresh = await js.publish("dd", b"5", headers={"Nats-Msg-Id": "id-5"})
+    assert not fresh.duplicate and fresh.seq == 6
+    await nc.close()
