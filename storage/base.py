@@ -25,8 +25,14 @@ class StoredMsg:
 
     @property
     def size(self) -> int:
-        """Bytes counted against ``max_bytes`` (as nats-server's file store counts)."""
+        """Bytes as nats-server's memory store counts them (and a memory bound)."""
         return len(self.subject) + len(self.data) + (len(self.hdr) if self.hdr else 0) + 16
+
+
+def file_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
+    """Bytes as nats-server's file store counts a record: 22 + subject + data + 8
+    (+ 4 + headers when there are any), so limits and usage match its numbers."""
+    return len(subject) + len(data) + 30 + (len(hdr) + 4 if hdr else 0)
 
 
 @dataclass(slots=True)
@@ -62,6 +68,11 @@ class StreamStore(Protocol):
 
     def state(self) -> StoreState:
         """Current counters; cheap, never waits."""
+        ...
+
+    @staticmethod
+    def record_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
+        """Bytes this store counts for a message against ``max_bytes`` and usage."""
         ...
 
     def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:

@@ -71,6 +71,10 @@ class MemoryStreamStore:
             deleted,
         )
 
+    @staticmethod
+    def record_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
+        return len(subject) + len(data) + (len(hdr) if hdr else 0) + 16
+
     def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:
         if seq <= self._last_seq:
             raise ValueError(f"sequence {seq} not above last sequence {self._last_seq}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.subjects import is_literal
 
-from .base import StoredMsg, StoreState
+from .base import StoredMsg, StoreState, file_size
 from .filters import literal_prefix, matcher, normalize, normalize_one
 from .readahead import Key, ReadAhead, rows_for
 from .sqlite_writer import Acc, StorageError, Txn
@@ -30,8 +30,8 @@ _MSG_SUBJECT = (
     "SELECT seq, subject, hdr, data, ts FROM msgs INDEXED BY msgs_subject"
     " WHERE stream_id = ? AND subject = ?"
 )
-#: A message's size as ``StoredMsg.size`` counts it, in SQL.
-SIZE_SQL = "length(subject) + length(data) + coalesce(length(hdr), 0) + 16"
+#: A message's size as nats-server's file store counts it (:func:`file_size`), in SQL.
+SIZE_SQL = "length(subject) + length(data) + 30 + coalesce(length(hdr) + 4, 0)"
 
 
 def _sql_match(patterns: list[bytes], indexed: bool) -> tuple[str, list[bytes]]:
@@ -92,20 +92,24 @@ class SqliteStreamStore:
         if self._dead:
             raise StorageError(f"stream store {self._name!r} is closed")
 
+    @staticmethod
+    def record_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
+        return file_size(subject, hdr, data)
+
     def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:
         self._check()
         live = self._live
         if seq <= live.last_seq:
             raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")
         msg = StoredMsg(seq, subject, hdr, data, ts)
-        size = msg.size
+        size = file_size(subject, hdr, data)
         if not live.msgs:
             live.first_seq, live.first_ts = seq, ts
         live.msgs += 1
         live.bytes += size
         live.last_seq, live.last_ts = seq, ts
         tail = self._tail
-        tail.append(msg, size)
+        tail.append(msg, msg.size)
         if tail.full():
             tail.evict(self._committed)
         self._writer.add_row(self, (self._id, seq, subject, hdr, data, ts), seq, ts, size)
@@ -122,8 +126,8 @@ class SqliteStreamStore:
         tail, sid = self._tail, self._id
         rows, total = [], 0
         for subject, data in msgs:
-            size = len(subject) + len(data) + 16
-            tail.append(StoredMsg(seq, subject, None, data, ts), size)
+            size = len(subject) + len(data) + 30
+            tail.append(StoredMsg(seq, subject, None, data, ts), size - 14)
             rows.append((sid, seq, subject, None, data, ts))
             total += size
             seq += 1

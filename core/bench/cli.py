@@ -10,19 +10,20 @@ from typing import Any
 
 from . import servers
 from .model import REGISTRY, Context, Params, Result
-from .report import fmt_value, table, write_json
+from .report import fmt_value, host_info, table, write_json
 from .runner import Job, run_job
 from .servers import LaunchError, TargetSpec
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
-# Counts sized so the whole set finishes in well under a minute per target on 2 cores
-# against nats-server, and still inside the time limit for a much slower server.
+# Counts sized so each pubsub row takes one to a few seconds at nats-server speed on two
+# cores (about 20 s per target in all), and stays inside the time limit for a server ten
+# times slower.
 PRESETS: dict[str, list[tuple[str, Params]]] = {
     "readme": [
-        ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 2_000_000}),
-        ("pubsub", {"size": 16, "pubs": 1, "subs": 4, "count": 500_000}),
-        ("pubsub", {"size": 1024, "pubs": 1, "subs": 1, "count": 500_000}),
+        ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 3_000_000}),
+        ("pubsub", {"size": 16, "pubs": 1, "subs": 4, "count": 1_000_000}),
+        ("pubsub", {"size": 1024, "pubs": 1, "subs": 1, "count": 1_000_000}),
         ("reqrep", {"rate": 1000, "count": 5_000}),
         ("conns", {"conns": 10_000}),
     ],
@@ -36,23 +37,36 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
 OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns")
 
 
-def _scaled(text: str, unit: int) -> int:
-    """Parse 16, 1k, 2M, 1KiB, 16B (``unit`` is 1000 for counts, 1024 for sizes)."""
+def _scaled(text: str, unit: int, minimum: int) -> int:
+    """Parse 16, 1k, 2M, 1KiB, 16B, 1000/s (``unit``: 1000 for counts, 1024 for sizes)."""
     s = text.strip().removesuffix("/s").removesuffix("B").removesuffix("b")
     s = s.removesuffix("i")
     mult = {"k": unit, "K": unit, "m": unit**2, "M": unit**2}.get(s[-1:], 1)
     try:
-        return int(float(s[:-1] if mult > 1 else s) * mult)
+        value = int(float(s[:-1] if mult > 1 else s) * mult)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+    return value
 
 
 def count_arg(text: str) -> int:
-    return _scaled(text, 1000)
+    return _scaled(text, 1000, 1)
 
 
 def size_arg(text: str) -> int:
-    return _scaled(text, 1024)
+    return _scaled(text, 1024, 0)
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
 
 
 class _AddTarget(argparse.Action):
@@ -93,8 +107,8 @@ def _epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jetport bench",
-        description="Load generator speaking the raw NATS client protocol; works against any "
-        "NATS server and prints one row per scenario, one column group per target.",
+        description="Load generator speaking the raw NATS client protocol. Works against any\n"
+        "NATS server; prints one row per scenario and one column group per target.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_epilog(),
     )
@@ -106,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = p.add_argument_group("targets (repeatable; the first is the ratio numerator)")
     t.add_argument("--url", action=_AddTarget, const="url", metavar="URL",
                    help="an already running server, e.g. nats://127.0.0.1:4222")
-    t.add_argument("--pid", type=int, action="append", default=[],
+    t.add_argument("--pid", type=int, action="append", default=[], metavar="PID",
                    help="server pid for the n-th --url (RSS and CPU are read from /proc)")
     t.add_argument("--nats-server", action=_AddTarget, const="nats-server", nargs=0,
                    help="start nats-server on a free port for the run")
@@ -115,14 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compare", action=_AddTarget, const="compare", nargs=0,
                    help="same as --jetport --nats-server")
     s = p.add_argument_group("scenario parameters (override scenario and preset values)")
-    s.add_argument("--pubs", type=count_arg, help="pubsub: publisher connections")
-    s.add_argument("--subs", type=count_arg, help="pubsub: subscriber connections")
-    s.add_argument("--size", type=size_arg, help="payload bytes, e.g. 16, 1KiB")
-    s.add_argument("--count", type=count_arg, help="messages or requests, e.g. 500k, 2M")
-    s.add_argument("--rate", type=count_arg, help="reqrep: requests per second")
-    s.add_argument("--conns", type=count_arg, help="conns: idle connections to open")
+    s.add_argument("--pubs", type=count_arg, metavar="N", help="pubsub: publisher connections")
+    s.add_argument("--subs", type=count_arg, metavar="N", help="pubsub: subscriber connections")
+    s.add_argument("--size", type=size_arg, metavar="BYTES", help="payload size, e.g. 16, 1KiB")
+    s.add_argument("--count", type=count_arg, metavar="N",
+                   help="messages (pubsub) or requests (reqrep), e.g. 500k, 2M")
+    s.add_argument("--rate", type=count_arg, metavar="N", help="reqrep: requests per second")
+    s.add_argument("--conns", type=count_arg, metavar="N", help="conns: idle connections")
     o = p.add_argument_group("run")
-    o.add_argument("--timeout", type=float, default=30.0,
+    o.add_argument("--timeout", type=seconds_arg, default=30.0, metavar="SEC",
                    help="time limit per measurement in seconds; partial numbers are reported "
                    "when it is hit (default: 30)")
     o.add_argument("--json", metavar="FILE", help="also write raw results as JSON")
@@ -174,13 +189,17 @@ def _summary(outcome_metrics: dict[str, float | None], scenario: str) -> str:
     return " ".join(f"{c.label}={fmt_value(c.kind, outcome_metrics.get(c.key))}" for c in cols)
 
 
-def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace) -> list[Result]:
+def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace,
+                about: list[dict[str, Any]]) -> list[Result]:
+    """Run every job against one target; ``about`` collects what is known of the target."""
     results: list[Result] = []
     log = sys.stderr
     try:
         with servers.target(spec) as tgt:
-            pid = f" (pid {tgt.pid})" if tgt.pid else ""
-            print(f"== {tgt.name}: {tgt.url}{pid}", file=log, flush=True)
+            about.append(tgt.describe())
+            pid = f", pid {tgt.pid}" if tgt.pid else ""
+            version = tgt.info.get("version", "?")
+            print(f"== {tgt.name}: {tgt.url} (version {version}{pid})", file=log, flush=True)
             for job in jobs:
                 result = Result(job.label, job.scenario, tgt.name, dict(job.params))
                 results.append(result)
@@ -203,11 +222,12 @@ def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace)
                       file=log, flush=True)
     except LaunchError as exc:
         print(f"== {spec.label}: {exc}", file=log, flush=True)
+        about.append({"name": spec.label, "url": spec.url, "pid": spec.pid, "error": str(exc)})
         done = {r.label for r in results}
         for job in jobs:
             if job.label not in done:
                 results.append(Result(job.label, job.scenario, spec.label, dict(job.params),
-                                      error=f"launch failed: {str(exc).splitlines()[0]}"))
+                                      error=f"target unavailable: {str(exc).splitlines()[0]}"))
     return results
 
 
@@ -216,14 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_intermixed_args(list(argv) if argv is not None else None)
     jobs = build_jobs(args, parser)
     specs = build_targets(args, parser)
+    started = host_info()
     results: list[Result] = []
+    about: list[dict[str, Any]] = []
     for spec in specs:
-        results += _run_target(spec, jobs, args)
+        results += _run_target(spec, jobs, args, about)
     rows = list(dict.fromkeys((job.label, job.scenario) for job in jobs))
     print(table(rows, [s.label for s in specs], results), flush=True)
     if args.json:
         options = {"timeout": args.timeout, "isolated": not args.in_process,
                    "jobs": [{"scenario": j.scenario, "params": j.params} for j in jobs]}
-        targets = [{"name": s.label, "kind": s.kind, "url": s.url, "pid": s.pid} for s in specs]
-        write_json(args.json, targets, results, options)
+        write_json(args.json, started, about, results, options)
     return 1 if any(r.error for r in results) else 0

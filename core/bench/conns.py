@@ -16,7 +16,6 @@ from .model import (
     Scenario,
     proc_nofile,
     proc_rss_kb,
-    register,
 )
 from .rawclient import Endpoint, ProtocolError, RawConn, connect
 
@@ -109,7 +108,7 @@ async def conns(ctx: Context, p: Params) -> Outcome:
     )
 
 
-register(Scenario(
+SCENARIO = Scenario(
     name="conns",
     run=conns,
     columns=(Column("rss_mb", "RSS MB", "float", higher=False),
@@ -117,4 +116,4 @@ register(Scenario(
     defaults={"conns": 10_000, "parallel": 200, "settle": 1.0},
     label=lambda p: f"conns {p['conns']}",
     help="N idle connections with one SUB each; server RSS and RSS growth per connection",
-))
+)

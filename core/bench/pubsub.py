@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .common import SETUP_TIMEOUT, close_all, run_tag, shares, size_label
 from .counter import Counter
-from .model import Column, Context, CpuProbe, Outcome, Params, Scenario, register
+from .model import Column, Context, CpuProbe, Outcome, Params, Scenario
 from .rawclient import FILL, Endpoint, ProtocolError, RawConn, connect, pub_frame
 
 BATCH_BYTES = 64 << 10
@@ -141,7 +141,7 @@ async def pubsub(ctx: Context, p: Params) -> Outcome:
     )
 
 
-register(Scenario(
+SCENARIO = Scenario(
     name="pubsub",
     run=pubsub,
     columns=(Column("msgs_per_s", "msgs/s", "rate"),
@@ -149,4 +149,4 @@ register(Scenario(
     defaults={"pubs": 1, "subs": 1, "size": 16, "count": 1_000_000, "warmup": None},
     label=lambda p: f"pubsub {size_label(p['size'])} {p['pubs']}->{p['subs']}",
     help="publishers -> subscribers on one subject; delivered msgs/s and payload MB/s",
-))
+)

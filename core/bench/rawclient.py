@@ -1,8 +1,9 @@
 """Raw NATS client-protocol connections for load generation.
 
 The benchmark must measure the server, not a client library, so these connections speak the
-wire protocol directly on ``asyncio.Protocol`` and keep per-message Python work to a minimum:
-publishers write pre-encoded frame batches; subscribers that only count live in ``counter``.
+wire protocol directly on asyncio protocols (not streams) and keep per-message Python work to
+a minimum: publishers write pre-encoded frame batches, and subscribers that only count live in
+``counter``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from urllib.parse import unquote, urlsplit
 CONNECT_OPTS = {"verbose": False, "pedantic": False, "headers": True, "protocol": 1}
 PING_MARK = b"PING\r\n"
 PONG = b"PONG\r\n"
-# Payload filler: lowercase only, so it can never form "MSG " or "PING\r\n".
+# Payload filler: lowercase only, so message traffic never contains "MSG ", "PING" or even the
+# letters I and E, which the cheap control-line probes rely on.
 FILL = b"x"
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 << 10

@@ -22,16 +22,26 @@ def fmt_value(kind: str, v: float | None) -> str:
     if kind == "rate":
         if v >= 1e6:
             return f"{v / 1e6:.2f}M"
-        return f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
+        return f"{v / 1e3:.1f}k" if v >= 1e4 else f"{v:.0f}"
     if kind == "ms":
         return f"{v:.3f}" if v < 10 else f"{v:.1f}"
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+def _groups(columns: Sequence[Column]) -> list[list[Column]]:
+    """Adjacent latency columns share one "a/b/c ms" group; others stand alone."""
+    groups: list[list[Column]] = []
+    for c in columns:
+        if groups and c.kind == "ms" and groups[-1][-1].kind == "ms":
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups
+
+
 def metric_header(columns: Sequence[Column]) -> str:
-    if all(c.kind == "ms" for c in columns):
-        return "/".join(c.label for c in columns) + " ms"
-    return SEP.join(c.label for c in columns)
+    return SEP.join("/".join(c.label for c in g) + (" ms" if g[0].kind == "ms" else "")
+                    for g in _groups(columns))
 
 
 def _cell(result: Result | None, columns: Sequence[Column]) -> str:
@@ -39,8 +49,8 @@ def _cell(result: Result | None, columns: Sequence[Column]) -> str:
         return "-"
     if not any(result.metrics.get(c.key) is not None for c in columns):
         return "FAIL" if result.error else "-"
-    sep = "/" if all(c.kind == "ms" for c in columns) else SEP
-    text = sep.join(fmt_value(c.kind, result.metrics.get(c.key)) for c in columns)
+    text = SEP.join("/".join(fmt_value(c.kind, result.metrics.get(c.key)) for c in g)
+                    for g in _groups(columns))
     if result.error:
         return text + " !"
     return text + " *" if result.partial else text
@@ -91,12 +101,27 @@ def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
            for row in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    notes = [f"  {r.target} / {r.label}: {r.error}" for r in results if r.error]
-    notes += [f"  {r.target} / {r.label}: time limit reached, partial numbers"
-              for r in results if r.partial and not r.error]
+    notes = _notes(results)
     if notes:
         out += ["", "notes (* partial, ! error):", *notes]
     return "\n".join(out)
+
+
+def _notes(results: Sequence[Result]) -> list[str]:
+    """One line per problem; a target that failed everything the same way gets one line."""
+    notes: list[str] = []
+    for target in dict.fromkeys(r.target for r in results):
+        mine = [r for r in results if r.target == target]
+        errors = {r.error for r in mine}
+        if len(mine) > 1 and len(errors) == 1 and None not in errors:
+            notes.append(f"  {target} (all scenarios): {mine[0].error}")
+            continue
+        for r in mine:
+            if r.error:
+                notes.append(f"  {target} / {r.label}: {r.error}")
+            elif r.partial:
+                notes.append(f"  {target} / {r.label}: time limit reached, partial numbers")
+    return notes
 
 
 def host_info() -> dict[str, Any]:
@@ -108,10 +133,10 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def write_json(path: str, targets: Sequence[dict[str, Any]], results: Sequence[Result],
-               options: dict[str, Any]) -> None:
+def write_json(path: str, host: dict[str, Any], targets: Sequence[dict[str, Any]],
+               results: Sequence[Result], options: dict[str, Any]) -> None:
     doc = {
-        "host": host_info(),
+        "host": host,
         "options": options,
         "targets": list(targets),
         "results": [r.to_json() for r in results],

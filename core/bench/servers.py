@@ -7,6 +7,7 @@ Launched servers get a fresh free port and are considered ready once they send t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .rawclient import Endpoint
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -51,6 +55,13 @@ class Target:
     command: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """What the JSON report records about this target."""
+        return {"name": self.name, "url": self.url, "pid": self.pid, "command": self.command,
+                "server": {k: self.info.get(k) for k in ("server_name", "version", "proto",
+                                                         "max_payload", "headers")}}
 
     def died(self) -> str | None:
         """Why a server started by this run is gone, or None while it is running."""
@@ -92,21 +103,36 @@ def jetport_command(port: int) -> list[str]:
     return [sys.executable, "-m", "core.cli", "serve", "-p", str(port)]
 
 
-def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll until the port answers with an INFO line; fail early if the process exits."""
+def read_info(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
+    """The server's INFO greeting as a dict (raises OSError or ValueError if there is none)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        data = b""
+        while b"\r\n" not in data and len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    line = data.split(b"\r\n", 1)[0]
+    if not line.startswith(b"INFO "):
+        raise ValueError(f"unexpected greeting {line[:40]!r}")
+    info = json.loads(line[5:])
+    if not isinstance(info, dict):
+        raise ValueError("INFO is not a JSON object")
+    return info
+
+
+def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
+               timeout: float) -> dict[str, Any]:
+    """Poll until the port greets with INFO; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     last = "no connection attempt"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise LaunchError(f"server exited with status {proc.returncode} before ready")
         try:
-            with socket.create_connection((host, port), timeout=1.0) as s:
-                s.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
-                greeting = s.recv(4096)
-                if greeting.startswith(b"INFO"):
-                    return
-                last = f"unexpected greeting {greeting[:40]!r}"
-        except OSError as exc:
+            return read_info(host, port, max(0.1, min(2.0, deadline - time.monotonic())))
+        except (OSError, ValueError) as exc:
             last = str(exc)
         time.sleep(0.05)
     raise LaunchError(f"server not ready on {host}:{port} after {timeout:.0f}s ({last})")
@@ -136,7 +162,12 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 def target(spec: TargetSpec) -> Iterator[Target]:
     """Yield a reachable target; servers started here are stopped on exit."""
     if spec.kind == "url":
-        yield Target(spec.label, spec.url, spec.pid)
+        ep = Endpoint.parse(spec.url)
+        try:
+            info = read_info(ep.host, ep.port)
+        except (OSError, ValueError) as exc:
+            raise LaunchError(f"{spec.label}: no NATS server answering ({exc})")
+        yield Target(spec.label, spec.url, spec.pid, info=info)
         return
     port = free_port()
     env = None
@@ -158,11 +189,11 @@ def target(spec: TargetSpec) -> Iterator[Target]:
                                     stdin=subprocess.DEVNULL)
         try:
             try:
-                wait_ready("127.0.0.1", port, proc, READY_TIMEOUT)
+                info = wait_ready("127.0.0.1", port, proc, READY_TIMEOUT)
             except LaunchError as exc:
                 tail = _log_tail(log)
                 raise LaunchError(f"{spec.label}: {exc}\n  command: {' '.join(cmd)}"
                                   + (f"\n  log:\n{tail}" if tail else ""))
-            yield Target(spec.label, f"nats://127.0.0.1:{port}", proc.pid, cmd, proc, log)
+            yield Target(spec.label, f"nats://127.0.0.1:{port}", proc.pid, cmd, proc, log, info)
         finally:
             stop(proc)

@@ -171,13 +171,13 @@ class JetStreamAccount:
         if action == "update":
             raise E.consumer_does_not_exist()
         if not name:
-            config.name = name = _ephemeral_name(stream)
+            name = _ephemeral_name(stream)  # nats-server does not echo it in the config
         limit = stream.config.max_consumers
         if limit > 0 and len(stream.consumers) >= limit:
             raise E.maximum_consumers()
         if stream.config.retention == "workqueue":
             check_workqueue_consumer(config, [c.config for c in stream.consumers.values()])
-        consumer = Consumer(stream, config, time.time_ns())
+        consumer = Consumer(stream, config, time.time_ns(), name=name)
         stream.consumers[name] = consumer
         consumer.start()
         if config.durable_name or config.inactive_threshold:

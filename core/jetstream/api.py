@@ -33,6 +33,12 @@ PREFIX = b"$JS.API."
 API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
                 b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
 DIRECT_GET = b"$JS.API.DIRECT.GET."
+SUBJECTS_LIMIT = 100_000
+#: Keys nats-server sends with an error in these responses.
+_ERROR_EXTRAS: dict[str, dict[str, Any]] = {
+    "stream_info_response": {"total": 0, "offset": 0, "limit": 0},
+    "stream_purge_response": {"purged": 0},
+}
 T = "io.nats.jetstream.api.v1."
 NAMES_LIMIT = 1024
 LIST_LIMIT = 256
@@ -104,17 +110,18 @@ class JetStreamApi:
     async def _work(self) -> None:
         while self._queue:
             tokens, reply, payload = self._queue.pop(0)
-            self.jsa.api_total += 1
             try:
                 response = await self._dispatch(tokens, payload, reply)
             except E.ApiError as err:
                 self.jsa.api_errors += 1
                 response = {"type": T + _response_type(tokens), "error": err.to_dict()}
+                response.update(_ERROR_EXTRAS.get(_response_type(tokens), {}))
             except Exception:
                 log.exception("JetStream API request %s failed", b".".join(tokens))
                 self.jsa.api_errors += 1
                 response = {"type": T + _response_type(tokens),
                             "error": E.ApiError(500, 10003, "internal error").to_dict()}
+            self.jsa.api_total += 1  # counted after: INFO reports the calls before it
             if response is not None:
                 self.jsa.client.send(reply, None, None,
                                      json.dumps(response, separators=(",", ":")).encode())
@@ -203,10 +210,15 @@ class JetStreamApi:
         if subjects:
             state["num_subjects"] = len(subjects)
         filt = req.get("subjects_filter")
+        paging = {"total": 0, "offset": 0, "limit": 0}
         if filt:
             chosen = await stream.store.subjects(str(filt).encode())
             state["subjects"] = {k.decode(errors="replace"): v for k, v in chosen.items()}
+            paging = {"total": len(chosen), "offset": 0, "limit": SUBJECTS_LIMIT}
+        if req.get("deleted_details") and st.num_deleted:
+            state["deleted"] = await _deleted(stream, st)
         doc: dict[str, Any] = {
+            **paging,
             "config": stream.config.dump(),
             "created": rfc3339(ns=stream.created_ns),
             "state": state,
@@ -221,23 +233,23 @@ class JetStreamApi:
         return doc
 
     async def stream_create(self, name: str, payload: bytes, update: bool) -> dict[str, Any]:
-        if not payload.strip():
-            raise E.bad_request()
-        config, pedantic = parse_stream_config(payload)
+        config, pedantic = parse_stream_config(payload, strict=True)
         if config.name != name:
             raise E.stream_name_mismatch()
-        config = normalize_stream_config(config, pedantic=pedantic)
         if update:
+            config = normalize_stream_config(config, pedantic=pedantic)
             stream = await self.jsa.update_stream(config)
-            return {"type": T + "stream_update_response", **await self.stream_info_doc(stream)}
+            return {"type": T + "stream_update_response",
+                    **_no_paging(await self.stream_info_doc(stream))}
         check_stream_create(config)
+        config = normalize_stream_config(config, pedantic=pedantic)
         stream, _ = await self.jsa.create_stream(config)
-        return {"type": T + "stream_create_response", **await self.stream_info_doc(stream),
-                "did_create": True}
+        return {"type": T + "stream_create_response", **_no_paging(await self.stream_info_doc(
+            stream)), "did_create": True}
 
     async def stream_info(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         doc = await self.stream_info_doc(self.jsa.stream(name), body)
-        return {"type": T + "stream_info_response", "total": 0, "offset": 0, "limit": 0, **doc}
+        return {"type": T + "stream_info_response", **doc}
 
     async def stream_delete(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         await self.jsa.delete_stream(name)
@@ -272,7 +284,7 @@ class JetStreamApi:
         doc: dict[str, Any] = {"total": len(streams), "offset": offset, "limit": limit}
         if full:
             doc["type"] = T + "stream_list_response"
-            doc["streams"] = [await self.stream_info_doc(s) for s in page]
+            doc["streams"] = [_no_paging(await self.stream_info_doc(s)) for s in page]
         else:
             doc["type"] = T + "stream_names_response"
             doc["streams"] = [s.name for s in page] or None
@@ -284,6 +296,8 @@ class JetStreamApi:
         seq = int(req.get("seq") or 0)
         last = req.get("last_by_subj")
         nxt = req.get("next_by_subj")
+        if last and (seq or nxt):
+            raise E.bad_request()
         if last:
             return await stream.store.last(str(last).encode())
         if nxt:
@@ -314,8 +328,13 @@ class JetStreamApi:
         if stream.config.deny_delete:
             raise E.delete_not_permitted()
         seq = int(req.get("seq") or 0)
-        if not seq or not await stream.store.remove(seq):
-            raise E.msg_delete_failed("no message found")
+        if not await stream.store.remove(seq):
+            st = stream.store.state()
+            if seq > st.last_seq:
+                raise E.msg_delete_failed("stream store EOF")
+            if seq < st.first_seq:
+                raise E.msg_delete_failed("no message found")
+            raise E.sequence_not_found(seq)
         await stream.store.sync()
         self.jsa.stream_changed(stream)
         return {"type": T + "stream_msg_delete_response", "success": True}
@@ -370,11 +389,13 @@ class JetStreamApi:
         config = req.config
         if legacy:
             if config.durable_name and config.durable_name != name:
-                raise E.consumer_durable_name_mismatch()
+                raise E.consumer_name_mismatch()
             config.durable_name = name
             config.name = name
         elif name:
-            if config.name and config.name != name:
+            if (config.name and config.name != name) or (
+                config.durable_name and config.durable_name != name
+            ):
                 raise E.consumer_name_mismatch()
             config.name = name
             if filt and config.filter_subject != filt:
@@ -431,3 +452,21 @@ def _response_type(tokens: list[bytes]) -> str:
     if words[:1] == ("INFO",):
         return "account_info_response"
     return _RESPONSE_TYPES.get(words[:2], "error_response")
+
+
+def _no_paging(doc: dict[str, Any]) -> dict[str, Any]:
+    for key in ("total", "offset", "limit"):
+        doc.pop(key, None)
+    return doc
+
+
+async def _deleted(stream: Stream, st: Any) -> list[int]:
+    """Interior sequences that are gone (STREAM.INFO with deleted_details)."""
+    gaps: list[int] = []
+    expect = st.first_seq
+    msg = await stream.store.next(expect)
+    while msg is not None and len(gaps) < st.num_deleted:
+        gaps.extend(range(expect, msg.seq))
+        expect = msg.seq + 1
+        msg = await stream.store.next(expect)
+    return gaps

@@ -51,10 +51,10 @@ def _status(code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> byte
 
 class Consumer:
     def __init__(self, stream: Stream, config: Any, created_ns: int,
-                 state: ConsumerState | None = None) -> None:
+                 state: ConsumerState | None = None, name: str = "") -> None:
         self.stream = stream
         self.config = config
-        self.name: str = config.name or config.durable_name
+        self.name: str = name or config.name or config.durable_name
         self.created_ns = created_ns
         self.state = state or ConsumerState()
         self.pull = not config.deliver_subject
@@ -344,11 +344,7 @@ class Consumer:
     def _nothing_left(self) -> None:
         """No message to send: answer pull requests that must not wait."""
         while self.waiting and self.waiting[0].no_wait:
-            req = self.waiting.popleft()
-            if req.sent:
-                self._send_status(req.reply, 408, "Request Timeout", self._pending_headers())
-            else:
-                self._send_status(req.reply, 404, "No Messages")
+            self._send_status(self.waiting.popleft().reply, 404, "No Messages")
 
     # -- pull requests ----------------------------------------------------------------
 
@@ -389,17 +385,13 @@ class Consumer:
         self.waiting = keep
 
     def _request_timeout(self, req: PullRequest) -> None:
-        self._send_status(req.reply, 408, "Request Timeout", self._pending_headers())
+        self._send_status(req.reply, 408, "Request Timeout", _pending_headers(req))
 
     def _pull_heartbeat(self, req: PullRequest) -> None:
         if req not in self.waiting or self.stopped:
             return
         self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
         self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
-
-    def _pending_headers(self) -> list[tuple[bytes, bytes]]:
-        n = self._pending_count or 0
-        return [(b"Nats-Pending-Messages", b"%d" % n), (b"Nats-Pending-Bytes", b"0")]
 
     def _last_headers(self) -> list[tuple[bytes, bytes]]:
         st = self.state
@@ -566,6 +558,12 @@ class Consumer:
         return doc
 
 
+def _pending_headers(req: PullRequest) -> list[tuple[bytes, bytes]]:
+    """What a request still wanted when it ended: its unfilled batch and bytes."""
+    return [(b"Nats-Pending-Messages", b"%d" % req.batch),
+            (b"Nats-Pending-Bytes", b"%d" % max(req.max_bytes, 0))]
+
+
 def _parse_pull(reply: bytes, body: bytes) -> PullRequest:
     req = parse_pull_request(body)
     deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
@@ -608,7 +606,7 @@ async def recover_consumers(stream: Stream) -> None:
         if name.startswith("$origin."):
             continue  # a mirror/source position, not a consumer
         config = ConsumerConfig.model_validate_json(config_json)
-        consumer = Consumer(stream, config, time.time_ns(), state)
+        consumer = Consumer(stream, config, time.time_ns(), state, name)
         for seq in sorted(state.pending):
             consumer._redeliver.append(seq)
         stream.consumers[name] = consumer

@@ -18,6 +18,7 @@ from core.jetstream import errors as E
 from core.jetstream.sourcing import Link, links_for
 from core.jetstream.transform import SubjectTransform
 from core.log import log
+from core.timeutil import rfc3339
 from storage.base import StoredMsg, StreamStore
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ class Stream:
     async def _store_plain(self, msgs: list[tuple[bytes, bytes]]) -> None:
         """The common case, header-less messages with no per-message rules: one call."""
         self.store.store_many(self._next_seq, msgs, time.time_ns())
+        self._last_msg_id = b""
         if self._over_limits():
             await self._enforce_limits(b">")
 
@@ -234,10 +236,10 @@ class Stream:
         previous = await self.store.last(subject) if republish is not None else None
         self.store.store(seq, subject, hdr, payload, now)
         if republish is not None:
-            self._send_republished(republish, subject, seq, previous, hdr, payload)
+            self._send_republished(republish, subject, seq, now, previous, hdr, payload)
         if msg_id:
             self._msg_ids[msg_id] = (seq, now)
-            self._last_msg_id = msg_id
+        self._last_msg_id = msg_id
         if rollup == b"all":
             await self.store.purge(before=seq)
         elif rollup == b"sub":
@@ -245,11 +247,12 @@ class Stream:
         await self._enforce_limits(subject)
         return seq, False
 
-    def _send_republished(self, dest: bytes, subject: bytes, seq: int,
+    def _send_republished(self, dest: bytes, subject: bytes, seq: int, ts: int,
                           previous: StoredMsg | None, hdr: bytes | None, payload: bytes) -> None:
         """A copy of a stored message on the republish subject, as nats-server sends it."""
         extra = [(b"Nats-Stream", self.name.encode()), (b"Nats-Subject", subject),
                  (b"Nats-Sequence", b"%d" % seq),
+                 (b"Nats-Time-Stamp", rfc3339(ns=ts).encode()),
                  (b"Nats-Last-Sequence", b"%d" % (previous.seq if previous else 0))]
         if self.config.republish.headers_only:
             extra.append((b"Nats-Msg-Size", b"%d" % len(payload)))
@@ -370,21 +373,24 @@ class Stream:
 
     def acked(self, consumer: Consumer, seqs: list[int]) -> None:
         """Interest and work-queue streams drop what their consumers are done with."""
-        retention = self.config.retention
-        if retention == "limits":
-            return
-        gone = []
-        for seq in seqs:
-            if retention == "workqueue" or all(
-                c is consumer or c.done_with(seq) for c in self.consumers.values()
-            ):
-                gone.append(seq)
-        if gone:
-            asyncio.get_running_loop().create_task(self._remove(gone))
+        if self.config.retention != "limits" and seqs:
+            asyncio.get_running_loop().create_task(self._retire(seqs))
 
-    async def _remove(self, seqs: list[int]) -> None:
+    async def _retire(self, seqs: list[int]) -> None:
+        """Remove messages no consumer still needs: work queue after one ack; interest
+        once every consumer whose filter matches has acknowledged."""
+        workqueue = self.config.retention == "workqueue"
+        removed = False
         for seq in seqs:
-            await self.store.remove(seq)
+            if not workqueue:
+                msg = await self.store.get(seq)
+                if msg is None or not all(
+                    c.done_with(seq) for c in self.consumers.values() if c.matches(msg.subject)
+                ):
+                    continue
+            removed = await self.store.remove(seq) or removed
+        if removed:
+            await self.store.sync()
 
     def interested(self, subject: bytes) -> bool:
         """Does any consumer want this subject (interest retention keeps only those)?"""

@@ -446,6 +446,10 @@ async def test_expected_headers(nc) -> None:
     assert ack["seq"] == 6
     st = await state(nc, "E")
     assert (st["messages"], st["last_seq"]) == (6, 6)
+    # the last message's id is what counts: a message without one leaves it empty
+    assert (await pub(nc, "e.a", b"7"))["seq"] == 7
+    ack = await pub(nc, "e.a", b"x", headers={"Nats-Expected-Last-Msg-Id": "B"})
+    assert error(ack) == (400, 10070, "wrong last msg ID: ")
 
 
 async def test_max_msg_size_and_header_round_trip(nc) -> None:
@@ -840,7 +844,6 @@ async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
     except Exception:
         pass
     assert len(acked) > 100, f"only {len(acked)} acknowledged before the kill"
-    print("ACKED", len(acked), "of", i)
 
     js_server.restart()
     nc = await nats.connect(js_server.url)
