@@ -17,11 +17,16 @@ Params = dict[str, Any]
 
 @dataclass(frozen=True)
 class Context:
-    """What a scenario needs to know about its target."""
+    """What a scenario needs to know about its target.
+
+    ``launch`` names the kind of server ("jetport", "nats-server") for scenarios that start
+    and stop servers themselves; it is None when the target is a URL given by the user.
+    """
 
     url: str
     pid: int | None
     timeout: float
+    launch: str | None = None
 
 
 @dataclass
@@ -48,6 +53,12 @@ class Column:
     ratio: bool = True
 
 
+# Which server a scenario runs against (``Scenario.server``):
+SHARED = "shared"  # the target's server, shared by every such scenario of the run
+JETSTREAM = "jetstream"  # a launched target: a fresh server with JetStream on a scratch store
+OWN = "own"  # the scenario starts and stops servers itself; needs a launchable target
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -56,6 +67,10 @@ class Scenario:
     defaults: Params
     label: Callable[[Params], str]
     help: str = ""
+    server: str = SHARED
+    # How many phases bounded by the time limit the scenario has (fill, measure, restart,
+    # ...); the worker running it is given that many time limits before it is abandoned.
+    phases: int = 1
 
 
 @dataclass

@@ -55,8 +55,9 @@ def run_isolated(job: Job, ctx: Context) -> Outcome:
     proc = mp.Process(target=_child, args=(job, ctx, send), name=f"bench-{job.scenario}")
     proc.start()
     send.close()
+    budget = ctx.timeout * REGISTRY[job.scenario].phases + SETUP_ALLOWANCE
     try:
-        if recv.poll(ctx.timeout + SETUP_ALLOWANCE):
+        if recv.poll(budget):
             return recv.recv()
         return Outcome(metrics={}, error="client worker did not finish in time")
     except EOFError:

