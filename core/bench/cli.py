@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from . import servers
-from .model import REGISTRY, Context, Params, Result
+from .model import JETSTREAM, OWN, REGISTRY, Context, Params, Result
 from .report import fmt_value, host_info, table, write_json
 from .runner import Job, run_job
 from .servers import LaunchError, TargetSpec
@@ -26,6 +27,15 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("pubsub", {"size": 1024, "pubs": 1, "subs": 1, "count": 1_000_000}),
         ("reqrep", {"rate": 1000, "count": 5_000}),
         ("conns", {"conns": 10_000}),
+        ("js-pub", {"size": 128, "window": 1000, "count": 200_000}),
+        ("js-sync", {"size": 128, "count": 2_000}),
+        ("js-fetch", {"size": 128, "count": 200_000}),
+    ],
+    "js": [
+        ("js-pub", {"size": 128, "window": 1000, "count": 200_000}),
+        ("js-sync", {"size": 128, "count": 2_000}),
+        ("js-fetch", {"size": 128, "count": 200_000}),
+        ("js-restart", {"size": 128, "count": 1_000_000}),
     ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
@@ -34,7 +44,7 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("conns", {"conns": 100, "settle": 0.1}),
     ],
 }
-OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns")
+OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns", "window", "batch")
 
 
 def _scaled(text: str, unit: int, minimum: int) -> int:
@@ -86,19 +96,23 @@ class _AddTarget(argparse.Action):
 
 def _epilog() -> str:
     lines = ["scenarios:"]
-    lines += [f"  {s.name:8} {s.help}" for s in REGISTRY.values()]
+    lines += [f"  {s.name:10} {s.help}" for s in REGISTRY.values()]
     lines += ["", "presets:"]
     for name, jobs in PRESETS.items():
         labels = ", ".join(Job(s, {**REGISTRY[s].defaults, **p}).label for s, p in jobs)
-        lines.append(f"  {name:8} {labels}")
+        lines.append(f"  {name:10} {labels}")
     lines += [
         "",
         "With no scenario the 'readme' preset runs. With no target, " + DEFAULT_URL + " is used.",
         "cpu% cli/srv: CPU used by the bench client and by the server during the measurement.",
+        "js-* scenarios on servers the bench starts get a fresh server each, with JetStream on",
+        "a scratch store directory; against --url the server must have JetStream enabled.",
         "",
         "examples:",
         "  jetport bench --compare",
         "  jetport bench --nats-server pubsub --size 1KiB --subs 4 --count 200k",
+        "  jetport bench --compare --preset js",
+        "  jetport bench --compare js-pub --window 100 --count 50k",
         "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
     ]
     return "\n".join(lines)
@@ -125,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--nats-server", action=_AddTarget, const="nats-server", nargs=0,
                    help="start nats-server on a free port for the run")
     t.add_argument("--jetport", action=_AddTarget, const="jetport", nargs=0,
-                   help="start 'jetport serve -p PORT' for the run")
+                   help="start 'jetport serve -a 127.0.0.1 -p PORT' for the run")
     t.add_argument("--compare", action=_AddTarget, const="compare", nargs=0,
                    help="same as --jetport --nats-server")
     s = p.add_argument_group("scenario parameters (override scenario and preset values)")
@@ -133,9 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subs", type=count_arg, metavar="N", help="pubsub: subscriber connections")
     s.add_argument("--size", type=size_arg, metavar="BYTES", help="payload size, e.g. 16, 1KiB")
     s.add_argument("--count", type=count_arg, metavar="N",
-                   help="messages (pubsub) or requests (reqrep), e.g. 500k, 2M")
+                   help="messages (pubsub, js-*) or requests (reqrep), e.g. 500k, 2M")
     s.add_argument("--rate", type=count_arg, metavar="N", help="reqrep: requests per second")
     s.add_argument("--conns", type=count_arg, metavar="N", help="conns: idle connections")
+    s.add_argument("--window", type=count_arg, metavar="N",
+                   help="js-pub, js-fetch, js-restart: PubAcks outstanding while publishing "
+                   "(default 1000)")
+    s.add_argument("--batch", type=count_arg, metavar="N",
+                   help="js-fetch: messages per pull request (default 1000)")
     o = p.add_argument_group("run")
     o.add_argument("--timeout", type=seconds_arg, default=30.0, metavar="SEC",
                    help="time limit per measurement in seconds; partial numbers are reported "
@@ -189,46 +208,102 @@ def _summary(outcome_metrics: dict[str, float | None], scenario: str) -> str:
     return " ".join(f"{c.label}={fmt_value(c.kind, outcome_metrics.get(c.key))}" for c in cols)
 
 
-def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace,
-                about: list[dict[str, Any]]) -> list[Result]:
-    """Run every job against one target; ``about`` collects what is known of the target."""
-    results: list[Result] = []
-    log = sys.stderr
-    try:
-        with servers.target(spec) as tgt:
-            about.append(tgt.describe())
-            pid = f", pid {tgt.pid}" if tgt.pid else ""
-            version = tgt.info.get("version", "?")
-            print(f"== {tgt.name}: {tgt.url} (version {version}{pid})", file=log, flush=True)
-            for job in jobs:
-                result = Result(job.label, job.scenario, tgt.name, dict(job.params))
-                results.append(result)
+class _TargetRun:
+    """Runs jobs against one target: the shared server is started on first use, JetStream
+    scenarios get a fresh server each when the bench launches servers."""
+
+    def __init__(self, spec: TargetSpec, args: argparse.Namespace,
+                 about: list[dict[str, Any]], stack: contextlib.ExitStack) -> None:
+        self.spec, self.args, self.about, self.stack = spec, args, about, stack
+        self.shared: servers.Target | None = None
+        self.shared_error: str | None = None
+        self.described = False
+
+    def _describe(self, tgt: servers.Target) -> None:
+        if not self.described:
+            self.about.append(tgt.describe())
+            self.described = True
+
+    def _shared(self) -> servers.Target:
+        if self.shared is None and self.shared_error is None:
+            try:
+                self.shared = self.stack.enter_context(servers.target(self.spec))
+            except LaunchError as exc:
+                self.shared_error = str(exc)
+                print(f"   {exc}", file=sys.stderr, flush=True)
+                if not self.described:
+                    self.about.append({"name": self.spec.label, "url": self.spec.url,
+                                       "pid": self.spec.pid, "error": str(exc)})
+                    self.described = True
+            else:
+                self._describe(self.shared)
+                tgt = self.shared
+                pid = f", pid {tgt.pid}" if tgt.pid else ""
+                print(f"   server {tgt.url} (version {tgt.info.get('version', '?')}{pid})",
+                      file=sys.stderr, flush=True)
+        if self.shared is None:
+            raise LaunchError(self.shared_error or "target unavailable")
+        return self.shared
+
+    def run(self, job: Job) -> Result:
+        spec, args = self.spec, self.args
+        result = Result(job.label, job.scenario, spec.label, dict(job.params))
+        scenario = REGISTRY[job.scenario]
+        log = sys.stderr
+        started = time.perf_counter()
+        try:
+            if scenario.server == OWN:
+                if spec.kind not in servers.LAUNCHABLE:
+                    result.error = ("needs a server the bench starts itself (--jetport, "
+                                    "--nats-server or --compare)")
+                    print(f"   {job.label} ... skipped: {result.error}", file=log, flush=True)
+                    return result
+                print(f"   {job.label} ...", end="", file=log, flush=True)
+                self._execute(job, result, Context("", None, args.timeout, launch=spec.kind))
+            elif scenario.server == JETSTREAM and spec.kind in servers.LAUNCHABLE:
+                with servers.target(spec, jetstream=True) as tgt:
+                    self._describe(tgt)
+                    result.details["server"] = tgt.describe()
+                    print(f"   {job.label} (JetStream server pid {tgt.pid}) ...", end="",
+                          file=log, flush=True)
+                    self._execute(job, result, Context(tgt.url, tgt.pid, args.timeout), tgt)
+            else:
+                tgt = self._shared()
                 dead = tgt.died()
                 if dead:
                     result.error = dead
-                    continue
+                    return result
                 print(f"   {job.label} ...", end="", file=log, flush=True)
-                started = time.perf_counter()
-                outcome = run_job(job, Context(tgt.url, tgt.pid, args.timeout),
-                                  isolate=not args.in_process)
-                result.metrics, result.details = outcome.metrics, outcome.details
-                result.partial, result.error = outcome.partial, outcome.error
-                dead = tgt.died()
-                if dead:
-                    result.error = (result.error + "; " if result.error else "") + dead
-                took = time.perf_counter() - started
-                status = " ERROR" if result.error else (" PARTIAL" if result.partial else "")
-                print(f" {_summary(result.metrics, job.scenario)} [{took:.1f}s]{status}",
-                      file=log, flush=True)
-    except LaunchError as exc:
-        print(f"== {spec.label}: {exc}", file=log, flush=True)
-        about.append({"name": spec.label, "url": spec.url, "pid": spec.pid, "error": str(exc)})
-        done = {r.label for r in results}
-        for job in jobs:
-            if job.label not in done:
-                results.append(Result(job.label, job.scenario, spec.label, dict(job.params),
-                                      error=f"target unavailable: {str(exc).splitlines()[0]}"))
-    return results
+                self._execute(job, result, Context(tgt.url, tgt.pid, args.timeout), tgt)
+        except LaunchError as exc:
+            result.error = f"target unavailable: {str(exc).splitlines()[0]}"
+            print(f"   {job.label} ... {result.error}", file=log, flush=True)
+            return result
+        took = time.perf_counter() - started
+        status = " ERROR" if result.error else (" PARTIAL" if result.partial else "")
+        print(f" {_summary(result.metrics, job.scenario)} [{took:.1f}s]{status}",
+              file=log, flush=True)
+        return result
+
+    def _execute(self, job: Job, result: Result, ctx: Context,
+                 tgt: servers.Target | None = None) -> None:
+        outcome = run_job(job, ctx, isolate=not self.args.in_process)
+        result.metrics = outcome.metrics
+        result.details = {**result.details, **outcome.details}
+        result.partial, result.error = outcome.partial, outcome.error
+        dead = tgt.died() if tgt is not None else None
+        if dead:
+            result.error = (result.error + "; " if result.error else "") + dead
+
+
+def _run_target(spec: TargetSpec, jobs: Sequence[Job], args: argparse.Namespace,
+                about: list[dict[str, Any]]) -> list[Result]:
+    """Run every job against one target; ``about`` collects what is known of the target."""
+    where = f": {spec.url}" if spec.url and spec.url != spec.label else ""
+    print(f"== {spec.label}{where}", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        runner = _TargetRun(spec, args, about, stack)
+        return [runner.run(job) for job in jobs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 
 from .rawclient import RawConn
@@ -33,3 +34,18 @@ def size_label(size: int) -> str:
     if size >= 1024 and size % 1024 == 0:
         return f"{size // 1024}KiB"
     return f"{size}B"
+
+
+def percentile(sorted_vals: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list; None when it is empty."""
+    if not sorted_vals:
+        return None
+    return sorted_vals[max(0, math.ceil(q * len(sorted_vals)) - 1)]
+
+
+def count_label(n: int) -> str:
+    """1000000 -> 1M, 200000 -> 200k, 1500 -> 1500."""
+    for unit, suffix in ((1_000_000, "M"), (1000, "k")):
+        if n >= unit and n % (unit // 10) == 0:
+            return f"{n / unit:g}{suffix}"
+    return str(n)

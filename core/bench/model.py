@@ -48,7 +48,7 @@ class Column:
 
     key: str
     label: str
-    kind: str  # "rate", "ms", "mb", "kb", "float"
+    kind: str  # "rate", "ms", "s", "mb", "kb", "float"
     higher: bool = True
     ratio: bool = True
 

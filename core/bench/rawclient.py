@@ -54,8 +54,9 @@ class Endpoint:
         password = unquote(parts.password) if parts.password else None
         return cls(parts.hostname or "127.0.0.1", parts.port or 4222, user, password)
 
-    def connect_frame(self, name: str) -> bytes:
+    def connect_frame(self, name: str, options: dict[str, object] | None = None) -> bytes:
         opts: dict[str, object] = dict(CONNECT_OPTS, name=name, lang="python-raw", version="0")
+        opts.update(options or {})
         if self.user and self.password is None:
             opts["auth_token"] = self.user
         elif self.user:
@@ -80,13 +81,14 @@ class RawConn(asyncio.BaseProtocol):
     also be a ``BufferedProtocol``: uvloop only uses ``get_buffer`` on non-``Protocol`` classes.
     """
 
-    def __init__(self, endpoint: Endpoint, name: str, setup: bytes = b"") -> None:
+    def __init__(self, endpoint: Endpoint, name: str, setup: bytes = b"",
+                 options: dict[str, object] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: str | None = None
-        self._connect = endpoint.connect_frame(name) + setup + b"PING\r\n"
+        self._connect = endpoint.connect_frame(name, options) + setup + b"PING\r\n"
         self._handshaking = True
         self._hbuf = b""
         self._drain: asyncio.Future[None] | None = None

@@ -23,7 +23,7 @@ def fmt_value(kind: str, v: float | None) -> str:
         if v >= 1e6:
             return f"{v / 1e6:.2f}M"
         return f"{v / 1e3:.1f}k" if v >= 1e4 else f"{v:.0f}"
-    if kind == "ms":
+    if kind in ("ms", "s"):
         return f"{v:.3f}" if v < 10 else f"{v:.1f}"
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import math
 import time
 
-from .common import SETUP_TIMEOUT, close_all, run_tag
+from .common import SETUP_TIMEOUT, close_all, percentile, run_tag
 from .model import Column, Context, CpuProbe, Outcome, Params, Scenario
 from .rawclient import FILL, Endpoint, Parsed, RawConn, connect, pub_frame
-
-
-def _percentile(sorted_vals: list[float], q: float) -> float | None:
-    if not sorted_vals:
-        return None
-    return sorted_vals[max(0, math.ceil(q * len(sorted_vals)) - 1)]
 
 
 async def reqrep(ctx: Context, p: Params) -> Outcome:
@@ -99,9 +92,9 @@ async def reqrep(ctx: Context, p: Params) -> Outcome:
     elapsed = t_end - t0
     return Outcome(
         metrics={
-            "p50_ms": _percentile(lat_ms, 0.50),
-            "p90_ms": _percentile(lat_ms, 0.90),
-            "p99_ms": _percentile(lat_ms, 0.99),
+            "p50_ms": percentile(lat_ms, 0.50),
+            "p90_ms": percentile(lat_ms, 0.90),
+            "p99_ms": percentile(lat_ms, 0.99),
             "max_ms": lat_ms[-1] if lat_ms else None,
             "rate": len(lat) / elapsed if elapsed > 0 else None,
         },

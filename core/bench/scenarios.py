@@ -1,14 +1,23 @@
 """The built-in scenarios, registered in the order the CLI lists them.
 
-A new scenario (JetStream publish, pull fetch, WebSocket, MQTT, HTTP, ...) is a module with an
-``async def run(ctx, params) -> Outcome`` wrapped in a ``Scenario``; add it to ``BUILTIN`` and
-it appears in the CLI, presets, table and JSON.
+A new scenario (WebSocket, MQTT, HTTP, ...) is a module with an ``async def run(ctx, params)
+-> Outcome`` wrapped in a ``Scenario``; add it to ``BUILTIN`` and it appears in the CLI,
+presets, table and JSON. ``Scenario.server`` says whether it shares the target's server, needs
+a fresh JetStream-enabled one, or starts servers itself.
 """
 
-from . import conns, pubsub, reqrep
+from . import conns, jsfetch, jspub, jsrestart, jssync, pubsub, reqrep
 from .model import register
 
-BUILTIN = (pubsub.SCENARIO, reqrep.SCENARIO, conns.SCENARIO)
+BUILTIN = (
+    pubsub.SCENARIO,
+    reqrep.SCENARIO,
+    conns.SCENARIO,
+    jspub.SCENARIO,
+    jssync.SCENARIO,
+    jsfetch.SCENARIO,
+    jsrestart.SCENARIO,
+)
 
 for _scenario in BUILTIN:
     register(_scenario)

@@ -131,14 +131,25 @@ def server_env(kind: str) -> dict[str, str] | None:
     return env
 
 
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True).prctl if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once here: the forked child should only make the call, not load libraries.
+_PRCTL = _load_prctl()
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """Ask Linux to kill the server when the process that started it dies, so a client worker
     killed for overrunning its time limit cannot leave servers behind."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def spawn(kind: str, port: int, workdir: Path, store_dir: Path | None = None,
@@ -147,7 +158,7 @@ def spawn(kind: str, port: int, workdir: Path, store_dir: Path | None = None,
     log path) without waiting for it to be ready."""
     cmd = server_command(kind, port, store_dir)
     log = workdir / log_name
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = _die_with_parent if _PRCTL is not None else None
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(kind), stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -10,11 +10,20 @@ from typing import Any
 import pytest
 
 from core.bench import main
+from core.bench.common import count_label
 from core.bench.counter import Counter
-from core.bench.model import REGISTRY, Context
+from core.bench.jsclient import JsConn, status_of
+from core.bench.model import JETSTREAM, OWN, REGISTRY, Context
 from core.bench.rawclient import Endpoint
 from core.bench.runner import Job, run_here
-from core.bench.servers import Target, TargetSpec, find_nats_server, target
+from core.bench.servers import (
+    Target,
+    TargetSpec,
+    find_nats_server,
+    jetport_command,
+    nats_server_command,
+    target,
+)
 
 needs_nats = pytest.mark.skipif(find_nats_server() is None, reason="nats-server not installed")
 
@@ -22,6 +31,10 @@ TINY: dict[str, dict[str, Any]] = {
     "pubsub": {"pubs": 2, "subs": 2, "size": 64, "count": 5_000},
     "reqrep": {"rate": 5_000, "count": 200},
     "conns": {"conns": 50, "settle": 0.05},
+    "js-pub": {"count": 2_000, "window": 100},
+    "js-sync": {"count": 50},
+    "js-fetch": {"count": 2_500, "batch": 300},
+    "js-restart": {"count": 2_000},
 }
 
 
@@ -31,11 +44,27 @@ def nats() -> Iterator[Target]:
         yield t
 
 
+@pytest.fixture(scope="module")
+def nats_js() -> Iterator[Target]:
+    """One JetStream-enabled nats-server shared by the js-* smoke tests (each scenario uses
+    its own uniquely named stream and deletes it)."""
+    with target(TargetSpec("nats-server"), jetstream=True) as t:
+        yield t
+
+
+def _context(name: str, request: pytest.FixtureRequest) -> Context:
+    server = REGISTRY[name].server
+    if server == OWN:
+        return Context("", None, timeout=10.0, launch="nats-server")
+    tgt: Target = request.getfixturevalue("nats_js" if server == JETSTREAM else "nats")
+    return Context(tgt.url, tgt.pid, timeout=10.0)
+
+
 @needs_nats
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_scenario_runs(nats: Target, name: str) -> None:
+def test_scenario_runs(request: pytest.FixtureRequest, name: str) -> None:
     params = {**REGISTRY[name].defaults, **TINY[name]}
-    outcome = run_here(Job(name, params), Context(nats.url, nats.pid, timeout=10.0))
+    outcome = run_here(Job(name, params), _context(name, request))
     assert outcome.error is None
     assert not outcome.partial
     for column in REGISTRY[name].columns:
@@ -100,3 +129,85 @@ async def test_counter_survives_control_lines_split_across_reads() -> None:
         assert done.done() and counter.count == 7, step
         assert transport.written.endswith(b"PONG\r\n")
         done = counter.expect(7)
+
+
+@needs_nats
+def test_js_counts_are_verified(nats_js: Target) -> None:
+    params = {**REGISTRY["js-fetch"].defaults, **TINY["js-fetch"]}
+    outcome = run_here(Job("js-fetch", params), Context(nats_js.url, nats_js.pid, 10.0))
+    d = outcome.details
+    assert d["acked"] == d["filled"] == 2_500
+    assert d["pulls"] == 9 and d["num_ack_pending"] == 0 and d["num_pending"] == 0
+    params = {**REGISTRY["js-pub"].defaults, **TINY["js-pub"], "warmup": 100}
+    outcome = run_here(Job("js-pub", params), Context(nats_js.url, nats_js.pid, 10.0))
+    assert outcome.details["stream_messages"] == 2_100
+    restart = {**REGISTRY["js-restart"].defaults, **TINY["js-restart"]}
+    outcome = run_here(Job("js-restart", restart), Context("", None, 10.0, launch="nats-server"))
+    assert outcome.details["filled"] == outcome.details["stream_messages"] == 2_000
+
+
+@needs_nats
+def test_js_scenarios_need_jetstream_or_a_launched_server(nats: Target) -> None:
+    ctx = Context(nats.url, nats.pid, timeout=5.0)
+    outcome = run_here(Job("js-sync", dict(REGISTRY["js-sync"].defaults)), ctx)
+    assert outcome.error is not None and "JetStream" in outcome.error
+    outcome = run_here(Job("js-restart", dict(REGISTRY["js-restart"].defaults)), ctx)
+    assert outcome.error is not None and "starts itself" in outcome.error
+
+
+@needs_nats
+def test_cli_starts_a_jetstream_server_per_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--nats-server", "js-pub", "js-sync", "--count", "200", "--window", "50",
+                 "--in-process"]) == 0
+    out = capsys.readouterr()
+    assert "js-pub 128B w50" in out.out and "js-sync 128B" in out.out
+    assert out.err.count("JetStream server pid") == 2
+
+
+def test_server_commands() -> None:
+    cmd = jetport_command(4333)
+    assert cmd[-5:] == ["serve", "-a", "127.0.0.1", "-p", "4333"]
+    cmd = jetport_command(4333, Path("/tmp/store"))
+    assert cmd[-7:] == ["-a", "127.0.0.1", "-p", "4333", "-js", "-sd", "/tmp/store"]
+    if find_nats_server() is not None:
+        cmd = nats_server_command(4333, Path("/tmp/store"))
+        assert cmd[1:] == ["-a", "127.0.0.1", "-p", "4333", "-js", "-sd", "/tmp/store"]
+
+
+def test_count_label() -> None:
+    assert [count_label(n) for n in (1_000_000, 1_500_000, 200_000, 2_000, 1234)] == [
+        "1M", "1.5M", "200k", "2k", "1234"]
+
+
+async def test_js_parser_splits_messages_statuses_and_api_replies() -> None:
+    conn = JsConn(Endpoint("127.0.0.1", 4222), "t")
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.data_received(b'INFO {"server_id":"x"}\r\n')
+    assert b"SUB " + conn.inbox.encode() + b"* 1\r\n" in transport.written
+    conn.data_received(b"PONG\r\n")
+    seen: list[tuple[bytes, bytes, bytes | None, bytes]] = []
+    conn.on_msg = lambda *m: seen.append(m)
+    chunks = 0
+
+    def count_chunk() -> None:
+        nonlocal chunks
+        chunks += 1
+
+    conn.on_chunk = count_chunk
+    inbox = conn.inbox.encode()
+    status = b"NATS/1.0 408 Request Timeout\r\n\r\n"
+    ack = b'{"stream":"S","seq":7}'
+    stream = (b"MSG bench.x 1 $JS.ACK.S.C.1.1.1.0.0 3\r\nxxx\r\nPING\r\n"
+              + b"HMSG %bp1 1 %d %d\r\n%b\r\n" % (inbox, len(status), len(status), status)
+              + b"MSG %b7 1 %d\r\n%b\r\n" % (inbox, len(ack), ack))
+    for i in range(0, len(stream), 5):
+        conn.data_received(stream[i : i + 5])
+    assert seen == [
+        (b"bench.x", b"$JS.ACK.S.C.1.1.1.0.0", None, b"xxx"),
+        (inbox + b"p1", b"", status, b""),
+        (inbox + b"7", b"", None, ack),
+    ]
+    assert status_of(seen[1][2]) == (408, "Request Timeout")
+    assert transport.written.endswith(b"PONG\r\n") and chunks > 10
+    conn.connection_lost(None)
