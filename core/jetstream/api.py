@@ -397,8 +397,12 @@ class JetStreamApi:
             if config.durable_name and config.durable_name != name:
                 raise E.consumer_name_mismatch()
             config.name = name
+            if filt and config.filter_subjects:
+                raise E.consumer_multiple_filters_not_allowed()
             if filt and config.filter_subject != filt:
                 raise E.consumer_filter_mismatch()
+        elif config.durable_name:
+            raise E.consumer_ephemeral_with_durable()
         config = normalize_consumer_config(config, stream.config, pedantic=req.pedantic)
         consumer = await self.jsa.add_consumer(stream, config, str(req.action))
         return {"type": T + "consumer_create_response", **await consumer.info()}

@@ -64,11 +64,14 @@ class Consumer:
         self.waiting: deque[PullRequest] = deque()
         self._redeliver: list[int] = []  # stream seqs due again, kept sorted
         self._deadlines: list[tuple[int, int]] = []  # (monotonic ns due, stream seq) heap
+        self._due: dict[int, int] = {}  # stream seq -> its current deadline
+        self._timer_at = 0
         self._task: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._hb_timer: asyncio.TimerHandle | None = None
         self._pre: deque[int] = deque()  # last_per_subject seqs still to send
         self._started = state is not None
+        self._starting: asyncio.Task | None = None
         self._pending_count: int | None = None
         self.last_active = time.time_ns()
         self._last_ts = 0
@@ -122,9 +125,14 @@ class Consumer:
 
     # -- state ------------------------------------------------------------------------
 
+    async def _ensure_started(self) -> None:
+        """Place a new consumer once, however many callers (info, delivery) ask."""
+        if self._starting is None:
+            self._starting = self._loop.create_task(self._start_position())
+        await asyncio.shield(self._starting)
+
     async def _start_position(self) -> None:
         """Where a new consumer begins, by its deliver policy."""
-        self._started = True  # before any await: info() and the delivery task race here
         cfg, store = self.config, self.stream.store
         st = store.state()
         policy = cfg.deliver_policy
@@ -153,6 +161,8 @@ class Consumer:
             start = st.last_seq + 1
         self.state.delivered_stream_seq = start - 1
         self.state.ack_floor_stream_seq = start - 1
+        self._pending_count = None
+        self._started = True
         self.save()
 
     async def _last_matching(self) -> StoredMsg | None:
@@ -211,7 +221,7 @@ class Consumer:
     async def _run(self) -> None:
         try:
             if not self._started:
-                await self._start_position()
+                await self._ensure_started()
             await self.num_pending()
             while not self.stopped:
                 target = self._target()
@@ -337,8 +347,7 @@ class Consumer:
             wait = cfg.ack_wait
             if cfg.backoff:
                 wait = cfg.backoff[min(dc - 1, len(cfg.backoff) - 1)]
-            heapq.heappush(self._deadlines, (time.monotonic_ns() + wait, msg.seq))
-            self._arm_timer()
+            self._set_deadline(msg.seq, wait)
         else:
             st.ack_floor_stream_seq = st.delivered_stream_seq
             st.ack_floor_consumer_seq = dseq
@@ -358,7 +367,7 @@ class Consumer:
 
     def _nothing_left(self) -> None:
         """No message to send: answer pull requests that must not wait."""
-        while self.waiting and self.waiting[0].no_wait:
+        while self.waiting and self.waiting[0].no_wait and not self.waiting[0].expires:
             self._send_status(self.waiting.popleft().reply, 404, "No Messages")
 
     # -- pull requests ----------------------------------------------------------------
@@ -447,10 +456,23 @@ class Consumer:
 
     # -- acks -------------------------------------------------------------------------
 
+    def _set_deadline(self, seq: int, delay_ns: int) -> None:
+        """(Re)set when ``seq`` is due again; an older deadline for it no longer counts."""
+        due = time.monotonic_ns() + delay_ns
+        self._due[seq] = due
+        heapq.heappush(self._deadlines, (due, seq))
+        self._arm_timer()
+
     def _arm_timer(self) -> None:
-        if self._timer is not None or not self._deadlines:
+        if not self._deadlines:
             return
-        delay = max(self._deadlines[0][0] - time.monotonic_ns(), 0) / _NS
+        head = self._deadlines[0][0]
+        if self._timer is not None:
+            if self._timer_at <= head:
+                return
+            self._timer.cancel()
+        self._timer_at = head
+        delay = max(head - time.monotonic_ns(), 0) / _NS
         self._timer = self._loop.call_later(delay, self._ack_timeouts)
 
     def _ack_timeouts(self) -> None:
@@ -459,8 +481,9 @@ class Consumer:
         now = time.monotonic_ns()
         st, due = self.state, []
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, seq = heapq.heappop(self._deadlines)
-            if seq in st.pending:
+            at, seq = heapq.heappop(self._deadlines)
+            if seq in st.pending and self._due.get(seq) == at:
+                del self._due[seq]
                 due.append(seq)
         for seq in due:
             self._schedule_redelivery(seq)
@@ -489,15 +512,14 @@ class Consumer:
             if sseq in st.pending:
                 delay = _nak_delay(rest)
                 if delay:
-                    heapq.heappush(self._deadlines, (time.monotonic_ns() + delay, sseq))
-                    self._arm_timer()
+                    self._set_deadline(sseq, delay)
                 else:
+                    self._due.pop(sseq, None)
                     self._schedule_redelivery(sseq)
                     self.wake()
         elif kind == b"+WPI":
             if sseq in st.pending:
-                heapq.heappush(self._deadlines,
-                               (time.monotonic_ns() + self.config.ack_wait, sseq))
+                self._set_deadline(sseq, self.config.ack_wait)
                 st.pending[sseq] = (st.pending[sseq][0], time.time_ns())
         elif kind == b"+NXT":
             self._ack(sseq)
@@ -519,6 +541,7 @@ class Consumer:
         for s in acked:
             st.pending.pop(s, None)
             st.redelivered.pop(s, None)
+            self._due.pop(s, None)
         if acked:
             self._advance_floor()
             self.stream.acked(self, acked)
@@ -550,7 +573,7 @@ class Consumer:
     async def info(self) -> dict[str, Any]:
         st = self.state
         if not self._started:
-            await self._start_position()
+            await self._ensure_started()
         doc: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,
