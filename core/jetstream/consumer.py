@@ -550,7 +550,9 @@ class Consumer:
     def _advance_floor(self) -> None:
         st = self.state
         if st.pending:
-            low = min(st.pending)
+            # pending is keyed in delivery order, which is stream order (a redelivery
+            # keeps its key's place), so the first key is the lowest
+            low = next(iter(st.pending))
             st.ack_floor_stream_seq = low - 1
             st.ack_floor_consumer_seq = st.pending[low][0] - 1
         else:

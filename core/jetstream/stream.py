@@ -18,6 +18,7 @@ from core.jetstream import errors as E
 from core.jetstream.sourcing import Link, links_for
 from core.jetstream.transform import SubjectTransform
 from core.log import log
+from core.router import InvalidSubject
 from core.timeutil import rfc3339
 from storage.base import StoredMsg, StreamStore
 
@@ -180,9 +181,12 @@ class Stream:
         self._send_acks(replies)
 
     def _send_acks(self, replies: list[tuple[bytes, bytes]]) -> None:
-        send = self.jsa.client.send
+        publish = self.jsa.account.router.publish
         for reply, body in replies:
-            send(reply, None, None, body)
+            try:
+                publish(None, reply, None, None, body)
+            except InvalidSubject:
+                pass  # a reply subject nobody can subscribe to gets no ack
 
     async def _store_plain(self, msgs: list[tuple[bytes, bytes]]) -> None:
         """The common case, header-less messages with no per-message rules: one call."""
