@@ -84,7 +84,7 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
         assert state.first_seq == 1
         assert state.last_seq >= top
         assert state.msgs == state.last_seq and state.num_deleted == 0
-        assert state.bytes == sum(len(b"crash.%d" % (s % 7)) + 128 + 16
+        assert state.bytes == sum(store.record_size(b"crash.%d" % (s % 7), None, b"x" * 128)
                                   for s in range(1, state.last_seq + 1))
         for seq in sorted(set(acked)):
             msg = await store.get(seq)
