@@ -42,8 +42,10 @@ def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
         assert "Starting http monitor on 0.0.0.0:8222" in log
         assert httpx.get("http://127.0.0.1:8222/healthz").json() == {"status": "ok"}
         raw = Raw(4222)
+        assert raw.info["jetstream"] is True
         raw.handshake()
         raw.close()
+        assert (tmp_path / "data" / "jetstream").is_dir()
     finally:
         server.stop()
 
