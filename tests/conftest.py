@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,20 @@ def make_hub(tmp_path: Path):
 def reference(tmp_path: Path):
     """The real nats-server, for differential tests."""
     if nats_server_binary() is None:
-        pytest.skip("nats-server not installed")
+        pytest.skip(reason="nats-server not installed")
     server = nats_server(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def srv(tmp_path: Path, make_hub):
+    """The server under test with JetStream enabled: Jetport, or the real nats-server
+    when JETPORT_TEST_TARGET=nats-server (to check a test's expectations)."""
+    store = str(tmp_path / "store")
+    if os.environ.get("JETPORT_TEST_TARGET") == "nats-server":
+        server = nats_server(tmp_path, "-js", "-sd", store).start()
+        yield server
+        server.stop()
+    else:
+        yield make_hub("-js", "-sd", store)

@@ -265,3 +265,11 @@ class Inbox:
 
         await asyncio.wait_for(wait(), timeout)
         return self.msgs
+
+
+async def js_connect(server: ServerProcess):
+    """A nats-py connection to ``server`` and its JetStream context."""
+    import nats
+
+    nc = await nats.connect(server.url)
+    return nc, nc.jetstream()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,25 +24,7 @@ import pytest
 from nats.js import api
 from nats.js.errors import NotFoundError
 from servers import RawClient, ServerProcess, jetport, nats_server
-
-TARGET = os.environ.get("JETPORT_TEST_TARGET", "jetport")
-
-
-@pytest.fixture
-def srv(tmp_path: Path, make_hub):
-    """The server under test, with JetStream enabled."""
-    store = str(tmp_path / "store")
-    if TARGET == "nats-server":
-        server = nats_server(tmp_path, "-js", "-sd", store).start()
-        yield server
-        server.stop()
-    else:
-        yield make_hub("-js", "-sd", store)
-
-
-async def connect(server: ServerProcess):
-    nc = await nats.connect(server.url)
-    return nc, nc.jetstream()
+from servers import js_connect as connect
 
 
 async def request(nc, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import time
-from pathlib import Path
 
 import nats
 import pytest
@@ -25,27 +24,10 @@ from nats.js.errors import (
     ObjectNotFoundError,
 )
 from nats.js.kv import KV_DEL, KV_PURGE
-from servers import ServerProcess, nats_server
+from servers import js_connect as connect
 
-TARGET = os.environ.get("JETPORT_TEST_TARGET", "jetport")
 MiB = 1 << 20
 
-
-@pytest.fixture
-def srv(tmp_path: Path, make_hub):
-    """The server under test, with JetStream enabled."""
-    store = str(tmp_path / "store")
-    if TARGET == "nats-server":
-        server = nats_server(tmp_path, "-js", "-sd", store).start()
-        yield server
-        server.stop()
-    else:
-        yield make_hub("-js", "-sd", store)
-
-
-async def connect(server: ServerProcess):
-    nc = await nats.connect(server.url)
-    return nc, nc.jetstream()
 
 
 async def drain_watcher(watcher, timeout: float = 2.0) -> list:

@@ -32,7 +32,7 @@ def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
     for port in (4222, 8222):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                pytest.skip(f"port {port} unavailable: something else listens there")
+                pytest.skip(reason=f"port {port} unavailable: something else listens there")
     server = ServerProcess([sys.executable, "-m", "core.cli", "serve"], tmp_path / "emb.log",
                            cwd=tmp_path)
     server.start()

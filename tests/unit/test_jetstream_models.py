@@ -729,14 +729,14 @@ def _expect_consumer(stream_cfg: StreamConfig, name: str, body: dict[str, Any],
 async def test_against_nats_server(tmp_path: Path) -> None:
     binary = nats_server_binary()
     if binary is None:
-        pytest.skip("nats-server not installed")
+        pytest.skip(reason="nats-server not installed")
     server = ServerProcess([binary, "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1",
                             "-p", "-1"], tmp_path / "nats-server.log").start()
     nc = await nats.connect(server.url)
     try:
         version = nc.connected_server_version
         if (version.major, version.minor) < (2, 14):
-            pytest.skip(f"expectations are for nats-server 2.14+, found {version}")
+            pytest.skip(reason=f"requires nats-server 2.14+, found {version}")
         ours: dict[str, StreamConfig] = {}
         for body in DIFF_STREAMS:
             reply = await nc.request(f"$JS.API.STREAM.CREATE.{body['name']}",
