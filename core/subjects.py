@@ -149,6 +149,9 @@ class SubjectIndex:
         self._count = 0
         self.cache: dict[bytes, Match] = {}
         self.cache_size = cache_size
+        #: (first tokens, number of tokens) -> answer, for answers that ignore the rest
+        self._prefixes: dict[tuple[bytes, int], Match] = {}
+        self._depths: list[int] = []
 
     def __len__(self) -> int:
         return self._count
@@ -224,6 +227,10 @@ class SubjectIndex:
         return True
 
     def _invalidate(self, pattern: bytes) -> None:
+        # Prefix answers hold for a shape of the trie; any change may alter it.
+        if self._prefixes:
+            self._prefixes.clear()
+            self._depths.clear()
         cache = self.cache
         if not cache:
             return
@@ -235,17 +242,41 @@ class SubjectIndex:
             del cache[key]
 
     def match(self, subject: bytes) -> Match:
-        """All subscriptions matching the literal ``subject``, cached."""
+        """All subscriptions matching the literal ``subject``, cached.
+
+        Besides exact subjects, answers that depend only on a subject's first tokens are
+        cached by that prefix and the subject's length: unique reply subjects such as
+        ``_INBOX.<id>.<n>`` or ``$JS.ACK...`` then cost a lookup, not a walk.
+        """
         hit = self.cache.get(subject)
         if hit is not None:
             return hit
+        prefixes = self._prefixes
+        if prefixes:
+            ntok = subject.count(b".") + 1
+            for depth in self._depths:
+                if depth < ntok:
+                    cut = _nth_dot(subject, depth)
+                    hit = prefixes.get((subject[:cut], ntok))
+                    if hit is not None:
+                        return hit
         plain: list[Subscriber] = []
         queues: dict[bytes, list[Subscriber]] = {}
-        _collect(self._root, subject.split(b"."), 0, plain, queues)
+        toks = subject.split(b".")
+        depth = _collect(self._root, toks, 0, plain, queues)
         if queues:
             result = (tuple(plain), tuple(map(tuple, queues.values())))
         else:
             result = (tuple(plain), ()) if plain else EMPTY
+        ntok = len(toks)
+        if depth < ntok:
+            if len(prefixes) >= self.cache_size:
+                prefixes.clear()
+                self._depths.clear()
+            prefixes[(b".".join(toks[:depth]), ntok)] = result
+            if depth not in self._depths:
+                self._depths.append(depth)
+            return result
         cache = self.cache
         if len(cache) >= self.cache_size:
             for key in list(cache)[: self.cache_size // 2]:
@@ -277,8 +308,15 @@ def _collect(
     i: int,
     plain: list[Subscriber],
     queues: dict[bytes, list[Subscriber]],
-) -> None:
+) -> int:
+    """Gather the subscriptions matching ``toks`` from token ``i`` on.
+
+    Returns how many leading tokens the answer depends on: one past the deepest token
+    looked up among literal siblings.  Tokens after that only met wildcards or nothing,
+    so every subject of the same length that shares those tokens has the same answer.
+    """
     last = len(toks) - 1
+    depth = 0
     while True:
         fwc = level.fwc
         if fwc is not None:
@@ -288,17 +326,34 @@ def _collect(
             if i == last:
                 _add(pwc, plain, queues)
             elif pwc.level is not None:
-                _collect(pwc.level, toks, i + 1, plain, queues)
-        node = level.nodes.get(toks[i])
+                deeper = _collect(pwc.level, toks, i + 1, plain, queues)
+                if deeper > depth:
+                    depth = deeper
+        nodes = level.nodes
+        if not nodes:
+            return depth
+        if i >= depth:
+            depth = i + 1
+        node = nodes.get(toks[i])
         if node is None:
-            return
+            return depth
         if i == last:
             _add(node, plain, queues)
-            return
+            return depth
         if node.level is None:
-            return
+            return depth
         level = node.level
         i += 1
+
+
+def _nth_dot(subject: bytes, n: int) -> int:
+    """End of the first ``n`` tokens: the index of the n-th dot (0 for none)."""
+    if n == 0:
+        return 0
+    pos = -1
+    for _ in range(n):
+        pos = subject.find(b".", pos + 1)
+    return pos
 
 
 def _add(node: _Node, plain: list[Subscriber], queues: dict[bytes, list[Subscriber]]) -> None:

@@ -147,3 +147,22 @@ def test_index_agrees_with_naive_matcher(ops: list) -> None:
         for g in groups:
             assert len({m.queue for m in g}) == 1
     assert len(idx) == len(live)
+
+
+def test_prefix_answers_for_unique_reply_subjects() -> None:
+    idx = SubjectIndex()
+    inbox = Sub(b"_INBOX.x.*")
+    idx.insert(inbox)
+    for n in range(50):
+        assert idx.match(b"_INBOX.x.%d" % n) == ((inbox,), ())
+    assert not idx.cache  # answered by prefix, not one entry per subject
+    exact = Sub(b"_INBOX.x.5")
+    idx.insert(exact)
+    assert set(idx.match(b"_INBOX.x.5")[0]) == {inbox, exact}
+    assert idx.match(b"_INBOX.x.6")[0] == (inbox,)
+    assert idx.match(b"_INBOX.x.6.7") == ((), ())
+    everything = Sub(b">")
+    only = SubjectIndex()
+    only.insert(everything)
+    assert only.match(b"a") == ((everything,), ()) == only.match(b"b")
+    assert only.match(b"a.b") == ((everything,), ())
