@@ -51,7 +51,7 @@ async def fetch_all(sub, want: int, timeout: float = 1.0) -> list:
     while len(got) < want:
         try:
             got += await sub.fetch(want - len(got), timeout=timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             # nats-py raises the latter when a fetch ends on a timeout status
             break
     return got
