@@ -349,8 +349,10 @@ class ServerCodec:
         return events
 
 
-#: Parsed PUB control lines.  Publishers repeat subjects and sizes, so most lines have
-#: been seen before; the cache is shared by all connections and only holds syntax.
+#: Parsed PUB control lines without a reply.  Publishers repeat subjects and sizes, so
+#: most such lines have been seen before; lines with a reply (a request, a JetStream
+#: publish) carry a fresh inbox each time and are not kept.  Shared by all connections;
+#: it only holds syntax.
 _PUB_LINES: dict[bytes, tuple[bytes, bytes | None, int]] = {}
 _PUB_LINES_MAX = 8192
 
@@ -361,7 +363,9 @@ def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
     nargs = len(args)
     if nargs not in (2, 3) or not args[-1].isdigit():
         return None
-    parsed = (args[0], args[1] if nargs == 3 else None, int(args[-1]))
+    if nargs == 3:
+        return (args[0], args[1], int(args[2]))
+    parsed = (args[0], None, int(args[1]))
     if len(_PUB_LINES) >= _PUB_LINES_MAX:
         _PUB_LINES.clear()
     _PUB_LINES[line] = parsed
