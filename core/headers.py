@@ -29,15 +29,6 @@ def get(hdr: bytes | None, key: bytes) -> bytes | None:
     return parse(hdr).get(key)
 
 
-def status(hdr: bytes | None) -> tuple[int, str] | None:
-    """The inline status (``NATS/1.0 503 Description``), if any."""
-    if not hdr or not hdr.startswith(PREFIX + b" "):
-        return None
-    first = hdr.split(b"\r\n", 1)[0][len(PREFIX) + 1 :]
-    code, _, desc = first.partition(b" ")
-    return (int(code), desc.decode(errors="replace")) if code.isdigit() else None
-
-
 def build(items: list[tuple[bytes, bytes]] | dict[bytes, bytes] = (),
           code: int | None = None, description: str = "") -> bytes:
     """A header block; ``code`` makes a status line like nats-server's."""
@@ -54,14 +45,3 @@ def add(hdr: bytes | None, items: list[tuple[bytes, bytes]]) -> bytes:
     """Append header lines to a block (or start one)."""
     base = hdr if hdr else EMPTY
     return base[:-2] + b"".join(k + b": " + v + b"\r\n" for k, v in items) + b"\r\n"
-
-
-def remove(hdr: bytes | None, keys: tuple[bytes, ...]) -> bytes | None:
-    """The block without the named keys; None when nothing but the prefix is left."""
-    if not hdr:
-        return hdr
-    lines = hdr.split(b"\r\n")
-    kept = [ln for ln in lines[1:-2] if ln.partition(b":")[0] not in keys]
-    if not kept and lines[0] == PREFIX:
-        return None
-    return b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n"

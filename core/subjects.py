@@ -9,7 +9,7 @@ matches one token and a final ``>`` matches one or more.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 PWC = b"*"
@@ -296,10 +296,6 @@ class SubjectIndex:
                     yield from members
                 if node.level is not None:
                     stack.append(node.level)
-
-    def update(self, subs: Iterable[Subscriber]) -> None:
-        for sub in subs:
-            self.insert(sub)
 
 
 def _collect(

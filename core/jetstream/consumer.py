@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
-from core.jetstream import errors as E
 from core.jetstream.models import BadPullRequest, parse_pull_request
 from core.log import log
 from core.subjects import subject_matches
@@ -653,5 +652,3 @@ async def recover_consumers(stream: Stream) -> None:
         stream.consumers[name] = consumer
         consumer.start()
 
-
-__all__ = ["Consumer", "PullRequest", "recover_consumers", "E"]
