@@ -222,6 +222,8 @@ class Consumer:
             if not self._started:
                 await self._ensure_started()
             await self.num_pending()
+            cfg = self.config
+            paced = cfg.replay_policy == "original" or bool(cfg.rate_limit_bps)
             while not self.stopped:
                 target = self._target()
                 if target is None:
@@ -237,9 +239,10 @@ class Consumer:
                 if msg is None:
                     self._nothing_left()
                     return
-                await self._pace(msg)
-                if self.stopped:
-                    return
+                if paced:
+                    await self._pace(msg)
+                    if self.stopped:
+                        return
                 target = self._target()
                 if target is None:
                     self._unfetch(msg)
@@ -305,6 +308,8 @@ class Consumer:
 
     async def _next_message(self) -> StoredMsg | None:
         store = self.stream.store
+        if not self._redeliver and not self._pre:
+            return await store.next(self.state.delivered_stream_seq + 1, self.filters or None)
         while self._redeliver:
             seq = self._redeliver.pop(0)
             if seq in self.state.pending:
