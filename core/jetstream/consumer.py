@@ -76,6 +76,7 @@ class Consumer:
         self._last_ts = 0
         self._fc_bytes = 0
         self._fc_pending: bytes | None = None
+        self._blocked = False
         self.stopped = False
         self._loop = asyncio.get_running_loop()
         self._dirty = False
@@ -232,6 +233,7 @@ class Consumer:
                 if not self.ack_none and cfg.max_ack_pending > 0 and (
                     len(self.state.pending) >= cfg.max_ack_pending
                 ):
+                    self._blocked = True  # an ack will wake us
                     return
                 if self._fc_pending is not None:
                     return  # waiting for the subscriber to answer flow control
@@ -550,7 +552,9 @@ class Consumer:
         if acked:
             self._advance_floor()
             self.stream.acked(self, acked)
-            self.wake()
+            if self._blocked:  # only max_ack_pending makes delivery wait for acks
+                self._blocked = False
+                self.wake()
 
     def _advance_floor(self) -> None:
         st = self.state
