@@ -71,7 +71,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "subscriptions": sum(len(a.router.index) for a in hub.accounts.values()),
         "config_load_time": rfc3339(hub.start),
         "system_account": "",
-        "jetstream": {},
+        "jetstream": _jetstream(hub),
     }
     if hub.auth.required:
         doc["auth_required"] = True
@@ -79,6 +79,27 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         doc["tls_required"] = True
     doc.update(hub.totals())
     return doc
+
+
+def _jetstream(hub: Hub) -> dict[str, Any]:
+    """/varz's JetStream section: configuration and usage summed over accounts."""
+    js = hub.jetstream
+    if js is None:
+        return {}
+    memory = storage = total = errors = 0
+    for jsa in js.accounts.values():
+        usage = jsa.usage()
+        memory += usage["memory"]
+        storage += usage["storage"]
+        total += jsa.api_total
+        errors += jsa.api_errors
+    return {
+        "config": {"max_memory": js.max_memory, "max_storage": js.max_store,
+                   "store_dir": js.store_dir},
+        "stats": {"memory": memory, "storage": storage, "reserved_memory": 0,
+                  "reserved_storage": 0, "accounts": len(js.accounts), "ha_assets": 0,
+                  "api": {"total": total, "errors": errors}},
+    }
 
 
 def _conn(c: Client, now: float, subs: bool) -> dict[str, Any]:
