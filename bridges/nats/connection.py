@@ -319,6 +319,7 @@ class NatsClient(Client, asyncio.Protocol):
             return
         self._active = True
         self.last_activity = time.time()
+        self._flow.hit = False  # only deliveries caused by this input count against it
         events = self.codec.receive_data(data)
         if not self.codec.connected and self.hub.auth.required:
             events = self._before_connect(events)
