@@ -99,10 +99,6 @@ class NatsDoor:
             info["ldm"] = True
         return info
 
-    @property
-    def addresses(self) -> list[str]:
-        return [f"nats://{self.host}:{self.port}"]
-
     async def lame_duck(self, duration: float, grace: float) -> None:
         """Stop accepting, tell clients, then close them spread over ``duration``."""
         if self.server is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 
 from .rawclient import RawConn
@@ -34,13 +33,6 @@ def size_label(size: int) -> str:
     if size >= 1024 and size % 1024 == 0:
         return f"{size // 1024}KiB"
     return f"{size}B"
-
-
-def percentile(sorted_vals: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list; None when it is empty."""
-    if not sorted_vals:
-        return None
-    return sorted_vals[max(0, math.ceil(q * len(sorted_vals)) - 1)]
 
 
 def count_label(n: int) -> str:

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import time
 
-from .common import SETUP_TIMEOUT, percentile, size_label
+from .common import SETUP_TIMEOUT, size_label
 from .jsclient import (
     JsConn,
     JsError,
@@ -20,7 +20,16 @@ from .jsclient import (
     stream_messages,
     stream_names,
 )
-from .model import JETSTREAM, Column, Context, CpuProbe, Outcome, Params, Scenario
+from .model import (
+    JETSTREAM,
+    Context,
+    CpuProbe,
+    Outcome,
+    Params,
+    Scenario,
+    latency_columns,
+    latency_metrics,
+)
 from .rawclient import FILL, Endpoint, connect, fail
 
 Ack = tuple[float, bytes | None, bytes]
@@ -107,15 +116,8 @@ async def js_sync(ctx: Context, p: Params) -> Outcome:
         cleanup = await delete_stream(conn, stream)
     finally:
         conn.close()
-    lat_ms = sorted(x * 1000 for x in lat)
     return Outcome(
-        metrics={
-            "p50_ms": percentile(lat_ms, 0.50),
-            "p90_ms": percentile(lat_ms, 0.90),
-            "p99_ms": percentile(lat_ms, 0.99),
-            "max_ms": lat_ms[-1] if lat_ms else None,
-            "rate": len(lat) / elapsed if elapsed > 0 else None,
-        },
+        metrics=latency_metrics(lat, elapsed),
         details={"acked": len(lat), "warmup_msgs": warmup, "elapsed_s": elapsed,
                  "stream_messages": stored, "cleanup_error": cleanup, **cpu},
         partial=partial,
@@ -126,9 +128,7 @@ async def js_sync(ctx: Context, p: Params) -> Outcome:
 SCENARIO = Scenario(
     name="js-sync",
     run=js_sync,
-    columns=(*(Column(k, k.split("_")[0], "ms", higher=False)
-               for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
-             Column("rate", "msgs/s", "rate", ratio=False)),
+    columns=latency_columns("msgs/s"),
     defaults={"size": 128, "count": 2000, "warmup": None},
     label=lambda p: f"js-sync {size_label(p['size'])}",
     help="JetStream publish, one at a time waiting for each PubAck; latency percentiles",

@@ -6,6 +6,7 @@ new protocols or workloads plug in by registering another ``Scenario``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -163,3 +164,22 @@ def proc_nofile(pid: int | None) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def latency_metrics(latencies: list[float], elapsed: float) -> dict[str, float | None]:
+    """p50/p90/p99/max in ms of round trips (seconds), and the rate achieved."""
+    ms = sorted(x * 1000 for x in latencies)
+
+    def pct(q: float) -> float | None:
+        return ms[max(0, math.ceil(q * len(ms)) - 1)] if ms else None
+
+    return {"p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": ms[-1] if ms else None,
+            "rate": len(latencies) / elapsed if elapsed > 0 else None}
+
+
+def latency_columns(rate_unit: str) -> tuple[Column, ...]:
+    """The table columns for :func:`latency_metrics`."""
+    return (*(Column(k, k.split("_")[0], "ms", higher=False)
+              for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
+            Column("rate", rate_unit, "rate", ratio=False))

@@ -10,8 +10,8 @@ import asyncio
 import gc
 import time
 
-from .common import SETUP_TIMEOUT, close_all, percentile, run_tag
-from .model import Column, Context, CpuProbe, Outcome, Params, Scenario
+from .common import SETUP_TIMEOUT, close_all, run_tag
+from .model import Context, CpuProbe, Outcome, Params, Scenario, latency_columns, latency_metrics
 from .rawclient import FILL, Endpoint, Parsed, RawConn, connect, pub_frame
 
 
@@ -88,16 +88,9 @@ async def reqrep(ctx: Context, p: Params) -> Outcome:
     finally:
         gc.enable()
         await close_all(conns)
-    lat_ms = sorted(x * 1000 for x in lat)
     elapsed = t_end - t0
     return Outcome(
-        metrics={
-            "p50_ms": percentile(lat_ms, 0.50),
-            "p90_ms": percentile(lat_ms, 0.90),
-            "p99_ms": percentile(lat_ms, 0.99),
-            "max_ms": lat_ms[-1] if lat_ms else None,
-            "rate": len(lat) / elapsed if elapsed > 0 else None,
-        },
+        metrics=latency_metrics(lat, elapsed),
         details={"sent": i, "received": len(lat), "elapsed_s": elapsed,
                  "target_rate": rate, **cpu},
         partial=partial or len(lat) < count,
@@ -108,9 +101,7 @@ async def reqrep(ctx: Context, p: Params) -> Outcome:
 SCENARIO = Scenario(
     name="reqrep",
     run=reqrep,
-    columns=(*(Column(k, k.split("_")[0], "ms", higher=False)
-               for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
-             Column("rate", "req/s", "rate", ratio=False)),
+    columns=latency_columns("req/s"),
     defaults={"rate": 1000, "count": 5000, "size": 16},
     label=lambda p: f"reqrep {p['rate']:g}/s",
     help="fixed-rate request/reply through one responder; round-trip latency percentiles",

@@ -167,7 +167,6 @@ class JetStreamApi:
             consumer = self._consumer(words[2], words[3])
             return {"type": T + "consumer_info_response", **await consumer.info()}
         if op == "DELETE" and n == 4:
-            self._consumer(words[2], words[3])
             self.jsa.remove_consumer(self.jsa.stream(words[2]), words[3])
             return {"type": T + "consumer_delete_response", "success": True}
         return None
