@@ -77,6 +77,7 @@ class Consumer:
         self._fc_bytes = 0
         self._fc_pending: bytes | None = None
         self._blocked = False
+        self._config_json: tuple[Any, str] = (None, "")
         self.stopped = False
         self._loop = asyncio.get_running_loop()
         self._dirty = False
@@ -196,8 +197,10 @@ class Consumer:
         self._dirty = False
         if self.stopped:
             return
+        if self._config_json[0] is not self.config:  # configs change rarely; state often
+            self._config_json = (self.config, self.config.model_dump_json())
         self.stream.jsa.consumer_store(self.stream).save(
-            self.name, self.config.model_dump_json(), self.state
+            self.name, self._config_json[1], self.state
         )
 
     # -- delivery ---------------------------------------------------------------------
