@@ -6,8 +6,13 @@ cache, which outlives the process, so a commit that returned survives ``kill -9`
 OS crash or power cut can lose the last commits (never corrupt the database), which is
 the trade nats-server's file store makes too by not syncing every write.
 
-Two connections: all writes go through one (see :mod:`storage.sqlite_writer` for the
-group commit), reads through the other, so WAL lets reads run while a batch commits.
+Three connections, as WAL lets reads run beside the writer.  Writes go through one on
+the event loop's thread (see :mod:`storage.sqlite_writer` for the group commit and why
+it does not hop to a thread).  Reads of a bounded number of rows (a message, a window
+of the next ones) use a second, also on the loop's thread, for the same reason.  Reads
+that may scan a whole stream (counts, subject lists) and WAL checkpoints, which write
+and sync files, go to a third connection that aiosqlite runs in its own thread, so the
+loop never waits on them.
 
 Per stream the process keeps counters and bounded caches, nothing per stored message
 (:mod:`storage.sqlite_stream`).  The counters are also a row in ``stream_state``,
@@ -19,8 +24,10 @@ reads one row plus the few rows appended since it was last written, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 from functools import partial
 
 import aiosqlite
@@ -104,7 +111,10 @@ class SqliteStorage:
         self.tail_msgs = tail_msgs
         self.tail_bytes = tail_bytes
         self._writer = Writer(encode_state)
-        self._wr: aiosqlite.Connection | None = None
+        self._wr: sqlite3.Connection | None = None
+        #: Bounded reads, on the loop's thread.
+        self._rs: sqlite3.Connection = None  # type: ignore[assignment]  # set on open
+        #: Scans and checkpoints, in aiosqlite's thread.
         self._rd: aiosqlite.Connection = None  # type: ignore[assignment]  # set on open
         self._open_lock = asyncio.Lock()
         self._streams: dict[str, SqliteStreamStore] = {}
@@ -119,25 +129,33 @@ class SqliteStorage:
             if self._closed:
                 raise StorageError("storage closed")
             os.makedirs(self.directory, exist_ok=True)
-            # The writer lets sqlite3 open each transaction with its first modifying
-            # statement: one round trip fewer than an explicit BEGIN.
-            wr = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
+            wr = rs = None
             rd = await aiosqlite.connect(self.path, isolation_level=None)
             try:
-                for pragma in _PRAGMAS:
-                    await wr.execute(pragma)
-                await wr.executescript(SCHEMA)
+                wr = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                for pragma in _PRAGMAS + ("PRAGMA wal_autocheckpoint = 0",):
+                    wr.execute(pragma)
+                wr.executescript(SCHEMA)
+                rs = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 for pragma in _PRAGMAS[2:] + ("PRAGMA query_only = ON",):
+                    rs.execute(pragma)
                     await rd.execute(pragma)
-                for conn in (wr, rd):
-                    await conn.create_function("subj_match", 2, _subj_match, deterministic=True)
+                for conn in (wr, rs):
+                    conn.create_function("subj_match", 2, _subj_match, deterministic=True)
+                await rd.create_function("subj_match", 2, _subj_match, deterministic=True)
             except BaseException:
-                await wr.close()
+                for c in (wr, rs):
+                    if c is not None:
+                        c.close()
                 await rd.close()
                 raise
-            self._rd = rd
-            self._writer.start(wr)
+            self._rd, self._rs = rd, rs
+            self._writer.start(wr, self._checkpoint)
             self._wr = wr
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database without blocking readers or the writer."""
+        await self._rd.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def open_stream(self, name: str) -> SqliteStreamStore:
         await self._ensure_open()
@@ -151,37 +169,35 @@ class SqliteStorage:
         return store
 
     @staticmethod
-    async def _open_row(name: str, txn: Txn) -> tuple[int, StoreState]:
+    def _open_row(name: str, txn: Txn) -> tuple[int, StoreState]:
         conn = txn.conn
-        await conn.execute("INSERT OR IGNORE INTO streams(name) VALUES (?)", (name,))
-        rows = await conn.execute_fetchall(
+        conn.execute("INSERT OR IGNORE INTO streams(name) VALUES (?)", (name,))
+        rows = conn.execute(
             "SELECT s.id, st.msgs, st.bytes, st.first_seq, st.first_ts, st.last_seq, st.last_ts"
             " FROM streams s LEFT JOIN stream_state st ON st.id = s.id WHERE s.name = ?",
             (name,),
-        )
-        sid, *counters = list(rows)[0]
+        ).fetchall()
+        sid, *counters = rows[0]
         db = StoreState() if counters[0] is None else StoreState(*counters)
         # The counter row is written lazily: add up what was appended after it.
-        rows = await conn.execute_fetchall(
+        n, size, top = conn.execute(
             f"SELECT count(*), coalesce(sum({SIZE_SQL}), 0), max(seq) FROM msgs"
             " WHERE stream_id = ? AND seq > ?",
             (sid, db.last_seq),
-        )
-        n, size, top = list(rows)[0]
+        ).fetchone()
         if n:
             if not db.msgs:
-                first = await conn.execute_fetchall(
+                db.first_seq, db.first_ts = conn.execute(
                     "SELECT seq, ts FROM msgs WHERE stream_id = ? AND seq > ? ORDER BY seq"
                     " LIMIT 1",
                     (sid, db.last_seq),
-                )
-                db.first_seq, db.first_ts = list(first)[0]
-            last = await conn.execute_fetchall(
+                ).fetchone()
+            (last_ts,) = conn.execute(
                 "SELECT ts FROM msgs WHERE stream_id = ? AND seq = ?", (sid, top)
-            )
+            ).fetchone()
             db.msgs += n
             db.bytes += size
-            db.last_seq, db.last_ts = top, list(last)[0][0]
+            db.last_seq, db.last_ts = top, last_ts
         return sid, db
 
     def _forget(self, store: SqliteStreamStore) -> None:
@@ -210,15 +226,14 @@ class SqliteStorage:
         await self._writer.run(partial(self._delete_rows, name))
 
     @staticmethod
-    async def _delete_rows(name: str, txn: Txn) -> None:
+    def _delete_rows(name: str, txn: Txn) -> None:
         conn = txn.conn
-        rows = list(await conn.execute_fetchall("SELECT id FROM streams WHERE name = ?", (name,)))
-        if rows:
-            sid = rows[0][0]
-            await conn.execute("DELETE FROM msgs WHERE stream_id = ?", (sid,))
-            await conn.execute("DELETE FROM stream_state WHERE id = ?", (sid,))
-            await conn.execute("DELETE FROM streams WHERE id = ?", (sid,))
-        await conn.execute("DELETE FROM consumers WHERE stream = ?", (name,))
+        row = conn.execute("SELECT id FROM streams WHERE name = ?", (name,)).fetchone()
+        if row:
+            conn.execute("DELETE FROM msgs WHERE stream_id = ?", row)
+            conn.execute("DELETE FROM stream_state WHERE id = ?", row)
+            conn.execute("DELETE FROM streams WHERE id = ?", row)
+        conn.execute("DELETE FROM consumers WHERE stream = ?", (name,))
 
     async def close(self) -> None:
         """Commit everything queued, then close both connections."""
@@ -233,5 +248,9 @@ class SqliteStorage:
                 store._dead = True
             self._streams.clear()
             await self._rd.close()
+            self._rs.close()
             if self._wr is not None:
-                await self._wr.close()
+                if self._writer.broken is None:
+                    with contextlib.suppress(sqlite3.Error):  # the next open replays it
+                        self._wr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._wr.close()

@@ -2,7 +2,8 @@
 
 The process keeps per stream only counters and bounded caches: the tail of recent
 messages (:mod:`storage.tail`) and read-ahead windows (:mod:`storage.readahead`).
-Reads go to the reader connection; removals and purges run inside the writer's
+Reads of a bounded number of rows go to the loop-thread reader, reads that may scan to
+aiosqlite's reader (see :mod:`storage.sqlite`); removals and purges run inside the writer's
 transaction in call order (:mod:`storage.sqlite_writer`).
 """
 
@@ -69,6 +70,7 @@ class SqliteStreamStore:
         self._id = sid
         self._writer = owner._writer
         self._rd = owner._rd
+        self._rs = owner._rs
         #: What the database holds as of the writer's open transaction.
         self._db = db
         #: What callers see: the database plus rows not written yet.
@@ -179,12 +181,13 @@ class SqliteStreamStore:
         # A plain function handing out the writer's coroutine: one frame less per ack.
         return self._writer.sync()
 
-    async def _rows(self, sql: str, params: list[object]) -> list[StoredMsg]:
-        rows = await self._rd.execute_fetchall(sql, params)
+    def _rows(self, sql: str, params: list[object]) -> list[StoredMsg]:
+        """A bounded read (LIMIT, or by key) on the loop-thread reader."""
+        rows = self._rs.execute(sql, params).fetchall()
         return [StoredMsg(seq, subj, hdr, data, ts) for seq, subj, hdr, data, ts in rows]
 
-    async def _one(self, sql: str, params: list[object]) -> StoredMsg | None:
-        rows = await self._rows(sql, params)
+    def _one(self, sql: str, params: list[object]) -> StoredMsg | None:
+        rows = self._rows(sql, params)
         return rows[0] if rows else None
 
     async def get(self, seq: int) -> StoredMsg | None:
@@ -192,7 +195,7 @@ class SqliteStreamStore:
         msg = self._tail.get(seq)
         if msg is not None or seq >= self._tail.floor or seq < self._live.first_seq:
             return msg
-        return await self._one(_MSG + " AND seq = ?", [self._id, seq])
+        return self._one(_MSG + " AND seq = ?", [self._id, seq])
 
     async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
         self._check()
@@ -206,7 +209,7 @@ class SqliteStreamStore:
             hit = ahead.find(key, lo)
             if hit is None:
                 gen, hi = ahead.gen, self._tail.floor
-                msgs, end = await self._window(lo, hi, filters)
+                msgs, end = self._window(lo, hi, filters)
                 ahead.put(key, gen, lo, end, msgs)
                 hit = (msgs[0] if msgs else None), end
             if hit[0] is not None:
@@ -214,7 +217,7 @@ class SqliteStreamStore:
             lo = hit[1]
         return self._tail.next(lo, filters)
 
-    async def _window(
+    def _window(
         self, lo: int, hi: int, filters: list[bytes] | None
     ) -> tuple[list[StoredMsg], int]:
         """Every match in ``[lo, end)``, oldest first, for the largest ``end <= hi``
@@ -237,7 +240,7 @@ class SqliteStreamStore:
         for sql, params in queries:
             if len(queries) > 1:
                 params[-2] = end  # nothing past an earlier read's end is needed
-            msgs = await self._rows(sql, params)
+            msgs = self._rows(sql, params)
             if len(msgs) == limit:
                 end = min(end, msgs[-1].seq + 1)
             for m in msgs:
@@ -252,13 +255,13 @@ class SqliteStreamStore:
             return msg
         order = " AND seq < ? ORDER BY seq DESC LIMIT 1"
         if pattern is not None and is_literal(pattern):
-            return await self._one(_MSG_SUBJECT + order, [self._id, pattern, self._tail.floor])
+            return self._one(_MSG_SUBJECT + order, [self._id, pattern, self._tail.floor])
         sql, params = _MSG, [self._id]
         if pattern is not None:
             where, extra = _sql_match([pattern], indexed=False)
             sql += where
             params += extra
-        return await self._one(sql + order, [*params, self._tail.floor])
+        return self._one(sql + order, [*params, self._tail.floor])
 
     async def count(self, subject: bytes, seq: int = 0) -> int:
         self._check()
@@ -330,21 +333,20 @@ class SqliteStreamStore:
             return False
         return await self._writer.run(partial(self._remove, seq))
 
-    async def _remove(self, seq: int, txn: Txn) -> bool:
+    def _remove(self, seq: int, txn: Txn) -> bool:
         if self._gone:
             return False
-        rows = await txn.conn.execute_fetchall(
+        sizes = txn.conn.execute(
             f"DELETE FROM msgs WHERE stream_id = ? AND seq = ? RETURNING {SIZE_SQL}",
             (self._id, seq),
-        )
-        sizes = list(rows)
+        ).fetchall()
         if not sizes:
             return False
         self._removing(txn)
         self._tail.remove(seq)
         self._account(1, sizes[0][0])
         if seq == self._db.first_seq:
-            await self._refirst(txn)
+            self._refirst(txn)
         txn.touch(self)
         return True
 
@@ -359,14 +361,13 @@ class SqliteStreamStore:
             s.msgs -= n
             s.bytes -= size
 
-    async def _refirst(self, txn: Txn) -> None:
+    def _refirst(self, txn: Txn) -> None:
         """Recompute first_seq/first_ts after removals that may have taken the first."""
         db, live = self._db, self._live
         if db.msgs:
-            rows = await txn.conn.execute_fetchall(
+            db.first_seq, db.first_ts = txn.conn.execute(
                 "SELECT seq, ts FROM msgs WHERE stream_id = ? ORDER BY seq LIMIT 1", (self._id,)
-            )
-            db.first_seq, db.first_ts = list(rows)[0]
+            ).fetchone()
         else:
             db.first_seq, db.first_ts = db.last_seq + 1, 0
         if db.msgs:
@@ -383,7 +384,7 @@ class SqliteStreamStore:
         pattern = normalize_one(subject)
         return await self._writer.run(partial(self._purge, pattern, before, keep))
 
-    async def _purge(self, pattern: bytes | None, before: int, keep: int, txn: Txn) -> int:
+    def _purge(self, pattern: bytes | None, before: int, keep: int, txn: Txn) -> int:
         if self._gone:
             return 0
         conn, db = txn.conn, self._db
@@ -392,12 +393,12 @@ class SqliteStreamStore:
         if before:
             hi = min(hi, before)
         if keep:
-            rows = list(await conn.execute_fetchall(
+            row = conn.execute(
                 f"SELECT seq FROM msgs WHERE stream_id = ?{where} ORDER BY seq DESC "
                 "LIMIT 1 OFFSET ?",
                 [self._id, *params, keep - 1],
-            ))
-            hi = min(hi, rows[0][0]) if rows else 0
+            ).fetchone()
+            hi = min(hi, row[0]) if row else 0
         gone = 0
         if db.msgs and hi > db.first_seq:
             cond = f"FROM msgs WHERE stream_id = ? AND seq < ?{where}"
@@ -405,20 +406,19 @@ class SqliteStreamStore:
             if pattern is None and hi > db.last_seq:
                 gone, size = db.msgs, db.bytes
             else:
-                rows = await conn.execute_fetchall(
+                gone, size = conn.execute(
                     f"SELECT count(*), coalesce(sum({SIZE_SQL}), 0) {cond}", args
-                )
-                gone, size = list(rows)[0]
+                ).fetchone()
             if gone:
                 self._removing(txn)
-                await conn.execute(f"DELETE {cond}", args)
+                conn.execute(f"DELETE {cond}", args)
                 self._tail.remove_below(hi, None if pattern is None else matcher([pattern]))
                 self._account(gone, size)
         if pattern is None and not keep and not db.msgs and before > db.last_seq + 1:
             # Purging up to a sequence beyond the end moves the stream on to it.
             db.last_seq = before - 1
             self._live.last_seq = max(self._live.last_seq, before - 1)
-        await self._refirst(txn)
+        self._refirst(txn)
         txn.touch(self)
         return gone
 
@@ -442,9 +442,9 @@ class SqliteStreamStore:
         """Its rows are being deleted: refuse further calls, write no counters."""
         self._dead = self._gone = True
 
-    async def _destroy(self, txn: Txn) -> None:
+    def _destroy(self, txn: Txn) -> None:
         self._removing(txn)
-        await txn.conn.execute("DELETE FROM msgs WHERE stream_id = ?", (self._id,))
-        await txn.conn.execute("DELETE FROM stream_state WHERE id = ?", (self._id,))
+        txn.conn.execute("DELETE FROM msgs WHERE stream_id = ?", (self._id,))
+        txn.conn.execute("DELETE FROM stream_state WHERE id = ?", (self._id,))
         self._tail.clear(self._live.last_seq + 1)
         self._live = StoreState()

@@ -546,11 +546,10 @@ async def test_sqlite_commit_failure_is_reported(tmp_path: Path) -> None:
     store = await st.open_stream("S")
     await fill(store, SAMPLE)
 
-    async def failing(*args: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    st._wr.executemany = failing  # type: ignore[method-assign,union-attr]
-    store.store(6, b"x", None, b"x", 6)
+    # A database that may not grow: the next insert fails as on a full disk.
+    (pages,) = st._wr.execute("PRAGMA page_count").fetchone()  # type: ignore[union-attr]
+    st._wr.execute(f"PRAGMA max_page_count = {pages}")  # type: ignore[union-attr]
+    store.store(6, b"x", None, b"x" * 100_000, 6)
     with pytest.raises(StorageError):
         await store.sync()
     with pytest.raises(StorageError):
