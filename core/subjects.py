@@ -8,13 +8,12 @@ matches one token and a final ``>`` matches one or more.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Protocol
 
 PWC = b"*"
 FWC = b">"
-_WHITESPACE = re.compile(rb"[ \t\r\n\f]")
+_WHITESPACE_BYTES = b" \t\r\n\f"
 
 
 def is_valid_publish_subject(subject: bytes) -> bool:
@@ -24,7 +23,8 @@ def is_valid_publish_subject(subject: bytes) -> bool:
     """
     return (
         bool(subject) and subject[0] != 0x2E and subject[-1] != 0x2E
-        and b".." not in subject and _WHITESPACE.search(subject) is None
+        and b".." not in subject
+        and len(subject.translate(None, _WHITESPACE_BYTES)) == len(subject)
     )
 
 

@@ -9,6 +9,7 @@ PubAck is sent only after its message would survive a crash of the process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +28,20 @@ class StoredMsg:
     def size(self) -> int:
         """Bytes as nats-server's memory store counts them (and a memory bound)."""
         return len(self.subject) + len(self.data) + (len(self.hdr) if self.hdr else 0) + 16
+
+
+def take(
+    next_now: Callable[[int], StoredMsg | None], seq: int, limit: int
+) -> list[StoredMsg]:
+    """``limit`` answers of ``next_now`` from ``seq`` on, each after the previous one."""
+    out: list[StoredMsg] = []
+    while len(out) < limit:
+        msg = next_now(seq)
+        if msg is None:
+            break
+        out.append(msg)
+        seq = msg.seq + 1
+    return out
 
 
 def file_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
@@ -101,6 +116,13 @@ class StreamStore(Protocol):
     async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
         """The first message with sequence >= ``seq`` whose subject matches any of
         ``subjects`` (wildcards allowed; None matches all)."""
+        ...
+
+    async def next_many(
+        self, seq: int, subjects: list[bytes] | None = None, limit: int = 1
+    ) -> list[StoredMsg]:
+        """Up to ``limit`` messages as successive ``next`` calls would return them: one
+        call for a consumer's whole batch."""
         ...
 
     async def last(self, subject: bytes) -> StoredMsg | None:

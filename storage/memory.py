@@ -14,7 +14,7 @@ from itertools import islice
 
 from core.subjects import is_literal
 
-from .base import ConsumerState, StoredMsg, StoreState
+from .base import ConsumerState, StoredMsg, StoreState, take
 from .filters import Matcher, matcher, normalize, normalize_one
 from .seqindex import SeqIndex
 
@@ -110,7 +110,15 @@ class MemoryStreamStore:
         return self._msgs.get(seq)
 
     async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
+        return self._next_now(seq, normalize(subjects))
+
+    async def next_many(
+        self, seq: int, subjects: list[bytes] | None = None, limit: int = 1
+    ) -> list[StoredMsg]:
         filters = normalize(subjects)
+        return take(lambda s: self._next_now(s, filters), seq, limit)
+
+    def _next_now(self, seq: int, filters: list[bytes] | None) -> StoredMsg | None:
         if filters is None:
             found = self._all.ge(seq)
             return None if found is None else self._msgs[found]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.subjects import is_literal
 
-from .base import StoredMsg, StoreState, file_size
+from .base import StoredMsg, StoreState, file_size, take
 from .filters import literal_prefix, matcher, normalize, normalize_one
 from .readahead import Key, ReadAhead, rows_for
 from .sqlite_writer import Acc, StorageError, Txn
@@ -199,12 +199,20 @@ class SqliteStreamStore:
 
     async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
         self._check()
+        return self._next_now(seq, normalize(subjects))
+
+    async def next_many(
+        self, seq: int, subjects: list[bytes] | None = None, limit: int = 1
+    ) -> list[StoredMsg]:
+        self._check()
         filters = normalize(subjects)
+        return take(lambda s: self._next_now(s, filters), seq, limit)
+
+    def _next_now(self, seq: int, filters: list[bytes] | None) -> StoredMsg | None:
         key: Key = () if filters is None else tuple(filters)
         ahead = self._ahead
         lo = max(seq, self._live.first_seq)
-        # Below the tail's floor everything is committed; the floor can rise while a
-        # query runs, so the range it vacated is read before trusting the tail.
+        # Below the tail's floor everything is committed.
         while lo < self._tail.floor:
             hit = ahead.find(key, lo)
             if hit is None:

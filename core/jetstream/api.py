@@ -61,6 +61,8 @@ class JetStreamApi:
         self.jsa = jsa
         self._queue: list[tuple[list[bytes], bytes, bytes]] = []
         self._worker: asyncio.Task | None = None
+        #: Consumers by the (stream, name) tokens of their ack subjects.
+        self._acking: dict[tuple[bytes, bytes], Consumer] = {}
         client = jsa.client
         # Not one `$JS.API.>`: DIRECT.GET is answered by each stream that allows it, so a
         # get on a stream that does not exist finds no responder, as with nats-server.
@@ -92,11 +94,18 @@ class JetStreamApi:
     def _on_ack(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                 payload: bytes) -> None:
         tokens = subject.split(b".")
-        if len(tokens) != 9:
+        if len(tokens) != 9 or not tokens[5].isdigit() or not tokens[6].isdigit():
             return
-        consumer = self._find_consumer(tokens[2], tokens[3])
-        if consumer is None or not tokens[5].isdigit() or not tokens[6].isdigit():
-            return
+        key = (tokens[2], tokens[3])
+        consumer = self._acking.get(key)
+        if consumer is None or consumer.stopped:
+            consumer = self._find_consumer(*key)
+            if consumer is None:
+                self._acking.pop(key, None)
+                return
+            if len(self._acking) >= 1024:
+                self._acking.clear()
+            self._acking[key] = consumer
         consumer.process_ack(int(tokens[5]), int(tokens[6]), payload, reply)
 
     def _on_flow_control(self, subject: bytes, reply: bytes | None, hdr: bytes | None,

@@ -30,6 +30,8 @@ _NS = 1_000_000_000
 ACK_PREFIX = b"$JS.ACK."
 #: Push consumers with flow control ask for a reply after this many bytes.
 FLOW_CONTROL_WINDOW = 4 * 1024 * 1024
+#: Messages read from the store at once for a consumer that is not paced.
+READ_AHEAD = 256
 
 
 @dataclass
@@ -81,6 +83,8 @@ class Consumer:
         self.stopped = False
         self._loop = asyncio.get_running_loop()
         self._dirty = False
+        #: Every ack reply subject starts with this.
+        self._ack_base = b"%b%b.%b." % (ACK_PREFIX, stream.name.encode(), self.name.encode())
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -228,30 +232,41 @@ class Consumer:
             await self.num_pending()
             cfg = self.config
             paced = cfg.replay_policy == "original" or bool(cfg.rate_limit_bps)
+            # Messages read ahead in this run, next one last.  Reads do not suspend
+            # (see ``_read``), so nothing can change the stream or the consumer between
+            # the read and the deliveries; what is left when the run ends is dropped and
+            # read again next time.
+            buf: list[StoredMsg] = []
             while not self.stopped:
                 target = self._target()
                 if target is None:
                     return
                 cfg = self.config
-                if not self.ack_none and cfg.max_ack_pending > 0 and (
-                    len(self.state.pending) >= cfg.max_ack_pending
-                ):
+                room = cfg.max_ack_pending - len(self.state.pending)
+                if not self.ack_none and cfg.max_ack_pending > 0 and room <= 0:
                     self._blocked = True  # an ack will wake us
                     return
                 if self._fc_pending is not None:
                     return  # waiting for the subscriber to answer flow control
-                msg = await self._next_message()
-                if msg is None:
-                    self._nothing_left()
-                    return
-                if paced:
-                    await self._pace(msg)
-                    if self.stopped:
+                if not buf:
+                    limit = 1 if paced or cfg.flow_control else READ_AHEAD
+                    if isinstance(target, PullRequest):
+                        limit = min(limit, target.batch)
+                    if not self.ack_none and cfg.max_ack_pending > 0:
+                        limit = min(limit, room)
+                    buf = await self._read(limit)
+                    if not buf:
+                        self._nothing_left()
                         return
-                target = self._target()
-                if target is None:
-                    self._unfetch(msg)
-                    return
+                    if paced:
+                        await self._pace(buf[-1])
+                        if self.stopped:
+                            return
+                        target = self._target()
+                        if target is None:
+                            self._unfetch(buf.pop())
+                            return
+                msg = buf.pop()
                 if isinstance(target, PullRequest) and target.max_bytes and (
                     msg.size > target.max_bytes
                 ):
@@ -260,6 +275,7 @@ class Consumer:
                     self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
                                       _pending_headers(target))
                     self._unfetch(msg)
+                    buf.clear()
                     continue
                 self._deliver(msg, target)
                 if cfg.flow_control:
@@ -311,24 +327,27 @@ class Consumer:
             self._fc_pending = None
             self.wake()
 
-    async def _next_message(self) -> StoredMsg | None:
+    async def _read(self, limit: int) -> list[StoredMsg]:
+        """The next messages to send, next one last: a due redelivery or a
+        last-per-subject message alone, otherwise up to ``limit`` new ones."""
         store = self.stream.store
-        if not self._redeliver and not self._pre:
-            return await store.next(self.state.delivered_stream_seq + 1, self.filters or None)
         while self._redeliver:
             seq = self._redeliver.pop(0)
             if seq in self.state.pending:
                 msg = await store.get(seq)
                 if msg is not None:
-                    return msg
+                    return [msg]
                 self.state.pending.pop(seq, None)
         while self._pre:
             msg = await store.get(self._pre.popleft())
             if self._pending_count:
                 self._pending_count -= 1
             if msg is not None:
-                return msg
-        return await store.next(self.state.delivered_stream_seq + 1, self.filters or None)
+                return [msg]
+        msgs = await store.next_many(self.state.delivered_stream_seq + 1,
+                                     self.filters or None, limit)
+        msgs.reverse()
+        return msgs
 
     def _deliver(self, msg: StoredMsg, target: PullRequest | bytes) -> None:
         st, cfg = self.state, self.config
@@ -343,16 +362,14 @@ class Consumer:
             if self._pending_count:
                 self._pending_count -= 1
         pending = self._pending_count or 0
-        reply = b"%b%b.%b.%d.%d.%d.%d.%d" % (
-            ACK_PREFIX, self.stream.name.encode(), self.name.encode(), dc, msg.seq, dseq,
-            msg.ts, pending,
-        )
+        reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)
         hdr, data = msg.hdr, msg.data
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
             data = b""
+        now = time.time_ns()
         if not self.ack_none:
-            st.pending[msg.seq] = (dseq, time.time_ns())
+            st.pending[msg.seq] = (dseq, now)
             wait = cfg.ack_wait
             if cfg.backoff:
                 wait = cfg.backoff[min(dc - 1, len(cfg.backoff) - 1)]
@@ -360,7 +377,7 @@ class Consumer:
         else:
             st.ack_floor_stream_seq = st.delivered_stream_seq
             st.ack_floor_consumer_seq = dseq
-        self.last_active = time.time_ns()
+        self.last_active = now
         router = self.stream.jsa.account.router
         if isinstance(target, PullRequest):
             router.deliver_as(target.reply, msg.subject, reply, hdr, data)
@@ -514,6 +531,10 @@ class Consumer:
             self._redeliver.sort()
 
     def process_ack(self, sseq: int, dseq: int, payload: bytes, reply: bytes | None) -> None:
+        if not payload and not reply:  # the common plain ack
+            self._ack(sseq)
+            self.save()
+            return
         kind, _, rest = payload.strip().partition(b" ")
         st = self.state
         if kind in (b"", b"+ACK", b"+OK"):
@@ -546,11 +567,14 @@ class Consumer:
         st = self.state
         if self.config.ack_policy == "all":
             acked = [s for s in st.pending if s <= sseq]
+        elif sseq in st.pending:
+            acked = [sseq]
         else:
-            acked = [sseq] if sseq in st.pending else []
+            return
         for s in acked:
-            st.pending.pop(s, None)
-            st.redelivered.pop(s, None)
+            del st.pending[s]
+            if st.redelivered:
+                st.redelivered.pop(s, None)
             self._due.pop(s, None)
         if acked:
             self._advance_floor()
