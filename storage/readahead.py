@@ -47,14 +47,14 @@ class ReadAhead:
         self._windows.clear()
         self.gen += 1
 
-    def find(self, key: Key, seq: int) -> tuple[StoredMsg | None, int] | None:
-        """``(first match >= seq, None if there is none below end; end)`` when a window
-        covers ``seq``; None when none does."""
+    def slice(self, key: Key, seq: int, n: int) -> tuple[list[StoredMsg], int] | None:
+        """``(up to n matches >= seq, end)`` when a window covers ``seq`` (an empty list:
+        none below end); None when none does."""
         w = self._windows.get(key)
         if w is None or not w.lo <= seq < w.hi:
             return None
         i = bisect_left(w.seqs, seq)
-        return (w.msgs[i], w.hi) if i < len(w.msgs) else (None, w.hi)
+        return w.msgs[i:i + n], w.hi
 
     def put(self, key: Key, gen: int, lo: int, hi: int, msgs: list[StoredMsg]) -> None:
         """Keep a window read while ``gen`` was current, unless a removal came since."""

@@ -199,31 +199,34 @@ class SqliteStreamStore:
 
     async def next(self, seq: int, subjects: list[bytes] | None = None) -> StoredMsg | None:
         self._check()
-        return self._next_now(seq, normalize(subjects))
+        found = self._next_now(seq, normalize(subjects), 1)
+        return found[0] if found else None
 
     async def next_many(
         self, seq: int, subjects: list[bytes] | None = None, limit: int = 1
     ) -> list[StoredMsg]:
         self._check()
-        filters = normalize(subjects)
-        return take(lambda s: self._next_now(s, filters), seq, limit)
+        return self._next_now(seq, normalize(subjects), limit)
 
-    def _next_now(self, seq: int, filters: list[bytes] | None) -> StoredMsg | None:
+    def _next_now(self, seq: int, filters: list[bytes] | None, limit: int) -> list[StoredMsg]:
         key: Key = () if filters is None else tuple(filters)
-        ahead = self._ahead
+        ahead, tail = self._ahead, self._tail
+        out: list[StoredMsg] = []
         lo = max(seq, self._live.first_seq)
         # Below the tail's floor everything is committed.
-        while lo < self._tail.floor:
-            hit = ahead.find(key, lo)
+        while lo < tail.floor:
+            hit = ahead.slice(key, lo, limit - len(out))
             if hit is None:
-                gen, hi = ahead.gen, self._tail.floor
+                gen, hi = ahead.gen, tail.floor
                 msgs, end = self._window(lo, hi, filters)
                 ahead.put(key, gen, lo, end, msgs)
-                hit = (msgs[0] if msgs else None), end
-            if hit[0] is not None:
-                return hit[0]
-            lo = hit[1]
-        return self._tail.next(lo, filters)
+                hit = msgs[:limit - len(out)], end
+            msgs, end = hit
+            out += msgs
+            if len(out) >= limit:
+                return out
+            lo = end
+        return out + take(lambda s: tail.next(s, filters), lo, limit - len(out))
 
     def _window(
         self, lo: int, hi: int, filters: list[bytes] | None

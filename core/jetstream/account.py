@@ -165,7 +165,7 @@ class JetStreamAccount:
                 check_consumer_update(existing.config, config,
                                       deliver_bound=existing.bound())
                 existing.config = config
-                existing.save()
+                existing.save(soon=True)
                 existing.wake()
             return existing
         if action == "update":
@@ -181,7 +181,7 @@ class JetStreamAccount:
         stream.consumers[name] = consumer
         consumer.start()
         if config.durable_name or config.inactive_threshold:
-            consumer.save()
+            consumer.save(soon=True)
         return consumer
 
     def remove_consumer(self, stream: Stream, name: str) -> None:

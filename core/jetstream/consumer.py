@@ -32,6 +32,8 @@ ACK_PREFIX = b"$JS.ACK."
 FLOW_CONTROL_WINDOW = 4 * 1024 * 1024
 #: Messages read from the store at once for a consumer that is not paced.
 READ_AHEAD = 256
+#: Longest a durable consumer's saved state lags behind it, in seconds.
+SAVE_EVERY = 0.05
 
 
 @dataclass
@@ -82,7 +84,7 @@ class Consumer:
         self._config_json: tuple[Any, str] = (None, "")
         self.stopped = False
         self._loop = asyncio.get_running_loop()
-        self._dirty = False
+        self._saving: asyncio.Handle | None = None
         #: Every ack reply subject starts with this.
         self._ack_base = b"%b%b.%b." % (ACK_PREFIX, stream.name.encode(), self.name.encode())
 
@@ -114,6 +116,10 @@ class Consumer:
         self.wake()
 
     def stop(self, deleted: bool = False) -> None:
+        if self._saving is not None:
+            self._saving.cancel()
+            if not deleted:
+                self._save_now()
         self.stopped = True
         if not self.pull:
             self.stream.jsa.account.router.unwatch(self.config.deliver_subject.encode(),
@@ -191,14 +197,21 @@ class Consumer:
             self._pending_count = n + len(self._pre)
         return self._pending_count
 
-    def save(self) -> None:
-        """Write-behind: recorded with the stream's next commit."""
-        if not self._dirty and not self.stopped:
-            self._dirty = True
-            self._loop.call_soon(self._save_now)
+    def save(self, soon: bool = False) -> None:
+        """Write-behind: the state is recorded at most every ``SAVE_EVERY`` seconds,
+        however many acks arrive (like nats-server, a crash can forget the last acks,
+        whose messages are then redelivered); ``soon`` records with the next commit."""
+        if self.stopped:
+            return
+        if self._saving is not None:
+            if not soon:
+                return
+            self._saving.cancel()
+        self._saving = (self._loop.call_soon(self._save_now) if soon else
+                        self._loop.call_later(SAVE_EVERY, self._save_now))
 
     def _save_now(self) -> None:
-        self._dirty = False
+        self._saving = None
         if self.stopped:
             return
         if self._config_json[0] is not self.config:  # configs change rarely; state often
