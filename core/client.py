@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 from core.router import Subscription
 
+#: One message of a batch: (subject shown, reply, header block, payload).
+Delivery = tuple[bytes, bytes | None, bytes | None, bytes]
+
 if TYPE_CHECKING:
     from core.accounts import Account
     from core.hub import Hub
@@ -66,6 +69,12 @@ class Client:
         in one go."""
         for payload in payloads:
             self.deliver(sub, subject, reply, None, payload)
+
+    def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
+        """Messages for one subscription, each with its own subject and reply (a
+        consumer's batch); doors may encode them in one go."""
+        for subject, reply, hdr, payload in msgs:
+            self.deliver(sub, subject, reply, hdr, payload)
 
     # -- subscriptions ------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from core.subjects import (
 )
 
 if TYPE_CHECKING:
-    from core.client import Client
+    from core.client import Client, Delivery
 
 #: Status header nats-server sends when a request found no subscriber.
 NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"
@@ -146,6 +146,29 @@ class Router:
                 self._count(sub)
         if groups:
             n += self._to_groups(groups, None, shown, reply, hdr, payload)
+        return n
+
+    def deliver_batch_as(self, route: bytes, msgs: list[Delivery]) -> int:
+        """:meth:`deliver_as` for several messages routed alike (a consumer's batch):
+        one lookup, and each subscriber gets them in one call."""
+        plain, groups = self.match(route)
+        n = 0
+        for sub in plain:
+            if sub.max_msgs:
+                for shown, reply, hdr, payload in msgs:
+                    if sub.delivered >= sub.max_msgs:
+                        break
+                    sub.client.deliver(sub, shown, reply, hdr, payload)
+                    n += 1
+                    sub.delivered += 1
+                    self._count(sub)
+                continue
+            sub.client.deliver_batch(sub, msgs)
+            n += len(msgs)
+            sub.delivered += len(msgs)
+        if groups:
+            for shown, reply, hdr, payload in msgs:
+                n += self._to_groups(groups, None, shown, reply, hdr, payload)
         return n
 
     def publish_many(

@@ -31,7 +31,7 @@ from bridges.nats.codec import (
     encode_err,
     encode_info,
 )
-from core.client import Client
+from core.client import Client, Delivery
 from core.log import TRACE, log
 from core.router import InvalidSubject, Subscription
 from core.subjects import is_literal
@@ -230,8 +230,30 @@ class NatsClient(Client, asyncio.Protocol):
             )
             data = b"".join([b"%b%d\r\n%b\r\n" % (prefix, len(p), p) for p in payloads])
             total = sum(map(len, payloads))
-        self.out_msgs += len(payloads)
-        self.out_bytes += total
+        self._queue(data, len(payloads), total)
+
+    def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
+        sid, frames, total = sub.sid, [], 0
+        for subject, reply, hdr, payload in msgs:
+            if hdr is not None and self.headers:
+                if frames:  # what came before goes first
+                    self._queue(b"".join(frames), len(frames), total)
+                    frames, total = [], 0
+                self.deliver(sub, subject, reply, hdr, payload)
+                continue
+            size = len(payload)
+            total += size
+            if reply:
+                frames.append(b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, size, payload))
+            else:
+                frames.append(b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, size, payload))
+        if frames:
+            self._queue(b"".join(frames), len(frames), total)
+
+    def _queue(self, data: bytes, msgs: int, size: int) -> None:
+        """Account for and queue encoded messages, as :meth:`deliver` does inline."""
+        self.out_msgs += msgs
+        self.out_bytes += size
         self._out.append(data)
         self._out_size += len(data)
         if self.congested:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
+from core.client import Delivery
 from core.jetstream.models import BadPullRequest, parse_pull_request
 from core.log import log
 from core.subjects import subject_matches
@@ -85,6 +86,9 @@ class Consumer:
         self.stopped = False
         self._loop = asyncio.get_running_loop()
         self._saving: asyncio.Handle | None = None
+        #: Deliveries of the current run not sent yet, all to ``_out_route``.
+        self._out: list[Delivery] = []
+        self._out_route = b""
         #: Every ack reply subject starts with this.
         self._ack_base = b"%b%b.%b." % (ACK_PREFIX, stream.name.encode(), self.name.encode())
 
@@ -267,6 +271,7 @@ class Consumer:
                         limit = min(limit, target.batch)
                     if not self.ack_none and cfg.max_ack_pending > 0:
                         limit = min(limit, room)
+                    self._send_out()  # before anything that may wait
                     buf = await self._read(limit)
                     if not buf:
                         self._nothing_left()
@@ -297,6 +302,8 @@ class Consumer:
             raise
         except Exception:
             log.exception("consumer %s > %s failed", self.stream.name, self.name)
+        finally:
+            self._send_out()
 
     async def _pace(self, msg: StoredMsg) -> None:
         """replay_policy original keeps the stored gaps; rate_limit_bps caps the rate."""
@@ -327,6 +334,7 @@ class Consumer:
         if self._fc_bytes < FLOW_CONTROL_WINDOW:
             return
         self._fc_bytes = 0
+        self._send_out()
         token = secrets.token_hex(2)
         self._fc_pending = b"$JS.FC.%b.%b.%b" % (self.stream.name.encode(), self.name.encode(),
                                                  token.encode())
@@ -391,18 +399,26 @@ class Consumer:
             st.ack_floor_stream_seq = st.delivered_stream_seq
             st.ack_floor_consumer_seq = dseq
         self.last_active = now
-        router = self.stream.jsa.account.router
+        route = target.reply if isinstance(target, PullRequest) else target
+        if route != self._out_route:
+            self._send_out()
+            self._out_route = route
+        self._out.append((msg.subject, reply, hdr, data))
         if isinstance(target, PullRequest):
-            router.deliver_as(target.reply, msg.subject, reply, hdr, data)
             target.sent += 1
             target.batch -= 1
             if target.max_bytes:
                 target.max_bytes -= msg.size
             if target.batch <= 0:
                 self.waiting.popleft()
-        else:
-            router.deliver_as(target, msg.subject, reply, hdr, data)
         self.save()
+
+    def _send_out(self) -> None:
+        """Send the deliveries gathered in this run (one router call per target);
+        anything else sent to a target first sends these."""
+        if self._out:
+            out, self._out = self._out, []
+            self.stream.jsa.account.router.deliver_batch_as(self._out_route, out)
 
     def _nothing_left(self) -> None:
         """No message to send: answer pull requests that must not wait."""
@@ -464,6 +480,7 @@ class Consumer:
 
     def _send_status(self, to: bytes, code: int, desc: str,
                      extra: list[tuple[bytes, bytes]] = ()) -> None:
+        self._send_out()
         self.stream.jsa.account.router.deliver_as(to, to, None, _status(code, desc, extra), b"")
 
     def _heartbeat(self) -> None:
