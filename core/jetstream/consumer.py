@@ -61,6 +61,7 @@ class Consumer:
         self.name: str = name or config.name or config.durable_name
         self.created_ns = created_ns
         self.state = state or ConsumerState()
+        self._order: deque[int] = deque(sorted(self.state.pending))
         self.pull = not config.deliver_subject
         self.filters = [f.encode() for f in (config.filter_subjects or [])] or (
             [config.filter_subject.encode()] if config.filter_subject else []
@@ -390,6 +391,8 @@ class Consumer:
             data = b""
         now = time.time_ns()
         if not self.ack_none:
+            if not redelivery:
+                self._order.append(msg.seq)
             st.pending[msg.seq] = (dseq, now)
             wait = cfg.ack_wait
             if cfg.backoff:
@@ -616,9 +619,13 @@ class Consumer:
     def _advance_floor(self) -> None:
         st = self.state
         if st.pending:
-            # pending is keyed in delivery order, which is stream order (a redelivery
-            # keeps its key's place), so the first key is the lowest
-            low = next(iter(st.pending))
+            # Pending sequences in delivery order, which is stream order (a redelivery
+            # keeps its place), trimmed lazily: the first still pending is the lowest.
+            # (A dict's first key would do, but finding it walks every deleted slot.)
+            order, pending = self._order, st.pending
+            while order[0] not in pending:
+                order.popleft()
+            low = order[0]
             st.ack_floor_stream_seq = low - 1
             st.ack_floor_consumer_seq = st.pending[low][0] - 1
         else:
