@@ -92,7 +92,7 @@ class Router:
         if m is None:
             if not is_valid_publish_subject(subject):
                 raise InvalidSubject(subject)
-            m = index.match(subject)
+            m = index.lookup(subject)
         return m
 
     def publish(
@@ -109,8 +109,10 @@ class Router:
         """
         index = self.index
         m = index.cache.get(subject)
-        if m is None:
-            m = self.match(subject)
+        if m is None:  # Router.match, inline on this path
+            if not is_valid_publish_subject(subject):
+                raise InvalidSubject(subject)
+            m = index.lookup(subject)
         plain, groups = m
         n = 0
         for sub in plain:

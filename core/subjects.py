@@ -253,15 +253,23 @@ class SubjectIndex:
         hit = self.cache.get(subject)
         if hit is not None:
             return hit
+        return self.lookup(subject)
+
+    def lookup(self, subject: bytes) -> Match:
+        """:meth:`match` for a subject known not to be in the exact cache."""
         prefixes = self._prefixes
         if prefixes:
             ntok = subject.count(b".") + 1
-            for depth in self._depths:
-                if depth < ntok:
-                    cut = _nth_dot(subject, depth)
-                    hit = prefixes.get((subject[:cut], ntok))
-                    if hit is not None:
-                        return hit
+            pos, at = -1, 0  # the end of the first ``at`` tokens
+            for depth in self._depths:  # ascending
+                if depth >= ntok:
+                    break
+                while at < depth:
+                    pos = subject.find(b".", pos + 1)
+                    at += 1
+                hit = prefixes.get((subject[:pos] if depth else b"", ntok))
+                if hit is not None:
+                    return hit
         plain: list[Subscriber] = []
         queues: dict[bytes, list[Subscriber]] = {}
         toks = subject.split(b".")
@@ -278,6 +286,7 @@ class SubjectIndex:
             prefixes[(b".".join(toks[:depth]), ntok)] = result
             if depth not in self._depths:
                 self._depths.append(depth)
+                self._depths.sort()
             return result
         cache = self.cache
         if len(cache) >= self.cache_size:
@@ -342,16 +351,6 @@ def _collect(
             return depth
         level = node.level
         i += 1
-
-
-def _nth_dot(subject: bytes, n: int) -> int:
-    """End of the first ``n`` tokens: the index of the n-th dot (0 for none)."""
-    if n == 0:
-        return 0
-    pos = -1
-    for _ in range(n):
-        pos = subject.find(b".", pos + 1)
-    return pos
 
 
 def _add(node: _Node, plain: list[Subscriber], queues: dict[bytes, list[Subscriber]]) -> None:
