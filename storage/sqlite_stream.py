@@ -9,9 +9,9 @@ transaction in call order (:mod:`storage.sqlite_writer`).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.subjects import is_literal
 
@@ -177,8 +177,8 @@ class SqliteStreamStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    def sync(self) -> Coroutine[Any, Any, None]:
-        # A plain function handing out the writer's coroutine: one frame less per ack.
+    def sync(self) -> Awaitable[None]:
+        # The writer's future itself: the stream hangs its acks on it without a task.
         return self._writer.sync()
 
     def _rows(self, sql: str, params: list[object]) -> list[StoredMsg]:

@@ -2,9 +2,9 @@
 
 Publishers need a sequence at once but an acknowledgement only once the message is
 durable, so ``store()`` just queues a row and ``sync()`` waits for the transaction
-holding it.  A single task drains the queue once per event-loop turn: whatever
-accumulated since the previous transaction goes into the next one, so the batch grows
-with the load and the cost of a commit is shared by everyone waiting on it.
+holding it.  The first write of a loop turn schedules a commit at the end of that turn:
+whatever accumulated by then goes into one transaction, so the batch grows with the
+load and the cost of a commit is shared by everyone waiting on it.
 
 The transaction runs on the event loop's own thread, without awaiting.  Handing it to
 another thread looks cheaper but is not: that thread needs the GIL for every statement,
@@ -188,8 +188,8 @@ class Writer:
         self._unchecked = 0
         self._steps: list[_Data | _Op] = []
         self._next: _Shared | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
         self._closing = False
         #: Streams with rows written since their counter row was.
         self._dirty: dict[Member, None] = {}
@@ -203,7 +203,15 @@ class Writer:
         itself); ``checkpoint`` moves the WAL into the database elsewhere."""
         self._conn = conn
         self._checkpoint = checkpoint
-        self._task = asyncio.get_running_loop().create_task(self._drain())
+        self._loop = asyncio.get_running_loop()
+        if self._steps:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Commit at the end of this loop turn: whatever is queued by then goes in."""
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _data(self) -> _Data:
         steps = self._steps
@@ -214,7 +222,7 @@ class Writer:
         self._check()  # only here: a failure or close always starts a new step
         step = _Data()
         steps.append(step)
-        self._wake.set()
+        self._schedule()
         return step
 
     def add_row(self, member: Member, row: tuple[Any, ...], seq: int, ts: int, size: int) -> None:
@@ -269,17 +277,20 @@ class Writer:
         self._check()
         op = _Op(fn, asyncio.get_running_loop().create_future())
         self._steps.append(op)
-        self._wake.set()
+        self._schedule()
         return await op.fut
 
-    async def sync(self) -> None:
-        """Return once everything queued before the call is committed."""
+    def sync(self) -> Awaitable[None]:
+        """Resolves once everything queued before the call is committed.  A future, not
+        a coroutine: callers may hang callbacks on it without wrapping it in a task."""
         self._check()
-        if not self._steps:
-            return  # commits never stay open across an await
+        if not self._steps:  # commits never stay open across a loop turn
+            fut = _Shared()
+            fut.set_result(None)
+            return fut
         if self._next is None:
             self._next = _Shared()
-        await self._next
+        return self._next
 
     def _check(self) -> None:
         if self.broken is not None:
@@ -291,41 +302,37 @@ class Writer:
         """Commit what is queued and stop."""
         if self._closing:
             return
+        self._flush()
         self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
+        if self._dirty and self.broken is None:
+            self._commit([])
+        if self._checkpointing is not None:
+            await self._checkpointing
 
-    async def _drain(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._steps and self.broken is None:
-                steps, self._steps = self._steps, []
-                done = self._next or _Shared()
-                self._next = None
-                try:
-                    self._commit(steps)
-                except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
-                    self.broken = exc
-                    log.error("storage commit failed: %r", exc)
-                    self._fail(steps, done, exc)
-                else:
-                    for step in steps:
-                        if type(step) is _Op and not step.fut.done():
-                            step.fut.set_result(step.result)
-                    if not done.done():
-                        done.set_result(None)
-                    self._maybe_checkpoint()
-            if self.broken is not None:
-                self._fail(self._steps, self._next, self.broken)
-                self._steps, self._next = [], None
-            if self._closing and not self._steps:
-                if self._dirty and self.broken is None:
-                    self._commit([])
-                if self._checkpointing is not None:
-                    await self._checkpointing
-                return
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self.broken is not None:
+            self._fail(self._steps, self._next, self.broken)
+            self._steps, self._next = [], None
+            return
+        if not self._steps:
+            return
+        steps, self._steps = self._steps, []
+        done = self._next or _Shared()
+        self._next = None
+        try:
+            self._commit(steps)
+        except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
+            self.broken = exc
+            log.error("storage commit failed: %r", exc)
+            self._fail(steps, done, exc)
+            return
+        for step in steps:
+            if type(step) is _Op and not step.fut.done():
+                step.fut.set_result(step.result)
+        if not done.done():
+            done.set_result(None)
+        self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
         if self._unchecked < CHECKPOINT_BYTES or self._checkpoint is None:

@@ -127,11 +127,8 @@ class Stream:
             self._runner = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        """Store queued messages in order; acks go out when their commit completes.
-
-        The next batch is stored while the previous commit is in flight, so the store
-        commits one batch while the stream fills the next.
-        """
+        """Store queued messages in order; acks go out when their commit completes
+        (the store commits what a loop turn queued in one transaction)."""
         while self._inbox and not self.closed:
             batch = self._inbox[:COMMIT_CHUNK]
             del self._inbox[:COMMIT_CHUNK]
@@ -167,8 +164,6 @@ class Stream:
             if stored:
                 commit = asyncio.ensure_future(self.store.sync())
                 commit.add_done_callback(lambda f, r=replies: self._committed(f, r))
-                if self._inbox:
-                    await asyncio.sleep(0)  # let the commit start while we store the rest
             else:
                 self._send_acks(replies)
 
