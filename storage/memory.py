@@ -9,6 +9,7 @@ walk the whole stream.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from heapq import merge
 from itertools import islice
 
@@ -105,6 +106,9 @@ class MemoryStreamStore:
 
     async def sync(self) -> None:
         return None
+
+    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+        callback(None)
 
     async def get(self, seq: int) -> StoredMsg | None:
         return self._msgs.get(seq)

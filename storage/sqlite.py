@@ -6,13 +6,13 @@ cache, which outlives the process, so a commit that returned survives ``kill -9`
 OS crash or power cut can lose the last commits (never corrupt the database), which is
 the trade nats-server's file store makes too by not syncing every write.
 
-Three connections, as WAL lets reads run beside the writer.  Writes go through one on
-the event loop's thread (see :mod:`storage.sqlite_writer` for the group commit and why
-it does not hop to a thread).  Reads of a bounded number of rows (a message, a window
-of the next ones) use a second, also on the loop's thread, for the same reason.  Reads
-that may scan a whole stream (counts, subject lists) and WAL checkpoints, which write
-and sync files, go to a third connection that aiosqlite runs in its own thread, so the
-loop never waits on them.
+Several connections, as WAL lets reads run beside the writer.  Rows and saved states
+are committed by a writer process; transactions with removals run on a write connection
+on the event loop's thread (see :mod:`storage.sqlite_writer`).  Reads of a bounded
+number of rows (a message, a window of the next ones) use a connection on the loop's
+thread too: a round trip to another thread costs milliseconds while the loop is busy.
+Reads that may scan a whole stream (counts, subject lists) go to a connection that
+aiosqlite runs in its own thread, so the loop never waits on them.
 
 Per stream the process keeps counters and bounded caches, nothing per stored message
 (:mod:`storage.sqlite_stream`).  The counters are also a row in ``stream_state``,
@@ -36,17 +36,12 @@ from core.subjects import subject_matches
 
 from .base import ConsumerState, StoreState
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
+from .sqlite_worker import PRAGMAS
 from .sqlite_writer import SCHEMA, StorageError, Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 
-_PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA busy_timeout = 10000",
-    "PRAGMA cache_size = -16384",
-    "PRAGMA temp_store = MEMORY",
-)
+_PRAGMAS = (*PRAGMAS, "PRAGMA temp_store = MEMORY")
 
 
 def encode_state(s: ConsumerState) -> str:
@@ -133,7 +128,7 @@ class SqliteStorage:
             rd = await aiosqlite.connect(self.path, isolation_level=None)
             try:
                 wr = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                for pragma in _PRAGMAS + ("PRAGMA wal_autocheckpoint = 0",):
+                for pragma in _PRAGMAS:
                     wr.execute(pragma)
                 wr.executescript(SCHEMA)
                 rs = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -150,12 +145,8 @@ class SqliteStorage:
                 await rd.close()
                 raise
             self._rd, self._rs = rd, rs
-            self._writer.start(wr, self._checkpoint)
+            await self._writer.start(wr, self.path)
             self._wr = wr
-
-    async def _checkpoint(self) -> None:
-        """Copy the WAL into the database without blocking readers or the writer."""
-        await self._rd.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def open_stream(self, name: str) -> SqliteStreamStore:
         await self._ensure_open()

@@ -9,7 +9,7 @@ transaction in call order (:mod:`storage.sqlite_writer`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -126,11 +126,12 @@ class SqliteStreamStore:
         if not live.msgs:
             live.first_seq, live.first_ts = seq, ts
         tail, sid = self._tail, self._id
-        rows, total = [], 0
+        params: list[object] = []
+        total = 0
         for subject, data in msgs:
             size = len(subject) + len(data) + 30
             tail.append(StoredMsg(seq, subject, None, data, ts), size - 14)
-            rows.append((sid, seq, subject, None, data, ts))
+            params += (sid, seq, subject, None, data, ts)
             total += size
             seq += 1
         live.msgs += len(msgs)
@@ -138,7 +139,7 @@ class SqliteStreamStore:
         live.last_seq, live.last_ts = seq - 1, ts
         if tail.full():
             tail.evict(self._committed)
-        self._writer.add_rows(self, rows, seq - len(msgs), seq - 1, ts, total)
+        self._writer.add_rows(self, params, seq - len(msgs), seq - 1, ts, total)
 
     def skip(self, seq: int, ts: int = 0) -> None:
         self._check()
@@ -176,6 +177,9 @@ class SqliteStreamStore:
             self._tail.evict(self._committed)
 
     # -- reads ------------------------------------------------------------------------
+
+    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+        self._writer.on_synced(callback)
 
     def sync(self) -> Awaitable[None]:
         # The writer's future itself: the stream hangs its acks on it without a task.

@@ -6,12 +6,12 @@ holding it.  The first write of a loop turn schedules a commit at the end of tha
 whatever accumulated by then goes into one transaction, so the batch grows with the
 load and the cost of a commit is shared by everyone waiting on it.
 
-The transaction runs on the event loop's own thread, without awaiting.  Handing it to
-another thread looks cheaper but is not: that thread needs the GIL for every statement,
-and a busy loop gives it up only every switch interval (5 ms), so each round trip costs
-milliseconds while the inserts themselves cost a few microseconds per row.  Rows go in
-as multi-row INSERTs, a handful of statements per batch.  The WAL is checkpointed off
-the loop (see ``SqliteStorage``), so a commit only appends to the WAL and never syncs.
+A transaction of rows and saved states, nearly every one, is prepared here and
+committed by a writer process (:mod:`storage.sqlite_worker`, which says why), up to
+``MAX_INFLIGHT`` at a time, in order.  A transaction holding operations waits for those
+to finish and runs on the hub's own connection, as operations read and change the
+stores' in-memory state.  Commits append to the WAL without syncing; the writer
+process checkpoints it.
 
 The per-stream counter rows are rewritten only when a transaction removes messages, on
 close, and otherwise at most every ``META_EVERY`` seconds; opening a stream adds up the
@@ -28,19 +28,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import sqlite3
+import subprocess
+import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from . import sqlite_worker as worker
 from .base import ConsumerState
 
 log = logging.getLogger("jetport.storage")
 
 #: Longest a stream's counter row lags its messages, in seconds.
 META_EVERY = 0.5
-#: Bytes written to the WAL (roughly) between checkpoints.
-CHECKPOINT_BYTES = 4 << 20
+#: Transactions handed to the writer process and not answered yet, at most.
+MAX_INFLIGHT = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams(
@@ -77,11 +82,6 @@ CREATE TABLE IF NOT EXISTS consumers(
 ) WITHOUT ROWID;
 """
 
-_INSERT_MSG = "INSERT INTO msgs(stream_id, seq, subject, hdr, data, ts) VALUES (?,?,?,?,?,?)"
-#: Rows per multi-row INSERT, largest first; a batch is cut into these sizes so that a
-#: few prepared statements serve every batch.
-_CHUNKS = (256, 64, 16, 4, 1)
-_INSERTS = {n: _INSERT_MSG + ",(?,?,?,?,?,?)" * (n - 1) for n in _CHUNKS}
 _SAVE_STATE = "INSERT OR REPLACE INTO stream_state VALUES (?,?,?,?,?,?,?)"
 _SAVE_STREAM = (
     "INSERT INTO streams(name, config, created) VALUES (?,?,?) ON CONFLICT(name) "
@@ -126,10 +126,11 @@ class Acc:
 
 
 class _Data:
-    __slots__ = ("rows", "accs", "configs", "consumers")
+    __slots__ = ("params", "accs", "configs", "consumers")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        #: The msgs rows, their values one after another (see ``sqlite_worker``).
+        self.params: list[Any] = []
         self.accs: dict[Member, Acc] = {}
         self.configs: dict[str, tuple[str, int]] = {}
         self.consumers: dict[tuple[str, str], tuple[str, ConsumerState] | None] = {}
@@ -172,22 +173,58 @@ class _Shared(asyncio.Future):  # type: ignore[type-arg]
     That is cheaper than wrapping every wait in ``asyncio.shield``.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Called with None (committed) or the error before the future resolves.
+        self.hooks: list[Callable[[BaseException | None], None]] = []
+
     def cancel(self, msg: object = None) -> bool:
         return False
 
 
+class _Answers(asyncio.SubprocessProtocol):
+    """The writer process's answers, handed over as soon as they arrive."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._buf = b""
+        self.exited = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buf = self._buf + data
+        while len(buf) >= 4:
+            end = 4 + int.from_bytes(buf[:4], "little")
+            if len(buf) < end:
+                break
+            self._writer._answer(buf[4:end].decode(errors="replace") or None)
+            buf = buf[end:]
+        self._buf = buf
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._writer._gone()
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 class Writer:
-    """Queues writes and commits them in batches on one connection."""
+    """Queues writes and commits them in batches (see the module docstring)."""
 
     def __init__(self, encode_state: Callable[[ConsumerState], str]) -> None:
         self._encode = encode_state
+        #: The hub's own write connection, for transactions with operations.
         self._conn: sqlite3.Connection | None = None
-        self._checkpoint: Callable[[], Awaitable[None]] | None = None
-        self._checkpointing: asyncio.Task[None] | None = None
-        #: Row bytes committed since the last checkpoint began.
-        self._unchecked = 0
+        self._proc: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._answers: _Answers | None = None
+        #: What to do with each answer of the writer process, oldest first.
+        self._flights: deque[Callable[[str | None], None]] = deque()
         self._steps: list[_Data | _Op] = []
         self._next: _Shared | None = None
+        #: The newest transaction not committed yet.
+        self._inflight: _Shared | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._closing = False
@@ -196,14 +233,16 @@ class Writer:
         self._meta_at = 0.0
         self.broken: BaseException | None = None
 
-    def start(
-        self, conn: sqlite3.Connection, checkpoint: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Write through ``conn`` (in autocommit mode, its WAL never checkpointed by
-        itself); ``checkpoint`` moves the WAL into the database elsewhere."""
+    async def start(self, conn: sqlite3.Connection, path: str) -> None:
+        """Write through a writer process on ``path``, and through ``conn`` (the same
+        database, autocommit mode) for transactions with operations."""
         self._conn = conn
-        self._checkpoint = checkpoint
         self._loop = asyncio.get_running_loop()
+        self._proc, self._answers = await self._loop.subprocess_exec(
+            lambda: _Answers(self), sys.executable, "-I", worker.__file__, path,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+        )
+        self._stdin = self._proc.get_pipe_transport(0)  # type: ignore[assignment]
         if self._steps:
             self._schedule()
 
@@ -227,7 +266,7 @@ class Writer:
 
     def add_row(self, member: Member, row: tuple[Any, ...], seq: int, ts: int, size: int) -> None:
         step = self._data()
-        step.rows.append(row)
+        step.params += row
         acc = step.accs.get(member)
         if acc is None:
             step.accs[member] = Acc(1, seq, ts, size)
@@ -238,17 +277,18 @@ class Writer:
             acc.size += size
             acc.last_seq, acc.last_ts = seq, ts
 
-    def add_rows(self, member: Member, rows: list[tuple[Any, ...]], first: int, last: int,
+    def add_rows(self, member: Member, params: list[Any], first: int, last: int,
                  ts: int, size: int) -> None:
-        """Several consecutive rows of one stream, accounted at once."""
+        """Consecutive rows of one stream (``params`` as in ``_Data``), accounted at
+        once."""
         step = self._data()
-        step.rows.extend(rows)
+        step.params += params
         acc = step.accs.get(member)
         if acc is None:
             acc = step.accs[member] = Acc(0, first, ts, 0)
         elif not acc.n:
             acc.first_seq, acc.first_ts = first, ts
-        acc.n += len(rows)
+        acc.n += last - first + 1
         acc.size += size
         acc.last_seq, acc.last_ts = last, ts
 
@@ -284,13 +324,28 @@ class Writer:
         """Resolves once everything queued before the call is committed.  A future, not
         a coroutine: callers may hang callbacks on it without wrapping it in a task."""
         self._check()
-        if not self._steps:  # commits never stay open across a loop turn
-            fut = _Shared()
-            fut.set_result(None)
-            return fut
-        if self._next is None:
-            self._next = _Shared()
-        return self._next
+        if self._steps:
+            if self._next is None:
+                self._next = _Shared()
+            return self._next
+        if self._inflight is not None:
+            return self._inflight
+        fut = _Shared()
+        fut.set_result(None)
+        return fut
+
+    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+        """``callback`` once everything queued before the call is committed, in the
+        loop turn the commit's answer arrives (see ``StreamStore.on_synced``)."""
+        try:
+            fut = self.sync()
+        except StorageError as exc:
+            callback(exc)
+            return
+        if fut.done():
+            callback(None)
+        else:
+            fut.hooks.append(callback)  # type: ignore[attr-defined]
 
     def _check(self) -> None:
         if self.broken is not None:
@@ -299,15 +354,35 @@ class Writer:
             raise StorageError("storage closed")
 
     async def close(self) -> None:
-        """Commit what is queued and stop."""
+        """Commit what is queued and stop the writer process."""
         if self._closing:
             return
-        self._flush()
+        while self.broken is None and (self._steps or self._inflight is not None):
+            self._flush()
+            if self._inflight is not None:
+                await asyncio.wait([self._inflight])
         self._closing = True
-        if self._dirty and self.broken is None:
+        if self._dirty and self.broken is None and self._conn is not None:
             self._commit([])
-        if self._checkpointing is not None:
-            await self._checkpointing
+        proc, answers = self._proc, self._answers
+        if proc is not None and answers is not None:
+            assert self._stdin is not None
+            self._stdin.close()
+            await answers.exited
+            proc.close()
+        self._proc = None
+
+    def _answer(self, error: str | None) -> None:
+        self._flights.popleft()(error)
+
+    def _gone(self) -> None:
+        """The writer process's output ended: it exited or was killed."""
+        self._proc = None
+        if self._flights or not self._closing:
+            exc = StorageError("the SQLite writer process exited")
+            while self._flights:
+                self._flights.popleft()(repr(exc))
+            self._broke(exc)
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -317,37 +392,98 @@ class Writer:
             return
         if not self._steps:
             return
+        inline = self._proc is None or any(type(step) is _Op for step in self._steps)
+        if self._flights and (inline or len(self._flights) >= MAX_INFLIGHT):
+            return  # the next answer flushes again
         steps, self._steps = self._steps, []
         done = self._next or _Shared()
         self._next = None
+        if not inline:
+            self._submit(steps, done)
+            return
         try:
             self._commit(steps)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
-            self.broken = exc
-            log.error("storage commit failed: %r", exc)
+            self._broke(exc)
             self._fail(steps, done, exc)
             return
+        self._landed(steps, done)
+
+    def _submit(self, steps: list[_Data | _Op], done: _Shared) -> None:
+        """Hand a transaction of rows and saved states to the writer process; another
+        may be prepared and queued while it commits."""
+        stdin = self._stdin
+        assert stdin is not None
+        txn = Txn(self._conn)  # type: ignore[arg-type]
+        committed: dict[Member, int] = {}
+        stmts: list[worker.Stmt] = []
+        for step in steps:
+            stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
+        stmts += self._meta(txn)
+        stdin.write(worker.frame(pickle.dumps(stmts, pickle.HIGHEST_PROTOCOL)))
+        self._inflight = done
+
+        def land(error: str | None) -> None:
+            if error is not None:
+                exc = StorageError(error)
+                self._broke(exc)
+                self._fail(steps, done, exc)
+                return
+            self._committed(committed, txn)
+            self._landed(steps, done)
+
+        self._flights.append(land)
+
+    def _commit(self, steps: list[_Data | _Op]) -> None:
+        """A transaction with operations, on the hub's connection: operations read and
+        change the stores' in-memory state, so they run here, in order."""
+        conn = self._conn
+        assert conn is not None
+        txn = Txn(conn)
+        committed: dict[Member, int] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for step in steps:
+                if type(step) is _Data:
+                    worker.execute(conn, self._statements(step, committed, txn))
+                else:
+                    step.result = step.fn(txn)
+            worker.execute(conn, self._meta(txn))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the first error is the one to report
+            raise
+        self._committed(committed, txn)
+
+    def _broke(self, exc: BaseException) -> None:
+        if self.broken is None:
+            self.broken = exc
+            log.error("storage commit failed: %r", exc)
+
+    def _landed(self, steps: list[_Data | _Op], done: _Shared) -> None:
         for step in steps:
             if type(step) is _Op and not step.fut.done():
                 step.fut.set_result(step.result)
+        hooks, done.hooks = done.hooks, []
+        for hook in hooks:
+            hook(None)
         if not done.done():
             done.set_result(None)
-        self._maybe_checkpoint()
+        if self._inflight is done:
+            self._inflight = None
+        if self._steps:
+            self._schedule()
 
-    def _maybe_checkpoint(self) -> None:
-        if self._unchecked < CHECKPOINT_BYTES or self._checkpoint is None:
-            return
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
-        self._unchecked = 0
-        self._checkpointing = asyncio.get_running_loop().create_task(self._run_checkpoint())
-
-    async def _run_checkpoint(self) -> None:
-        assert self._checkpoint is not None
-        try:
-            await self._checkpoint()
-        except Exception as exc:  # noqa: BLE001 - the WAL just grows until the next one
-            log.warning("storage checkpoint failed: %r", exc)
+    @staticmethod
+    def _committed(committed: dict[Member, int], txn: Txn) -> None:
+        for member, seq in committed.items():
+            member.committed(seq)
+        for hook in txn.after:
+            hook()
 
     @staticmethod
     def _fail(
@@ -357,72 +493,50 @@ class Writer:
         futs = [s.fut for s in steps if type(s) is _Op]
         if done is not None:
             futs.append(done)
+            hooks, done.hooks = done.hooks, []
+            for hook in hooks:
+                hook(err)
         for fut in futs:
             if not fut.done():
                 fut.set_exception(err)
                 fut.exception()  # nobody may be waiting; do not warn about it
 
-    def _commit(self, steps: list[_Data | _Op]) -> None:
-        conn = self._conn
-        assert conn is not None
-        txn = Txn(conn)
-        committed: dict[Member, int] = {}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for step in steps:
-                if type(step) is _Data:
-                    self._write(step, txn, committed)
-                else:
-                    step.result = step.fn(txn)
-                    self._unchecked += CHECKPOINT_BYTES // 16
-            now = time.monotonic()
-            if txn.touched or self._closing or now - self._meta_at >= META_EVERY:
-                members = {**self._dirty, **txn.touched}
-                meta = [row for m in members if (row := m.meta_row()) is not None]
-                if meta:
-                    conn.executemany(_SAVE_STATE, meta)
-                self._dirty.clear()
-                self._meta_at = now
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except Exception:  # noqa: BLE001 - the first error is the one to report
-                    pass
-            raise
-        for member, seq in committed.items():
-            member.committed(seq)
-        for hook in txn.after:
-            hook()
+    def _meta(self, txn: Txn) -> list[worker.Stmt]:
+        """The counter rows due with this transaction."""
+        now = time.monotonic()
+        if not (txn.touched or self._closing or now - self._meta_at >= META_EVERY):
+            return []
+        members = {**self._dirty, **txn.touched}
+        meta = [row for m in members if (row := m.meta_row()) is not None]
+        self._dirty.clear()
+        self._meta_at = now
+        return [(_SAVE_STATE, meta, True)] if meta else []
 
-    def _write(self, step: _Data, txn: Txn, committed: dict[Member, int]) -> None:
-        conn = txn.conn
-        rows = step.rows
-        done, total = 0, len(rows)
-        while done < total:
-            n = next(c for c in _CHUNKS if c <= total - done)
-            chunk = rows[done:done + n]
-            conn.execute(_INSERTS[n], [v for row in chunk for v in row])
-            done += n
+    def _statements(
+        self, step: _Data, committed: dict[Member, int], txn: Txn
+    ) -> list[worker.Stmt]:
+        """What ``step`` writes; the stores' view of the database moves on with it."""
+        out: list[worker.Stmt] = []
+        if step.params:
+            out.append((None, step.params, False))
         for member, acc in step.accs.items():
             member.applied(acc)
-            self._unchecked += acc.size
             self._dirty[member] = None
             committed[member] = acc.last_seq
             if acc.skipped:
                 txn.touch(member)
         if step.configs:
             rows = [(name, cfg, created) for name, (cfg, created) in step.configs.items()]
-            conn.executemany(_SAVE_STREAM, rows)
+            out.append((_SAVE_STREAM, rows, True))
         if step.consumers:
+            drops = [key for key, v in step.consumers.items() if v is None]
+            if drops:
+                out.append((_DELETE_CONSUMER, drops, True))
             saves = [
                 (stream, name, v[0], self._encode(v[1]))
                 for (stream, name), v in step.consumers.items()
                 if v is not None
             ]
-            drops = [key for key, v in step.consumers.items() if v is None]
-            if drops:
-                conn.executemany(_DELETE_CONSUMER, drops)
             if saves:
-                conn.executemany(_SAVE_CONSUMER, saves)
+                out.append((_SAVE_CONSUMER, saves, True))
+        return out

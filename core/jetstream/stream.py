@@ -162,15 +162,13 @@ class Stream:
                 await self._store_plain(plain)
                 stored = True
             if stored:
-                commit = asyncio.ensure_future(self.store.sync())
-                commit.add_done_callback(lambda f, r=replies: self._committed(f, r))
+                self.store.on_synced(lambda exc, r=replies: self._committed(exc, r))
             else:
                 self._send_acks(replies)
 
-    def _committed(self, commit: asyncio.Future, replies: list[tuple[bytes, bytes]]) -> None:
-        if commit.cancelled() or commit.exception() is not None:
-            log.error("stream %s: commit failed: %s", self.name,
-                      "cancelled" if commit.cancelled() else commit.exception())
+    def _committed(self, exc: BaseException | None, replies: list[tuple[bytes, bytes]]) -> None:
+        if exc is not None:
+            log.error("stream %s: commit failed: %s", self.name, exc)
             return  # no PubAck for what is not durable
         self.jsa.stream_changed(self)
         self._send_acks(replies)

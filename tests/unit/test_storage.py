@@ -546,10 +546,13 @@ async def test_sqlite_commit_failure_is_reported(tmp_path: Path) -> None:
     store = await st.open_stream("S")
     await fill(store, SAMPLE)
 
-    # A database that may not grow: the next insert fails as on a full disk.
-    (pages,) = st._wr.execute("PRAGMA page_count").fetchone()  # type: ignore[union-attr]
-    st._wr.execute(f"PRAGMA max_page_count = {pages}")  # type: ignore[union-attr]
-    store.store(6, b"x", None, b"x" * 100_000, 6)
+    # Another writer took sequence 6 behind the store's back: committing it must fail.
+    raw = sqlite3.connect(st.path)
+    raw.execute("INSERT INTO msgs SELECT stream_id, 6, subject, hdr, data, ts FROM msgs"
+                " WHERE seq = 5")
+    raw.commit()
+    raw.close()
+    store.store(6, b"x", None, b"x", 6)
     with pytest.raises(StorageError):
         await store.sync()
     with pytest.raises(StorageError):
@@ -558,8 +561,8 @@ async def test_sqlite_commit_failure_is_reported(tmp_path: Path) -> None:
     st = SqliteStorage(str(tmp_path))
     try:
         store = await st.open_stream("S")
-        assert store.state().last_seq == 5
-        assert (await store.get(5)).data == b"five"
+        assert store.state().last_seq == 6
+        assert (await store.get(5)).data == (await store.get(6)).data == b"five"
     finally:
         await st.close()
 
