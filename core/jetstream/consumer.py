@@ -256,6 +256,12 @@ class Consumer:
             # read again next time.
             buf: list[StoredMsg] = []
             while not self.stopped:
+                if not buf and self._out:
+                    # Let what is ready reach the wire (and acks come in) before the
+                    # next read, so the subscriber works while this run goes on.
+                    self._send_out()
+                    await asyncio.sleep(0)
+                    continue
                 target = self._target()
                 if target is None:
                     return
@@ -272,7 +278,6 @@ class Consumer:
                         limit = min(limit, target.batch)
                     if not self.ack_none and cfg.max_ack_pending > 0:
                         limit = min(limit, room)
-                    self._send_out()  # before anything that may wait
                     buf = await self._read(limit)
                     if not buf:
                         self._nothing_left()
