@@ -290,20 +290,28 @@ class Consumer:
                         if target is None:
                             self._unfetch(buf.pop())
                             return
-                msg = buf.pop()
-                if isinstance(target, PullRequest) and target.max_bytes and (
-                    msg.size > target.max_bytes
-                ):
-                    # the request cannot take this message: end it, keep the message
-                    self.waiting.popleft()
-                    self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
-                                      _pending_headers(target))
-                    self._unfetch(msg)
-                    buf.clear()
-                    continue
-                self._deliver(msg, target)
-                if cfg.flow_control:
-                    self._flow_control(msg)
+                # As many as this target takes without another look at the state.
+                pull = isinstance(target, PullRequest)
+                n = 1
+                if not (paced or cfg.flow_control or pull and target.max_bytes):
+                    n = min(len(buf), target.batch) if pull else len(buf)
+                    if not self.ack_none and cfg.max_ack_pending > 0:
+                        n = min(n, room)
+                now, mono = time.time_ns(), time.monotonic_ns()
+                for _ in range(n):
+                    msg = buf.pop()
+                    if pull and target.max_bytes and msg.size > target.max_bytes:
+                        # the request cannot take this message: end it, keep the message
+                        self.waiting.popleft()
+                        self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
+                                          _pending_headers(target))
+                        self._unfetch(msg)
+                        buf.clear()
+                        break
+                    self._deliver(msg, target, now, mono)
+                    if cfg.flow_control:
+                        self._flow_control(msg)
+                self._arm_timer()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -376,7 +384,9 @@ class Consumer:
         msgs.reverse()
         return msgs
 
-    def _deliver(self, msg: StoredMsg, target: PullRequest | bytes) -> None:
+    def _deliver(self, msg: StoredMsg, target: PullRequest | bytes, now: int, mono: int) -> None:
+        """Send ``msg`` to ``target`` as of wall clock ``now`` and monotonic ``mono``
+        (ns); the caller arms the ack timer afterwards."""
         st, cfg = self.state, self.config
         redelivery = msg.seq in st.pending
         dc = st.redelivered.get(msg.seq, 1) + 1 if redelivery else 1
@@ -394,7 +404,6 @@ class Consumer:
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
             data = b""
-        now = time.time_ns()
         if not self.ack_none:
             if not redelivery:
                 self._order.append(msg.seq)
@@ -402,7 +411,7 @@ class Consumer:
             wait = cfg.ack_wait
             if cfg.backoff:
                 wait = cfg.backoff[min(dc - 1, len(cfg.backoff) - 1)]
-            self._set_deadline(msg.seq, wait)
+            self._set_due(msg.seq, mono + wait)
         else:
             st.ack_floor_stream_seq = st.delivered_stream_seq
             st.ack_floor_consumer_seq = dseq
@@ -522,11 +531,14 @@ class Consumer:
     # -- acks -------------------------------------------------------------------------
 
     def _set_deadline(self, seq: int, delay_ns: int) -> None:
-        """(Re)set when ``seq`` is due again; an older deadline for it no longer counts."""
-        due = time.monotonic_ns() + delay_ns
+        self._set_due(seq, time.monotonic_ns() + delay_ns)
+        self._arm_timer()
+
+    def _set_due(self, seq: int, due: int) -> None:
+        """(Re)set when ``seq`` is due again (monotonic ns); an older deadline for it no
+        longer counts.  The timer is the caller's to arm."""
         self._due[seq] = due
         heapq.heappush(self._deadlines, (due, seq))
-        self._arm_timer()
 
     def _arm_timer(self) -> None:
         if not self._deadlines:
