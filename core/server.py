@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import signal
@@ -103,12 +104,30 @@ class Server:
         await self.stop()
 
 
+#: Allocations between collections of the youngest generation (Python's default: 700).
+GC_THRESHOLD = 50_000
+
+
+def _tune_gc() -> None:
+    """Collect cyclic garbage less often.
+
+    Each message allocates a few short-lived objects, so with the default thresholds
+    the collector runs every few dozen messages, and its older generations walk every
+    cached message and pending ack each time: a fifth of the CPU of a busy stream.  The
+    hub makes little cyclic garbage; collecting it less often costs some memory, not
+    correctness.  What exists at startup (modules, configuration) is never collected.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 50, 1000)
+
+
 def run(options: Options) -> int:
     """Run a server to completion in this process; the exit status."""
     import uvloop
 
     configure(options.debug, options.trace, options.logtime, options.log_file)
     _raise_fd_limit()
+    _tune_gc()
 
     async def main() -> int:
         server = Server(options)
