@@ -150,6 +150,38 @@ class Router:
             n += self._to_groups(groups, None, shown, reply, hdr, payload)
         return n
 
+    def publish_replies(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Header-less messages from inside the hub, each ``(subject, payload)`` to its
+        own subject (a stream's PubAcks).  Consecutive ones for the same lone
+        subscriber reach it in one call; invalid subjects are skipped."""
+        index = self.index
+        cache = index.cache
+        run_sub: Subscription | None = None
+        run: list[Delivery] = []
+        for subject, payload in items:
+            m = cache.get(subject)
+            if m is None:
+                if not is_valid_publish_subject(subject):
+                    continue
+                m = index.lookup(subject)
+            plain, groups = m
+            if len(plain) == 1 and not groups and not plain[0].max_msgs:
+                sub = plain[0]
+                if sub is not run_sub:
+                    if run_sub is not None:
+                        run_sub.client.deliver_batch(run_sub, run)
+                        run = []
+                    run_sub = sub
+                run.append((subject, None, None, payload))
+                sub.delivered += 1
+                continue
+            if run_sub is not None:
+                run_sub.client.deliver_batch(run_sub, run)
+                run_sub, run = None, []
+            self.publish(None, subject, None, None, payload)
+        if run_sub is not None:
+            run_sub.client.deliver_batch(run_sub, run)
+
     def deliver_batch_as(self, route: bytes, msgs: list[Delivery]) -> int:
         """:meth:`deliver_as` for several messages routed alike (a consumer's batch):
         one lookup, and each subscriber gets them in one call."""

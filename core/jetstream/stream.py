@@ -18,7 +18,6 @@ from core.jetstream import errors as E
 from core.jetstream.sourcing import Link, links_for
 from core.jetstream.transform import SubjectTransform
 from core.log import log
-from core.router import InvalidSubject
 from core.timeutil import rfc3339
 from storage.base import StoredMsg, StreamStore
 
@@ -174,12 +173,8 @@ class Stream:
         self._send_acks(replies)
 
     def _send_acks(self, replies: list[tuple[bytes, bytes]]) -> None:
-        publish = self.jsa.account.router.publish
-        for reply, body in replies:
-            try:
-                publish(None, reply, None, None, body)
-            except InvalidSubject:
-                pass  # a reply subject nobody can subscribe to gets no ack
+        # A reply subject nobody can subscribe to gets no ack.
+        self.jsa.account.router.publish_replies(replies)
 
     async def _store_plain(self, msgs: list[tuple[bytes, bytes]]) -> None:
         """The common case, header-less messages with no per-message rules: one call."""
