@@ -134,6 +134,7 @@ class ServerCodec:
         subject = reply = run = None
         open_run = False  # the last event is a PUB(S) of subject/reply, open to more
         size = 0
+        max_line, max_payload = self.max_control_line + 4, self.max_payload
         while i < last:
             line = parts[i]
             if line != prev:
@@ -148,10 +149,10 @@ class ServerCodec:
                             self._close(events, None)
                             return
                     s, r, size = known
-                    if len(line) - 4 > self.max_control_line:
+                    if len(line) > max_line:
                         self._close(events, ERR_CONTROL_LINE)
                         return
-                    if size > self.max_payload:
+                    if size > max_payload:
                         self._close(events, ERR_MAX_PAYLOAD)
                         return
                     if s != subject or r != reply:
