@@ -100,7 +100,8 @@ def register(scenario: Scenario) -> Scenario:
 
 
 class CpuProbe:
-    """CPU seconds used by this process and the server between ``start`` and ``stop``.
+    """CPU seconds used by this process and the server (with its helper processes)
+    between ``start`` and ``stop``.
 
     Reported next to throughput so a reader can tell whether the client or the server was
     the busy side.
@@ -126,30 +127,61 @@ class CpuProbe:
         }
 
 
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server may run helper processes, such as
+    Jetport's SQLite writer), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += parents.get(p, [])
+    return out
+
+
 def proc_cpu(pid: int | None) -> float | None:
-    """User+system CPU seconds of a process (all threads), from /proc."""
+    """User+system CPU seconds of a process and its descendants (all threads)."""
     if pid is None:
         return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _family(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            if p == pid:
+                return None
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def proc_rss_kb(pid: int | None) -> int | None:
-    """Resident set size in KiB (VmRSS), or None when the process is not readable."""
+    """Resident set size in KiB (VmRSS) of a process and its descendants, or None when
+    the process is not readable."""
     if pid is None:
         return None
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    total, seen = 0, False
+    for p in _family(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        seen = seen or p == pid
+                        break
+        except OSError:
+            continue
+    return total if seen else None
 
 
 def proc_nofile(pid: int | None) -> int | None:
