@@ -356,6 +356,7 @@ class NatsClient(Client, asyncio.Protocol):
     def _process(self, events: list) -> None:
         publish = self._publish
         publish_many = self.account.router.publish_many
+        pedantic, verbose = self.pedantic, self.verbose
         for ev in events:
             op = ev[0]
             if op in (OP_PUB, OP_PUBS):
@@ -372,18 +373,18 @@ class NatsClient(Client, asyncio.Protocol):
                         f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
                     ) * count)
                     continue
-                if self.pedantic and not is_literal(subject):
+                if pedantic and not is_literal(subject):
                     # nats-server complains but still delivers a wildcard subject
                     self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
-                elif self.verbose:
+                elif verbose:
                     self.write(OK * count)
                 try:
-                    if count == 1 and op == OP_PUB:
+                    if op == OP_PUB:
                         publish(self, subject, reply, hdr, body)
                     else:
                         publish_many(self, subject, reply, body)
                 except InvalidSubject:
-                    if self.pedantic:
+                    if pedantic:
                         self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
             elif op == OP_PING:
                 self.write(PONG)
@@ -398,6 +399,7 @@ class NatsClient(Client, asyncio.Protocol):
             elif op == OP_CONNECT:
                 if not self._connect(ev[1]):
                     return
+                pedantic, verbose = self.pedantic, self.verbose
             elif op == OP_ERROR:
                 self.write(encode_err(ev[1]))
             elif op == OP_CLOSE:
