@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.client import Client
+from core.client import Client, Delivery
 from core.router import Subscription
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from core.hub import Hub
 
 Handler = Callable[[bytes, bytes | None, bytes | None, bytes], None]
+#: Takes several messages at once: ``[(subject, reply, hdr, payload), ...]``.
+BatchHandler = Callable[[list[Delivery]], None]
 
 
 class InternalClient(Client):
@@ -30,12 +32,18 @@ class InternalClient(Client):
         super().__init__(hub, account)
         self.name = name
         self._handlers: dict[bytes, Handler] = {}
+        self._batch_handlers: dict[bytes, BatchHandler] = {}
         self._sid = 0
 
-    def listen(self, subject: bytes, handler: Handler, queue: bytes | None = None) -> Subscription:
+    def listen(self, subject: bytes, handler: Handler, queue: bytes | None = None,
+               batch: BatchHandler | None = None) -> Subscription:
+        """Call ``handler`` per message, or ``batch`` with several when a publisher
+        sends them together."""
         self._sid += 1
         sid = b"%d" % self._sid
         self._handlers[sid] = handler
+        if batch is not None:
+            self._batch_handlers[sid] = batch
         return self.subscribe(subject, queue, sid)
 
     def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
@@ -43,6 +51,15 @@ class InternalClient(Client):
         self.out_msgs += 1
         self.out_bytes += len(payload)
         self._handlers[sub.sid](subject, reply, hdr, payload)
+
+    def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
+        batch = self._batch_handlers.get(sub.sid)
+        if batch is None:
+            super().deliver_batch(sub, msgs)
+            return
+        self.out_msgs += len(msgs)
+        self.out_bytes += sum([len(m[3]) for m in msgs])
+        batch(msgs)
 
     def send(self, subject: bytes, reply: bytes | None, hdr: bytes | None, payload: bytes) -> int:
         """Publish from inside the hub."""

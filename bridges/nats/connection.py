@@ -357,8 +357,25 @@ class NatsClient(Client, asyncio.Protocol):
         publish = self._publish
         publish_many = self.account.router.publish_many
         pedantic, verbose = self.pedantic, self.verbose
+        # Plain PUBs of this read, routed together (not for verbose or pedantic
+        # clients, whose answers go out per message).
+        batch: list[Delivery] = []
         for ev in events:
             op = ev[0]
+            if op == OP_PUB and not (pedantic or verbose):
+                subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
+                self.in_bytes += len(body) if hdr is None else len(body) + len(hdr)
+                self.in_msgs += 1
+                if reply and reply[:1] in (b"$", b"_") and reply.startswith(RESERVED_REPLIES):
+                    self._flush_batch(batch)
+                    self.write(encode_err(
+                        f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
+                    ))
+                    continue
+                batch.append((subject, reply, hdr, body))
+                continue
+            if batch:
+                self._flush_batch(batch)
             if op in (OP_PUB, OP_PUBS):
                 subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
                 if op == OP_PUB:
@@ -405,6 +422,19 @@ class NatsClient(Client, asyncio.Protocol):
             elif op == OP_CLOSE:
                 self._fail(ev[1])
                 return
+        if batch:
+            self._flush_batch(batch)
+
+    def _flush_batch(self, batch: list[Delivery]) -> None:
+        if len(batch) == 1:
+            subject, reply, hdr, body = batch[0]
+            try:
+                self._publish(self, subject, reply, hdr, body)
+            except InvalidSubject:
+                pass
+        elif batch:
+            self.account.router.publish_batch(self, batch)
+        batch.clear()
 
     def _before_connect(self, events: list) -> list:
         """With auth required, the first op must be CONNECT."""

@@ -68,7 +68,7 @@ class JetStreamApi:
         # get on a stream that does not exist finds no responder, as with nats-server.
         for subject in API_SUBJECTS:
             client.listen(subject, self._on_request)
-        client.listen(b"$JS.ACK.>", self._on_ack)
+        client.listen(b"$JS.ACK.>", self._on_ack, batch=self._on_acks)
         client.listen(b"$JS.FC.>", self._on_flow_control)
 
     # -- intake -----------------------------------------------------------------------
@@ -93,20 +93,25 @@ class JetStreamApi:
 
     def _on_ack(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                 payload: bytes) -> None:
-        tokens = subject.split(b".")
-        if len(tokens) != 9 or not tokens[5].isdigit() or not tokens[6].isdigit():
-            return
-        key = (tokens[2], tokens[3])
-        consumer = self._acking.get(key)
-        if consumer is None or consumer.stopped:
-            consumer = self._find_consumer(*key)
-            if consumer is None:
-                self._acking.pop(key, None)
-                return
-            if len(self._acking) >= 1024:
-                self._acking.clear()
-            self._acking[key] = consumer
-        consumer.process_ack(int(tokens[5]), int(tokens[6]), payload, reply)
+        self._on_acks([(subject, reply, hdr, payload)])
+
+    def _on_acks(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> None:
+        acking = self._acking
+        for subject, reply, _hdr, payload in msgs:
+            tokens = subject.split(b".")
+            if len(tokens) != 9 or not tokens[5].isdigit() or not tokens[6].isdigit():
+                continue
+            key = (tokens[2], tokens[3])
+            consumer = acking.get(key)
+            if consumer is None or consumer.stopped:
+                consumer = self._find_consumer(*key)
+                if consumer is None:
+                    acking.pop(key, None)
+                    continue
+                if len(acking) >= 1024:
+                    acking.clear()
+                acking[key] = consumer
+            consumer.process_ack(int(tokens[5]), int(tokens[6]), payload, reply)
 
     def _on_flow_control(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                          payload: bytes) -> None:

@@ -87,7 +87,8 @@ class Stream:
         client = self.jsa.client
         for sub in self._subs:
             client.drop_subscription(sub)
-        self._subs = [client.listen(subject, self._on_message) for subject in self.subjects]
+        self._subs = [client.listen(subject, self._on_message, batch=self._on_messages)
+                      for subject in self.subjects]
         for link in self.links:
             link.close()
         self.links = links_for(self)
@@ -122,6 +123,12 @@ class Stream:
                     payload: bytes) -> None:
         """Router callback: queue, and make sure the stream's worker runs."""
         self._inbox.append((subject, reply, hdr, payload))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._drain())
+
+    def _on_messages(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> None:
+        """Router callback for several messages published together."""
+        self._inbox += msgs
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._drain())
 
