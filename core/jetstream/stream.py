@@ -60,7 +60,6 @@ class Stream:
         self._ack_prefix = b""
         self._plain = False
         self._max_size = 0
-        self._next_seq = 0
         self.links: list[Link] = []
         self.closed = False
 
@@ -121,16 +120,53 @@ class Stream:
 
     def _on_message(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                     payload: bytes) -> None:
-        """Router callback: queue, and make sure the stream's worker runs."""
-        self._inbox.append((subject, reply, hdr, payload))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._drain())
+        """Router callback: store at once if possible, else queue for the worker."""
+        self._on_messages([(subject, reply, hdr, payload)])
 
     def _on_messages(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> None:
         """Router callback for several messages published together."""
+        idle = not self._inbox and (self._runner is None or self._runner.done())
+        if idle and self._ingest_now(msgs):
+            return
         self._inbox += msgs
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._drain())
+
+    def _ingest_now(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> bool:
+        """Store ``msgs`` right away, without a task, when none of them can need to
+        wait for anything: plain messages that keep the stream within its limits."""
+        if self.closed or not self._plain:
+            return False
+        max_size = self._max_size
+        for _subject, _reply, hdr, payload in msgs:
+            if hdr is not None or len(payload) > max_size:
+                return False
+        cfg, st = self.config, self.store.state()
+        if 0 < cfg.max_msgs < st.msgs + len(msgs):
+            return False
+        if cfg.max_bytes > 0 and st.bytes + sum(
+            [self.store.record_size(m[0], None, m[3]) for m in msgs]
+        ) > cfg.max_bytes:
+            return False
+        replies = self._store_run(msgs)
+        self.store.on_synced(lambda exc: self._committed(exc, replies))
+        return True
+
+    def _store_run(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]
+                   ) -> list[tuple[bytes, bytes]]:
+        """Store plain messages in one call (no per-message rules apply); their
+        PubAcks, to send once committed."""
+        # other tasks (sources, purges) may have moved last_seq since the last run
+        first = seq = self.store.state().last_seq + 1
+        prefix, no_ack = self._ack_prefix, self.config.no_ack
+        replies: list[tuple[bytes, bytes]] = []
+        for _subject, reply, _hdr, _payload in msgs:
+            if reply and not no_ack:
+                replies.append((reply, prefix + b"%d}" % seq))
+            seq += 1
+        self.store.store_many(first, [(m[0], m[3]) for m in msgs], time.time_ns())
+        self._last_msg_id = b""
+        return replies
 
     async def _drain(self) -> None:
         """Store queued messages in order; acks go out when their commit completes
@@ -141,19 +177,20 @@ class Stream:
             replies: list[tuple[bytes, bytes]] = []
             stored = False
             no_ack = self.config.no_ack
-            plain: list[tuple[bytes, bytes]] = []
-            for subject, reply, hdr, payload in batch:
-                if hdr is None and self._plain and len(payload) <= self._max_size:
-                    if not plain:  # other tasks (sources, purges) may have moved last_seq
-                        self._next_seq = self.store.state().last_seq + 1
-                    plain.append((subject, payload))
-                    if reply and not no_ack:
-                        seq = self._next_seq + len(plain) - 1
-                        replies.append((reply, self._ack_prefix + b"%d}" % seq))
+            plain_ok, max_size = self._plain, self._max_size
+            i, n = 0, len(batch)
+            while i < n:
+                j = i
+                while j < n and plain_ok and batch[j][2] is None and len(batch[j][3]) <= max_size:
+                    j += 1
+                if j > i:
+                    replies += self._store_run(batch[i:j])
+                    stored, i = True, j
+                    if self._over_limits():
+                        await self._enforce_limits(b">")
                     continue
-                if plain:
-                    await self._store_plain(plain)
-                    stored, plain = True, []
+                subject, reply, hdr, payload = batch[i]
+                i += 1
                 try:
                     seq, duplicate = await self.accept(subject, hdr, payload)
                     stored = stored or not duplicate
@@ -164,9 +201,6 @@ class Stream:
                     if reply and not no_ack:
                         body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
                         replies.append((reply, json.dumps(body, separators=(",", ":")).encode()))
-            if plain:
-                await self._store_plain(plain)
-                stored = True
             if stored:
                 self.store.on_synced(lambda exc, r=replies: self._committed(exc, r))
             else:
@@ -182,13 +216,6 @@ class Stream:
     def _send_acks(self, replies: list[tuple[bytes, bytes]]) -> None:
         # A reply subject nobody can subscribe to gets no ack.
         self.jsa.account.router.publish_replies(replies)
-
-    async def _store_plain(self, msgs: list[tuple[bytes, bytes]]) -> None:
-        """The common case, header-less messages with no per-message rules: one call."""
-        self.store.store_many(self._next_seq, msgs, time.time_ns())
-        self._last_msg_id = b""
-        if self._over_limits():
-            await self._enforce_limits(b">")
 
     def _over_limits(self) -> bool:
         cfg, st = self.config, self.store.state()
