@@ -97,6 +97,9 @@ class JetStreamApi:
 
     def _on_acks(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> None:
         acking = self._acking
+        # consecutive plain acks for one consumer go to it together
+        run_consumer: Consumer | None = None
+        run: list[int] = []
         for subject, reply, _hdr, payload in msgs:
             tokens = subject.split(b".")
             if len(tokens) != 9 or not tokens[5].isdigit() or not tokens[6].isdigit():
@@ -111,7 +114,19 @@ class JetStreamApi:
                 if len(acking) >= 1024:
                     acking.clear()
                 acking[key] = consumer
+            if not payload and not reply:
+                if consumer is not run_consumer:
+                    if run_consumer is not None:
+                        run_consumer.ack_plain(run)
+                    run_consumer, run = consumer, []
+                run.append(int(tokens[5]))
+                continue
+            if run_consumer is not None:
+                run_consumer.ack_plain(run)
+                run_consumer, run = None, []
             consumer.process_ack(int(tokens[5]), int(tokens[6]), payload, reply)
+        if run_consumer is not None:
+            run_consumer.ack_plain(run)
 
     def _on_flow_control(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                          payload: bytes) -> None:

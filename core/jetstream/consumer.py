@@ -580,15 +580,17 @@ class Consumer:
             self._redeliver.append(seq)
             self._redeliver.sort()
 
+    def ack_plain(self, seqs: list[int]) -> None:
+        """Plain acks (no payload, no reply) of these stream sequences, in order: what
+        most acks are, taken a run at a time."""
+        self._ack(seqs)
+        self.save()
+
     def process_ack(self, sseq: int, dseq: int, payload: bytes, reply: bytes | None) -> None:
-        if not payload and not reply:  # the common plain ack
-            self._ack(sseq)
-            self.save()
-            return
         kind, _, rest = payload.strip().partition(b" ")
         st = self.state
         if kind in (b"", b"+ACK", b"+OK"):
-            self._ack(sseq)
+            self._ack([sseq])
         elif kind == b"-NAK":
             if sseq in st.pending:
                 delay = _nak_delay(rest)
@@ -603,29 +605,31 @@ class Consumer:
                 self._set_deadline(sseq, self.config.ack_wait)
                 st.pending[sseq] = (st.pending[sseq][0], time.time_ns())
         elif kind == b"+NXT":
-            self._ack(sseq)
+            self._ack([sseq])
             if reply:
                 self.add_request(reply, rest)
                 reply = None
         elif kind == b"+TERM":
-            self._ack(sseq)
+            self._ack([sseq])
         if reply:
             self.stream.jsa.client.send(reply, None, None, b"")
         self.save()
 
-    def _ack(self, sseq: int) -> None:
+    def _ack(self, seqs: list[int]) -> None:
         st = self.state
+        pending = st.pending
         if self.config.ack_policy == "all":
-            acked = [s for s in st.pending if s <= sseq]
-        elif sseq in st.pending:
-            acked = [sseq]
+            top = max(seqs)
+            acked = [s for s in pending if s <= top]
         else:
-            return
+            acked = [s for s in seqs if s in pending]
+        redelivered, due = st.redelivered, self._due
         for s in acked:
-            del st.pending[s]
-            if st.redelivered:
-                st.redelivered.pop(s, None)
-            self._due.pop(s, None)
+            if pending.pop(s, None) is None:
+                continue  # acked twice in this run
+            if redelivered:
+                redelivered.pop(s, None)
+            due.pop(s, None)
         if acked:
             self._advance_floor()
             self.stream.acked(self, acked)
