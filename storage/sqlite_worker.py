@@ -29,7 +29,7 @@ PRAGMAS = (
     "PRAGMA cache_size = -16384",
 )
 _LEN = struct.Struct("<I")
-_COLUMNS = 6
+COLUMNS = 6
 #: Rows per INSERT, largest first: a batch is cut into these sizes, so a few prepared
 #: statements serve every batch.
 _CHUNKS = (1024, 256, 64, 16, 4, 1)
@@ -51,10 +51,10 @@ def execute(conn: sqlite3.Connection, stmts: list[Stmt]) -> None:
     """Run ``stmts`` (see the module docstring) on ``conn``."""
     for sql, params, many in stmts:
         if sql is None:
-            done, total = 0, len(params) // _COLUMNS
+            done, total = 0, len(params) // COLUMNS
             while done < total:
                 n = next(c for c in _CHUNKS if c <= total - done)
-                conn.execute(_INSERTS[n], params[done * _COLUMNS:(done + n) * _COLUMNS])
+                conn.execute(_INSERTS[n], params[done * COLUMNS:(done + n) * COLUMNS])
                 done += n
         elif many:
             conn.executemany(sql, params)

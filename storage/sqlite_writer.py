@@ -46,6 +46,8 @@ log = logging.getLogger("jetport.storage")
 META_EVERY = 0.5
 #: Transactions handed to the writer process and not answered yet, at most.
 MAX_INFLIGHT = 2
+#: A transaction of at most this many rows, with none in flight, commits in the hub.
+INLINE_ROWS = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams(
@@ -392,9 +394,16 @@ class Writer:
             return
         if not self._steps:
             return
-        inline = self._proc is None or any(type(step) is _Op for step in self._steps)
-        if self._flights and (inline or len(self._flights) >= MAX_INFLIGHT):
-            return  # the next answer flushes again
+        steps = self._steps
+        inline = self._proc is None or any(type(step) is _Op for step in steps)
+        if self._flights:
+            if inline or len(self._flights) >= MAX_INFLIGHT:
+                return  # the next answer flushes again
+        elif not inline:
+            # Nothing in flight and little to write (a lone publisher): committing here
+            # is quicker than two hops to the writer process and back.
+            rows = sum([len(step.params) for step in steps]) // worker.COLUMNS  # type: ignore[union-attr]
+            inline = rows <= INLINE_ROWS
         steps, self._steps = self._steps, []
         done = self._next or _Shared()
         self._next = None
