@@ -13,7 +13,7 @@ import pytest
 from core.subjects import subject_matches
 from storage.base import ConsumerState, StoredMsg, StoreState
 from storage.memory import MemoryStorage
-from storage.sqlite import SqliteStorage
+from storage.sqlite import SqliteStorage, StorageError
 
 Storage = MemoryStorage | SqliteStorage
 
@@ -540,7 +540,6 @@ async def test_sqlite_readahead_sees_removals(tmp_path: Path) -> None:
 
 
 async def test_sqlite_commit_failure_is_reported(tmp_path: Path) -> None:
-    from storage.sqlite import StorageError
 
     st = SqliteStorage(str(tmp_path))
     store = await st.open_stream("S")
@@ -590,4 +589,57 @@ async def test_sqlite_synced_state_needs_no_clean_close(tmp_path: Path) -> None:
             assert (await second.open_stream(name)).state() == mine, name
     finally:
         await second.close()
+        await st.close()
+
+
+async def test_sqlite_small_and_large_batches_both_persist(tmp_path: Path) -> None:
+    """A lone message commits in the hub, a burst through the writer process; the
+    database holds both, in order, and on_synced fires once each is committed."""
+    st = SqliteStorage(str(tmp_path))
+    store = await st.open_stream("S")
+    synced: list[BaseException | None] = []
+    store.store(1, b"one", None, b"1", 1)
+    store.on_synced(synced.append)
+    await store.sync()
+    store.store_many(2, [(b"many", b"%d" % i) for i in range(500)], 2)
+    store.on_synced(synced.append)
+    await store.sync()
+    assert synced == [None, None]
+    store.on_synced(synced.append)  # nothing pending: at once
+    assert synced == [None, None, None]
+    await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().msgs == 501 and store.state().last_seq == 501
+        assert (await store.get(1)).data == b"1"
+        assert (await store.get(501)).data == b"499"
+    finally:
+        await st.close()
+
+
+async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
+    """If the writer process dies, whatever waits on a commit hears of it and no
+    later write is accepted; what was committed before stays."""
+    st = SqliteStorage(str(tmp_path))
+    store = await st.open_stream("S")
+    store.store_many(1, [(b"a", b"x")] * 100, 1)
+    await store.sync()
+    proc = st._writer._proc
+    assert proc is not None
+    proc.kill()
+    store.store_many(101, [(b"a", b"y")] * 100, 2)
+    errors: list[BaseException | None] = []
+    store.on_synced(errors.append)
+    with pytest.raises(StorageError):
+        await store.sync()
+    assert len(errors) == 1 and isinstance(errors[0], StorageError)
+    with pytest.raises(StorageError):
+        store.store(201, b"a", None, b"z", 3)
+    await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().last_seq == 100
+    finally:
         await st.close()

@@ -1,0 +1,90 @@
+"""Batch delivery paths of the router give exactly what message-by-message publishing
+gives: same subscribers, same order, same auto-unsubscribe and queue-group turns."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.router import Router, Subscription
+
+TOKENS = ["a", "b", "c"]
+
+
+class Recorder:
+    """A client that writes down what it is given."""
+
+    def __init__(self, router: Router, name: str, echo: bool = True) -> None:
+        self.router, self.name, self.echo = router, name, echo
+        self.no_responders = False
+        self.log: list[tuple[str, bytes, bytes, bytes | None, bytes]] = []
+
+    def deliver(self, sub, subject, reply, hdr, payload) -> None:
+        self.log.append((self.name, sub.sid, subject, reply, payload))
+
+    def deliver_batch(self, sub, msgs) -> None:
+        for subject, reply, hdr, payload in msgs:
+            self.deliver(sub, subject, reply, hdr, payload)
+
+    def drop_subscription(self, sub: Subscription) -> None:
+        self.router.unsubscribe(sub)
+
+
+subjects = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=3).map(".".join)
+patterns = st.lists(st.sampled_from(TOKENS + ["*", ">"]), min_size=1, max_size=3).map(
+    lambda toks: ".".join(t for i, t in enumerate(toks) if t != ">" or i == len(toks) - 1)
+)
+subs = st.lists(
+    st.tuples(st.integers(0, 2), patterns, st.sampled_from([None, "q"]), st.integers(0, 3)),
+    max_size=8,
+)
+msgs = st.lists(st.tuples(st.integers(0, 2), subjects, st.sampled_from([None, "r.1"])),
+                max_size=30)
+
+
+def setup(spec) -> tuple[Router, list[Recorder]]:
+    router = Router()
+    clients = [Recorder(router, f"c{i}", echo=i != 1) for i in range(3)]
+    for n, (who, pattern, queue, max_msgs) in enumerate(spec):
+        sub = Subscription(clients[who], b"%d" % n, pattern.encode(),
+                           queue.encode() if queue else None)
+        sub.max_msgs = max_msgs
+        router.subscribe(sub)
+    return router, clients
+
+
+@settings(max_examples=300, deadline=None)
+@given(subs, msgs)
+def test_publish_batch_matches_publish(spec, sent) -> None:
+    one, one_clients = setup(spec)
+    for who, subject, reply in sent:
+        one.publish(one_clients[who], subject.encode(), reply and reply.encode(), None, b"x")
+    batched, batch_clients = setup(spec)
+    # A client's consecutive publishes go together, as one read of its connection would.
+    runs: list[tuple[int, list]] = []
+    for who, subject, reply in sent:
+        item = (subject.encode(), reply and reply.encode(), None, b"x")
+        if runs and runs[-1][0] == who:
+            runs[-1][1].append(item)
+        else:
+            runs.append((who, [item]))
+    for who, items in runs:
+        batched.publish_batch(batch_clients[who], items)
+    assert [c.log for c in batch_clients] == [c.log for c in one_clients]
+
+
+@settings(max_examples=200, deadline=None)
+@given(subs, msgs)
+def test_publish_replies_matches_publish(spec, sent) -> None:
+    one, one_clients = setup(spec)
+    for _who, subject, _reply in sent:
+        one.publish(None, subject.encode(), None, None, b"ack")
+    batched, batch_clients = setup(spec)
+    batched.publish_replies([(subject.encode(), b"ack") for _who, subject, _reply in sent])
+    assert [c.log for c in batch_clients] == [c.log for c in one_clients]
+
+
+def test_publish_batch_skips_invalid_subjects() -> None:
+    router, clients = setup([(0, ">", None, 0)])
+    router.publish_batch(clients[1], [(b"a..b", None, None, b"1"), (b"a", None, None, b"2")])
+    assert [entry[2] for entry in clients[0].log] == [b"a"]
