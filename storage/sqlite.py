@@ -109,7 +109,7 @@ class SqliteStorage:
         self._wr: sqlite3.Connection | None = None
         #: Bounded reads, on the loop's thread.
         self._rs: sqlite3.Connection = None  # type: ignore[assignment]  # set on open
-        #: Scans and checkpoints, in aiosqlite's thread.
+        #: Reads that may scan, in aiosqlite's thread.
         self._rd: aiosqlite.Connection = None  # type: ignore[assignment]  # set on open
         self._open_lock = asyncio.Lock()
         self._streams: dict[str, SqliteStreamStore] = {}
