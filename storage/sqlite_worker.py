@@ -23,6 +23,7 @@ import sqlite3
 import struct
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 #: Size a WAL file is cut back to after a checkpoint that emptied it.
@@ -71,18 +72,17 @@ def execute(conn: sqlite3.Connection, stmts: list[Stmt]) -> None:
             conn.execute(sql, params)
 
 
-def transact(conn: sqlite3.Connection, stmts: list[Stmt]) -> None:
-    """``stmts`` in one transaction, rolled back if any fails."""
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on ``conn`` (autocommit mode), rolled back on any error."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        execute(conn, stmts)
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the first error is the one to report
         raise
 
 
@@ -119,7 +119,8 @@ def serve(path: str, inp: BinaryIO, out: BinaryIO) -> None:
             if body is None:
                 break
             try:
-                transact(conn, pickle.loads(body))
+                with transaction(conn):
+                    execute(conn, pickle.loads(body))
                 answer = b""
             except Exception as exc:  # noqa: BLE001 - the hub decides what a failure means
                 answer = (repr(exc) or "error").encode()

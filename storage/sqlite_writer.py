@@ -450,22 +450,13 @@ class Writer:
         assert conn is not None
         txn = Txn(conn)
         committed: dict[Member, int] = {}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with worker.transaction(conn):
             for step in steps:
                 if type(step) is _Data:
                     worker.execute(conn, self._statements(step, committed, txn))
                 else:
                     step.result = step.fn(txn)
             worker.execute(conn, self._meta(txn))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the first error is the one to report
-            raise
         self._committed(committed, txn)
 
     def _broke(self, exc: BaseException) -> None:
