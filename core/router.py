@@ -11,10 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.subjects import (
+    EMPTY,
+    Match,
     SubjectIndex,
     is_literal,
     is_valid_publish_subject,
     is_valid_subject,
+    is_valid_token,
     subject_matches,
 )
 
@@ -193,12 +196,27 @@ class Router:
         cache = index.cache
         run_sub: Subscription | None = None
         run: list[Delivery] = []
+        # Replies to one client's inbox differ in their last token only: while the
+        # answer for the last one did not depend on it, the next one with the same
+        # leading tokens gets the same answer.
+        head: bytes | None = None
+        head_m: Match = EMPTY
         for subject, payload in items:
             m = cache.get(subject)
             if m is None:
-                if not is_valid_publish_subject(subject):
-                    continue
-                m = index.lookup(subject)
+                dot = subject.rfind(b".")
+                if head is not None and dot == len(head) and subject.startswith(head) and (
+                    is_valid_token(subject[dot + 1:])
+                ):
+                    m = head_m
+                else:
+                    if not is_valid_publish_subject(subject):
+                        continue
+                    m, depth = index.lookup_depth(subject)
+                    if dot > 0 and depth <= subject.count(b".", 0, dot) + 1:
+                        head, head_m = subject[:dot], m
+                    else:
+                        head = None
             plain, groups = m
             if len(plain) == 1 and not groups and not plain[0].max_msgs:
                 sub = plain[0]
@@ -214,6 +232,7 @@ class Router:
                 run_sub.client.deliver_batch(run_sub, run)
                 run_sub, run = None, []
             self.publish(None, subject, None, None, payload)
+            head = None  # it may have ended a subscription
         if run_sub is not None:
             run_sub.client.deliver_batch(run_sub, run)
 

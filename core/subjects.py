@@ -28,6 +28,11 @@ def is_valid_publish_subject(subject: bytes) -> bool:
     )
 
 
+def is_valid_token(token: bytes) -> bool:
+    """One token of a published subject: not empty, no dot, no whitespace."""
+    return bool(token) and len(token.translate(None, _WHITESPACE_BYTES + b".")) == len(token)
+
+
 def is_valid_subject(subject: bytes) -> bool:
     """A subscription subject: wildcards allowed as whole tokens, ``>`` only last."""
     if not is_valid_publish_subject(subject):
@@ -257,6 +262,12 @@ class SubjectIndex:
 
     def lookup(self, subject: bytes) -> Match:
         """:meth:`match` for a subject known not to be in the exact cache."""
+        return self.lookup_depth(subject)[0]
+
+    def lookup_depth(self, subject: bytes) -> tuple[Match, int]:
+        """:meth:`lookup`, and how many leading tokens the answer depends on: fewer
+        than the subject has means every subject of the same length sharing them gets
+        the same answer."""
         prefixes = self._prefixes
         if prefixes:
             ntok = subject.count(b".") + 1
@@ -269,7 +280,7 @@ class SubjectIndex:
                     at += 1
                 hit = prefixes.get((subject[:pos] if depth else b"", ntok))
                 if hit is not None:
-                    return hit
+                    return hit, depth
         plain: list[Subscriber] = []
         queues: dict[bytes, list[Subscriber]] = {}
         toks = subject.split(b".")
@@ -287,13 +298,13 @@ class SubjectIndex:
             if depth not in self._depths:
                 self._depths.append(depth)
                 self._depths.sort()
-            return result
+            return result, depth
         cache = self.cache
         if len(cache) >= self.cache_size:
             for key in list(cache)[: self.cache_size // 2]:
                 del cache[key]
         cache[subject] = result
-        return result
+        return result, ntok
 
     def __iter__(self) -> Iterator[Subscriber]:
         stack = [self._root]

@@ -88,3 +88,14 @@ def test_publish_batch_skips_invalid_subjects() -> None:
     router, clients = setup([(0, ">", None, 0)])
     router.publish_batch(clients[1], [(b"a..b", None, None, b"1"), (b"a", None, None, b"2")])
     assert [entry[2] for entry in clients[0].log] == [b"a"]
+
+
+def test_publish_replies_reuses_an_answer_only_while_it_holds() -> None:
+    router, clients = setup([(0, "_INBOX.x.*", None, 0)])
+    router.publish_replies([(b"_INBOX.x.%b" % t, t) for t in (b"1", b"2", b"3 ", b"4")])
+    assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"4"]
+    # A literal subscription on one reply makes the last token matter.
+    router, clients = setup([(0, "_INBOX.x.*", None, 0), (1, "_INBOX.x.2", None, 0)])
+    router.publish_replies([(b"_INBOX.x.%b" % t, t) for t in (b"1", b"2", b"3")])
+    assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"3"]
+    assert [entry[4] for entry in clients[1].log] == [b"2"]
