@@ -81,6 +81,10 @@ class ConsumerState:
 class StreamStore(Protocol):
     """The messages of one stream."""
 
+    #: Bumped whenever messages are removed (remove, purge, destroy): a count a caller
+    #: keeps stays right while this does not change, if it adds what is appended.
+    removals: int
+
     def state(self) -> StoreState:
         """Current counters; cheap, never waits."""
         ...

@@ -52,6 +52,7 @@ class MemoryStreamStore:
     """One stream's messages in memory (see the module docstring)."""
 
     def __init__(self) -> None:
+        self.removals = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -186,6 +187,7 @@ class MemoryStreamStore:
         msg = self._msgs.pop(seq, None)
         if msg is None:
             return False
+        self.removals += 1
         self._drop(msg)
         self._refirst()
         return True
@@ -206,6 +208,7 @@ class MemoryStreamStore:
             self._first_seq, self._first_ts = first, self._msgs[first].ts
 
     async def purge(self, subject: bytes | None = None, before: int = 0, keep: int = 0) -> int:
+        self.removals += 1
         pattern = normalize_one(subject)
         if pattern is None and not before and not keep:
             gone = len(self._msgs)
@@ -265,6 +268,7 @@ class MemoryStreamStore:
 
     async def destroy(self) -> None:
         """Forget everything: reopening the stream starts it afresh at sequence 1."""
+        self.removals += 1
         self._reset()
 
 

@@ -78,6 +78,7 @@ class SqliteStreamStore:
                                 db.last_ts)
         self._tail = Tail(db.last_seq + 1, owner.tail_msgs, owner.tail_bytes)
         self._ahead = ReadAhead()
+        self.removals = 0
         self._committed = db.last_seq
         #: No more calls: closed, destroyed or deleted.
         self._dead = False
@@ -368,6 +369,7 @@ class SqliteStreamStore:
     def _removing(self, txn: Txn) -> None:
         """Drop read-ahead now (reads in flight will not keep theirs) and again once
         committed (reads that began before the commit saw the old rows)."""
+        self.removals += 1
         self._ahead.invalidate()
         txn.after.append(self._ahead.invalidate)
 

@@ -78,6 +78,10 @@ class Consumer:
         self._started = state is not None
         self._starting: asyncio.Task | None = None
         self._pending_count: int | None = None
+        #: The stream's last sequence and removal count when ``_pending_count`` was
+        #: brought up to date.
+        self._counted_to = 0
+        self._counted_removals = 0
         self.last_active = time.time_ns()
         self._last_ts = 0
         self._fc_bytes = 0
@@ -104,7 +108,6 @@ class Consumer:
 
     def wake(self) -> None:
         """Something changed: deliver if possible."""
-        self._pending_count = None
         if self.stopped:
             return
         if self._task is None or self._task.done():
@@ -190,16 +193,28 @@ class Consumer:
         return best
 
     async def num_pending(self) -> int:
-        """Messages matching the filter after the delivered point (recounted on wake)."""
-        if self._pending_count is None:
+        """Messages matching the filter after the delivered point.
+
+        Counted once, then kept: deliveries take off what they send, and what the
+        stream appended since is counted on the next call (recent messages, so from
+        memory).  A removal from the stream means counting again.
+        """
+        store = self.stream.store
+        st = store.state()
+        filters = self.filters or [b">"]
+        if (self._pending_count is None or self._counted_removals != store.removals
+                or st.last_seq < self._counted_to):
             start = self.state.delivered_stream_seq + 1
-            store = self.stream.store
-            st = store.state()
             if not self.filters and not st.num_deleted:
                 n = max(0, min(st.msgs, st.last_seq - start + 1))
             else:
-                n = sum([await store.count(f, start) for f in (self.filters or [b">"])])
+                n = sum([await store.count(f, start) for f in filters])
             self._pending_count = n + len(self._pre)
+        elif st.last_seq > self._counted_to:
+            start = max(self._counted_to, self.state.delivered_stream_seq) + 1
+            n = sum([await store.count(f, start) for f in filters])
+            self._pending_count = (self._pending_count or 0) + n
+        self._counted_to, self._counted_removals = st.last_seq, store.removals
         return self._pending_count
 
     def save(self, soon: bool = False) -> None:
@@ -396,7 +411,7 @@ class Consumer:
         dseq = st.delivered_consumer_seq
         if msg.seq > st.delivered_stream_seq:
             st.delivered_stream_seq = msg.seq
-            if self._pending_count:
+            if self._pending_count and msg.seq <= self._counted_to:
                 self._pending_count -= 1
         pending = self._pending_count or 0
         reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)

@@ -1108,6 +1108,36 @@ async def test_push_idle_heartbeats(tmp_path: Path) -> None:
 # -- consumer info through a scripted run ---------------------------------------------
 
 
+async def test_filtered_num_pending_follows_publishes_deliveries_and_removals(srv) -> None:
+    nc, js = await connect(srv)
+    await js.add_stream(name="FP", subjects=["fp.>"])
+    for i in range(6):
+        await js.publish(f"fp.{'a' if i % 2 else 'b'}.{i}", b"x")
+    await js.add_consumer("FP", durable_name="a", filter_subject="fp.a.*")
+    sub = await js.pull_subscribe_bind("a", "FP")
+
+    async def pending() -> int:
+        return (await js.consumer_info("FP", "a")).num_pending
+
+    assert await pending() == 3
+    for m in await fetch_all(sub, 2):
+        await m.ack_sync()
+    assert await pending() == 1
+    for i in range(6, 10):  # two more for the filter, two not
+        await js.publish(f"fp.{'a' if i % 2 else 'b'}.{i}", b"x")
+    assert await pending() == 3
+    (m,) = await fetch_all(sub, 1)
+    await m.ack_sync()
+    assert await pending() == 2
+    await js.delete_msg("FP", 10)  # fp.a.9, not delivered yet
+    assert await pending() == 1
+    await js.purge_stream("FP", subject="fp.a.>")
+    assert await pending() == 0
+    await js.publish("fp.a.10", b"x")
+    assert await pending() == 1
+    await nc.close()
+
+
 async def test_consumer_info_numbers_step_by_step(srv) -> None:
     nc, js = await connect(srv)
     await js.add_stream(name="SC", subjects=["sc"])
