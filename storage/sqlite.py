@@ -214,17 +214,13 @@ class SqliteStorage:
         store = self._streams.pop(name, None)
         if store is not None:
             store.forget_rows()
-        await self._writer.run(partial(self._delete_rows, name))
-
-    @staticmethod
-    def _delete_rows(name: str, txn: Txn) -> None:
-        conn = txn.conn
-        row = conn.execute("SELECT id FROM streams WHERE name = ?", (name,)).fetchone()
-        if row:
-            conn.execute("DELETE FROM msgs WHERE stream_id = ?", row)
-            conn.execute("DELETE FROM stream_state WHERE id = ?", row)
-            conn.execute("DELETE FROM streams WHERE id = ?", row)
-        conn.execute("DELETE FROM consumers WHERE stream = ?", (name,))
+        sid = "(SELECT id FROM streams WHERE name = ?)"
+        await self._writer.execute([
+            (f"DELETE FROM msgs WHERE stream_id = {sid}", (name,), False),
+            (f"DELETE FROM stream_state WHERE id = {sid}", (name,), False),
+            ("DELETE FROM streams WHERE name = ?", (name,), False),
+            ("DELETE FROM consumers WHERE stream = ?", (name,), False),
+        ])
 
     async def close(self) -> None:
         """Commit everything queued, then close both connections."""

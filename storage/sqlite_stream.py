@@ -453,15 +453,16 @@ class SqliteStreamStore:
             return
         self.forget_rows()
         self._owner._forget(self)
-        await self._writer.run(self._destroy)
+        await self._writer.execute([
+            ("DELETE FROM msgs WHERE stream_id = ?", (self._id,), False),
+            ("DELETE FROM stream_state WHERE id = ?", (self._id,), False),
+        ])
 
     def forget_rows(self) -> None:
-        """Its rows are being deleted: refuse further calls, write no counters."""
+        """Its rows are being deleted: refuse further calls, write no counters, and
+        keep nothing of them in memory."""
         self._dead = self._gone = True
-
-    def _destroy(self, txn: Txn) -> None:
-        self._removing(txn)
-        txn.conn.execute("DELETE FROM msgs WHERE stream_id = ?", (self._id,))
-        txn.conn.execute("DELETE FROM stream_state WHERE id = ?", (self._id,))
+        self.removals += 1
+        self._ahead.invalidate()
         self._tail.clear(self._live.last_seq + 1)
         self._live = StoreState()

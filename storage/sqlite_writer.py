@@ -167,6 +167,19 @@ class _Op:
         self.fn, self.fut, self.result = fn, fut, None
 
 
+class _Sql:
+    """Statements with no effect on in-memory state (deleting a whole stream): they
+    may go to the writer process like rows do."""
+
+    __slots__ = ("stmts",)
+
+    def __init__(self, stmts: list[worker.Stmt]) -> None:
+        self.stmts = stmts
+
+
+_Step = _Data | _Op | _Sql
+
+
 class _Shared(asyncio.Future):  # type: ignore[type-arg]
     """A commit's completion, awaited by every publisher in the batch.
 
@@ -223,7 +236,7 @@ class Writer:
         self._answers: _Answers | None = None
         #: What to do with each answer of the writer process, oldest first.
         self._flights: deque[Callable[[str | None], None]] = deque()
-        self._steps: list[_Data | _Op] = []
+        self._steps: list[_Step] = []
         self._next: _Shared | None = None
         #: The newest transaction not committed yet.
         self._inflight: _Shared | None = None
@@ -313,6 +326,15 @@ class Writer:
         so the newest state at flush time is what lands."""
         self._data().consumers[(stream, name)] = value
 
+    async def execute(self, stmts: list[worker.Stmt]) -> None:
+        """Run SQL statements inside the next transaction, in call order; return once
+        committed.  For writes that touch no in-memory state, so that a large one
+        (deleting a stream) runs in the writer process, not on the event loop."""
+        self._check()
+        self._steps.append(_Sql(stmts))
+        self._schedule()
+        await self.sync()
+
     async def run(self, fn: Op) -> Any:
         """Run ``fn`` inside the next transaction, in call order; its result once
         committed."""
@@ -400,10 +422,15 @@ class Writer:
             if inline or len(self._flights) >= MAX_INFLIGHT:
                 return  # the next answer flushes again
         elif not inline:
-            # Nothing in flight and little to write (a lone publisher): committing here
-            # is quicker than two hops to the writer process and back.
-            rows = sum([len(step.params) for step in steps]) // worker.COLUMNS  # type: ignore[union-attr]
-            inline = rows <= INLINE_ROWS
+            # Nothing in flight and a few rows to write (a lone publisher): committing
+            # here is quicker than two hops to the writer process and back.
+            values = 0
+            for step in steps:
+                if type(step) is not _Data:
+                    break  # statements: they may be large
+                values += len(step.params)
+            else:
+                inline = values <= INLINE_ROWS * worker.COLUMNS
         steps, self._steps = self._steps, []
         done = self._next or _Shared()
         self._next = None
@@ -418,7 +445,7 @@ class Writer:
             return
         self._landed(steps, done)
 
-    def _submit(self, steps: list[_Data | _Op], done: _Shared) -> None:
+    def _submit(self, steps: list[_Step], done: _Shared) -> None:
         """Hand a transaction of rows and saved states to the writer process; another
         may be prepared and queued while it commits."""
         stdin = self._stdin
@@ -427,7 +454,10 @@ class Writer:
         committed: dict[Member, int] = {}
         stmts: list[worker.Stmt] = []
         for step in steps:
-            stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
+            if type(step) is _Sql:
+                stmts += step.stmts
+            else:
+                stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
         stmts += self._meta(txn)
         stdin.write(worker.frame(pickle.dumps(stmts, pickle.HIGHEST_PROTOCOL)))
         self._inflight = done
@@ -443,7 +473,7 @@ class Writer:
 
         self._flights.append(land)
 
-    def _commit(self, steps: list[_Data | _Op]) -> None:
+    def _commit(self, steps: list[_Step]) -> None:
         """A transaction with operations, on the hub's connection: operations read and
         change the stores' in-memory state, so they run here, in order."""
         conn = self._conn
@@ -454,6 +484,8 @@ class Writer:
             for step in steps:
                 if type(step) is _Data:
                     worker.execute(conn, self._statements(step, committed, txn))
+                elif type(step) is _Sql:
+                    worker.execute(conn, step.stmts)
                 else:
                     step.result = step.fn(txn)
             worker.execute(conn, self._meta(txn))
@@ -464,7 +496,7 @@ class Writer:
             self.broken = exc
             log.error("storage commit failed: %r", exc)
 
-    def _landed(self, steps: list[_Data | _Op], done: _Shared) -> None:
+    def _landed(self, steps: list[_Step], done: _Shared) -> None:
         for step in steps:
             if type(step) is _Op and not step.fut.done():
                 step.fut.set_result(step.result)
@@ -487,7 +519,7 @@ class Writer:
 
     @staticmethod
     def _fail(
-        steps: list[_Data | _Op], done: _Shared | None, exc: BaseException
+        steps: list[_Step], done: _Shared | None, exc: BaseException
     ) -> None:
         err = StorageError(f"storage commit failed: {exc!r}")
         futs = [s.fut for s in steps if type(s) is _Op]
