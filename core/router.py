@@ -153,55 +153,22 @@ class Router:
             n += self._to_groups(groups, None, shown, reply, hdr, payload)
         return n
 
-    def publish_batch(self, origin: Client, msgs: list[Delivery]) -> None:
-        """Messages one client published together (one read's worth), each delivered as
-        :meth:`publish` would, in order; consecutive ones for the same lone subscriber
-        reach it in one call.  Invalid subjects are skipped, as a client that is not
-        pedantic expects."""
-        index = self.index
-        cache = index.cache
-        run_sub: Subscription | None = None
-        run: list[Delivery] = []
-        for msg in msgs:
-            subject = msg[0]
-            m = cache.get(subject)
-            if m is None:
-                if not is_valid_publish_subject(subject):
-                    continue
-                m = index.lookup(subject)
-            plain, groups = m
-            if len(plain) == 1 and not groups:
-                sub = plain[0]
-                if not sub.max_msgs and (sub.client is not origin or origin.echo):
-                    if sub is not run_sub:
-                        if run_sub is not None:
-                            run_sub.client.deliver_batch(run_sub, run)
-                            run = []
-                        run_sub = sub
-                    run.append(msg)
-                    sub.delivered += 1
-                    continue
-            if run_sub is not None:
-                run_sub.client.deliver_batch(run_sub, run)
-                run_sub, run = None, []
-            self.publish(origin, subject, msg[1], msg[2], msg[3])
-        if run_sub is not None:
-            run_sub.client.deliver_batch(run_sub, run)
-
-    def publish_replies(self, items: list[tuple[bytes, bytes]]) -> None:
-        """Header-less messages from inside the hub, each ``(subject, payload)`` to its
-        own subject (a stream's PubAcks).  Consecutive ones for the same lone
-        subscriber reach it in one call; invalid subjects are skipped."""
+    def publish_batch(self, origin: Client | None, msgs: list[Delivery]) -> None:
+        """Messages published together (one read of a client, or a stream's PubAcks
+        with ``origin`` None), each delivered as :meth:`publish` would, in order;
+        consecutive ones for the same lone subscriber reach it in one call.  Invalid
+        subjects are skipped, as a client that is not pedantic expects."""
         index = self.index
         cache = index.cache
         run_sub: Subscription | None = None
         run: list[Delivery] = []
         # Replies to one client's inbox differ in their last token only: while the
-        # answer for the last one did not depend on it, the next one with the same
+        # answer for the last subject did not depend on it, the next one with the same
         # leading tokens gets the same answer.
         head: bytes | None = None
         head_m: Match = EMPTY
-        for subject, payload in items:
+        for msg in msgs:
+            subject = msg[0]
             m = cache.get(subject)
             if m is None:
                 dot = subject.rfind(b".")
@@ -218,20 +185,23 @@ class Router:
                     else:
                         head = None
             plain, groups = m
-            if len(plain) == 1 and not groups and not plain[0].max_msgs:
+            if len(plain) == 1 and not groups:
                 sub = plain[0]
-                if sub is not run_sub:
-                    if run_sub is not None:
-                        run_sub.client.deliver_batch(run_sub, run)
-                        run = []
-                    run_sub = sub
-                run.append((subject, None, None, payload))
-                sub.delivered += 1
-                continue
+                if not sub.max_msgs and (
+                    origin is None or sub.client is not origin or origin.echo
+                ):
+                    if sub is not run_sub:
+                        if run_sub is not None:
+                            run_sub.client.deliver_batch(run_sub, run)
+                            run = []
+                        run_sub = sub
+                    run.append(msg)
+                    sub.delivered += 1
+                    continue
             if run_sub is not None:
                 run_sub.client.deliver_batch(run_sub, run)
                 run_sub, run = None, []
-            self.publish(None, subject, None, None, payload)
+            self.publish(origin, subject, msg[1], msg[2], msg[3])
             head = None  # it may have ended a subscription
         if run_sub is not None:
             run_sub.client.deliver_batch(run_sub, run)

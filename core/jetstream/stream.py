@@ -14,6 +14,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
+from core.client import Delivery
 from core.jetstream import errors as E
 from core.jetstream.sourcing import Link, links_for
 from core.jetstream.transform import SubjectTransform
@@ -153,16 +154,16 @@ class Stream:
         return True
 
     def _store_run(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]
-                   ) -> list[tuple[bytes, bytes]]:
+                   ) -> list[Delivery]:
         """Store plain messages in one call (no per-message rules apply); their
         PubAcks, to send once committed."""
         # other tasks (sources, purges) may have moved last_seq since the last run
         first = seq = self.store.state().last_seq + 1
         prefix, no_ack = self._ack_prefix, self.config.no_ack
-        replies: list[tuple[bytes, bytes]] = []
+        replies: list[Delivery] = []
         for _subject, reply, _hdr, _payload in msgs:
             if reply and not no_ack:
-                replies.append((reply, prefix + b"%d}" % seq))
+                replies.append((reply, None, None, prefix + b"%d}" % seq))
             seq += 1
         self.store.store_many(first, [(m[0], m[3]) for m in msgs], time.time_ns())
         self._last_msg_id = b""
@@ -174,7 +175,7 @@ class Stream:
         while self._inbox and not self.closed:
             batch = self._inbox[:COMMIT_CHUNK]
             del self._inbox[:COMMIT_CHUNK]
-            replies: list[tuple[bytes, bytes]] = []
+            replies: list[Delivery] = []
             stored = False
             no_ack = self.config.no_ack
             plain_ok, max_size = self._plain, self._max_size
@@ -195,27 +196,28 @@ class Stream:
                     seq, duplicate = await self.accept(subject, hdr, payload)
                     stored = stored or not duplicate
                     if reply and not no_ack:
-                        replies.append((reply, self._ack_prefix + (
+                        replies.append((reply, None, None, self._ack_prefix + (
                             b"%d,\"duplicate\":true}" % seq if duplicate else b"%d}" % seq)))
                 except E.ApiError as err:
                     if reply and not no_ack:
                         body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
-                        replies.append((reply, json.dumps(body, separators=(",", ":")).encode()))
+                        replies.append((reply, None, None,
+                                        json.dumps(body, separators=(",", ":")).encode()))
             if stored:
                 self.store.on_synced(lambda exc, r=replies: self._committed(exc, r))
             else:
                 self._send_acks(replies)
 
-    def _committed(self, exc: BaseException | None, replies: list[tuple[bytes, bytes]]) -> None:
+    def _committed(self, exc: BaseException | None, replies: list[Delivery]) -> None:
         if exc is not None:
             log.error("stream %s: commit failed: %s", self.name, exc)
             return  # no PubAck for what is not durable
         self.jsa.stream_changed(self)
         self._send_acks(replies)
 
-    def _send_acks(self, replies: list[tuple[bytes, bytes]]) -> None:
+    def _send_acks(self, replies: list[Delivery]) -> None:
         # A reply subject nobody can subscribe to gets no ack.
-        self.jsa.account.router.publish_replies(replies)
+        self.jsa.account.router.publish_batch(None, replies)
 
     def _over_limits(self) -> bool:
         cfg, st = self.config, self.store.state()

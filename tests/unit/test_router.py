@@ -75,12 +75,13 @@ def test_publish_batch_matches_publish(spec, sent) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(subs, msgs)
-def test_publish_replies_matches_publish(spec, sent) -> None:
+def test_publish_batch_from_inside_matches_publish(spec, sent) -> None:
     one, one_clients = setup(spec)
     for _who, subject, _reply in sent:
         one.publish(None, subject.encode(), None, None, b"ack")
     batched, batch_clients = setup(spec)
-    batched.publish_replies([(subject.encode(), b"ack") for _who, subject, _reply in sent])
+    batched.publish_batch(None, [(subject.encode(), None, None, b"ack")
+                                 for _who, subject, _reply in sent])
     assert [c.log for c in batch_clients] == [c.log for c in one_clients]
 
 
@@ -90,12 +91,13 @@ def test_publish_batch_skips_invalid_subjects() -> None:
     assert [entry[2] for entry in clients[0].log] == [b"a"]
 
 
-def test_publish_replies_reuses_an_answer_only_while_it_holds() -> None:
+def test_publish_batch_reuses_an_answer_only_while_it_holds() -> None:
     router, clients = setup([(0, "_INBOX.x.*", None, 0)])
-    router.publish_replies([(b"_INBOX.x.%b" % t, t) for t in (b"1", b"2", b"3 ", b"4")])
+    replies = [(b"_INBOX.x.%b" % t, None, None, t) for t in (b"1", b"2", b"3 ", b"4")]
+    router.publish_batch(None, replies)
     assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"4"]
     # A literal subscription on one reply makes the last token matter.
     router, clients = setup([(0, "_INBOX.x.*", None, 0), (1, "_INBOX.x.2", None, 0)])
-    router.publish_replies([(b"_INBOX.x.%b" % t, t) for t in (b"1", b"2", b"3")])
+    router.publish_batch(None, [(b"_INBOX.x.%b" % t, None, None, t) for t in (b"1", b"2", b"3")])
     assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"3"]
     assert [entry[4] for entry in clients[1].log] == [b"2"]
