@@ -362,20 +362,6 @@ class NatsClient(Client, asyncio.Protocol):
         batch: list[Delivery] = []
         for ev in events:
             op = ev[0]
-            if op == OP_PUB and not (pedantic or verbose):
-                subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
-                self.in_bytes += len(body) if hdr is None else len(body) + len(hdr)
-                self.in_msgs += 1
-                if reply and reply[:1] in (b"$", b"_") and reply.startswith(RESERVED_REPLIES):
-                    self._flush_batch(batch)
-                    self.write(encode_err(
-                        f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
-                    ))
-                    continue
-                batch.append((subject, reply, hdr, body))
-                continue
-            if batch:
-                self._flush_batch(batch)
             if op in (OP_PUB, OP_PUBS):
                 subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
                 if op == OP_PUB:
@@ -386,10 +372,15 @@ class NatsClient(Client, asyncio.Protocol):
                     self.in_bytes += sum(map(len, body))
                 self.in_msgs += count
                 if reply and reply[:1] in (b"$", b"_") and reply.startswith(RESERVED_REPLIES):
+                    self._flush_batch(batch)
                     self.write(encode_err(
                         f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
                     ) * count)
                     continue
+                if op == OP_PUB and not (pedantic or verbose):
+                    batch.append((subject, reply, hdr, body))
+                    continue
+                self._flush_batch(batch)
                 if pedantic and not is_literal(subject):
                     # nats-server complains but still delivers a wildcard subject
                     self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
@@ -403,7 +394,9 @@ class NatsClient(Client, asyncio.Protocol):
                 except InvalidSubject:
                     if pedantic:
                         self.write(encode_err(ERR_INVALID_PUB_SUBJECT) * count)
-            elif op == OP_PING:
+                continue
+            self._flush_batch(batch)
+            if op == OP_PING:
                 self.write(PONG)
             elif op == OP_PONG:
                 self._pings_out = 0
@@ -422,17 +415,19 @@ class NatsClient(Client, asyncio.Protocol):
             elif op == OP_CLOSE:
                 self._fail(ev[1])
                 return
-        if batch:
-            self._flush_batch(batch)
+        self._flush_batch(batch)
 
     def _flush_batch(self, batch: list[Delivery]) -> None:
+        """Route the plain PUBs gathered so far (a lone one the ordinary way)."""
+        if not batch:
+            return
         if len(batch) == 1:
             subject, reply, hdr, body = batch[0]
             try:
                 self._publish(self, subject, reply, hdr, body)
             except InvalidSubject:
                 pass
-        elif batch:
+        else:
             self.account.router.publish_batch(self, batch)
         batch.clear()
 
