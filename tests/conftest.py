@@ -55,3 +55,33 @@ def srv(tmp_path: Path, make_hub):
         server.stop()
     else:
         yield make_hub("-js", "-sd", store)
+
+
+@pytest.fixture(params=["jetport", "nats-server"])
+def conf_server(request, tmp_path: Path):
+    """Start a server from config text, once as Jetport and once as the real
+    nats-server: the same file must give the same behaviour on both.
+
+    ``start(text, *flags)`` writes ``text`` to a file and starts the server on a free
+    port with ``-c`` that file; every server started is stopped after the test.
+    """
+    target = request.param
+    if target == "nats-server" and nats_server_binary() is None:
+        pytest.skip(reason="nats-server not installed")
+    started: list[ServerProcess] = []
+
+    def start(text: str, *flags: str) -> ServerProcess:
+        n = len(started)
+        conf = tmp_path / f"{target}-{n}.conf"
+        conf.write_text(text)
+        make = jetport if target == "jetport" else nats_server
+        server = make(tmp_path, "-c", str(conf), *flags, name=f"{target}-{n}").start()
+        server.target = target
+        server.conf_path = conf
+        started.append(server)
+        return server
+
+    start.target = target
+    yield start
+    for s in started:
+        s.stop()

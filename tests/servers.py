@@ -43,6 +43,9 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.http_port = 0
+        #: "jetport" or "nats-server", and the config file, when started from one.
+        self.target = ""
+        self.conf_path: Path | None = None
 
     @property
     def url(self) -> str:
