@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
-from api import monitor
+from core import monitor
 from core.hub import JETPORT_VERSION
 
 if TYPE_CHECKING:

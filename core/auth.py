@@ -1,13 +1,55 @@
-"""Authentication of a client's CONNECT credentials."""
+"""Authentication: who a connection is, from what its CONNECT (or certificate) proves.
+
+One :class:`Authenticator` serves every door.  It knows the configured users (name and
+password, bcrypt hashes included, nkeys, certificate-mapped names), the server token,
+``no_auth_user`` and, in operator mode, the trusted operator's JWT chain; it answers
+with a :class:`Principal` (user, account, permissions) or refuses.  Refusals cost the
+same whichever part was wrong, and repeated ones from one address wait longer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hmac
+import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core import nkeys
+from core.accounts import GLOBAL_ACCOUNT
+from core.authconf import UserSpec, auth_config
+from core.permissions import Permissions, ResponsePermission, RuleList
+
 if TYPE_CHECKING:
     from core.options import Options
+
+#: Failed attempts from one address wait FAILURE_DELAY * 2**(n-1), at most FAILURE_DELAY_MAX.
+FAILURE_DELAY = 0.05
+FAILURE_DELAY_MAX = 2.0
+#: Failures older than this are forgotten.
+FAILURE_MEMORY = 60.0
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2x$", "$2y$")
+# Compared against when the user is unknown, so that costs what a wrong password does.
+_DUMMY_HASH = b"$2b$11$" + b"C" * 53
+
+
+@dataclass
+class Principal:
+    """An authenticated identity."""
+
+    user: str
+    account: str
+    permissions: Permissions | None = None
+    #: Seconds since the epoch when the credentials expire (JWT); 0 = never.
+    expires: float = 0.0
+    #: The account's JWT claims in operator mode.
+    account_claims: Any = None
+
+
+class AuthError(Exception):
+    """Credentials that do not prove any identity; the message is for the log."""
 
 
 def _same(a: str, b: str) -> bool:
@@ -15,31 +57,180 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-@dataclass(frozen=True)
+def is_bcrypt(secret: str) -> bool:
+    return secret.startswith(_BCRYPT_PREFIXES)
+
+
+async def _secret_ok(given: Any, stored: str | None) -> bool:
+    """``given`` against a stored plain or bcrypt secret; bcrypt runs off the loop."""
+    if not isinstance(given, str):
+        given = ""
+    if stored is not None and not is_bcrypt(stored):
+        return _same(given, stored)
+    import bcrypt
+
+    hashed = stored.encode() if stored is not None else _DUMMY_HASH
+    try:
+        ok = await asyncio.to_thread(bcrypt.checkpw, given.encode(), hashed)
+    except ValueError:
+        ok = False
+    return ok and stored is not None
+
+
+def new_nonce() -> str:
+    """The INFO nonce an nkey or JWT user signs: 11 random bytes, base64url."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode().rstrip("=")
+
+
 class Authenticator:
-    """The server-wide single user or token of nats-server's ``authorization`` block."""
+    """The server's users and how each proves itself."""
 
-    username: str = ""
-    password: str = ""
-    token: str = ""
+    def __init__(self, options: Options) -> None:
+        conf = auth_config(options)
+        self.conf = conf
+        self.username = options.username
+        self.password = options.password
+        self.token = options.token
+        self.tls_map = bool(getattr(options, "tls_map", False))
+        self.by_name: dict[str, UserSpec] = {}
+        self.by_nkey: dict[str, UserSpec] = {}
+        for user in conf.all_users():
+            if user.nkey:
+                self.by_nkey[user.nkey] = user
+            else:
+                self.by_name[user.name] = user
+        if self.username:
+            self.by_name[self.username] = UserSpec(
+                self.username, self.password, permissions=conf.permissions
+            )
+        self.trust = None
+        if conf.operator:
+            from core.jwt import Trust
 
-    @classmethod
-    def from_options(cls, options: Options) -> Authenticator:
-        return cls(options.username, options.password, options.token)
+            self.trust = Trust(conf.operator, conf.resolver_preload)
+        self.required = bool(self.by_name or self.by_nkey or self.token or self.trust)
+        #: Whether INFO must carry a nonce for clients to sign.
+        self.nonce_required = bool(self.by_nkey or self.trust)
+        self._failures: dict[str, tuple[int, float]] = {}
 
-    @property
-    def required(self) -> bool:
-        return bool(self.username or self.token)
+    # -- permissions ------------------------------------------------------------------
 
-    def authenticate(self, opts: dict[str, Any]) -> str | None:
-        """The user name the credentials prove (``""`` when none is needed), or None."""
+    def permissions_of(self, user: UserSpec) -> Permissions | None:
+        if user.permissions is not None:
+            return user.permissions
+        account = self.conf.accounts.get(user.account)
+        if account is not None and account.default_permissions is not None:
+            return account.default_permissions
+        return self.conf.default_permissions
+
+    def _principal(self, user: UserSpec, conn_type: str) -> Principal:
+        if user.connection_types is not None and conn_type not in user.connection_types:
+            raise AuthError(f"connection type {conn_type} not allowed")
+        return Principal(user.nkey or user.name, user.account, self.permissions_of(user))
+
+    # -- authentication ---------------------------------------------------------------
+
+    async def authenticate(
+        self,
+        opts: dict[str, Any],
+        nonce: str = "",
+        conn_type: str = "STANDARD",
+        identities: list[str] | None = None,
+    ) -> Principal:
+        """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`."""
         if not self.required:
-            return ""
-        if self.token:
-            given = opts.get("auth_token")
-            return "" if isinstance(given, str) and _same(given, self.token) else None
-        user, pw = opts.get("user"), opts.get("pass")
-        if not isinstance(user, str) or not isinstance(pw, str):
-            return None
-        ok = _same(user, self.username) & _same(pw, self.password)
-        return user if ok else None
+            if self.conf.no_auth_user:
+                return self._no_auth(conn_type)
+            return Principal("", GLOBAL_ACCOUNT)
+        if self.trust is not None:
+            return self._jwt_user(opts, nonce, conn_type)
+        if self.tls_map and identities is not None:
+            for name in identities:
+                user = self.by_name.get(name)
+                if user is not None:
+                    return self._principal(user, conn_type)
+            raise AuthError("no user for the client certificate")
+        nkey = opts.get("nkey")
+        if isinstance(nkey, str) and nkey:
+            user = self.by_nkey.get(nkey)
+            sig = opts.get("sig")
+            raw = nkeys.decode_signature(sig) if isinstance(sig, str) else None
+            if user is None or raw is None or not nkeys.verify(nkey, nonce.encode(), raw):
+                raise AuthError("nkey signature does not verify")
+            return self._principal(user, conn_type)
+        name, password = opts.get("user"), opts.get("pass")
+        if isinstance(name, str) and name:
+            user = self.by_name.get(name)
+            stored = user.password if user is not None else None
+            if not await _secret_ok(password, stored) or user is None:
+                raise AuthError(f"user {name!r}: bad password or unknown user")
+            return self._principal(user, conn_type)
+        token = opts.get("auth_token")
+        if self.token and isinstance(token, str) and token:
+            if not await _secret_ok(token, self.token):
+                raise AuthError("bad token")
+            return Principal("", GLOBAL_ACCOUNT)
+        if self.conf.no_auth_user:
+            return self._no_auth(conn_type)
+        raise AuthError("no credentials")
+
+    def _no_auth(self, conn_type: str) -> Principal:
+        name = self.conf.no_auth_user
+        user = self.by_name.get(name) or self.by_nkey.get(name)
+        if user is None:
+            raise AuthError(f"no_auth_user {name!r} is not a user")
+        return self._principal(user, conn_type)
+
+    def _jwt_user(self, opts: dict[str, Any], nonce: str, conn_type: str) -> Principal:
+        from core.jwt import JwtError
+
+        token = opts.get("jwt")
+        if not isinstance(token, str) or not token:
+            raise AuthError("operator mode needs a user JWT")
+        sig = opts.get("sig")
+        raw = nkeys.decode_signature(sig) if isinstance(sig, str) else None
+        assert self.trust is not None
+        try:
+            account, user = self.trust.verify_user(token, nonce.encode(), raw)
+        except JwtError as exc:
+            raise AuthError(f"user JWT: {exc}") from exc
+        types = getattr(user, "allowed_connection_types", None)
+        if types and conn_type not in {t.upper() for t in types}:
+            raise AuthError(f"connection type {conn_type} not allowed")
+        return Principal(
+            user.name or user.subject, account.subject, jwt_permissions(user),
+            expires=float(user.expires or 0), account_claims=account,
+        )
+
+    # -- failures ---------------------------------------------------------------------
+
+    def failure_delay(self, address: str) -> float:
+        """Record a failure from ``address``; how long to wait before answering it."""
+        now = time.monotonic()
+        count, last = self._failures.get(address, (0, 0.0))
+        if now - last > FAILURE_MEMORY:
+            count = 0
+        count += 1
+        self._failures[address] = (count, now)
+        if len(self._failures) > 10_000:
+            self._failures = {a: v for a, v in self._failures.items()
+                              if now - v[1] <= FAILURE_MEMORY}
+        return min(FAILURE_DELAY * 2 ** (count - 1), FAILURE_DELAY_MAX)
+
+
+def jwt_permissions(user: Any) -> Permissions | None:
+    """A user JWT's publish/subscribe/response claims as :class:`Permissions`."""
+    perms = Permissions()
+    any_rule = False
+    for attr in ("pub_allow", "pub_deny", "sub_allow", "sub_deny"):
+        entries = getattr(user, attr, None)
+        if entries:
+            setattr(perms, attr, RuleList(list(entries)))
+            any_rule = True
+    resp = getattr(user, "resp", None)
+    if resp:
+        ttl = resp.get("ttl", 0) if isinstance(resp, dict) else 0
+        rmax = resp.get("max", 1) if isinstance(resp, dict) else 1
+        perms.responses = ResponsePermission(rmax, ttl / 1e9 if ttl else 0.0)
+        any_rule = True
+    return perms if any_rule else None

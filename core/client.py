@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from core.permissions import Permissions, Responses
 from core.router import Subscription
 
 #: One message of a batch: (subject shown, reply, header block, payload).
@@ -12,7 +13,16 @@ Delivery = tuple[bytes, bytes | None, bytes | None, bytes]
 
 if TYPE_CHECKING:
     from core.accounts import Account
+    from core.auth import Principal
     from core.hub import Hub
+
+
+class PermissionDenied(Exception):
+    """A subscription the client's permissions do not allow."""
+
+
+class TooManySubscriptions(Exception):
+    """A subscription beyond the connection's limit."""
 
 
 class Client:
@@ -49,6 +59,69 @@ class Client:
         self.out_bytes = 0
         self.subs: dict[bytes, Subscription] = {}
         self.closed = False
+        #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
+        self.perms: Permissions | None = None
+        self.responses: Responses | None = None
+        #: Per-connection subscription limit (-1: none).
+        self.max_subs = -1
+        self.expires = 0.0
+
+    # -- identity ---------------------------------------------------------------------
+
+    def bind(self, account: Account, principal: Principal) -> None:
+        """Join ``account`` as ``principal``; only before any subscription exists."""
+        self.account.clients.discard(self)
+        self.account = account
+        account.clients.add(self)
+        self.user = principal.user
+        self.expires = principal.expires
+        self._apply_permissions(principal.permissions)
+        server_max = self.hub.options.max_subscriptions
+        limits = [n for n in (account.max_subscriptions, server_max if server_max > 0 else -1)
+                  if n >= 0]
+        self.max_subs = min(limits) if limits else -1
+
+    def rebind(self, principal: Principal) -> list[Subscription]:
+        """New permissions for the same account; returns the subscriptions they end."""
+        self._apply_permissions(principal.permissions)
+        gone = [sub for sub in self.subs.values()
+                if not self.may_subscribe(sub.subject, sub.queue)]
+        for sub in gone:
+            self.drop_subscription(sub)
+        for sub in self.subs.values():
+            sub.guard = self._guard_for(sub.subject)
+        return gone
+
+    def _apply_permissions(self, perms: Permissions | None) -> None:
+        self.perms = perms
+        resp = perms.responses if perms is not None else None
+        self.responses = Responses(resp) if resp is not None else None
+
+    def may_publish(self, subject: bytes) -> bool:
+        """The permission check for publishing, with responses a service may send."""
+        perms = self.perms
+        if perms is None or perms.can_publish(subject):
+            return True
+        return self.responses is not None and self.responses.use(subject)
+
+    def may_subscribe(self, subject: bytes, queue: bytes | None) -> bool:
+        return self.perms is None or self.perms.can_subscribe(subject, queue)
+
+    def _guard_for(self, subject: bytes):
+        """What checks each delivery to a new subscription on ``subject``, if anything."""
+        perms, responses = self.perms, self.responses
+        filtered = perms is not None and perms.needs_delivery_check(subject)
+        if responses is None and not filtered:
+            return None
+
+        def guard(shown: bytes, reply: bytes | None) -> bool:
+            if filtered and not perms.can_receive(shown):
+                return False
+            if responses is not None and reply:
+                responses.grant(reply)
+            return True
+
+        return guard
 
     # -- delivery ---------------------------------------------------------------
 
@@ -81,12 +154,19 @@ class Client:
     def subscribe(self, subject: bytes, queue: bytes | None, sid: bytes) -> Subscription:
         """Add a subscription; an existing sid keeps its subscription (as nats-server).
 
-        Raises :class:`core.router.InvalidSubject`.
+        Raises :class:`core.router.InvalidSubject`, :class:`PermissionDenied` or
+        :class:`TooManySubscriptions`.
         """
         sub = self.subs.get(sid)
         if sub is not None:
             return sub
+        if self.perms is not None and not self.perms.can_subscribe(subject, queue):
+            raise PermissionDenied(subject)
+        if 0 <= self.max_subs <= len(self.subs):
+            raise TooManySubscriptions(subject)
         sub = Subscription(self, sid, subject, queue)
+        if self.perms is not None or self.responses is not None:
+            sub.guard = self._guard_for(subject)
         self.account.router.subscribe(sub)
         self.subs[sid] = sub
         return sub
@@ -115,7 +195,12 @@ class Client:
         for sub in self.subs.values():
             router.unsubscribe(sub)
         self.subs.clear()
+        self.account.clients.discard(self)
         self.hub.remove_client(self)
 
     def close(self, reason: str = "") -> None:
         raise NotImplementedError
+
+    def fail(self, err: str) -> None:
+        """Tell the peer ``err`` in its protocol's form, then close."""
+        self.close(err)

@@ -7,8 +7,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
+from core import security
 from core.accounts import GLOBAL_ACCOUNT, Account
-from core.auth import Authenticator
 from core.flow import FlowControl
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ class Hub:
         self.pid = os.getpid()
         self.accounts: dict[str, Account] = {GLOBAL_ACCOUNT: Account(GLOBAL_ACCOUNT)}
         self.global_account = self.accounts[GLOBAL_ACCOUNT]
-        self.auth = Authenticator.from_options(options)
+        self.system_account: Account | None = None
+        security.configure(self, options)  # sets self.auth and the configured accounts
         self.clients: dict[int, Client] = {}
         self.total_connections = 0
         self.slow_consumers = 0

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.conf import SIZE_MULTIPLIERS, ConfDict, ConfError, load
+from core.tls import min_tls_version
 
 __all__ = [
     "AUTHORIZATION_KEYS",
@@ -91,6 +92,7 @@ class Options:
     max_control_line: int = DEFAULT_MAX_CONTROL_LINE
     max_pending: int = DEFAULT_MAX_PENDING
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_subscriptions: int = 0  # per connection; 0: unlimited
     ping_interval: float = DEFAULT_PING_INTERVAL  # seconds
     ping_max: int = DEFAULT_PING_MAX
     write_deadline: float = DEFAULT_WRITE_DEADLINE  # seconds
@@ -98,12 +100,18 @@ class Options:
     username: str = ""
     password: str = ""
     token: str = ""
+    #: The command line these options came from (a reload reads it again).
+    argv: list[str] = field(default_factory=list, repr=False, compare=False)
+    #: Users, permissions and accounts (:class:`core.authconf.AuthConfig`).
+    auth_config: Any = field(default=None, repr=False, compare=False)
     tls: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
     tls_verify: bool = False
     tls_timeout: float = DEFAULT_TLS_TIMEOUT  # seconds
+    tls_min_version: str = ""  # "1.2" | "1.3"; empty: 1.2
+    tls_map: bool = False  # verify_and_map: the client certificate names the user
     debug: bool = False
     trace: bool = False
     trace_verbose: bool = False
@@ -367,6 +375,7 @@ _simple(TOP_LEVEL_KEYS, "server_name", "string", "server_name")
 _simple(TOP_LEVEL_KEYS, "http_port", "integer", "http_port", "monitor_port")
 _simple(TOP_LEVEL_KEYS, "max_pending", "integer", "max_pending")
 _simple(TOP_LEVEL_KEYS, "max_connections", "integer", "max_connections", "max_conn")
+_simple(TOP_LEVEL_KEYS, "max_subscriptions", "integer", "max_subscriptions", "max_subs")
 _simple(TOP_LEVEL_KEYS, "ping_interval", "seconds", "ping_interval")
 _simple(TOP_LEVEL_KEYS, "ping_max", "integer", "ping_max")
 _simple(TOP_LEVEL_KEYS, "write_deadline", "seconds", "write_deadline")
@@ -495,22 +504,37 @@ _simple(TLS_KEYS, "tls_ca", "string", "ca_file")
 _simple(TLS_KEYS, "tls_verify", "boolean", "verify")
 _simple(TLS_KEYS, "tls_timeout", "seconds", "timeout")
 
+
+@TLS_KEYS.key("min_version")
+def _tls_min_version_key(opts: Options, entry: Entry) -> None:
+    try:
+        min_tls_version(entry.value)
+    except ValueError as exc:
+        raise entry.error(f"error parsing tls config: {exc}")
+    opts.set("tls_min_version", entry.value)
+
+
+@TLS_KEYS.key("verify_and_map")
+def _tls_map_key(opts: Options, entry: Entry) -> None:
+    # As in nats-server, "true" also turns verify on; "false" leaves verify alone.
+    mapped = entry.boolean()
+    if mapped:
+        opts.set("tls_verify", True)
+    opts.set("tls_map", mapped)
+
 _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
     (TOP_LEVEL_KEYS, "clustering", "cluster connect_error_reports reconnect_error_reports"),
     (TOP_LEVEL_KEYS, "gateways", "gateway"),
     (TOP_LEVEL_KEYS, "leaf nodes", "leaf leafnodes"),
     (
         TOP_LEVEL_KEYS,
-        "accounts",
-        "accounts system_account system no_system_account no_system no_sys_acc no_auth_user "
+        "subject mappings",
         "mappings maps default_js_domain",
     ),
     (
         TOP_LEVEL_KEYS,
         "operator mode",
-        "operator operators root roots root_operator root_operators resolver account_resolver "
-        "accounts_resolver resolver_tls resolver_preload resolver_pinned_accounts trusted "
-        "trusted_keys",
+        "resolver_tls resolver_pinned_accounts trusted trusted_keys",
     ),
     (TOP_LEVEL_KEYS, "MQTT", "mqtt"),
     (TOP_LEVEL_KEYS, "WebSocket", "websocket ws"),
@@ -522,22 +546,17 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
     (
         TOP_LEVEL_KEYS,
         "this tuning option",
-        "client_advertise allow_non_tls max_subscriptions max_subs max_sub_tokens "
+        "client_advertise allow_non_tls max_sub_tokens "
         "max_subscription_tokens disable_sublist_cache no_sublist_cache no_header_support "
         "max_closed_clients server_tags disable_short_first_ping",
-    ),
-    (
-        AUTHORIZATION_KEYS,
-        "multiple users and permissions",
-        "users permissions default_permissions default_permission",
     ),
     (AUTHORIZATION_KEYS, "auth callout", "auth_callout"),
     (
         TLS_KEYS,
         "this TLS option",
-        "insecure verify_and_map verify_cert_and_check_known_urls cipher_suites "
+        "insecure verify_cert_and_check_known_urls cipher_suites "
         "curve_preferences pinned_certs connection_rate_limit handshake_first first cert_store "
-        "cert_match cert_match_by ocsp_peer min_version certs",
+        "cert_match cert_match_by ocsp_peer certs",
     ),
     (JETSTREAM_KEYS, "JetStream domains", "domain"),
     (
@@ -582,6 +601,7 @@ def _finish(opts: Options) -> None:
         opts.auth_timeout = opts.tls_timeout + 1.0 if opts.tls else DEFAULT_AUTH_TIMEOUT
     if opts.jetstream and not opts.store_dir:
         opts.store_dir = default_store_dir()
+    authconf.check(opts)
     if opts.max_payload > opts.max_pending:
         raise OptionsError(
             f"max_payload ({opts.max_payload}) cannot be higher than "
@@ -766,6 +786,7 @@ def parse_args(argv: list[str]) -> Options:
     _apply_tls_flags(opts, given)
     _finish(opts)
     opts.action = "test_config" if testing else "serve"
+    opts.argv = list(argv)
     return opts
 
 
@@ -836,3 +857,7 @@ TLS:
 Flags take one or two dashes and "-flag value" or "-flag=value"; boolean flags take
 only "-flag" or "-flag=false". Clustering, gateway and leaf node flags are refused.
 """
+
+
+# The security keys live in their own module, which registers them on these tables.
+from core import authconf  # noqa: E402

@@ -35,7 +35,7 @@ class InvalidSubject(ValueError):
 class Subscription:
     """One subscription of one client; also the unit the index stores."""
 
-    __slots__ = ("client", "sid", "subject", "queue", "max_msgs", "delivered")
+    __slots__ = ("client", "sid", "subject", "queue", "max_msgs", "delivered", "guard")
 
     def __init__(self, client: Client, sid: bytes, subject: bytes, queue: bytes | None) -> None:
         self.client = client
@@ -46,6 +46,9 @@ class Subscription:
         self.max_msgs = 0
         #: Messages delivered so far; UNSUB max counts them.
         self.delivered = 0
+        #: ``guard(subject, reply) -> bool`` sees each delivery first when the client's
+        #: permissions filter or record them (deny rules inside a wildcard, responses).
+        self.guard: Callable[[bytes, bytes | None], bool] | None = None
 
 
 class Router:
@@ -122,6 +125,8 @@ class Router:
             client = sub.client
             if client is origin and not client.echo:
                 continue
+            if sub.guard is not None and not sub.guard(subject, reply):
+                continue
             client.deliver(sub, subject, reply, hdr, payload)
             n += 1
             sub.delivered += 1
@@ -144,6 +149,8 @@ class Router:
         plain, groups = self.match(route)
         n = 0
         for sub in plain:
+            if sub.guard is not None and not sub.guard(shown, reply):
+                continue
             sub.client.deliver(sub, shown, reply, hdr, payload)
             n += 1
             sub.delivered += 1
@@ -187,7 +194,7 @@ class Router:
             plain, groups = m
             if len(plain) == 1 and not groups:
                 sub = plain[0]
-                if not sub.max_msgs and (
+                if not sub.max_msgs and sub.guard is None and (
                     origin is None or sub.client is not origin or origin.echo
                 ):
                     if sub is not run_sub:
@@ -212,14 +219,17 @@ class Router:
         plain, groups = self.match(route)
         n = 0
         for sub in plain:
-            if sub.max_msgs:
+            if sub.max_msgs or sub.guard is not None:
                 for shown, reply, hdr, payload in msgs:
-                    if sub.delivered >= sub.max_msgs:
+                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
                         break
+                    if sub.guard is not None and not sub.guard(shown, reply):
+                        continue
                     sub.client.deliver(sub, shown, reply, hdr, payload)
                     n += 1
                     sub.delivered += 1
-                    self._count(sub)
+                    if sub.max_msgs:
+                        self._count(sub)
                 continue
             sub.client.deliver_batch(sub, msgs)
             n += len(msgs)
@@ -243,14 +253,17 @@ class Router:
             client = sub.client
             if client is origin and not client.echo:
                 continue
-            if sub.max_msgs:
+            if sub.max_msgs or sub.guard is not None:
                 for payload in payloads:
-                    if sub.delivered >= sub.max_msgs:
+                    if sub.max_msgs and sub.delivered >= sub.max_msgs:
                         break
+                    if sub.guard is not None and not sub.guard(subject, reply):
+                        continue
                     client.deliver(sub, subject, reply, None, payload)
                     n += 1
                     sub.delivered += 1
-                    self._count(sub)
+                    if sub.max_msgs:
+                        self._count(sub)
             else:
                 client.deliver_many(sub, subject, reply, payloads)
                 n += len(payloads)
@@ -283,6 +296,8 @@ class Router:
                 if client is origin and not client.echo:
                     continue
                 if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    continue
+                if sub.guard is not None and not sub.guard(subject, reply):
                     continue
                 client.deliver(sub, subject, reply, hdr, payload)
                 n += 1

@@ -31,10 +31,13 @@ from bridges.nats.codec import (
     encode_err,
     encode_info,
 )
-from core.client import Client, Delivery
+from core import security
+from core.auth import AuthError, Principal, new_nonce
+from core.client import Client, Delivery, PermissionDenied, TooManySubscriptions
 from core.log import TRACE, log
 from core.router import InvalidSubject, Subscription
 from core.subjects import is_literal
+from core.tls import peer_identities
 
 if TYPE_CHECKING:
     from bridges.nats.door import NatsDoor
@@ -44,6 +47,8 @@ ERR_AUTH_TIMEOUT = "Authentication Timeout"
 ERR_STALE = "Stale Connection"
 ERR_MAX_CONNECTIONS = "maximum connections exceeded"
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
+ERR_MAX_SUBS = "maximum subscriptions exceeded"
+ERR_EXPIRED = "User Authentication Expired"
 #: Reply prefixes only the server itself may use.
 RESERVED_REPLIES = (b"$JS.ACK.", b"_R_.", b"$GNR.")
 
@@ -77,6 +82,11 @@ class NatsClient(Client, asyncio.Protocol):
         self.tls = False
         self._early: list[bytes] | None = None
         self._trace = log.isEnabledFor(TRACE)
+        #: Events that arrived while CONNECT's credentials were being checked.
+        self._held: list | None = None
+        self.nonce = new_nonce() if hub.auth.nonce_required else ""
+        self.connect_opts: dict[str, Any] | None = None
+        self.tls_identities: list[str] | None = None
 
     # -- connection life cycle ----------------------------------------------------
 
@@ -105,6 +115,8 @@ class NatsClient(Client, asyncio.Protocol):
 
     async def _start_tls(self) -> None:
         assert self.transport is not None
+        #: User-name candidates from the client certificate (verify_and_map).
+        self.tls_identities: list[str] = []
         timeout = self.hub.options.tls_timeout
         # Bytes decrypted before start_tls returns must wait for the TLS transport,
         # or the replies would go out in clear on the raw socket.
@@ -126,6 +138,7 @@ class NatsClient(Client, asyncio.Protocol):
             return
         self.transport = new
         self.tls = True
+        self.tls_identities = peer_identities(new.get_extra_info("ssl_object"))
         early, self._early = self._early, None
         if early:
             self.data_received(b"".join(early))
@@ -343,6 +356,9 @@ class NatsClient(Client, asyncio.Protocol):
         self.last_activity = time.time()
         self._flow.hit = False  # only deliveries caused by this input count against it
         events = self.codec.receive_data(data)
+        if self._held is not None:
+            self._held.extend(events)
+            return
         if not self.codec.connected and self.hub.auth.required:
             events = self._before_connect(events)
         if self._trace:
@@ -360,7 +376,7 @@ class NatsClient(Client, asyncio.Protocol):
         # Plain PUBs of this read, routed together (not for verbose or pedantic
         # clients, whose answers go out per message).
         batch: list[Delivery] = []
-        for ev in events:
+        for i, ev in enumerate(events):
             op = ev[0]
             if op in (OP_PUB, OP_PUBS):
                 subject, reply, hdr, body = ev[1], ev[2], ev[3], ev[4]
@@ -375,6 +391,12 @@ class NatsClient(Client, asyncio.Protocol):
                     self._flush_batch(batch)
                     self.write(encode_err(
                         f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
+                    ) * count)
+                    continue
+                if self.perms is not None and not self.may_publish(subject):
+                    self._flush_batch(batch)
+                    self.write(encode_err(
+                        f'Permissions Violation for Publish to "{subject.decode(errors="replace")}"'
                     ) * count)
                     continue
                 if op == OP_PUB and not (pedantic or verbose):
@@ -407,7 +429,7 @@ class NatsClient(Client, asyncio.Protocol):
                 if self.verbose:
                     self.write(OK)
             elif op == OP_CONNECT:
-                if not self._connect(ev[1]):
+                if not self._connect(ev[1], events, i + 1):
                     return
                 pedantic, verbose = self.pedantic, self.verbose
             elif op == OP_ERROR:
@@ -453,20 +475,78 @@ class NatsClient(Client, asyncio.Protocol):
         except InvalidSubject:
             self.write(encode_err(ERR_INVALID_SUBJECT))
             return
+        except PermissionDenied:
+            text = subject.decode(errors="replace")
+            if queue is not None:
+                text += f'" using queue "{queue.decode(errors="replace")}'
+            self.write(encode_err(f'Permissions Violation for Subscription to "{text}"'))
+            return
+        except TooManySubscriptions:
+            self.write(encode_err(ERR_MAX_SUBS))
+            return
         if self.verbose:
             self.write(OK)
 
-    def _connect(self, opts: dict[str, Any]) -> bool:
+    def _connect(self, opts: dict[str, Any], events: list, rest: int) -> bool:
+        """Apply CONNECT; False when processing must stop here.
+
+        Without auth the client joins the global account at once.  Otherwise the
+        credentials are checked off the event loop's hot path (bcrypt, failure
+        delays): input is held until the answer and then processed in order.
+        """
+        if self.connect_opts is not None:  # a second CONNECT only updates options
+            self._apply_connect(opts)
+            return True
+        self.connect_opts = opts
+        if not self.hub.auth.required and not self.hub.auth.conf.no_auth_user:
+            return self._admitted(Principal("", self.account.name), opts)
+        self._held = list(events[rest:])
+        self.pause_reading()
+        self._loop.create_task(self._authenticate(opts))
+        return False
+
+    async def _authenticate(self, opts: dict[str, Any]) -> None:
         hub = self.hub
-        user = hub.auth.authenticate(opts)
-        if user is None:
-            log.error("%s:%s - cid:%d - authentication error", self.ip, self.port, self.cid)
-            self._fail(ERR_AUTH)
+        try:
+            principal = await hub.auth.authenticate(
+                opts, self.nonce, self.conn_type, self.tls_identities
+            )
+        except AuthError as exc:
+            log.error("%s:%s - cid:%d - authentication error: %s", self.ip, self.port,
+                      self.cid, exc)
+            self._timers["auth"] = self._loop.call_later(
+                hub.auth.failure_delay(self.ip), self._fail, ERR_AUTH
+            )
+            return
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        held, self._held = self._held or [], None
+        if not self._admitted(principal, opts):
+            return
+        self.resume_reading()
+        self._process(held)
+
+    def _admitted(self, principal: Principal, opts: dict[str, Any]) -> bool:
+        """Join the principal's account, within its limits."""
+        error = security.admit(self.hub, self, principal)
+        if error is not None:
+            self._fail(error)
             return False
+        self._publish = self.account.router.publish
         timer = self._timers.pop("auth", None)
         if timer is not None:
             timer.cancel()
-        self.user = user
+        payload = self.account.max_payload
+        if 0 <= payload < self.codec.max_payload:
+            self.codec.max_payload = payload
+        if self.expires:
+            self._timers["expiry"] = self._loop.call_later(
+                max(self.expires - time.time(), 0), self._fail, ERR_EXPIRED
+            )
+        self._apply_connect(opts)
+        return True
+
+    def _apply_connect(self, opts: dict[str, Any]) -> None:
         self.verbose = opts["verbose"]
         self.pedantic = opts["pedantic"]
         self.echo = opts["echo"]
@@ -478,4 +558,6 @@ class NatsClient(Client, asyncio.Protocol):
                 setattr(self, key, value)
         if self.verbose:
             self.write(OK)
-        return True
+
+    def fail(self, err: str) -> None:
+        self._fail(err)

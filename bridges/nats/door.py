@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridges.nats.connection import NatsClient
 from core.log import log
+from core.tls import server_context
 
 if TYPE_CHECKING:
     from core.hub import Hub
@@ -21,14 +22,10 @@ def tls_context(options: Options) -> ssl.SSLContext | None:
     """A server context from nats-server's TLS options, or None when TLS is off."""
     if not (options.tls or options.tls_cert):
         return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(options.tls_cert, options.tls_key)
-    if options.tls_ca:
-        ctx.load_verify_locations(options.tls_ca)
-    if options.tls_verify:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    return server_context(
+        options.tls_cert, options.tls_key, options.tls_ca, options.tls_verify,
+        options.tls_min_version,
+    )
 
 
 class NatsDoor:
@@ -82,8 +79,6 @@ class NatsDoor:
         }
         if hub.jetstream is not None:
             info["jetstream"] = True
-        if hub.auth.required:
-            info["auth_required"] = True
         if self.tls_context is not None:
             info["tls_required"] = True
             if opts.tls_verify:
@@ -95,6 +90,10 @@ class NatsDoor:
         info = dict(self._info)
         info["client_id"] = client.cid
         info["client_ip"] = client.ip
+        if self.hub.auth.required:
+            info["auth_required"] = True
+        if client.nonce:
+            info["nonce"] = client.nonce
         if self.hub.lame_duck:
             info["ldm"] = True
         return info

@@ -290,11 +290,9 @@ def test_unknown_field() -> None:
         "cluster { port: 6222 }",
         "gateway { name: a }",
         "leafnodes { port: 7422 }",
-        "accounts { A: {} }",
-        "system_account: SYS",
-        "no_auth_user: a",
-        "operator: op.jwt",
-        "resolver: MEMORY",
+        "mappings { a: b }",
+        "trusted_keys: [OABC]",
+        "resolver: URL(http://localhost:9090/jwt/v1/accounts/)",
         "mqtt { port: 1883 }",
         "websocket { port: 8080 }",
         "https: 8443",
@@ -308,8 +306,7 @@ def test_unsupported_blocks_are_rejected(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        ("authorization {\n  users: [ {user: a, password: b} ]\n}", "authorization.users"),
-        ("authorization {\n  permissions: { publish: x }\n}", "authorization.permissions"),
+        ("authorization {\n  auth_callout: {}\n}", "authorization.auth_callout"),
         ("tls {\n  cipher_suites: [x]\n}", "tls.cipher_suites"),
         ("jetstream {\n  domain: hub\n}", "jetstream.domain"),
     ],
@@ -368,9 +365,10 @@ def test_key_table_can_be_extended() -> None:
 
 
 def test_top_level_table_lists_the_supported_keys() -> None:
-    for key in ("listen", "port", "jetstream", "authorization", "tls", "max_conn", "logfile"):
+    for key in ("listen", "port", "jetstream", "authorization", "tls", "max_conn", "logfile",
+                "accounts", "no_auth_user", "operator"):
         assert key in TOP_LEVEL_KEYS.handlers
-    for key in ("cluster", "accounts", "websocket", "mqtt"):
+    for key in ("cluster", "mappings", "websocket", "mqtt"):
         assert key in TOP_LEVEL_KEYS.unsupported
 
 

@@ -1,0 +1,116 @@
+"""NATS nkeys, verification side only: the hub checks signatures, it never signs.
+
+A public nkey is base32 (RFC 4648, no padding) of one prefix byte, the 32-byte Ed25519
+key and a CRC16/XMODEM checksum stored little-endian, so it is always 56 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+#: Prefix byte per key kind, keyed by the first character the kind encodes to.
+PREFIXES: dict[str, int] = {
+    "O": 14 << 3,  # operator
+    "A": 0,  # account
+    "U": 20 << 3,  # user
+    "N": 13 << 3,  # server
+    "C": 2 << 3,  # cluster
+}
+SEED_PREFIX = 18 << 3
+PUBLIC_KEY_LEN = 56
+
+_RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
+_STD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def crc16(data: bytes) -> int:
+    """CRC16/XMODEM (poly 0x1021, init 0), the checksum nkeys append."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def _b32decode(text: str) -> bytes:
+    if "=" in text:
+        raise ValueError("nkey: invalid encoding")
+    try:
+        return base64.b32decode(text + "=" * (-len(text) % 8), casefold=False)
+    except (binascii.Error, ValueError):
+        raise ValueError("nkey: invalid encoding")
+
+
+def _checked(text: str) -> bytes:
+    """Decode and strip the checksum; raises ValueError when it does not match."""
+    raw = _b32decode(text)
+    if len(raw) < 4:
+        raise ValueError("nkey: invalid encoding")
+    body, crc = raw[:-2], int.from_bytes(raw[-2:], "little")
+    if crc16(body) != crc:
+        raise ValueError("nkey: invalid checksum")
+    return body
+
+
+def decode_public_key(key: str, kinds: str = "OAUNC") -> bytes:
+    """The raw 32-byte Ed25519 key of a public nkey whose kind is one of ``kinds``."""
+    if not isinstance(key, str) or len(key) != PUBLIC_KEY_LEN:
+        raise ValueError("nkey: invalid public key")
+    body = _checked(key)
+    if len(body) != 33:
+        raise ValueError("nkey: invalid public key")
+    allowed = {PREFIXES[k] for k in kinds if k in PREFIXES}
+    if body[0] not in allowed:
+        raise ValueError("nkey: invalid prefix byte")
+    return body[1:]
+
+
+def is_public_key(key: str, kind: str) -> bool:
+    """True when ``key`` is a well-formed public nkey of ``kind`` ('O', 'A', 'U', 'N', 'C')."""
+    try:
+        decode_public_key(key, kind)
+    except ValueError:
+        return False
+    return True
+
+
+def verify(public_key: str, data: bytes, signature: bytes) -> bool:
+    """Check an Ed25519 ``signature`` over ``data`` made by the holder of ``public_key``."""
+    try:
+        raw = decode_public_key(public_key)
+    except ValueError:
+        return False
+    if len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def decode_signature(sig: str) -> bytes | None:
+    """Bytes of a CONNECT ``sig``, or None when missing or undecodable.
+
+    nats-server tries base64url without padding first and falls back to standard base64
+    with padding; newer clients send the former, older ones the latter. Like Go's decoder,
+    CR and LF inside the text are ignored.
+    """
+    if not sig:
+        return None
+    text = sig.replace("\r", "").replace("\n", "")
+    if _RAW_URL.fullmatch(text) and len(text) % 4 != 1:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _STD.fullmatch(text) and len(text) % 4 == 0:
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error:
+            return None
+    return None

@@ -1,0 +1,148 @@
+"""Live accounts and the authenticator, made from the options at start and on reload.
+
+A reload keeps every account object (and so every subscription and stream) that is
+still configured, updates limits and links, and re-checks each connection against the
+new users: those no longer allowed are closed, the others get their new permissions
+and lose subscriptions those no longer allow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.accounts import GLOBAL_ACCOUNT, Account
+from core.auth import Authenticator, Principal
+from core.authconf import auth_config
+from core.imports import link_imports, unlink
+from core.log import log
+
+if TYPE_CHECKING:
+    from core.client import Client
+    from core.hub import Hub
+    from core.options import Options
+
+ERR_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
+
+
+def _js_limits(options: Options, value: Any, explicit_accounts: bool) -> Any:
+    if not options.jetstream:
+        return None
+    if value is None:
+        if explicit_accounts:
+            return None
+        from core.jetstream.models import AccountLimits
+
+        return AccountLimits()
+    from core.jetstream.limits import account_limits_from_conf
+
+    return account_limits_from_conf(value)
+
+
+def configure(hub: Hub, options: Options) -> None:
+    """Create or update the hub's accounts and authenticator from ``options``."""
+    conf = auth_config(options)
+    wanted = {GLOBAL_ACCOUNT, *conf.accounts}
+    system = "" if conf.no_system_account else conf.system_account
+    if system:
+        wanted.add(system)
+    any_js = any(a.jetstream is not None for a in conf.accounts.values())
+    for name in wanted:
+        acc = hub.accounts.get(name)
+        if acc is None:
+            acc = hub.accounts[name] = Account(name)
+        unlink(acc)
+        spec = conf.accounts.get(name)
+        acc.is_system = name == system
+        if spec is not None:
+            acc.max_connections = spec.max_connections
+            acc.max_subscriptions = spec.max_subscriptions
+            acc.max_payload = spec.max_payload
+            acc.default_permissions = spec.default_permissions
+            acc.jetstream_limits = _js_limits(options, spec.jetstream, True)
+        elif name == GLOBAL_ACCOUNT:
+            # The global account has JetStream when no account asks for it itself.
+            acc.jetstream_limits = _js_limits(options, None, any_js)
+        else:
+            acc.jetstream_limits = None
+    hub.system_account = hub.accounts.get(system) if system else None
+    link_imports(
+        hub,
+        {name: spec.imports for name, spec in conf.accounts.items()},
+        {name: spec.exports for name, spec in conf.accounts.items()},
+    )
+    hub.auth = Authenticator(options)
+
+
+def account_for(hub: Hub, principal: Principal) -> Account:
+    """The live account of an authenticated principal (operator mode creates it)."""
+    acc = hub.accounts.get(principal.account)
+    if acc is not None:
+        return acc
+    claims = principal.account_claims
+    acc = hub.accounts[principal.account] = Account(principal.account)
+    if claims is not None:
+        acc.label = getattr(claims, "name", "") or principal.account
+        limits = getattr(claims, "limits", None) or {}
+        get = limits.get if isinstance(limits, dict) else (lambda k, d: getattr(limits, k, d))
+        acc.max_connections = int(get("conn", -1))
+        acc.max_subscriptions = int(get("subs", -1))
+        acc.max_payload = int(get("payload", -1))
+        acc.jetstream_limits = jwt_jetstream_limits(hub, claims)
+    return acc
+
+
+def jwt_jetstream_limits(hub: Hub, claims: Any) -> Any:
+    """JetStream limits from an account JWT (None when the JWT grants none)."""
+    if not hub.options.jetstream:
+        return None
+    from core.jetstream.models import AccountLimits
+
+    js = getattr(claims, "jetstream", None)
+    if not js:
+        return None
+    get = js.get if isinstance(js, dict) else (lambda k, d: getattr(js, k, d))
+    mem, disk = int(get("mem_storage", 0)), int(get("disk_storage", 0))
+    if mem == 0 and disk == 0:
+        return None
+    return AccountLimits(
+        max_memory=mem, max_storage=disk, max_streams=int(get("streams", -1)),
+        max_consumers=int(get("consumer", -1)),
+    )
+
+
+def admit(hub: Hub, client: Client, principal: Principal) -> str | None:
+    """Place an authenticated client in its account; the error that refuses it."""
+    acc = account_for(hub, principal)
+    if acc.at_connection_limit():
+        return ERR_ACCOUNT_CONNECTIONS
+    client.bind(acc, principal)
+    return None
+
+
+async def reload(hub: Hub, options: Options) -> None:
+    """Apply changed users, permissions and accounts without dropping allowed clients."""
+    hub.options.auth_config = options.auth_config
+    for name in ("username", "password", "token"):
+        setattr(hub.options, name, getattr(options, name))
+    configure(hub, hub.options)
+    if hub.jetstream is not None:
+        for acc in hub.accounts.values():
+            if acc.jetstream_limits is not None:
+                await hub.jetstream.enable(acc)
+    for client in list(hub.clients.values()):
+        opts = getattr(client, "connect_opts", None)
+        if opts is None or client.kind != "Client":
+            continue
+        try:
+            principal = await hub.auth.authenticate(
+                opts, getattr(client, "nonce", ""), client.conn_type,
+                getattr(client, "tls_identities", None),
+            )
+        except Exception as exc:  # noqa: BLE001 - any refusal closes the client
+            log.info("cid:%d - no longer authorized after reload: %s", client.cid, exc)
+            client.fail("Authorization Violation")
+            continue
+        if hub.accounts.get(principal.account) is not client.account:
+            client.fail("Authorization Violation")
+            continue
+        client.rebind(principal)

@@ -1,0 +1,329 @@
+"""TLS shared by the client doors: server contexts and client-certificate identities.
+
+Under ``verify_and_map`` nats-server takes the user name from the client's certificate,
+trying in turn: e-mail SANs, DNS SANs, URI SANs, the subject compared as a distinguished
+name (attribute types case-insensitive, values exact, RDN order tolerated), then two
+subject strings in Go's ``pkix`` rendering ("CN=bob,OU=dev,O=acme"): with the domain
+components appended and without them. :func:`peer_identities` lists those candidates in
+that order and :func:`find_user` applies nats-server's matching rules to them.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+__all__ = [
+    "DN",
+    "CertDN",
+    "find_user",
+    "identities_from_der",
+    "min_tls_version",
+    "parse_dn",
+    "peer_identities",
+    "server_context",
+]
+
+DEFAULT_MIN_VERSION = "1.2"
+_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+_TOO_OLD = {"1.0": "TLS 1.0", "1.1": "TLS 1.1"}
+
+
+def min_tls_version(value: object) -> ssl.TLSVersion:
+    """The version a tls ``min_version`` names; ValueError with nats-server's wording."""
+    if not isinstance(value, str):
+        raise ValueError(f"'min_version' wrong type: {value}")
+    if value in _TOO_OLD:
+        raise ValueError(f"unsupported TLS version: {_TOO_OLD[value]}")
+    if value not in _VERSIONS:
+        raise ValueError(f"unknown version: {value}")
+    return _VERSIONS[value]
+
+
+def server_context(
+    cert: str, key: str, ca: str = "", verify: bool = False, min_version: str = ""
+) -> ssl.SSLContext:
+    """A server-side context as nats-server builds one from its tls options.
+
+    Verification without a ``ca`` trusts the system roots, as Go does when no client CA
+    pool is configured.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = min_tls_version(min_version or DEFAULT_MIN_VERSION)
+    ctx.load_cert_chain(cert, key)
+    if ca:
+        ctx.load_verify_locations(ca)
+    if verify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if not ca:
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    return ctx
+
+
+# -- distinguished names -------------------------------------------------------------
+
+Attribute = tuple[str, str]  # (type, value)
+RDN = tuple[Attribute, ...]
+
+
+def _same_rdn(a: RDN, b: RDN) -> bool:
+    """Equal attribute count and each side's attributes found in the other."""
+
+    def has(rdn: RDN, attr: Attribute) -> bool:
+        return any(t.casefold() == attr[0].casefold() and v == attr[1] for t, v in rdn)
+
+    return len(a) == len(b) and all(has(b, x) for x in a) and all(has(a, x) for x in b)
+
+
+@dataclass(frozen=True)
+class DN:
+    """A distinguished name, most specific RDN first (RFC 4514 order)."""
+
+    rdns: tuple[RDN, ...]
+
+    def equal(self, other: DN) -> bool:
+        """RFC 4517 distinguishedNameMatch: the same RDNs in the same positions."""
+        return len(self.rdns) == len(other.rdns) and all(
+            _same_rdn(a, b) for a, b in zip(self.rdns, other.rdns, strict=True)
+        )
+
+    def same_rdns(self, other: DN) -> bool:
+        """Equal lengths and every RDN of ``self`` somewhere in ``other``: tolerates
+        a reordered name."""
+        return len(self.rdns) == len(other.rdns) and all(
+            any(_same_rdn(a, b) for b in other.rdns) for a in self.rdns
+        )
+
+    def __str__(self) -> str:
+        return ",".join(
+            "+".join(f"{t}={_escape_4514(v)}" for t, v in rdn) for rdn in self.rdns
+        )
+
+
+def _escape_4514(value: str) -> str:
+    out = []
+    for i, c in enumerate(value):
+        if c in ',+"\\<>;=' or (c == " " and i in (0, len(value) - 1)) or (c == "#" and i == 0):
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+_LITERAL_ESCAPES = b' "#+,;<=>\\'
+
+
+def parse_dn(text: str) -> DN | None:
+    """A user name read as an RFC 4514 DN, with the leniencies nats-server's parser
+    has (unescaped spaces around values dropped); None when it is not one."""
+    data = text.encode()
+    rdns: list[RDN] = []
+    rdn: list[Attribute] = []
+    buf = bytearray()
+    kind = ""
+    trailing = 0  # unescaped spaces at the end of buf
+    i = 0
+
+    def take() -> str:
+        nonlocal trailing
+        value = bytes(buf[: len(buf) - trailing]).decode(errors="surrogateescape")
+        buf.clear()
+        trailing = 0
+        return value
+
+    while i < len(data):
+        c = data[i]
+        if c == 0x5C:  # backslash
+            trailing = 0
+            if i + 1 < len(data) and data[i + 1] in _LITERAL_ESCAPES:
+                buf.append(data[i + 1])
+                i += 2
+                continue
+            pair = data[i + 1 : i + 3]
+            if not re.fullmatch(rb"[0-9A-Fa-f]{2}", pair):
+                return None
+            buf += bytes.fromhex(pair.decode())
+            i += 3
+            continue
+        if c == 0x3D:  # '='
+            kind = take()
+            if data[i + 1 : i + 2] == b"#":
+                return None  # BER-encoded values are not supported
+        elif c in (0x2C, 0x2B):  # ',' '+'
+            if not kind:
+                return None
+            rdn.append((kind, take()))
+            kind = ""
+            if c == 0x2C:
+                rdns.append(tuple(rdn))
+                rdn = []
+        elif c == 0x20 and not buf:
+            pass
+        else:
+            trailing = trailing + 1 if c == 0x20 else 0
+            buf.append(c)
+        i += 1
+    if buf:
+        if not kind:
+            return None
+        rdn.append((kind, take()))
+        rdns.append(tuple(rdn))
+    return DN(tuple(rdns))
+
+
+class CertDN(str):
+    """The certificate subject as a DN candidate: matched structurally, not as text."""
+
+    dn: DN
+
+    def __new__(cls, dn: DN) -> CertDN:
+        self = super().__new__(cls, str(dn))
+        self.dn = dn
+        return self
+
+    def match(self, names: Sequence[str]) -> str | None:
+        """The first user name equal to this DN, else one holding the same RDNs."""
+        parsed = [(n, parse_dn(n)) for n in names]
+        candidates = [(n, d) for n, d in parsed if d is not None]
+        for name, dn in candidates:
+            if dn.equal(self.dn):
+                return name
+        for name, dn in candidates:
+            if dn.same_rdns(self.dn):
+                return name
+        return None
+
+
+def find_user(identities: Sequence[str], names: Iterable[str]) -> str | None:
+    """The configured user a certificate maps to, trying ``identities`` in order.
+
+    ``names`` are the user names allowed for this kind of connection.
+    """
+    names = list(names)
+    known = set(names)
+    for identity in identities:
+        if isinstance(identity, CertDN):
+            match = identity.match(names)
+            if match is not None:
+                return match
+        elif identity in known:
+            return identity
+    return None
+
+
+# -- certificate subjects ------------------------------------------------------------
+
+# The attribute types each renderer knows; anything else makes the DN unusable (ldap)
+# or is left out of the text (Go's pkix, which renders from its parsed fields).
+_LDAP_TYPES = {
+    NameOID.COMMON_NAME: "CN",
+    NameOID.SERIAL_NUMBER: "SERIALNUMBER",
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.STREET_ADDRESS: "STREET",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.POSTAL_CODE: "POSTALCODE",
+    NameOID.DOMAIN_COMPONENT: "DC",
+}
+# Go's pkix.Name.ToRDNSequence order, before the string reverses it.
+_PKIX_LISTS = (
+    (NameOID.COUNTRY_NAME, "C"),
+    (NameOID.STATE_OR_PROVINCE_NAME, "ST"),
+    (NameOID.LOCALITY_NAME, "L"),
+    (NameOID.STREET_ADDRESS, "STREET"),
+    (NameOID.POSTAL_CODE, "POSTALCODE"),
+    (NameOID.ORGANIZATION_NAME, "O"),
+    (NameOID.ORGANIZATIONAL_UNIT_NAME, "OU"),
+)
+_PKIX_SINGLES = ((NameOID.COMMON_NAME, "CN"), (NameOID.SERIAL_NUMBER, "SERIALNUMBER"))
+
+
+def _pkix_escape(value: str) -> str:
+    raw = value.encode()
+    out = []
+    pos = 0
+    for c in value:
+        size = len(c.encode())
+        if c in ',+"\\<>;' or (c == " " and pos in (0, len(raw) - 1)) or (c == "#" and pos == 0):
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        pos += size
+    return "".join(out)
+
+
+def _pkix_string(name: x509.Name) -> str:
+    """The subject as Go's ``Subject.ToRDNSequence().String()`` prints it."""
+    values: dict[x509.ObjectIdentifier, list[str]] = {}
+    for attr in name:
+        if isinstance(attr.value, str):
+            values.setdefault(attr.oid, []).append(attr.value)
+    rdns: list[list[str]] = []
+    for oid, label in _PKIX_LISTS:
+        if values.get(oid):
+            rdns.append([f"{label}={_pkix_escape(v)}" for v in values[oid]])
+    for oid, label in _PKIX_SINGLES:
+        if values.get(oid) and values[oid][-1]:
+            rdns.append([f"{label}={_pkix_escape(values[oid][-1])}"])
+    return ",".join("+".join(rdn) for rdn in reversed(rdns))
+
+
+def _subject_dn(name: x509.Name) -> DN | None:
+    """The subject in RFC 4514 order, or None when it holds an unsupported attribute."""
+    rdns: list[RDN] = []
+    for rdn in reversed(name.rdns):
+        attrs: list[Attribute] = []
+        for attr in reversed(list(rdn)):
+            label = _LDAP_TYPES.get(attr.oid)
+            if label is None or not isinstance(attr.value, str):
+                return None
+            attrs.append((label, attr.value))
+        if attrs:
+            rdns.append(tuple(attrs))
+    return DN(tuple(rdns))
+
+
+def identities_from_der(der: bytes) -> list[str]:
+    """The user-name candidates of a DER certificate, in nats-server's order."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        emails: list[str] = []
+        dns: list[str] = []
+        uris: list[str] = []
+    else:
+        emails = san.get_values_for_type(x509.RFC822Name)
+        dns = san.get_values_for_type(x509.DNSName)
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    subject = cert.subject
+    found: list[str] = [*emails, *dns, *uris]
+    dn = _subject_dn(subject)
+    if dn is not None and dn.rdns:
+        found.append(CertDN(dn))
+    text = _pkix_string(subject)
+    dcs = [a.value for a in subject if a.oid == NameOID.DOMAIN_COMPONENT]
+    if dcs:
+        found.append(",".join([text, *(f"DC={v}" for v in dcs)]))
+    found.append(text)
+    return [f for f in found if f]  # an empty name never matches
+
+
+def peer_identities(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> list[str]:
+    """The candidates of the client certificate on a TLS connection; [] without one."""
+    if ssl_object is None:
+        return []
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return []
+    try:
+        return identities_from_der(der)
+    except ValueError:  # a certificate OpenSSL took but cryptography cannot read
+        return []
