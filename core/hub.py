@@ -40,7 +40,6 @@ class Hub:
         self.accounts: dict[str, Account] = {GLOBAL_ACCOUNT: Account(GLOBAL_ACCOUNT)}
         self.global_account = self.accounts[GLOBAL_ACCOUNT]
         self.system_account: Account | None = None
-        security.configure(self, options)  # sets self.auth and the configured accounts
         self.clients: dict[int, Client] = {}
         self.total_connections = 0
         self.slow_consumers = 0
@@ -54,6 +53,7 @@ class Hub:
         # hot path counts each message once, on its own client.
         self._gone = [0, 0, 0, 0]
         self._cid = 0
+        security.configure(self, options)  # sets self.auth and the configured accounts
 
     def next_cid(self) -> int:
         self._cid += 1

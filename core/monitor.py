@@ -71,7 +71,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "subscriptions": sum(len(a.router.index) for a in hub.accounts.values()),
         "config_load_time": rfc3339(hub.start),
         "system_account": "",
-        "jetstream": _jetstream(hub),
+        "jetstream": jetstream_summary(hub),
     }
     if hub.auth.required:
         doc["auth_required"] = True
@@ -81,7 +81,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
     return doc
 
 
-def _jetstream(hub: Hub) -> dict[str, Any]:
+def jetstream_summary(hub: Hub) -> dict[str, Any]:
     """/varz's JetStream section: configuration and usage summed over accounts."""
     js = hub.jetstream
     if js is None:

@@ -50,6 +50,10 @@ class Server:
 
             hub.jetstream = JetStream(hub)
             await hub.jetstream.start()
+        from core.system import SystemService
+
+        self.system = SystemService(hub)
+        self.system.start()
         for door in self.doors:
             await door.start()
         if opts.pid_file:
@@ -63,6 +67,26 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.shutdown)
         loop.add_signal_handler(signal.SIGUSR2, self.enter_lame_duck)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """Read the configuration again and apply users, permissions and accounts."""
+        asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        from core import security
+        from core.options import OptionsError, parse_args
+
+        if not self.options.argv:
+            log.error("Failed to reload server configuration: no configuration file")
+            return
+        try:
+            options = parse_args(self.options.argv)
+        except OptionsError as exc:
+            log.error("Failed to reload server configuration: %s", exc)
+            return
+        await security.reload(self.hub, options)
+        log.info("Reloaded server configuration")
 
     def shutdown(self) -> None:
         log.info("Initiating Shutdown...")

@@ -1,0 +1,114 @@
+"""The system account's services: server and account stats over NATS.
+
+Users of the system account ask ``$SYS.REQ.SERVER.PING[.<ENDPOINT>]`` (every server
+answers) or ``$SYS.REQ.SERVER.<id>.<ENDPOINT>`` and get the monitoring documents
+wrapped as nats-server wraps them: ``{"server": {...}, "data": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from core import monitor
+from core.internal import InternalClient
+from core.timeutil import rfc3339
+
+if TYPE_CHECKING:
+    from core.hub import Hub
+
+
+def _server(hub: Hub) -> dict[str, Any]:
+    return {
+        "name": hub.server_name,
+        "host": hub.options.host,
+        "id": hub.server_id,
+        "ver": hub.version,
+        "jetstream": hub.jetstream is not None,
+        "seq": 0,
+        "time": rfc3339(time.time()),
+    }
+
+
+def _statsz(hub: Hub) -> dict[str, Any]:
+    totals = hub.totals()
+    return {
+        "start": rfc3339(hub.start),
+        "mem": monitor.rss_bytes(),
+        "connections": len(hub.clients),
+        "total_connections": hub.total_connections,
+        "active_accounts": sum(1 for a in hub.accounts.values() if a.clients),
+        "subscriptions": sum(len(a.router.index) for a in hub.accounts.values()),
+        "sent": {"msgs": totals["out_msgs"], "bytes": totals["out_bytes"]},
+        "received": {"msgs": totals["in_msgs"], "bytes": totals["in_bytes"]},
+        "slow_consumers": hub.slow_consumers,
+    }
+
+
+def _accountz(hub: Hub) -> dict[str, Any]:
+    system = hub.system_account
+    return {
+        "server_id": hub.server_id,
+        "now": rfc3339(time.time()),
+        "system_account": system.name if system is not None else "",
+        "accounts": sorted(hub.accounts),
+    }
+
+
+def _healthz(hub: Hub) -> dict[str, Any]:
+    ok = hub.ready and not hub.lame_duck
+    return {"status": "ok"} if ok else {"status": "unavailable", "error": "server not ready"}
+
+
+class SystemService:
+    """Answers the system account's requests from inside the hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.endpoints: dict[bytes, Callable[[], dict[str, Any]]] = {
+            b"STATSZ": lambda: _statsz(hub),
+            b"VARZ": lambda: monitor.varz(hub, hub.options.http_host, hub.options.http_port),
+            b"CONNZ": lambda: monitor.connz(hub),
+            b"ACCOUNTZ": lambda: _accountz(hub),
+            b"HEALTHZ": lambda: _healthz(hub),
+            b"JSZ": lambda: monitor.jetstream_summary(hub),
+        }
+        self.clients: list[InternalClient] = []
+
+    def start(self) -> None:
+        hub = self.hub
+        system = hub.system_account
+        if system is not None:
+            client = InternalClient(hub, system, "$SYS")
+            client.listen(b"$SYS.REQ.SERVER.PING", self._ping)
+            client.listen(b"$SYS.REQ.SERVER.PING.*", self._endpoint)
+            client.listen(b"$SYS.REQ.SERVER.%s.*" % hub.server_id.encode(), self._endpoint)
+            self.clients.append(client)
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.release()
+        self.clients.clear()
+
+    def _reply(self, client: InternalClient, reply: bytes, data: dict[str, Any]) -> None:
+        doc = {"server": _server(self.hub), **data}
+        client.send(reply, None, None, json.dumps(doc).encode())
+
+    def _ping(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+              payload: bytes) -> None:
+        if reply:
+            self._reply(self.clients[0], reply, {"statsz": _statsz(self.hub)})
+
+    def _endpoint(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                  payload: bytes) -> None:
+        if not reply:
+            return
+        name = subject.rsplit(b".", 1)[1]
+        build = self.endpoints.get(name)
+        if build is None:
+            self._reply(self.clients[0], reply,
+                        {"error": {"code": 400, "description": "unknown endpoint"}})
+            return
+        self._reply(self.clients[0], reply, {"data": build()})
