@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from core.options import Options
 
 #: Failed attempts from one address wait FAILURE_DELAY * 2**(n-1), at most FAILURE_DELAY_MAX.
-FAILURE_DELAY = 0.05
-FAILURE_DELAY_MAX = 2.0
+FAILURE_DELAY = 0.02
+FAILURE_DELAY_MAX = 0.5
 #: Failures older than this are forgotten.
 FAILURE_MEMORY = 60.0
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2x$", "$2y$")
@@ -46,6 +46,9 @@ class Principal:
     expires: float = 0.0
     #: The account's JWT claims in operator mode.
     account_claims: Any = None
+    #: The user's own limits (JWT); -1: none.
+    max_subs: int = -1
+    max_payload: int = -1
 
 
 class AuthError(Exception):
@@ -109,6 +112,8 @@ class Authenticator:
 
             self.trust = Trust(conf.operator, conf.resolver_preload)
         self.required = bool(self.by_name or self.by_nkey or self.token or self.trust)
+        #: INFO's auth_required: clients without credentials fall to no_auth_user.
+        self.advertised = self.required and not conf.no_auth_user
         #: Whether INFO must carry a nonce for clients to sign.
         self.nonce_required = bool(self.by_nkey or self.trust)
         self._failures: dict[str, tuple[int, float]] = {}
@@ -136,6 +141,7 @@ class Authenticator:
         nonce: str = "",
         conn_type: str = "STANDARD",
         identities: list[str] | None = None,
+        ip: str = "",
     ) -> Principal:
         """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`."""
         if not self.required:
@@ -143,7 +149,7 @@ class Authenticator:
                 return self._no_auth(conn_type)
             return Principal("", GLOBAL_ACCOUNT)
         if self.trust is not None:
-            return self._jwt_user(opts, nonce, conn_type)
+            return self._jwt_user(opts, nonce, conn_type, ip)
         if self.tls_map and identities is not None:
             for name in identities:
                 user = self.by_name.get(name)
@@ -181,25 +187,27 @@ class Authenticator:
             raise AuthError(f"no_auth_user {name!r} is not a user")
         return self._principal(user, conn_type)
 
-    def _jwt_user(self, opts: dict[str, Any], nonce: str, conn_type: str) -> Principal:
-        from core.jwt import JwtError
+    def _jwt_user(self, opts: dict[str, Any], nonce: str, conn_type: str,
+                  ip: str) -> Principal:
+        from core.jwt import JwtError, effective_permissions
 
         token = opts.get("jwt")
         if not isinstance(token, str) or not token:
             raise AuthError("operator mode needs a user JWT")
         sig = opts.get("sig")
-        raw = nkeys.decode_signature(sig) if isinstance(sig, str) else None
         assert self.trust is not None
         try:
-            account, user = self.trust.verify_user(token, nonce.encode(), raw)
+            account, user = self.trust.verify_user(
+                token, nonce.encode(), sig if isinstance(sig, str) else None,
+                connection_type=conn_type, client_ip=ip or None,
+            )
         except JwtError as exc:
             raise AuthError(f"user JWT: {exc}") from exc
-        types = getattr(user, "allowed_connection_types", None)
-        if types and conn_type not in {t.upper() for t in types}:
-            raise AuthError(f"connection type {conn_type} not allowed")
         return Principal(
-            user.name or user.subject, account.subject, jwt_permissions(user),
+            user.name or user.subject, account.subject,
+            jwt_permissions(effective_permissions(user, account)),
             expires=float(user.expires or 0), account_claims=account,
+            max_subs=user.subs, max_payload=user.payload,
         )
 
     # -- failures ---------------------------------------------------------------------
@@ -218,19 +226,20 @@ class Authenticator:
         return min(FAILURE_DELAY * 2 ** (count - 1), FAILURE_DELAY_MAX)
 
 
-def jwt_permissions(user: Any) -> Permissions | None:
-    """A user JWT's publish/subscribe/response claims as :class:`Permissions`."""
+def jwt_permissions(claims: Any) -> Permissions | None:
+    """A JWT's permission claims (:class:`core.jwt.Permissions`) in the hub's form."""
+    if claims is None:
+        return None
     perms = Permissions()
-    any_rule = False
-    for attr in ("pub_allow", "pub_deny", "sub_allow", "sub_deny"):
-        entries = getattr(user, attr, None)
-        if entries:
-            setattr(perms, attr, RuleList(list(entries)))
-            any_rule = True
-    resp = getattr(user, "resp", None)
-    if resp:
-        ttl = resp.get("ttl", 0) if isinstance(resp, dict) else 0
-        rmax = resp.get("max", 1) if isinstance(resp, dict) else 1
-        perms.responses = ResponsePermission(rmax, ttl / 1e9 if ttl else 0.0)
-        any_rule = True
-    return perms if any_rule else None
+    for side in ("pub", "sub"):
+        rule = getattr(claims, side)
+        if rule.allow:
+            setattr(perms, f"{side}_allow", RuleList(list(rule.allow)))
+        if rule.deny:
+            setattr(perms, f"{side}_deny", RuleList(list(rule.deny)))
+    resp = claims.resp
+    if resp is not None:
+        perms.responses = ResponsePermission(
+            resp.max_msgs or 1, resp.ttl_ns / 1e9 if resp.ttl_ns else 0.0
+        )
+    return perms

@@ -383,18 +383,13 @@ def _no_system_account(opts: Options, entry: Entry) -> None:
 @TOP_LEVEL_KEYS.key("operator", "operators", "root", "roots", "root_operator",
                     "root_operators")
 def _operator(opts: Options, entry: Entry) -> None:
-    values = _strings(entry, entry.value)
-    jwts = []
-    for v in values:
-        if v.startswith("eyJ"):
-            jwts.append(v)
-            continue
+    from core.jwt import JwtError, read_operator_jwt
+
+    for value in _strings(entry, entry.value):
         try:
-            with open(v, encoding="utf-8") as f:
-                jwts.append(f.read().strip())
-        except OSError as exc:
-            raise entry.error(f"cannot read operator JWT {v!r}: {exc.strerror}")
-    auth_config(opts).operator.extend(jwts)
+            auth_config(opts).operator.append(read_operator_jwt(value))
+        except (JwtError, OSError) as exc:
+            raise entry.error(str(exc))
 
 
 @TOP_LEVEL_KEYS.key("resolver", "account_resolver", "accounts_resolver")

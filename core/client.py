@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from core.hub import Hub
 
 
+def tightest(*limits: int) -> int:
+    """The smallest of limits where -1 means none."""
+    set_ = [n for n in limits if n >= 0]
+    return min(set_) if set_ else -1
+
+
 class PermissionDenied(Exception):
     """A subscription the client's permissions do not allow."""
 
@@ -64,6 +70,8 @@ class Client:
         self.responses: Responses | None = None
         #: Per-connection subscription limit (-1: none).
         self.max_subs = -1
+        #: Per-connection payload limit from the account or user (-1: the door's own).
+        self.max_payload = -1
         self.expires = 0.0
 
     # -- identity ---------------------------------------------------------------------
@@ -77,9 +85,9 @@ class Client:
         self.expires = principal.expires
         self._apply_permissions(principal.permissions)
         server_max = self.hub.options.max_subscriptions
-        limits = [n for n in (account.max_subscriptions, server_max if server_max > 0 else -1)
-                  if n >= 0]
-        self.max_subs = min(limits) if limits else -1
+        self.max_subs = tightest(account.max_subscriptions, principal.max_subs,
+                                 server_max if server_max > 0 else -1)
+        self.max_payload = tightest(account.max_payload, principal.max_payload)
 
     def rebind(self, principal: Principal) -> list[Subscription]:
         """New permissions for the same account; returns the subscriptions they end."""

@@ -53,7 +53,16 @@ class Hub:
         # hot path counts each message once, on its own client.
         self._gone = [0, 0, 0, 0]
         self._cid = 0
+        #: Called with every account created after start-up.
+        self.account_hooks: list = []
         security.configure(self, options)  # sets self.auth and the configured accounts
+
+    def add_account(self, name: str) -> Account:
+        """A new account; services that every account offers attach to it."""
+        acc = self.accounts[name] = Account(name)
+        for hook in self.account_hooks:
+            hook(acc)
+        return acc
 
     def next_cid(self) -> int:
         self._cid += 1

@@ -49,7 +49,7 @@ def configure(hub: Hub, options: Options) -> None:
     for name in wanted:
         acc = hub.accounts.get(name)
         if acc is None:
-            acc = hub.accounts[name] = Account(name)
+            acc = hub.add_account(name)
         unlink(acc)
         spec = conf.accounts.get(name)
         acc.is_system = name == system
@@ -79,34 +79,26 @@ def account_for(hub: Hub, principal: Principal) -> Account:
     if acc is not None:
         return acc
     claims = principal.account_claims
-    acc = hub.accounts[principal.account] = Account(principal.account)
+    acc = hub.add_account(principal.account)
     if claims is not None:
-        acc.label = getattr(claims, "name", "") or principal.account
-        limits = getattr(claims, "limits", None) or {}
-        get = limits.get if isinstance(limits, dict) else (lambda k, d: getattr(limits, k, d))
-        acc.max_connections = int(get("conn", -1))
-        acc.max_subscriptions = int(get("subs", -1))
-        acc.max_payload = int(get("payload", -1))
-        acc.jetstream_limits = jwt_jetstream_limits(hub, claims)
+        acc.label = claims.name or principal.account
+        limits = claims.limits
+        acc.max_connections = limits.conn
+        acc.max_subscriptions = limits.subs
+        acc.max_payload = limits.payload
+        acc.jetstream_limits = jwt_jetstream_limits(hub, limits)
     return acc
 
 
-def jwt_jetstream_limits(hub: Hub, claims: Any) -> Any:
-    """JetStream limits from an account JWT (None when the JWT grants none)."""
-    if not hub.options.jetstream:
+def jwt_jetstream_limits(hub: Hub, limits: Any) -> Any:
+    """JetStream limits from an account JWT's limits (None when it grants none)."""
+    if not hub.options.jetstream or not limits.jetstream_enabled():
         return None
     from core.jetstream.models import AccountLimits
 
-    js = getattr(claims, "jetstream", None)
-    if not js:
-        return None
-    get = js.get if isinstance(js, dict) else (lambda k, d: getattr(js, k, d))
-    mem, disk = int(get("mem_storage", 0)), int(get("disk_storage", 0))
-    if mem == 0 and disk == 0:
-        return None
     return AccountLimits(
-        max_memory=mem, max_storage=disk, max_streams=int(get("streams", -1)),
-        max_consumers=int(get("consumer", -1)),
+        max_memory=limits.mem_storage, max_storage=limits.disk_storage,
+        max_streams=limits.streams, max_consumers=limits.consumer,
     )
 
 
@@ -136,7 +128,7 @@ async def reload(hub: Hub, options: Options) -> None:
         try:
             principal = await hub.auth.authenticate(
                 opts, getattr(client, "nonce", ""), client.conn_type,
-                getattr(client, "tls_identities", None),
+                getattr(client, "tls_identities", None), client.ip,
             )
         except Exception as exc:  # noqa: BLE001 - any refusal closes the client
             log.info("cid:%d - no longer authorized after reload: %s", client.cid, exc)

@@ -2,7 +2,8 @@
 
 Users of the system account ask ``$SYS.REQ.SERVER.PING[.<ENDPOINT>]`` (every server
 answers) or ``$SYS.REQ.SERVER.<id>.<ENDPOINT>`` and get the monitoring documents
-wrapped as nats-server wraps them: ``{"server": {...}, "data": {...}}``.
+wrapped as nats-server wraps them: ``{"server": {...}, "data": {...}}``.  Any account
+may ask ``$SYS.REQ.USER.INFO`` who it is connected as.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from core.internal import InternalClient
 from core.timeutil import rfc3339
 
 if TYPE_CHECKING:
+    from core.accounts import Account
     from core.hub import Hub
 
 
@@ -68,7 +70,6 @@ class SystemService:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.endpoints: dict[bytes, Callable[[], dict[str, Any]]] = {
-            b"STATSZ": lambda: _statsz(hub),
             b"VARZ": lambda: monitor.varz(hub, hub.options.http_host, hub.options.http_port),
             b"CONNZ": lambda: monitor.connz(hub),
             b"ACCOUNTZ": lambda: _accountz(hub),
@@ -86,6 +87,32 @@ class SystemService:
             client.listen(b"$SYS.REQ.SERVER.PING.*", self._endpoint)
             client.listen(b"$SYS.REQ.SERVER.%s.*" % hub.server_id.encode(), self._endpoint)
             self.clients.append(client)
+        for account in list(hub.accounts.values()):
+            self.attach(account)
+        hub.account_hooks.append(self.attach)
+
+    def attach(self, account: Account) -> None:
+        """Serve ``$SYS.REQ.USER.INFO`` in ``account``."""
+        client = InternalClient(self.hub, account, "$SYS")
+        client.listen(b"$SYS.REQ.USER.INFO",
+                      lambda s, reply, h, p: self._user_info(client, reply))
+        self.clients.append(client)
+
+    def _user_info(self, client: InternalClient, reply: bytes | None) -> None:
+        """Who asked: the connection subscribed to the request's reply subject."""
+        if not reply:
+            return
+        plain, groups = client.account.router.match(reply)
+        asker = next((s.client for s in (*plain, *(m for g in groups for m in g))
+                      if not isinstance(s.client, InternalClient)), None)
+        if asker is None:
+            return
+        data: dict[str, Any] = {"user": asker.user, "account": asker.account.name}
+        if asker.perms is not None:
+            data["permissions"] = asker.perms.to_json()
+        if asker.expires:
+            data["expires"] = int((asker.expires - time.time()) * 1e9)
+        self._reply(client, reply, {"data": data})
 
     def stop(self) -> None:
         for client in self.clients:
@@ -98,7 +125,7 @@ class SystemService:
 
     def _ping(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
               payload: bytes) -> None:
-        if reply:
+        if reply:  # statsz answers carry "statsz", not "data"
             self._reply(self.clients[0], reply, {"statsz": _statsz(self.hub)})
 
     def _endpoint(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
@@ -106,6 +133,9 @@ class SystemService:
         if not reply:
             return
         name = subject.rsplit(b".", 1)[1]
+        if name == b"STATSZ":
+            self._ping(subject, reply, hdr, payload)
+            return
         build = self.endpoints.get(name)
         if build is None:
             self._reply(self.clients[0], reply,

@@ -8,6 +8,7 @@ client that does not read is closed as a slow consumer, as nats-server does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -393,11 +394,23 @@ class NatsClient(Client, asyncio.Protocol):
                         f'Permissions Violation for Publish with Reply of "{reply.decode()}"'
                     ) * count)
                     continue
-                if self.perms is not None and not self.may_publish(subject):
+                if self.perms is not None and not self.perms.can_publish(subject):
+                    # Only replies allow_responses still grants get through, one each.
                     self._flush_batch(batch)
-                    self.write(encode_err(
-                        f'Permissions Violation for Publish to "{subject.decode(errors="replace")}"'
-                    ) * count)
+                    allowed = 0
+                    while allowed < count and self.may_publish(subject):
+                        allowed += 1
+                    if allowed:
+                        with contextlib.suppress(InvalidSubject):
+                            if op == OP_PUB:
+                                publish(self, subject, reply, hdr, body)
+                            else:
+                                publish_many(self, subject, reply, body[:allowed])
+                    if count > allowed:
+                        text = subject.decode(errors="replace")
+                        self.write(encode_err(
+                            f'Permissions Violation for Publish to "{text}"'
+                        ) * (count - allowed))
                     continue
                 if op == OP_PUB and not (pedantic or verbose):
                     batch.append((subject, reply, hdr, body))
@@ -509,11 +522,14 @@ class NatsClient(Client, asyncio.Protocol):
         hub = self.hub
         try:
             principal = await hub.auth.authenticate(
-                opts, self.nonce, self.conn_type, self.tls_identities
+                opts, self.nonce, self.conn_type, self.tls_identities, self.ip
             )
         except AuthError as exc:
             log.error("%s:%s - cid:%d - authentication error: %s", self.ip, self.port,
                       self.cid, exc)
+            timer = self._timers.pop("auth", None)
+            if timer is not None:
+                timer.cancel()
             self._timers["auth"] = self._loop.call_later(
                 hub.auth.failure_delay(self.ip), self._fail, ERR_AUTH
             )
@@ -536,7 +552,7 @@ class NatsClient(Client, asyncio.Protocol):
         timer = self._timers.pop("auth", None)
         if timer is not None:
             timer.cancel()
-        payload = self.account.max_payload
+        payload = self.max_payload
         if 0 <= payload < self.codec.max_payload:
             self.codec.max_payload = payload
         if self.expires:

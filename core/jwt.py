@@ -1,0 +1,769 @@
+"""NATS JWT v2 decoding and the operator-mode chain of trust (sans-I/O).
+
+A NATS JWT is ``header.payload.signature``, each part base64url without padding, signed
+with Ed25519 by the nkey named in ``iss``.  Operators sign accounts, accounts (or their
+signing keys) sign users; the server trusts only the operator JWTs it is configured with.
+Field names and defaults follow the nats-io/jwt v2 JSON layout.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import product
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core import nkeys
+from core.subjects import is_valid_subject
+
+NO_LIMIT = -1
+ALL_USERS = "*"
+JWT_PREFIX = "eyJ"
+#: Connection types nats-server knows for ``allowed_connection_types``.
+CONNECTION_TYPES = frozenset(
+    {"STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS"}
+)
+_SCOPE_KINDS = ("user_scope",)
+_RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
+_DECORATED = re.compile(r"\s*(?:-{3,}.*-{3,}\r?\n)([\w\-.=]+)(?:\r?\n-{3,}.*-{3,}\r?\n)")
+_TIME_OF_DAY = re.compile(r"(\d{2}):(\d{2}):(\d{2})")
+
+
+class JwtError(Exception):
+    """A JWT that is malformed, badly signed, untrusted, expired or revoked."""
+
+
+# -- claim types ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Permission:
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not self.allow and not self.deny
+
+
+@dataclass(frozen=True)
+class ResponsePermission:
+    max_msgs: int = 0
+    ttl_ns: int = 0
+
+
+@dataclass(frozen=True)
+class Permissions:
+    pub: Permission = Permission()
+    sub: Permission = Permission()
+    resp: ResponsePermission | None = None
+
+    def is_empty(self) -> bool:
+        return self.pub.is_empty() and self.sub.is_empty() and self.resp is None
+
+
+@dataclass(frozen=True)
+class UserPermissionLimits:
+    """What a user JWT (or a signing-key scope template) says a user may do.
+
+    Absent numeric limits decode as 0, as in Go; nsc writes -1 (NO_LIMIT) for unlimited.
+    """
+
+    permissions: Permissions = Permissions()
+    subs: int = 0
+    data: int = 0
+    payload: int = 0
+    src: tuple[str, ...] = ()
+    times: tuple[tuple[str, str], ...] = ()
+    times_location: str = ""
+    bearer_token: bool = False
+    allowed_connection_types: tuple[str, ...] = ()
+
+    @property
+    def pub_allow(self) -> tuple[str, ...]:
+        return self.permissions.pub.allow
+
+    @property
+    def pub_deny(self) -> tuple[str, ...]:
+        return self.permissions.pub.deny
+
+    @property
+    def sub_allow(self) -> tuple[str, ...]:
+        return self.permissions.sub.allow
+
+    @property
+    def sub_deny(self) -> tuple[str, ...]:
+        return self.permissions.sub.deny
+
+    @property
+    def resp(self) -> dict[str, int] | None:
+        """``resp`` as in the JWT: ``{"max": n, "ttl": nanoseconds}``, or None."""
+        r = self.permissions.resp
+        return None if r is None else {"max": r.max_msgs, "ttl": r.ttl_ns}
+
+    def has_empty_permissions(self) -> bool:
+        """True when nothing is set: what a user signed by a scoped key must look like."""
+        return self.limits_view() == UserPermissionLimits()
+
+    def limits_view(self) -> UserPermissionLimits:
+        return UserPermissionLimits(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(UserPermissionLimits)}
+        )
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Fields common to every NATS JWT; ``nats`` is the raw type-specific object."""
+
+    kind: str = ""
+    subject: str = ""
+    issuer: str = ""
+    name: str = ""
+    issued_at: int = 0
+    expires: int = 0
+    not_before: int = 0
+    jti: str = ""
+    audience: str = ""
+    tags: tuple[str, ...] = ()
+    version: int = 0
+    nats: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """Go's ClaimsData check: expired once ``now`` is past ``exp``."""
+        now = time.time() if now is None else now
+        return self.expires > 0 and int(now) > self.expires
+
+    def not_yet_valid(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.not_before > 0 and self.not_before > int(now)
+
+
+@dataclass(frozen=True)
+class OperatorClaims(Claims):
+    signing_keys: tuple[str, ...] = ()
+    system_account: str = ""
+    strict_signing_key_usage: bool = False
+    assert_server_version: str = ""
+    account_server_url: str = ""
+    operator_service_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserScope:
+    """A scoped account signing key: users it signs get ``template`` as their rights."""
+
+    key: str
+    role: str = ""
+    template: UserPermissionLimits = UserPermissionLimits()
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    """The account ``limits`` object (NATS, account and JetStream limits flattened)."""
+
+    subs: int = 0
+    data: int = 0
+    payload: int = 0
+    imports: int = 0
+    exports: int = 0
+    wildcards: bool = False
+    disallow_bearer: bool = False
+    conn: int = 0
+    leaf: int = 0
+    mem_storage: int = 0
+    disk_storage: int = 0
+    streams: int = 0
+    consumer: int = 0
+    max_ack_pending: int = 0
+    mem_max_stream_bytes: int = 0
+    disk_max_stream_bytes: int = 0
+    max_bytes_required: bool = False
+    tiered_limits: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+
+    def jetstream_enabled(self) -> bool:
+        """nats-server enables JetStream for an account when any storage limit is non-zero."""
+        if self.tiered_limits:
+            return any(
+                t.get("mem_storage", 0) or t.get("disk_storage", 0)
+                for t in self.tiered_limits.values()
+            )
+        return bool(self.mem_storage or self.disk_storage)
+
+
+@dataclass(frozen=True)
+class AccountClaims(Claims):
+    signing_keys: dict[str, UserScope | None] = field(default_factory=dict, compare=False)
+    limits: AccountLimits = AccountLimits()
+    imports: tuple[dict[str, Any], ...] = ()
+    exports: tuple[dict[str, Any], ...] = ()
+    default_permissions: Permissions = Permissions()
+    revocations: dict[str, int] = field(default_factory=dict, compare=False)
+    mappings: dict[str, Any] = field(default_factory=dict, compare=False)
+    description: str = ""
+    info_url: str = ""
+
+    def is_revoked(self, user_key: str, issued_at: int) -> bool:
+        """Revoked when the entry for the user, or the ``*`` entry, is at or after ``iat``."""
+        for key in (user_key, ALL_USERS):
+            at = self.revocations.get(key)
+            if at is not None and at >= issued_at:
+                return True
+        return False
+
+    def account_expired(self, now: float | None = None) -> bool:
+        """The account check nats-server applies on connect: expired at ``exp`` itself."""
+        now = time.time() if now is None else now
+        return self.expires > 0 and self.expires <= int(now)
+
+
+@dataclass(frozen=True)
+class UserClaims(Claims, UserPermissionLimits):
+    issuer_account: str = ""
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def _b64raw(part: str) -> bytes:
+    if not _RAW_URL.fullmatch(part) or len(part) % 4 == 1:
+        raise JwtError("invalid base64url encoding")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise JwtError("invalid base64url encoding")
+
+
+def _get(d: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = d.get(key)
+    if value is None:
+        return default
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise JwtError(f"field {key!r} is not an integer")
+    if kind is not int and not isinstance(value, kind):
+        raise JwtError(f"field {key!r} has the wrong type")
+    return value
+
+
+def _strs(d: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = d.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise JwtError(f"field {key!r} is not a list of strings")
+    return tuple(value)
+
+
+def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return _get(d, key, dict, {})
+
+
+def _permission(d: dict[str, Any]) -> Permission:
+    return Permission(_strs(d, "allow"), _strs(d, "deny"))
+
+
+def _permissions(d: dict[str, Any]) -> Permissions:
+    resp = d.get("resp")
+    if resp is not None:
+        if not isinstance(resp, dict):
+            raise JwtError("field 'resp' is not an object")
+        resp = ResponsePermission(_get(resp, "max", int, 0), _get(resp, "ttl", int, 0))
+    return Permissions(_permission(_obj(d, "pub")), _permission(_obj(d, "sub")), resp)
+
+
+def _cidrs(d: dict[str, Any]) -> tuple[str, ...]:
+    value = d.get("src")
+    if isinstance(value, str):  # older JWTs: one comma separated string
+        return tuple(p for p in (s.strip().lower() for s in value.split(",")) if p)
+    return _strs(d, "src")
+
+
+def _limits(d: dict[str, Any], numeric_default: int) -> UserPermissionLimits:
+    times = []
+    for item in _get(d, "times", list, []):
+        if not isinstance(item, dict):
+            raise JwtError("field 'times' holds a non-object")
+        times.append((_get(item, "start", str, ""), _get(item, "end", str, "")))
+    return UserPermissionLimits(
+        permissions=_permissions(d),
+        subs=_get(d, "subs", int, numeric_default),
+        data=_get(d, "data", int, numeric_default),
+        payload=_get(d, "payload", int, numeric_default),
+        src=_cidrs(d),
+        times=tuple(times),
+        times_location=_get(d, "times_location", str, ""),
+        bearer_token=_get(d, "bearer_token", bool, False),
+        allowed_connection_types=_strs(d, "allowed_connection_types"),
+    )
+
+
+def _signing_keys(items: list[Any]) -> dict[str, UserScope | None]:
+    keys: dict[str, UserScope | None] = {}
+    for item in items:
+        if isinstance(item, str):
+            keys[item] = None
+        elif isinstance(item, dict) and item.get("kind") in _SCOPE_KINDS:
+            key = _get(item, "key", str, "")
+            # Go starts a template at -1 (no limit) before reading it.
+            template = _limits(_obj(item, "template"), NO_LIMIT)
+            keys[key] = UserScope(key, _get(item, "role", str, ""), template)
+        else:
+            kind = item.get("kind") if isinstance(item, dict) else item
+            raise JwtError(f"unknown signing key scope {kind!r}")
+    return keys
+
+
+def _account_limits(d: dict[str, Any]) -> AccountLimits:
+    ints = {
+        f.name: _get(d, f.name, int, 0)
+        for f in dataclasses.fields(AccountLimits)
+        if f.type == "int"
+    }
+    bools = {
+        f.name: _get(d, f.name, bool, False)
+        for f in dataclasses.fields(AccountLimits)
+        if f.type == "bool"
+    }
+    return AccountLimits(**ints, **bools, tiered_limits=_obj(d, "tiered_limits"))
+
+
+def _common(payload: dict[str, Any], nats: dict[str, Any], kind: str, version: int) -> dict:
+    tags = _strs(nats, "tags") if version >= 2 else _strs(payload, "tags")
+    return {
+        "kind": kind,
+        "subject": _get(payload, "sub", str, ""),
+        "issuer": _get(payload, "iss", str, ""),
+        "name": _get(payload, "name", str, ""),
+        "issued_at": _get(payload, "iat", int, 0),
+        "expires": _get(payload, "exp", int, 0),
+        "not_before": _get(payload, "nbf", int, 0),
+        "jti": _get(payload, "jti", str, ""),
+        "audience": _get(payload, "aud", str, ""),
+        "tags": tags,
+        "version": version,
+        "nats": nats,
+    }
+
+
+def _build(payload: dict[str, Any], nats: dict[str, Any], kind: str, version: int) -> Claims:
+    common = _common(payload, nats, kind, version)
+    if kind == "operator":
+        return OperatorClaims(
+            **common,
+            signing_keys=_strs(nats, "signing_keys"),
+            system_account=_get(nats, "system_account", str, ""),
+            strict_signing_key_usage=_get(nats, "strict_signing_key_usage", bool, False),
+            assert_server_version=_get(nats, "assert_server_version", str, ""),
+            account_server_url=_get(nats, "account_server_url", str, ""),
+            operator_service_urls=_strs(nats, "operator_service_urls"),
+        )
+    if kind == "account":
+        revocations = _obj(nats, "revocations")
+        return AccountClaims(
+            **common,
+            signing_keys=_signing_keys(_get(nats, "signing_keys", list, [])),
+            limits=_account_limits(_obj(nats, "limits")),
+            imports=tuple(_get(nats, "imports", list, [])),
+            exports=tuple(_get(nats, "exports", list, [])),
+            default_permissions=_permissions(_obj(nats, "default_permissions")),
+            revocations={k: _get(revocations, k, int, 0) for k in revocations},
+            mappings=_obj(nats, "mappings"),
+            description=_get(nats, "description", str, ""),
+            info_url=_get(nats, "info_url", str, ""),
+        )
+    if kind == "user":
+        limits = _limits(nats, 0)
+        issuer_account = _get(nats, "issuer_account", str, "")
+        if version < 2 and not issuer_account:
+            issuer_account = _get(payload, "issuer_account", str, "")
+        return UserClaims(
+            **common,
+            **{f.name: getattr(limits, f.name) for f in dataclasses.fields(limits)},
+            issuer_account=issuer_account,
+        )
+    return Claims(**common)
+
+
+#: The nkey kinds allowed to sign each claim type (nats-io/jwt ExpectedPrefixes).
+_SIGNERS = {"operator": "O", "account": "AO", "user": "A", "activation": "AO"}
+
+
+def decode(token: str) -> Claims:
+    """Decode ``token`` and check its Ed25519 signature against its ``iss``.
+
+    Only ``iss`` and the format version are read before the signature is verified; every
+    other claim is built afterwards.  Expiry is not checked here (see :class:`Trust`).
+    """
+    if not isinstance(token, str):
+        raise JwtError("JWT is not a string")
+    chunks = token.split(".")
+    if len(chunks) != 3:
+        raise JwtError("expected 3 chunks")
+    try:
+        header = json.loads(_b64raw(chunks[0]))
+    except ValueError:
+        raise JwtError("invalid header")
+    if not isinstance(header, dict) or str(header.get("typ", "")).upper() != "JWT":
+        raise JwtError("not supported type")
+    if str(header.get("alg", "")).lower() not in ("ed25519", "ed25519-nkey"):
+        raise JwtError(f"unexpected {header.get('alg')!r} algorithm")
+    try:
+        payload = json.loads(_b64raw(chunks[1]))
+    except ValueError:
+        raise JwtError("invalid payload")
+    if not isinstance(payload, dict):
+        raise JwtError("invalid payload")
+    signature = _b64raw(chunks[2])
+    nats = payload.get("nats") or {}
+    if not isinstance(nats, dict):
+        raise JwtError("field 'nats' is not an object")
+    v1_type = payload.get("type")
+    version = 1 if v1_type else _get(nats, "version", int, 0)
+    if version > 2:
+        raise JwtError("JWT was generated by a newer version")
+    issuer = payload.get("iss")
+    if not isinstance(issuer, str):
+        raise JwtError("missing issuer")
+    signed = chunks[1] if version <= 1 else f"{chunks[0]}.{chunks[1]}"
+    if not nkeys.verify(issuer, signed.encode(), signature):
+        raise JwtError("claim failed signature verification")
+    kind = str(v1_type or nats.get("type") or "")
+    signers = _SIGNERS.get(kind)
+    if signers is not None and not any(nkeys.is_public_key(issuer, k) for k in signers):
+        raise JwtError(f"issuer {issuer} may not sign {kind} claims")
+    return _build(payload, nats, kind, version)
+
+
+def _decode_kind(token: str, kind: type[Claims], name: str) -> Any:
+    claims = decode(token)
+    if not isinstance(claims, kind):
+        raise JwtError(f"not {name} claim")
+    return claims
+
+
+def decode_operator(token: str) -> OperatorClaims:
+    return _decode_kind(token, OperatorClaims, "operator")
+
+
+def decode_account(token: str) -> AccountClaims:
+    return _decode_kind(token, AccountClaims, "account")
+
+
+def decode_user(token: str) -> UserClaims:
+    return _decode_kind(token, UserClaims, "user")
+
+
+def parse_decorated_jwt(text: str) -> str:
+    """The JWT inside an nsc-decorated file (``-----BEGIN ... JWT-----`` blocks), or the
+    whole text, stripped, when it is not decorated."""
+    m = _DECORATED.search(text)
+    return m.group(1) if m else text.strip()
+
+
+# -- user checks ------------------------------------------------------------------------
+
+
+def _validate_user(user: UserClaims, now: float) -> None:
+    """The blocking parts of nats-io/jwt's user validation."""
+    if user.is_expired(now):
+        raise JwtError("user JWT has expired")
+    if user.not_yet_valid(now):
+        raise JwtError("user JWT is not yet valid")
+    if not nkeys.is_public_key(user.subject, "U"):
+        raise JwtError("user JWT subject is not a user public key")
+    if user.issuer_account and not nkeys.is_public_key(user.issuer_account, "A"):
+        raise JwtError("issuer_account is not an account public key")
+    for cidr in user.src:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise JwtError(f"invalid cidr {cidr!r} in user src limits")
+    for start, end in user.times:
+        if not (_TIME_OF_DAY.fullmatch(start) and _TIME_OF_DAY.fullmatch(end)):
+            raise JwtError("invalid time range in user times limits")
+    if user.times_location:
+        _zone(user.times_location)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise JwtError(f"could not parse iana time zone by name: {name}")
+
+
+def src_allowed(limits: UserPermissionLimits, client_ip: str) -> bool:
+    """Does the user's ``src`` CIDR list admit a client from ``client_ip``?"""
+    if not limits.src:
+        return True
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    for cidr in limits.src:
+        try:
+            if ip in ipaddress.ip_network(cidr, strict=False):
+                return True
+        except (ValueError, TypeError):
+            return False
+    return False
+
+
+def connect_window(limits: UserPermissionLimits, now: float | None = None) -> float | None:
+    """Seconds left in the current allowed ``times`` range; None when outside every range.
+
+    Without ranges the answer is ``inf``.  A range whose start is after its end runs into
+    the next day, counted from today's start only, as nats-server does.
+    """
+    if not limits.times:
+        return float("inf")
+    now = time.time() if now is None else now
+    zone = _zone(limits.times_location) if limits.times_location else None
+    current = datetime.fromtimestamp(now, zone) if zone else datetime.fromtimestamp(now)
+    current = current if zone else current.astimezone()
+    for start, end in limits.times:
+        ms, me = _TIME_OF_DAY.fullmatch(start), _TIME_OF_DAY.fullmatch(end)
+        if not (ms and me):
+            return None
+        t0 = current.replace(hour=int(ms[1]), minute=int(ms[2]), second=int(ms[3]),
+                             microsecond=0)
+        t1 = current.replace(hour=int(me[1]), minute=int(me[2]), second=int(me[3]),
+                             microsecond=0)
+        if t0 > t1:
+            t1 += timedelta(days=1)
+        if t0 < current < t1:
+            return (t1 - current).total_seconds()
+    return None
+
+
+def _apply_template(
+    items: tuple[str, ...], user: UserClaims, account: AccountClaims, fail_on_bad: bool
+) -> tuple[str, ...]:
+    """Expand ``{{name()}}``-style placeholders the way nats-server does for scopes."""
+    def is_macro(tk: str) -> bool:
+        return tk.startswith("{{") and tk.endswith("}}")
+
+    if not any(is_macro(tk) for item in items for tk in item.split(".")):
+        return items
+    out: list[str] = []
+    for item in items:
+        tokens: list[str | None] = []
+        tag_values: list[list[str]] = []
+        for tk in item.split("."):
+            if not is_macro(tk):
+                tokens.append(tk)
+                continue
+            op = tk[2:-2].lower()
+            if op == "name()":
+                tokens.append(user.name)
+            elif op == "subject()":
+                tokens.append(user.subject)
+            elif op == "account-name()":
+                tokens.append(account.name)
+            elif op == "account-subject()":
+                tokens.append(user.issuer_account)
+            elif op.startswith(("tag(", "account-tag(")) and op.endswith(")"):
+                is_acc = op.startswith("account-tag(")
+                prefix = op[len("account-tag(") if is_acc else len("tag("):-1].lower() + ":"
+                tags = account.tags if is_acc else user.tags
+                values = [t[len(prefix):] for t in tags if t.startswith(prefix)]
+                if values:
+                    tag_values.append(values)
+                tokens.append(None)
+            else:
+                tokens.append(" ")  # unknown macro: make the subject invalid on purpose
+        for combo in product(*tag_values) if tag_values else [()]:
+            fill = iter(combo)
+            parts = [next(fill, "") if tk is None else tk for tk in tokens]
+            subject = ".".join(parts)
+            if is_valid_subject(subject.encode()):
+                out.append(subject)
+            elif fail_on_bad:
+                raise JwtError("User JWT generated invalid permissions")
+    return tuple(out)
+
+
+def apply_scope(scope: UserScope, user: UserClaims, account: AccountClaims) -> UserClaims:
+    """The user as a scoped signing key makes it: the scope's template replaces its rights."""
+    tpl = scope.template
+    perms = tpl.permissions
+    pub_allow = _apply_template(perms.pub.allow, user, account, False)
+    pub_deny = _apply_template(perms.pub.deny, user, account, True)
+    sub_allow = _apply_template(perms.sub.allow, user, account, False)
+    sub_deny = _apply_template(perms.sub.deny, user, account, True)
+    if perms.sub.allow and not sub_allow and ">" not in sub_deny:
+        sub_deny += (">",)
+    if perms.pub.allow and not pub_allow and ">" not in pub_deny:
+        pub_deny += (">",)
+    new_perms = Permissions(
+        Permission(pub_allow, pub_deny), Permission(sub_allow, sub_deny), perms.resp
+    )
+    fields = {f.name: getattr(tpl, f.name) for f in dataclasses.fields(UserPermissionLimits)}
+    fields["permissions"] = new_perms
+    return dataclasses.replace(user, **fields)
+
+
+def effective_permissions(user: UserClaims, account: AccountClaims) -> Permissions | None:
+    """The user's own permissions, else the account's ``default_permissions``; None = all."""
+    if not user.permissions.is_empty():
+        return user.permissions
+    if not account.default_permissions.is_empty():
+        return account.default_permissions
+    return None
+
+
+# -- the chain of trust -----------------------------------------------------------------
+
+
+def read_operator_jwt(value: str) -> str:
+    """An ``operator`` config value: a path to a (possibly decorated) JWT file, or the JWT."""
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            return parse_decorated_jwt(f.read())
+    if value.startswith(JWT_PREFIX):
+        return parse_decorated_jwt(value)
+    raise JwtError(f"cannot read operator JWT: {value}")
+
+
+class Trust:
+    """Operator mode: the configured operators, the preloaded accounts and user checks.
+
+    ``preload`` maps account public keys to account JWTs (``resolver_preload``); each is
+    decoded (signature checked) up front, and checked for trust and time when used.
+    """
+
+    def __init__(
+        self,
+        operator_jwts: list[str],
+        preload: dict[str, str] | None = None,
+        system_account: str | None = None,
+    ) -> None:
+        if not operator_jwts:
+            raise JwtError("no operator JWT configured")
+        self.operators: list[OperatorClaims] = []
+        self.trusted_keys: set[str] = set()
+        for token in operator_jwts:
+            try:
+                op = decode_operator(token)
+            except JwtError as e:
+                raise JwtError(f"operator JWT not valid: {e}")
+            for key in op.signing_keys:
+                if not nkeys.is_public_key(key, "O"):
+                    raise JwtError(f"{key} is not an operator public key")
+            if not op.strict_signing_key_usage:
+                self.trusted_keys.add(op.subject)
+            self.trusted_keys.update(op.signing_keys)
+            self.operators.append(op)
+        self._strict = {
+            key for op in self.operators if op.strict_signing_key_usage
+            for key in (op.subject, *op.signing_keys)
+        }
+        if system_account:
+            named = [op.system_account for op in self.operators if op.system_account]
+            if named and system_account not in named:
+                raise JwtError("system_account in config and operator JWT must be identical")
+            self.system_account = system_account
+        else:
+            self.system_account = self.operators[0].system_account
+        self._accounts: dict[str, AccountClaims] = {}
+        for key, token in (preload or {}).items():
+            try:
+                self._accounts[key] = decode_account(token)
+            except JwtError as e:
+                raise JwtError(f"preload account error for {key!r}: {e}")
+
+    @classmethod
+    def from_options(
+        cls,
+        operator: str | list[str],
+        resolver_preload: dict[str, str] | None = None,
+        system_account: str | None = None,
+    ) -> Trust:
+        values = [operator] if isinstance(operator, str) else list(operator)
+        return cls([read_operator_jwt(v) for v in values], resolver_preload, system_account)
+
+    def account_keys(self) -> list[str]:
+        return list(self._accounts)
+
+    def account(self, pubkey: str, now: float | None = None) -> AccountClaims:
+        """The trusted, current account JWT for ``pubkey``."""
+        now = time.time() if now is None else now
+        if not nkeys.is_public_key(pubkey, "A"):
+            raise JwtError("will only fetch valid account keys")
+        acc = self._accounts.get(pubkey)
+        if acc is None:
+            raise JwtError("account not found")
+        if acc.subject != pubkey:
+            raise JwtError("account JWT subject does not match its key")
+        if acc.issuer not in self.trusted_keys:
+            raise JwtError("account JWT not signed by trusted operator")
+        if acc.is_expired(now) or acc.account_expired(now):
+            raise JwtError("account JWT has expired")
+        if acc.not_yet_valid(now):
+            raise JwtError("account JWT is not yet valid")
+        return acc
+
+    def verify_user(
+        self,
+        user_jwt: str,
+        nonce: bytes,
+        signature: bytes | str | None,
+        now: float | None = None,
+        *,
+        connection_type: str = "STANDARD",
+        client_ip: str | None = None,
+    ) -> tuple[AccountClaims, UserClaims]:
+        """Authenticate a CONNECT carrying ``jwt`` and ``sig`` against the server nonce.
+
+        ``signature`` is the raw signature, or the ``sig`` text as sent (both base64
+        flavours are accepted).  The returned user has any scope template applied; its
+        ``src`` is checked only when ``client_ip`` is given.  Order follows nats-server.
+        """
+        now = time.time() if now is None else now
+        try:
+            user = decode_user(user_jwt)
+        except JwtError as e:
+            raise JwtError(f"user JWT not valid: {e}")
+        _validate_user(user, now)
+        if user.allowed_connection_types:
+            known = {t.upper() for t in user.allowed_connection_types} & CONNECTION_TYPES
+            if not known or connection_type.upper() not in known:
+                raise JwtError("connection type not allowed")
+        acc = self.account(user.issuer_account or user.issuer, now)
+        signers = dict(acc.signing_keys)
+        if acc.issuer not in self._strict:
+            signers.setdefault(acc.subject, None)
+        if user.issuer not in signers:
+            raise JwtError("user JWT issuer is not known")
+        scope = signers[user.issuer]
+        if scope is not None:
+            if not user.has_empty_permissions():
+                raise JwtError("scoped users require no permissions or limits set")
+            user = apply_scope(scope, user, acc)
+        if user.bearer_token and acc.limits.disallow_bearer:
+            raise JwtError("account does not allow bearer tokens")
+        if not user.bearer_token:
+            if not signature:
+                raise JwtError("signature missing")
+            if isinstance(signature, str):
+                signature = nkeys.decode_signature(signature)
+                if signature is None:
+                    raise JwtError("signature not valid base64")
+            if not nkeys.verify(user.subject, nonce, signature):
+                raise JwtError("signature not verified")
+        if acc.is_revoked(user.subject, user.issued_at):
+            raise JwtError("user authentication revoked")
+        if client_ip is not None and not src_allowed(user, client_ip):
+            raise JwtError(f"bad src ip {client_ip}")
+        if connect_window(user, now) is None:
+            raise JwtError("outside connect times")
+        return acc, user

@@ -1,0 +1,81 @@
+"""core.nkeys against keys and signatures made by the nkeys package."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from natsjwt import Keys
+
+from core import nkeys
+
+NONCE = b"Xq1b2c3d4e5f6g7"
+
+
+@pytest.mark.parametrize("kind", ["O", "A", "U"])
+def test_keys_made_by_nkeys_decode_and_verify(kind: str) -> None:
+    keys = Keys(kind)
+    assert keys.public_key[0] == kind
+    raw = nkeys.decode_public_key(keys.public_key)
+    assert len(raw) == 32
+    assert nkeys.is_public_key(keys.public_key, kind)
+    assert nkeys.verify(keys.public_key, NONCE, keys.sign(NONCE))
+
+
+def test_kind_filter() -> None:
+    user = Keys("U").public_key
+    assert not nkeys.is_public_key(user, "A")
+    assert nkeys.is_public_key(user, "AU")
+    with pytest.raises(ValueError, match="prefix"):
+        nkeys.decode_public_key(user, "OA")
+
+
+def test_tampered_data_or_signature_fails() -> None:
+    keys = Keys("U")
+    sig = keys.sign(NONCE)
+    assert not nkeys.verify(keys.public_key, NONCE + b"x", sig)
+    assert not nkeys.verify(keys.public_key, NONCE, bytes([sig[0] ^ 1]) + sig[1:])
+    assert not nkeys.verify(keys.public_key, NONCE, sig[:-1])
+    assert not nkeys.verify(Keys("U").public_key, NONCE, sig)
+    assert not nkeys.verify("not-a-key", NONCE, sig)
+
+
+def test_both_signature_encodings() -> None:
+    keys = Keys("U")
+    sig = keys.sign(NONCE)
+    std = base64.b64encode(sig).decode()
+    raw_url = base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+    assert std.endswith("=")
+    for text in (std, raw_url):
+        decoded = nkeys.decode_signature(text)
+        assert decoded == sig
+        assert nkeys.verify(keys.public_key, NONCE, decoded)
+
+
+@pytest.mark.parametrize("text", ["", "!!!!", "abc=def=", "a", "abcd==="])
+def test_undecodable_signatures(text: str) -> None:
+    assert nkeys.decode_signature(text) is None
+
+
+def test_bad_checksum_rejected() -> None:
+    key = Keys("A").public_key
+    last = "A" if key[-1] != "A" else "B"
+    with pytest.raises(ValueError):
+        nkeys.decode_public_key(key[:-1] + last)
+    flipped = key[:10] + ("B" if key[10] != "B" else "C") + key[11:]
+    with pytest.raises(ValueError, match="checksum"):
+        nkeys.decode_public_key(flipped)
+
+
+def test_bad_prefix_and_shape_rejected() -> None:
+    seed = Keys("U").seed
+    with pytest.raises(ValueError):
+        nkeys.decode_public_key(seed)  # a seed is no public key
+    key = Keys("U").public_key
+    for bad in (key[:-1], key + "A", key.lower(), key[:-2] + "==", ""):
+        with pytest.raises(ValueError):
+            nkeys.decode_public_key(bad)
+
+
+def test_crc16_xmodem_check_value() -> None:
+    assert nkeys.crc16(b"123456789") == 0x31C3
