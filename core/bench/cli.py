@@ -37,6 +37,9 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("js-fetch", {"size": 128, "count": 200_000}),
         ("js-restart", {"size": 128, "count": 1_000_000}),
     ],
+    "auth": [
+        ("auth", {"size": 16, "pubs": 1, "subs": 1, "count": 2_000_000, "rules": 100}),
+    ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
         ("pubsub", {"size": 16, "pubs": 2, "subs": 2, "count": 20_000}),

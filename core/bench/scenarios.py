@@ -6,7 +6,7 @@ presets, table and JSON. ``Scenario.server`` says whether it shares the target's
 a fresh JetStream-enabled one, or starts servers itself.
 """
 
-from . import conns, jsfetch, jspub, jsrestart, jssync, pubsub, reqrep
+from . import authcost, conns, jsfetch, jspub, jsrestart, jssync, pubsub, reqrep
 from .model import register
 
 BUILTIN = (
@@ -17,6 +17,7 @@ BUILTIN = (
     jssync.SCENARIO,
     jsfetch.SCENARIO,
     jsrestart.SCENARIO,
+    authcost.SCENARIO,
 )
 
 for _scenario in BUILTIN:

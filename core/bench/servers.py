@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,10 +153,11 @@ def _die_with_parent() -> None:
 
 
 def spawn(kind: str, port: int, workdir: Path, store_dir: Path | None = None,
-          log_name: str = "server.log") -> tuple[subprocess.Popen[bytes], list[str], Path]:
-    """Start a server in ``workdir`` (its cwd, holding its log); returns (process, command,
-    log path) without waiting for it to be ready."""
-    cmd = server_command(kind, port, store_dir)
+          log_name: str = "server.log", extra: Sequence[str] = ()
+          ) -> tuple[subprocess.Popen[bytes], list[str], Path]:
+    """Start a server in ``workdir`` (its cwd, holding its log) with ``extra`` flags;
+    returns (process, command, log path) without waiting for it to be ready."""
+    cmd = [*server_command(kind, port, store_dir), *extra]
     log = workdir / log_name
     preexec = _die_with_parent if _PRCTL is not None else None
     with log.open("ab") as out:
