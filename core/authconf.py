@@ -27,6 +27,7 @@ from core.permissions import (
     ResponsePermission,
     RuleList,
 )
+from core.subjects import is_subset
 
 #: nats-server's connection types for ``allowed_connection_types``.
 CONNECTION_TYPES = frozenset(
@@ -408,6 +409,15 @@ def _resolver_preload(opts: Options, entry: Entry) -> None:
         auth_config(opts).resolver_preload[key] = Entry(key, v, block.where(key)).string()
 
 
+def export_for(exports: list[ExportSpec], imp: ImportSpec, importer: str) -> ExportSpec | None:
+    """The export that lets ``importer`` import ``imp``, if any."""
+    for exp in exports:
+        if exp.service == imp.service and is_subset(imp.subject.encode(), exp.subject.encode()) \
+                and (exp.accounts is None or importer in exp.accounts):
+            return exp
+    return None
+
+
 def check(opts: Options) -> None:
     """Cross-checks once the whole file is read, as nats-server makes them."""
     conf = auth_config(opts)
@@ -430,6 +440,10 @@ def check(opts: Options) -> None:
                 raise OptionsError(f"account {acc.name!r} cannot import from itself")
             if imp.account not in conf.accounts:
                 raise OptionsError(f"import from unknown account {imp.account!r}")
+            if export_for(conf.accounts[imp.account].exports, imp, acc.name) is None:
+                kind = "service" if imp.service else "stream"
+                raise OptionsError(f'Error adding {kind} import "{imp.subject}": '
+                                   f"{kind} import not authorized")
     if conf.operator and conf.resolver_preload and not conf.resolver:
         conf.resolver = "MEMORY"
     if opts.token and conf.users:

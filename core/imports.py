@@ -14,9 +14,10 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
+from core.authconf import export_for
 from core.internal import InternalClient
 from core.log import log
-from core.subjects import FWC, PWC, is_subset
+from core.subjects import FWC, PWC
 
 if TYPE_CHECKING:
     from core.accounts import Account
@@ -26,28 +27,6 @@ if TYPE_CHECKING:
 #: Imports may chain (A -> B -> C) but not loop forever.
 MAX_HOPS = 4
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-class ImportError_(ValueError):
-    """An import no export allows."""
-
-
-def find_export(exporter: Account, exports: list[ExportSpec], imp: ImportSpec,
-                importer: str) -> ExportSpec:
-    """The export of ``exporter`` that allows ``importer`` to import ``imp``."""
-    for exp in exports:
-        if exp.service != imp.service:
-            continue
-        if not is_subset(imp.subject.encode(), exp.subject.encode()):
-            continue
-        if exp.accounts is not None and importer not in exp.accounts:
-            continue
-        return exp
-    kind = "service" if imp.service else "stream"
-    raise ImportError_(
-        f"{kind} import of {imp.subject!r} from account {exporter.name!r} into "
-        f"{importer!r} is not allowed by any export"
-    )
 
 
 def mapper(source: bytes, target: bytes):
@@ -174,10 +153,10 @@ def link_imports(hub: Hub, specs: dict[str, list[ImportSpec]],
             if exporter is None:
                 problems.append(f"import from unknown account {imp.account!r}")
                 continue
-            try:
-                exp = find_export(exporter, exports.get(imp.account, []), imp, name)
-            except ImportError_ as exc:
-                problems.append(str(exc))
+            exp = export_for(exports.get(imp.account, []), imp, name)
+            if exp is None:
+                kind = "service" if imp.service else "stream"
+                problems.append(f'{kind} import "{imp.subject}" into {name!r} not authorized')
                 continue
             if imp.service:
                 link: _Link = ServiceImport(hub, exporter, importer, imp, exp)

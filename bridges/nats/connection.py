@@ -87,6 +87,8 @@ class NatsClient(Client, asyncio.Protocol):
         self._held: list | None = None
         self.nonce = new_nonce() if hub.auth.nonce_required else ""
         self.connect_opts: dict[str, Any] | None = None
+        #: Whether the first PONG is followed by an INFO naming the client's account.
+        self._connect_info = False
         self.tls_identities: list[str] | None = None
 
     # -- connection life cycle ----------------------------------------------------
@@ -122,13 +124,14 @@ class NatsClient(Client, asyncio.Protocol):
         # Bytes decrypted before start_tls returns must wait for the TLS transport,
         # or the replies would go out in clear on the raw socket.
         self._early: list[bytes] | None = []
+        # Awaited directly, not through wait_for's extra task: start_tls must take the
+        # socket over in this very step, before the loop starts reading (uvloop starts
+        # right after connection_made) and hands the ClientHello to the NATS parser.
         try:
-            new = await asyncio.wait_for(
-                self._loop.start_tls(
+            async with asyncio.timeout(timeout):
+                new = await self._loop.start_tls(
                     self.transport, self, self.door.tls_context, server_side=True
-                ),
-                timeout,
-            )
+                )
         except (TimeoutError, OSError, ConnectionError) as exc:
             log.error("%s:%s - cid:%d - TLS handshake error: %s", self.ip, self.port,
                       self.cid, exc or "timeout")
@@ -433,6 +436,8 @@ class NatsClient(Client, asyncio.Protocol):
             self._flush_batch(batch)
             if op == OP_PING:
                 self.write(PONG)
+                if self._connect_info:
+                    self._send_connect_info()
             elif op == OP_PONG:
                 self._pings_out = 0
             elif op == OP_SUB:
@@ -560,7 +565,19 @@ class NatsClient(Client, asyncio.Protocol):
                 max(self.expires - time.time(), 0), self._fail, ERR_EXPIRED
             )
         self._apply_connect(opts)
+        protocol = opts.get("protocol")
+        self._connect_info = (
+            isinstance(protocol, int) and protocol >= 1
+            and (self.account is not self.hub.global_account or payload >= 0)
+        )
         return True
+
+    def _send_connect_info(self) -> None:
+        """nats-server's INFO after the first PONG: the account a client landed in and
+        the payload limit it actually has."""
+        self._connect_info = False
+        self.send_info(connect_info=True, remote_account=self.account.name,
+                       max_payload=self.codec.max_payload)
 
     def _apply_connect(self, opts: dict[str, Any]) -> None:
         self.verbose = opts["verbose"]
