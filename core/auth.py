@@ -156,8 +156,10 @@ class Authenticator:
                 if user is not None:
                     return self._principal(user, conn_type)
             raise AuthError("no user for the client certificate")
+        if opts.get("account") is not None or opts.get("new_account") is not None:
+            raise AuthError("clients may not choose their account")
         nkey = opts.get("nkey")
-        if isinstance(nkey, str) and nkey:
+        if isinstance(nkey, str) and nkey and self.by_nkey:
             user = self.by_nkey.get(nkey)
             sig = opts.get("sig")
             raw = nkeys.decode_signature(sig) if isinstance(sig, str) else None

@@ -268,9 +268,6 @@ def _parse_account(entry: Entry) -> AccountSpec:
             spec.jetstream = v
         elif name == "limits":
             _account_limits(spec, sub)
-        elif name in ("max_connections", "max_conn", "max_subscriptions", "max_subs",
-                      "max_payload"):
-            _account_limit(spec, sub)
         elif name == "nkey":
             sub.string()
         else:

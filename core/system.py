@@ -107,7 +107,8 @@ class SystemService:
                       if not isinstance(s.client, InternalClient)), None)
         if asker is None:
             return
-        data: dict[str, Any] = {"user": asker.user, "account": asker.account.name}
+        data: dict[str, Any] = {"user": asker.user, "account": asker.account.name,
+                                "account_name": asker.account.label}
         if asker.perms is not None:
             data["permissions"] = asker.perms.to_json()
         if asker.expires:

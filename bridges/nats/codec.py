@@ -49,11 +49,12 @@ ERR_INVALID_PUB_SUBJECT = "Invalid Publish Subject"
 
 DEFAULT_MAX_CONTROL_LINE = 4096
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
-#: CONNECT may carry a JWT, so nats-server exempts it from the control line limit;
-#: it is still bounded so a peer cannot grow the buffer forever.
-MAX_CONNECT_LINE = 1024 * 1024
-
 CONNECT_DEFAULTS: dict[str, Any] = {"verbose": True, "pedantic": True, "echo": True}
+#: CONNECT fields that must be strings (or null) when present.
+CONNECT_STRINGS = ("user", "pass", "auth_token", "name", "lang", "version", "nkey", "sig",
+                   "jwt")
+#: CONNECT fields that must be booleans (null counts as absent).
+CONNECT_FLAGS = ("verbose", "pedantic", "echo", "headers", "no_responders", "tls_required")
 
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
@@ -208,11 +209,9 @@ class ServerCodec:
 
     def _stash(self, tail: bytes, events: list[Event]) -> None:
         """Keep an incomplete control line for the next read, within the limits."""
-        if tail:
-            limit = MAX_CONNECT_LINE if tail[:1] in (b"C", b"c") else self.max_control_line + 8
-            if len(tail) > limit:
-                self._close(events, ERR_CONTROL_LINE)
-                return
+        if tail and len(tail) > self.max_control_line + 8:
+            self._close(events, ERR_CONTROL_LINE)
+            return
         self._buf = tail
 
     def _positional(self, buf: bytes, pos: int, events: list[Event]) -> None:
@@ -298,7 +297,7 @@ class ServerCodec:
             word, _, more = word.partition(b"\t")
             rest = more + b" " + rest
         word = word.upper()
-        if len(line) > self.max_control_line + len(word) + 1 and word != b"CONNECT":
+        if len(line) > self.max_control_line + len(word) + 1:
             return (OP_CLOSE, ERR_CONTROL_LINE)
         if word == b"SUB":
             args = rest.split()
@@ -321,19 +320,32 @@ class ServerCodec:
         return (OP_CLOSE, ERR_UNKNOWN_OP)
 
     def _connect(self, raw: bytes) -> Event:
+        """CONNECT's JSON decoded as nats-server's Go decoder does: keys match without
+        regard to case (the last one wins), null means absent, a wrong type closes."""
         try:
-            opts = json.loads(raw)
+            opts = json.loads(raw, object_pairs_hook=_lower_keys)
         except ValueError:
             return (OP_CLOSE, None)
+        if opts is None:
+            opts = {}
         if not isinstance(opts, dict):
             return (OP_CLOSE, None)
+        for key in CONNECT_FLAGS:
+            if key in opts and opts[key] is None:
+                del opts[key]
+            elif key in opts and not isinstance(opts[key], bool):
+                return (OP_CLOSE, None)
+        for key in CONNECT_STRINGS:
+            if opts.get(key) is not None and not isinstance(opts[key], str):
+                return (OP_CLOSE, None)
         merged = dict(self.options)
         merged.update(opts)
-        for key in ("verbose", "pedantic", "echo", "headers", "no_responders", "tls_required"):
-            if key in merged and not isinstance(merged[key], bool):
-                return (OP_CLOSE, None)
         proto = merged.get("protocol", 0)
-        if not isinstance(proto, int) or isinstance(proto, bool) or proto not in (0, 1):
+        if proto is None:
+            proto = 0
+        if not isinstance(proto, int) or isinstance(proto, bool):
+            return (OP_CLOSE, None)
+        if proto not in (0, 1):
             return (OP_CLOSE, ERR_PROTOCOL)
         if merged.get("no_responders") and not merged.get("headers"):
             return (OP_CLOSE, ERR_NO_RESPONDERS)
@@ -436,3 +448,8 @@ def encode_msg(
             head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hl, hl + len(payload))
         return head + headers + payload + _CRLF
     return head + payload + _CRLF
+
+
+def _lower_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Top-level and nested objects alike: lower-case keys, the last duplicate winning."""
+    return {k.lower(): v for k, v in pairs}

@@ -114,23 +114,39 @@ class NatsClient(Client, asyncio.Protocol):
             )
         self._schedule_ping()
         if door.tls_context is not None:
+            self._early = []  # see _start_tls
             self._loop.create_task(self._start_tls())
 
     async def _start_tls(self) -> None:
         assert self.transport is not None
-        #: User-name candidates from the client certificate (verify_and_map).
-        self.tls_identities: list[str] = []
+        self.tls_identities = []  # filled from the client certificate after the handshake
         timeout = self.hub.options.tls_timeout
-        # Bytes decrypted before start_tls returns must wait for the TLS transport,
-        # or the replies would go out in clear on the raw socket.
-        self._early: list[bytes] | None = []
-        # Awaited directly, not through wait_for's extra task: start_tls must take the
-        # socket over in this very step, before the loop starts reading (uvloop starts
-        # right after connection_made) and hands the ClientHello to the NATS parser.
+        # The loop may start reading before this task runs (uvloop does), so the
+        # ClientHello can already sit in _early: hand it to the TLS protocol once
+        # start_tls has installed it (scheduled first, so before its handshake starts).
+        hello, self._early = b"".join(self._early or ()), []
+
+        def replay() -> None:
+            tls_protocol = transport.get_protocol()
+            view = memoryview(hello)
+            while view and tls_protocol is not self:
+                buf = tls_protocol.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                tls_protocol.buffer_updated(n)
+                view = view[n:]
+
+        transport = self.transport
+        if hello:
+            self._loop.call_soon(replay)
+        # From here on _early holds decrypted bytes that arrive before start_tls returns:
+        # they wait for the TLS transport, or replies would go out in clear. start_tls is
+        # awaited in this task (no wait_for task in between) so that it takes the socket
+        # over before anything else runs.
         try:
             async with asyncio.timeout(timeout):
                 new = await self._loop.start_tls(
-                    self.transport, self, self.door.tls_context, server_side=True
+                    transport, self, self.door.tls_context, server_side=True
                 )
         except (TimeoutError, OSError, ConnectionError) as exc:
             log.error("%s:%s - cid:%d - TLS handshake error: %s", self.ip, self.port,
@@ -566,10 +582,7 @@ class NatsClient(Client, asyncio.Protocol):
             )
         self._apply_connect(opts)
         protocol = opts.get("protocol")
-        self._connect_info = (
-            isinstance(protocol, int) and protocol >= 1
-            and (self.account is not self.hub.global_account or payload >= 0)
-        )
+        self._connect_info = isinstance(protocol, int) and protocol >= 1
         return True
 
     def _send_connect_info(self) -> None:
