@@ -209,6 +209,5 @@ class Client:
     def close(self, reason: str = "") -> None:
         raise NotImplementedError
 
-    def fail(self, err: str) -> None:
-        """Tell the peer ``err`` in its protocol's form, then close."""
-        self.close(err)
+    def error(self, text: str) -> None:
+        """Tell the peer about a refused request; the connection stays open."""

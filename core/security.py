@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.accounts import GLOBAL_ACCOUNT, Account
-from core.auth import Authenticator, Principal
+from core.auth import Authenticator, AuthError, Principal
 from core.authconf import auth_config
 from core.imports import link_imports, unlink
 from core.log import log
@@ -130,11 +130,15 @@ async def reload(hub: Hub, options: Options) -> None:
                 opts, getattr(client, "nonce", ""), client.conn_type,
                 getattr(client, "tls_identities", None), client.ip,
             )
-        except Exception as exc:  # noqa: BLE001 - any refusal closes the client
+        except AuthError as exc:
             log.info("cid:%d - no longer authorized after reload: %s", client.cid, exc)
-            client.fail("Authorization Violation")
+            client.close("Authorization Violation")
             continue
         if hub.accounts.get(principal.account) is not client.account:
-            client.fail("Authorization Violation")
+            client.close("Authorization Violation")
             continue
-        client.rebind(principal)
+        for sub in client.rebind(principal):
+            client.error(
+                f'Permissions Violation for Subscription to "{sub.subject.decode()}" '
+                f'(sid "{sub.sid.decode()}")'
+            )

@@ -605,5 +605,5 @@ class NatsClient(Client, asyncio.Protocol):
         if self.verbose:
             self.write(OK)
 
-    def fail(self, err: str) -> None:
-        self._fail(err)
+    def error(self, text: str) -> None:
+        self.write(encode_err(text))
