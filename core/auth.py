@@ -21,6 +21,7 @@ from core import nkeys
 from core.accounts import GLOBAL_ACCOUNT
 from core.authconf import UserSpec, auth_config
 from core.permissions import Permissions, ResponsePermission, RuleList
+from core.tls import find_user
 
 if TYPE_CHECKING:
     from core.options import Options
@@ -150,15 +151,14 @@ class Authenticator:
             return Principal("", GLOBAL_ACCOUNT)
         if self.trust is not None:
             return self._jwt_user(opts, nonce, conn_type, ip)
-        if self.tls_map and identities is not None:
-            for name in identities:
-                user = self.by_name.get(name)
-                if user is not None:
-                    return self._principal(user, conn_type)
-            raise AuthError("no user for the client certificate")
         if opts.get("account") is not None or opts.get("new_account") is not None:
             raise AuthError("clients may not choose their account")
         nkey = opts.get("nkey")
+        if self.tls_map and identities is not None and not nkey:
+            name = find_user(identities, self.by_name)
+            if name is None:
+                raise AuthError("no user for the client certificate")
+            return self._principal(self.by_name[name], conn_type)
         if isinstance(nkey, str) and nkey and self.by_nkey:
             user = self.by_nkey.get(nkey)
             sig = opts.get("sig")

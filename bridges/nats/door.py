@@ -90,7 +90,7 @@ class NatsDoor:
         info = dict(self._info)
         info["client_id"] = client.cid
         info["client_ip"] = client.ip
-        if self.hub.auth.required:
+        if self.hub.auth.advertised:
             info["auth_required"] = True
         if client.nonce:
             info["nonce"] = client.nonce

@@ -35,6 +35,7 @@ TINY: dict[str, dict[str, Any]] = {
     "js-sync": {"count": 50},
     "js-fetch": {"count": 2_500, "batch": 300},
     "js-restart": {"count": 2_000},
+    "auth": {"count": 5_000, "rules": 10},
 }
 
 
