@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from core.internal import InternalClient
 from core.jetstream import errors as E
+from core.jetstream import limits as L
 from core.jetstream.api import JetStreamApi
 from core.jetstream.consumer import Consumer, recover_consumers
 from core.jetstream.models import (
+    AccountLimits,
     StreamConfig,
     check_consumer_update,
     check_stream_update,
@@ -41,6 +43,15 @@ class JetStreamAccount:
         self.api_total = 0
         self.api_errors = 0
         self.api = JetStreamApi(self)
+        #: nats-server only checks a publish against the account's limits once the
+        #: account has stored something (before that it keeps no usage record).
+        self.stored_any = False
+
+    @property
+    def limits(self) -> AccountLimits:
+        """The account's limits, read live so a reload that changes them applies at once."""
+        limits = getattr(self.account, "jetstream_limits", None)
+        return limits if limits is not None else AccountLimits()
 
     def storage_for(self, config: StreamConfig) -> Storage:
         return self.memory_storage if config.storage == "memory" else self.file_storage
@@ -62,6 +73,7 @@ class JetStreamAccount:
             await recover_consumers(stream)
             await stream.start_links()
             state = store.state()
+            self.stored_any = self.stored_any or state.msgs > 0
             log.info("  Restored %s messages for stream '%s > %s'", f"{state.msgs:,}",
                      self.account.name, name)
 
@@ -92,9 +104,7 @@ class JetStreamAccount:
             if existing.config.model_dump() == config.model_dump():
                 return existing, False
             raise E.stream_name_in_use()
-        limits = self.js.limits
-        if limits.max_streams > 0 and len(self.streams) >= limits.max_streams:
-            raise E.maximum_streams()
+        self._check_bytes(config, config.max_bytes, self.reserved(config.storage))
         self._check_overlap(config)
         storage = self.storage_for(config)
         created = time.time_ns()
@@ -115,6 +125,7 @@ class JetStreamAccount:
         if stream is None:
             raise E.stream_not_found()
         config = check_stream_update(stream.config, config)
+        self.check_update_limits(stream.config, config)
         self._check_overlap(config, skip=config.name)
         stream.config = config
         self.storage_for(config).save_stream(config.name, config.model_dump_json(),
@@ -172,7 +183,7 @@ class JetStreamAccount:
             raise E.consumer_does_not_exist()
         if not name:
             name = _ephemeral_name(stream)  # nats-server does not echo it in the config
-        limit = stream.config.max_consumers
+        limit = L.consumers_cap(stream.config.max_consumers, self.limits)
         if limit > 0 and len(stream.consumers) >= limit:
             raise E.maximum_consumers()
         if stream.config.retention == "workqueue":
@@ -191,6 +202,81 @@ class JetStreamAccount:
         consumer.stop(deleted=True)
         self.consumer_store(stream).delete(name)
 
+    # -- limits -------------------------------------------------------------------------
+
+    def reserved(self, storage: str, skip: str = "") -> int:
+        """Bytes the account's streams of one storage type reserve (their ``max_bytes``)."""
+        return sum(s.config.max_bytes for s in self.streams.values()
+                   if s.config.storage == storage and s.config.max_bytes > 0
+                   and s.name != skip)
+
+    def used(self, storage: str) -> int:
+        return sum(s.store.state().bytes for s in self.streams.values()
+                   if s.config.storage == storage)
+
+    def _account_max(self, storage: str) -> int:
+        limits = self.limits
+        return limits.max_memory if storage == "memory" else limits.max_storage
+
+    def check_create_limits(self, config: StreamConfig, storage_given: bool) -> None:
+        """What STREAM.CREATE checks before the config itself: stream count, the
+        stream's consumer cap and, when the request names its storage type, its
+        ``max_bytes`` reservation.
+
+        nats-server makes this check on the request as sent, where an absent storage type
+        is neither file nor memory and so reserves nothing; the reservation is checked
+        again once the config is complete (in :meth:`create_stream`).  The server's
+        reservation here includes an existing stream of the same name, so re-creating one
+        can fail when the server is fully reserved.
+        """
+        limits = self.limits
+        others = sum(1 for name in self.streams if name != config.name)
+        if limits.max_streams > 0 and others >= limits.max_streams:
+            raise E.maximum_streams()
+        if 0 < limits.max_consumers < config.max_consumers:
+            raise E.maximum_consumers()
+        if storage_given:
+            self._check_bytes(config, config.max_bytes,
+                              self.reserved(config.storage, skip=config.name))
+
+    def check_update_limits(self, old: StreamConfig, new: StreamConfig) -> None:
+        """An update reserves only what it adds to ``max_bytes``."""
+        if 0 < self.limits.max_consumers < new.max_consumers:
+            raise E.maximum_consumers()
+        add = max(new.max_bytes - old.max_bytes, 0)
+        self._check_bytes(new, add, self.reserved(new.storage, skip=new.name) + old.max_bytes)
+
+    def _check_bytes(self, config: StreamConfig, add: int, reserved: int) -> None:
+        storage = config.storage
+        err = L.reservation_error(
+            storage, add, account_max=self._account_max(storage), account_reserved=reserved,
+            server_max=self.js.server_max(storage), server_reserved=self.js.reserved(storage))
+        if err is not None:
+            raise err
+
+    def publish_error(self, storage: str, size: int) -> E.ApiError | None:
+        """Why a message of ``size`` stored bytes can not be stored now, if it can not."""
+        server_max, account_max = self.js.server_max(storage), self._account_max(storage)
+        if not self.stored_any:
+            account_max = -1
+        if server_max < 0 and account_max < 0:
+            return None
+        return L.publish_error(
+            size, account_max=account_max, account_used=self.used(storage),
+            server_max=server_max, server_used=self.js.used(storage) if server_max >= 0 else 0)
+
+    def fits(self, storage: str, size: int) -> bool:
+        """Would ``size`` more bytes stay within both the account's and the server's maximum?"""
+        server_max, account_max = self.js.server_max(storage), self._account_max(storage)
+        if account_max >= 0 and not self.stored_any:
+            return False  # the first message is let through alone: see stored_any
+        return ((server_max < 0 or self.js.used(storage) + size <= server_max)
+                and (account_max < 0 or self.used(storage) + size <= account_max))
+
+    def limited(self, storage: str) -> bool:
+        """Do publishes to streams of this storage type need the checks above?"""
+        return self._account_max(storage) >= 0 or self.js.server_max(storage) >= 0
+
     # -- account info -----------------------------------------------------------------
 
     def usage(self) -> dict[str, Any]:
@@ -202,8 +288,10 @@ class JetStreamAccount:
                 memory += n
             else:
                 storage += n
-        return {"memory": memory, "storage": storage, "streams": len(self.streams),
-                "consumers": consumers}
+        return {"memory": memory, "storage": storage,
+                "reserved_memory": self.reserved("memory"),
+                "reserved_storage": self.reserved("file"),
+                "streams": len(self.streams), "consumers": consumers}
 
 
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

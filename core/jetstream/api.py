@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
+from core.internal import InternalClient
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer
 from core.jetstream.models import (
@@ -26,6 +27,8 @@ from core.log import log
 from core.timeutil import rfc3339
 
 if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.hub import Hub
     from core.jetstream.account import JetStreamAccount
     from core.jetstream.stream import Stream
 
@@ -209,11 +212,10 @@ class JetStreamApi:
     # -- account ----------------------------------------------------------------------
 
     def account_info(self) -> dict[str, Any]:
-        limits = self.jsa.js.limits
         return {
             "type": T + "account_info_response",
             **self.jsa.usage(),
-            "limits": limits.model_dump(),
+            "limits": self.jsa.limits.model_dump(),
             "api": {"total": self.jsa.api_total, "errors": self.jsa.api_errors, "level": 1},
         }
 
@@ -264,13 +266,15 @@ class JetStreamApi:
         config, pedantic = parse_stream_config(payload, strict=True)
         if config.name != name:
             raise E.stream_name_mismatch()
+        limits = self.jsa.limits
         if update:
-            config = normalize_stream_config(config, pedantic=pedantic)
+            config = normalize_stream_config(config, pedantic=pedantic, account_limits=limits)
             stream = await self.jsa.update_stream(config)
             return {"type": T + "stream_update_response",
                     **_no_paging(await self.stream_info_doc(stream))}
         check_stream_create(config)
-        config = normalize_stream_config(config, pedantic=pedantic)
+        self.jsa.check_create_limits(config, _names_storage(payload))
+        config = normalize_stream_config(config, pedantic=pedantic, account_limits=limits)
         stream, _ = await self.jsa.create_stream(config)
         return {"type": T + "stream_create_response", **_no_paging(await self.stream_info_doc(
             stream)), "did_create": True}
@@ -431,7 +435,9 @@ class JetStreamApi:
                 raise E.consumer_filter_mismatch()
         elif config.durable_name:
             raise E.consumer_ephemeral_with_durable()
-        config = normalize_consumer_config(config, stream.config, pedantic=req.pedantic)
+        config = normalize_consumer_config(
+            config, stream.config, pedantic=req.pedantic,
+            account_max_ack_pending=self.jsa.limits.max_ack_pending)
         consumer = await self.jsa.add_consumer(stream, config, str(req.action))
         return {"type": T + "consumer_create_response", **await consumer.info()}
 
@@ -458,6 +464,74 @@ _STREAM_OPS = {
     "PURGE": JetStreamApi.stream_purge,
 }
 
+
+class NotEnabledApi:
+    """The API of an account without JetStream: every request nats-server answers gets
+    its response type with error 10039 (or 10010 for clustering-only requests).
+
+    Pull requests and direct gets are not listened to, so they find no responders, as
+    with nats-server; account, meta and server requests are listened to but not answered.
+    """
+
+    SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.ACCOUNT.>", b"$JS.API.META.>",
+                b"$JS.API.SERVER.>") + tuple(
+        b"$JS.API.CONSUMER.%b.>" % op for op in (
+            b"CREATE", b"DURABLE", b"INFO", b"DELETE", b"NAMES", b"LIST", b"PAUSE", b"UNPIN",
+            b"LEADER"))
+
+    def __init__(self, hub: Hub, account: Account) -> None:
+        self.client = InternalClient(hub, account, "$JS")
+        for subject in self.SUBJECTS:
+            self.client.listen(subject, self._on_request)
+
+    def _on_request(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                    payload: bytes) -> None:
+        if not reply:
+            return
+        response = not_enabled_response(subject[len(PREFIX):].split(b"."), payload)
+        if response is not None:
+            self.client.send(reply, None, None,
+                             json.dumps(response, separators=(",", ":")).encode())
+
+    def close(self) -> None:
+        self.client.release()
+
+
+#: Zero values nats-server adds to these responses when they carry only an error.
+_EMPTY_EXTRAS: dict[str, dict[str, Any]] = {
+    **_ERROR_EXTRAS,
+    "stream_names_response": {"total": 0, "offset": 0, "limit": 0, "streams": None},
+    "stream_list_response": {"total": 0, "offset": 0, "limit": 0, "streams": []},
+    "consumer_names_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
+    "consumer_list_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
+    "stream_restore_response": {"deliver_subject": ""},
+    "consumer_pause_response": {"paused": False, "pause_until": "0001-01-01T00:00:00Z"},
+}
+_CLUSTER_ONLY = {"stream_remove_peer_response", "stream_leader_stepdown_response",
+                 "consumer_leader_stepdown_response"}
+
+
+def not_enabled_response(tokens: list[bytes], payload: bytes = b"") -> dict[str, Any] | None:
+    """nats-server's answer to an API request of an account without JetStream.
+
+    Consumer creates still have their body parsed first, and CONSUMER.INFO its body
+    checked for emptiness, as nats-server does before it looks at the account.
+    """
+    words = tuple(t.decode(errors="replace") for t in tokens)
+    kind = _NOT_ENABLED_TYPES.get(words[:3]) or _NOT_ENABLED_TYPES.get(words[:2])
+    if kind is None:
+        return None
+    err = E.cluster_required() if kind in _CLUSTER_ONLY else E.not_enabled_for_account()
+    try:
+        if kind == "consumer_create_response":
+            parse_consumer_request(payload, strict=True)
+        elif words[:2] == ("CONSUMER", "INFO") and not _empty_request(payload):
+            err = E.not_empty_request()
+    except E.ApiError as bad:
+        err = bad
+    return {"type": T + kind, "error": err.to_dict(), **_EMPTY_EXTRAS.get(kind, {})}
+
+
 _RESPONSE_TYPES = {
     ("STREAM", "CREATE"): "stream_create_response",
     ("STREAM", "UPDATE"): "stream_update_response",
@@ -476,6 +550,20 @@ _RESPONSE_TYPES = {
 }
 
 
+_NOT_ENABLED_TYPES: dict[tuple[str, ...], str] = {
+    ("INFO",): "account_info_response",
+    **{k: v for k, v in _RESPONSE_TYPES.items() if k != ("STREAM", "MSG")},
+    ("STREAM", "MSG", "GET"): "stream_msg_get_response",
+    ("STREAM", "MSG", "DELETE"): "stream_msg_delete_response",
+    ("STREAM", "SNAPSHOT"): "stream_snapshot_response",
+    ("STREAM", "RESTORE"): "stream_restore_response",
+    ("STREAM", "PEER", "REMOVE"): "stream_remove_peer_response",
+    ("STREAM", "LEADER", "STEPDOWN"): "stream_leader_stepdown_response",
+    ("CONSUMER", "PAUSE"): "consumer_pause_response",
+    ("CONSUMER", "LEADER", "STEPDOWN"): "consumer_leader_stepdown_response",
+}
+
+
 def _response_type(tokens: list[bytes]) -> str:
     words = tuple(t.decode(errors="replace") for t in tokens[:3])
     if words[:3] == ("STREAM", "MSG", "DELETE"):
@@ -483,6 +571,25 @@ def _response_type(tokens: list[bytes]) -> str:
     if words[:1] == ("INFO",):
         return "account_info_response"
     return _RESPONSE_TYPES.get(words[:2], "error_response")
+
+
+def _empty_request(payload: bytes) -> bool:
+    """Nothing, or a JSON object without keys."""
+    if not payload or payload == b"{}":
+        return True
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return False
+    return doc == {}
+
+
+def _names_storage(payload: bytes) -> bool:
+    """Does a (valid) STREAM.CREATE body set ``storage``?"""
+    try:
+        return json.loads(payload).get("storage") is not None
+    except (ValueError, AttributeError):
+        return False
 
 
 def _no_paging(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""JetStream for the whole hub: one :class:`JetStreamAccount` per account that uses it."""
+"""JetStream for the whole hub: one :class:`JetStreamAccount` per account that uses it.
+
+An account whose ``jetstream_limits`` is None has no JetStream; like nats-server, it still
+gets an answer (10039, "JetStream not enabled for account") to its API requests.  The
+server-wide ``max_mem`` / ``max_file`` bound what all accounts together reserve and store.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from core.jetstream.account import JetStreamAccount
+from core.jetstream.api import NotEnabledApi
 from core.jetstream.models import AccountLimits
 from core.log import log
 
@@ -13,32 +19,66 @@ if TYPE_CHECKING:
     from core.accounts import Account
     from core.hub import Hub
 
+SYSTEM_ACCOUNT = "$SYS"
+
 
 class JetStream:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         opts = hub.options
         self.store_dir = os.path.join(os.path.abspath(opts.store_dir), "jetstream")
-        self.limits = AccountLimits()
-        self.max_memory = opts.jetstream_max_memory
+        self.max_memory = opts.jetstream_max_memory  # -1: no server-wide limit
         self.max_store = opts.jetstream_max_store
         self.accounts: dict[str, JetStreamAccount] = {}
+        self.not_enabled: dict[str, NotEnabledApi] = {}
 
     async def start(self) -> None:
         log.info("Starting JetStream")
         log.info("  Storage:   %s (SQLite, WAL)", self.store_dir)
         os.makedirs(self.store_dir, exist_ok=True)
-        for account in self.hub.accounts.values():
-            await self.enable(account)
+        for account in list(self.hub.accounts.values()):
+            await self.configure(account)
+
+    async def configure(self, account: Account) -> None:
+        """Enable JetStream for ``account`` or answer its API with "not enabled"."""
+        if self._is_system(account):
+            return
+        if getattr(account, "jetstream_limits", AccountLimits()) is None:
+            if account.name not in self.not_enabled and account.name not in self.accounts:
+                self.not_enabled[account.name] = NotEnabledApi(self.hub, account)
+            return
+        await self.enable(account)
+
+    def _is_system(self, account: Account) -> bool:
+        system = getattr(self.hub, "system_account", None)
+        return account is system or account.name == SYSTEM_ACCOUNT
 
     async def enable(self, account: Account) -> JetStreamAccount:
+        responder = self.not_enabled.pop(account.name, None)
+        if responder is not None:
+            responder.close()
         jsa = self.accounts.get(account.name)
         if jsa is None:
             jsa = self.accounts[account.name] = JetStreamAccount(self, account)
             await jsa.start()
         return jsa
 
+    # -- server-wide limits -------------------------------------------------------------
+
+    def server_max(self, storage: str) -> int:
+        return self.max_memory if storage == "memory" else self.max_store
+
+    def reserved(self, storage: str) -> int:
+        """What every account's streams of one storage type reserve together."""
+        return sum(jsa.reserved(storage) for jsa in self.accounts.values())
+
+    def used(self, storage: str) -> int:
+        return sum(jsa.used(storage) for jsa in self.accounts.values())
+
     async def stop(self) -> None:
         for jsa in self.accounts.values():
             await jsa.stop()
         self.accounts.clear()
+        for responder in self.not_enabled.values():
+            responder.close()
+        self.not_enabled.clear()

@@ -121,6 +121,8 @@ not_enabled_for_account = _k(
     "JSNotEnabledForAccountErr", 503, 10039, "JetStream not enabled for account")
 cluster_not_available = _k(
     "JSClusterNotAvailErr", 503, 10008, "JetStream system temporarily unavailable")
+cluster_required = _k(
+    "JSClusterRequiredErr", 503, 10010, "JetStream clustering support required")
 cluster_unsupported = _k(
     "JSClusterUnSupportFeatureErr", 503, 10036, "not currently supported in clustered mode")
 no_account = _k("JSNoAccountErr", 503, 10035, "account not found")

@@ -46,25 +46,28 @@ _ATOI = re.compile(r"^[+-]?[0-9]+$")
 
 def normalize_consumer_config(cfg: ConsumerConfig, stream_cfg: StreamConfig,
                               pull: bool | None = None, *,
-                              pedantic: bool = False) -> ConsumerConfig:
+                              pedantic: bool = False,
+                              account_max_ack_pending: int = -1) -> ConsumerConfig:
     """``cfg`` with nats-server's defaults applied, or the ApiError it would reply.
 
     ``stream_cfg`` must be the normalised config of the consumer's stream; ``pull``, if
     given, must agree with ``deliver_subject``.  Unnamed configs stay unnamed (the engine
     picks the name); a durable's ``name`` is set to its durable name.
+    ``account_max_ack_pending`` is the account's JetStream limit (-1: none): it lowers the
+    default and caps what a consumer may ask for.
     """
     if pull is not None and pull != cfg.is_pull:
         raise ValueError("pull does not match deliver_subject")
     c = cfg.model_copy(deep=True)
     if c.num_replicas > 1:
         raise E.stream_replicas_not_supported()
-    _apply_defaults(c, stream_cfg, pedantic)
+    _apply_defaults(c, stream_cfg, pedantic, account_max_ack_pending)
     _check_basics(c, stream_cfg)
     if c.is_pull:
         _check_pull(c, stream_cfg)
     else:
         _check_push(c, stream_cfg)
-    _check_limits(c, stream_cfg)
+    _check_limits(c, stream_cfg, account_max_ack_pending)
     _check_filters(c)
     _check_start(c)
     _check_rest(c)
@@ -77,7 +80,8 @@ def normalize_consumer_config(cfg: ConsumerConfig, stream_cfg: StreamConfig,
     return c
 
 
-def _apply_defaults(c: ConsumerConfig, stream_cfg: StreamConfig, pedantic: bool) -> None:
+def _apply_defaults(c: ConsumerConfig, stream_cfg: StreamConfig, pedantic: bool,
+                    account_max_ack_pending: int) -> None:
     if c.max_deliver == 0 or c.max_deliver < -1:
         if pedantic and c.max_deliver < -1:
             raise E.pedantic(err="max_deliver must be set to -1")
@@ -116,6 +120,8 @@ def _apply_defaults(c: ConsumerConfig, stream_cfg: StreamConfig, pedantic: bool)
         c.inactive_threshold = limits.inactive_threshold
     if c.max_ack_pending == 0 and c.ack_policy is not AckPolicy.NONE:
         c.max_ack_pending = MAX_ACK_PENDING_DEFAULT
+        if 0 < account_max_ack_pending < MAX_ACK_PENDING_DEFAULT:
+            c.max_ack_pending = account_max_ack_pending
     if c.priority_policy is PriorityPolicy.PINNED_CLIENT and c.priority_timeout == 0:
         c.priority_timeout = PINNED_TTL_DEFAULT
     if c.ack_policy is AckPolicy.FLOW_CONTROL and not pedantic:
@@ -192,7 +198,11 @@ def _check_pull(c: ConsumerConfig, stream_cfg: StreamConfig) -> None:
         raise E.consumer_max_request_expires_too_small()
 
 
-def _check_limits(c: ConsumerConfig, stream_cfg: StreamConfig) -> None:
+def _check_limits(c: ConsumerConfig, stream_cfg: StreamConfig,
+                  account_max_ack_pending: int) -> None:
+    # nats-server checks the account's cap before the stream's
+    if 0 < account_max_ack_pending < c.max_ack_pending:
+        raise E.consumer_max_ack_pending_excess(limit=account_max_ack_pending)
     limits = stream_cfg.consumer_limits
     if 0 < limits.max_ack_pending < c.max_ack_pending:
         raise E.consumer_max_ack_pending_excess(limit=limits.max_ack_pending)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from core.jetstream import errors as E
+from core.jetstream.models_api import AccountLimits
 from core.jetstream.models_base import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_LEN,
@@ -57,11 +58,13 @@ def check_stream_create(cfg: StreamConfig) -> None:
 
 
 def normalize_stream_config(cfg: StreamConfig, *, pedantic: bool = False,
-                            lookup: StreamLookup | None = None) -> StreamConfig:
+                            lookup: StreamLookup | None = None,
+                            account_limits: AccountLimits | None = None) -> StreamConfig:
     """``cfg`` with nats-server's defaults applied, or the ApiError it would reply.
 
     Idempotent, so stored configs can be re-normalised on recovery.  In ``pedantic``
     mode a default that would silently change the request is an error (10157).
+    ``account_limits`` adds the account's ``max_bytes`` rules (10113, 10122).
     """
     c = cfg.model_copy(deep=True)
     _check_identity(c)
@@ -69,6 +72,8 @@ def normalize_stream_config(cfg: StreamConfig, *, pedantic: bool = False,
     _check_features(c, pedantic)
     _check_origins(c, pedantic, lookup)
     _check_subjects(c)
+    if account_limits is not None:
+        check_account_max_bytes(c, account_limits)
     _check_transforms(c, pedantic)
     if c.placement is not None and not (c.placement.cluster or c.placement.tags
                                         or c.placement.preferred):
@@ -315,6 +320,16 @@ def _check_cycles(c: StreamConfig, lookup: StreamLookup) -> None:
                 raise _invalid("detected cycle")
             if (origin := lookup(m.name)) is not None:
                 to_visit.append(origin)
+
+
+def check_account_max_bytes(c: StreamConfig, limits: AccountLimits) -> None:
+    """10113 when the account wants every stream sized, 10122 when this one is too big."""
+    if limits.max_bytes_required and c.max_bytes <= 0:
+        raise E.stream_max_bytes_required()
+    cap = (limits.memory_max_stream_bytes if c.storage == Storage.MEMORY
+           else limits.storage_max_stream_bytes)
+    if cap > 0 and c.max_bytes > cap:
+        raise E.stream_max_stream_bytes_exceeded()
 
 
 def _check_subjects(c: StreamConfig) -> None:

@@ -149,6 +149,8 @@ class Stream:
             [self.store.record_size(m[0], None, m[3]) for m in msgs]
         ) > cfg.max_bytes:
             return False
+        if not self._fits(msgs):
+            return False
         replies = self._store_run(msgs)
         self.store.on_synced(lambda exc: self._committed(exc, replies))
         return True
@@ -166,6 +168,7 @@ class Stream:
                 replies.append((reply, None, None, prefix + b"%d}" % seq))
             seq += 1
         self.store.store_many(first, [(m[0], m[3]) for m in msgs], time.time_ns())
+        self.jsa.stored_any = True
         self._last_msg_id = b""
         return replies
 
@@ -184,6 +187,8 @@ class Stream:
                 j = i
                 while j < n and plain_ok and batch[j][2] is None and len(batch[j][3]) <= max_size:
                     j += 1
+                if j > i and not self._fits(batch[i:j]):
+                    j = i  # near the storage limits: accept() checks one message at a time
                 if j > i:
                     replies += self._store_run(batch[i:j])
                     stored, i = True, j
@@ -219,6 +224,14 @@ class Stream:
         # A reply subject nobody can subscribe to gets no ack.
         self.jsa.account.router.publish_batch(None, replies)
 
+    def _fits(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> bool:
+        """Can plain ``msgs`` be stored together without any hitting a storage limit?"""
+        storage = self.config.storage
+        if not self.jsa.limited(storage):
+            return True
+        size = sum(self.store.record_size(m[0], None, m[3]) for m in msgs)
+        return self.jsa.fits(storage, size)
+
     def _over_limits(self) -> bool:
         cfg, st = self.config, self.store.state()
         return (0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes)
@@ -252,6 +265,10 @@ class Stream:
                     raise E.rollup_not_permitted()
                 if rollup not in (b"sub", b"all"):
                     raise E.rollup_invalid(rollup.decode(errors="replace"))
+        if not sourced and self.jsa.limited(cfg.storage):
+            err = self.jsa.publish_error(cfg.storage, self.store.record_size(subject, hdr, payload))
+            if err is not None:
+                raise err
         state = self.store.state()
         if cfg.retention == "interest" and not self.interested(subject):
             # acknowledged and counted, but nobody will ever read it
@@ -263,6 +280,7 @@ class Stream:
         republish = self._republish.apply(subject) if self._republish is not None else None
         previous = await self.store.last(subject) if republish is not None else None
         self.store.store(seq, subject, hdr, payload, now)
+        self.jsa.stored_any = True
         if republish is not None:
             self._send_republished(republish, subject, seq, now, previous, hdr, payload)
         if msg_id:
