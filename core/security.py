@@ -102,6 +102,16 @@ def jwt_jetstream_limits(hub: Hub, limits: Any) -> Any:
     )
 
 
+async def prepare(hub: Hub, principal: Principal) -> None:
+    """Make sure the principal's account exists, with JetStream when it has any, before
+    its first connection joins (operator mode meets accounts at login)."""
+    if principal.account in hub.accounts:
+        return
+    acc = account_for(hub, principal)
+    if hub.jetstream is not None:
+        await hub.jetstream.configure(acc)
+
+
 def admit(hub: Hub, client: Client, principal: Principal) -> str | None:
     """Place an authenticated client in its account; the error that refuses it."""
     acc = account_for(hub, principal)
@@ -118,9 +128,8 @@ async def reload(hub: Hub, options: Options) -> None:
         setattr(hub.options, name, getattr(options, name))
     configure(hub, hub.options)
     if hub.jetstream is not None:
-        for acc in hub.accounts.values():
-            if acc.jetstream_limits is not None:
-                await hub.jetstream.enable(acc)
+        for acc in list(hub.accounts.values()):
+            await hub.jetstream.configure(acc)
     for client in list(hub.clients.values()):
         opts = getattr(client, "connect_opts", None)
         if opts is None or client.kind != "Client":

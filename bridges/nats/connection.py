@@ -555,6 +555,7 @@ class NatsClient(Client, asyncio.Protocol):
                 hub.auth.failure_delay(self.ip), self._fail, ERR_AUTH
             )
             return
+        await security.prepare(hub, principal)
         if self.closed or self.transport is None or self.transport.is_closing():
             return
         held, self._held = self._held or [], None

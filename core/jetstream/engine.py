@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from core.jetstream.account import JetStreamAccount
 from core.jetstream.api import NotEnabledApi
-from core.jetstream.models import AccountLimits
 from core.log import log
 
 if TYPE_CHECKING:
@@ -43,15 +42,14 @@ class JetStream:
         """Enable JetStream for ``account`` or answer its API with "not enabled"."""
         if self._is_system(account):
             return
-        if getattr(account, "jetstream_limits", AccountLimits()) is None:
+        if account.jetstream_limits is None:
             if account.name not in self.not_enabled and account.name not in self.accounts:
                 self.not_enabled[account.name] = NotEnabledApi(self.hub, account)
             return
         await self.enable(account)
 
     def _is_system(self, account: Account) -> bool:
-        system = getattr(self.hub, "system_account", None)
-        return account is system or account.name == SYSTEM_ACCOUNT
+        return account is self.hub.system_account or account.name == SYSTEM_ACCOUNT
 
     async def enable(self, account: Account) -> JetStreamAccount:
         responder = self.not_enabled.pop(account.name, None)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nats
 import nats.errors
+import nats.js.errors
 import pytest
 from natsjwt import Account, Keys, Operator, User
 from servers import RawClient
@@ -298,5 +299,37 @@ async def test_signing_keys(tmp_path: Path, conf_server):
         assert lines == [b"-ERR 'Permissions Violation for Publish to \"app.other\"'", b"PONG"]
         greedy = User(acc, "greedy", signed_by=scoped)  # carries its own limits
         assert await refused(await s.raw(greedy))
+    finally:
+        await s.close()
+
+
+async def test_account_jwt_grants_jetstream(tmp_path: Path, conf_server):
+    """JetStream limits in an account JWT turn JetStream on for it; an account JWT
+    without them gets "not enabled" answers, and neither sees the other's streams."""
+    s = Setup(tmp_path, conf_server)
+    js_acc = s.account("JS", limits={"mem_storage": -1, "disk_storage": 10_000_000,
+                                     "streams": 2, "consumer": -1})
+    plain = s.account("PLAIN")
+    op_path = tmp_path / "operator.jwt"
+    op_path.write_text(s.operator.jwt)
+    preload = "\n".join(f"  {a.public_key}: {a.jwt}" for a in s.accounts)
+    s.server = conf_server(
+        f"operator: {op_path}\nsystem_account: {s.sys.public_key}\nresolver: MEMORY\n"
+        f"resolver_preload: {{\n{preload}\n}}\n"
+        f"jetstream {{ store_dir: {json.dumps(str(tmp_path / 'store'))} }}\n"
+    )
+    try:
+        nc = await s.connect(User(js_acc, "js-user"))
+        js = nc.jetstream()
+        await js.add_stream(name="S", subjects=["s.>"])
+        ack = await js.publish("s.1", b"x")
+        assert (ack.stream, ack.seq) == ("S", 1)
+        info = await js.account_info()
+        assert info.limits.max_streams == 2
+        other = await s.connect(User(plain, "plain-user"))
+        with pytest.raises(nats.js.errors.ServiceUnavailableError):
+            await other.jetstream().account_info()
+        with pytest.raises(nats.js.errors.ServiceUnavailableError):
+            await other.jetstream().stream_info("S")
     finally:
         await s.close()
