@@ -37,6 +37,8 @@ class Account:
         #: Display name (a JWT account's name; its key is ``name``).
         self.label = name
         self.clients: set[Client] = set()
+        #: Connections the account has had since the server started.
+        self.total_connections = 0
         #: Live import links, dropped when the account is reconfigured.
         self.links: list[Any] = []
 

@@ -81,6 +81,7 @@ class Client:
         self.account.clients.discard(self)
         self.account = account
         account.clients.add(self)
+        account.total_connections += 1
         self.user = principal.user
         self.expires = principal.expires
         self._apply_permissions(principal.permissions)

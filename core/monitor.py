@@ -153,13 +153,16 @@ class BadRequest(ValueError):
 
 
 def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
-          subs: bool = False, cid: int | None = None) -> dict[str, Any]:
+          subs: bool = False, cid: int | None = None,
+          account: str | None = None) -> dict[str, Any]:
     now = time.time()
     if sort not in _SORTS:
         raise BadRequest(f"invalid sorting option: {sort}")
     clients = list(hub.clients.values())
     if cid is not None:
         clients = [c for c in clients if c.cid == cid]
+    if account is not None:
+        clients = [c for c in clients if c.account.name == account]
     clients.sort(key=_SORTS[sort])
     offset = max(offset, 0)
     limit = _PAGE if limit <= 0 else limit

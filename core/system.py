@@ -2,7 +2,8 @@
 
 Users of the system account ask ``$SYS.REQ.SERVER.PING[.<ENDPOINT>]`` (every server
 answers) or ``$SYS.REQ.SERVER.<id>.<ENDPOINT>`` and get the monitoring documents
-wrapped as nats-server wraps them: ``{"server": {...}, "data": {...}}``.  Any account
+wrapped as nats-server wraps them: ``{"server": {...}, "data": {...}}``;
+``$SYS.REQ.ACCOUNT.<name>.CONNZ|STATZ|SUBSZ`` give one account's.  Any account
 may ask ``$SYS.REQ.USER.INFO`` who it is connected as.
 """
 
@@ -49,6 +50,29 @@ def _statsz(hub: Hub) -> dict[str, Any]:
     }
 
 
+def _account_statz(acc: Account) -> dict[str, Any]:
+    """One account's traffic, summed over its live connections."""
+    clients = list(acc.clients)
+    return {
+        "acc": acc.name,
+        "name": acc.label,
+        "conns": len(clients),
+        "leafnodes": 0,
+        "total_conns": acc.total_connections,
+        "num_subscriptions": len(acc.router.index),
+        "sent": {"msgs": sum(c.out_msgs for c in clients),
+                 "bytes": sum(c.out_bytes for c in clients)},
+        "received": {"msgs": sum(c.in_msgs for c in clients),
+                     "bytes": sum(c.in_bytes for c in clients)},
+        "slow_consumers": 0,
+    }
+
+
+def _statz_of(hub: Hub, accounts: list[Account]) -> dict[str, Any]:
+    return {"server_id": hub.server_id, "now": rfc3339(time.time()),
+            "account_statz": [_account_statz(a) for a in accounts]}
+
+
 def _accountz(hub: Hub) -> dict[str, Any]:
     system = hub.system_account
     return {
@@ -86,6 +110,7 @@ class SystemService:
             client.listen(b"$SYS.REQ.SERVER.PING", self._ping)
             client.listen(b"$SYS.REQ.SERVER.PING.*", self._endpoint)
             client.listen(b"$SYS.REQ.SERVER.%s.*" % hub.server_id.encode(), self._endpoint)
+            client.listen(b"$SYS.REQ.ACCOUNT.*.*", self._account_endpoint)
             self.clients.append(client)
         for account in list(hub.accounts.values()):
             self.attach(account)
@@ -128,6 +153,31 @@ class SystemService:
               payload: bytes) -> None:
         if reply:  # statsz answers carry "statsz", not "data"
             self._reply(self.clients[0], reply, {"statsz": _statsz(self.hub)})
+
+    def _account_endpoint(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                          payload: bytes) -> None:
+        """``$SYS.REQ.ACCOUNT.<name>.CONNZ|STATZ|SUBSZ`` and ``ACCOUNT.PING.STATZ``."""
+        if not reply:
+            return
+        hub = self.hub
+        _, _, _, name, what = subject.decode(errors="replace").split(".")
+        if name == "PING" and what == "STATZ":
+            busy = [a for a in hub.accounts.values() if a.clients]
+            self._reply(self.clients[0], reply, {"data": _statz_of(hub, busy)})
+            return
+        acc = hub.accounts.get(name)
+        if acc is None:
+            return
+        if what == "CONNZ":
+            data = monitor.connz(hub, account=name)
+        elif what == "STATZ":
+            data = _statz_of(hub, [acc])
+        elif what == "SUBSZ":
+            data = {"server_id": hub.server_id, "now": rfc3339(time.time()),
+                    "num_subscriptions": len(acc.router.index)}
+        else:
+            return
+        self._reply(self.clients[0], reply, {"data": data})
 
     def _endpoint(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                   payload: bytes) -> None:

@@ -1,0 +1,49 @@
+"""Jetport's answer to password guessing: each failed login from one address waits
+longer before its -ERR (nats-server answers at once, so this is Jetport's own)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from core.auth import FAILURE_DELAY, FAILURE_DELAY_MAX
+
+CONF = "authorization { users: [{user: alice, password: pa}] }"
+
+
+async def _fail_from(port: int, source: str) -> float:
+    """Seconds from a bad CONNECT to the Authorization Violation, from ``source``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    await reader.readline()  # INFO
+    start = time.monotonic()
+    bad = {"user": "alice", "pass": "wrong", "verbose": False, "pedantic": False}
+    writer.write(b"CONNECT " + json.dumps(bad).encode() + b"\r\n")
+    line = await asyncio.wait_for(reader.readline(), 5)
+    elapsed = time.monotonic() - start
+    assert line == b"-ERR 'Authorization Violation'\r\n"
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed
+    writer.close()
+    return elapsed
+
+
+async def test_failure_delay_grows_per_address(make_hub, tmp_path):
+    conf = tmp_path / "auth.conf"
+    conf.write_text(CONF)
+    hub = make_hub("-c", str(conf))
+    times = [await _fail_from(hub.port, "127.0.0.2") for _ in range(7)]
+    assert times[0] < FAILURE_DELAY + 0.15
+    assert times[4] >= FAILURE_DELAY * 2 ** 4 * 0.9
+    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 0.3
+    # Another address is not slowed by the first one's failures.
+    assert await _fail_from(hub.port, "127.0.0.3") < FAILURE_DELAY + 0.15
+    # Nor is a right password from the address that failed.
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port,
+                                                   local_addr=("127.0.0.2", 0))
+    await reader.readline()
+    good = {"user": "alice", "pass": "pa", "verbose": False, "pedantic": False}
+    start = time.monotonic()
+    writer.write(b"CONNECT " + json.dumps(good).encode() + b"\r\nPING\r\n")
+    assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
+    assert time.monotonic() - start < 0.2
+    writer.close()
