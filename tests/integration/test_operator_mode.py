@@ -333,3 +333,13 @@ async def test_account_jwt_grants_jetstream(tmp_path: Path, conf_server):
             await other.jetstream().stream_info("S")
     finally:
         await s.close()
+
+
+async def test_connection_ends_when_the_user_jwt_expires(setup):
+    acc = setup.account("A")
+    setup.start()
+    soon = User(acc, "brief", exp=int(time.time()) + 2)
+    client = await setup.raw(soon)
+    assert await accepted(client)
+    assert await client.until(b"\r\n", timeout=5) == b"-ERR 'User Authentication Expired'\r\n"
+    assert await client.closed()
