@@ -18,7 +18,7 @@ from .pubsub import pubsub
 from .servers import LaunchError
 
 USER, PASSWORD = "bench", "bench"
-ROUNDS = 2
+ROUNDS = 3
 
 
 def auth_config(rules: int) -> str:
