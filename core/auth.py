@@ -32,8 +32,7 @@ FAILURE_DELAY_MAX = 0.5
 #: Failures older than this are forgotten.
 FAILURE_MEMORY = 60.0
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2x$", "$2y$")
-# Compared against when the user is unknown, so that costs what a wrong password does.
-_DUMMY_HASH = b"$2b$11$" + b"C" * 53
+_DUMMY_PLAIN = secrets.token_urlsafe(16)
 
 
 @dataclass
@@ -65,20 +64,30 @@ def is_bcrypt(secret: str) -> bool:
     return secret.startswith(_BCRYPT_PREFIXES)
 
 
-async def _secret_ok(given: Any, stored: str | None) -> bool:
+async def _secret_ok(given: Any, stored: str) -> bool:
     """``given`` against a stored plain or bcrypt secret; bcrypt runs off the loop."""
     if not isinstance(given, str):
         given = ""
-    if stored is not None and not is_bcrypt(stored):
+    if not is_bcrypt(stored):
         return _same(given, stored)
     import bcrypt
 
-    hashed = stored.encode() if stored is not None else _DUMMY_HASH
     try:
-        ok = await asyncio.to_thread(bcrypt.checkpw, given.encode(), hashed)
+        return await asyncio.to_thread(bcrypt.checkpw, given.encode(), stored.encode())
     except ValueError:
-        ok = False
-    return ok and stored is not None
+        return False
+
+
+def _dummy_secret(passwords: list[str]) -> str:
+    """What an unknown user's password is compared with, so that costs what a wrong
+    password does: a bcrypt hash of the same cost when some password is one."""
+    costs = [int(p[4:6]) for p in passwords if is_bcrypt(p) and p[4:6].isdigit()]
+    if not costs:
+        return _DUMMY_PLAIN
+    import bcrypt
+
+    salt = bcrypt.gensalt(rounds=max(min(costs), 4))
+    return bcrypt.hashpw(secrets.token_bytes(16), salt).decode()
 
 
 def new_nonce() -> str:
@@ -118,6 +127,7 @@ class Authenticator:
         #: Whether INFO must carry a nonce for clients to sign.
         self.nonce_required = bool(self.by_nkey or self.trust)
         self._failures: dict[str, tuple[int, float]] = {}
+        self._dummy = _dummy_secret([u.password for u in self.by_name.values()])
 
     # -- permissions ------------------------------------------------------------------
 
@@ -169,7 +179,7 @@ class Authenticator:
         name, password = opts.get("user"), opts.get("pass")
         if isinstance(name, str) and name:
             user = self.by_name.get(name)
-            stored = user.password if user is not None else None
+            stored = user.password if user is not None else self._dummy
             if not await _secret_ok(password, stored) or user is None:
                 raise AuthError(f"user {name!r}: bad password or unknown user")
             return self._principal(user, conn_type)

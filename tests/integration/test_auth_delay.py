@@ -47,3 +47,34 @@ async def test_failure_delay_grows_per_address(make_hub, tmp_path):
     assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
     assert time.monotonic() - start < 0.2
     writer.close()
+
+
+async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(make_hub, tmp_path):
+    import statistics
+
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"pa", bcrypt.gensalt(rounds=11)).decode()
+    conf = tmp_path / "auth.conf"
+    conf.write_text(f'authorization {{ users: [{{user: alice, password: "{hashed}"}}] }}')
+    hub = make_hub("-c", str(conf))
+
+    async def attempt(source: str, user: str) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port,
+                                                       local_addr=(source, 0))
+        await reader.readline()
+        start = time.monotonic()
+        bad = {"user": user, "pass": "wrong", "verbose": False, "pedantic": False}
+        writer.write(b"CONNECT " + json.dumps(bad).encode() + b"\r\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == (
+            b"-ERR 'Authorization Violation'\r\n")
+        writer.close()
+        return time.monotonic() - start
+
+    wrong, unknown = [], []
+    for _ in range(4):
+        wrong.append(await attempt("127.0.0.4", "alice"))
+        unknown.append(await attempt("127.0.0.5", "mallory"))
+    # Both pay the bcrypt check (tens of ms at cost 11) and the same growing delay.
+    assert min(unknown) > 0.02
+    assert abs(statistics.median(wrong) - statistics.median(unknown)) < 0.05
