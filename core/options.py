@@ -102,6 +102,10 @@ class Options:
     token: str = ""
     #: The command line these options came from (a reload reads it again).
     argv: list[str] = field(default_factory=list, repr=False, compare=False)
+    #: The MQTT and WebSocket doors' blocks (:mod:`core.options_mqtt`,
+    #: :mod:`core.options_websocket`); None when absent.
+    mqtt: Any = field(default=None, repr=False, compare=False)
+    websocket: Any = field(default=None, repr=False, compare=False)
     #: Users, permissions and accounts (:class:`core.authconf.AuthConfig`).
     auth_config: Any = field(default=None, repr=False, compare=False)
     tls: bool = False
@@ -536,8 +540,6 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
         "operator mode",
         "resolver_tls resolver_pinned_accounts trusted trusted_keys",
     ),
-    (TOP_LEVEL_KEYS, "MQTT", "mqtt"),
-    (TOP_LEVEL_KEYS, "WebSocket", "websocket ws"),
     (TOP_LEVEL_KEYS, "HTTPS monitoring", "https https_port http_base_path"),
     (TOP_LEVEL_KEYS, "OCSP", "ocsp ocsp_cache"),
     (TOP_LEVEL_KEYS, "syslog", "syslog remote_syslog"),
@@ -750,6 +752,8 @@ def parse_args(argv: list[str]) -> Options:
             store_dir=EMBEDDED_STORE_DIR,
             http_port=EMBEDDED_HTTP_PORT,
         )
+        options_mqtt.embedded(opts)
+        options_websocket.embedded(opts)
         _finish(opts)
         return opts
     given, rest = _scan_flags(argv)
@@ -859,5 +863,6 @@ only "-flag" or "-flag=false". Clustering, gateway and leaf node flags are refus
 """
 
 
-# The security keys live in their own module, which registers them on these tables.
-from core import authconf  # noqa: E402
+# The security keys and the MQTT and WebSocket blocks live in their own modules,
+# which register them on these tables.
+from core import authconf, options_mqtt, options_websocket  # noqa: E402

@@ -293,8 +293,6 @@ def test_unknown_field() -> None:
         "mappings { a: b }",
         "trusted_keys: [OABC]",
         "resolver: URL(http://localhost:9090/jwt/v1/accounts/)",
-        "mqtt { port: 1883 }",
-        "websocket { port: 8080 }",
         "https: 8443",
     ],
 )
@@ -368,7 +366,7 @@ def test_top_level_table_lists_the_supported_keys() -> None:
     for key in ("listen", "port", "jetstream", "authorization", "tls", "max_conn", "logfile",
                 "accounts", "no_auth_user", "operator"):
         assert key in TOP_LEVEL_KEYS.handlers
-    for key in ("cluster", "mappings", "websocket", "mqtt"):
+    for key in ("cluster", "mappings", "gateway", "leafnodes"):
         assert key in TOP_LEVEL_KEYS.unsupported
 
 

@@ -1,0 +1,89 @@
+"""nats-server's ``mqtt {}`` block: the MQTT door's listener and its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
+
+#: The MQTT port of the embedded default (``jetport serve`` with no arguments).
+EMBEDDED_MQTT_PORT = 1883
+DEFAULT_ACK_WAIT = 30.0
+DEFAULT_MAX_ACK_PENDING = 1024
+
+MQTT_KEYS = KeyTable("mqtt.")
+
+
+@dataclass
+class MqttOptions:
+    """The MQTT door's settings; ``port`` 0 means the door is off, -1 a free port."""
+
+    host: str = ""  # "": the server's host
+    port: int = 0
+    ack_wait: float = DEFAULT_ACK_WAIT  # seconds before a QoS 1/2 message is sent again
+    max_ack_pending: int = DEFAULT_MAX_ACK_PENDING  # unacknowledged messages per session
+    no_auth_user: str = ""
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    auth_timeout: float = 0.0  # 0: the server's
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify: bool = False
+    tls_map: bool = False
+    tls_timeout: float = 0.0
+
+
+def mqtt_options(opts: Options) -> MqttOptions:
+    if opts.mqtt is None:
+        opts.mqtt = MqttOptions()
+    return opts.mqtt
+
+
+@TOP_LEVEL_KEYS.key("mqtt")
+def _mqtt_key(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts)
+    MQTT_KEYS.apply(opts, entry.block())
+
+
+@MQTT_KEYS.key("listen")
+def _mqtt_listen(opts: Options, entry: Entry) -> None:
+    host, port = _listen(entry)
+    m = mqtt_options(opts)
+    if host:
+        m.host = host
+    m.port = port
+
+
+@MQTT_KEYS.key("host", "net")
+def _mqtt_host(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).host = entry.string()
+
+
+@MQTT_KEYS.key("port")
+def _mqtt_port(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).port = entry.integer()
+
+
+@MQTT_KEYS.key("ack_wait", "ackwait")
+def _mqtt_ack_wait(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).ack_wait = entry.seconds()
+
+
+@MQTT_KEYS.key("max_ack_pending", "max_pending", "max_inflight")
+def _mqtt_max_ack_pending(opts: Options, entry: Entry) -> None:
+    value = entry.integer()
+    if not 0 <= value <= 0xFFFF:
+        raise entry.error(f"max_ack_pending {value} is out of range (0 to 65535)")
+    mqtt_options(opts).max_ack_pending = value
+
+
+@MQTT_KEYS.key("no_auth_user")
+def _mqtt_no_auth_user(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).no_auth_user = entry.string()
+
+
+def embedded(opts: Options) -> None:
+    """The embedded default opens the MQTT door on its standard port."""
+    mqtt_options(opts).port = EMBEDDED_MQTT_PORT
