@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from core.jetstream.account import JetStreamAccount
 from core.jetstream.api import NotEnabledApi
 from core.log import log
+from core.subjects import subject_matches
 
 if TYPE_CHECKING:
     from core.accounts import Account
@@ -60,6 +61,15 @@ class JetStream:
             jsa = self.accounts[account.name] = JetStreamAccount(self, account)
             await jsa.start()
         return jsa
+
+    def streams_capturing(self, account: Account, subject: bytes) -> int:
+        """How many of the account's streams store a message published on ``subject``
+        (each answers a publish that has a reply subject with a PubAck)."""
+        jsa = self.accounts.get(account.name)
+        if jsa is None:
+            return 0
+        return sum(1 for stream in jsa.streams.values()
+                   if any(subject_matches(p, subject) for p in stream.subjects))
 
     # -- server-wide limits -------------------------------------------------------------
 

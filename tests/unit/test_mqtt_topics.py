@@ -1,0 +1,73 @@
+"""MQTT topics and filters ↔ NATS subjects, with nats-server's worked examples."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridges.mqtt.topics import (
+    TopicError,
+    filter_subjects,
+    split_shared,
+    to_subject,
+    to_topic,
+    valid_filter,
+)
+
+EXAMPLES = [
+    ("foo/bar", "foo.bar"),
+    ("/foo", "/.foo"),
+    ("foo/", "foo./"),
+    ("/x/", "/.x./"),
+    ("foo//bar", "foo./.bar"),
+    ("//foo/bar", "/./.foo.bar"),
+    ("/", "/./"),
+    ("foo.bar", "foo//bar"),
+]
+
+
+@pytest.mark.parametrize(("topic", "subject"), EXAMPLES)
+def test_topic_to_subject_and_back(topic: str, subject: str) -> None:
+    assert to_subject(topic) == subject
+    assert to_topic(subject) == topic
+
+
+def test_filters() -> None:
+    assert to_subject("sport/+/score/#", filter_=True) == "sport.*.score.>"
+    assert filter_subjects("a/#") == ["a.>", "a"]
+    assert filter_subjects("#") == [">"]
+    assert filter_subjects("a/+") == ["a.*"]
+
+
+@pytest.mark.parametrize("bad", ["a/+", "a/#", "a b", "a\tb", "", "x\x7f"])
+def test_invalid_topic_names(bad: str) -> None:
+    with pytest.raises(TopicError):
+        to_subject(bad)
+
+
+@pytest.mark.parametrize(("f", "ok"), [
+    ("a/#", True), ("#", True), ("+/b/+", True), ("a/b#", False), ("a/#/b", False),
+    ("a+/b", False), ("", False),
+])
+def test_filter_validity(f: str, ok: bool) -> None:
+    assert valid_filter(f) is ok
+
+
+def test_shared_subscriptions() -> None:
+    assert split_shared("$share/g1/a/b") == ("g1", "a/b")
+    assert split_shared("a/b") == (None, "a/b")
+    for bad in ("$share/g1", "$share//a", "$share/g+/a"):
+        with pytest.raises(TopicError):
+            split_shared(bad)
+
+
+levels = st.text(alphabet=st.characters(blacklist_characters="/+# \t\r\n\f\x7f",
+                                        blacklist_categories=("Cs",)), max_size=5)
+
+
+@given(st.lists(levels, min_size=1, max_size=6))
+def test_round_trip(parts: list[str]) -> None:
+    topic = "/".join(parts)
+    if topic:
+        assert to_topic(to_subject(topic)) == topic
