@@ -153,8 +153,13 @@ class Authenticator:
         conn_type: str = "STANDARD",
         identities: list[str] | None = None,
         ip: str = "",
+        tls_map: bool | None = None,
     ) -> Principal:
-        """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`."""
+        """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`.
+
+        ``identities`` are the client certificate's names; they decide when the door's
+        TLS settings map certificates to users (``tls_map``, else the server's).
+        """
         if not self.required:
             if self.conf.no_auth_user:
                 return self._no_auth(conn_type)
@@ -164,7 +169,8 @@ class Authenticator:
         if opts.get("account") is not None or opts.get("new_account") is not None:
             raise AuthError("clients may not choose their account")
         nkey = opts.get("nkey")
-        if self.tls_map and identities is not None and not nkey:
+        mapping = self.tls_map if tls_map is None else tls_map
+        if mapping and identities is not None and not nkey:
             name = find_user(identities, self.by_name)
             if name is None:
                 raise AuthError("no user for the client certificate")

@@ -33,6 +33,7 @@ class MqttOptions:
     tls_verify: bool = False
     tls_map: bool = False
     tls_timeout: float = 0.0
+    tls_min_version: str = ""
 
 
 def mqtt_options(opts: Options) -> MqttOptions:
@@ -87,3 +88,39 @@ def _mqtt_no_auth_user(opts: Options, entry: Entry) -> None:
 def embedded(opts: Options) -> None:
     """The embedded default opens the MQTT door on its standard port."""
     mqtt_options(opts).port = EMBEDDED_MQTT_PORT
+
+
+@MQTT_KEYS.key("tls")
+def _mqtt_tls(opts: Options, entry: Entry) -> None:
+    """The MQTT listener's own TLS (cert_file, key_file, ca_file, verify,
+    verify_and_map, timeout, min_version), as in nats-server's mqtt block."""
+    m = mqtt_options(opts)
+    block = entry.block()
+    for key, value in block.items():
+        sub = Entry(key, value, block.where(key))
+        name = key.lower()
+        if name == "cert_file":
+            m.tls_cert = sub.string()
+        elif name == "key_file":
+            m.tls_key = sub.string()
+        elif name == "ca_file":
+            m.tls_ca = sub.string()
+        elif name == "verify":
+            m.tls_verify = sub.boolean()
+        elif name == "verify_and_map":
+            m.tls_map = sub.boolean()
+            m.tls_verify = m.tls_verify or m.tls_map
+        elif name == "timeout":
+            m.tls_timeout = sub.seconds()
+        elif name == "min_version":
+            from core.tls import min_tls_version
+
+            try:
+                min_tls_version(value)
+            except ValueError as exc:
+                raise sub.error(f"error parsing tls config: {exc}")
+            m.tls_min_version = value
+        else:
+            raise sub.error(f'unknown field "mqtt.tls.{key}"')
+    if not m.tls_cert or not m.tls_key:
+        raise entry.error("mqtt tls needs both cert_file and key_file")

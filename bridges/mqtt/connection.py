@@ -1,0 +1,443 @@
+"""One MQTT network connection: the codec's packets applied to a session, over asyncio.
+
+The rules of MQTT framing live in the codec; the rules of sessions, subscriptions
+and delivery in :mod:`bridges.mqtt.session`; this module only connects them to the
+socket, the core's authenticator and the door's registry.  Output is gathered and
+written once per event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from bridges.mqtt.codec import MqttCodec
+from bridges.mqtt.packets import (
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    PingReq,
+    PingResp,
+    ProtocolError,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
+from bridges.mqtt.session import OutMsg, Session, SubInfo, header_lines
+from bridges.mqtt.topics import (
+    TopicError,
+    filter_subjects,
+    split_shared,
+    to_subject,
+    valid_filter,
+)
+from core import security
+from core.auth import AuthError
+from core.client import PermissionDenied, TooManySubscriptions
+from core.log import log
+from core.router import InvalidSubject
+from core.tls import peer_identities
+
+if TYPE_CHECKING:
+    from bridges.mqtt.door import MqttDoor
+
+# CONNACK refusals as MQTT 5 reason codes; the codec sends 3.1.1 clients the matching
+# return codes (1 version, 2 identifier, 3 unavailable, 4 credentials, 5 not authorized).
+_REFUSALS = {"version": 0x84, "id": 0x85, "unavailable": 0x88, "credentials": 0x86,
+             "auth": 0x87}
+NOT_AUTHORIZED = 0x87
+TAKEN_OVER = 0x8E
+NO_SUBSCRIPTION = 0x11
+NO_MATCHING_SUBSCRIBERS = 0x10
+PACKET_ID_NOT_FOUND = 0x92
+TOPIC_NAME_INVALID = 0x90
+FILTER_INVALID = 0x8F
+DISCONNECT_WITH_WILL = 0x04
+#: The receive window the hub offers MQTT 5 clients (their QoS 1/2 in flight to us).
+RECEIVE_MAXIMUM = 65535
+
+
+def qos_header(qos: int, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """The header block of an MQTT-originated message, as nats-server writes it."""
+    lines = b"".join(k + b": " + v + b"\r\n" for k, v in extra)
+    return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n%b\r\n" % (qos, lines)
+
+
+class MqttConnection(asyncio.Protocol):
+    def __init__(self, door: MqttDoor) -> None:
+        self.door = door
+        self.hub = door.hub
+        self.codec = MqttCodec(max_packet_size=door.max_packet_size,
+                               topic_alias_maximum=door.topic_alias_maximum)
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.level = 4
+        self.window = door.max_inflight
+        self.ip, self.port = "", 0
+        self.will: Any = None
+        #: The client certificate's names (TLS listeners), for verify_and_map.
+        self.tls_identities: list[str] | None = None
+        self.keepalive = 0.0
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._held: list | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_read = time.monotonic()
+        self._closing = False
+        self._loop = asyncio.get_running_loop()
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.ip, self.port = peer[0], peer[1]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls_identities = peer_identities(ssl_object)
+        self.door.connections.add(self)
+        self._timers["connect"] = self._loop.call_later(
+            self.door.connect_timeout, self.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.door.connections.discard(self)
+        session = self.session
+        self.session = None
+        if session is not None and session.conn is self:
+            self.door.disconnected(session, self.will)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_for(self, reason: str) -> None:
+        """Close on the hub's behalf (takeover, reload, shutdown)."""
+        if reason == "takeover" and self.level == 5:
+            self.send(Disconnect(TAKEN_OVER))
+        self.will = None if reason == "takeover" else self.will
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is None or self._closing:
+            return
+        self._closing = True
+        self._flush()
+        self.transport.close()
+
+    # -- output -------------------------------------------------------------------------
+
+    def send(self, packet: Any) -> None:
+        self._out.append(self.codec.send(packet))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def send_publish(self, packet: Publish) -> None:
+        data = self.codec.send(packet)
+        limit = self.codec.peer_max_packet_size
+        if limit is not None and len(data) > limit:
+            return  # MQTT 5: a message too big for the client is not sent
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def send_pubrel(self, pid: int) -> None:
+        self.send(PubRel(pid))
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self._out))
+        self._out = []
+
+    # -- input --------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = time.monotonic()
+        packets = self.codec.receive_data(data)
+        if self._held is not None:
+            self._held.extend(packets)
+            return
+        self._process(packets)
+
+    def _process(self, packets: list) -> None:
+        for i, packet in enumerate(packets):
+            if self._closing:
+                return
+            kind = type(packet)
+            if kind is Publish:
+                self._on_publish(packet)
+            elif kind is PubAck:
+                self._ack(packet.packet_id, 1)
+            elif kind is PubRec:
+                if self.session is not None and self.session.received(packet.packet_id):
+                    self.send(PubRel(packet.packet_id))
+                else:
+                    self.send(PubRel(packet.packet_id, PACKET_ID_NOT_FOUND
+                                     if self.level == 5 else 0))
+            elif kind is PubRel:
+                self._on_pubrel(packet.packet_id)
+            elif kind is PubComp:
+                self._ack(packet.packet_id, 2)
+            elif kind is Subscribe:
+                self._on_subscribe(packet)
+            elif kind is Unsubscribe:
+                self._on_unsubscribe(packet)
+            elif kind is PingReq:
+                self.send(PingResp())
+            elif kind is Disconnect:
+                if packet.reason_code != DISCONNECT_WITH_WILL:
+                    self.will = None
+                self._update_expiry(packet.properties)
+                self.close()
+                return
+            elif kind is Connect:
+                self._held = list(packets[i + 1:])
+                self._loop.create_task(self._on_connect(packet))
+                return
+            elif kind is ProtocolError:
+                self._protocol_error(packet)
+                return
+            elif kind is Auth:
+                self._protocol_error(ProtocolError(0x8C, "enhanced authentication"))
+                return
+
+    def _protocol_error(self, err: ProtocolError) -> None:
+        """The one reaction to a broken peer: DISCONNECT with the reason (MQTT 5) or
+        just close (3.1.1); a CONNECT-stage error gets its CONNACK."""
+        log.debug("%s:%s - mqtt - %s", self.ip, self.port, err.message)
+        if self.session is None:
+            # CONNECT's own problems get a CONNACK (mapped to 3.1.1 return codes by the
+            # codec); the others, as with nats-server, just close.
+            if err.reason_code in (0x84, 0x85, 0x86) or self.codec.level == 5:
+                self.send(ConnAck(False, err.reason_code))
+        elif self.level == 5:
+            self.send(Disconnect(err.reason_code))
+        self.close()
+
+    # -- CONNECT ------------------------------------------------------------------------
+
+    def _refuse(self, why: str) -> None:
+        self.send(ConnAck(False, _REFUSALS[why]))
+        self.close()
+
+    async def _on_connect(self, pkt: Connect) -> None:
+        self.level = pkt.protocol_level
+        door, hub = self.door, self.hub
+        client_id = pkt.client_id
+        assigned = ""
+        if not client_id:
+            if not pkt.clean_start and self.level == 4:
+                self._refuse("id")
+                return
+            client_id = assigned = "auto-" + secrets.token_hex(8)
+        opts: dict[str, Any] = {}
+        if pkt.username is not None:
+            opts["user"] = pkt.username
+        if pkt.password is not None:
+            opts["pass"] = pkt.password.decode(errors="replace")
+            if pkt.username is None:
+                opts["auth_token"] = opts.pop("pass")
+        try:
+            principal = await door.authenticate(opts, self)
+        except AuthError as exc:
+            log.error("%s:%s - mqtt - authentication error: %s", self.ip, self.port, exc)
+            self._refuse("auth" if pkt.username is None else "credentials")
+            return
+        await security.prepare(hub, principal)
+        if self.transport is None or self.transport.is_closing():
+            return
+        account = security.account_for(hub, principal)
+        if account.at_connection_limit():
+            self._refuse("unavailable")
+            return
+        props = pkt.properties
+        expiry = float(props.get("session_expiry_interval", 0))
+        # 3.1.1: clean=0 keeps the session; 5: a session expiry interval does.
+        persistent = not pkt.clean_start if self.level == 4 else expiry > 0
+        try:
+            session, present = await door.open_session(
+                self, account, principal, client_id, pkt.clean_start, persistent, expiry)
+        except Exception as exc:  # noqa: BLE001 - a store failure refuses the session
+            log.error("%s:%s - mqtt - session for %r unavailable: %s", self.ip, self.port,
+                      client_id, exc)
+            self._refuse("unavailable")
+            return
+        self.session = session
+        self.will = pkt.will
+        self._timers.pop("connect").cancel()
+        self.keepalive = float(pkt.keepalive)
+        if self.level == 5:
+            self.window = min(int(props.get("receive_maximum", 65535)), door.max_inflight)
+        if self.keepalive:
+            self._watch_keepalive()
+        ack_props: dict[str, Any] = {}
+        if self.level == 5:
+            ack_props = {"receive_maximum": RECEIVE_MAXIMUM,
+                         "topic_alias_maximum": door.topic_alias_maximum,
+                         "maximum_packet_size": door.max_packet_size,
+                         "retain_available": 1, "wildcard_subscription_available": 1,
+                         "subscription_identifier_available": 1,
+                         "shared_subscription_available": 1}
+            if assigned:
+                ack_props["assigned_client_identifier"] = assigned
+        self.send(ConnAck(present, 0, ack_props))
+        session.resend()
+        held, self._held = self._held or [], None
+        self._process(held)
+
+    def _update_expiry(self, props: dict[str, Any]) -> None:
+        session = self.session
+        if session is not None and "session_expiry_interval" in props:
+            session.session_expiry = float(props["session_expiry_interval"])
+
+    def _watch_keepalive(self) -> None:
+        """Close a client silent for 1.5 keep-alive periods."""
+        limit = self.keepalive * 1.5
+        idle = time.monotonic() - self._last_read
+        if idle >= limit:
+            log.debug("%s:%s - mqtt - keepalive expired", self.ip, self.port)
+            self.abort()
+            return
+        self._timers["keepalive"] = self._loop.call_later(limit - idle, self._watch_keepalive)
+
+    # -- PUBLISH in -----------------------------------------------------------------------
+
+    def _on_publish(self, pkt: Publish) -> None:
+        session = self.session
+        assert session is not None
+        qos, pid = pkt.qos, pkt.packet_id
+        if qos == 2 and pid in session.qos2_in:
+            self.send(PubRec(pid))  # a resend of what we have: no second delivery
+            return
+        try:
+            subject = to_subject(pkt.topic)
+        except TopicError as exc:
+            self._protocol_error(ProtocolError(TOPIC_NAME_INVALID, str(exc)))
+            return
+        if not session.may_publish(subject.encode()):
+            log.debug("mqtt %s: publish to %s denied", session.client_id, subject)
+            if qos == 1:
+                self.send(PubAck(pid, NOT_AUTHORIZED if self.level == 5 else 0))
+            elif qos == 2:
+                self.send(PubRec(pid, NOT_AUTHORIZED if self.level == 5 else 0))
+            return
+        if qos == 2:
+            session.qos2_in.add(pid)
+        done = self.door.publish(session, subject, pkt)
+        if qos == 0:
+            return
+        answer = PubAck(pid) if qos == 1 else PubRec(pid)
+        if done is None:
+            self.send(answer)
+        else:
+            done.add_done_callback(lambda _f: self._answer(answer, session))
+
+    def _answer(self, packet: Any, session: Session) -> None:
+        if self.session is session and not self._closing:
+            self.send(packet)
+
+    def _on_pubrel(self, pid: int) -> None:
+        session = self.session
+        assert session is not None
+        known = pid in session.qos2_in
+        session.qos2_in.discard(pid)
+        if known and session.persistent:
+            self.door.save(session)
+        self.send(PubComp(pid, 0 if known or self.level == 4 else PACKET_ID_NOT_FOUND))
+
+    def _ack(self, pid: int, qos: int) -> None:
+        if self.session is not None:
+            self.session.acked(pid, qos)
+
+    # -- SUBSCRIBE ----------------------------------------------------------------------
+
+    def _on_subscribe(self, pkt: Subscribe) -> None:
+        session = self.session
+        assert session is not None
+        codes: list[int] = []
+        retained: list[OutMsg] = []
+        identifier = pkt.properties.get("subscription_identifier")
+        for req in pkt.subscriptions:
+            code, msgs = self._subscribe_one(session, req, identifier)
+            codes.append(code)
+            retained.extend(msgs)
+        if session.persistent:
+            self.door.save(session)
+        self.send(SubAck(pkt.packet_id, codes))
+        session.send_retained(retained)
+
+    def _subscribe_one(self, session: Session, req: Any, identifier: int | None
+                       ) -> tuple[int, list[OutMsg]]:
+        failure = 0x80 if self.level == 4 else FILTER_INVALID
+        try:
+            group, inner = split_shared(req.topic_filter)
+            if not valid_filter(inner) or inner.startswith("$MQTT"):
+                return failure, []
+            subjects = filter_subjects(inner)
+        except TopicError:
+            return failure, []
+        qos = min(req.qos, 2)
+        info = SubInfo(inner, qos, req.no_local, req.retain_as_published,
+                       req.retain_handling, group, identifier)
+        existed = req.topic_filter in session.filters
+        try:
+            session.add(req.topic_filter, info, subjects)
+        except PermissionDenied:
+            return 0x80 if self.level == 4 else NOT_AUTHORIZED, []
+        except (TooManySubscriptions, InvalidSubject):
+            return 0x80 if self.level == 4 else 0x97, []
+        send = req.retain_handling == 0 or (req.retain_handling == 1 and not existed)
+        msgs = self.door.retained_for(session, info, subjects) if send and not group else []
+        return qos, msgs
+
+    def _on_unsubscribe(self, pkt: Unsubscribe) -> None:
+        session = self.session
+        assert session is not None
+        codes = [0 if session.remove(f) else NO_SUBSCRIPTION for f in pkt.topic_filters]
+        if session.persistent:
+            self.door.save(session)
+        self.send(UnsubAck(pkt.packet_id, codes))
+
+
+def request_properties(pkt: Publish) -> tuple[bytes | None, list[tuple[bytes, bytes]]]:
+    """An MQTT 5 PUBLISH's reply subject and NATS header lines."""
+    props = pkt.properties
+    reply = None
+    extra: list[tuple[bytes, bytes]] = []
+    if props:
+        topic = props.get("response_topic")
+        if topic:
+            try:
+                reply = to_subject(topic).encode()
+            except TopicError:
+                reply = None
+        corr = props.get("correlation_data")
+        if corr:
+            extra.append((b"Mqtt-Correlation-Data", base64.b64encode(corr)))
+        ctype = props.get("content_type")
+        if ctype:
+            extra.append((b"Mqtt-Content-Type", ctype.encode()))
+        if props.get("payload_format_indicator"):
+            extra.append((b"Mqtt-Format", b"1"))
+        for key, value in props.get("user_properties", ()):
+            if key and ":" not in key and "\r" not in key + value and "\n" not in key + value:
+                extra.append((key.encode(), value.encode()))
+    return reply, extra
+
+
+__all__ = ["MqttConnection", "header_lines", "qos_header", "request_properties"]

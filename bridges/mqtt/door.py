@@ -1,0 +1,370 @@
+"""The MQTT door: listener, session registry, retained messages, wills.
+
+Sessions are keyed by (account, client id).  A CONNECT for a client id that has a
+live connection takes the session over (the old connection is closed).  Publishing
+goes through the core router like any client's; QoS 1/2 publishes are acknowledged
+once every stream and every persistent session that keeps them has committed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Any
+
+from bridges.mqtt.connection import MqttConnection, qos_header, request_properties
+from bridges.mqtt.packets import Publish
+from bridges.mqtt.session import OutMsg, Session, SubInfo
+from bridges.mqtt.store import MqttStore, StoreUnavailable, session_token
+from bridges.mqtt.topics import (
+    TopicError,
+    filter_subjects,
+    split_shared,
+    to_subject,
+    to_topic,
+)
+from core.log import log
+from core.options_mqtt import mqtt_options
+from core.subjects import subject_matches
+from core.tls import server_context
+
+if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.auth import Principal
+    from core.hub import Hub
+    from core.options import Options
+
+#: Largest MQTT packet accepted (and announced to MQTT 5 clients).
+DEFAULT_MAX_PACKET_SIZE = 1 << 20
+TOPIC_ALIAS_MAXIMUM = 64
+#: Seconds a new connection has to send CONNECT.
+CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for streams and sessions to commit a QoS 1/2 publish.
+COMMIT_TIMEOUT = 10.0
+
+
+class _Retained:
+    """One account's retained messages: subject -> (topic, qos, payload, properties)."""
+
+    def __init__(self) -> None:
+        self.msgs: dict[str, tuple[str, int, bytes, dict[str, Any]]] = {}
+        self.loaded = False
+
+
+class MqttDoor:
+    name = "mqtt"
+    order = 20
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        opts = mqtt_options(hub.options)
+        self.options = opts
+        self.host = opts.host or hub.options.host
+        self.port = opts.port
+        self.max_packet_size = min(DEFAULT_MAX_PACKET_SIZE, hub.options.max_payload + 4096)
+        self.topic_alias_maximum = TOPIC_ALIAS_MAXIMUM
+        self.max_inflight = opts.max_ack_pending or 65535
+        self.connect_timeout = CONNECT_TIMEOUT
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[MqttConnection] = set()
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self._stores: dict[str, MqttStore | None] = {}
+        self._retained: dict[str, _Retained] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        #: While a QoS 1/2 publish is routed: the store writes it causes.
+        self._collecting: list[asyncio.Future[Any]] | None = None
+
+    @classmethod
+    def wanted(cls, options: Options) -> bool:
+        return options.mqtt is not None and options.mqtt.port != 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        port = 0 if self.port == -1 else self.port
+        opts, ssl_ctx = self.options, None
+        if opts.tls_cert:
+            ssl_ctx = server_context(opts.tls_cert, opts.tls_key, opts.tls_ca, opts.tls_verify,
+                                     opts.tls_min_version)
+        self.server = await loop.create_server(
+            lambda: MqttConnection(self), self.host, port, backlog=4096, reuse_address=True,
+            ssl=ssl_ctx, ssl_handshake_timeout=(opts.tls_timeout or 2.0) if ssl_ctx else None)
+        self.port = self.server.sockets[0].getsockname()[1]
+        for s in self.server.sockets:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.hub.ports[self.name] = self.port
+        scheme = "tls" if ssl_ctx is not None else "mqtt"
+        log.info("Listening for MQTT clients on %s://%s:%d", scheme, self.host, self.port)
+
+    async def lame_duck(self, duration: float, grace: float) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.will = None
+            conn.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    # -- helpers the connections use ------------------------------------------------------
+
+    def track(self, work: Any) -> asyncio.Future[Any]:
+        """Run a store operation in the background, keeping a reference until done."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        if self._collecting is not None:
+            self._collecting.append(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("MQTT store operation failed: %s", task.exception())
+
+    async def authenticate(self, opts: dict[str, Any], conn: MqttConnection) -> Principal:
+        return await self.hub.auth.authenticate(opts, "", "MQTT", conn.tls_identities,
+                                                conn.ip, tls_map=self.options.tls_map)
+
+    async def store_for(self, account: Account) -> MqttStore | None:
+        """The account's MQTT streams, or None without JetStream."""
+        if account.name in self._stores:
+            return self._stores[account.name]
+        store: MqttStore | None = None
+        if self.hub.jetstream is not None and account.jetstream_limits is not None:
+            store = MqttStore(self.hub, account)
+            try:
+                await store.ready()
+            except StoreUnavailable as exc:
+                log.warning("MQTT: no JetStream for account %s: %s", account.name, exc)
+                store.requester.release()
+                store = None
+        self._stores[account.name] = store
+        return store
+
+    # -- sessions -----------------------------------------------------------------------
+
+    async def open_session(self, conn: MqttConnection, account: Account, principal: Principal,
+                           client_id: str, clean: bool, persistent: bool,
+                           expiry: float) -> tuple[Session, bool]:
+        """The session for a CONNECT, and whether an old one was resumed."""
+        key = (account.name, client_id)
+        old = self.sessions.get(key)
+        if old is not None and old.conn is not None:
+            old.conn.close_for("takeover")
+            old.conn.session = None
+            old.detach()
+        store = await self.store_for(account)
+        await self.load_retained(account)
+        if persistent and store is None:
+            raise StoreUnavailable("persistent sessions need JetStream")
+        token = session_token(client_id)
+        if clean and old is not None:
+            self._end(old)
+            old = None
+        if clean and store is not None:
+            await store.delete_session(token)
+        present = False
+        session = old
+        if session is None:
+            session = Session(self, account, client_id, token, persistent, store)
+            session.bind(account, principal)
+            self.hub.add_client(session)
+            if persistent and not clean and store is not None:
+                present = await self._restore(session, store)
+            self.sessions[key] = session
+        else:
+            present = True
+            session.persistent = persistent
+            session.rebind(principal)
+            self.hub.add_client(session)
+            account.clients.add(session)
+        session.session_expiry = expiry
+        session.attach(conn)
+        if session.persistent:
+            self.save(session)
+        return session, present
+
+    async def _restore(self, session: Session, store: MqttStore) -> bool:
+        """Bring back a persistent session stored before this connection (or restart)."""
+        record = await store.load_session(session.token)
+        if record is None:
+            return False
+        for key, sub in record.get("subs", {}).items():
+            group, inner = split_shared(key)
+            info = SubInfo(inner, sub["qos"], sub.get("nl", False), sub.get("rap", False),
+                           sub.get("rh", 0), group, sub.get("id"))
+            try:
+                session.add(key, info, filter_subjects(inner))
+            except Exception as exc:  # noqa: BLE001 - permissions may have changed
+                log.info("MQTT %s: subscription %s not restored: %s",
+                         session.client_id, key, exc)
+        session.qos2_in = set(record.get("qos2", []))
+        for msg in await store.queued(session.token):
+            qos = 1
+            topic = ""
+            for line in (msg.hdr or b"").split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k == b"Nmqtt-Pub":
+                    qos = int(v.strip() or b"1")
+                elif k == b"Nmqtt-Topic":
+                    topic = v.strip().decode(errors="replace")
+            session.queue.append(OutMsg(topic, msg.data, qos, seq=msg.seq))
+        return True
+
+    def save(self, session: Session) -> None:
+        if session.store is not None and session.persistent:
+            self.track(session.store.save_session(session.token, session.record()))
+
+    def disconnected(self, session: Session, will: Any) -> None:
+        """The connection of ``session`` is gone (not taken over)."""
+        session.detach()
+        if will is not None:
+            delay = float(will.properties.get("will_delay_interval", 0))
+            if delay and session.persistent:
+                self._timers_will(session, will, delay)
+            else:
+                self.publish_will(session, will)
+        if not session.persistent:
+            self._end(session)
+            self.sessions.pop((session.account.name, session.client_id), None)
+            return
+        # Offline: keep subscriptions (they queue QoS 1/2 messages), leave the client list.
+        self.hub.remove_client(session)
+        session.account.clients.discard(session)
+        if session.session_expiry and session.session_expiry < 0xFFFFFFFF:
+            session.expiry_timer = asyncio.get_running_loop().call_later(
+                session.session_expiry, self._expire, session)
+
+    def _timers_will(self, session: Session, will: Any, delay: float) -> None:
+        def fire() -> None:
+            if session.conn is None:
+                self.publish_will(session, will)
+
+        asyncio.get_running_loop().call_later(delay, fire)
+
+    def _expire(self, session: Session) -> None:
+        if session.conn is None:
+            self._end(session)
+            self.sessions.pop((session.account.name, session.client_id), None)
+            if session.store is not None:
+                self.track(session.store.delete_session(session.token))
+
+    def _end(self, session: Session) -> None:
+        session.release()
+        session.queue.clear()
+        session.inflight.clear()
+
+    def publish_will(self, session: Session, will: Any) -> None:
+        pkt = Publish(will.topic, will.payload, will.qos, will.retain, False, None,
+                      will.properties)
+        try:
+            subject = to_subject(will.topic)
+        except TopicError:
+            return
+        if session.may_publish(subject.encode()):
+            self.publish(session, subject, pkt)
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
+        """Route an MQTT message; a future when QoS 1/2 must wait for commits."""
+        reply, extra = request_properties(pkt) if pkt.properties else (None, [])
+        hdr = qos_header(pkt.qos, extra)
+        account = session.account
+        subj = subject.encode()
+        waits: list[asyncio.Future[Any]] = []
+        requester = None
+        if pkt.retain:
+            waits.append(self._retain(session, subject, pkt))
+        js = self.hub.jetstream
+        if pkt.qos and reply is None and js is not None:
+            count = js.streams_capturing(account, subj)
+            store = self._stores.get(account.name)
+            if count and store is not None:
+                requester = store.requester
+                reply, acks = requester.expect(count)
+                waits.append(acks)
+        session.publishing = True
+        session.in_msgs += 1
+        session.in_bytes += len(pkt.payload)
+        self._collecting = waits if pkt.qos else None
+        try:
+            account.router.publish(session, subj, reply, hdr, pkt.payload)
+        except ValueError:
+            pass
+        finally:
+            session.publishing = False
+            self._collecting = None
+        waits = [w for w in waits if w is not None]
+        if not pkt.qos or not waits:
+            if requester is not None and reply is not None:
+                requester.forget(reply)
+            return None
+        return self.track(self._committed(waits, requester, reply))
+
+    async def _committed(self, waits: list[asyncio.Future[Any]], requester: Any,
+                         reply: bytes | None) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
+                                   COMMIT_TIMEOUT)
+        except TimeoutError:
+            log.warning("MQTT: a publish was not committed within %ss", COMMIT_TIMEOUT)
+        finally:
+            if requester is not None and reply is not None:
+                requester.forget(reply)
+
+    # -- retained -----------------------------------------------------------------------
+
+    def _retained_of(self, account: Account) -> _Retained:
+        r = self._retained.get(account.name)
+        if r is None:
+            r = self._retained[account.name] = _Retained()
+        return r
+
+    def _retain(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
+        retained = self._retained_of(session.account)
+        store = self._stores.get(session.account.name)
+        if not pkt.payload:
+            retained.msgs.pop(subject, None)
+            return self.track(store.clear_retained(subject)) if store else None
+        retained.msgs[subject] = (pkt.topic, pkt.qos, pkt.payload, dict(pkt.properties))
+        if store is None:
+            return None
+        hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-RTopic: %s\r\n\r\n" % (
+            pkt.qos, pkt.topic.encode())
+        return self.track(store.retain(subject, hdr, pkt.payload))
+
+    async def load_retained(self, account: Account) -> None:
+        retained = self._retained_of(account)
+        store = await self.store_for(account)
+        if retained.loaded or store is None:
+            retained.loaded = True
+            return
+        retained.loaded = True
+        for subject, headers, payload in await store.retained():
+            topic = headers.get(b"Nmqtt-RTopic", b"").decode() or to_topic(subject)
+            qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")
+            retained.msgs.setdefault(subject, (topic, qos, payload, {}))
+
+    def retained_for(self, session: Session, info: SubInfo, subjects: list[str]
+                     ) -> list[OutMsg]:
+        """Retained messages a new subscription gets, checked like live deliveries."""
+        retained = self._retained_of(session.account)
+        out = []
+        pats = [s.encode() for s in subjects]
+        for subject, (topic, qos, payload, props) in retained.msgs.items():
+            subj = subject.encode()
+            if not any(subject_matches(p, subj) for p in pats):
+                continue
+            if topic.startswith("$") and info.topic_filter[:1] in ("+", "#"):
+                continue
+            if session.perms is not None and not session.perms.can_receive(subj):
+                continue
+            props = dict(props)
+            if info.identifier:
+                props["subscription_identifier"] = [info.identifier]
+            out.append(OutMsg(topic, payload, min(qos, info.qos), True, props))
+        return out

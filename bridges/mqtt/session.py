@@ -1,0 +1,304 @@
+"""An MQTT session: a core client whose life is the session's, not the connection's.
+
+The session subscribes in its account's router like any client.  While a connection
+is attached, deliveries become PUBLISH packets; QoS 1/2 ones wait in an ordered
+queue for the client's receive window and stay in flight until acknowledged.  A
+persistent session keeps its subscriptions while offline and stores every QoS 1/2
+message owed to it (``$MQTT_queue``), so neither a reconnect nor a hub restart loses
+one.  Clean sessions keep all of this in memory and end with their connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bridges.mqtt.packets import Publish
+from bridges.mqtt.topics import to_topic
+from core.client import Client
+from core.log import log
+
+if TYPE_CHECKING:
+    from bridges.mqtt.connection import MqttConnection
+    from bridges.mqtt.door import MqttDoor
+    from bridges.mqtt.store import MqttStore
+    from core.accounts import Account
+    from core.router import Subscription
+
+#: Header carrying an MQTT message's QoS, as nats-server writes it (no space).
+QOS_HEADER = b"Nmqtt-Pub"
+#: Reply subjects the door uses to collect PubAcks; never shown as response topics.
+ACK_PREFIX = b"_INBOX."
+_MQTT_HEADERS = (b"Nmqtt-", b"Mqtt-", b"Nats-")
+
+
+@dataclass
+class SubInfo:
+    """One MQTT subscription: its options and the core subscriptions behind it."""
+
+    topic_filter: str
+    qos: int
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+    group: str | None = None
+    identifier: int | None = None
+    sids: list[bytes] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        return {"qos": self.qos, "nl": self.no_local, "rap": self.retain_as_published,
+                "rh": self.retain_handling, "id": self.identifier}
+
+
+@dataclass
+class OutMsg:
+    """A QoS 1/2 message owed to the client."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
+    properties: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0  # in $MQTT_queue, once stored
+    acked: bool = False  # acknowledged before its store finished
+    released: bool = False  # QoS 2: PUBREC seen, PUBREL sent
+    expires: float = 0.0  # monotonic deadline from message expiry; 0: none
+
+
+def mqtt_qos(hdr: bytes | None) -> int:
+    """The QoS an MQTT publisher gave a message (NATS messages count as 0)."""
+    if not hdr or QOS_HEADER not in hdr:
+        return 0
+    at = hdr.find(QOS_HEADER + b":") + len(QOS_HEADER) + 1
+    digit = hdr[at:at + 2].strip()[:1]
+    return int(digit) if digit in (b"1", b"2") else 0
+
+
+def header_lines(hdr: bytes | None) -> list[tuple[str, str]]:
+    """Every header line in order, repeats kept."""
+    if not hdr:
+        return []
+    out = []
+    for line in hdr.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key:
+            out.append((key.decode(errors="replace"), value.strip().decode(errors="replace")))
+    return out
+
+
+def properties_from(hdr: bytes | None, reply: bytes | None) -> dict[str, Any]:
+    """MQTT 5 PUBLISH properties for a NATS message: user properties from its
+    headers, response topic from its reply subject."""
+    props: dict[str, Any] = {}
+    users = []
+    for key, value in header_lines(hdr):
+        k = key.encode()
+        if k == b"Mqtt-Correlation-Data":
+            try:
+                props["correlation_data"] = base64.b64decode(value)
+            except ValueError:
+                pass
+        elif k == b"Mqtt-Content-Type":
+            props["content_type"] = value
+        elif k == b"Mqtt-Format":
+            props["payload_format_indicator"] = 1
+        elif not k.startswith(_MQTT_HEADERS):
+            users.append((key, value))
+    if users:
+        props["user_properties"] = users
+    if reply and not reply.startswith(ACK_PREFIX):
+        props["response_topic"] = to_topic(reply.decode(errors="replace"))
+    return props
+
+
+class Session(Client):
+    """One client id's session in one account."""
+
+    conn_type = "MQTT"
+    headers = True
+
+    def __init__(self, door: MqttDoor, account: Account, client_id: str, token: str,
+                 persistent: bool, store: MqttStore | None) -> None:
+        super().__init__(door.hub, account)
+        self.door = door
+        self.client_id = client_id
+        self.name = client_id
+        self.token = token
+        self.persistent = persistent
+        self.store = store
+        self.conn: MqttConnection | None = None
+        self.filters: dict[str, SubInfo] = {}
+        self._by_sid: dict[bytes, SubInfo] = {}
+        self._sid = 0
+        self.queue: deque[OutMsg] = deque()
+        self.inflight: dict[int, OutMsg] = {}
+        self._next_pid = 0
+        #: QoS 2 packet ids received and not yet released.
+        self.qos2_in: set[int] = set()
+        #: While the session publishes: deliveries then come from itself (no local).
+        self.publishing = False
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.session_expiry = 0.0  # seconds an offline persistent session lives; 0: forever
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def add(self, key: str, info: SubInfo, subjects: list[str]) -> None:
+        """Subscribe (or replace the subscription for) ``key``; may raise the core's
+        subscription errors, leaving nothing half done."""
+        self.remove(key)
+        queue = info.group.encode() if info.group else None
+        made: list[Subscription] = []
+        try:
+            for subject in subjects:
+                self._sid += 1
+                sid = b"%d" % self._sid
+                made.append(self.subscribe(subject.encode(), queue, sid))
+        except Exception:
+            for sub in made:
+                self.drop_subscription(sub)
+            raise
+        info.sids = [sub.sid for sub in made]
+        for sid in info.sids:
+            self._by_sid[sid] = info
+        self.filters[key] = info
+
+    def remove(self, key: str) -> bool:
+        info = self.filters.pop(key, None)
+        if info is None:
+            return False
+        for sid in info.sids:
+            self._by_sid.pop(sid, None)
+            self.unsubscribe(sid)
+        return True
+
+    def record(self) -> dict[str, Any]:
+        """What a persistent session stores about itself."""
+        return {"id": self.client_id, "expiry": self.session_expiry,
+                "subs": {k: v.record() for k, v in self.filters.items()},
+                "qos2": sorted(self.qos2_in)}
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
+                hdr: bytes | None, payload: bytes) -> None:
+        info = self._by_sid.get(sub.sid)
+        if info is None or (info.no_local and self.publishing):
+            return
+        self.out_msgs += 1
+        self.out_bytes += len(payload)
+        qos = min(mqtt_qos(hdr), info.qos)
+        conn = self.conn
+        v5 = conn is not None and conn.level == 5
+        props = properties_from(hdr, reply) if (v5 or qos) and (hdr or reply) else {}
+        if info.identifier:
+            props["subscription_identifier"] = [info.identifier]
+        topic = to_topic(subject.decode(errors="replace"))
+        if qos == 0:
+            if conn is not None:
+                conn.send_publish(Publish(topic, payload, 0, False, False, None, props))
+            return
+        msg = OutMsg(topic, payload, qos, False, props)
+        self.queue.append(msg)
+        if self.persistent and self.store is not None:
+            self.door.track(self._persist(msg))
+        self.pump()
+
+    async def _persist(self, msg: OutMsg) -> None:
+        assert self.store is not None
+        hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-Topic: %s\r\n\r\n" % (
+            msg.qos, msg.topic.encode())
+        msg.seq = await self.store.enqueue(self.token, hdr, msg.payload)
+        if msg.acked:
+            await self.store.dequeue(msg.seq)
+
+    def send_retained(self, msgs: list[OutMsg]) -> None:
+        """Retained messages for a new subscription, ahead of live ones."""
+        for msg in msgs:
+            if msg.qos == 0:
+                if self.conn is not None:
+                    self.conn.send_publish(Publish(msg.topic, msg.payload, 0, True, False,
+                                                   None, msg.properties))
+            else:
+                self.queue.append(msg)
+        self.pump()
+
+    def pump(self) -> None:
+        """Send queued QoS 1/2 messages while the client's window has room."""
+        conn = self.conn
+        if conn is None:
+            return
+        window = conn.window
+        queue, inflight = self.queue, self.inflight
+        while queue and len(inflight) < window:
+            msg = queue.popleft()
+            pid = self._new_pid()
+            inflight[pid] = msg
+            conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
+                                      msg.properties))
+
+    def _new_pid(self) -> int:
+        for _ in range(65535):
+            self._next_pid = self._next_pid % 65535 + 1
+            if self._next_pid not in self.inflight:
+                return self._next_pid
+        raise RuntimeError("no free packet id")
+
+    def resend(self) -> None:
+        """After a reconnect: everything in flight again, DUP set, then the queue."""
+        conn = self.conn
+        if conn is None:
+            return
+        for pid, msg in self.inflight.items():
+            if msg.released:
+                conn.send_pubrel(pid)
+            else:
+                conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, True,
+                                          pid, msg.properties))
+        self.pump()
+
+    def acked(self, pid: int, qos: int) -> bool:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) for ``pid``; False when unknown."""
+        msg = self.inflight.get(pid)
+        if msg is None or msg.qos != qos:
+            return False
+        del self.inflight[pid]
+        self._done(msg)
+        self.pump()
+        return True
+
+    def received(self, pid: int) -> bool:
+        """PUBREC: the client has the QoS 2 message; release it."""
+        msg = self.inflight.get(pid)
+        if msg is None or msg.qos != 2:
+            return False
+        msg.released = True
+        return True
+
+    def _done(self, msg: OutMsg) -> None:
+        if not (self.persistent and self.store is not None):
+            return
+        if msg.seq:
+            self.door.track(self.store.dequeue(msg.seq))
+        else:
+            msg.acked = True
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def attach(self, conn: MqttConnection) -> None:
+        self.conn = conn
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+            self.expiry_timer = None
+
+    def detach(self) -> None:
+        self.conn = None
+
+    def close(self, reason: str = "") -> None:
+        if self.conn is not None:
+            self.conn.close_for(reason)
+
+    def error(self, text: str) -> None:
+        log.debug("MQTT %s: %s", self.client_id, text)

@@ -1,0 +1,156 @@
+"""Where the MQTT door keeps what must outlive a connection or a restart: JetStream.
+
+Three streams per account, created on first use through ``$JS.API`` like any client
+would, so another engine can stand in for the core's:
+
+- ``$MQTT_sess``: one record per persistent session (``$MQTT.sess.<id hash>``, last
+  one kept): its subscriptions and the QoS 2 packet ids received but not released.
+- ``$MQTT_rmsgs``: retained messages (``$MQTT.rmsgs.<subject>``, last one kept).
+- ``$MQTT_queue``: QoS 1/2 messages owed to persistent sessions, one subject per
+  session (``$MQTT.q.<id hash>``), deleted as the client acknowledges them.
+
+A session is then a record plus a subject in a shared stream — no consumer per
+subscription — so thousands of idle sessions cost a few objects each.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.headers import parse as parse_headers
+from core.log import log
+from core.requester import Requester, RequestTimeout
+
+if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.hub import Hub
+
+SESSIONS = "$MQTT_sess"
+RETAINED = "$MQTT_rmsgs"
+QUEUE = "$MQTT_queue"
+_STREAMS = {
+    SESSIONS: {"subjects": ["$MQTT.sess.>"], "max_msgs_per_subject": 1},
+    RETAINED: {"subjects": ["$MQTT.rmsgs.>"], "max_msgs_per_subject": 1},
+    QUEUE: {"subjects": ["$MQTT.q.>"]},
+}
+
+
+class StoreUnavailable(Exception):
+    """The account has no JetStream (or it did not answer)."""
+
+
+def session_token(client_id: str) -> str:
+    """A subject-safe, fixed-length token for a client id."""
+    digest = hashlib.sha256(client_id.encode()).digest()[:15]
+    return base64.b32encode(digest).decode().rstrip("=")
+
+
+@dataclass
+class StoredMessage:
+    seq: int
+    subject: str
+    hdr: bytes | None
+    data: bytes
+
+
+class MqttStore:
+    """One account's MQTT streams, reached through the core's request/reply."""
+
+    def __init__(self, hub: Hub, account: Account) -> None:
+        self.requester = Requester(hub, account, "$MQTT")
+        self._ready = False
+
+    async def ready(self) -> None:
+        """Create the streams once; StoreUnavailable when JetStream is off."""
+        if self._ready:
+            return
+        for name, extra in _STREAMS.items():
+            config = {"name": name, "storage": "file", "retention": "limits",
+                      "allow_direct": True, **extra}
+            try:
+                answer = await self.requester.request_json(
+                    f"$JS.API.STREAM.CREATE.{name}", config)
+            except RequestTimeout as exc:
+                raise StoreUnavailable("JetStream did not answer") from exc
+            error = (answer or {}).get("error")
+            if error and error.get("err_code") != 10058:  # already exists: fine
+                raise StoreUnavailable(error.get("description", "JetStream error"))
+        self._ready = True
+
+    async def _publish(self, subject: str, payload: bytes, hdr: bytes | None = None) -> int:
+        """Store one message; its sequence once committed."""
+        _, _, data = await self.requester.request(subject.encode(), payload, hdr)
+        ack = json.loads(data)
+        if "error" in ack:
+            raise StoreUnavailable(ack["error"].get("description", "store error"))
+        return int(ack["seq"])
+
+    async def _get(self, stream: str, body: dict[str, Any]) -> StoredMessage | None:
+        answer = await self.requester.request_json(f"$JS.API.STREAM.MSG.GET.{stream}", body)
+        msg = (answer or {}).get("message")
+        if not msg:
+            return None
+        hdr = base64.b64decode(msg["hdrs"]) if msg.get("hdrs") else None
+        data = base64.b64decode(msg["data"]) if msg.get("data") else b""
+        return StoredMessage(int(msg["seq"]), msg["subject"], hdr, data)
+
+    async def _scan(self, stream: str, subject: str) -> list[StoredMessage]:
+        out: list[StoredMessage] = []
+        seq = 1
+        while True:
+            msg = await self._get(stream, {"seq": seq, "next_by_subj": subject})
+            if msg is None:
+                return out
+            out.append(msg)
+            seq = msg.seq + 1
+
+    async def _purge(self, stream: str, subject: str) -> None:
+        await self.requester.request_json(f"$JS.API.STREAM.PURGE.{stream}", {"filter": subject})
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def load_session(self, token: str) -> dict[str, Any] | None:
+        msg = await self._get(SESSIONS, {"last_by_subj": f"$MQTT.sess.{token}"})
+        return json.loads(msg.data) if msg is not None and msg.data else None
+
+    async def save_session(self, token: str, record: dict[str, Any]) -> None:
+        await self._publish(f"$MQTT.sess.{token}", json.dumps(record).encode())
+
+    async def delete_session(self, token: str) -> None:
+        await self._purge(SESSIONS, f"$MQTT.sess.{token}")
+        await self._purge(QUEUE, f"$MQTT.q.{token}")
+
+    # -- queued messages ----------------------------------------------------------------
+
+    async def enqueue(self, token: str, hdr: bytes, payload: bytes) -> int:
+        return await self._publish(f"$MQTT.q.{token}", payload, hdr)
+
+    async def queued(self, token: str) -> list[StoredMessage]:
+        return await self._scan(QUEUE, f"$MQTT.q.{token}")
+
+    async def dequeue(self, seq: int) -> None:
+        try:
+            await self.requester.request_json(f"$JS.API.STREAM.MSG.DELETE.{QUEUE}",
+                                              {"seq": seq, "no_erase": True})
+        except RequestTimeout:
+            log.warning("MQTT: could not delete queued message %d", seq)
+
+    # -- retained -----------------------------------------------------------------------
+
+    async def retained(self) -> list[tuple[str, dict[bytes, bytes], bytes]]:
+        """Every retained message: (subject, its headers, payload)."""
+        out = []
+        for msg in await self._scan(RETAINED, "$MQTT.rmsgs.>"):
+            subject = msg.subject[len("$MQTT.rmsgs."):]
+            out.append((subject, parse_headers(msg.hdr) if msg.hdr else {}, msg.data))
+        return out
+
+    async def retain(self, subject: str, hdr: bytes, payload: bytes) -> None:
+        await self._publish(f"$MQTT.rmsgs.{subject}", payload, hdr)
+
+    async def clear_retained(self, subject: str) -> None:
+        await self._purge(RETAINED, f"$MQTT.rmsgs.{subject}")
