@@ -9,7 +9,6 @@ written once per event-loop turn.
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -414,30 +413,28 @@ class MqttConnection(asyncio.Protocol):
         self.send(UnsubAck(pkt.packet_id, codes))
 
 
-def request_properties(pkt: Publish) -> tuple[bytes | None, list[tuple[bytes, bytes]]]:
-    """An MQTT 5 PUBLISH's reply subject and NATS header lines."""
+def request_properties(pkt: Publish) -> tuple[str | None, bytes | None,
+                                                 list[tuple[bytes, bytes]]]:
+    """An MQTT 5 PUBLISH's response subject, correlation data and NATS header lines."""
     props = pkt.properties
-    reply = None
+    response = None
     extra: list[tuple[bytes, bytes]] = []
-    if props:
-        topic = props.get("response_topic")
-        if topic:
-            try:
-                reply = to_subject(topic).encode()
-            except TopicError:
-                reply = None
-        corr = props.get("correlation_data")
-        if corr:
-            extra.append((b"Mqtt-Correlation-Data", base64.b64encode(corr)))
-        ctype = props.get("content_type")
-        if ctype:
-            extra.append((b"Mqtt-Content-Type", ctype.encode()))
-        if props.get("payload_format_indicator"):
-            extra.append((b"Mqtt-Format", b"1"))
-        for key, value in props.get("user_properties", ()):
-            if key and ":" not in key and "\r" not in key + value and "\n" not in key + value:
-                extra.append((key.encode(), value.encode()))
-    return reply, extra
+    topic = props.get("response_topic")
+    if topic:
+        try:
+            response = to_subject(topic)
+        except TopicError:
+            response = None
+    corr = props.get("correlation_data")
+    ctype = props.get("content_type")
+    if ctype:
+        extra.append((b"Mqtt-Content-Type", ctype.encode()))
+    if props.get("payload_format_indicator"):
+        extra.append((b"Mqtt-Format", b"1"))
+    for key, value in props.get("user_properties", ()):
+        if key and ":" not in key and "\r" not in key + value and "\n" not in key + value:
+            extra.append((key.encode(), value.encode()))
+    return response, corr, extra
 
 
 __all__ = ["MqttConnection", "header_lines", "qos_header", "request_properties"]

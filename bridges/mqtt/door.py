@@ -9,11 +9,13 @@ once every stream and every persistent session that keeps them has committed the
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from typing import TYPE_CHECKING, Any
 
 from bridges.mqtt.connection import MqttConnection, qos_header, request_properties
 from bridges.mqtt.packets import Publish
+from bridges.mqtt.responses import CORRELATION, ResponseRelay
 from bridges.mqtt.session import OutMsg, Session, SubInfo
 from bridges.mqtt.store import MqttStore, StoreUnavailable, session_token
 from bridges.mqtt.topics import (
@@ -70,6 +72,7 @@ class MqttDoor:
         self.sessions: dict[tuple[str, str], Session] = {}
         self._stores: dict[str, MqttStore | None] = {}
         self._retained: dict[str, _Retained] = {}
+        self._relays: dict[str, ResponseRelay] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         #: While a QoS 1/2 publish is routed: the store writes it causes.
         self._collecting: list[asyncio.Future[Any]] | None = None
@@ -271,9 +274,16 @@ class MqttDoor:
 
     def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
         """Route an MQTT message; a future when QoS 1/2 must wait for commits."""
-        reply, extra = request_properties(pkt) if pkt.properties else (None, [])
-        hdr = qos_header(pkt.qos, extra)
         account = session.account
+        reply = None
+        extra: list[tuple[bytes, bytes]] = []
+        if pkt.properties:
+            response, correlation, extra = request_properties(pkt)
+            if response is not None:
+                reply = self._relay(account).reply_for(response.encode(), correlation)
+            elif correlation is not None:
+                extra.append((CORRELATION, base64.b64encode(correlation)))
+        hdr = qos_header(pkt.qos, extra)
         subj = subject.encode()
         waits: list[asyncio.Future[Any]] = []
         requester = None
@@ -315,6 +325,12 @@ class MqttDoor:
         finally:
             if requester is not None and reply is not None:
                 requester.forget(reply)
+
+    def _relay(self, account: Account) -> ResponseRelay:
+        relay = self._relays.get(account.name)
+        if relay is None:
+            relay = self._relays[account.name] = ResponseRelay(self.hub, account)
+        return relay
 
     # -- retained -----------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 QOS_HEADER = b"Nmqtt-Pub"
 #: Reply subjects the door uses to collect PubAcks; never shown as response topics.
 ACK_PREFIX = b"_INBOX."
+#: Reply subjects of MQTT 5 requests (see :mod:`bridges.mqtt.responses`).
+RELAY_PREFIX = b"$MQTT.rr."
 _MQTT_HEADERS = (b"Nmqtt-", b"Mqtt-", b"Nats-")
 
 

@@ -1,0 +1,64 @@
+"""MQTT 5 request/response over NATS reply subjects.
+
+An MQTT 5 request names a response topic and may carry correlation data.  NATS
+responders answer the reply subject and usually drop the request's headers, so the
+correlation data would be lost on the way back.  Each request therefore gets a reply
+subject of its own (``$MQTT.rr.<relay>.<n>``); whatever is published there within
+the response window is forwarded to the response topic's subject with the request's
+correlation data attached, whoever answered (NATS, HTTP or MQTT).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from core.headers import add as add_headers
+from core.internal import InternalClient
+
+if TYPE_CHECKING:
+    from core.accounts import Account
+    from core.hub import Hub
+
+#: How long a request's reply subject keeps forwarding (nats-server's response TTL).
+RESPONSE_WINDOW = 120.0
+CORRELATION = b"Mqtt-Correlation-Data"
+
+
+class ResponseRelay(InternalClient):
+    """One account's reply subjects for MQTT 5 requests."""
+
+    kind = "Internal"
+
+    def __init__(self, hub: Hub, account: Account) -> None:
+        super().__init__(hub, account, "$MQTT.rr")
+        self.prefix = b"$MQTT.rr.%s." % secrets.token_hex(4).encode()
+        self._n = 0
+        #: token subject -> (response subject, correlation data, deadline)
+        self._open: dict[bytes, tuple[bytes, bytes | None, float]] = {}
+        self.listen(self.prefix + b"*", self._on_response)
+
+    def reply_for(self, response_subject: bytes, correlation: bytes | None) -> bytes:
+        """A reply subject for one request whose answers go to ``response_subject``."""
+        self._n += 1
+        reply = self.prefix + b"%d" % self._n
+        now = time.monotonic()
+        self._open[reply] = (response_subject, correlation, now + RESPONSE_WINDOW)
+        if self._n % 1024 == 0:
+            self._open = {k: v for k, v in self._open.items() if v[2] > now}
+        return reply
+
+    def _on_response(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                     payload: bytes) -> None:
+        entry = self._open.get(subject)
+        if entry is None:
+            return
+        target, correlation, deadline = entry
+        if time.monotonic() > deadline:
+            del self._open[subject]
+            return
+        if correlation is not None and (hdr is None or CORRELATION not in hdr):
+            hdr = add_headers(hdr, [(CORRELATION, base64.b64encode(correlation))])
+        self.send(target, reply, hdr, payload)
