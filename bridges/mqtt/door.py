@@ -11,13 +11,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from bridges.mqtt.connection import MqttConnection, qos_header, request_properties
 from bridges.mqtt.packets import Publish
 from bridges.mqtt.responses import CORRELATION, ResponseRelay
-from bridges.mqtt.session import OutMsg, Session, SubInfo
-from bridges.mqtt.store import MqttStore, StoreUnavailable, session_token
+from bridges.mqtt.session import (
+    EXPIRY_HEADER,
+    RETAIN_HEADER,
+    OutMsg,
+    Session,
+    SubInfo,
+    expiry_of,
+    properties_from,
+)
+from bridges.mqtt.store import MqttStore, StoredMessage, StoreUnavailable, session_token
 from bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
@@ -25,6 +34,7 @@ from bridges.mqtt.topics import (
     to_subject,
     to_topic,
 )
+from core.headers import get as get_header
 from core.log import log
 from core.options_mqtt import mqtt_options
 from core.subjects import subject_matches
@@ -43,6 +53,18 @@ TOPIC_ALIAS_MAXIMUM = 64
 CONNECT_TIMEOUT = 10.0
 #: Seconds to wait for streams and sessions to commit a QoS 1/2 publish.
 COMMIT_TIMEOUT = 10.0
+
+
+def queued_message(msg: StoredMessage) -> OutMsg:
+    """A message from a session's stored queue, as it was owed to the client."""
+    hdr = msg.hdr or b""
+    topic = (get_header(hdr, b"Nmqtt-Topic") or b"").decode(errors="replace")
+    qos = int(get_header(hdr, b"Nmqtt-Qos") or b"1")
+    out = OutMsg(topic, msg.data, qos, False, properties_from(hdr, None), seq=msg.seq,
+                 hdr=hdr)
+    if EXPIRY_HEADER in hdr:
+        out.expires = expiry_of(hdr)
+    return out
 
 
 class _Retained:
@@ -206,15 +228,7 @@ class MqttDoor:
                          session.client_id, key, exc)
         session.qos2_in = set(record.get("qos2", []))
         for msg in await store.queued(session.token):
-            qos = 1
-            topic = ""
-            for line in (msg.hdr or b"").split(b"\r\n")[1:]:
-                k, _, v = line.partition(b":")
-                if k == b"Nmqtt-Pub":
-                    qos = int(v.strip() or b"1")
-                elif k == b"Nmqtt-Topic":
-                    topic = v.strip().decode(errors="replace")
-            session.queue.append(OutMsg(topic, msg.data, qos, seq=msg.seq))
+            session.queue.append(queued_message(msg))
         return True
 
     def save(self, session: Session) -> None:
@@ -283,6 +297,11 @@ class MqttDoor:
                 reply = self._relay(account).reply_for(response.encode(), correlation)
             elif correlation is not None:
                 extra.append((CORRELATION, base64.b64encode(correlation)))
+        if pkt.retain:
+            extra.append((RETAIN_HEADER, b"1"))
+        expiry = pkt.properties.get("message_expiry_interval") if pkt.properties else None
+        if expiry:
+            extra.append((EXPIRY_HEADER, b"%d" % (time.time() + expiry)))
         hdr = qos_header(pkt.qos, extra)
         subj = subject.encode()
         waits: list[asyncio.Future[Any]] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from bridges.mqtt.packets import Publish
 from bridges.mqtt.topics import to_topic
 from core.client import Client
+from core.headers import add as add_headers
+from core.headers import get as get_header
 from core.log import log
 
 if TYPE_CHECKING:
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
 QOS_HEADER = b"Nmqtt-Pub"
 #: Reply subjects the door uses to collect PubAcks; never shown as response topics.
 ACK_PREFIX = b"_INBOX."
+#: Wall-clock second an MQTT 5 message expires (from its message expiry interval).
+EXPIRY_HEADER = b"Mqtt-Expires"
+#: Set on messages published with RETAIN, for "retain as published" subscriptions.
+RETAIN_HEADER = b"Nmqtt-Retain"
 #: Reply subjects of MQTT 5 requests (see :mod:`bridges.mqtt.responses`).
 RELAY_PREFIX = b"$MQTT.rr."
 _MQTT_HEADERS = (b"Nmqtt-", b"Mqtt-", b"Nats-")
@@ -67,7 +74,18 @@ class OutMsg:
     seq: int = 0  # in $MQTT_queue, once stored
     acked: bool = False  # acknowledged before its store finished
     released: bool = False  # QoS 2: PUBREC seen, PUBREL sent
-    expires: float = 0.0  # monotonic deadline from message expiry; 0: none
+    expires: float = 0.0  # wall-clock deadline from MQTT 5 message expiry; 0: none
+    hdr: bytes | None = None  # the NATS header block it came with (kept when stored)
+
+    def expired(self, now: float) -> bool:
+        """Past its expiry; otherwise its expiry property counts down (MQTT 5)."""
+        if not self.expires:
+            return False
+        left = self.expires - now
+        if left <= 0:
+            return True
+        self.properties["message_expiry_interval"] = max(int(left), 1)
+        return False
 
 
 def mqtt_qos(hdr: bytes | None) -> int:
@@ -77,6 +95,14 @@ def mqtt_qos(hdr: bytes | None) -> int:
     at = hdr.find(QOS_HEADER + b":") + len(QOS_HEADER) + 1
     digit = hdr[at:at + 2].strip()[:1]
     return int(digit) if digit in (b"1", b"2") else 0
+
+
+def expiry_of(hdr: bytes) -> float:
+    value = get_header(hdr, EXPIRY_HEADER)
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def header_lines(hdr: bytes | None) -> list[tuple[str, str]]:
@@ -107,6 +133,8 @@ def properties_from(hdr: bytes | None, reply: bytes | None) -> dict[str, Any]:
             props["content_type"] = value
         elif k == b"Mqtt-Format":
             props["payload_format_indicator"] = 1
+        elif k == EXPIRY_HEADER:
+            pass
         elif not k.startswith(_MQTT_HEADERS):
             users.append((key, value))
     if users:
@@ -198,11 +226,16 @@ class Session(Client):
         if info.identifier:
             props["subscription_identifier"] = [info.identifier]
         topic = to_topic(subject.decode(errors="replace"))
+        retain = info.retain_as_published and hdr is not None and RETAIN_HEADER in hdr
+        msg = OutMsg(topic, payload, qos, retain, props, hdr=hdr)
+        if hdr is not None and EXPIRY_HEADER in hdr:
+            msg.expires = expiry_of(hdr)
+            if msg.expired(time.time()):
+                return
         if qos == 0:
             if conn is not None:
-                conn.send_publish(Publish(topic, payload, 0, False, False, None, props))
+                conn.send_publish(Publish(topic, payload, 0, retain, False, None, props))
             return
-        msg = OutMsg(topic, payload, qos, False, props)
         self.queue.append(msg)
         if self.persistent and self.store is not None:
             self.door.track(self._persist(msg))
@@ -210,8 +243,8 @@ class Session(Client):
 
     async def _persist(self, msg: OutMsg) -> None:
         assert self.store is not None
-        hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-Topic: %s\r\n\r\n" % (
-            msg.qos, msg.topic.encode())
+        lines = [(b"Nmqtt-Topic", msg.topic.encode()), (b"Nmqtt-Qos", b"%d" % msg.qos)]
+        hdr = add_headers(msg.hdr, lines)
         msg.seq = await self.store.enqueue(self.token, hdr, msg.payload)
         if msg.acked:
             await self.store.dequeue(msg.seq)
@@ -234,8 +267,12 @@ class Session(Client):
             return
         window = conn.window
         queue, inflight = self.queue, self.inflight
+        now = time.time()
         while queue and len(inflight) < window:
             msg = queue.popleft()
+            if msg.expired(now):
+                self._done(msg)
+                continue
             pid = self._new_pid()
             inflight[pid] = msg
             conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
