@@ -53,6 +53,9 @@ class Hub:
         # hot path counts each message once, on its own client.
         self._gone = [0, 0, 0, 0]
         self._cid = 0
+        #: ``retainer(account, subject, hdr, payload)``: set by the door keeping retained
+        #: messages, so other doors' publishes with the retain header reach it.
+        self.retainer = None
         #: Called with every account created after start-up.
         self.account_hooks: list = []
         security.configure(self, options)  # sets self.auth and the configured accounts
@@ -63,6 +66,12 @@ class Hub:
         for hook in self.account_hooks:
             hook(acc)
         return acc
+
+    def retain(self, account: Account, subject: bytes, hdr: bytes, payload: bytes) -> None:
+        """A message published with the retain header: the door that keeps retained
+        messages (MQTT) stores it; without one it is just a message."""
+        if self.retainer is not None:
+            self.retainer(account, subject, hdr, payload)
 
     def next_cid(self) -> int:
         self._cid += 1

@@ -117,6 +117,7 @@ class MqttDoor:
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.ports[self.name] = self.port
+        self.hub.retainer = self.retain_from_elsewhere
         scheme = "tls" if ssl_ctx is not None else "mqtt"
         log.info("Listening for MQTT clients on %s://%s:%d", scheme, self.host, self.port)
 
@@ -360,17 +361,39 @@ class MqttDoor:
         return r
 
     def _retain(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
-        retained = self._retained_of(session.account)
-        store = self._stores.get(session.account.name)
-        if not pkt.payload:
+        return self._retain_in(session.account, subject, pkt)
+
+    def _retain_in(self, account: Account, subject: str, pkt: Publish
+                   ) -> asyncio.Future | None:
+        retained = self._retained_of(account)
+        if pkt.payload:
+            retained.msgs[subject] = (pkt.topic, pkt.qos, pkt.payload, dict(pkt.properties))
+        else:
             retained.msgs.pop(subject, None)
-            return self.track(store.clear_retained(subject)) if store else None
-        retained.msgs[subject] = (pkt.topic, pkt.qos, pkt.payload, dict(pkt.properties))
+        return self.track(self._store_retained(account, subject, pkt))
+
+    async def _store_retained(self, account: Account, subject: str, pkt: Publish) -> None:
+        store = await self.store_for(account)
         if store is None:
-            return None
+            return  # no JetStream: retained messages live in memory only
+        if not pkt.payload:
+            await store.clear_retained(subject)
+            return
         hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-RTopic: %s\r\n\r\n" % (
             pkt.qos, pkt.topic.encode())
-        return self.track(store.retain(subject, hdr, pkt.payload))
+        await store.retain(subject, hdr, pkt.payload)
+
+    def retain_from_elsewhere(self, account: Account, subject: bytes, hdr: bytes,
+                              payload: bytes) -> None:
+        """A NATS (or HTTP) publish with ``Nmqtt-Retain: 1`` sets or clears the retained
+        message of its subject, as an MQTT publish with RETAIN would."""
+        value = (get_header(hdr, RETAIN_HEADER) or b"").lower()
+        if value not in (b"1", b"true"):
+            return
+        text = subject.decode(errors="replace")
+        qos = int(get_header(hdr, b"Nmqtt-Pub") or b"0") if b"Nmqtt-Pub" in hdr else 0
+        pkt = Publish(to_topic(text), payload, min(qos, 2), True)
+        self._retain_in(account, text, pkt)
 
     async def load_retained(self, account: Account) -> None:
         retained = self._retained_of(account)

@@ -50,6 +50,8 @@ ERR_MAX_CONNECTIONS = "maximum connections exceeded"
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
 ERR_MAX_SUBS = "maximum subscriptions exceeded"
 ERR_EXPIRED = "User Authentication Expired"
+#: A header that asks the hub to keep a message as the subject's retained one.
+RETAIN_MARK = b"Nmqtt-Retain"
 #: Reply prefixes only the server itself may use.
 RESERVED_REPLIES = (b"$JS.ACK.", b"_R_.", b"$GNR.")
 
@@ -431,6 +433,8 @@ class NatsClient(Client, asyncio.Protocol):
                             f'Permissions Violation for Publish to "{text}"'
                         ) * (count - allowed))
                     continue
+                if hdr is not None and op == OP_PUB and RETAIN_MARK in hdr:
+                    self.hub.retain(self.account, subject, hdr, body)
                 if op == OP_PUB and not (pedantic or verbose):
                     batch.append((subject, reply, hdr, body))
                     continue
