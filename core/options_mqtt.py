@@ -34,6 +34,8 @@ class MqttOptions:
     tls_map: bool = False
     tls_timeout: float = 0.0
     tls_min_version: str = ""
+    reject_qos2_publish: bool = False  # a QoS 2 PUBLISH closes the connection
+    downgrade_qos2_subscribe: bool = False  # QoS 2 subscriptions are granted QoS 1
 
 
 def mqtt_options(opts: Options) -> MqttOptions:
@@ -124,3 +126,40 @@ def _mqtt_tls(opts: Options, entry: Entry) -> None:
             raise sub.error(f'unknown field "mqtt.tls.{key}"')
     if not m.tls_cert or not m.tls_key:
         raise entry.error("mqtt tls needs both cert_file and key_file")
+
+
+@MQTT_KEYS.key("reject_qos2_publish")
+def _mqtt_reject_qos2(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).reject_qos2_publish = entry.boolean()
+
+
+@MQTT_KEYS.key("downgrade_qos2_subscribe", "downgrade_qos2_sub")
+def _mqtt_downgrade_qos2(opts: Options, entry: Entry) -> None:
+    mqtt_options(opts).downgrade_qos2_subscribe = entry.boolean()
+
+
+@MQTT_KEYS.key("authorization", "authentication")
+def _mqtt_authorization(opts: Options, entry: Entry) -> None:
+    """A user or token only MQTT clients use, as in nats-server's mqtt block."""
+    m = mqtt_options(opts)
+    block = entry.block()
+    for key, value in block.items():
+        sub = Entry(key, value, block.where(key))
+        name = key.lower()
+        if name in ("user", "username"):
+            m.username = sub.string()
+        elif name in ("pass", "password"):
+            m.password = sub.string()
+        elif name == "token":
+            m.token = sub.string()
+        elif name == "timeout":
+            m.auth_timeout = sub.seconds()
+        else:
+            raise sub.error(f'unknown field "mqtt.authorization.{key}"')
+
+
+# Settings of nats-server's JetStream-backed sessions that have no meaning on one server
+# with sessions kept this way; accepted so its configs run unchanged.
+for _name in ("js_domain", "stream_replicas", "consumer_replicas", "consumer_memory_storage",
+              "consumer_inactive_threshold", "js_api_timeout", "max_payload"):
+    MQTT_KEYS.key(_name)(lambda opts, entry: None)

@@ -249,8 +249,10 @@ class MqttConnection(asyncio.Protocol):
             opts["user"] = pkt.username
         if pkt.password is not None:
             opts["pass"] = pkt.password.decode(errors="replace")
-            if pkt.username is None:
+            # A server token travels as the MQTT password, whatever the user name.
+            if pkt.username is None or hub.auth.token:
                 opts["auth_token"] = opts.pop("pass")
+                opts.pop("user", None)
         try:
             principal = await door.authenticate(opts, self)
         except AuthError as exc:
@@ -320,6 +322,9 @@ class MqttConnection(asyncio.Protocol):
         session = self.session
         assert session is not None
         qos, pid = pkt.qos, pkt.packet_id
+        if qos == 2 and self.door.options.reject_qos2_publish:
+            self._protocol_error(ProtocolError(0x9B, "QoS 2 publishes are refused"))
+            return
         if qos == 2 and pid in session.qos2_in:
             self.send(PubRec(pid))  # a resend of what we have: no second delivery
             return
@@ -390,7 +395,7 @@ class MqttConnection(asyncio.Protocol):
             subjects = filter_subjects(inner)
         except TopicError:
             return failure, []
-        qos = min(req.qos, 2)
+        qos = min(req.qos, 1 if self.door.options.downgrade_qos2_subscribe else 2)
         info = SubInfo(inner, qos, req.no_local, req.retain_as_published,
                        req.retain_handling, group, identifier)
         existed = req.topic_filter in session.filters

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ from bridges.mqtt.topics import (
     to_subject,
     to_topic,
 )
+from core.accounts import GLOBAL_ACCOUNT
+from core.auth import AuthError, Principal
 from core.headers import get as get_header
 from core.log import log
 from core.options_mqtt import mqtt_options
@@ -42,7 +45,6 @@ from core.tls import server_context
 
 if TYPE_CHECKING:
     from core.accounts import Account
-    from core.auth import Principal
     from core.hub import Hub
     from core.options import Options
 
@@ -151,8 +153,18 @@ class MqttDoor:
             log.error("MQTT store operation failed: %s", task.exception())
 
     async def authenticate(self, opts: dict[str, Any], conn: MqttConnection) -> Principal:
+        """The core's authenticator decides, unless the mqtt block names its own user or
+        token (nats-server's override for MQTT clients)."""
+        m = self.options
+        if m.username or m.token:
+            secret = m.password if m.username else m.token
+            given = str(opts.get("pass", opts.get("auth_token", "")))
+            wrong_user = bool(m.username) and opts.get("user") != m.username
+            if not hmac.compare_digest(given.encode(), secret.encode()) or wrong_user:
+                raise AuthError("bad MQTT credentials")
+            return Principal(m.username, GLOBAL_ACCOUNT)
         return await self.hub.auth.authenticate(opts, "", "MQTT", conn.tls_identities,
-                                                conn.ip, tls_map=self.options.tls_map)
+                                                conn.ip, tls_map=m.tls_map)
 
     async def store_for(self, account: Account) -> MqttStore | None:
         """The account's MQTT streams, or None without JetStream."""
