@@ -126,7 +126,6 @@ class MqttConnection(asyncio.Protocol):
         """Close on the hub's behalf (takeover, reload, shutdown)."""
         if reason == "takeover" and self.level == 5:
             self.send(Disconnect(TAKEN_OVER))
-        self.will = None if reason == "takeover" else self.will
         self.close()
 
     def close(self) -> None:

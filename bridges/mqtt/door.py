@@ -191,9 +191,13 @@ class MqttDoor:
         key = (account.name, client_id)
         old = self.sessions.get(key)
         if old is not None and old.conn is not None:
+            # The old connection did not DISCONNECT: its will goes out (MQTT 3.1.4).
+            will = old.conn.will
             old.conn.close_for("takeover")
             old.conn.session = None
             old.detach()
+            if will is not None:
+                self.publish_will(old, will)
         store = await self.store_for(account)
         await self.load_retained(account)
         if persistent and store is None:

@@ -1,0 +1,248 @@
+"""The MQTT door end to end with paho-mqtt (3.1.1 and 5) and nats-py on one hub:
+every QoS, wildcards, retained messages (also set from NATS), persistent sessions
+across reconnects and hub restarts, MQTT 5 request/response to a NATS service, and
+MQTT → stream → JetStream consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import time
+from pathlib import Path
+
+import nats
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5
+_MQTT_PORT = re.compile(r"Listening for MQTT clients on \w+://[^\s]+:(\d+)")
+
+
+def mqtt_port(server) -> int:
+    m = _MQTT_PORT.search(server.log())
+    assert m, server.log()
+    return int(m.group(1))
+
+
+@pytest.fixture
+def hub(make_hub, tmp_path: Path):
+    conf = tmp_path / "mqtt.conf"
+    conf.write_text(
+        f'server_name: hub\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        "mqtt { port: -1 }\n"
+    )
+    server = make_hub("-c", str(conf))
+    server.mqtt = mqtt_port(server)
+    return server
+
+
+class Client:
+    """A paho client whose messages land in a queue."""
+
+    def __init__(self, port: int, cid: str, version: int = V3, clean: bool = True,
+                 expiry: int | None = None) -> None:
+        self.messages: queue.Queue = queue.Queue()
+        self.connected: queue.Queue = queue.Queue()
+        kwargs = {} if version == V5 else {"clean_session": clean}
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=version,
+                             **kwargs)
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.on_connect = lambda c, u, flags, rc, props=None: self.connected.put(
+            (flags.session_present, rc))
+        props = None
+        if version == V5:
+            props = Properties(PacketTypes.CONNECT)
+            if expiry is not None:
+                props.SessionExpiryInterval = expiry
+        if version == V5:
+            self.c.connect("127.0.0.1", port, clean_start=clean, properties=props)
+        else:
+            self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self.present, self.rc = self.connected.get(timeout=5)
+
+    def subscribe(self, *topics: tuple[str, int]) -> None:
+        done: queue.Queue = queue.Queue()
+        self.c.on_subscribe = lambda c, u, mid, codes, props=None: done.put(codes)
+        self.c.subscribe(list(topics))
+        done.get(timeout=5)
+
+    def take(self, n: int, timeout: float = 5.0) -> list:
+        return [self.messages.get(timeout=timeout) for _ in range(n)]
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_pub_sub_every_qos_and_wildcards(hub, version) -> None:
+    sub = Client(hub.mqtt, "sub", version)
+    pub = Client(hub.mqtt, "pub", version)
+    try:
+        sub.subscribe(("a/#", 2), ("x/+/y", 1))
+        for qos in (0, 1, 2):
+            pub.c.publish("a/b", b"q%d" % qos, qos=qos).wait_for_publish(5)
+        pub.c.publish("a", b"parent", qos=1).wait_for_publish(5)
+        pub.c.publish("x/1/y", b"plus", qos=2).wait_for_publish(5)
+        got = [(m.topic, m.payload, m.qos) for m in sub.take(5)]
+        assert got == [("a/b", b"q0", 0), ("a/b", b"q1", 1), ("a/b", b"q2", 2),
+                       ("a", b"parent", 1), ("x/1/y", b"plus", 1)]
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_retained_from_mqtt_and_nats_survive_restart(hub) -> None:
+    pub = Client(hub.mqtt, "pub")
+    pub.c.publish("dev/1/state", b"on", qos=1, retain=True).wait_for_publish(5)
+    pub.close()
+
+    async def from_nats() -> None:
+        nc = await nats.connect(hub.url)
+        await nc.publish("dev.2.state", b"off", headers={"Nmqtt-Retain": "1"})
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(from_nats())
+    time.sleep(0.3)
+    hub.restart()
+    hub.mqtt = mqtt_port(hub)
+    sub = Client(hub.mqtt, "sub")
+    try:
+        sub.subscribe(("dev/+/state", 1))
+        got = sorted((m.topic, m.payload, m.retain) for m in sub.take(2))
+        assert got == [("dev/1/state", b"on", True), ("dev/2/state", b"off", True)]
+        # An empty retained payload clears it.
+        sub.c.publish("dev/1/state", b"", qos=1, retain=True).wait_for_publish(5)
+        sub.take(1)
+    finally:
+        sub.close()
+    again = Client(hub.mqtt, "again")
+    try:
+        again.subscribe(("dev/+/state", 0))
+        assert [(m.topic, m.payload) for m in again.take(1)] == [("dev/2/state", b"off")]
+        with pytest.raises(queue.Empty):
+            again.messages.get(timeout=0.3)
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_persistent_session_across_reconnect_and_restart(hub, version) -> None:
+    expiry = 3600 if version == V5 else None
+    s = Client(hub.mqtt, "keeper", version, clean=False, expiry=expiry)
+    s.subscribe(("q/#", 1))
+    s.close()
+    pub = Client(hub.mqtt, "p", version)
+    for i in range(3):
+        pub.c.publish("q/x", b"offline%d" % i, qos=1).wait_for_publish(5)
+    pub.close()
+    hub.restart()
+    hub.mqtt = mqtt_port(hub)
+    back = Client(hub.mqtt, "keeper", version, clean=False, expiry=expiry)
+    try:
+        assert back.present
+        got = [(m.payload, m.qos) for m in back.take(3)]
+        assert got == [(b"offline0", 1), (b"offline1", 1), (b"offline2", 1)]
+    finally:
+        back.close()
+
+
+def test_mqtt5_request_to_a_nats_service_keeps_correlation(hub) -> None:
+    async def main() -> None:
+        nc = await nats.connect(hub.url)
+
+        async def service(msg) -> None:
+            # A responder that drops the request's headers, as most do.
+            await nc.publish(msg.reply, b"answer:" + msg.data)
+
+        await nc.subscribe("svc.echo", cb=service)
+        await nc.flush()
+        c = Client(hub.mqtt, "requester", V5)
+        try:
+            c.subscribe(("resp/me", 1))
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "resp/me"
+            props.CorrelationData = b"corr-1"
+            props.UserProperty = [("k", "v")]
+            c.c.publish("svc/echo", b"ping", qos=1, properties=props)
+            msg = await asyncio.to_thread(c.messages.get, True, 5)
+            assert (msg.topic, msg.payload) == ("resp/me", b"answer:ping")
+            assert msg.properties.CorrelationData == b"corr-1"
+        finally:
+            c.close()
+            await nc.close()
+
+    asyncio.run(main())
+
+
+def test_cross_protocol_and_stream_capture(hub) -> None:
+    async def main() -> None:
+        nc = await nats.connect(hub.url)
+        js = nc.jetstream()
+        await js.add_stream(name="SENSORS", subjects=["sensors.>"])
+        seen = []
+
+        async def on(msg) -> None:
+            seen.append((msg.subject, msg.data, msg.headers))
+
+        await nc.subscribe("sensors.>", cb=on)
+        await nc.flush()
+        c = Client(hub.mqtt, "sensor", V3)
+        c.subscribe(("cmd/#", 0))
+        try:
+            for i in range(5):
+                info = c.c.publish("sensors/t1", b"%d" % i, qos=1)
+                info.wait_for_publish(5)
+            await nc.publish("cmd.t1", b"reset")
+            msg = await asyncio.to_thread(c.messages.get, True, 5)
+            assert (msg.topic, msg.payload, msg.qos) == ("cmd/t1", b"reset", 0)
+        finally:
+            c.close()
+        # The PUBACKs came after the stream committed: everything is there to replay.
+        sub = await js.pull_subscribe("sensors.>", durable="replay")
+        msgs = await sub.fetch(5, timeout=5)
+        assert [m.data for m in msgs] == [b"%d" % i for i in range(5)]
+        assert seen[0][0] == "sensors.t1" and seen[0][2]["Nmqtt-Pub"] == "1"
+        await nc.close()
+
+    asyncio.run(main())
+
+
+def test_session_takeover_and_will(hub) -> None:
+    watcher = Client(hub.mqtt, "watcher")
+    watcher.subscribe(("wills/#", 1))
+    first = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dup")
+    first.will_set("wills/dup", b"gone", qos=1)
+    first.connect("127.0.0.1", hub.mqtt)
+    first.loop_start()
+    time.sleep(0.3)
+    first.on_disconnect = lambda *a: None
+    second = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dup")
+    second.will_set("wills/dup2", b"gone too", qos=1)
+    second.connect("127.0.0.1", hub.mqtt)
+    try:
+        # The first connection did not DISCONNECT: taking it over sends its will.
+        msg = watcher.messages.get(timeout=5)
+        assert (msg.topic, msg.payload) == ("wills/dup", b"gone")
+        first.loop_stop()
+        second.loop(timeout=0.5)
+        second.socket().close()  # abrupt: the new connection's will goes out too
+        msg = watcher.messages.get(timeout=5)
+        assert (msg.topic, msg.payload) == ("wills/dup2", b"gone too")
+        # A clean DISCONNECT sends none.
+        quiet = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="quiet")
+        quiet.will_set("wills/quiet", b"never", qos=1)
+        quiet.connect("127.0.0.1", hub.mqtt)
+        quiet.loop(timeout=0.5)
+        quiet.disconnect()
+        with pytest.raises(queue.Empty):
+            watcher.messages.get(timeout=0.5)
+    finally:
+        first.loop_stop()
+        watcher.close()
