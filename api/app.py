@@ -1,49 +1,101 @@
-"""The FastAPI application of the HTTP door."""
+"""The FastAPI application of the HTTP door: routers, errors, request ids, access log."""
 
 from __future__ import annotations
 
+import json
+import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from core import monitor
+from api import errors, kv, monitoring, objects, publish, sse, streams
+from api.fastpath import FastPublish
 from core.hub import JETPORT_VERSION
+from core.log import log
 
 if TYPE_CHECKING:
     from api.door import HttpDoor
     from core.hub import Hub
 
+DESCRIPTION = (
+    "The HTTP door of a Jetport hub: publish, request/reply, streams, consumers, KV, "
+    "object store and live Server-Sent Events under /v1, as the caller's user and "
+    "account; nats-server's monitoring endpoints and Prometheus metrics at the root."
+)
+
+
+_ERROR_400 = {"description": "Bad Request", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+
+
+def asgi_app(hub: Hub, door: HttpDoor) -> Any:
+    """What uvicorn serves: request ids and the publish fast path around the API."""
+    return RequestLog(FastPublish(create_app(hub, door), door), door)
+
 
 def create_app(hub: Hub, door: HttpDoor) -> FastAPI:
-    app = FastAPI(title="Jetport", version=JETPORT_VERSION)
+    app = FastAPI(title="Jetport", version=JETPORT_VERSION, description=DESCRIPTION)
+    app.state.door = door
+    errors.install(app)
+    for module in (monitoring, publish, streams, kv, objects, sse):
+        app.include_router(module.router)
 
-    @app.get("/healthz", tags=["monitoring"])
-    def healthz() -> JSONResponse:
-        """200 once clients can connect; 503 otherwise (as nats-server's /healthz)."""
-        if hub.ready and "nats" in hub.ports and not hub.lame_duck:
-            return JSONResponse({"status": "ok"})
-        return JSONResponse(
-            {"status": "unavailable", "error": "server not ready"}, status_code=503
-        )
+    plain = app.openapi
 
-    @app.get("/varz", tags=["monitoring"])
-    def varz() -> dict[str, Any]:
-        """Server identity, limits and totals, with nats-server's field names."""
-        return monitor.varz(hub, door.host, door.port)
+    def openapi() -> dict:
+        """FastAPI documents its own 422; this door answers bad input with 400."""
+        if app.openapi_schema is None:
+            doc = plain()
+            for path in doc.get("paths", {}).values():
+                for op in path.values():
+                    responses = op.get("responses", {})
+                    responses.pop("422", None)
+                    responses.setdefault("400", _ERROR_400)
+            doc.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+            doc.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+            app.openapi_schema = doc
+        return app.openapi_schema
 
-    @app.get("/connz", tags=["monitoring"])
-    def connz(
-        offset: int = 0,
-        limit: int = Query(1024, ge=0),
-        sort: str = "cid",
-        subs: bool = False,
-        cid: int | None = None,
-    ) -> Any:
-        """Connections with their counters, paged and sorted as nats-server's /connz."""
-        try:
-            return monitor.connz(hub, offset, limit, sort, subs, cid)
-        except monitor.BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class RequestLog:
+    """Gives each request an id (``X-Request-Id``, the caller's or a new one) and logs one
+    JSON line per request at debug level (``-D``); plain ASGI so streams stay streams."""
+
+    def __init__(self, app: Any, door: HttpDoor) -> None:
+        self.app = app
+        self.door = door
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for key, value in scope.get("headers", ()):
+            if key == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+        rid = rid or secrets.token_hex(8)
+        start = time.perf_counter()
+        status = [0]
+        self.door.stats.requests += 1
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()),
+                                      (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(10):
+                client = scope.get("client") or ("", 0)
+                log.debug("http %s", json.dumps({
+                    "request_id": rid, "method": scope["method"], "path": scope["path"],
+                    "status": status[0], "ms": round((time.perf_counter() - start) * 1e3, 3),
+                    "client": client[0],
+                }, separators=(",", ":")))

@@ -31,7 +31,7 @@ def _embedded_server(config: Any) -> Any:
 
 
 class HttpDoor:
-    """Monitoring (and later REST) over HTTP, from nats-server's ``http``/``-m`` setting."""
+    """REST, SSE and monitoring over HTTP, from nats-server's ``http``/``-m`` setting."""
 
     name = "http"
     order = 100
@@ -43,6 +43,11 @@ class HttpDoor:
         self.port = opts.http_port
         self._server: Any = None
         self._task: asyncio.Task | None = None
+        from api.metrics import DoorStats
+
+        self.stats = DoorStats()
+        #: Clients of the identities that called recently, by (account, user).
+        self.sessions: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def wanted(cls, options: Options) -> bool:
@@ -59,10 +64,10 @@ class HttpDoor:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         import uvicorn
 
-        from api.app import create_app
+        from api.app import asgi_app
 
         config = uvicorn.Config(
-            create_app(self.hub, self), loop="none", lifespan="off", access_log=False,
+            asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False,
             log_level="warning", timeout_graceful_shutdown=1,
         )
         self._server = _embedded_server(config)
@@ -77,6 +82,9 @@ class HttpDoor:
         """Monitoring stays up during lame duck so operators can watch it drain."""
 
     async def stop(self) -> None:
+        for client in self.sessions.values():
+            client.close()
+        self.sessions.clear()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(Exception):

@@ -176,3 +176,178 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
         "limit": limit,
         "connections": [_conn(c, now, subs) for c in page],
     }
+
+
+# -- /subsz, /jsz, /accountz, /healthz ---------------------------------------------------
+
+
+def subsz(hub: Hub, subs: bool = False, offset: int = 0, limit: int = _PAGE,
+          account: str | None = None, test: str | None = None) -> dict[str, Any]:
+    """Subscription totals (and with ``subs`` a page of them) as nats-server's /subsz."""
+    from core.subjects import is_valid_publish_subject, subject_matches
+
+    accounts = [a for a in hub.accounts.values() if account is None or a.name == account]
+    if test is not None and not is_valid_publish_subject(test.encode()):
+        raise BadRequest(f"invalid test subject, must be valid publish subject: {test}")
+    found: list[dict[str, Any]] = []
+    for c in sorted(hub.clients.values(), key=lambda c: c.cid):
+        if account is not None and c.account.name != account:
+            continue
+        for sub in c.subs.values():
+            if test is not None and not subject_matches(sub.subject, test.encode()):
+                continue
+            doc: dict[str, Any] = {"account": c.account.name, "account_tag": c.account.name,
+                                   "subject": sub.subject.decode(errors="replace"),
+                                   "sid": sub.sid.decode(errors="replace"),
+                                   "msgs": sub.delivered, "cid": c.cid}
+            if sub.queue:
+                doc["qgroup"] = sub.queue.decode(errors="replace")
+            if sub.max_msgs:
+                doc["max"] = sub.max_msgs
+            found.append(doc)
+    offset = max(offset, 0)
+    limit = _PAGE if limit <= 0 else limit
+    out: dict[str, Any] = {
+        "server_id": hub.server_id,
+        "now": rfc3339(time.time()),
+        "num_subscriptions": sum(len(a.router.index) for a in accounts),
+        "num_cache": sum(len(a.router.index.cache) for a in accounts),
+        "num_inserts": 0, "num_removes": 0, "num_matches": 0, "cache_hit_rate": 0.0,
+        "max_fanout": 0, "avg_fanout": 0.0,
+        "total": len(found) if subs or test is not None else 0,
+        "offset": offset,
+        "limit": limit,
+    }
+    if subs or test is not None:
+        out["subscriptions_list"] = found[offset : offset + limit]
+    return out
+
+
+async def jsz(hub: Hub, accounts: bool = False, streams: bool = False,
+              consumers: bool = False, config: bool = False,
+              account: str | None = None) -> dict[str, Any]:
+    """JetStream usage (and per-account stream and consumer detail) as nats-server's /jsz."""
+    js = hub.jetstream
+    now = rfc3339(time.time())
+    if js is None:
+        return {"memory": 0, "storage": 0, "reserved_memory": 0, "reserved_storage": 0,
+                "accounts": 0, "ha_assets": 0, "api": {"total": 0, "errors": 0},
+                "server_id": hub.server_id, "now": now, "disabled": True,
+                "config": {"max_memory": 0, "max_storage": 0}, "streams": 0,
+                "consumers": 0, "messages": 0, "bytes": 0, "total": 0}
+    summary = jetstream_summary(hub)
+    stats = summary["stats"]
+    doc: dict[str, Any] = {
+        "memory": stats["memory"], "storage": stats["storage"],
+        "reserved_memory": 0, "reserved_storage": 0, "accounts": stats["accounts"],
+        "ha_assets": 0, "api": stats["api"], "server_id": hub.server_id, "now": now,
+        "config": summary["config"], "streams": 0, "consumers": 0, "messages": 0, "bytes": 0,
+    }
+    details = []
+    want_detail = accounts or streams or consumers or account is not None
+    for name, jsa in sorted(js.accounts.items()):
+        if account is not None and name != account:
+            continue
+        usage = jsa.usage()
+        sdocs = []
+        for stream in sorted(jsa.streams.values(), key=lambda s: s.name):
+            st = stream.store.state()
+            doc["streams"] += 1
+            doc["consumers"] += len(stream.consumers)
+            doc["messages"] += st.msgs
+            doc["bytes"] += st.bytes
+            if streams or consumers:
+                info = await jsa.api.stream_info_doc(stream)
+                sdoc: dict[str, Any] = {"name": stream.name, "created": info.get("created"),
+                                        "cluster": {"leader": hub.server_name},
+                                        "state": info.get("state")}
+                if config:
+                    sdoc["config"] = info.get("config")
+                if consumers:
+                    cdocs = [await c.info() for c in
+                             sorted(stream.consumers.values(), key=lambda c: c.name)]
+                    if not config:
+                        for c in cdocs:
+                            c.pop("config", None)
+                    sdoc["consumer_detail"] = cdocs
+                sdocs.append(sdoc)
+        if want_detail:
+            adoc: dict[str, Any] = {
+                "name": name, "id": name, "memory": usage["memory"],
+                "storage": usage["storage"], "reserved_memory": 0, "reserved_storage": 0,
+                "accounts": 0, "ha_assets": 0,
+                "api": {"total": jsa.api_total, "errors": jsa.api_errors},
+            }
+            if sdocs:
+                adoc["stream_detail"] = sdocs
+            details.append(adoc)
+    if want_detail:
+        doc["account_details"] = details
+    doc["total"] = len(details) if want_detail else len(js.accounts)
+    return doc
+
+
+def accountz(hub: Hub, account: str | None = None) -> dict[str, Any]:
+    """Account names, or one account's detail, as nats-server's /accountz."""
+    system = hub.system_account.name if hub.system_account is not None else ""
+    doc: dict[str, Any] = {"server_id": hub.server_id, "now": rfc3339(time.time()),
+                           "system_account": system}
+    if account is None:
+        doc["accounts"] = sorted(hub.accounts)
+        return doc
+    acc = hub.accounts.get(account)
+    if acc is None:
+        raise NotFound(f"Account {account} does not exist")
+    js = hub.jetstream
+    doc["account_detail"] = {
+        "account_name": acc.name,
+        "update_time": rfc3339(hub.start),
+        "is_system": acc.is_system,
+        "expired": False,
+        "complete": True,
+        "jetstream_enabled": js is not None and acc.name in js.accounts,
+        "leafnode_connections": 0,
+        "client_connections": len(acc.clients),
+        "subscriptions": len(acc.router.index),
+    }
+    return doc
+
+
+class NotFound(LookupError):
+    """A named account, stream or consumer that does not exist."""
+
+
+async def healthz(hub: Hub, js_enabled_only: bool = False, js_server_only: bool = False,
+                  account: str | None = None, stream: str | None = None,
+                  consumer: str | None = None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) as nats-server's /healthz answers."""
+    if (stream or consumer) and not account:
+        what = "stream" if stream else "consumer"
+        return 400, {"status": "error",
+                     "error": f'"account" must not be empty when checking {what} health'}
+    if consumer and not stream:
+        return 400, {"status": "error",
+                     "error": '"stream" must not be empty when checking consumer health'}
+    if not hub.ready or "nats" not in hub.ports or hub.lame_duck:
+        return 503, {"status": "unavailable", "error": "server not ready"}
+    js = hub.jetstream
+    if js_enabled_only or js_server_only or account is None:
+        if js_enabled_only and js is None and hub.options.jetstream:
+            return 503, {"status": "unavailable", "error": "JetStream not enabled"}
+        return 200, {"status": "ok"}
+    if js is None:
+        return 503, {"status": "unavailable", "error": "JetStream not enabled"}
+    jsa = js.accounts.get(account)
+    if jsa is None:
+        return 404, {"status": "unavailable",
+                     "error": f'JetStream account "{account}" not found'}
+    if stream:
+        s = jsa.streams.get(stream)
+        if s is None:
+            return 404, {"status": "unavailable", "error":
+                         f'JetStream stream "{stream}" not found on account "{account}"'}
+        if consumer and consumer not in s.consumers:
+            return 404, {"status": "unavailable", "error":
+                         f'JetStream consumer "{consumer}" not found for stream "{stream}" '
+                         f'on account "{account}"'}
+    return 200, {"status": "ok"}

@@ -18,6 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 _LISTEN = re.compile(rb"Listening for client connections on ([^\s:]+|\[[^\]]+\]):(\d+)")
 _HTTP = re.compile(rb"Starting http monitor on [^\s]+:(\d+)")
+_MQTT = re.compile(rb"Listening for MQTT clients on \w+://[^\s]+:(\d+)")
 
 
 def nats_server_binary() -> str | None:
@@ -43,6 +44,8 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.http_port = 0
+        #: The MQTT listener's port, when the server runs an MQTT door (else 0).
+        self.mqtt_port = 0
         #: "jetport" or "nats-server", and the config file, when started from one.
         self.target = ""
         self.conf_path: Path | None = None
@@ -66,6 +69,8 @@ class ServerProcess:
                 self.port = int(m.group(2)) if m else 0
                 h = _HTTP.search(text)
                 self.http_port = int(h.group(1)) if h else 0
+                q = _MQTT.search(text)
+                self.mqtt_port = int(q.group(1)) if q else 0
                 return self
             if self.proc.poll() is not None:
                 break

@@ -236,6 +236,11 @@ class MqttConnection(asyncio.Protocol):
     async def _on_connect(self, pkt: Connect) -> None:
         self.level = pkt.protocol_level
         door, hub = self.door, self.hub
+        if pkt.properties.get("authentication_method"):
+            # No enhanced authentication methods are offered (MQTT 4.12.0-1).
+            self.send(ConnAck(False, 0x8C))
+            self.close()
+            return
         client_id = pkt.client_id
         assigned = ""
         if not client_id:

@@ -89,6 +89,10 @@ class NatsClient(Client, asyncio.Protocol):
         self._held: list | None = None
         self.nonce = new_nonce() if hub.auth.nonce_required else ""
         self.connect_opts: dict[str, Any] | None = None
+        #: Whether CONNECT must prove an identity, and how long it may take: a door can
+        #: change both for its clients (the WebSocket block's own credentials).
+        self.auth_required = hub.auth.required
+        self.auth_timeout = opts.auth_timeout
         #: Whether the first PONG is followed by an INFO naming the client's account.
         self._connect_info = False
         self.tls_identities: list[str] | None = None
@@ -110,9 +114,9 @@ class NatsClient(Client, asyncio.Protocol):
         log.debug("%s:%s - cid:%d - Client connection created", self.ip, self.port, self.cid)
         transport.set_write_buffer_limits(high=min(self.max_pending // 4, 8 << 20))
         transport.write(encode_info(door.info(self)))
-        if hub.auth.required:
+        if self.auth_required:
             self._timers["auth"] = self._loop.call_later(
-                hub.options.auth_timeout, self._fail, ERR_AUTH_TIMEOUT
+                self.auth_timeout, self._fail, ERR_AUTH_TIMEOUT
             )
         self._schedule_ping()
         if door.tls_context is not None:
@@ -381,7 +385,7 @@ class NatsClient(Client, asyncio.Protocol):
         if self._held is not None:
             self._held.extend(events)
             return
-        if not self.codec.connected and self.hub.auth.required:
+        if not self.codec.connected and self.auth_required:
             events = self._before_connect(events)
         if self._trace:
             for ev in events:
@@ -536,7 +540,7 @@ class NatsClient(Client, asyncio.Protocol):
             self._apply_connect(opts)
             return True
         self.connect_opts = opts
-        if not self.hub.auth.required and not self.hub.auth.conf.no_auth_user:
+        if not self.auth_required and not self.hub.auth.conf.no_auth_user:
             return self._admitted(Principal("", self.account.name), opts)
         self._held = list(events[rest:])
         self.pause_reading()
@@ -546,9 +550,7 @@ class NatsClient(Client, asyncio.Protocol):
     async def _authenticate(self, opts: dict[str, Any]) -> None:
         hub = self.hub
         try:
-            principal = await hub.auth.authenticate(
-                opts, self.nonce, self.conn_type, self.tls_identities, self.ip
-            )
+            principal = await self._credentials(opts)
         except AuthError as exc:
             log.error("%s:%s - cid:%d - authentication error: %s", self.ip, self.port,
                       self.cid, exc)
@@ -567,6 +569,12 @@ class NatsClient(Client, asyncio.Protocol):
             return
         self.resume_reading()
         self._process(held)
+
+    async def _credentials(self, opts: dict[str, Any]) -> Principal:
+        """The identity CONNECT proves (a door may add its own credentials)."""
+        return await self.hub.auth.authenticate(
+            opts, self.nonce, self.conn_type, self.tls_identities, self.ip
+        )
 
     def _admitted(self, principal: Principal, opts: dict[str, Any]) -> bool:
         """Join the principal's account, within its limits."""

@@ -40,6 +40,17 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
     "auth": [
         ("auth", {"size": 16, "pubs": 1, "subs": 1, "count": 2_000_000, "rules": 100}),
     ],
+    "mqtt": [
+        ("mqtt-qos0", {"size": 100, "count": 1_000_000}),
+        ("mqtt-qos1", {"size": 100, "count": 200_000, "window": 100}),
+        ("mqtt-clients", {"conns": 10_000}),
+    ],
+    "ws": [
+        ("ws", {"size": 128, "pubs": 1, "subs": 1, "count": 500_000}),
+    ],
+    "http": [
+        ("http", {"size": 128, "count": 20_000, "conns": 16, "batch": 1000}),
+    ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
         ("pubsub", {"size": 16, "pubs": 2, "subs": 2, "count": 20_000}),

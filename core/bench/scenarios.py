@@ -6,7 +6,7 @@ presets, table and JSON. ``Scenario.server`` says whether it shares the target's
 a fresh JetStream-enabled one, or starts servers itself.
 """
 
-from . import authcost, conns, jsfetch, jspub, jsrestart, jssync, pubsub, reqrep
+from . import authcost, conns, http, jsfetch, jspub, jsrestart, jssync, mqtt, pubsub, reqrep, ws
 from .model import register
 
 BUILTIN = (
@@ -18,6 +18,11 @@ BUILTIN = (
     jsfetch.SCENARIO,
     jsrestart.SCENARIO,
     authcost.SCENARIO,
+    ws.SCENARIO,
+    mqtt.QOS0,
+    mqtt.QOS1,
+    mqtt.CLIENTS,
+    http.SCENARIO,
 )
 
 for _scenario in BUILTIN:

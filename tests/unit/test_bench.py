@@ -36,6 +36,12 @@ TINY: dict[str, dict[str, Any]] = {
     "js-fetch": {"count": 2_500, "batch": 300},
     "js-restart": {"count": 2_000},
     "auth": {"count": 5_000, "rules": 10},
+    "ws": {"count": 5_000},
+    "mqtt-qos0": {"count": 5_000, "window": 1_000},
+    "mqtt-qos1": {"count": 2_000, "window": 50},
+    "mqtt-clients": {"conns": 50, "settle": 0.05},
+    "http": {"count": 300, "conns": 4, "batch": 200, "batch_msgs": 2_000, "fetch_msgs": 1_000,
+             "nats_msgs": 2_000},
 }
 
 

@@ -1,0 +1,127 @@
+"""nats-server's monitoring endpoints, same paths, query parameters and shapes.
+
+The documents are built in :mod:`core.monitor` (the system account's ``$SYS.REQ``
+services return the same ones); these routes only parse queries and pick status codes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from api.metrics import CONTENT_TYPE
+from core import monitor
+
+if TYPE_CHECKING:
+    from api.door import HttpDoor
+
+router = APIRouter(tags=["monitoring"])
+
+
+class Health(BaseModel):
+    """nats-server's /healthz answer."""
+
+    status: str
+    error: str | None = None
+
+
+class MonitorError(BaseModel):
+    """nats-server's error body for its monitoring endpoints."""
+
+    error: str
+
+
+_DOC = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
+_FAIL = {400: {"model": MonitorError}}
+_HEALTH = {200: {"model": Health}, 400: {"model": Health}, 404: {"model": Health},
+           503: {"model": Health}}
+_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def _door(request: Request) -> HttpDoor:
+    return request.app.state.door
+
+
+def _ok(doc: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, headers=_CORS)
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "t", "detail", "yes")
+
+
+@router.get("/healthz", responses=_HEALTH)
+async def healthz(request: Request,
+                  js_enabled_only: str | None = Query(None, alias="js-enabled-only"),
+                  js_server_only: str | None = Query(None, alias="js-server-only"),
+                  account: str | None = None, stream: str | None = None,
+                  consumer: str | None = None) -> JSONResponse:
+    """200 ``{"status":"ok"}`` once clients can connect; 503 otherwise.  With
+    ``account``/``stream``/``consumer``: 404 when that JetStream asset is missing."""
+    status, doc = await monitor.healthz(
+        _door(request).hub, _flag(js_enabled_only), _flag(js_server_only),
+        account or None, stream or None, consumer or None)
+    return _ok(doc, status)
+
+
+@router.get("/varz", responses=_DOC)
+def varz(request: Request) -> JSONResponse:
+    """Server identity, limits and totals, with nats-server's field names."""
+    door = _door(request)
+    return _ok(monitor.varz(door.hub, door.host, door.port))
+
+
+@router.get("/connz", responses={**_DOC, **_FAIL})
+def connz(request: Request, offset: int = Query(0, ge=0, le=2**31),
+          limit: int = Query(1024, ge=0, le=2**31), sort: str = "cid",
+          subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
+          acc: str | None = None) -> JSONResponse:
+    """Connections with their counters, paged and sorted as nats-server's /connz."""
+    try:
+        return _ok(monitor.connz(_door(request).hub, offset, limit, sort, _flag(subs), cid,
+                                 account=acc or None))
+    except monitor.BadRequest as exc:
+        return _ok({"error": str(exc)}, 400)
+
+
+@router.get("/subsz", responses={**_DOC, **_FAIL})
+@router.get("/subscriptionsz", include_in_schema=False)
+def subsz(request: Request, subs: str | None = None, offset: int = Query(0, ge=0, le=2**31),
+          limit: int = Query(1024, ge=0, le=2**31), acc: str | None = None,
+          test: str | None = None) -> JSONResponse:
+    """Subscription totals; with ``subs`` the subscriptions, with ``test`` those a
+    subject reaches."""
+    try:
+        return _ok(monitor.subsz(_door(request).hub, _flag(subs), offset, limit,
+                                 acc or None, test))
+    except monitor.BadRequest as exc:
+        return _ok({"error": str(exc)}, 400)
+
+
+@router.get("/jsz", responses=_DOC)
+async def jsz(request: Request, accounts: str | None = None, streams: str | None = None,
+              consumers: str | None = None, config: str | None = None,
+              acc: str | None = None) -> JSONResponse:
+    """JetStream usage; ``accounts``, ``streams``, ``consumers``, ``config`` add detail."""
+    return _ok(await monitor.jsz(_door(request).hub, _flag(accounts), _flag(streams),
+                                 _flag(consumers), _flag(config), acc or None))
+
+
+@router.get("/accountz", responses={**_DOC, 404: {"model": MonitorError}})
+def accountz(request: Request, acc: str | None = None) -> JSONResponse:
+    """Account names, or with ``acc`` that account's detail."""
+    try:
+        return _ok(monitor.accountz(_door(request).hub, acc or None))
+    except monitor.NotFound as exc:
+        return _ok({"error": str(exc)}, 404)
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    door = _door(request)
+    return Response(await door.stats.scrape(door.hub), media_type=CONTENT_TYPE)

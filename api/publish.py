@@ -1,0 +1,226 @@
+"""Publish, batch publish and request/reply over HTTP.
+
+A publish on a subject some stream captures carries a reply subject and is answered only
+when the stream's PubAck arrives, so a 2xx means the message is stored; other publishes
+are delivered at once (202).  Requests wait for the first reply from any responder,
+whatever door it is connected through.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from api.auth import caller
+from api.errors import ERRORS, HttpError, bad_request, from_api_error
+from api.messages import (
+    Envelope,
+    OutMessage,
+    check_subject,
+    decode_data,
+    header_block,
+    header_pairs,
+    parse_headers,
+    utf8,
+)
+from api.session import DoorClient
+from core.jetstream.models import PubAck
+
+if TYPE_CHECKING:
+    from api.door import HttpDoor
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+Caller = Annotated[DoorClient, Depends(caller)]
+#: Messages one batch request may carry.
+MAX_BATCH = 100_000
+ACK_TIMEOUT = 5.0
+#: A publish body of this content type is a JSON envelope: data, encoding, headers.
+ENVELOPE = "application/vnd.jetport.message+json"
+
+
+class Accepted(BaseModel):
+    """A message no stream stores: delivered to the subscribers there were."""
+
+    subject: str
+    receivers: int
+
+
+class BatchRequest(BaseModel):
+    messages: list[OutMessage] = Field(max_length=MAX_BATCH)
+
+
+class BatchResult(BaseModel):
+    """How many were published; one PubAck (or error) per message when streams store them."""
+
+    count: int
+    acks: list[dict[str, Any] | None] | None = None
+
+
+def _door(request: Request) -> HttpDoor:
+    return request.app.state.door
+
+
+def _capturing(client: DoorClient, subject: bytes) -> int:
+    js = client.hub.jetstream
+    return js.streams_capturing(client.account, subject) if js is not None else 0
+
+
+def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
+    size = len(payload) + (len(hdr) if hdr else 0)
+    if size > client.payload_limit:
+        raise HttpError(413, 10413, f"maximum payload exceeded ({size} > "
+                        f"{client.payload_limit})")
+
+
+def _ack(items: list, timeout: float) -> dict[str, Any]:
+    if not items:
+        raise HttpError(504, 10504, f"no acknowledgement from the stream within {timeout}s")
+    doc = json.loads(items[0][3])
+    if "error" in doc:
+        raise from_api_error(doc["error"])
+    doc.setdefault("duplicate", False)
+    return doc
+
+
+async def publish_one(door: HttpDoor, client: DoorClient, subject: bytes, hdr: bytes | None,
+                      payload: bytes, timeout: float = ACK_TIMEOUT
+                      ) -> tuple[int, dict[str, Any]]:
+    """(status, body): 200 with the PubAck when a stream stores it, else 202."""
+    client.check_publish(subject)
+    _check_size(client, hdr, payload)
+    if not _capturing(client, subject):
+        door.stats.count_in(client, payload)
+        n = client.publish(subject, hdr, payload)
+        return 202, {"subject": subject.decode(), "receivers": n}
+    return 200, await commit(door, client, subject, hdr, payload, timeout)
+
+
+async def commit(door: HttpDoor, client: DoorClient, subject: bytes, hdr: bytes | None,
+                 payload: bytes, timeout: float = ACK_TIMEOUT) -> dict[str, Any]:
+    """Store a message and return its PubAck; 404 when no stream captures the subject."""
+    client.check_publish(subject)
+    _check_size(client, hdr, payload)
+    streams = _capturing(client, subject)
+    if not streams:
+        raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
+    door.stats.count_in(client, payload)
+    reply, fut = client.expect(lambda items: len(items) >= streams)
+    start = time.perf_counter()
+    client.publish(subject, hdr, payload, reply)
+    items = await client.gather(reply, fut, timeout)
+    doc = _ack(items, timeout)
+    door.stats.commit_seconds.observe(time.perf_counter() - start)
+    return doc
+
+
+@router.post(
+    "/publish/{subject}",
+    summary="Publish a message",
+    responses={200: {"model": PubAck, "description": "stored by a stream"},
+               202: {"model": Accepted, "description": "delivered; no stream stores it"},
+               **ERRORS},
+    openapi_extra={"requestBody": {"content": {"*/*": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}}},
+)
+async def publish(subject: str, request: Request, client: Caller,
+                  timeout: float = Query(ACK_TIMEOUT, gt=0, le=60)) -> JSONResponse:
+    """The body is the payload (any content type).  ``Nats-*`` request headers
+    (``Nats-Msg-Id``, ``Nats-Expected-Last-Sequence`` ...) and ``X-Nats-Header-<Name>``
+    become NATS headers.  A body of type ``application/vnd.jetport.message+json`` is
+    an envelope ``{"data", "encoding", "headers"}`` instead."""
+    raw = check_subject(subject)
+    pairs = header_pairs(request.headers)
+    payload = await request.body()
+    if request.headers.get("content-type", "").startswith(ENVELOPE):
+        env = json_envelope(payload)
+        pairs += [(utf8(k, "header"), utf8(v, "header")) for k, v in env.headers.items()]
+        payload = decode_data(env.data, env.encoding)
+    hdr = header_block(pairs)
+    status, doc = await publish_one(_door(request), client, raw, hdr, payload, timeout)
+    return JSONResponse(doc, status_code=status)
+
+
+@router.post("/publish", summary="Publish many messages", response_model=BatchResult,
+             responses=ERRORS)
+async def publish_batch(batch: BatchRequest, request: Request, client: Caller,
+                        timeout: float = Query(ACK_TIMEOUT, gt=0, le=60)) -> BatchResult:
+    """Each message has a subject, data (``encoding`` utf-8 or base64) and headers.
+    Messages some stream stores are acknowledged one by one; the rest go out together."""
+    door = _door(request)
+    allowed: dict[str, bytes] = {}
+    plain: list[tuple[bytes, bytes | None, bytes | None, bytes]] = []
+    stored: list[tuple[int, bytes, bytes | None, bytes]] = []
+    nbytes = 0
+    for i, m in enumerate(batch.messages):
+        subject = allowed.get(m.subject)
+        if subject is None:
+            subject = allowed[m.subject] = client.check_publish(check_subject(m.subject))
+        hdr = header_block([(utf8(k, "header"), utf8(v, "header")) for k, v in
+                            m.headers.items()]) if m.headers else None
+        payload = decode_data(m.data, m.encoding)
+        _check_size(client, hdr, payload)
+        nbytes += len(payload)
+        if _capturing(client, subject):
+            stored.append((i, subject, hdr, payload))
+        else:
+            plain.append((subject, None, hdr, payload))
+    if plain:
+        client.in_msgs += len(plain)
+        client.in_bytes += sum(len(m[3]) for m in plain)
+        client.account.router.publish_batch(client, plain)
+    door.stats.count_batch(client, len(batch.messages), nbytes)
+    if not stored:
+        return BatchResult(count=len(batch.messages))
+    acks: list[dict[str, Any] | None] = [None] * len(batch.messages)
+    waits = []
+    for i, subject, hdr, payload in stored:
+        reply, fut = client.expect(lambda items: True)
+        client.publish(subject, hdr, payload, reply)
+        waits.append((i, reply, fut))
+    for i, reply, fut in waits:
+        items = await client.gather(reply, fut, timeout)
+        acks[i] = json.loads(items[0][3]) if items else {
+            "error": {"code": 504, "err_code": 10504, "description": "no acknowledgement"}}
+    return BatchResult(count=len(batch.messages), acks=acks)
+
+
+class Reply(BaseModel):
+    subject: str
+    headers: dict[str, str] | None = None
+
+
+@router.post(
+    "/request/{subject}",
+    summary="Request/reply",
+    responses={200: {"content": {"application/octet-stream": {}},
+                     "description": "the reply's payload; its headers as X-Nats-Header-*"},
+               **ERRORS},
+    response_class=Response,
+    openapi_extra={"requestBody": {"content": {"*/*": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}}},
+)
+async def request_reply(subject: str, request: Request, client: Caller,
+                        timeout: float = Query(5.0, gt=0, le=60)) -> Response:
+    """Publish with a reply subject and return the first reply: 503 when nobody
+    listens on the subject, 504 when nobody answers within ``timeout`` seconds."""
+    raw = check_subject(subject)
+    hdr = header_block(header_pairs(request.headers))
+    payload = await request.body()
+    _check_size(client, hdr, payload)
+    _door(request).stats.count_in(client, payload)
+    _, _, rhdr, data = await client.request(raw, payload, hdr, timeout)
+    headers = {f"X-Nats-Header-{k}": v for k, v in (parse_headers(rhdr) or {}).items()
+               if k.isascii()}
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+def json_envelope(body: bytes) -> Envelope:
+    try:
+        return Envelope.model_validate_json(body)
+    except ValueError as exc:
+        raise bad_request(str(exc).splitlines()[0]) from None

@@ -1,0 +1,194 @@
+"""Live subscriptions as Server-Sent Events.
+
+Without a stream an SSE request is a core subscription: each message published on the
+filter from then on is one ``message`` event.  With a stream (``stream=``, a start
+position, or a reconnect's ``Last-Event-ID``) events come from a temporary consumer of
+that stream instead and carry the stream sequence as their id, so a browser that
+reconnects resumes after the last event it saw and misses nothing.
+
+Each SSE request has a client of its own (its subscription ends with the response).  A
+core subscriber that falls :data:`MAX_QUEUED` messages behind is a slow consumer: it
+gets an ``error`` event and the response ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.auth import caller, fresh_client
+from api.errors import ERRORS, HttpError, bad_request
+from api.messages import (
+    Message,
+    ack_info,
+    check_name,
+    check_subject,
+    forget_consumer,
+    message,
+)
+from api.session import DoorClient, status_of
+from core.client import Delivery
+
+if TYPE_CHECKING:
+    from api.door import HttpDoor
+
+router = APIRouter(prefix="/v1", tags=["live"])
+Caller = Annotated[DoorClient, Depends(caller)]
+MAX_QUEUED = 10_000
+PAGE = 256
+
+
+def event(msg: Message, kind: str = "message") -> bytes:
+    lines = f"event: {kind}\n"
+    if msg.seq is not None:
+        lines = f"id: {msg.seq}\n" + lines
+    return (lines + "data: " + msg.model_dump_json(exclude_none=True) + "\n\n").encode()
+
+
+def _error_event(text: str) -> bytes:
+    return b"event: error\ndata: " + json.dumps({"description": text}).encode() + b"\n\n"
+
+
+async def _find_stream(client: DoorClient, subject: str) -> str:
+    doc = await client.js("STREAM.NAMES", {"subject": subject})
+    names = doc.get("streams") or []
+    if len(names) != 1:
+        raise bad_request(f"{len(names)} streams store {subject!r}; name one with stream=")
+    return names[0]
+
+
+async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes | None,
+                heartbeat: float) -> AsyncIterator[bytes]:
+    box: asyncio.Queue[Any] = asyncio.Queue()
+    state = {"slow": False}
+
+    def on_msg(subj: bytes, reply: bytes | None, hdr: bytes | None, payload: bytes) -> None:
+        if state["slow"]:
+            return
+        if box.qsize() >= MAX_QUEUED:
+            state["slow"] = True
+            door.stats.slow_consumers += 1
+            box.put_nowait(None)
+            return
+        box.put_nowait((subj, reply, hdr, payload))
+
+    client.subscribe_to(subject, on_msg, queue)
+    yield b": subscribed\n\n"
+    while True:
+        try:
+            item = await asyncio.wait_for(box.get(), heartbeat)
+        except TimeoutError:
+            yield b": keepalive\n\n"
+            continue
+        if item is None:
+            yield _error_event("slow consumer")
+            return
+        door.stats.count_out(client, item[3])
+        yield event(message(item))
+
+
+async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
+                  start: int | None, heartbeat: float) -> AsyncIterator[bytes]:
+    name = "sse_" + secrets.token_hex(8)
+    config: dict[str, Any] = {"name": name, "ack_policy": "none", "filter_subject": subject,
+                              "inactive_threshold": int(max(heartbeat * 4, 30) * 1e9),
+                              "mem_storage": True, "num_replicas": 1}
+    if start is None:
+        config["deliver_policy"] = "new"
+    else:
+        config.update(deliver_policy="by_start_sequence", opt_start_seq=max(start, 1))
+    await client.js(f"CONSUMER.CREATE.{stream}.{name}", {"stream_name": stream,
+                                                          "config": config})
+    box: asyncio.Queue[Delivery] = asyncio.Queue()
+    reply = client.inbox + b"sse"
+    sub = client.private(reply, lambda *m: box.put_nowait(m))
+    pull = client.check_publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}")
+    request = json.dumps({"batch": PAGE, "expires": int(heartbeat * 1e9)}).encode()
+    try:
+        yield b": subscribed\n\n"
+        while True:
+            client.publish(pull, None, request, reply)
+            got = 0
+            while got < PAGE:
+                try:
+                    item = await asyncio.wait_for(box.get(), heartbeat + 2)
+                except TimeoutError:
+                    break
+                code = status_of(item[2])
+                if code and not item[3] and ack_info(item[1]) is None:
+                    if code == 409:
+                        yield _error_event("consumer deleted")
+                        return
+                    if code >= 400:
+                        break
+                    continue
+                got += 1
+                door.stats.count_out(client, item[3])
+                yield event(message(item))
+            if not got:
+                yield b": keepalive\n\n"
+    finally:
+        client.drop_subscription(sub)
+        forget_consumer(client, stream, name)
+
+
+@router.get("/subscribe/{subject}", response_class=StreamingResponse, responses={
+    200: {"content": {"text/event-stream": {}},
+          "description": "one `message` event per message (JSON); ids are stream sequences"},
+    **ERRORS})
+async def subscribe(subject: str, request: Request, client: Caller,
+                    stream: str | None = None,
+                    start_seq: int | None = Query(None, ge=1, le=2**63 - 1),
+                    queue: str | None = None,
+                    heartbeat: float = Query(15.0, ge=0.1, le=300),
+                    last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """Stream messages on ``subject`` (wildcards allowed) as they arrive.  With a stream
+    position (``start_seq``, or ``Last-Event-ID`` on reconnect, meaning the next one)
+    stored messages are replayed first."""
+    door: HttpDoor = request.app.state.door
+    raw = check_subject(subject, wildcards=True)
+    start = start_seq
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            raise bad_request("Last-Event-ID must be a stream sequence")
+        start = int(last_event_id) + 1
+    if queue is not None:
+        check_subject(queue)
+    own = fresh_client(door, client)
+    try:
+        if stream is not None or start is not None:
+            name = check_name(stream) if stream else await _find_stream(client, subject)
+            client.check_publish(f"$JS.API.CONSUMER.CREATE.{name}")
+            if not own.may_subscribe(raw, None):
+                raise HttpError(403, 10403, f'permissions violation for subscription to '
+                                f'"{subject}"')
+            body = _replay(door, own, name, subject, start, heartbeat)
+        else:
+            body = _core(door, own, raw, queue.encode() if queue else None, heartbeat)
+        first = await anext(body)
+    except BaseException:
+        own.close()
+        raise
+
+    async def events() -> AsyncIterator[bytes]:
+        door.stats.sse_active += 1
+        try:
+            yield first
+            async for chunk in body:
+                yield chunk
+        finally:
+            door.stats.sse_active -= 1
+            with contextlib.suppress(Exception):
+                await body.aclose()
+            door.stats.retire(own)
+            own.close()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,1 @@
+"""The WebSocket door: NATS (and other registered protocols) over RFC 6455."""

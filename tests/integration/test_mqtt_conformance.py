@@ -1,0 +1,1024 @@
+"""MQTT broker conformance in raw bytes, in the style of Mosquitto's broker tests.
+
+Each case is numbered by packet type (01 CONNECT, 02 PUBLISH, 03 SUBSCRIBE, 04
+UNSUBSCRIBE, 05 PING/keepalive, 06 DISCONNECT, 07 sessions, 08 MQTT 5 only) and says the
+bytes sent and the bytes expected.  Where brokers differ, the OASIS texts (3.1.1 and 5.0)
+decide: a malformed packet or protocol error closes a 3.1.1 connection, and an MQTT 5
+connection gets DISCONNECT with the reason code first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import ServerProcess, jetport
+
+V3, V5 = 4, 5
+_ids = itertools.count(1)
+
+# -- encoding ---------------------------------------------------------------------------
+
+
+def h(text: str) -> bytes:
+    """Hex with spaces, plus quoted ASCII: ``h("00 04 'MQTT'")``."""
+    parts = text.split("'")
+    return b"".join(p.encode() if i % 2 else bytes.fromhex(p) for i, p in enumerate(parts))
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def s(text: str | bytes) -> bytes:
+    """An MQTT string: u16 length and the bytes."""
+    raw = text.encode() if isinstance(text, str) else text
+    return struct.pack(">H", len(raw)) + raw
+
+
+def pkt(first: int, body: bytes) -> bytes:
+    return bytes([first]) + varint(len(body)) + body
+
+
+def connect(cid: str = "", version: int = V3, flags: int = 0x02, keepalive: int = 60,
+            props: bytes = b"", tail: bytes = b"") -> bytes:
+    """A CONNECT; ``tail`` holds will/username/password fields after the client id."""
+    body = s("MQTT") + bytes([version, flags]) + struct.pack(">H", keepalive)
+    if version == V5:
+        body += varint(len(props)) + props
+    return pkt(0x10, body + s(cid) + tail)
+
+
+def publish(topic: str | bytes, payload: bytes, qos: int = 0, pid: int = 0, retain: bool = False,
+            dup: bool = False, version: int = V3, props: bytes = b"") -> bytes:
+    first = 0x30 | qos << 1 | int(retain) | (0x08 if dup else 0)
+    body = s(topic) + (struct.pack(">H", pid) if qos else b"")
+    if version == V5:
+        body += varint(len(props)) + props
+    return pkt(first, body + payload)
+
+
+def subscribe(pid: int, *filters: tuple[str, int], version: int = V3, props: bytes = b"") -> bytes:
+    body = struct.pack(">H", pid)
+    if version == V5:
+        body += varint(len(props)) + props
+    for topic, options in filters:
+        body += s(topic) + bytes([options])
+    return pkt(0x82, body)
+
+
+def unsubscribe(pid: int, *filters: str, version: int = V3) -> bytes:
+    body = struct.pack(">H", pid) + (b"\x00" if version == V5 else b"")
+    return pkt(0xA2, body + b"".join(s(f) for f in filters))
+
+
+def ack(first: int, pid: int) -> bytes:
+    return bytes([first, 2]) + struct.pack(">H", pid)
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+_BYTE = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
+_U16 = {0x13, 0x21, 0x22, 0x23}
+_U32 = {0x02, 0x11, 0x27}
+_STR = {0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F}
+_BIN = {0x09, 0x16}
+
+
+def read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def properties(data: bytes) -> dict[int, object]:
+    """MQTT 5 properties (without their length prefix) as {identifier: value}."""
+    out: dict[int, object] = {}
+    i = 0
+    while i < len(data):
+        ident = data[i]
+        i += 1
+        if ident in _BYTE:
+            value: object = data[i]
+            i += 1
+        elif ident in _U16:
+            value, i = struct.unpack_from(">H", data, i)[0], i + 2
+        elif ident in _U32:
+            value, i = struct.unpack_from(">I", data, i)[0], i + 4
+        elif ident == 0x0B:
+            value, i = read_varint(data, i)
+        elif ident in _STR or ident in _BIN:
+            n = struct.unpack_from(">H", data, i)[0]
+            value, i = data[i + 2 : i + 2 + n], i + 2 + n
+        elif ident == 0x26:
+            k = struct.unpack_from(">H", data, i)[0]
+            key = data[i + 2 : i + 2 + k]
+            i += 2 + k
+            v = struct.unpack_from(">H", data, i)[0]
+            value, i = (key, data[i + 2 : i + 2 + v]), i + 2 + v
+            out.setdefault(0x26, []).append(value)  # type: ignore[union-attr]
+            continue
+        else:
+            raise AssertionError(f"unknown property 0x{ident:02x} in {data.hex(' ')}")
+        out[ident] = value
+    return out
+
+
+def reason_of(packet: bytes) -> int:
+    """The reason code of a v5 ack or DISCONNECT (0 when the short form omits it)."""
+    _, i = read_varint(packet, 1)
+    body = packet[i:]
+    first = packet[0] >> 4
+    at = 0 if first == 14 else 2 if first in (4, 5, 6, 7) else 1
+    return body[at] if len(body) > at else 0
+
+
+class Mqtt:
+    """A raw MQTT connection: send bytes, read whole packets, see the close."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Mqtt:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def send(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    async def packet(self, timeout: float = 2.0) -> bytes:
+        """One whole packet; b"" when the connection closed or nothing came in time."""
+        try:
+            return await asyncio.wait_for(self._packet(), timeout)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            return b""
+
+    async def _packet(self) -> bytes:
+        head = await self.reader.readexactly(1)
+        length = shift = 0
+        while True:
+            b = (await self.reader.readexactly(1))[0]
+            head += bytes([b])
+            length |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        return head + await self.reader.readexactly(length)
+
+    async def expect(self, want: bytes, timeout: float = 2.0) -> None:
+        got = await self.packet(timeout)
+        assert got.hex(" ") == want.hex(" ")
+
+    async def closed(self, timeout: float = 2.0) -> bytes:
+        """Wait for the server to close; return everything it sent first.
+
+        Fails when the connection is still open after ``timeout``.
+        """
+        out = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"connection still open; got {out.hex(' ')}"
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+            except TimeoutError:
+                continue
+            except (ConnectionError, OSError):
+                return out
+            if not data:
+                return out
+            out += data
+
+    async def quiet(self, timeout: float = 0.3) -> bytes:
+        """Whatever arrives within ``timeout`` (b"" when nothing does)."""
+        return await self.packet(timeout)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+def _start(tmp: Path, text: str, name: str) -> ServerProcess:
+    conf = tmp / f"{name}.conf"
+    conf.write_text(text)
+    server = jetport(tmp, "-c", str(conf), name=name).start()
+    assert server.mqtt_port, server.log()
+    return server
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("mqtt-conf")
+    server = _start(tmp, f'server_name: conf\njetstream {{ store_dir: "{tmp / "js"}" }}\n'
+                         "mqtt { port: -1 }\n", "hub")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_hub(tmp_path_factory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("mqtt-auth")
+    server = _start(tmp, f'server_name: auth\njetstream {{ store_dir: "{tmp / "js"}" }}\n'
+                         "mqtt { port: -1 }\n"
+                         "authorization { users: [\n"
+                         "  {user: dev, password: pw}\n"
+                         "  {user: ro, password: pw,"
+                         " permissions: {subscribe: {deny: [\"secret.>\"]}}}\n"
+                         "] }\n", "auth")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mq(hub):
+    """Open raw connections to the module's hub: ``await mq()``; closed afterwards."""
+    opened: list[Mqtt] = []
+
+    async def open_one(port: int | None = None) -> Mqtt:
+        c = await Mqtt.open(port or hub.mqtt_port)
+        opened.append(c)
+        return c
+
+    yield open_one
+    for c in opened:
+        await c.close()
+
+
+def cid(prefix: str = "c") -> str:
+    return f"{prefix}{next(_ids)}"
+
+
+async def connected(mq, version: int = V3, client_id: str | None = None, flags: int = 0x02,
+                    props: bytes = b"", port: int | None = None) -> Mqtt:
+    """A connection past a successful CONNACK."""
+    c = await mq(port)
+    await c.send(connect(client_id or cid(), version, flags, props=props))
+    ack_packet = await c.packet()
+    assert ack_packet[:1] == b"\x20" and ack_packet[3:4] == b"\x00", ack_packet.hex(" ")
+    return c
+
+
+async def v5_connack(mq, props: bytes = b"") -> tuple[Mqtt, dict[int, object]]:
+    c = await mq()
+    await c.send(connect(cid(), V5, props=props))
+    got = await c.packet()
+    assert got[:1] == b"\x20" and got[3] == 0, got.hex(" ")
+    plen, i = read_varint(got, 4)
+    return c, properties(got[i : i + plen])
+
+
+async def closes(c: Mqtt, version: int, reasons: set[int] | None = None) -> None:
+    """3.1.1: plain close.  5: DISCONNECT with one of ``reasons`` (if given), then close."""
+    rest = await c.closed()
+    if version == V3:
+        assert rest == b"", f"3.1.1 must just close, got {rest.hex(' ')}"
+    elif reasons is not None:
+        assert rest[:1] == b"\xe0", f"expected DISCONNECT, got {rest.hex(' ')}"
+        assert reason_of(rest) in reasons, f"reason 0x{reason_of(rest):02x} in {rest.hex(' ')}"
+
+
+# -- 01 CONNECT -------------------------------------------------------------------------
+
+
+async def test_01_connect_v311_success(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0c 00 04 'MQTT' 04 02 00 3c 00 00"))
+    await c.expect(h("20 02 00 00"))
+
+
+async def test_01_connect_v311_with_client_id(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0e 00 04 'MQTT' 04 02 00 3c 00 02 'i1'"))
+    await c.expect(h("20 02 00 00"))
+
+
+async def test_01_connect_v5_success_assigns_client_id(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0d 00 04 'MQTT' 05 02 00 3c 00 00 00"))
+    got = await c.packet()
+    assert got[:1] == b"\x20" and got[2:4] == b"\x00\x00", got.hex(" ")
+    plen, i = read_varint(got, 4)
+    assert i + plen == len(got)
+    props = properties(got[i:])
+    assert props.get(0x12), "an empty client id needs an Assigned Client Identifier"
+
+
+@pytest.mark.parametrize("level", [3, 6])
+async def test_01_connect_bad_protocol_level(mq, level) -> None:
+    c = await mq()
+    await c.send(h(f"10 0c 00 04 'MQTT' {level:02x} 02 00 3c 00 00"))
+    await c.expect(h("20 02 00 01"))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_bad_protocol_name(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0c 00 04 'MQTX' 04 02 00 3c 00 00"))
+    rest = await c.closed()
+    assert rest in (b"", h("20 02 00 01")), rest.hex(" ")
+
+
+async def test_01_connect_reserved_flag_v311(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0c 00 04 'MQTT' 04 03 00 3c 00 00"))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_reserved_flag_v5(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0d 00 04 'MQTT' 05 03 00 3c 00 00 00"))
+    rest = await c.closed()
+    # Before CONNACK an MQTT 5 server may answer CONNACK 0x81, or just close.
+    assert rest == b"" or (rest[:1] == b"\x20" and rest[3] == 0x81), rest.hex(" ")
+
+
+async def test_01_connect_fixed_header_flags(mq) -> None:
+    c = await mq()
+    await c.send(h("11 0c 00 04 'MQTT' 04 02 00 3c 00 00"))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_will_qos_3(mq) -> None:
+    c = await mq()
+    await c.send(connect("w3", V3, flags=0x02 | 0x04 | 0x18, tail=s("w/t") + s("x")))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_will_qos_without_will_flag(mq) -> None:
+    c = await mq()
+    await c.send(connect("w0", V3, flags=0x02 | 0x08))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_password_without_username_v311(mq) -> None:
+    c = await mq()
+    await c.send(connect("pw", V3, flags=0x02 | 0x40, tail=s("secret")))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_empty_id_persistent_v311(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0c 00 04 'MQTT' 04 00 00 3c 00 00"))
+    await c.expect(h("20 02 00 02"))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_invalid_utf8_client_id(mq) -> None:
+    c = await mq()
+    await c.send(h("10 0e 00 04 'MQTT' 04 02 00 3c 00 02 c3 28"))
+    # Ill-formed UTF-8 is malformed (close); a CONNACK 0x02 first is tolerated.
+    assert await c.closed() in (b"", h("20 02 00 02"))
+
+
+async def test_01_connect_truncated_then_nothing(mq) -> None:
+    c = await mq()
+    # Remaining length says 12 but the CONNECT says the client id is 5 bytes long.
+    await c.send(h("10 0c 00 04 'MQTT' 04 02 00 3c 00 05"))
+    assert await c.closed() == b""
+
+
+async def test_01_connect_bad_password(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("bad", V3, flags=0xC2, tail=s("dev") + s("nope")))
+    rest = await c.closed()
+    assert rest in (h("20 02 00 04"), h("20 02 00 05")), rest.hex(" ")
+
+
+async def test_01_connect_no_credentials_when_required(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("anon", V3))
+    rest = await c.closed()
+    assert rest in (h("20 02 00 04"), h("20 02 00 05")), rest.hex(" ")
+
+
+async def test_01_connect_bad_password_v5(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("bad5", V5, flags=0xC2, tail=s("dev") + s("nope")))
+    rest = await c.closed()
+    assert rest[:1] == b"\x20" and rest[3] in (0x86, 0x87), rest.hex(" ")
+
+
+async def test_01_connect_good_password(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("good", V3, flags=0xC2, tail=s("dev") + s("pw")))
+    await c.expect(h("20 02 00 00"))
+
+
+# -- 02 PUBLISH -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_publish_qos0_roundtrip(mq, version) -> None:
+    c = await connected(mq, version)
+    await c.send(subscribe(1, ("p0/t", 0), version=version))
+    sub_ack = h("90 03 00 01 00") if version == V3 else h("90 04 00 01 00 00")
+    await c.expect(sub_ack)
+    await c.send(publish("p0/t", b"hi", version=version))
+    want = h("30 08 00 04 'p0/t' 'hi'") if version == V3 else h("30 09 00 04 'p0/t' 00 'hi'")
+    await c.expect(want)
+
+
+async def test_02_publish_qos1_puback_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("32 0a 00 04 'p1/t' 12 34 'hi'"))
+    await c.expect(h("40 02 12 34"))
+
+
+async def test_02_publish_qos1_puback_v5(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("p1/v5", 0), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    await c.send(publish("p1/v5", b"hi", qos=1, pid=7, version=V5))
+    got = sorted([await c.packet(), await c.packet()])
+    # The delivery and the PUBACK may come in either order; reason 0x00 may be left out.
+    assert got[0] == publish("p1/v5", b"hi", version=V5), got[0].hex(" ")
+    assert got[1] in (h("40 02 00 07"), h("40 03 00 07 00"), h("40 04 00 07 00 00")), got[1].hex()
+
+
+async def test_02_publish_qos1_delivered_at_granted_qos(mq) -> None:
+    sub = await connected(mq)
+    await sub.send(subscribe(2, ("p1/g", 1), ("p1/z", 0)))
+    await sub.expect(h("90 04 00 02 01 00"))
+    pub = await connected(mq)
+    await pub.send(publish("p1/g", b"one", qos=2, pid=3))
+    await pub.expect(ack(0x50, 3))
+    await pub.send(h("62 02 00 03"))
+    await pub.expect(ack(0x70, 3))
+    got = await sub.packet()
+    # Delivered QoS = min(2, granted 1): header 32, server-chosen packet id.
+    assert got[:8] == h("32 0b 00 04 'p1/g'"), got.hex(" ")
+    assert got[10:] == b"one" and got[8:10] != b"\x00\x00"
+    await sub.send(ack(0x40, int.from_bytes(got[8:10], "big")))
+    await pub.send(publish("p1/z", b"low", qos=1, pid=4))
+    await pub.expect(ack(0x40, 4))
+    await sub.expect(h("30 09 00 04 'p1/z' 'low'"))
+
+
+async def test_02_publish_qos2_flow_both_directions(mq) -> None:
+    sub = await connected(mq)
+    await sub.send(subscribe(1, ("p2/t", 2)))
+    await sub.expect(h("90 03 00 01 02"))
+    pub = await connected(mq)
+    await pub.send(h("34 0b 00 04 'p2/t' 00 05 'abc'"))
+    await pub.expect(h("50 02 00 05"))
+    # A duplicate before PUBREL is acknowledged again but not delivered twice.
+    await pub.send(h("3c 0b 00 04 'p2/t' 00 05 'abc'"))
+    await pub.expect(h("50 02 00 05"))
+    await pub.send(h("62 02 00 05"))
+    await pub.expect(h("70 02 00 05"))
+    got = await sub.packet()
+    assert got[:8] == h("34 0b 00 04 'p2/t'") and got[10:] == b"abc", got.hex(" ")
+    pid = got[8:10]
+    await sub.send(b"\x50\x02" + pid)
+    await sub.expect(b"\x62\x02" + pid)
+    await sub.send(b"\x70\x02" + pid)
+    assert await sub.quiet() == b""
+
+
+async def test_02_pubrel_unknown_pid_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("62 02 00 63"))
+    await c.expect(h("70 02 00 63"))
+
+
+async def test_02_pubrel_unknown_pid_v5(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(h("62 02 00 63"))
+    got = await c.packet()
+    # 0x92 (packet identifier not found) is the precise answer; Mosquitto sends success.
+    assert got[:4] in (h("70 03 00 63"), h("70 02 00 63")), got.hex(" ")
+    assert reason_of(got) in (0x92, 0x00), got.hex(" ")
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_publish_qos3(mq, version) -> None:
+    c = await connected(mq, version)
+    body = s("q/3") + b"\x00\x01" + (b"\x00" if version == V5 else b"") + b"x"
+    await c.send(pkt(0x36, body))
+    await closes(c, version, {0x81})
+
+
+@pytest.mark.parametrize("topic", ["w/+", "w/#", "+", "#"])
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_publish_wildcard_topic(mq, version, topic) -> None:
+    c = await connected(mq, version)
+    await c.send(publish(topic, b"x", version=version))
+    await closes(c, version, {0x81, 0x82, 0x90})
+
+
+@pytest.mark.parametrize("topic", [b"bad\xff", b"a\x00b", b"\xed\xa0\x80"])
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_publish_invalid_utf8_topic(mq, version, topic) -> None:
+    c = await connected(mq, version)
+    await c.send(publish(topic, b"x", version=version))
+    await closes(c, version, {0x81})
+
+
+async def test_02_publish_empty_topic_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("30 03 00 00 'x'"))
+    assert await c.closed() == b""
+
+
+async def test_02_publish_empty_topic_without_alias_v5(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(h("30 04 00 00 00 'x'"))
+    await closes(c, V5, {0x82})
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_publish_qos1_packet_id_zero(mq, version) -> None:
+    c = await connected(mq, version)
+    await c.send(publish("p/z", b"x", qos=1, pid=0, version=version))
+    await closes(c, version, {0x81, 0x82})
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_bad_remaining_length(mq, version) -> None:
+    c = await connected(mq, version)
+    await c.send(h("30 ff ff ff ff 01"))
+    await closes(c, version, {0x81})
+
+
+async def test_02_oversize_packet_v311(mq) -> None:
+    c = await connected(mq)
+    # Announces 64 MiB; the server must refuse on the header, without waiting for it.
+    await c.send(b"\x30" + varint(64 << 20) + s("big") + b"x" * 100)
+    assert await c.closed() == b""
+
+
+async def test_02_oversize_packet_v5(mq) -> None:
+    c, props = await v5_connack(mq)
+    limit = props.get(0x27)
+    assert isinstance(limit, int), "the server should announce its Maximum Packet Size"
+    body = s("big") + b"\x00" + b"x" * (limit - 2 - 3 - 1)
+    frame = pkt(0x30, body + b"y" * 8)
+    assert len(frame) > limit
+    await c.send(frame)
+    await closes(c, V5, {0x95})
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_02_retained_set_replayed_and_cleared(mq, version) -> None:
+    topic = f"ret/{version}/x"
+    pub = await connected(mq, version)
+    await pub.send(publish(topic, b"kept", qos=1, pid=1, retain=True, version=version))
+    got = await pub.packet()
+    assert got[:4] == b"\x40" + got[1:2] + b"\x00\x01", got.hex(" ")
+    sub = await connected(mq, version)
+    await sub.send(subscribe(1, (f"ret/{version}/+", 0), version=version))
+    await sub.packet()  # SUBACK
+    want = publish(topic, b"kept", retain=True, version=version)
+    await sub.expect(want)
+    # Live delivery to an existing subscription has RETAIN cleared (3.1.1 and v5 default).
+    await pub.send(publish(topic, b"", qos=1, pid=2, retain=True, version=version))
+    await pub.packet()
+    await sub.expect(publish(topic, b"", version=version))
+    late = await connected(mq, version)
+    await late.send(subscribe(1, (f"ret/{version}/#", 0), version=version))
+    await late.packet()
+    assert await late.quiet() == b"", "an empty retained payload clears the message"
+
+
+# -- 03 SUBSCRIBE -----------------------------------------------------------------------
+
+
+async def test_03_subscribe_grants_each_qos(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("82 14 00 0a 00 03 's/0' 00 00 03 's/1' 01 00 03 's/2' 02"))
+    await c.expect(h("90 05 00 0a 00 01 02"))
+
+
+async def test_03_subscribe_v5_grants_each_qos(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(h("82 15 00 0a 00 00 03 's/0' 00 00 03 's/1' 01 00 03 's/2' 02"))
+    await c.expect(h("90 06 00 0a 00 00 01 02"))
+
+
+async def test_03_subscribe_reserved_header_flags(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("80 08 00 01 00 03 's/x' 00"))
+    assert await c.closed() == b""
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_03_subscribe_qos_3(mq, version) -> None:
+    c = await connected(mq, version)
+    await c.send(subscribe(1, ("s/q3", 3), version=version))
+    # 3.1.1: malformed, close (MQTT-3.8.3-4).  5: Maximum QoS 3 is a protocol error.
+    await closes(c, version, {0x81, 0x82})
+
+
+async def test_03_subscribe_reserved_option_bits_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(subscribe(1, ("s/r", 0x41)))
+    assert await c.closed() == b""
+
+
+async def test_03_subscribe_empty_payload(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("82 02 00 01"))
+    assert await c.closed() == b""
+
+
+async def test_03_subscribe_packet_id_zero(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("82 08 00 00 00 03 's/x' 00"))
+    assert await c.closed() == b""
+
+
+@pytest.mark.parametrize("bad", ["a/#/b", "a/b#", "a+/b"])
+async def test_03_subscribe_invalid_filter_v311(mq, bad) -> None:
+    c = await connected(mq)
+    await c.send(subscribe(3, (bad, 0), ("ok/x", 1)))
+    got = await c.packet()
+    # 3.1.1 allows a 0x80 failure code per filter or closing the connection.
+    if got:
+        assert got == h("90 04 00 03 80 01"), got.hex(" ")
+    else:
+        assert await c.closed() == b""
+
+
+async def test_03_subscribe_invalid_filter_v5(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(3, ("a/#/b", 0), ("ok/x", 1), version=V5))
+    got = await c.packet()
+    if got[:1] == b"\x90":
+        assert got == h("90 05 00 03 00 8f 01"), got.hex(" ")
+    else:
+        assert got[:1] == b"\xe0" and reason_of(got) in (0x81, 0x82, 0x8F), got.hex(" ")
+
+
+async def test_03_subscribe_wildcards_and_parent_level(mq) -> None:
+    sub = await connected(mq)
+    await sub.send(subscribe(1, ("wc/#", 0), ("pl/+/z", 0)))
+    await sub.expect(h("90 04 00 01 00 00"))
+    pub = await connected(mq)
+    for topic in ("wc", "wc/a", "wc/a/b", "pl/y/z", "pl/y/z/q", "pl/z"):
+        await pub.send(publish(topic, b"."))
+    got = [await sub.packet() for _ in range(4)]
+    assert got == [publish(t, b".") for t in ("wc", "wc/a", "wc/a/b", "pl/y/z")]
+    assert await sub.quiet() == b""
+
+
+async def test_03_subscribe_denied_v311(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("ro3", V3, flags=0xC2, tail=s("ro") + s("pw")))
+    await c.expect(h("20 02 00 00"))
+    await c.send(subscribe(4, ("secret/x", 1), ("open/x", 1)))
+    await c.expect(h("90 04 00 04 80 01"))
+
+
+async def test_03_subscribe_denied_v5(auth_hub, mq) -> None:
+    c = await mq(auth_hub.mqtt_port)
+    await c.send(connect("ro5", V5, flags=0xC2, tail=s("ro") + s("pw")))
+    got = await c.packet()
+    assert got[:4] == h("20") + got[1:2] + h("00 00"), got.hex(" ")
+    await c.send(subscribe(4, ("secret/x", 1), ("open/x", 1), version=V5))
+    await c.expect(h("90 05 00 04 00 87 01"))
+
+
+# -- 04 UNSUBSCRIBE ---------------------------------------------------------------------
+
+
+async def test_04_unsubscribe_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(subscribe(1, ("u/x", 0)))
+    await c.expect(h("90 03 00 01 00"))
+    await c.send(h("a2 07 00 02 00 03 'u/x'"))
+    await c.expect(h("b0 02 00 02"))
+    pub = await connected(mq)
+    await pub.send(publish("u/x", b"gone"))
+    assert await c.quiet() == b""
+
+
+async def test_04_unsubscribe_v5_reason_codes(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("u/y", 0), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    await c.send(unsubscribe(2, "u/y", "u/never", version=V5))
+    await c.expect(h("b0 05 00 02 00 00 11"))
+
+
+async def test_04_unsubscribe_reserved_header_flags(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("a0 07 00 02 00 03 'u/x'"))
+    assert await c.closed() == b""
+
+
+async def test_04_unsubscribe_empty_payload(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("a2 02 00 02"))
+    assert await c.closed() == b""
+
+
+# -- 05 PINGREQ and keepalive -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_05_pingreq(mq, version) -> None:
+    c = await connected(mq, version)
+    await c.send(h("c0 00"))
+    await c.expect(h("d0 00"))
+
+
+async def test_05_pingreq_reserved_flags(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("c1 00"))
+    assert await c.closed() == b""
+
+
+async def test_05_packet_before_connect(mq) -> None:
+    c = await mq()
+    await c.send(h("c0 00"))
+    assert await c.closed() == b""
+
+
+async def test_05_publish_before_connect(mq) -> None:
+    c = await mq()
+    await c.send(publish("early/x", b"x"))
+    assert await c.closed() == b""
+
+
+async def test_05_keepalive_timeout(mq) -> None:
+    c = await mq()
+    await c.send(connect(cid(), V3, keepalive=1))
+    await c.expect(h("20 02 00 00"))
+    start = time.monotonic()
+    assert await c.closed(3.5) == b""
+    waited = time.monotonic() - start
+    assert 1.2 <= waited <= 2.6, f"closed after {waited:.2f}s; keepalive 1 s × 1.5"
+
+
+async def test_05_keepalive_kept_by_pings(mq) -> None:
+    c = await mq()
+    await c.send(connect(cid(), V3, keepalive=1))
+    await c.expect(h("20 02 00 00"))
+    for _ in range(4):
+        await asyncio.sleep(0.6)
+        await c.send(h("c0 00"))
+        await c.expect(h("d0 00"))
+
+
+# -- 06 DISCONNECT and a second CONNECT -------------------------------------------------
+
+
+async def test_06_second_connect_v311(mq) -> None:
+    c = await connected(mq)
+    await c.send(connect(cid(), V3))
+    assert await c.closed() == b""
+
+
+async def test_06_second_connect_v5(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(connect(cid(), V5))
+    await closes(c, V5, {0x82})
+
+
+async def test_06_disconnect_v311_closes_without_will(mq) -> None:
+    watcher = await connected(mq)
+    await watcher.send(subscribe(1, ("will/d3", 0)))
+    await watcher.packet()
+    c = await mq()
+    await c.send(connect(cid(), V3, flags=0x06, tail=s("will/d3") + s("bye")))
+    await c.expect(h("20 02 00 00"))
+    await c.send(h("e0 00"))
+    assert await c.closed() == b""
+    assert await watcher.quiet(0.5) == b""
+
+
+async def test_06_abrupt_close_sends_will(mq) -> None:
+    watcher = await connected(mq)
+    await watcher.send(subscribe(1, ("will/ab", 1)))
+    await watcher.packet()
+    c = await mq()
+    await c.send(connect(cid(), V3, flags=0x0E, tail=s("will/ab") + s("bye")))
+    await c.expect(h("20 02 00 00"))
+    c.writer.transport.abort()
+    got = await watcher.packet()
+    assert got[:11] == h("32 0e 00 07 'will/ab'") and got[13:] == b"bye", got.hex(" ")
+
+
+async def test_06_disconnect_v311_nonzero_length(mq) -> None:
+    c = await connected(mq)
+    await c.send(h("e0 01 00"))
+    assert await c.closed() == b""
+
+
+async def test_06_disconnect_v5_with_will(mq) -> None:
+    watcher = await connected(mq)
+    await watcher.send(subscribe(1, ("will/d5", 0)))
+    await watcher.packet()
+    c = await mq()
+    await c.send(connect(cid(), V5, flags=0x06, tail=b"\x00" + s("will/d5") + s("bye")))
+    assert (await c.packet())[:1] == b"\x20"
+    await c.send(h("e0 02 04 00"))
+    await c.closed()
+    await watcher.expect(publish("will/d5", b"bye"))
+
+
+async def test_06_disconnect_v5_session_expiry_after_zero(mq) -> None:
+    c = await connected(mq, V5)
+    # CONNECT had no session expiry; setting one on DISCONNECT is a protocol error.
+    await c.send(h("e0 07 00 05 11 00 00 00 3c"))
+    rest = await c.closed()
+    assert rest == b"" or (rest[:1] == b"\xe0" and reason_of(rest) == 0x82), rest.hex(" ")
+
+
+# -- 07 sessions ------------------------------------------------------------------------
+
+
+async def test_07_session_present_v311(mq) -> None:
+    client_id = cid("persist")
+    c = await mq()
+    await c.send(connect(client_id, V3, flags=0x00))
+    await c.expect(h("20 02 00 00"))
+    await c.send(subscribe(1, ("sess/x", 1)))
+    await c.expect(h("90 03 00 01 01"))
+    await c.send(h("e0 00"))
+    await c.closed()
+    again = await mq()
+    await again.send(connect(client_id, V3, flags=0x00))
+    await again.expect(h("20 02 01 00"))
+    await again.send(h("e0 00"))
+    await again.closed()
+    clean = await mq()
+    await clean.send(connect(client_id, V3, flags=0x02))
+    await clean.expect(h("20 02 00 00"))
+
+
+async def test_07_offline_qos1_redelivered_in_order(mq) -> None:
+    client_id = cid("offline")
+    c = await mq()
+    await c.send(connect(client_id, V3, flags=0x00))
+    await c.expect(h("20 02 00 00"))
+    await c.send(subscribe(1, ("off/#", 1)))
+    await c.expect(h("90 03 00 01 01"))
+    await c.send(h("e0 00"))
+    await c.closed()
+    pub = await connected(mq)
+    for i in range(3):
+        await pub.send(publish("off/m", b"m%d" % i, qos=1, pid=i + 1))
+        await pub.expect(ack(0x40, i + 1))
+    back = await mq()
+    await back.send(connect(client_id, V3, flags=0x00))
+    await back.expect(h("20 02 01 00"))
+    got = [await back.packet() for _ in range(3)]
+    assert [p[:2] + p[2:9] + p[11:] for p in got] == [
+        h("32 0b 00 05 'off/m'") + b"m%d" % i for i in range(3)]
+    # Unacknowledged, then resumed: the same packet ids come again with DUP set.
+    back.writer.transport.abort()
+    again = await mq()
+    await again.send(connect(client_id, V3, flags=0x00))
+    await again.expect(h("20 02 01 00"))
+    redo = [await again.packet() for _ in range(3)]
+    assert [p[0] for p in redo] == [0x3A] * 3, [p.hex(" ") for p in redo]
+    assert [p[9:11] for p in redo] == [p[9:11] for p in got]
+    for p in redo:
+        await again.send(b"\x40\x02" + p[9:11])
+    assert await again.quiet() == b""
+
+
+async def test_07_takeover_v311(mq) -> None:
+    client_id = cid("take")
+    first = await connected(mq, client_id=client_id)
+    second = await connected(mq, client_id=client_id)
+    assert await first.closed() == b""
+    await second.send(h("c0 00"))
+    await second.expect(h("d0 00"))
+
+
+async def test_07_takeover_v5(mq) -> None:
+    client_id = cid("take5")
+    first = await connected(mq, V5, client_id=client_id)
+    await connected(mq, V5, client_id=client_id)
+    rest = await first.closed()
+    assert rest[:1] == b"\xe0" and reason_of(rest) == 0x8E, rest.hex(" ")
+
+
+# -- 08 MQTT 5 only ---------------------------------------------------------------------
+
+
+async def test_08_topic_alias(mq) -> None:
+    c, props = await v5_connack(mq)
+    maximum = props.get(0x22, 0)
+    assert isinstance(maximum, int) and maximum >= 1, props
+    await c.send(subscribe(1, ("al/x", 0), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    await c.send(publish("al/x", b"1", version=V5, props=h("23 00 01")))
+    await c.send(publish("", b"2", version=V5, props=h("23 00 01")))
+    got = [await c.packet() for _ in range(2)]
+    assert [p[-1:] for p in got] == [b"1", b"2"]
+    assert all(p[2:8] == s("al/x") for p in got), [p.hex(" ") for p in got]
+    await c.send(publish("al/x", b"3", version=V5, props=b"\x23" + struct.pack(">H", maximum + 1)))
+    await closes(c, V5, {0x94})
+
+
+async def test_08_unknown_topic_alias(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(publish("", b"x", version=V5, props=h("23 00 01")))
+    await closes(c, V5, {0x82})
+
+
+async def test_08_no_local(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("nl/x", 0x04), ("nl/y", 0x00), version=V5))
+    await c.expect(h("90 05 00 01 00 00 00"))
+    await c.send(publish("nl/x", b"mine", version=V5))
+    await c.send(publish("nl/y", b"echo", version=V5))
+    await c.expect(publish("nl/y", b"echo", version=V5))
+
+
+async def test_08_no_local_on_shared_subscription(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("$share/g/nl/s", 0x04), version=V5))
+    await closes(c, V5, {0x82})
+
+
+async def test_08_retain_as_published_and_retain_handling(mq) -> None:
+    pub = await connected(mq, V5)
+    await pub.send(publish("rh/x", b"r", retain=True, version=V5))
+    await pub.send(h("c0 00"))
+    await pub.expect(h("d0 00"))
+    c = await connected(mq, V5)
+    # Retain handling 2: no retained messages on subscribe; retain-as-published: keep RETAIN.
+    await c.send(subscribe(1, ("rh/x", 0x28), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    assert await c.quiet() == b""
+    await pub.send(publish("rh/x", b"live", retain=True, version=V5))
+    await c.expect(publish("rh/x", b"live", retain=True, version=V5))
+
+
+async def test_08_retain_handling_3_is_protocol_error(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("rh/bad", 0x30), version=V5))
+    await closes(c, V5, {0x81, 0x82})
+
+
+async def test_08_auth_method_unsupported(mq) -> None:
+    c = await mq()
+    await c.send(connect(cid(), V5, props=b"\x15" + s("SCRAM-SHA-1")))
+    rest = await c.closed()
+    # MQTT-4.12.0-1: CONNACK 0x8C (or 0x87) may be sent; the connection must close.
+    assert rest[:1] == b"\x20" and rest[3] in (0x8C, 0x87), rest.hex(" ")
+
+
+async def test_08_client_maximum_packet_size(mq) -> None:
+    c = await connected(mq, V5, props=h("27 00 00 00 20"))
+    await c.send(subscribe(1, ("mp/#", 0), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    pub = await connected(mq, V5)
+    await pub.send(publish("mp/big", b"x" * 64, version=V5))
+    await pub.send(publish("mp/small", b"ok", version=V5))
+    # Too large for the client's limit: dropped, not sent (MQTT-3.1.2-24).
+    await c.expect(publish("mp/small", b"ok", version=V5))
+
+
+async def test_08_user_properties_round_trip(mq) -> None:
+    c = await connected(mq, V5)
+    await c.send(subscribe(1, ("up/x", 0), version=V5))
+    await c.expect(h("90 04 00 01 00 00"))
+    user = b"\x26" + s("k") + s("v")
+    await c.send(publish("up/x", b"p", version=V5, props=user))
+    got = await c.packet()
+    _, i = read_varint(got, 1)
+    i += 2 + 4
+    plen, j = read_varint(got, i)
+    assert properties(got[j : j + plen]).get(0x26) == [(b"k", b"v")], got.hex(" ")
+    assert got[j + plen :] == b"p"
+
+
+async def test_08_subscription_identifier(mq) -> None:
+    c, props = await v5_connack(mq)
+    if props.get(0x29, 1) == 0:
+        pytest.skip("subscription identifiers not available")
+    await c.send(subscribe(1, ("sid/x", 0), version=V5, props=h("0b 05")))
+    await c.expect(h("90 04 00 01 00 00"))
+    await c.send(publish("sid/x", b"i", version=V5))
+    await c.expect(h("30 0b 00 05 'sid/x' 02 0b 05 'i'"))

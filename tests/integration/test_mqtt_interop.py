@@ -1,0 +1,539 @@
+"""MQTT interop: paho-mqtt (3.1.1 and 5) and amqtt's client against the hub's MQTT door,
+with nats-py on the same hub.
+
+Each test runs on Jetport and on nats-server from the same config; nats-server speaks
+MQTT 3.1.1 only and knows no shared subscriptions, so those cases run on Jetport alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from typing import Any
+
+import nats
+import paho.mqtt.client as paho
+import pytest
+from amqtt.client import MQTTClient
+from amqtt.errors import ClientError, ConnectError
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from servers import ServerProcess
+
+V3, V5 = paho.MQTTv311, paho.MQTTv5
+BASE = 'server_name: {name}\njetstream {{ store_dir: "{store}" }}\n' \
+       "mqtt {{ host: 127.0.0.1, port: -1 }}\n"
+USERS = """
+authorization { users: [
+  {user: dev, password: pw}
+  {user: ro, password: pw, permissions: {subscribe: {deny: ["secret.>"]}}}
+] }
+"""
+ACCOUNTS = """
+accounts {
+  A: { jetstream: enabled, users: [{user: a, password: pa}] }
+  B: { jetstream: enabled, users: [{user: b, password: pb}] }
+}
+"""
+
+
+def start(conf_server, tmp_path, extra: str = "") -> ServerProcess:
+    text = BASE.format(name=conf_server.target, store=tmp_path / "store") + extra
+    server = conf_server(text)
+    assert server.mqtt_port, server.log()
+    return server
+
+
+def jetport_only(conf_server) -> None:
+    if conf_server.target != "jetport":
+        pytest.skip("nats-server speaks MQTT 3.1.1 only, without shared subscriptions")
+
+
+def v5_only_on_jetport(conf_server, version: int) -> None:
+    if version == V5:
+        jetport_only(conf_server)
+
+
+class Paho:
+    """A paho client (callback API v2) on its own network thread; messages queue up."""
+
+    def __init__(self, port: int, cid: str, version: int = V3, clean: bool = True,
+                 expiry: int | None = None, user: str | None = None, password: str = "",
+                 will: tuple[str, bytes, int, bool] | None = None) -> None:
+        self.port = port
+        self.version = version
+        self.messages: queue.Queue = queue.Queue()
+        self.events: queue.Queue = queue.Queue()
+        kwargs: dict[str, Any] = {} if version == V5 else {"clean_session": clean}
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=version,
+                             reconnect_on_failure=False, **kwargs)
+        if user is not None:
+            self.c.username_pw_set(user, password)
+        if will is not None:
+            topic, payload, qos, retain = will
+            self.c.will_set(topic, payload, qos=qos, retain=retain)
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.on_connect = lambda c, u, flags, rc, props: self.events.put(
+            ("connect", flags.session_present, rc))
+        self.c.on_disconnect = lambda c, u, flags, rc, props: self.events.put(
+            ("disconnect", None, rc))
+        self.c.on_subscribe = lambda c, u, mid, codes, props: self.events.put(
+            ("suback", mid, codes))
+        self.clean = clean
+        self.expiry = expiry
+
+    def connect(self) -> tuple[bool, Any]:
+        """Connect and wait for CONNACK: (session present, reason code)."""
+        if self.version == V5:
+            props = Properties(PacketTypes.CONNECT)
+            if self.expiry is not None:
+                props.SessionExpiryInterval = self.expiry
+            self.c.connect("127.0.0.1", self.port, keepalive=30, clean_start=self.clean,
+                           properties=props)
+        else:
+            self.c.connect("127.0.0.1", self.port, keepalive=30)
+        self.c.loop_start()
+        kind, present, rc = self.event("connect", "disconnect")
+        return bool(present), rc
+
+    def event(self, *kinds: str, timeout: float = 5.0) -> tuple:
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.events.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if item[0] in kinds:
+                return item
+
+    def subscribe(self, *topics: tuple[str, int]) -> list[int]:
+        """Subscribe and return the SUBACK codes as ints."""
+        self.c.subscribe(list(topics))
+        _, _, codes = self.event("suback")
+        return [int(getattr(code, "value", code)) for code in codes]
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                props: Properties | None = None) -> None:
+        """Publish and wait until the QoS flow completes."""
+        self.c.publish(topic, payload, qos=qos, retain=retain, properties=props) \
+            .wait_for_publish(5)
+
+    def take(self, n: int, timeout: float = 5.0) -> list[paho.MQTTMessage]:
+        return [self.messages.get(timeout=timeout) for _ in range(n)]
+
+    def nothing(self, timeout: float = 0.3) -> bool:
+        try:
+            msg = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected message {msg.topic} {msg.payload!r}")
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+    def drop(self) -> None:
+        """End the TCP connection without DISCONNECT."""
+        self.c.loop_stop()
+        sock = self.c.socket()
+        if sock is not None:
+            sock.close()
+
+
+def rc_value(rc: Any) -> int:
+    return int(getattr(rc, "value", rc))
+
+
+async def amqtt_client(port: int, cid: str, auth: str = "", clean: bool = True) -> MQTTClient:
+    client = MQTTClient(client_id=cid, config={"auto_reconnect": False, "keep_alive": 30})
+    await client.connect(f"mqtt://{auth}127.0.0.1:{port}/", cleansession=clean)
+    return client
+
+
+async def thread(fn, *args):
+    return await asyncio.to_thread(fn, *args)
+
+
+# -- connect and authenticate -----------------------------------------------------------
+
+
+async def test_connect_and_password_auth(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path, USERS)
+    good = Paho(server.mqtt_port, "good", user="dev", password="pw")
+    present, rc = await thread(good.connect)
+    assert rc_value(rc) == 0 and not present
+    good.close()
+    bad = Paho(server.mqtt_port, "bad", user="dev", password="wrong")
+    _, rc = await thread(bad.connect)
+    # paho reports 3.1.1 CONNACK 4/5 as 0x86/0x87.
+    assert rc_value(rc) in (0x86, 0x87)
+    bad.c.loop_stop()
+    anon = Paho(server.mqtt_port, "anon")
+    _, rc = await thread(anon.connect)
+    assert rc_value(rc) in (0x86, 0x87)
+    anon.c.loop_stop()
+
+    client = await amqtt_client(server.mqtt_port, "am-good", "dev:pw@")
+    await client.disconnect()
+    with pytest.raises((ConnectError, ClientError)):
+        await amqtt_client(server.mqtt_port, "am-bad", "dev:wrong@")
+
+
+async def test_connect_v5_auth(conf_server, tmp_path) -> None:
+    jetport_only(conf_server)
+    server = start(conf_server, tmp_path, USERS)
+    good = Paho(server.mqtt_port, "good5", V5, user="dev", password="pw")
+    _, rc = await thread(good.connect)
+    assert rc_value(rc) == 0
+    good.close()
+    bad = Paho(server.mqtt_port, "bad5", V5, user="dev", password="wrong")
+    _, rc = await thread(bad.connect)
+    assert rc_value(rc) in (0x86, 0x87)
+    bad.c.loop_stop()
+
+
+async def test_accounts_isolate_mqtt_clients(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path, ACCOUNTS)
+    a_sub = Paho(server.mqtt_port, "a-sub", user="a", password="pa")
+    b_sub = Paho(server.mqtt_port, "b-sub", user="b", password="pb")
+    a_pub = Paho(server.mqtt_port, "a-pub", user="a", password="pa")
+    nc = await nats.connect(server.url, user="a", password="pa")
+    try:
+        for c in (a_sub, b_sub, a_pub):
+            assert rc_value((await thread(c.connect))[1]) == 0
+        assert await thread(a_sub.subscribe, ("iso/x", 1)) == [1]
+        assert await thread(b_sub.subscribe, ("iso/x", 1)) == [1]
+        sub = await nc.subscribe("iso.x")
+        await nc.flush()
+        await thread(a_pub.publish, "iso/x", b"for A", 1)
+        assert (await thread(a_sub.take, 1))[0].payload == b"for A"
+        assert (await sub.next_msg(2)).data == b"for A"
+        assert await thread(b_sub.nothing)
+    finally:
+        await nc.close()
+        for c in (a_sub, b_sub, a_pub):
+            c.close()
+
+
+# -- publish and subscribe --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, version) -> None:
+    v5_only_on_jetport(conf_server, version)
+    server = start(conf_server, tmp_path)
+    p = Paho(server.mqtt_port, "paho", version)
+    await thread(p.connect)
+    am = await amqtt_client(server.mqtt_port, "amqtt")
+    try:
+        assert await thread(p.subscribe, ("to/paho", 2)) == [2]
+        assert await am.subscribe([("to/amqtt", 2)]) == [2]
+        for qos in (0, 1, 2):
+            await am.publish("to/paho", b"am%d" % qos, qos=qos)
+            await thread(p.publish, "to/amqtt", b"pa%d" % qos, qos)
+        got = [(m.topic, m.payload, m.qos) for m in await thread(p.take, 3)]
+        assert got == [("to/paho", b"am%d" % q, q) for q in (0, 1, 2)]
+        seen = []
+        for _ in range(3):
+            msg = await am.deliver_message(timeout_duration=5)
+            assert msg is not None
+            seen.append((msg.topic, msg.data, msg.qos))
+        assert seen == [("to/amqtt", b"pa%d" % q, q) for q in (0, 1, 2)]
+    finally:
+        await am.disconnect()
+        p.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_wildcards(conf_server, tmp_path, version) -> None:
+    v5_only_on_jetport(conf_server, version)
+    server = start(conf_server, tmp_path)
+    sub = Paho(server.mqtt_port, "wsub", version)
+    pub = Paho(server.mqtt_port, "wpub", version)
+    await thread(sub.connect)
+    await thread(pub.connect)
+    try:
+        assert await thread(sub.subscribe, ("a/#", 1), ("s/+/t", 1)) == [1, 1]
+        for topic in ("a", "a/b", "a/b/c", "s/x/t", "s/x/y/t", "b/a", "s/t"):
+            await thread(pub.publish, topic, topic.encode(), 1)
+        got = sorted(m.topic for m in await thread(sub.take, 4))
+        assert got == ["a", "a/b", "a/b/c", "s/x/t"]
+        assert await thread(sub.nothing)
+    finally:
+        sub.close()
+        pub.close()
+
+
+# -- retained ---------------------------------------------------------------------------
+
+
+async def test_retained_filters_clear_and_restart(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path)
+    pub = Paho(server.mqtt_port, "rpub")
+    await thread(pub.connect)
+    await thread(pub.publish, "home/1/temp", b"21", 1, True)
+    await thread(pub.publish, "home/2/temp", b"19", 1, True)
+    await thread(pub.publish, "home/3/temp", b"old", 1, True)
+    await thread(pub.publish, "home/3/temp", b"", 1, True)
+    pub.close()
+    for n, flt in enumerate(("home/+/temp", "home/#", "home/1/temp", "#")):
+        s = Paho(server.mqtt_port, f"rsub{n}")
+        await thread(s.connect)
+        await thread(s.subscribe, (flt, 1))
+        count = 1 if flt == "home/1/temp" else 2
+        got = sorted((m.topic, m.payload, m.retain) for m in await thread(s.take, count))
+        want = [("home/1/temp", b"21", True), ("home/2/temp", b"19", True)]
+        assert got == want[:count], flt
+        assert await thread(s.nothing)
+        s.close()
+    await asyncio.sleep(0.2)
+    server.restart()
+    after = Paho(server.mqtt_port, "rafter")
+    await thread(after.connect)
+    try:
+        await thread(after.subscribe, ("home/+/temp", 0))
+        got = sorted((m.topic, m.payload) for m in await thread(after.take, 2))
+        assert got == [("home/1/temp", b"21"), ("home/2/temp", b"19")]
+        assert await thread(after.nothing)
+    finally:
+        after.close()
+
+
+# -- will -------------------------------------------------------------------------------
+
+
+async def test_will_on_abrupt_close_not_on_disconnect(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path)
+    watch = Paho(server.mqtt_port, "watch")
+    await thread(watch.connect)
+    await thread(watch.subscribe, ("wills/#", 1))
+    polite = Paho(server.mqtt_port, "polite", will=("wills/polite", b"never", 1, False))
+    await thread(polite.connect)
+    polite.close()
+    rude = Paho(server.mqtt_port, "rude", will=("wills/rude", b"gone", 1, True))
+    await thread(rude.connect)
+    rude.drop()
+    try:
+        msg = (await thread(watch.take, 1))[0]
+        assert (msg.topic, msg.payload, msg.qos) == ("wills/rude", b"gone", 1)
+        assert await thread(watch.nothing)
+        # The will was retained: a later subscriber gets it.
+        late = Paho(server.mqtt_port, "late")
+        await thread(late.connect)
+        await thread(late.subscribe, ("wills/+", 0))
+        msg = (await thread(late.take, 1))[0]
+        assert (msg.topic, msg.payload, msg.retain) == ("wills/rude", b"gone", True)
+        late.close()
+    finally:
+        watch.close()
+
+
+# -- sessions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_persistent_session_reconnect_and_restart(conf_server, tmp_path, version) -> None:
+    v5_only_on_jetport(conf_server, version)
+    server = start(conf_server, tmp_path)
+    expiry = 600 if version == V5 else None
+    s = Paho(server.mqtt_port, "keeper", version, clean=False, expiry=expiry)
+    present, _ = await thread(s.connect)
+    assert not present
+    assert await thread(s.subscribe, ("jobs/#", 1)) == [1]
+    s.close()
+    pub = Paho(server.mqtt_port, "producer", version)
+    await thread(pub.connect)
+    for i in range(3):
+        await thread(pub.publish, "jobs/a", b"offline%d" % i, 1)
+    pub.close()
+    back = Paho(server.mqtt_port, "keeper", version, clean=False, expiry=expiry)
+    present, _ = await thread(back.connect)
+    assert present
+    got = [(m.payload, m.qos) for m in await thread(back.take, 3)]
+    assert got == [(b"offline%d" % i, 1) for i in range(3)]
+    back.close()
+    pub = Paho(server.mqtt_port, "producer", version)
+    await thread(pub.connect)
+    await thread(pub.publish, "jobs/b", b"before-restart", 1)
+    pub.close()
+    await asyncio.sleep(0.2)
+    server.restart()
+    again = Paho(server.mqtt_port, "keeper", version, clean=False, expiry=expiry)
+    try:
+        present, _ = await thread(again.connect)
+        assert present
+        msg = (await thread(again.take, 1))[0]
+        assert (msg.topic, msg.payload, msg.qos) == ("jobs/b", b"before-restart", 1)
+    finally:
+        again.close()
+
+
+async def test_amqtt_persistent_session(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path)
+    am = await amqtt_client(server.mqtt_port, "am-keep", clean=False)
+    await am.subscribe([("am/q", 1)])
+    await am.disconnect()
+    pub = Paho(server.mqtt_port, "am-producer")
+    await thread(pub.connect)
+    await thread(pub.publish, "am/q", b"queued", 1)
+    pub.close()
+    am = await amqtt_client(server.mqtt_port, "am-keep", clean=False)
+    try:
+        msg = await am.deliver_message(timeout_duration=5)
+        assert msg is not None and (msg.topic, msg.data) == ("am/q", b"queued")
+    finally:
+        await am.disconnect()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_session_takeover(conf_server, tmp_path, version) -> None:
+    v5_only_on_jetport(conf_server, version)
+    server = start(conf_server, tmp_path)
+    first = Paho(server.mqtt_port, "same-id", version)
+    await thread(first.connect)
+    second = Paho(server.mqtt_port, "same-id", version)
+    await thread(second.connect)
+    try:
+        _, _, rc = await thread(first.event, "disconnect")
+        if version == V5:
+            assert rc_value(rc) == 0x8E  # session taken over
+        assert await thread(second.subscribe, ("still/here", 0)) == [0]
+        await thread(second.publish, "still/here", b"yes", 0)
+        assert (await thread(second.take, 1))[0].payload == b"yes"
+    finally:
+        first.c.loop_stop()
+        second.close()
+
+
+# -- shared subscriptions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_shared_subscription_splits_load(conf_server, tmp_path, version) -> None:
+    jetport_only(conf_server)
+    server = start(conf_server, tmp_path)
+    members = [Paho(server.mqtt_port, f"member{i}", version) for i in range(2)]
+    pub = Paho(server.mqtt_port, "share-pub", version)
+    for c in (*members, pub):
+        await thread(c.connect)
+    try:
+        for m in members:
+            assert await thread(m.subscribe, ("$share/g/work/+", 1)) == [1]
+        for i in range(40):
+            await thread(pub.publish, "work/item", b"%d" % i, 1)
+        await asyncio.sleep(0.5)
+        counts = [m.messages.qsize() for m in members]
+        got = sorted(int(m.payload) for c in members for m in c.take(c.messages.qsize()))
+        assert got == list(range(40)), counts
+        assert all(n > 0 for n in counts), counts
+    finally:
+        for c in (*members, pub):
+            c.close()
+
+
+# -- MQTT 5 and NATS --------------------------------------------------------------------
+
+
+async def test_mqtt5_request_response_to_nats_responder(conf_server, tmp_path) -> None:
+    jetport_only(conf_server)
+    server = start(conf_server, tmp_path)
+    nc = await nats.connect(server.url)
+
+    async def echo(msg) -> None:
+        await msg.respond(b"echo:" + msg.data)
+
+    await nc.subscribe("svc.echo", cb=echo)
+    await nc.flush()
+    c = Paho(server.mqtt_port, "requester", V5)
+    await thread(c.connect)
+    try:
+        assert await thread(c.subscribe, ("resp/me", 1)) == [1]
+        for n in range(2):
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "resp/me"
+            props.CorrelationData = b"corr-%d" % n
+            await thread(c.publish, "svc/echo", b"ping%d" % n, 1, False, props)
+            msg = (await thread(c.take, 1))[0]
+            assert (msg.topic, msg.payload) == ("resp/me", b"echo:ping%d" % n)
+            assert msg.properties.CorrelationData == b"corr-%d" % n
+    finally:
+        c.close()
+        await nc.close()
+
+
+async def test_user_properties_and_nats_headers(conf_server, tmp_path) -> None:
+    jetport_only(conf_server)
+    server = start(conf_server, tmp_path)
+    nc = await nats.connect(server.url)
+    sub = await nc.subscribe("up.in")
+    await nc.flush()
+    c = Paho(server.mqtt_port, "props", V5)
+    await thread(c.connect)
+    try:
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("trace", "abc"), ("site", "n1")]
+        await thread(c.publish, "up/in", b"x", 1, False, props)
+        msg = await sub.next_msg(2)
+        assert msg.headers["trace"] == "abc" and msg.headers["site"] == "n1"
+        assert await thread(c.subscribe, ("up/out", 0)) == [0]
+        await nc.publish("up.out", b"y", headers={"trace": "def"})
+        got = (await thread(c.take, 1))[0]
+        assert got.payload == b"y"
+        assert ("trace", "def") in list(got.properties.UserProperty)
+    finally:
+        c.close()
+        await nc.close()
+
+
+async def test_mqtt_to_nats_and_back(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path)
+    nc = await nats.connect(server.url)
+    sub = await nc.subscribe("a.b")
+    await nc.flush()
+    c = Paho(server.mqtt_port, "bridge")
+    await thread(c.connect)
+    try:
+        await thread(c.publish, "a/b", b"from-mqtt", 1)
+        msg = await sub.next_msg(2)
+        assert (msg.subject, msg.data) == ("a.b", b"from-mqtt")
+        assert msg.headers is not None and msg.headers.get("Nmqtt-Pub", "").startswith("1")
+        assert await thread(c.subscribe, ("n/+/z", 1)) == [1]
+        await nc.publish("n.y.z", b"from-nats")
+        got = (await thread(c.take, 1))[0]
+        assert (got.topic, got.payload, got.qos) == ("n/y/z", b"from-nats", 0)
+    finally:
+        c.close()
+        await nc.close()
+
+
+async def test_mqtt_to_stream_replay(conf_server, tmp_path) -> None:
+    server = start(conf_server, tmp_path)
+    nc = await nats.connect(server.url)
+    js = nc.jetstream()
+    await js.add_stream(name="SENSORS", subjects=["sensors.>"])
+    c = Paho(server.mqtt_port, "sensor")
+    await thread(c.connect)
+    try:
+        for i in range(10):
+            # wait_for_publish returns once the PUBACK arrived.
+            await thread(c.publish, "sensors/x", b"r%d" % i, 1)
+    finally:
+        c.close()
+    psub = await js.pull_subscribe("sensors.>", durable="replay")
+    msgs = await psub.fetch(10, timeout=5)
+    assert [m.data for m in msgs] == [b"r%d" % i for i in range(10)]
+    assert {m.subject for m in msgs} == {"sensors.x"}
+    await nc.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_denied_subscribe(conf_server, tmp_path, version) -> None:
+    v5_only_on_jetport(conf_server, version)
+    server = start(conf_server, tmp_path, USERS)
+    c = Paho(server.mqtt_port, f"ro{version}", version, user="ro", password="pw")
+    _, rc = await thread(c.connect)
+    assert rc_value(rc) == 0
+    try:
+        codes = await thread(c.subscribe, ("secret/x", 1), ("open/x", 1))
+        assert codes == [0x80 if version == V3 else 0x87, 1]
+    finally:
+        c.close()
