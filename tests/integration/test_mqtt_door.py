@@ -246,3 +246,21 @@ def test_session_takeover_and_will(hub) -> None:
     finally:
         first.loop_stop()
         watcher.close()
+
+
+def test_http_publish_reaches_mqtt_subscriber(make_hub, tmp_path: Path) -> None:
+    import httpx
+
+    conf = tmp_path / "http.conf"
+    conf.write_text('mqtt { port: -1 }\nhttp: "127.0.0.1:-1"\n')
+    server = make_hub("-c", str(conf))
+    c = Client(mqtt_port(server), "http-listener")
+    try:
+        c.subscribe(("alerts/#", 0))
+        r = httpx.post(f"http://127.0.0.1:{server.http_port}/v1/publish/alerts.fire",
+                       content=b"smoke")
+        assert r.status_code < 300
+        msg = c.messages.get(timeout=5)
+        assert (msg.topic, msg.payload) == ("alerts/fire", b"smoke")
+    finally:
+        c.close()
