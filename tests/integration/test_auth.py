@@ -38,7 +38,7 @@ async def connect():
 
     async def make(url: str, **options):
         options.setdefault("allow_reconnect", False)
-        options.setdefault("connect_timeout", 2)
+        options.setdefault("connect_timeout", 5)
         options.setdefault("error_cb", _ignore)
         nc = await nats.connect(url, **options)
         clients.append(nc)
