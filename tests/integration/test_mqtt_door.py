@@ -89,9 +89,10 @@ def test_pub_sub_every_qos_and_wildcards(hub, version) -> None:
             pub.c.publish("a/b", b"q%d" % qos, qos=qos).wait_for_publish(5)
         pub.c.publish("a", b"parent", qos=1).wait_for_publish(5)
         pub.c.publish("x/1/y", b"plus", qos=2).wait_for_publish(5)
-        got = [(m.topic, m.payload, m.qos) for m in sub.take(5)]
-        assert got == [("a/b", b"q0", 0), ("a/b", b"q1", 1), ("a/b", b"q2", 2),
-                       ("a", b"parent", 1), ("x/1/y", b"plus", 1)]
+        # MQTT orders messages per QoS level only (paho hands QoS 2 over at PUBREL).
+        got = sorted((m.topic, m.payload, m.qos) for m in sub.take(5))
+        assert got == sorted([("a/b", b"q0", 0), ("a/b", b"q1", 1), ("a/b", b"q2", 2),
+                              ("a", b"parent", 1), ("x/1/y", b"plus", 1)])
     finally:
         sub.close()
         pub.close()
