@@ -73,8 +73,12 @@ def qos_header(qos: int, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
 
 
 class MqttConnection(asyncio.Protocol):
-    def __init__(self, door: MqttDoor) -> None:
+    """One MQTT network connection, on the door's TCP/TLS port or carried by the
+    WebSocket door (``kind`` "MQTT_WS", the connection type permissions see)."""
+
+    def __init__(self, door: MqttDoor, kind: str = "MQTT") -> None:
         self.door = door
+        self.kind = kind
         self.hub = door.hub
         self.codec = MqttCodec(max_packet_size=door.max_packet_size,
                                topic_alias_maximum=door.topic_alias_maximum)

@@ -35,6 +35,7 @@ from bridges.mqtt.topics import (
     to_subject,
     to_topic,
 )
+from bridges.websocket.registry import Route, Upgrade, routes
 from core.accounts import GLOBAL_ACCOUNT
 from core.auth import AuthError, Principal
 from core.headers import get as get_header
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from core.hub import Hub
     from core.options import Options
 
+#: The WebSocket path MQTT clients connect to (nats-server's, mqtt.js's default).
+WS_PATH = "/mqtt"
 #: Largest MQTT packet accepted (and announced to MQTT 5 clients).
 DEFAULT_MAX_PACKET_SIZE = 1 << 20
 TOPIC_ALIAS_MAXIMUM = 64
@@ -120,14 +123,22 @@ class MqttDoor:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.ports[self.name] = self.port
         self.hub.retainer = self.retain_from_elsewhere
+        routes(self.hub).add(Route("mqtt", self._over_websocket, path_prefix=WS_PATH,
+                                   subprotocol="mqtt"))
         scheme = "tls" if ssl_ctx is not None else "mqtt"
         log.info("Listening for MQTT clients on %s://%s:%d", scheme, self.host, self.port)
+
+    def _over_websocket(self, upgrade: Upgrade) -> MqttConnection:
+        """A WebSocket upgrade to ``/mqtt`` (or offering ``mqtt``): the same protocol,
+        carried by the WebSocket door."""
+        return MqttConnection(self, kind="MQTT_WS")
 
     async def lame_duck(self, duration: float, grace: float) -> None:
         if self.server is not None:
             self.server.close()
 
     async def stop(self) -> None:
+        routes(self.hub).remove("mqtt")
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
@@ -163,7 +174,7 @@ class MqttDoor:
             if not hmac.compare_digest(given.encode(), secret.encode()) or wrong_user:
                 raise AuthError("bad MQTT credentials")
             return Principal(m.username, GLOBAL_ACCOUNT)
-        return await self.hub.auth.authenticate(opts, "", "MQTT", conn.tls_identities,
+        return await self.hub.auth.authenticate(opts, "", conn.kind, conn.tls_identities,
                                                 conn.ip, tls_map=m.tls_map)
 
     async def store_for(self, account: Account) -> MqttStore | None:

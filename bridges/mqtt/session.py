@@ -328,6 +328,7 @@ class Session(Client):
 
     def attach(self, conn: MqttConnection) -> None:
         self.conn = conn
+        self.conn_type = conn.kind
         if self.expiry_timer is not None:
             self.expiry_timer.cancel()
             self.expiry_timer = None

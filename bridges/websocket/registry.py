@@ -40,13 +40,14 @@ Factory = Callable[[Upgrade], asyncio.Protocol]
 class Route:
     """A protocol carried over WebSocket.
 
-    It is chosen when the path ends with ``path_suffix`` or the client offers
-    ``subprotocol``; a route with neither is the default (NATS).
+    It is chosen when the request path starts with ``path_prefix`` (nats-server's rule
+    for ``/mqtt``) or the client offers ``subprotocol``; a route with neither is the
+    default (NATS).
     """
 
     name: str
     factory: Factory
-    path_suffix: str | None = None
+    path_prefix: str | None = None
     subprotocol: str | None = None
 
 
@@ -67,10 +68,10 @@ class Registry:
         client offered)."""
         default = None
         for route in self.routes.values():
-            if route.path_suffix is None and route.subprotocol is None:
+            if route.path_prefix is None and route.subprotocol is None:
                 default = default or route
                 continue
-            by_path = route.path_suffix is not None and path.endswith(route.path_suffix)
+            by_path = route.path_prefix is not None and path.startswith(route.path_prefix)
             by_proto = route.subprotocol is not None and route.subprotocol in offered
             if by_path or by_proto:
                 return route, route.subprotocol if by_proto else None
