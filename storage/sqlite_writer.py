@@ -253,9 +253,12 @@ class Writer:
         database, autocommit mode) for transactions with operations."""
         self._conn = conn
         self._loop = asyncio.get_running_loop()
+        # A session of its own: Ctrl-C or a signal to the hub's process group must not
+        # end the writer before the hub's last commit; it ends when its stdin closes.
         self._proc, self._answers = await self._loop.subprocess_exec(
             lambda: _Answers(self), sys.executable, "-I", worker.__file__, path,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            start_new_session=True,
         )
         self._stdin = self._proc.get_pipe_transport(0)  # type: ignore[assignment]
         if self._steps:
