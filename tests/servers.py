@@ -59,7 +59,7 @@ class ServerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the process
         self.proc = subprocess.Popen(
             self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd,
-            env={**os.environ, **(self.env or {})},
+            env={**os.environ, **(self.env or {})}, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,6 +84,11 @@ class ServerProcess:
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def interrupt_group(self) -> None:
+        """SIGINT to the server's whole process group, as Ctrl-C in its terminal."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.proc is None:

@@ -812,6 +812,26 @@ async def test_restart_recovers_state(js_server) -> None:
         await nc.close()
 
 
+async def test_ctrl_c_commits_before_exit(js_server) -> None:
+    """Ctrl-C reaches the hub's whole process group: the store still commits every
+    acknowledged message before the hub exits, and nothing in it fails."""
+    nc = await nats.connect(js_server.url, allow_reconnect=False)
+    await create(nc, "CC", subjects=["cc"])
+    js = nc.jetstream()
+    acks = await asyncio.gather(*(js.publish("cc", b"m%d" % i) for i in range(500)))
+    js_server.interrupt_group()
+    assert await asyncio.to_thread(js_server.proc.wait, 15) == 0
+    await nc.close()
+    log = js_server.log()
+    assert "[ERR]" not in log and "Traceback" not in log, log
+    js_server.restart()
+    nc = await nats.connect(js_server.url)
+    try:
+        assert (await state(nc, "CC"))["last_seq"] == max(a.seq for a in acks) == 500
+    finally:
+        await nc.close()
+
+
 async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
     nc = await nats.connect(js_server.url, allow_reconnect=False)
     await create(nc, "K9", subjects=["k9"])
