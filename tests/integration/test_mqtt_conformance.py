@@ -406,22 +406,20 @@ async def test_01_connect_truncated_then_nothing(mq) -> None:
 async def test_01_connect_bad_password(auth_hub, mq) -> None:
     c = await mq(auth_hub.mqtt_port)
     await c.send(connect("bad", V3, flags=0xC2, tail=s("dev") + s("nope")))
-    rest = await c.closed()
-    assert rest in (h("20 02 00 04"), h("20 02 00 05")), rest.hex(" ")
+    assert await c.closed() == h("20 02 00 05")  # not authorized (nats-server, Mosquitto)
 
 
 async def test_01_connect_no_credentials_when_required(auth_hub, mq) -> None:
     c = await mq(auth_hub.mqtt_port)
     await c.send(connect("anon", V3))
-    rest = await c.closed()
-    assert rest in (h("20 02 00 04"), h("20 02 00 05")), rest.hex(" ")
+    assert await c.closed() == h("20 02 00 05")
 
 
 async def test_01_connect_bad_password_v5(auth_hub, mq) -> None:
     c = await mq(auth_hub.mqtt_port)
     await c.send(connect("bad5", V5, flags=0xC2, tail=s("dev") + s("nope")))
     rest = await c.closed()
-    assert rest[:1] == b"\x20" and rest[3] in (0x86, 0x87), rest.hex(" ")
+    assert rest[:1] == b"\x20" and rest[3] == 0x86, rest.hex(" ")  # bad name or password
 
 
 async def test_01_connect_good_password(auth_hub, mq) -> None:
