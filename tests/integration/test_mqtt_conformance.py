@@ -1019,3 +1019,64 @@ async def test_08_subscription_identifier(mq) -> None:
     await c.expect(h("90 04 00 01 00 00"))
     await c.send(publish("sid/x", b"i", version=V5))
     await c.expect(h("30 0b 00 05 'sid/x' 02 0b 05 'i'"))
+
+
+def pid_of(packet: bytes) -> bytes:
+    """The packet id of a QoS 1/2 PUBLISH."""
+    _, i = read_varint(packet, 1)
+    n = struct.unpack_from(">H", packet, i)[0]
+    return packet[i + 2 + n : i + 4 + n]
+
+
+async def test_08_receive_maximum_bounds_inflight(mq) -> None:
+    """The client's Receive Maximum (2) caps unacknowledged QoS 1 deliveries; each PUBACK
+    lets the next one out, in order."""
+    c = await connected(mq, V5, props=h("21 00 02"))
+    await c.send(subscribe(1, ("rm/x", 1), version=V5))
+    await c.expect(h("90 04 00 01 00 01"))
+    pub = await connected(mq, V5)
+    for i in range(5):
+        await pub.send(publish("rm/x", b"m%d" % i, qos=1, pid=i + 1, version=V5))
+    got = [await c.packet(), await c.packet()]
+    assert [p[-2:] for p in got] == [b"m0", b"m1"], [p.hex(" ") for p in got]
+    assert await c.quiet(0.5) == b""
+    await c.send(b"\x40\x02" + pid_of(got[0]))
+    third = await c.packet()
+    assert third[-2:] == b"m2", third.hex(" ")
+    assert await c.quiet(0.3) == b""
+    for p in (got[1], third):
+        await c.send(b"\x40\x02" + pid_of(p))
+    rest = [await c.packet(), await c.packet()]
+    assert [p[-2:] for p in rest] == [b"m3", b"m4"]
+
+
+async def test_08_message_expiry(mq) -> None:
+    """A queued message past its Message Expiry Interval is dropped; one still alive is
+    delivered with the interval reduced by the time it waited."""
+    client_id = cid("exp")
+    c = await mq()
+    await c.send(connect(client_id, V5, flags=0x00, props=h("11 00 00 00 3c")))
+    assert (await c.packet())[:1] == b"\x20"
+    await c.send(subscribe(1, ("ex/#", 1), version=V5))
+    await c.expect(h("90 04 00 01 00 01"))
+    await c.send(h("e0 00"))
+    await c.closed()
+    pub = await connected(mq, V5)
+    for pid, (topic, expiry) in enumerate([("ex/short", "01"), ("ex/long", "3c")], 1):
+        payload = b"gone" if expiry == "01" else b"kept"
+        await pub.send(publish(topic, payload, qos=1, pid=pid, version=V5,
+                               props=h(f"02 00 00 00 {expiry}")))
+    assert [reason_of(await pub.packet()) for _ in range(2)] == [0, 0]
+    await asyncio.sleep(2.2)
+    back = await mq()
+    await back.send(connect(client_id, V5, flags=0x00, props=h("11 00 00 00 3c")))
+    connack = await back.packet()
+    assert connack[:1] == b"\x20" and connack[2:4] == h("01 00"), connack.hex(" ")
+    got = await back.packet()
+    assert got[-4:] == b"kept", got.hex(" ")
+    _, i = read_varint(got, 1)
+    n = struct.unpack_from(">H", got, i)[0]
+    plen, j = read_varint(got, i + 4 + n)
+    left = properties(got[j : j + plen])[0x02]
+    assert isinstance(left, int) and 55 <= left <= 58, left
+    assert await back.quiet() == b""
