@@ -40,7 +40,7 @@ from core.accounts import GLOBAL_ACCOUNT
 from core.auth import AuthError, Principal
 from core.headers import get as get_header
 from core.log import log
-from core.options_mqtt import mqtt_options
+from core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from core.subjects import subject_matches
 from core.tls import server_context
 
@@ -93,6 +93,8 @@ class MqttDoor:
         self.max_packet_size = min(DEFAULT_MAX_PACKET_SIZE, hub.options.max_payload + 4096)
         self.topic_alias_maximum = TOPIC_ALIAS_MAXIMUM
         self.max_inflight = opts.max_ack_pending or 65535
+        #: Seconds a QoS 1/2 delivery waits for its ack before it is sent again (3.1.1).
+        self.ack_wait = opts.ack_wait if opts.ack_wait > 0 else DEFAULT_ACK_WAIT
         self.connect_timeout = CONNECT_TIMEOUT
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[MqttConnection] = set()

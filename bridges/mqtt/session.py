@@ -76,6 +76,7 @@ class OutMsg:
     released: bool = False  # QoS 2: PUBREC seen, PUBREL sent
     expires: float = 0.0  # wall-clock deadline from MQTT 5 message expiry; 0: none
     hdr: bytes | None = None  # the NATS header block it came with (kept when stored)
+    sent: float = 0.0  # monotonic time of its last send, for ack_wait redelivery
 
     def expired(self, now: float) -> bool:
         """Past its expiry; otherwise its expiry property counts down (MQTT 5)."""
@@ -171,6 +172,7 @@ class Session(Client):
         #: While the session publishes: deliveries then come from itself (no local).
         self.publishing = False
         self.expiry_timer: asyncio.TimerHandle | None = None
+        self._redeliver: asyncio.TimerHandle | None = None
         self.session_expiry = 0.0  # seconds an offline persistent session lives; 0: forever
 
     # -- subscriptions ----------------------------------------------------------------
@@ -267,7 +269,9 @@ class Session(Client):
             return
         window = conn.window
         queue, inflight = self.queue, self.inflight
-        now = time.time()
+        if not queue or len(inflight) >= window:
+            return
+        now, sent = time.time(), time.monotonic()
         while queue and len(inflight) < window:
             msg = queue.popleft()
             if msg.expired(now):
@@ -275,8 +279,10 @@ class Session(Client):
                 continue
             pid = self._new_pid()
             inflight[pid] = msg
+            msg.sent = sent
             conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
                                       msg.properties))
+        self._arm(conn, self.door.ack_wait)
 
     def _new_pid(self) -> int:
         for _ in range(65535):
@@ -290,13 +296,38 @@ class Session(Client):
         conn = self.conn
         if conn is None:
             return
+        now = time.monotonic()
         for pid, msg in self.inflight.items():
-            if msg.released:
-                conn.send_pubrel(pid)
-            else:
-                conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, True,
-                                          pid, msg.properties))
+            self._send_again(conn, pid, msg, now)
+        self._arm(conn, self.door.ack_wait)
         self.pump()
+
+    def _send_again(self, conn: MqttConnection, pid: int, msg: OutMsg, now: float) -> None:
+        msg.sent = now
+        if msg.released:
+            conn.send_pubrel(pid)
+        else:
+            conn.send_publish(Publish(msg.topic, msg.payload, msg.qos, msg.retain, True,
+                                      pid, msg.properties))
+
+    def _arm(self, conn: MqttConnection, delay: float) -> None:
+        """Redeliver what stays unacknowledged for ``ack_wait`` (nats-server's mqtt
+        option).  3.1.1 only: MQTT 5 forbids resending on a live connection
+        [MQTT-4.4.0-1], so there only a reconnect sends again."""
+        if self._redeliver is None and conn.level == 4 and self.inflight:
+            self._redeliver = asyncio.get_running_loop().call_later(delay, self._overdue)
+
+    def _overdue(self) -> None:
+        self._redeliver = None
+        conn, wait = self.conn, self.door.ack_wait
+        if conn is None or not self.inflight:
+            return
+        now = time.monotonic()
+        for pid, msg in self.inflight.items():
+            if msg.sent <= now - wait:
+                self._send_again(conn, pid, msg, now)
+        oldest = min(msg.sent for msg in self.inflight.values())
+        self._arm(conn, max(oldest + wait - now, 0.001))
 
     def acked(self, pid: int, qos: int) -> bool:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) for ``pid``; False when unknown."""
@@ -335,6 +366,9 @@ class Session(Client):
 
     def detach(self) -> None:
         self.conn = None
+        if self._redeliver is not None:
+            self._redeliver.cancel()
+            self._redeliver = None
 
     def close(self, reason: str = "") -> None:
         if self.conn is not None:

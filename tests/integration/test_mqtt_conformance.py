@@ -1080,3 +1080,50 @@ async def test_08_message_expiry(mq) -> None:
     left = properties(got[j : j + plen])[0x02]
     assert isinstance(left, int) and 55 <= left <= 58, left
     assert await back.quiet() == b""
+
+
+@pytest.fixture(scope="module")
+def quick_hub(tmp_path_factory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("mqtt-ackwait")
+    server = _start(tmp, f'server_name: quick\njetstream {{ store_dir: "{tmp / "js"}" }}\n'
+                         'mqtt { port: -1, ack_wait: "1s", max_ack_pending: 3 }\n', "quick")
+    yield server
+    server.stop()
+
+
+async def test_07_ack_wait_redelivers_with_dup_v311(quick_hub, mq) -> None:
+    """3.1.1: a QoS 1 delivery unacknowledged for ack_wait comes again with DUP and the
+    same packet id; max_ack_pending caps what is in flight."""
+    c = await connected(mq, port=quick_hub.mqtt_port)
+    await c.send(subscribe(1, ("aw/x", 1)))
+    await c.expect(h("90 03 00 01 01"))
+    pub = await connected(mq, port=quick_hub.mqtt_port)
+    for i in range(4):
+        await pub.send(publish("aw/x", b"m%d" % i, qos=1, pid=i + 1))
+    first = [await c.packet() for _ in range(3)]
+    assert [p[0] for p in first] == [0x32] * 3 and [p[-2:] for p in first] == [b"m0", b"m1",
+                                                                               b"m2"]
+    assert await c.quiet(0.5) == b""
+    started = time.monotonic()
+    again = [await c.packet(3) for _ in range(3)]
+    assert time.monotonic() - started >= 0.3
+    assert [p[0] for p in again] == [0x3A] * 3, [p.hex(" ") for p in again]
+    assert [pid_of(p) for p in again] == [pid_of(p) for p in first]
+    for p in again:
+        await c.send(b"\x40\x02" + pid_of(p))
+    last = await c.packet()
+    assert (last[0], last[-2:]) == (0x32, b"m3")
+    await c.send(b"\x40\x02" + pid_of(last))
+    assert await c.quiet(1.5) == b""
+
+
+async def test_08_no_redelivery_on_a_live_v5_connection(quick_hub, mq) -> None:
+    """MQTT 5 forbids resending while connected [MQTT-4.4.0-1]: only a reconnect does."""
+    c = await connected(mq, V5, port=quick_hub.mqtt_port)
+    await c.send(subscribe(1, ("aw5/x", 1), version=V5))
+    await c.expect(h("90 04 00 01 00 01"))
+    pub = await connected(mq, V5, port=quick_hub.mqtt_port)
+    await pub.send(publish("aw5/x", b"once", qos=1, pid=1, version=V5))
+    got = await c.packet()
+    assert got[-4:] == b"once"
+    assert await c.quiet(1.8) == b""
