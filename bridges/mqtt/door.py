@@ -95,7 +95,8 @@ class MqttDoor:
         self.max_inflight = opts.max_ack_pending or 65535
         #: Seconds a QoS 1/2 delivery waits for its ack before it is sent again (3.1.1).
         self.ack_wait = opts.ack_wait if opts.ack_wait > 0 else DEFAULT_ACK_WAIT
-        self.connect_timeout = CONNECT_TIMEOUT
+        #: Seconds a new connection has to send CONNECT (the block's authorization timeout).
+        self.connect_timeout = opts.auth_timeout if opts.auth_timeout > 0 else CONNECT_TIMEOUT
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[MqttConnection] = set()
         self.sessions: dict[tuple[str, str], Session] = {}

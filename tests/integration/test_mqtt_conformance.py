@@ -1086,7 +1086,8 @@ async def test_08_message_expiry(mq) -> None:
 def quick_hub(tmp_path_factory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("mqtt-ackwait")
     server = _start(tmp, f'server_name: quick\njetstream {{ store_dir: "{tmp / "js"}" }}\n'
-                         'mqtt { port: -1, ack_wait: "1s", max_ack_pending: 3 }\n', "quick")
+                         'mqtt { port: -1, ack_wait: "1s", max_ack_pending: 3,'
+                         ' authorization { timeout: 0.5 } }\n', "quick")
     yield server
     server.stop()
 
@@ -1127,3 +1128,11 @@ async def test_08_no_redelivery_on_a_live_v5_connection(quick_hub, mq) -> None:
     got = await c.packet()
     assert got[-4:] == b"once"
     assert await c.quiet(1.8) == b""
+
+
+async def test_05_no_connect_within_the_auth_timeout(quick_hub, mq) -> None:
+    """The mqtt block's authorization timeout bounds the wait for CONNECT."""
+    c = await mq(quick_hub.mqtt_port)
+    started = time.monotonic()
+    assert await c.closed(3.0) == b""
+    assert 0.4 <= time.monotonic() - started < 2.0
