@@ -447,7 +447,7 @@ class MqttDoor:
             subj = subject.encode()
             if not any(subject_matches(p, subj) for p in pats):
                 continue
-            if topic.startswith("$") and info.topic_filter[:1] in ("+", "#"):
+            if topic.startswith("$") and info.skips_dollar:
                 continue
             if session.perms is not None and not session.perms.can_receive(subj):
                 continue

@@ -57,6 +57,12 @@ class SubInfo:
     identifier: int | None = None
     sids: list[bytes] = field(default_factory=list)
 
+    @property
+    def skips_dollar(self) -> bool:
+        """A filter starting with a wildcard does not match topics starting with '$'
+        (MQTT 4.7.2)."""
+        return self.topic_filter[:1] in ("+", "#")
+
     def record(self) -> dict[str, Any]:
         return {"qos": self.qos, "nl": self.no_local, "rap": self.retain_as_published,
                 "rh": self.retain_handling, "id": self.identifier}
@@ -218,6 +224,8 @@ class Session(Client):
                 hdr: bytes | None, payload: bytes) -> None:
         info = self._by_sid.get(sub.sid)
         if info is None or (info.no_local and self.publishing):
+            return
+        if subject[0] == 0x24 and info.skips_dollar:  # "$"
             return
         self.out_msgs += 1
         self.out_bytes += len(payload)

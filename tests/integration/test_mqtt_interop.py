@@ -434,3 +434,28 @@ async def test_denied_subscribe(conf_server, tmp_path, version) -> None:
         assert codes == [0x80 if version == V3 else 0x87, 1]
     finally:
         c.close()
+
+
+async def test_dollar_topics(conf_server, tmp_path) -> None:
+    """Topics starting with '$' are not matched by a filter starting with a wildcard
+    (MQTT 4.7.2); the door's own $MQTT subjects cannot be subscribed."""
+    server = start(conf_server, tmp_path)
+    wild = Paho(server.mqtt_port, "wild")
+    dollar = Paho(server.mqtt_port, "dollar")
+    await thread(wild.connect)
+    await thread(dollar.connect)
+    nc = await nats.connect(server.url)
+    try:
+        assert await thread(wild.subscribe, ("#", 0), ("+/x", 0)) == [0, 0]
+        assert await thread(dollar.subscribe, ("$app/#", 0)) == [0]
+        assert await thread(dollar.subscribe, ("$MQTT/sess/#", 0)) == [0x80]
+        await nc.publish("$app.x", b"reserved")
+        await nc.publish("app.x", b"plain")
+        await nc.flush()
+        assert [m.payload for m in await thread(wild.take, 2)] == [b"plain", b"plain"]
+        assert (await thread(dollar.take, 1))[0].payload == b"reserved"
+        assert await thread(wild.nothing)
+    finally:
+        await nc.close()
+        wild.close()
+        dollar.close()
