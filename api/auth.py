@@ -2,7 +2,8 @@
 
 ``Authorization: Bearer <token>`` is a token (or, when it looks like one, a bearer user
 JWT in operator mode); ``Basic`` carries user and password; no header takes the no-auth
-path (everyone when the hub has no auth, or ``no_auth_user``).  The result is a
+path (everyone when the hub has no auth, or ``no_auth_user``).  Refusals count in the
+authenticator's failures of connection type ``HTTP``.  The result is a
 :class:`~api.session.DoorClient` of the caller's account carrying the caller's
 permissions, shared by the requests of one identity and refreshed on each of them.
 """
@@ -59,11 +60,14 @@ async def caller(request: Request) -> DoorClient:
 
 async def authenticate(door: HttpDoor, header: str | None, ip: str) -> DoorClient:
     hub = door.hub
-    opts = credentials(header)
+    try:
+        opts = credentials(header)
+    except HttpError:
+        hub.auth.note_failure(CONN_TYPE)
+        raise
     try:
         principal = await hub.auth.authenticate(opts, "", CONN_TYPE, None, ip)
     except AuthError as exc:
-        door.stats.auth_failures += 1
         raise HttpError(401, 10401, "authorization violation", _CHALLENGE) from exc
     await security.prepare(hub, principal)
     account = security.account_for(hub, principal)

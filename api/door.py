@@ -45,7 +45,7 @@ class HttpDoor:
         self._task: asyncio.Task | None = None
         from api.metrics import DoorStats
 
-        self.stats = DoorStats()
+        self.stats = DoorStats(hub.auth)
         #: Clients of the identities that called recently, by (account, user).
         self.sessions: dict[tuple[str, str], Any] = {}
 

@@ -1,10 +1,10 @@
 """``/metrics``: the hub in Prometheus' text format.
 
-Counters of the NATS, WebSocket and MQTT doors are read from their connections at each
-scrape and accumulated here per door and account, so they keep rising after a
-connection closes (what a connection did after the last scrape before it closed is not
-seen).  The HTTP door counts its own traffic as it happens.  Stream and consumer gauges
-are read from JetStream at scrape time.
+Traffic of the NATS, WebSocket and MQTT doors is, per door and account, what the open
+connections counted plus what the hub kept of the closed ones, so nothing a connection
+did is lost when it closes.  The HTTP door counts its own traffic as it happens.  Auth
+failures are the authenticator's per connection type.  Stream and consumer gauges are
+read from JetStream at scrape time.
 """
 
 from __future__ import annotations
@@ -21,17 +21,24 @@ if TYPE_CHECKING:
     from core.hub import Hub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_DOORS = {"STANDARD": "nats", "WEBSOCKET": "websocket", "MQTT": "mqtt", "LEAFNODE": "leafnode"}
+_DOORS = {"STANDARD": "nats", "WEBSOCKET": "websocket", "MQTT": "mqtt", "MQTT_WS": "mqtt",
+          "HTTP": "http", "LEAFNODE": "leafnode"}
+#: Doors listed even before anything happened on them.
+DOORS = ("nats", "websocket", "mqtt", "http")
+
+
+def door_name(conn_type: str) -> str:
+    return _DOORS.get(conn_type, conn_type.lower())
 
 
 def door_of(client: Client) -> str:
-    return _DOORS.get(client.conn_type, client.conn_type.lower())
+    return door_name(client.conn_type)
 
 
 class DoorStats:
-    """What the HTTP door counts itself, and the per-door totals built from scrapes."""
+    """What the HTTP door counts itself; per-door counters are assembled at each scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, auth: Any = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.commit_seconds = Histogram(
             "jetport_storage_commit_seconds",
@@ -39,13 +46,15 @@ class DoorStats:
             ["door"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
         ).labels("http")
-        self.auth_failures = 0
         self.slow_consumers = 0
         self.sse_active = 0
         self.requests = 0
-        #: (door, account) -> [in_msgs, out_msgs, in_bytes, out_bytes]
+        #: ("http", account) -> [in_msgs, out_msgs, in_bytes, out_bytes]
         self.totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        self._seen: dict[int, tuple[tuple[str, str], list[int]]] = {}
+        #: Failures of authenticators that reloads replaced, and the one seen last (each
+        #: reload makes a new one; the one current at the last scrape carries over).
+        self._auth_base: dict[str, int] = defaultdict(int)
+        self._auth: Any = auth
         self.snapshot: dict[str, Any] = {}
         self.registry.register(_Snapshot(self))
 
@@ -71,28 +80,47 @@ class DoorStats:
 
     # -- scrape ----------------------------------------------------------------------------
 
-    def _accumulate(self, hub: Hub) -> dict[str, int]:
-        live: set[int] = set()
+    def _traffic(self, hub: Hub) -> tuple[dict[str, int], dict[tuple[str, str], list[int]]]:
+        """Open connections per door, and cumulative traffic per (door, account)."""
         conns: dict[str, int] = defaultdict(int)
-        for client in hub.clients.values():
-            key = (door_of(client), client.account.name)
-            now = [client.in_msgs, client.out_msgs, client.in_bytes, client.out_bytes]
-            seen = self._seen.get(client.cid)
-            before = seen[1] if seen is not None else [0, 0, 0, 0]
-            total = self.totals[key]
+        traffic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for (conn_type, account), gone in list(hub.gone_by.items()):
+            total = traffic[(door_name(conn_type), account)]
             for i in range(4):
-                total[i] += max(now[i] - before[i], 0)
-            self._seen[client.cid] = (key, now)
-            live.add(client.cid)
-            conns[key[0]] += 1
-        for cid in [c for c in self._seen if c not in live]:
-            del self._seen[cid]
+                total[i] += gone[i]
+        for client in list(hub.clients.values()):
+            door = door_of(client)
+            total = traffic[(door, client.account.name)]
+            total[0] += client.in_msgs
+            total[1] += client.out_msgs
+            total[2] += client.in_bytes
+            total[3] += client.out_bytes
+            conns[door] += 1
+        for key, values in self.totals.items():
+            total = traffic[key]
+            for i in range(4):
+                total[i] += values[i]
         conns["http"] += self.sse_active
-        return conns
+        return conns, traffic
+
+    def _auth_failures(self, hub: Hub) -> dict[str, int]:
+        """Failures per door since start, across authenticators replaced by reloads."""
+        auth = hub.auth
+        if self._auth is not None and self._auth is not auth:
+            for conn_type, n in self._auth.failures.items():
+                self._auth_base[conn_type] += n
+        self._auth = auth
+        out: dict[str, int] = dict.fromkeys(DOORS, 0)
+        for source in (self._auth_base, auth.failures):
+            for conn_type, n in list(source.items()):
+                door = door_name(conn_type)
+                out[door] = out.get(door, 0) + n
+        return out
 
     async def scrape(self, hub: Hub) -> bytes:
-        snap: dict[str, Any] = {"connections": self._accumulate(hub), "streams": [],
-                                "consumers": [],
+        conns, traffic = self._traffic(hub)
+        snap: dict[str, Any] = {"connections": conns, "traffic": traffic, "streams": [],
+                                "consumers": [], "auth": self._auth_failures(hub),
                                 "slow": hub.slow_consumers + self.slow_consumers}
         js = hub.jetstream
         if js is not None:
@@ -120,7 +148,7 @@ class _Snapshot:
         snap = s.snapshot
         conns = GaugeMetricFamily("jetport_connections", "Open connections by door",
                                   labels=["door"])
-        for door in sorted({"nats", "http", *snap.get("connections", {})}):
+        for door in sorted({*DOORS, *snap.get("connections", {})}):
             conns.add_metric([door], snap.get("connections", {}).get(door, 0))
         yield conns
         names = (("messages_in", "Messages received from clients"),
@@ -129,7 +157,7 @@ class _Snapshot:
                  ("bytes_out", "Payload bytes delivered to clients"))
         families = [CounterMetricFamily(f"jetport_{n}", h, labels=["door", "account"])
                     for n, h in names]
-        for (door, account), values in sorted(s.totals.items()):
+        for (door, account), values in sorted(snap.get("traffic", {}).items()):
             for fam, value in zip(families, values, strict=True):
                 fam.add_metric([door, account], value)
         yield from families
@@ -138,7 +166,8 @@ class _Snapshot:
         yield slow
         auth = CounterMetricFamily("jetport_auth_failures", "Failed authentications",
                                    labels=["door"])
-        auth.add_metric(["http"], s.auth_failures)
+        for door, n in sorted(snap.get("auth", {}).items()):
+            auth.add_metric([door], n)
         yield auth
         msgs = GaugeMetricFamily("jetport_stream_messages", "Messages stored in a stream",
                                  labels=["account", "stream"])

@@ -2,6 +2,7 @@
 
 The documents are built in :mod:`core.monitor` (the system account's ``$SYS.REQ``
 services return the same ones); these routes only parse queries and pick status codes.
+A query nats-server refuses gets its 400 with the same plain-text message.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ class Health(BaseModel):
     error: str | None = None
 
 
-class MonitorError(BaseModel):
-    """nats-server's error body for its monitoring endpoints."""
-
-    error: str
-
-
 _DOC = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
-_FAIL = {400: {"model": MonitorError}}
+_FAIL = {400: {"description": "A query nats-server refuses, its message as plain text",
+               "content": {"text/plain": {"schema": {"type": "string"}},
+                           "application/json": {
+                               "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}}
+#: nats-server pages with any integer: negative offsets are 0, limits <= 0 the default.
+_INT = {"ge": -2**31, "le": 2**31}
 _HEALTH = {200: {"model": Health}, 400: {"model": Health}, 404: {"model": Health},
            503: {"model": Health}}
 _CORS = {"Access-Control-Allow-Origin": "*"}
@@ -51,6 +51,11 @@ def _ok(doc: Any, status: int = 200) -> JSONResponse:
 
 def _flag(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "t", "detail", "yes")
+
+
+def _refused(exc: Exception) -> Response:
+    return Response(str(exc), status_code=400, media_type="text/plain; charset=utf-8",
+                    headers=_CORS)
 
 
 @router.get("/healthz", responses=_HEALTH)
@@ -75,30 +80,32 @@ def varz(request: Request) -> JSONResponse:
 
 
 @router.get("/connz", responses={**_DOC, **_FAIL})
-def connz(request: Request, offset: int = Query(0, ge=0, le=2**31),
-          limit: int = Query(1024, ge=0, le=2**31), sort: str = "cid",
+def connz(request: Request, offset: int = Query(0, **_INT),
+          limit: int = Query(1024, **_INT), sort: str = "cid",
           subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
-          acc: str | None = None) -> JSONResponse:
-    """Connections with their counters, paged and sorted as nats-server's /connz."""
+          acc: str | None = None) -> Response:
+    """Connections with their counters, paged and sorted as nats-server's /connz;
+    ``subs=1`` lists subscription subjects, ``subs=detail`` their sid, queue and counts."""
+    detail = subs is not None and subs.lower() == "detail"
     try:
         return _ok(monitor.connz(_door(request).hub, offset, limit, sort, _flag(subs), cid,
-                                 account=acc or None))
+                                 account=acc or None, subs_detail=detail))
     except monitor.BadRequest as exc:
-        return _ok({"error": str(exc)}, 400)
+        return _refused(exc)
 
 
 @router.get("/subsz", responses={**_DOC, **_FAIL})
 @router.get("/subscriptionsz", include_in_schema=False)
-def subsz(request: Request, subs: str | None = None, offset: int = Query(0, ge=0, le=2**31),
-          limit: int = Query(1024, ge=0, le=2**31), acc: str | None = None,
-          test: str | None = None) -> JSONResponse:
-    """Subscription totals; with ``subs`` the subscriptions, with ``test`` those a
-    subject reaches."""
+def subsz(request: Request, subs: str | None = None, offset: int = Query(0, **_INT),
+          limit: int = Query(1024, **_INT), acc: str | None = None,
+          test: str | None = None) -> Response:
+    """Subscription totals; with ``subs`` the subscriptions (only those a literal
+    ``test`` subject reaches, when given)."""
     try:
         return _ok(monitor.subsz(_door(request).hub, _flag(subs), offset, limit,
-                                 acc or None, test))
+                                 acc or None, test or None))
     except monitor.BadRequest as exc:
-        return _ok({"error": str(exc)}, 400)
+        return _refused(exc)
 
 
 @router.get("/jsz", responses=_DOC)
@@ -110,13 +117,13 @@ async def jsz(request: Request, accounts: str | None = None, streams: str | None
                                  _flag(consumers), _flag(config), acc or None))
 
 
-@router.get("/accountz", responses={**_DOC, 404: {"model": MonitorError}})
-def accountz(request: Request, acc: str | None = None) -> JSONResponse:
-    """Account names, or with ``acc`` that account's detail."""
+@router.get("/accountz", responses={**_DOC, **_FAIL})
+def accountz(request: Request, acc: str | None = None) -> Response:
+    """Account names, or with ``acc`` that account's detail (400 for an unknown one)."""
     try:
         return _ok(monitor.accountz(_door(request).hub, acc or None))
     except monitor.NotFound as exc:
-        return _ok({"error": str(exc)}, 404)
+        return _refused(exc)
 
 
 @router.get("/metrics", response_class=Response,

@@ -127,6 +127,8 @@ class Authenticator:
         #: Whether INFO must carry a nonce for clients to sign.
         self.nonce_required = bool(self.by_nkey or self.trust)
         self._failures: dict[str, tuple[int, float]] = {}
+        #: Refused authentications per connection type ("STANDARD", "MQTT", "HTTP" ...).
+        self.failures: dict[str, int] = {}
         self._dummy = _dummy_secret([u.password for u in self.by_name.values()])
 
     # -- permissions ------------------------------------------------------------------
@@ -155,11 +157,31 @@ class Authenticator:
         ip: str = "",
         tls_map: bool | None = None,
     ) -> Principal:
-        """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`.
+        """The identity ``opts`` (a CONNECT's fields) proves, or :class:`AuthError`
+        (counted per connection type).
 
         ``identities`` are the client certificate's names; they decide when the door's
         TLS settings map certificates to users (``tls_map``, else the server's).
         """
+        try:
+            return await self._authenticate(opts, nonce, conn_type, identities, ip, tls_map)
+        except AuthError:
+            self.note_failure(conn_type)
+            raise
+
+    def note_failure(self, conn_type: str) -> None:
+        """Count a refusal a door decided itself (malformed or door-level credentials)."""
+        self.failures[conn_type] = self.failures.get(conn_type, 0) + 1
+
+    async def _authenticate(
+        self,
+        opts: dict[str, Any],
+        nonce: str = "",
+        conn_type: str = "STANDARD",
+        identities: list[str] | None = None,
+        ip: str = "",
+        tls_map: bool | None = None,
+    ) -> Principal:
         if not self.required:
             if self.conf.no_auth_user:
                 return self._no_auth(conn_type)

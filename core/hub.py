@@ -52,6 +52,8 @@ class Hub:
         # Totals of clients that have left; live clients are summed on demand so the
         # hot path counts each message once, on its own client.
         self._gone = [0, 0, 0, 0]
+        #: The same per (connection type, account name), for per-door counters.
+        self.gone_by: dict[tuple[str, str], list[int]] = {}
         self._cid = 0
         #: ``retainer(account, subject, hdr, payload)``: set by the door keeping retained
         #: messages, so other doors' publishes with the retain header reach it.
@@ -88,6 +90,12 @@ class Hub:
             g[1] += client.out_msgs
             g[2] += client.in_bytes
             g[3] += client.out_bytes
+            key = (client.conn_type, client.account.name)
+            by = self.gone_by.setdefault(key, [0, 0, 0, 0])
+            by[0] += client.in_msgs
+            by[1] += client.out_msgs
+            by[2] += client.in_bytes
+            by[3] += client.out_bytes
 
     def totals(self) -> dict[str, int]:
         """in_msgs, out_msgs, in_bytes, out_bytes over the life of the server."""

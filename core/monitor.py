@@ -102,7 +102,19 @@ def jetstream_summary(hub: Hub) -> dict[str, Any]:
     }
 
 
-def _conn(c: Client, now: float, subs: bool) -> dict[str, Any]:
+def _sub_detail(c: Client, sub: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"subject": sub.subject.decode(errors="replace")}
+    if sub.queue:
+        doc["qgroup"] = sub.queue.decode(errors="replace")
+    doc["sid"] = sub.sid.decode(errors="replace")
+    doc["msgs"] = sub.delivered
+    if sub.max_msgs:
+        doc["max"] = sub.max_msgs
+    doc["cid"] = c.cid
+    return doc
+
+
+def _conn(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "cid": c.cid,
         "kind": c.kind,
@@ -128,7 +140,9 @@ def _conn(c: Client, now: float, subs: bool) -> dict[str, Any]:
         doc["authorized_user"] = c.user
     if c.account.name != "$G":
         doc["account"] = c.account.name
-    if subs:
+    if detail:
+        doc["subscriptions_list_detail"] = [_sub_detail(c, s) for s in c.subs.values()]
+    elif subs:
         doc["subscriptions_list"] = [s.subject.decode(errors="replace") for s in c.subs.values()]
     return doc
 
@@ -154,27 +168,33 @@ class BadRequest(ValueError):
 
 def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
           subs: bool = False, cid: int | None = None,
-          account: str | None = None) -> dict[str, Any]:
+          account: str | None = None, subs_detail: bool = False) -> dict[str, Any]:
+    """Open connections as nats-server's /connz: ``cid`` picks one (limit 1, total
+    still all of them); ``subs_detail`` lists subscriptions with sid, queue and counts."""
     now = time.time()
+    if sort in ("stop", "reason"):
+        raise BadRequest(f"sort by {sort} only valid on closed connections")
     if sort not in _SORTS:
         raise BadRequest(f"invalid sorting option: {sort}")
     clients = list(hub.clients.values())
-    if cid is not None:
-        clients = [c for c in clients if c.cid == cid]
     if account is not None:
         clients = [c for c in clients if c.account.name == account]
-    clients.sort(key=_SORTS[sort])
+    total = len(clients)
     offset = max(offset, 0)
     limit = _PAGE if limit <= 0 else limit
+    if cid:
+        clients = [c for c in clients if c.cid == cid]
+        limit = 1
+    clients.sort(key=_SORTS[sort])
     page = clients[offset : offset + limit]
     return {
         "server_id": hub.server_id,
         "now": rfc3339(now),
         "num_connections": len(page),
-        "total": len(clients),
+        "total": total,
         "offset": offset,
         "limit": limit,
-        "connections": [_conn(c, now, subs) for c in page],
+        "connections": [_conn(c, now, subs, subs_detail) for c in page],
     }
 
 
@@ -183,11 +203,12 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
 
 def subsz(hub: Hub, subs: bool = False, offset: int = 0, limit: int = _PAGE,
           account: str | None = None, test: str | None = None) -> dict[str, Any]:
-    """Subscription totals (and with ``subs`` a page of them) as nats-server's /subsz."""
-    from core.subjects import is_valid_publish_subject, subject_matches
+    """Subscription totals (and with ``subs`` a page of them, only those a literal
+    ``test`` subject reaches when given) as nats-server's /subsz."""
+    from core.subjects import is_valid_literal_subject, subject_matches
 
     accounts = [a for a in hub.accounts.values() if account is None or a.name == account]
-    if test is not None and not is_valid_publish_subject(test.encode()):
+    if test is not None and not is_valid_literal_subject(test.encode()):
         raise BadRequest(f"invalid test subject, must be valid publish subject: {test}")
     found: list[dict[str, Any]] = []
     for c in sorted(hub.clients.values(), key=lambda c: c.cid):
@@ -214,11 +235,11 @@ def subsz(hub: Hub, subs: bool = False, offset: int = 0, limit: int = _PAGE,
         "num_cache": sum(len(a.router.index.cache) for a in accounts),
         "num_inserts": 0, "num_removes": 0, "num_matches": 0, "cache_hit_rate": 0.0,
         "max_fanout": 0, "avg_fanout": 0.0,
-        "total": len(found) if subs or test is not None else 0,
+        "total": len(found) if subs else 0,
         "offset": offset,
         "limit": limit,
     }
-    if subs or test is not None:
+    if subs:
         out["subscriptions_list"] = found[offset : offset + limit]
     return out
 
