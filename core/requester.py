@@ -43,9 +43,12 @@ class Requester(InternalClient):
 
     kind = "Internal"
 
-    def __init__(self, hub: Hub, account: Account, name: str) -> None:
+    def __init__(self, hub: Hub, account: Account, name: str,
+                 prefix: bytes = b"_INBOX.") -> None:
         super().__init__(hub, account, name)
-        self.inbox = b"_INBOX.%s." % secrets.token_hex(8).encode()
+        #: Reply subjects are ``<prefix><random>.<n>``; a door may pick a prefix of its
+        #: own so it can tell its replies from its clients' in what it delivers.
+        self.inbox = b"%s%s." % (prefix, secrets.token_hex(8).encode())
         self._ids = itertools.count(1)
         self._waiting: dict[bytes, asyncio.Future[Reply] | _Batch] = {}
         self.listen(self.inbox + b"*", self._on_reply)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bridges.mqtt.packets import Publish
+from bridges.mqtt.store import REPLY_PREFIX
 from bridges.mqtt.topics import to_topic
 from core.client import Client
 from core.headers import add as add_headers
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 #: Header carrying an MQTT message's QoS, as nats-server writes it (no space).
 QOS_HEADER = b"Nmqtt-Pub"
-#: Reply subjects the door uses to collect PubAcks; never shown as response topics.
-ACK_PREFIX = b"_INBOX."
 #: Wall-clock second an MQTT 5 message expires (from its message expiry interval).
 EXPIRY_HEADER = b"Mqtt-Expires"
 #: Set on messages published with RETAIN, for "retain as published" subscriptions.
@@ -146,7 +145,7 @@ def properties_from(hdr: bytes | None, reply: bytes | None) -> dict[str, Any]:
             users.append((key, value))
     if users:
         props["user_properties"] = users
-    if reply and not reply.startswith(ACK_PREFIX):
+    if reply and not reply.startswith(REPLY_PREFIX):
         props["response_topic"] = to_topic(reply.decode(errors="replace"))
     return props
 

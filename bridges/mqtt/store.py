@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from core.accounts import Account
     from core.hub import Hub
 
+#: Reply subjects of the door's own JetStream requests and PubAcks (nats-server's).
+REPLY_PREFIX = b"$MQTT.JSA."
 SESSIONS = "$MQTT_sess"
 RETAINED = "$MQTT_rmsgs"
 QUEUE = "$MQTT_queue"
@@ -61,7 +63,7 @@ class MqttStore:
     """One account's MQTT streams, reached through the core's request/reply."""
 
     def __init__(self, hub: Hub, account: Account) -> None:
-        self.requester = Requester(hub, account, "$MQTT")
+        self.requester = Requester(hub, account, "$MQTT", prefix=REPLY_PREFIX)
         self._ready = False
 
     async def ready(self) -> None:

@@ -86,9 +86,6 @@ async def test_mqtt_and_nats_publishes_reach_sse(hub):
     await nc.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the MQTT door shows no response topic for _INBOX. "
-                   "reply subjects (bridges/mqtt/session.py ACK_PREFIX), so MQTT 5 clients "
-                   "cannot answer NATS or HTTP requests")
 async def test_request_answered_by_mqtt5_responder(hub):
     responder = await mqtt_client(hub, "svc", version=5)
     assert await thread(responder.subscribe, ("svc/mqtt", 0)) == [0]

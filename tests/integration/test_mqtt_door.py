@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import paho.mqtt.client as mqtt
 import pytest
+from mqtt_clients import Paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -175,6 +176,31 @@ def test_mqtt5_request_to_a_nats_service_keeps_correlation(hub) -> None:
             msg = await asyncio.to_thread(c.messages.get, True, 5)
             assert (msg.topic, msg.payload) == ("resp/me", b"answer:ping")
             assert msg.properties.CorrelationData == b"corr-1"
+        finally:
+            c.close()
+            await nc.close()
+
+    asyncio.run(main())
+
+
+def test_nats_request_answered_by_an_mqtt5_responder(hub) -> None:
+    """A NATS request's reply subject is the MQTT 5 response topic; the responder's
+    publish there is the reply."""
+    async def main() -> None:
+        nc = await nats.connect(hub.url)
+        c = Paho(hub.mqtt, "responder", V5)
+        await asyncio.to_thread(c.connect)
+
+        def answer() -> None:
+            msg = c.take(1)[0]
+            c.publish(msg.properties.ResponseTopic, b"mqtt:" + msg.payload, 1)
+
+        try:
+            await asyncio.to_thread(c.subscribe, ("svc/+", 1))
+            answering = asyncio.ensure_future(asyncio.to_thread(answer))
+            reply = await nc.request("svc.plain", b"hi", timeout=5)
+            assert reply.data == b"mqtt:hi"
+            await answering
         finally:
             c.close()
             await nc.close()
