@@ -1,7 +1,7 @@
 """MQTT 3.1.1 and 5 control packets as plain dataclasses, and the protocol's numbers.
 
 One class per packet type, the same for both protocol levels: fields that only MQTT 5
-carries (reason codes, properties) keep their defaults under 3.1.1, and the codec
+carries (reason codes, properties) keep their defaults under 3.1.1, and the encoder
 drops them when encoding for a 3.1.1 peer.  Properties are dicts keyed by the
 snake_case MQTT 5 names (``message_expiry_interval``, ``user_properties`` as a list of
 ``(name, value)`` pairs in order, ``subscription_identifier`` as a list of ints in a
@@ -87,6 +87,35 @@ V3_CONNACK_CODES = {
     BAD_AUTHENTICATION_METHOD: CONNACK_BAD_USER_NAME_OR_PASSWORD,
     NOT_AUTHORIZED: CONNACK_NOT_AUTHORIZED,
     BANNED: CONNACK_NOT_AUTHORIZED,
+}
+
+# Control packet types: the high four bits of a packet's first byte (0 is reserved).
+(CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE,
+ UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH) = range(1, 16)
+#: Names for error messages, by type.
+PACKET_NAMES = ("reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL",
+                "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ",
+                "PINGRESP", "DISCONNECT", "AUTH")
+#: Fixed-header flags each type must carry (None: PUBLISH's own flags).
+FIXED_FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
+#: The types each side may send.
+SENT_BY_CLIENT = frozenset({CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE,
+                            UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH})
+SENT_BY_SERVER = frozenset({CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK,
+                            UNSUBACK, PINGRESP, DISCONNECT, AUTH})
+_PUB_CODES = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
+_REL_CODES = frozenset({0x00, 0x92})
+#: The MQTT 5 reason codes each type may carry.
+REASON_CODES: dict[int, frozenset[int]] = {
+    CONNACK: frozenset({0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+                        0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F}),
+    PUBACK: _PUB_CODES, PUBREC: _PUB_CODES, PUBREL: _REL_CODES, PUBCOMP: _REL_CODES,
+    SUBACK: frozenset({0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1,
+                       0xA2}),
+    UNSUBACK: frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91}),
+    DISCONNECT: frozenset({0x00, 0x04, *range(0x80, 0x84), 0x87, 0x89, 0x8B,
+                           *range(0x8D, 0x91), *range(0x93, 0xA3)}),
+    AUTH: frozenset({0x00, 0x18, 0x19}),
 }
 
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bridges.mqtt.codec import MqttCodec, decode_all, encode
+from bridges.mqtt.codec import MqttCodec, decode_all
+from bridges.mqtt.encoder import encode
 from bridges.mqtt.packets import (
     Auth,
     ConnAck,
