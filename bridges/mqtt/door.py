@@ -77,7 +77,8 @@ class _Retained:
 
     def __init__(self) -> None:
         self.msgs: dict[str, tuple[str, int, bytes, dict[str, Any]]] = {}
-        self.loaded = False
+        #: Reading them from the store, once; every connection waits for the same read.
+        self.loading: asyncio.Future[None] | None = None
 
 
 class MqttDoor:
@@ -101,6 +102,8 @@ class MqttDoor:
         self.connections: set[MqttConnection] = set()
         self.sessions: dict[tuple[str, str], Session] = {}
         self._stores: dict[str, MqttStore | None] = {}
+        #: Stores being opened: connections arriving meanwhile wait for the same one.
+        self._opening: dict[str, asyncio.Future[MqttStore | None]] = {}
         self._retained: dict[str, _Retained] = {}
         self._relays: dict[str, ResponseRelay] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -184,6 +187,14 @@ class MqttDoor:
         """The account's MQTT streams, or None without JetStream."""
         if account.name in self._stores:
             return self._stores[account.name]
+        opening = self._opening.get(account.name)
+        if opening is None:
+            opening = asyncio.ensure_future(self._open_store(account))
+            self._opening[account.name] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(account.name, None))
+        return await asyncio.shield(opening)
+
+    async def _open_store(self, account: Account) -> MqttStore | None:
         store: MqttStore | None = None
         if self.hub.jetstream is not None and account.jetstream_limits is not None:
             store = MqttStore(self.hub, account)
@@ -427,11 +438,18 @@ class MqttDoor:
 
     async def load_retained(self, account: Account) -> None:
         retained = self._retained_of(account)
+        if retained.loading is None:
+            retained.loading = asyncio.ensure_future(self._read_retained(account, retained))
+        try:
+            await asyncio.shield(retained.loading)
+        except Exception:
+            retained.loading = None  # the next connection tries again
+            raise
+
+    async def _read_retained(self, account: Account, retained: _Retained) -> None:
         store = await self.store_for(account)
-        if retained.loaded or store is None:
-            retained.loaded = True
+        if store is None:
             return
-        retained.loaded = True
         for subject, headers, payload in await store.retained():
             topic = headers.get(b"Nmqtt-RTopic", b"").decode() or to_topic(subject)
             qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")

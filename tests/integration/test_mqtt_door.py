@@ -291,3 +291,40 @@ def test_http_publish_reaches_mqtt_subscriber(make_hub, tmp_path: Path) -> None:
         assert (msg.topic, msg.payload) == ("alerts/fire", b"smoke")
     finally:
         c.close()
+
+
+def test_first_connections_at_once_share_the_store_and_retained(hub) -> None:
+    """Clients arriving together on a fresh hub, and again after a restart, wait for the
+    same opening of the account's store and the same read of its retained messages:
+    every one is accepted, and after the restart every one gets the retained message."""
+    connect = bytes.fromhex("10 10 00 04 4d 51 54 54 04 00 00 3c 00 04")  # clean=0
+    subscribe = bytes.fromhex("82 0c 00 01 00 07") + b"state/+" + b"\x01"
+
+    async def burst(n: int) -> list[bytes]:
+        conns = [await asyncio.open_connection("127.0.0.1", hub.mqtt) for _ in range(n)]
+        for i, (_, w) in enumerate(conns):
+            w.write(connect + b"b%03d" % i + subscribe)
+        out = []
+        for r, w in conns:
+            data = b""
+            deadline = time.monotonic() + 5
+            while len(data) < 9 and time.monotonic() < deadline:
+                data += await asyncio.wait_for(r.read(4096), 5)
+            out.append(data)
+            w.close()
+        return out
+
+    async def main() -> None:
+        first = await burst(12)
+        assert all(d[:4] == b"\x20\x02\x00\x00" for d in first), first
+        setter = Paho(hub.mqtt, "setter")
+        await asyncio.to_thread(setter.connect)
+        await asyncio.to_thread(setter.publish, "state/door", b"open", 1, True)
+        setter.close()
+        hub.restart()
+        hub.mqtt = mqtt_port(hub)
+        again = await burst(12)
+        assert all(d[:4] == b"\x20\x02\x01\x00" for d in again), again
+        assert all(b"state/door" in d and d.endswith(b"open") for d in again), again
+
+    asyncio.run(main())
