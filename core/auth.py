@@ -184,7 +184,7 @@ class Authenticator:
     ) -> Principal:
         if not self.required:
             if self.conf.no_auth_user:
-                return self._no_auth(conn_type)
+                return self.no_auth(conn_type)
             return Principal("", GLOBAL_ACCOUNT)
         if self.trust is not None:
             return self._jwt_user(opts, nonce, conn_type, ip)
@@ -217,11 +217,13 @@ class Authenticator:
                 raise AuthError("bad token")
             return Principal("", GLOBAL_ACCOUNT)
         if self.conf.no_auth_user:
-            return self._no_auth(conn_type)
+            return self.no_auth(conn_type)
         raise AuthError("no credentials")
 
-    def _no_auth(self, conn_type: str) -> Principal:
-        name = self.conf.no_auth_user
+    def no_auth(self, conn_type: str, name: str = "") -> Principal:
+        """Who a client without credentials is: ``name`` (a door's own no_auth_user) or
+        the server's no_auth_user."""
+        name = name or self.conf.no_auth_user
         user = self.by_name.get(name) or self.by_nkey.get(name)
         if user is None:
             raise AuthError(f"no_auth_user {name!r} is not a user")

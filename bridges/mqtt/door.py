@@ -171,16 +171,20 @@ class MqttDoor:
 
     async def authenticate(self, opts: dict[str, Any], conn: MqttConnection) -> Principal:
         """The core's authenticator decides, unless the mqtt block names its own user or
-        token (nats-server's override for MQTT clients)."""
-        m = self.options
+        token (nats-server's override for MQTT clients); the block's no_auth_user is who
+        a client without credentials is."""
+        m, auth = self.options, self.hub.auth
         if m.username or m.token:
             secret = m.password if m.username else m.token
             given = str(opts.get("pass", opts.get("auth_token", "")))
             wrong_user = bool(m.username) and opts.get("user") != m.username
             if not hmac.compare_digest(given.encode(), secret.encode()) or wrong_user:
+                auth.note_failure(conn.kind)
                 raise AuthError("bad MQTT credentials")
             return Principal(m.username, GLOBAL_ACCOUNT)
-        return await self.hub.auth.authenticate(opts, "", conn.kind, conn.tls_identities,
+        if m.no_auth_user and not opts:
+            return auth.no_auth(conn.kind, m.no_auth_user)
+        return await auth.authenticate(opts, "", conn.kind, conn.tls_identities,
                                                 conn.ip, tls_map=m.tls_map)
 
     async def store_for(self, account: Account) -> MqttStore | None:

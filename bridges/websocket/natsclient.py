@@ -125,14 +125,12 @@ class WsNatsClient(NatsClient):
             else:
                 ok = _same(opts.get("auth_token"), w.token)
             if not ok:
+                self.hub.auth.note_failure(self.conn_type)
                 raise AuthError("bad websocket credentials")
             return Principal(w.username, GLOBAL_ACCOUNT)
         auth = self.hub.auth
         if w.no_auth_user and not any(opts.get(k) for k in _CREDENTIALS):
-            user = auth.by_name.get(w.no_auth_user) or auth.by_nkey.get(w.no_auth_user)
-            if user is None:
-                raise AuthError(f"no_auth_user {w.no_auth_user!r} is not a user")
-            return auth._principal(user, self.conn_type)
+            return auth.no_auth(self.conn_type, w.no_auth_user)
         return await auth.authenticate(
             opts, self.nonce, self.conn_type, self.tls_identities, self.ip, tls_map=w.tls_map
         )

@@ -459,3 +459,25 @@ async def test_dollar_topics(conf_server, tmp_path) -> None:
         await nc.close()
         wild.close()
         dollar.close()
+
+
+async def test_mqtt_no_auth_user(conf_server, tmp_path) -> None:
+    """The mqtt block's no_auth_user is who an MQTT client without credentials is, with
+    that user's permissions; NATS clients still need credentials."""
+    users = """
+authorization { users: [
+  {user: dev, password: pw}
+  {user: sensor, password: unused, permissions: {publish: "plant.>", subscribe: "plant.>"}}
+] }
+"""
+    server = conf_server(BASE.format(name=conf_server.target, store=tmp_path / "store")
+                         .replace("port: -1 }", "port: -1, no_auth_user: sensor }") + users)
+    anon = Paho(server.mqtt_port, "anon")
+    _, rc = await thread(anon.connect)
+    assert rc_value(rc) == 0
+    try:
+        assert await thread(anon.subscribe, ("plant/+", 0), ("office/+", 0)) == [0, 0x80]
+    finally:
+        anon.close()
+    with pytest.raises(nats.errors.Error):
+        await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
