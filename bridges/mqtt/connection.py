@@ -274,7 +274,7 @@ class MqttConnection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         account = security.account_for(hub, principal)
-        if account.at_connection_limit():
+        if account.at_connection_limit() or len(hub.clients) >= hub.options.max_connections:
             self._refuse("unavailable")
             return
         props = pkt.properties

@@ -47,6 +47,8 @@ ERR_AUTH = "Authorization Violation"
 ERR_AUTH_TIMEOUT = "Authentication Timeout"
 ERR_STALE = "Stale Connection"
 ERR_MAX_CONNECTIONS = "maximum connections exceeded"
+#: Seconds a refused connection is kept half-open for the client to read why.
+REFUSED_LINGER = 2.0
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
 ERR_MAX_SUBS = "maximum subscriptions exceeded"
 ERR_EXPIRED = "User Authentication Expired"
@@ -104,10 +106,16 @@ class NatsClient(Client, asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         self.ip, self.port = peer[0], peer[1]
         door, hub = self.door, self.hub
-        if len(door.clients) >= hub.options.max_connections:
+        if len(hub.clients) >= hub.options.max_connections:  # every door's clients
             transport.write(encode_info(door.info(self)) + encode_err(ERR_MAX_CONNECTIONS))
-            transport.close()
             self.closed = True
+            if transport.can_write_eof():  # type: ignore[attr-defined]
+                # Half-close and read on: closing outright would answer the client's
+                # CONNECT with a reset that can destroy the -ERR before it is read.
+                transport.write_eof()  # type: ignore[attr-defined]
+                self._timers["linger"] = self._loop.call_later(REFUSED_LINGER, transport.abort)
+            else:
+                transport.close()
             return
         door.clients.add(self)
         hub.add_client(self)
@@ -375,6 +383,8 @@ class NatsClient(Client, asyncio.Protocol):
     # -- input --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
         if self._early is not None:
             self._early.append(data)
             return

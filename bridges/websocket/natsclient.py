@@ -81,7 +81,7 @@ class WsNatsClient(NatsClient):
                 self.cookie_credentials[target] = value
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if len(self.door.clients) >= self.hub.options.max_connections:
+        if len(self.hub.clients) >= self.hub.options.max_connections:
             transport.close_code = CLOSE_MAX_CONNECTIONS  # type: ignore[attr-defined]
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:

@@ -481,3 +481,29 @@ authorization { users: [
         anon.close()
     with pytest.raises(nats.errors.Error):
         await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
+
+
+async def test_max_connections_counts_every_door(conf_server, tmp_path) -> None:
+    """max_connections bounds NATS and MQTT clients together."""
+    server = start(conf_server, tmp_path, "max_connections: 2\n")
+    nc = await nats.connect(server.url, allow_reconnect=False)
+    first = Paho(server.mqtt_port, "first")
+    _, rc = await thread(first.connect)
+    assert rc_value(rc) == 0
+    try:
+        refused = Paho(server.mqtt_port, "third")
+        try:
+            _, rc = await thread(refused.connect)
+        except Exception:  # noqa: BLE001 - nats-server may just close the socket
+            rc = None
+        refused.c.loop_stop()
+        assert rc is None or rc_value(rc) != 0
+        # Jetport half-closes after -ERR so the client reads why; nats-server's close
+        # may reset the connection before nats-py reads it.
+        with pytest.raises((nats.errors.Error, ConnectionError)) as refusal:
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
+        if conf_server.target == "jetport":
+            assert "maximum connections exceeded" in str(refusal.value)
+    finally:
+        first.close()
+        await nc.close()
