@@ -224,7 +224,7 @@ class MqttConnection(asyncio.Protocol):
         log.debug("%s:%s - mqtt - %s", self.ip, self.port, err.message)
         if self.session is None:
             # CONNECT's own problems get a CONNACK (mapped to 3.1.1 return codes by the
-            # codec); the others, as with nats-server, just close.
+            # encoder); the others, as with nats-server, just close.
             if err.reason_code in (0x84, 0x85, 0x86) or self.codec.level == 5:
                 self.send(ConnAck(False, err.reason_code))
         elif self.level == 5:
