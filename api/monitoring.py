@@ -83,13 +83,15 @@ def varz(request: Request) -> JSONResponse:
 def connz(request: Request, offset: int = Query(0, **_INT),
           limit: int = Query(1024, **_INT), sort: str = "cid",
           subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
-          acc: str | None = None) -> Response:
+          acc: str | None = None, state: str = "open") -> Response:
     """Connections with their counters, paged and sorted as nats-server's /connz;
-    ``subs=1`` lists subscription subjects, ``subs=detail`` their sid, queue and counts."""
+    ``subs=1`` lists subscription subjects, ``subs=detail`` their sid, queue and counts;
+    ``state=closed`` (or ``all``) the connections that ended, with stop time and reason."""
     detail = subs is not None and subs.lower() == "detail"
     try:
         return _ok(monitor.connz(_door(request).hub, offset, limit, sort, _flag(subs), cid,
-                                 account=acc or None, subs_detail=detail))
+                                 account=acc or None, subs_detail=detail,
+                                 state=state or "open"))
     except monitor.BadRequest as exc:
         return _refused(exc)
 

@@ -65,6 +65,8 @@ class Client:
         self.out_bytes = 0
         self.subs: dict[bytes, Subscription] = {}
         self.closed = False
+        #: Why the connection ended, in nats-server's words (/connz?state=closed).
+        self.close_reason = ""
         #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
         self.perms: Permissions | None = None
         self.responses: Responses | None = None
@@ -200,12 +202,12 @@ class Client:
         if self.closed:
             return
         self.closed = True
+        self.hub.remove_client(self)  # first: /connz?state=closed keeps its subscriptions
         router = self.account.router
         for sub in self.subs.values():
             router.unsubscribe(sub)
         self.subs.clear()
         self.account.clients.discard(self)
-        self.hub.remove_client(self)
 
     def close(self, reason: str = "") -> None:
         raise NotImplementedError

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from core import security
 from core.accounts import GLOBAL_ACCOUNT, Account
 from core.flow import FlowControl
+from core.monitor import closed_record
 
 if TYPE_CHECKING:
     from core.client import Client
@@ -41,6 +43,9 @@ class Hub:
         self.global_account = self.accounts[GLOBAL_ACCOUNT]
         self.system_account: Account | None = None
         self.clients: dict[int, Client] = {}
+        #: The last ``max_closed_clients`` connections that ended, as /connz shows them.
+        self.closed_clients: deque[dict[str, Any]] = deque(
+            maxlen=max(options.max_closed_clients, 0))
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
@@ -85,6 +90,8 @@ class Hub:
 
     def remove_client(self, client: Client) -> None:
         if self.clients.pop(client.cid, None) is not None:
+            if self.closed_clients.maxlen:
+                self.closed_clients.append(closed_record(client, time.time()))
             g = self._gone
             g[0] += client.in_msgs
             g[1] += client.out_msgs

@@ -147,6 +147,14 @@ def _conn(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, 
     return doc
 
 
+def closed_record(c: Client, stop: float) -> dict[str, Any]:
+    """A connection as /connz?state=closed shows it, taken when it ends."""
+    doc = _conn(c, stop, subs=True)
+    doc["stop"] = rfc3339(stop)
+    doc["reason"] = c.close_reason or "Client Closed"
+    return doc
+
+
 _SORTS = {
     "cid": lambda c: c.cid,
     "start": lambda c: c.start,
@@ -166,16 +174,48 @@ class BadRequest(ValueError):
     """A query parameter the endpoint cannot honour."""
 
 
+#: How /connz sorts connection documents (closed ones, or open and closed together).
+_DOC_SORTS: dict[str, Any] = {
+    "cid": lambda d: d["cid"], "start": lambda d: d["start"],
+    "subs": lambda d: -d["subscriptions"], "pending": lambda d: -d["pending_bytes"],
+    "msgs_to": lambda d: -d["out_msgs"], "msgs_from": lambda d: -d["in_msgs"],
+    "bytes_to": lambda d: -d["out_bytes"], "bytes_from": lambda d: -d["in_bytes"],
+    "last": lambda d: d["last_activity"], "idle": lambda d: d["last_activity"],
+    "uptime": lambda d: d["start"], "stop": lambda d: d.get("stop", ""),
+    "reason": lambda d: d.get("reason", ""),
+}
+_STATES = {"open": "open", "closed": "closed", "any": "all", "all": "all"}
+
+
+def _closed_docs(hub: Hub, subs: bool, detail: bool) -> list[dict[str, Any]]:
+    docs = []
+    for record in hub.closed_clients:
+        doc = dict(record)
+        if not subs or detail:
+            doc.pop("subscriptions_list", None)
+        docs.append(doc)
+    return docs
+
+
 def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
           subs: bool = False, cid: int | None = None,
-          account: str | None = None, subs_detail: bool = False) -> dict[str, Any]:
-    """Open connections as nats-server's /connz: ``cid`` picks one (limit 1, total
-    still all of them); ``subs_detail`` lists subscriptions with sid, queue and counts."""
+          account: str | None = None, subs_detail: bool = False,
+          state: str = "open") -> dict[str, Any]:
+    """Connections as nats-server's /connz: open ones, or (``state`` closed/all) also
+    the last ``max_closed_clients`` that ended, with stop time and reason; ``cid`` picks
+    one (limit 1, total still all of them); ``subs_detail`` lists subscriptions with sid,
+    queue and counts."""
     now = time.time()
-    if sort in ("stop", "reason"):
+    which = _STATES.get(state.lower())
+    if which is None:
+        raise BadRequest(f"Error decoding state for {state}")
+    if sort in ("stop", "reason") and which == "open":
         raise BadRequest(f"sort by {sort} only valid on closed connections")
-    if sort not in _SORTS:
+    if sort not in _SORTS and sort not in ("stop", "reason"):
         raise BadRequest(f"invalid sorting option: {sort}")
+    if which != "open":
+        return _connz_docs(hub, now, which, offset, limit, sort, subs, cid, account,
+                           subs_detail)
     clients = list(hub.clients.values())
     if account is not None:
         clients = [c for c in clients if c.account.name == account]
@@ -196,6 +236,27 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
         "limit": limit,
         "connections": [_conn(c, now, subs, subs_detail) for c in page],
     }
+
+
+def _connz_docs(hub: Hub, now: float, which: str, offset: int, limit: int, sort: str,
+                subs: bool, cid: int | None, account: str | None,
+                detail: bool) -> dict[str, Any]:
+    """/connz over closed connections (and open ones too for ``all``)."""
+    docs = _closed_docs(hub, subs, detail)
+    if which == "all":
+        docs += [_conn(c, now, subs, detail) for c in hub.clients.values()]
+    if account is not None:
+        docs = [d for d in docs if d.get("account", "$G") == account]
+    total = len(docs)
+    offset = max(offset, 0)
+    limit = _PAGE if limit <= 0 else limit
+    if cid:
+        docs = [d for d in docs if d["cid"] == cid]
+        limit = 1
+    docs.sort(key=_DOC_SORTS[sort])
+    page = docs[offset : offset + limit]
+    return {"server_id": hub.server_id, "now": rfc3339(now), "num_connections": len(page),
+            "total": total, "offset": offset, "limit": limit, "connections": page}
 
 
 # -- /subsz, /jsz, /accountz, /healthz ---------------------------------------------------

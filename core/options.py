@@ -50,6 +50,8 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 DEFAULT_MAX_CONTROL_LINE = 4096
 DEFAULT_MAX_PENDING = 64 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 64 * 1024
+#: Closed connections /connz?state=closed remembers (nats-server's default).
+DEFAULT_MAX_CLOSED_CLIENTS = 10_000
 DEFAULT_PING_INTERVAL = 120.0
 DEFAULT_PING_MAX = 2
 DEFAULT_WRITE_DEADLINE = 10.0
@@ -92,6 +94,7 @@ class Options:
     max_control_line: int = DEFAULT_MAX_CONTROL_LINE
     max_pending: int = DEFAULT_MAX_PENDING
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_closed_clients: int = DEFAULT_MAX_CLOSED_CLIENTS  # negative: keep none
     max_subscriptions: int = 0  # per connection; 0: unlimited
     ping_interval: float = DEFAULT_PING_INTERVAL  # seconds
     ping_max: int = DEFAULT_PING_MAX
@@ -379,6 +382,7 @@ _simple(TOP_LEVEL_KEYS, "server_name", "string", "server_name")
 _simple(TOP_LEVEL_KEYS, "http_port", "integer", "http_port", "monitor_port")
 _simple(TOP_LEVEL_KEYS, "max_pending", "integer", "max_pending")
 _simple(TOP_LEVEL_KEYS, "max_connections", "integer", "max_connections", "max_conn")
+_simple(TOP_LEVEL_KEYS, "max_closed_clients", "integer", "max_closed_clients")
 _simple(TOP_LEVEL_KEYS, "max_subscriptions", "integer", "max_subscriptions", "max_subs")
 _simple(TOP_LEVEL_KEYS, "ping_interval", "seconds", "ping_interval")
 _simple(TOP_LEVEL_KEYS, "ping_max", "integer", "ping_max")
@@ -550,7 +554,7 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
         "this tuning option",
         "client_advertise allow_non_tls max_sub_tokens "
         "max_subscription_tokens disable_sublist_cache no_sublist_cache no_header_support "
-        "max_closed_clients server_tags disable_short_first_ping",
+        "server_tags disable_short_first_ping",
     ),
     (AUTHORIZATION_KEYS, "auth callout", "auth_callout"),
     (
@@ -590,6 +594,7 @@ def _finish(opts: Options) -> None:
         ("max_control_line", DEFAULT_MAX_CONTROL_LINE),
         ("max_pending", DEFAULT_MAX_PENDING),
         ("max_connections", DEFAULT_MAX_CONNECTIONS),
+        ("max_closed_clients", DEFAULT_MAX_CLOSED_CLIENTS),
         ("ping_interval", DEFAULT_PING_INTERVAL),
         ("ping_max", DEFAULT_PING_MAX),
         ("write_deadline", DEFAULT_WRITE_DEADLINE),

@@ -13,8 +13,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bridges.nats.codec import (
+    ERR_CONTROL_LINE,
     ERR_INVALID_PUB_SUBJECT,
     ERR_INVALID_SUBJECT,
+    ERR_MAX_PAYLOAD,
+    ERR_UNKNOWN_OP,
     OK,
     OP_CLOSE,
     OP_CONNECT,
@@ -52,6 +55,19 @@ REFUSED_LINGER = 2.0
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
 ERR_MAX_SUBS = "maximum subscriptions exceeded"
 ERR_EXPIRED = "User Authentication Expired"
+#: nats-server's words for why a connection ended (/connz?state=closed), by -ERR text.
+_REASONS = {
+    ERR_AUTH: "Authentication Failure",
+    ERR_AUTH_TIMEOUT: "Authentication Timeout",
+    ERR_STALE: "Stale Connection",
+    ERR_EXPIRED: "Authentication Expired",
+    ERR_TLS_REQUIRED: "TLS Handshake Failure",
+    ERR_MAX_PAYLOAD: "Maximum Message Payload Exceeded",
+    ERR_CONTROL_LINE: "Maximum Control Line Exceeded",
+    ERR_UNKNOWN_OP: "Parse Error",
+    "server shutdown": "Server Shutdown",
+    "lame duck": "Server Shutdown",
+}
 #: A header that asks the hub to keep a message as the subject's retained one.
 RETAIN_MARK = b"Nmqtt-Retain"
 #: Reply prefixes only the server itself may use.
@@ -194,6 +210,8 @@ class NatsClient(Client, asyncio.Protocol):
         """Flush what is queued and close."""
         if self.transport is None or self.transport.is_closing():
             return
+        if reason and not self.close_reason:
+            self.close_reason = _REASONS.get(reason, reason)
         self._flush()
         self.transport.close()
 
@@ -202,7 +220,7 @@ class NatsClient(Client, asyncio.Protocol):
         if err:
             self.write(encode_err(err))
         log.debug("%s:%s - cid:%d - %s", self.ip, self.port, self.cid, err or "Parse Error")
-        self.close()
+        self.close(_REASONS.get(err, "Protocol Violation") if err else "Parse Error")
 
     # -- output -------------------------------------------------------------------
 
@@ -316,6 +334,7 @@ class NatsClient(Client, asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self.hub.slow_consumers += 1
+        self.close_reason = self.close_reason or "Slow Consumer (Pending Bytes)"
         log.info("%s:%s - cid:%d - Slow Consumer Detected: MaxPending of %d exceeded",
                  self.ip, self.port, self.cid, self.max_pending)
         self._out = []
@@ -353,6 +372,7 @@ class NatsClient(Client, asyncio.Protocol):
         self._timers.pop("write", None)
         log.info("%s:%s - cid:%d - Slow Consumer Detected: WriteDeadline of %ss exceeded",
                  self.ip, self.port, self.cid, self.hub.options.write_deadline)
+        self.close_reason = "Slow Consumer (Write Deadline)"
         self._slow_consumer()
 
     # -- keepalive ----------------------------------------------------------------

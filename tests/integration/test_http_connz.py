@@ -164,3 +164,35 @@ async def test_listener_from_monitoring_settings(conf_server):
             assert varz["http_port"] == want
             assert (await http.get("/healthz")).json() == {"status": "ok"}
         server.stop()
+
+
+async def test_connz_closed_connections(conf_server):
+    """state=closed lists connections that ended, with stop time and nats-server's
+    reason; state=all adds the open ones; an unknown state is refused."""
+    server = conf_server(PLAIN + "max_payload: 1024\n")
+    keep = await nats.connect(server.url, name="keep")
+    gone = await nats.connect(server.url, name="gone")
+    await gone.subscribe("bye.>")
+    await gone.publish("x", b"1")
+    await gone.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    await reader.readline()
+    writer.write(b'CONNECT {"name":"big"}\r\nPUB x 2048\r\n')
+    await writer.drain()
+    await reader.read()
+    writer.close()
+    await asyncio.sleep(0.2)
+    async with http_of(server) as http:
+        closed = (await http.get("/connz?state=closed&subs=1")).json()
+        by_name = {c.get("name"): c for c in closed["connections"]}
+        assert {"gone", "big"} <= set(by_name) and "keep" not in by_name
+        assert by_name["gone"]["reason"] == "Client Closed"
+        assert by_name["big"]["reason"] == "Maximum Message Payload Exceeded"
+        assert by_name["gone"]["subscriptions_list"] == ["bye.>"]
+        assert by_name["gone"]["in_msgs"] == 1 and "stop" in by_name["gone"]
+        every = (await http.get("/connz?state=all")).json()
+        assert {"keep", "gone", "big"} <= set(names(every))
+        assert names((await http.get("/connz")).json()) == ["keep"]
+        refused = await http.get("/connz?state=nope")
+        assert refused.status_code == 400 and "Error decoding state" in refused.text
+    await keep.close()
