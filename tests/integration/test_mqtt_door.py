@@ -328,3 +328,70 @@ def test_first_connections_at_once_share_the_store_and_retained(hub) -> None:
         assert all(b"state/door" in d and d.endswith(b"open") for d in again), again
 
     asyncio.run(main())
+
+
+def test_kill9_keeps_every_puback_message(hub) -> None:
+    """A PUBACK for a message a stream captures, or a persistent session keeps, means it
+    is committed: kill -9 of the hub loses none of them."""
+    connect = bytes.fromhex("10 10 00 04 4d 51 54 54 04 00 00 3c 00 04")  # clean=0
+
+    async def main() -> None:
+        nc = await nats.connect(hub.url)
+        await nc.jetstream().add_stream(name="K9", subjects=["k9.>"])
+        await nc.close()
+        # A persistent session subscribed at QoS 1, then offline: it keeps a queue.
+        r, w = await asyncio.open_connection("127.0.0.1", hub.mqtt)
+        w.write(connect + b"keep" + bytes.fromhex("82 0a 00 01 00 05") + b"k9/in" + b"\x01")
+        await r.readexactly(4 + 5)
+        w.write(b"\xe0\x00")
+        w.close()
+
+        r, w = await asyncio.open_connection("127.0.0.1", hub.mqtt)
+        w.write(connect + b"pubr")
+        assert await r.readexactly(4) == b"\x20\x02\x00\x00"
+        acked: set[bytes] = set()
+        sent: dict[int, bytes] = {}
+        n = 0
+        deadline = time.monotonic() + 1.0
+        try:
+            while time.monotonic() < deadline:
+                for _ in range(50):
+                    n += 1
+                    pid = n % 65535 + 1
+                    payload = b"m%07d" % n
+                    sent[pid] = payload
+                    body = b"\x00\x05k9/in" + pid.to_bytes(2, "big") + payload
+                    w.write(bytes([0x32, len(body)]) + body)
+                await w.drain()
+                while len(acked) + 50 < n:
+                    ack = await asyncio.wait_for(r.readexactly(4), 5)
+                    acked.add(sent[int.from_bytes(ack[2:], "big")])
+            hub.kill()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        w.close()
+        assert len(acked) > 100, len(acked)
+
+        hub.restart()
+        hub.mqtt = mqtt_port(hub)
+        nc = await nats.connect(hub.url)
+        info = await nc.jetstream().stream_info("K9")
+        stored: set[bytes] = set()
+        sub = await nc.jetstream().subscribe("k9.>", ordered_consumer=True)
+        for _ in range(info.state.messages):
+            stored.add((await sub.next_msg(5)).data)
+        await nc.close()
+        assert acked <= stored, len(acked - stored)
+
+        r, w = await asyncio.open_connection("127.0.0.1", hub.mqtt)
+        w.write(connect + b"keep")
+        assert await r.readexactly(4) == b"\x20\x02\x01\x00"
+        queued: set[bytes] = set()
+        while not acked <= queued:
+            head = await asyncio.wait_for(r.readexactly(2), 5)
+            body = await r.readexactly(head[1])
+            queued.add(body[9:])
+            w.write(b"\x40\x02" + body[7:9])
+        w.close()
+
+    asyncio.run(main())
