@@ -9,12 +9,20 @@ import time
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from amqtt.client import MQTTClient
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 V3, V5 = paho.MQTTv311, paho.MQTTv5
+
+#: nats-server speaks MQTT 3.1.1 only and knows no shared subscriptions, so cases that
+#: need MQTT 5 or ``$share`` are collected for Jetport alone.
+JETPORT_ONLY = pytest.mark.parametrize("conf_server", ["jetport"], indirect=True)
+EVERY_VERSION = pytest.mark.parametrize(
+    ("conf_server", "version"), [("jetport", V3), ("jetport", V5), ("nats-server", V3)],
+    indirect=["conf_server"], ids=["jetport-3.1.1", "jetport-5", "nats-server-3.1.1"])
 
 
 class Paho:

@@ -12,7 +12,16 @@ import asyncio
 import nats
 import pytest
 from amqtt.errors import ClientError, ConnectError
-from mqtt_clients import V3, V5, Paho, amqtt_client, rc_value, thread
+from mqtt_clients import (
+    EVERY_VERSION,
+    JETPORT_ONLY,
+    V3,
+    V5,
+    Paho,
+    amqtt_client,
+    rc_value,
+    thread,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from servers import ServerProcess
@@ -40,14 +49,6 @@ def start(conf_server, tmp_path, extra: str = "") -> ServerProcess:
     return server
 
 
-def jetport_only(conf_server) -> None:
-    if conf_server.target != "jetport":
-        pytest.skip("requires MQTT 5 and shared subscriptions; nats-server has 3.1.1 only")
-
-
-def v5_only_on_jetport(conf_server, version: int) -> None:
-    if version == V5:
-        jetport_only(conf_server)
 
 
 # -- connect and authenticate -----------------------------------------------------------
@@ -75,8 +76,8 @@ async def test_connect_and_password_auth(conf_server, tmp_path) -> None:
         await amqtt_client(server.mqtt_port, "am-bad", "dev:wrong@")
 
 
+@JETPORT_ONLY
 async def test_connect_v5_auth(conf_server, tmp_path) -> None:
-    jetport_only(conf_server)
     server = start(conf_server, tmp_path, USERS)
     good = Paho(server.mqtt_port, "good5", V5, user="dev", password="pw")
     _, rc = await thread(good.connect)
@@ -114,9 +115,8 @@ async def test_accounts_isolate_mqtt_clients(conf_server, tmp_path) -> None:
 # -- publish and subscribe --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [V3, V5])
+@EVERY_VERSION
 async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, version) -> None:
-    v5_only_on_jetport(conf_server, version)
     server = start(conf_server, tmp_path)
     p = Paho(server.mqtt_port, "paho", version)
     await thread(p.connect)
@@ -140,9 +140,8 @@ async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, versi
         p.close()
 
 
-@pytest.mark.parametrize("version", [V3, V5])
+@EVERY_VERSION
 async def test_wildcards(conf_server, tmp_path, version) -> None:
-    v5_only_on_jetport(conf_server, version)
     server = start(conf_server, tmp_path)
     sub = Paho(server.mqtt_port, "wsub", version)
     pub = Paho(server.mqtt_port, "wpub", version)
@@ -227,9 +226,8 @@ async def test_will_on_abrupt_close_not_on_disconnect(conf_server, tmp_path) -> 
 # -- sessions ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [V3, V5])
+@EVERY_VERSION
 async def test_persistent_session_reconnect_and_restart(conf_server, tmp_path, version) -> None:
-    v5_only_on_jetport(conf_server, version)
     server = start(conf_server, tmp_path)
     expiry = 600 if version == V5 else None
     s = Paho(server.mqtt_port, "keeper", version, clean=False, expiry=expiry)
@@ -281,9 +279,8 @@ async def test_amqtt_persistent_session(conf_server, tmp_path) -> None:
         await am.disconnect()
 
 
-@pytest.mark.parametrize("version", [V3, V5])
+@EVERY_VERSION
 async def test_session_takeover(conf_server, tmp_path, version) -> None:
-    v5_only_on_jetport(conf_server, version)
     server = start(conf_server, tmp_path)
     first = Paho(server.mqtt_port, "same-id", version)
     await thread(first.connect)
@@ -304,9 +301,9 @@ async def test_session_takeover(conf_server, tmp_path, version) -> None:
 # -- shared subscriptions ---------------------------------------------------------------
 
 
+@JETPORT_ONLY
 @pytest.mark.parametrize("version", [V3, V5])
 async def test_shared_subscription_splits_load(conf_server, tmp_path, version) -> None:
-    jetport_only(conf_server)
     server = start(conf_server, tmp_path)
     members = [Paho(server.mqtt_port, f"member{i}", version) for i in range(2)]
     pub = Paho(server.mqtt_port, "share-pub", version)
@@ -330,8 +327,8 @@ async def test_shared_subscription_splits_load(conf_server, tmp_path, version) -
 # -- MQTT 5 and NATS --------------------------------------------------------------------
 
 
+@JETPORT_ONLY
 async def test_mqtt5_request_response_to_nats_responder(conf_server, tmp_path) -> None:
-    jetport_only(conf_server)
     server = start(conf_server, tmp_path)
     nc = await nats.connect(server.url)
 
@@ -357,8 +354,8 @@ async def test_mqtt5_request_response_to_nats_responder(conf_server, tmp_path) -
         await nc.close()
 
 
+@JETPORT_ONLY
 async def test_user_properties_and_nats_headers(conf_server, tmp_path) -> None:
-    jetport_only(conf_server)
     server = start(conf_server, tmp_path)
     nc = await nats.connect(server.url)
     sub = await nc.subscribe("up.in")
@@ -422,9 +419,8 @@ async def test_mqtt_to_stream_replay(conf_server, tmp_path) -> None:
     await nc.close()
 
 
-@pytest.mark.parametrize("version", [V3, V5])
+@EVERY_VERSION
 async def test_denied_subscribe(conf_server, tmp_path, version) -> None:
-    v5_only_on_jetport(conf_server, version)
     server = start(conf_server, tmp_path, USERS)
     c = Paho(server.mqtt_port, f"ro{version}", version, user="ro", password="pw")
     _, rc = await thread(c.connect)

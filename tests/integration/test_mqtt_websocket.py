@@ -11,7 +11,7 @@ import asyncio
 
 import nats
 import pytest
-from mqtt_clients import V3, V5, Paho, rc_value, thread
+from mqtt_clients import EVERY_VERSION, Paho, rc_value, thread
 from servers import ServerProcess, free_port
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -40,10 +40,8 @@ def start(conf_server, tmp_path, extra: str = "") -> tuple[ServerProcess, int]:
     return server, ws
 
 
-@pytest.mark.parametrize("version", [V3, V5], ids=["3.1.1", "5"])
+@EVERY_VERSION
 async def test_pubsub_with_nats_over_websocket(conf_server, tmp_path, version) -> None:
-    if version == V5 and conf_server.target != "jetport":
-        pytest.skip("MQTT 5 is Jetport's; nats-server has 3.1.1 only")
     server, ws = start(conf_server, tmp_path)
     web = Paho(ws, f"web-{version}", version, ws_path="/mqtt")
     _, rc = await thread(web.connect)
