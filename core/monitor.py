@@ -253,7 +253,8 @@ def _connz_docs(hub: Hub, now: float, which: str, offset: int, limit: int, sort:
     if cid:
         docs = [d for d in docs if d["cid"] == cid]
         limit = 1
-    docs.sort(key=_DOC_SORTS[sort])
+    # "last" puts the most recent activity first, as for open connections.
+    docs.sort(key=_DOC_SORTS[sort], reverse=sort == "last")
     page = docs[offset : offset + limit]
     return {"server_id": hub.server_id, "now": rfc3339(now), "num_connections": len(page),
             "total": total, "offset": offset, "limit": limit, "connections": page}
