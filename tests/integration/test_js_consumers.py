@@ -836,11 +836,21 @@ async def _status_test(tmp_path: Path, cfg: dict[str, Any], msgs: list[bytes],
     assert got == expected
 
 
+async def pending(js, n: int) -> None:
+    """Wait until consumer C counts ``n`` pending: nats-server signals it after the PubAck."""
+    for _ in range(100):
+        if (await js.consumer_info("P", "C")).num_pending == n:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"consumer C never had {n} pending")
+
+
 async def test_pull_no_wait_nothing_is_404(tmp_path: Path) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1, "no_wait": True}, "inbox.a")
         out = await peer.frames(1)
         await js.publish("p.x", b"m")
+        await pending(js, 1)
         await peer.pull("P", "C", {"batch": 3, "no_wait": True}, "inbox.b")
         return out + await peer.frames(2)
 
