@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.jetstream.apilevel import API_LEVEL
 from core.timeutil import rfc3339, uptime
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def jetstream_summary(hub: Hub) -> dict[str, Any]:
                    "store_dir": js.store_dir},
         "stats": {"memory": memory, "storage": storage, "reserved_memory": 0,
                   "reserved_storage": 0, "accounts": len(js.accounts), "ha_assets": 0,
-                  "api": {"total": total, "errors": errors}},
+                  "api": {"level": API_LEVEL, "total": total, "errors": errors}},
     }
 
 

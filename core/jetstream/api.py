@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import headers as H
 from core.internal import InternalClient
+from core.jetstream import apilevel
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer
 from core.jetstream.models import (
@@ -37,11 +38,6 @@ API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
                 b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
 DIRECT_GET = b"$JS.API.DIRECT.GET."
 SUBJECTS_LIMIT = 100_000
-#: Keys nats-server sends with an error in these responses.
-_ERROR_EXTRAS: dict[str, dict[str, Any]] = {
-    "stream_info_response": {"total": 0, "offset": 0, "limit": 0},
-    "stream_purge_response": {"purged": 0},
-}
 T = "io.nats.jetstream.api.v1."
 NAMES_LIMIT = 1024
 LIST_LIMIT = 256
@@ -62,7 +58,7 @@ def _body(payload: bytes) -> dict[str, Any]:
 class JetStreamApi:
     def __init__(self, jsa: JetStreamAccount) -> None:
         self.jsa = jsa
-        self._queue: list[tuple[list[bytes], bytes, bytes]] = []
+        self._queue: list[tuple[list[bytes], bytes, bytes, bool]] = []
         self._worker: asyncio.Task | None = None
         #: Consumers by the (stream, name) tokens of their ack subjects.
         self._acking: dict[tuple[bytes, bytes], Consumer] = {}
@@ -82,11 +78,11 @@ class JetStreamApi:
         if tokens[:3] == [b"CONSUMER", b"MSG", b"NEXT"] and len(tokens) == 5 and reply:
             consumer = self._find_consumer(tokens[3], tokens[4])
             if consumer is not None:
-                consumer.add_request(reply, payload)
+                consumer.add_request(reply, payload, apilevel.unmet(hdr))
             return
         if not reply:
             return
-        self._queue.append((tokens, reply, payload))
+        self._queue.append((tokens, reply, payload, apilevel.unmet(hdr)))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -141,13 +137,18 @@ class JetStreamApi:
 
     async def _work(self) -> None:
         while self._queue:
-            tokens, reply, payload = self._queue.pop(0)
+            tokens, reply, payload, level_unmet = self._queue.pop(0)
             try:
+                if level_unmet:
+                    if _response_type(tokens) == "error_response":
+                        continue  # no answer to a request nats-server does not know
+                    raise E.required_api_level()
                 response = await self._dispatch(tokens, payload, reply)
             except E.ApiError as err:
                 self.jsa.api_errors += 1
-                response = {"type": T + _response_type(tokens), "error": err.to_dict()}
-                response.update(_ERROR_EXTRAS.get(_response_type(tokens), {}))
+                kind = _response_type(tokens)
+                response = {"type": T + kind, "error": err.to_dict(),
+                            **_EMPTY_EXTRAS.get(kind, {})}
             except Exception:
                 log.exception("JetStream API request %s failed", b".".join(tokens))
                 self.jsa.api_errors += 1
@@ -216,7 +217,8 @@ class JetStreamApi:
             "type": T + "account_info_response",
             **self.jsa.usage(),
             "limits": self.jsa.limits.model_dump(),
-            "api": {"total": self.jsa.api_total, "errors": self.jsa.api_errors, "level": 1},
+            "api": {"total": self.jsa.api_total, "errors": self.jsa.api_errors,
+                    "level": apilevel.API_LEVEL},
         }
 
     # -- streams ----------------------------------------------------------------------
@@ -378,12 +380,18 @@ class JetStreamApi:
         if reply:
             name = tokens[0].decode(errors="replace")
             last = tokens[1] if len(tokens) > 1 else b""
-            asyncio.get_running_loop().create_task(self.direct_get(name, last, payload, reply))
+            asyncio.get_running_loop().create_task(
+                self.direct_get(name, last, payload, reply, apilevel.unmet(hdr)))
 
-    async def direct_get(self, name: str, subject: bytes, payload: bytes, reply: bytes) -> None:
+    async def direct_get(self, name: str, subject: bytes, payload: bytes, reply: bytes,
+                         level_unmet: bool) -> None:
         router = self.jsa.account.router
         stream = self.jsa.streams.get(name)
         if stream is None or not stream.config.allow_direct:
+            return
+        if level_unmet:
+            router.deliver_as(reply, reply, None, H.build(code=412,
+                              description="Required Api Level"), b"")
             return
         try:
             if subject:
@@ -499,7 +507,8 @@ class NotEnabledApi:
 
 #: Zero values nats-server adds to these responses when they carry only an error.
 _EMPTY_EXTRAS: dict[str, dict[str, Any]] = {
-    **_ERROR_EXTRAS,
+    "stream_info_response": {"total": 0, "offset": 0, "limit": 0},
+    "stream_purge_response": {"purged": 0},
     "stream_names_response": {"total": 0, "offset": 0, "limit": 0, "streams": None},
     "stream_list_response": {"total": 0, "offset": 0, "limit": 0, "streams": []},
     "consumer_names_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},

@@ -459,7 +459,10 @@ class Consumer:
 
     # -- pull requests ----------------------------------------------------------------
 
-    def add_request(self, reply: bytes, body: bytes) -> None:
+    def add_request(self, reply: bytes, body: bytes, level_unmet: bool = False) -> None:
+        if level_unmet:
+            self._send_status(reply, 412, "Required Api Level")
+            return
         if not self.pull:
             self._send_status(reply, 409, "Consumer is push based")
             return

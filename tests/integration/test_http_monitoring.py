@@ -64,6 +64,7 @@ async def test_monitoring_shapes(conf_server, tmp_path):
                     "consumers", "messages", "bytes", "total"):
             assert key in jsz, key
         assert (jsz["streams"], jsz["consumers"], jsz["messages"]) == (1, 1, 1)
+        assert jsz["api"]["level"] >= 1
         assert "account_details" not in jsz
         full = (await http.get("/jsz?accounts=true&streams=true&consumers=true&config=true"))
         acc = full.json()["account_details"][0]

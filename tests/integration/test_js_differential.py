@@ -83,8 +83,9 @@ class Step:
     capture: str = ""
 
 
-def api(desc: str, subject: str, body: Any = None, capture: str = "") -> Step:
-    return Step(desc, "api", subject, body, capture=capture)
+def api(desc: str, subject: str, body: Any = None, capture: str = "",
+        headers: dict[str, str] | None = None) -> Step:
+    return Step(desc, "api", subject, body, headers, capture=capture)
 
 
 def pub(desc: str, subject: str, data: bytes = b"", headers: dict[str, str] | None = None
@@ -92,8 +93,9 @@ def pub(desc: str, subject: str, data: bytes = b"", headers: dict[str, str] | No
     return Step(desc, "pub", subject, data, headers)
 
 
-def next_msgs(desc: str, stream: str, consumer: str, body: Any) -> Step:
-    return Step(desc, "next", f"CONSUMER.MSG.NEXT.{stream}.{consumer}", body)
+def next_msgs(desc: str, stream: str, consumer: str, body: Any,
+              headers: dict[str, str] | None = None) -> Step:
+    return Step(desc, "next", f"CONSUMER.MSG.NEXT.{stream}.{consumer}", body, headers)
 
 
 def _payload(body: Any) -> bytes:
@@ -141,7 +143,8 @@ async def run_scenario(server: ServerProcess, steps: list[Step]) -> list[Any]:
                 subject = subject.replace(f"<{key}>", value)
             outcome: Any
             if step.kind == "next":
-                outcome = await _pull(nc, "$JS.API." + subject, _payload(step.body), i)
+                outcome = await _pull(nc, "$JS.API." + subject, _payload(step.body), i,
+                                      step.headers)
             else:
                 full = "$JS.API." + subject if step.kind == "api" else subject
                 try:
@@ -163,7 +166,8 @@ async def run_scenario(server: ServerProcess, steps: list[Step]) -> list[Any]:
     return [_replace_names(r, names) for r in results]
 
 
-async def _pull(nc: Any, subject: str, payload: bytes, i: int) -> list[Any]:
+async def _pull(nc: Any, subject: str, payload: bytes, i: int,
+                headers: dict[str, str] | None) -> list[Any]:
     """Send a pull request and collect what arrives until things go quiet."""
     inbox = f"_INBOX.diff.{i}"
     got: list[Any] = []
@@ -175,7 +179,7 @@ async def _pull(nc: Any, subject: str, payload: bytes, i: int) -> list[Any]:
         arrived.set()
 
     sub = await nc.subscribe(inbox, cb=cb)
-    await nc.publish(subject, payload, reply=inbox)
+    await nc.publish(subject, payload, reply=inbox, headers=headers)
     while True:
         arrived.clear()
         try:
@@ -464,6 +468,57 @@ CONSUMERS: list[Step] = [
     api("account info", "INFO"),
 ]
 
+#: ``Nats-Required-Api-Level`` above the hub's level (1) and the reference's, and not a number.
+ABOVE = {"Nats-Required-Api-Level": "99"}
+NOT_A_LEVEL = {"Nats-Required-Api-Level": "two"}
+
+API_LEVEL: list[Step] = [
+    api("create L at level 1", "STREAM.CREATE.L",
+        {"name": "L", "subjects": ["l.>"], "allow_direct": True},
+        headers={"Nats-Required-Api-Level": "1"}),
+    api("create M with an empty level", "STREAM.CREATE.M", {"name": "M", "subjects": ["m"]},
+        headers={"Nats-Required-Api-Level": ""}),
+    api("create N with a negative level", "STREAM.CREATE.N", {"name": "N", "subjects": ["n"]},
+        headers={"Nats-Required-Api-Level": "-1"}),
+    pub("a publish is not checked", "l.a", b"one", ABOVE),
+    api("consumer C", "CONSUMER.CREATE.L.C", {"stream_name": "L", "config": {"name": "C"}}),
+    api("account info above our level", "INFO", headers=ABOVE),
+    api("account info, level not a number", "INFO", headers=NOT_A_LEVEL),
+    api("stream create above our level", "STREAM.CREATE.X", {"name": "X", "subjects": ["x"]},
+        headers=ABOVE),
+    api("stream update above our level", "STREAM.UPDATE.L", {"name": "L", "subjects": ["l.>"]},
+        headers=ABOVE),
+    api("stream info", "STREAM.INFO.L", headers=ABOVE),
+    api("stream names", "STREAM.NAMES", headers=ABOVE),
+    api("stream list", "STREAM.LIST", headers=NOT_A_LEVEL),
+    api("stream names with bad JSON", "STREAM.NAMES", b"{bad"),
+    api("stream list with bad JSON", "STREAM.LIST", b"{bad"),
+    api("consumer names with bad JSON", "CONSUMER.NAMES.L", b"{bad"),
+    api("consumer list of a missing stream", "CONSUMER.LIST.NOPE"),
+    api("stream purge", "STREAM.PURGE.L", headers=ABOVE),
+    api("message get", "STREAM.MSG.GET.L", {"seq": 1}, headers=ABOVE),
+    api("message delete", "STREAM.MSG.DELETE.L", {"seq": 1}, headers=ABOVE),
+    api("direct get", "DIRECT.GET.L", {"seq": 1}, headers=ABOVE),
+    api("direct get at our level", "DIRECT.GET.L", {"seq": 1},
+        headers={"Nats-Required-Api-Level": "1"}),
+    api("consumer create", "CONSUMER.CREATE.L.D", {"stream_name": "L", "config": {"name": "D"}},
+        headers=ABOVE),
+    api("durable create", "CONSUMER.DURABLE.CREATE.L.D",
+        {"stream_name": "L", "config": {"durable_name": "D"}}, headers=ABOVE),
+    api("consumer info", "CONSUMER.INFO.L.C", headers=ABOVE),
+    api("consumer names", "CONSUMER.NAMES.L", headers=ABOVE),
+    api("consumer list", "CONSUMER.LIST.L", headers=NOT_A_LEVEL),
+    next_msgs("pull above our level", "L", "C", {"batch": 1, "no_wait": True}, ABOVE),
+    next_msgs("pull at our level", "L", "C", {"batch": 1, "no_wait": True},
+              {"Nats-Required-Api-Level": "1"}),
+    api("consumer delete", "CONSUMER.DELETE.L.C", headers=ABOVE),
+    api("stream delete", "STREAM.DELETE.L", headers=ABOVE),
+    api("an unknown request is not answered", "STREAM.FROB.L", headers=ABOVE),
+    api("stream names: every refusal left things as they were", "STREAM.NAMES"),
+    api("consumer names", "CONSUMER.NAMES.L"),
+    api("account info", "INFO"),
+]
+
 
 async def test_stream_administration(tmp_path: Path) -> None:
     await compare(tmp_path, STREAM_ADMIN)
@@ -475,3 +530,7 @@ async def test_publish_and_messages(tmp_path: Path) -> None:
 
 async def test_consumers(tmp_path: Path) -> None:
     await compare(tmp_path, CONSUMERS)
+
+
+async def test_required_api_level(tmp_path: Path) -> None:
+    await compare(tmp_path, API_LEVEL)
