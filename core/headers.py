@@ -45,3 +45,14 @@ def add(hdr: bytes | None, items: list[tuple[bytes, bytes]]) -> bytes:
     """Append header lines to a block (or start one)."""
     base = hdr if hdr else EMPTY
     return base[:-2] + b"".join(k + b": " + v + b"\r\n" for k, v in items) + b"\r\n"
+
+
+def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
+    """The block with the first ``key`` line's value set to ``value``."""
+    lines = hdr.split(b"\r\n")
+    for i, line in enumerate(lines[1:], 1):
+        name, sep, _ = line.partition(b":")
+        if sep and name == key:
+            lines[i] = key + b": " + value
+            break
+    return b"\r\n".join(lines)

@@ -70,6 +70,8 @@ class JetStreamAccount:
             self.streams[name] = stream
             stream.attach()
             await stream.recover_msg_ids()
+            if config.allow_msg_ttl:
+                await stream.ttls.recover()
             await recover_consumers(stream)
             await stream.start_links()
             state = store.state()

@@ -18,6 +18,7 @@ from core.client import Delivery
 from core.jetstream import errors as E
 from core.jetstream.sourcing import Link, links_for
 from core.jetstream.transform import SubjectTransform
+from core.jetstream.ttl import TTL, MessageTTLs
 from core.log import log
 from core.timeutil import rfc3339
 from storage.base import StoredMsg, StreamStore
@@ -33,7 +34,7 @@ EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 ROLLUP = b"Nats-Rollup"
 _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
-            EXPECTED_LAST_MSG_ID, ROLLUP)
+            EXPECTED_LAST_MSG_ID, ROLLUP, TTL)
 _NS = 1_000_000_000
 #: Messages stored per commit request; smaller chunks let commits overlap with storing
 #: and return acks sooner, so a pipelining publisher never waits for a whole window.
@@ -56,6 +57,7 @@ class Stream:
         self._msg_ids: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
         self._last_msg_id: bytes = b""
         self._expiry: asyncio.TimerHandle | None = None
+        self.ttls = MessageTTLs(self)
         self._transform: SubjectTransform | None = None
         self._republish: SubjectTransform | None = None
         self._ack_prefix = b""
@@ -116,6 +118,7 @@ class Stream:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+        self.ttls.stop()
 
     # -- ingest ---------------------------------------------------------------------
 
@@ -251,6 +254,7 @@ class Stream:
         now = ts or time.time_ns()
         msg_id = b""
         rollup = b""
+        ttl = 0
         if hdrs:
             msg_id = hdrs.get(MSG_ID, b"")
             if msg_id:
@@ -265,6 +269,10 @@ class Stream:
                     raise E.rollup_not_permitted()
                 if rollup not in (b"sub", b"all"):
                     raise E.rollup_invalid(rollup.decode(errors="replace"))
+            if TTL in hdrs and (cfg.allow_msg_ttl or not sourced):
+                if not cfg.allow_msg_ttl:
+                    raise E.msg_ttl_disabled()
+                hdr, ttl = self.ttls.admit(hdr, hdrs[TTL])
         if not sourced and self.jsa.limited(cfg.storage):
             err = self.jsa.publish_error(cfg.storage, self.store.record_size(subject, hdr, payload))
             if err is not None:
@@ -276,11 +284,13 @@ class Stream:
             return state.last_seq + 1, False
         if cfg.discard == "new":
             await self._check_discard_new(subject, size, state)
-        seq = state.last_seq + 1
         republish = self._republish.apply(subject) if self._republish is not None else None
         previous = await self.store.last(subject) if republish is not None else None
+        seq = self.store.state().last_seq + 1  # after the awaits: expiry may have added
         self.store.store(seq, subject, hdr, payload, now)
         self.jsa.stored_any = True
+        if ttl:
+            self.ttls.track(seq, now, ttl)
         if republish is not None:
             self._send_republished(republish, subject, seq, now, previous, hdr, payload)
         if msg_id:
@@ -404,16 +414,16 @@ class Stream:
 
     async def _expire_old(self) -> None:
         horizon = time.time_ns() - self.config.max_age
-        store, removed = self.store, 0
-        while True:
-            first = await store.next(store.state().first_seq)
-            if first is None or first.ts > horizon:
-                break
-            await store.remove(first.seq)
-            removed += 1
-        if removed:
-            log.debug("stream %s: %d messages expired", self.name, removed)
-            self.jsa.stream_changed(self)
+        store, forever = self.store, self.ttls.forever
+        gone: list[StoredMsg] = []
+        msg = await store.next(store.state().first_seq)
+        while msg is not None and msg.ts <= horizon and not self.closed:
+            if msg.seq not in forever and await store.remove(msg.seq):
+                gone.append(msg)
+            msg = await store.next(msg.seq + 1)
+        if gone:
+            log.debug("stream %s: %d messages expired", self.name, len(gone))
+        await self.ttls.removed(gone)
 
     # -- retention ------------------------------------------------------------------
 
