@@ -172,6 +172,8 @@ class JetStreamAccount:
         name = config.name or config.durable_name
         existing = stream.consumers.get(name) if name else None
         if existing is not None:
+            if config.pause_until is None:  # an update that does not say keeps the pause
+                config.pause_until = existing.config.pause_until
             if action == "create" and existing.config.dump() != config.dump():
                 raise E.consumer_already_exists()
             if existing.config.dump() != config.dump():
@@ -179,6 +181,7 @@ class JetStreamAccount:
                                       deliver_bound=existing.bound())
                 existing.config = config
                 existing.save(soon=True)
+                existing.paused()
                 existing.wake()
             return existing
         if action == "update":

@@ -18,10 +18,14 @@ from core.jetstream import apilevel
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer
 from core.jetstream.models import (
+    ZERO_TIME_NS,
+    ConsumerPauseRequest,
+    ConsumerPauseResponse,
     check_stream_create,
     normalize_consumer_config,
     normalize_stream_config,
     parse_consumer_request,
+    parse_model,
     parse_stream_config,
 )
 from core.log import log
@@ -202,7 +206,20 @@ class JetStreamApi:
         if op == "DELETE" and n == 4:
             self.jsa.remove_consumer(self.jsa.stream(words[2]), words[3])
             return {"type": T + "consumer_delete_response", "success": True}
+        if op == "PAUSE" and n == 4:
+            return await self.consumer_pause(words[2], words[3], payload)
         return None
+
+    async def consumer_pause(self, stream: str, name: str, payload: bytes) -> dict[str, Any]:
+        consumer = self._consumer(stream, name)
+        req = parse_model(ConsumerPauseRequest, payload) if payload.strip() else None
+        until = req.pause_until if req is not None else None
+        consumer.pause(until)
+        left = consumer.paused()
+        answer = ConsumerPauseResponse(
+            paused=left > 0, pause_until=ZERO_TIME_NS if until is None else until,
+            pause_remaining=left)
+        return {"type": T + "consumer_pause_response", **answer.dump()}
 
     def _consumer(self, stream: str, name: str) -> Consumer:
         consumer = self.jsa.stream(stream).consumers.get(name)
@@ -556,6 +573,7 @@ _RESPONSE_TYPES = {
     ("CONSUMER", "DELETE"): "consumer_delete_response",
     ("CONSUMER", "NAMES"): "consumer_names_response",
     ("CONSUMER", "LIST"): "consumer_list_response",
+    ("CONSUMER", "PAUSE"): "consumer_pause_response",
 }
 
 
@@ -568,7 +586,6 @@ _NOT_ENABLED_TYPES: dict[tuple[str, ...], str] = {
     ("STREAM", "RESTORE"): "stream_restore_response",
     ("STREAM", "PEER", "REMOVE"): "stream_remove_peer_response",
     ("STREAM", "LEADER", "STEPDOWN"): "stream_leader_stepdown_response",
-    ("CONSUMER", "PAUSE"): "consumer_pause_response",
     ("CONSUMER", "LEADER", "STEPDOWN"): "consumer_leader_stepdown_response",
 }
 

@@ -74,6 +74,7 @@ class Consumer:
         self._task: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._hb_timer: asyncio.TimerHandle | None = None
+        self._resume_timer: asyncio.TimerHandle | None = None
         self._pre: deque[int] = deque()  # last_per_subject seqs still to send
         self._started = state is not None
         self._starting: asyncio.Task | None = None
@@ -121,7 +122,29 @@ class Consumer:
                                                    self._heartbeat)
         if self.config.inactive_threshold:
             self._loop.call_later(self.config.inactive_threshold / _NS, self._check_inactive)
+        self.paused()
         self.wake()
+
+    def pause(self, until: int | None) -> None:
+        """Deliver nothing until ``until`` (ns; None or past resumes now), as config."""
+        self.config = self.config.model_copy(update={"pause_until": until})
+        self.save(soon=True)
+        self.paused()
+        self.wake()
+
+    def paused(self) -> int:
+        """Nanoseconds of pause left (0: delivering); keeps a timer to resume on time."""
+        until = self.config.pause_until
+        if not until and self._resume_timer is None:
+            return 0  # the delivery loop's usual case, kept cheap
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        left = (until or 0) - time.time_ns()
+        if left <= 0 or self.stopped:
+            return 0
+        self._resume_timer = self._loop.call_later(left / _NS, self.wake)
+        return left
 
     def stop(self, deleted: bool = False) -> None:
         if self._saving is not None:
@@ -132,7 +155,7 @@ class Consumer:
         if not self.pull:
             self.stream.jsa.account.router.unwatch(self.config.deliver_subject.encode(),
                                                   self.wake)
-        for handle in (self._timer, self._hb_timer):
+        for handle in (self._timer, self._hb_timer, self._resume_timer):
             if handle is not None:
                 handle.cancel()
         if self._task is not None:
@@ -277,6 +300,9 @@ class Consumer:
                     self._send_out()
                     await asyncio.sleep(0)
                     continue
+                if self.paused():
+                    self._nothing_left()  # pull requests wait, or end now if they must
+                    return
                 target = self._target()
                 if target is None:
                     return
@@ -707,6 +733,9 @@ class Consumer:
         }
         if self.bound():
             doc["push_bound"] = True
+        left = self.paused()
+        if left:
+            doc["paused"], doc["pause_remaining"] = True, left
         return doc
 
 

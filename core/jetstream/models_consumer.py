@@ -149,6 +149,26 @@ class CreateConsumerRequest(WireModel):
     pedantic: Bool = False
 
 
+class ConsumerPauseRequest(WireModel):
+    """The body of CONSUMER.PAUSE: pause until then; none, zero or past resumes."""
+
+    _go_name = "JSApiConsumerPauseRequest"
+    _omitempty = frozenset({"pause_until"})
+
+    pause_until: Timestamp | None = None
+
+
+class ConsumerPauseResponse(WireModel):
+    """CONSUMER.PAUSE's answer; responses add ``type``."""
+
+    _go_name = "JSApiConsumerPauseResponse"
+    _omitempty = frozenset({"pause_remaining"})
+
+    paused: Bool = False
+    pause_until: Timestamp = ZERO_TIME_NS
+    pause_remaining: Duration = 0
+
+
 class PullRequest(WireModel):
     """A CONSUMER.MSG.NEXT request (Go's JSApiConsumerGetNextRequest)."""
 
