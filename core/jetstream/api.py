@@ -13,7 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
-from core.internal import InternalClient
 from core.jetstream import apilevel
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer
@@ -28,21 +27,18 @@ from core.jetstream.models import (
     parse_model,
     parse_stream_config,
 )
+from core.jetstream.responses import EMPTY_EXTRAS, PREFIX, T, response_type
 from core.log import log
 from core.timeutil import rfc3339
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
     from core.jetstream.account import JetStreamAccount
     from core.jetstream.stream import Stream
 
-PREFIX = b"$JS.API."
 API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
                 b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
 DIRECT_GET = b"$JS.API.DIRECT.GET."
 SUBJECTS_LIMIT = 100_000
-T = "io.nats.jetstream.api.v1."
 NAMES_LIMIT = 1024
 LIST_LIMIT = 256
 
@@ -144,19 +140,19 @@ class JetStreamApi:
             tokens, reply, payload, level_unmet = self._queue.pop(0)
             try:
                 if level_unmet:
-                    if _response_type(tokens) == "error_response":
+                    if response_type(tokens) == "error_response":
                         continue  # no answer to a request nats-server does not know
                     raise E.required_api_level()
                 response = await self._dispatch(tokens, payload, reply)
             except E.ApiError as err:
                 self.jsa.api_errors += 1
-                kind = _response_type(tokens)
+                kind = response_type(tokens)
                 response = {"type": T + kind, "error": err.to_dict(),
-                            **_EMPTY_EXTRAS.get(kind, {})}
+                            **EMPTY_EXTRAS.get(kind, {})}
             except Exception:
                 log.exception("JetStream API request %s failed", b".".join(tokens))
                 self.jsa.api_errors += 1
-                response = {"type": T + _response_type(tokens),
+                response = {"type": T + response_type(tokens),
                             "error": E.ApiError(500, 10003, "internal error").to_dict()}
             self.jsa.api_total += 1  # counted after: INFO reports the calls before it
             if response is not None:
@@ -488,126 +484,6 @@ _STREAM_OPS = {
     "DELETE": JetStreamApi.stream_delete,
     "PURGE": JetStreamApi.stream_purge,
 }
-
-
-class NotEnabledApi:
-    """The API of an account without JetStream: every request nats-server answers gets
-    its response type with error 10039 (or 10010 for clustering-only requests).
-
-    Pull requests and direct gets are not listened to, so they find no responders, as
-    with nats-server; account, meta and server requests are listened to but not answered.
-    """
-
-    SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.ACCOUNT.>", b"$JS.API.META.>",
-                b"$JS.API.SERVER.>") + tuple(
-        b"$JS.API.CONSUMER.%b.>" % op for op in (
-            b"CREATE", b"DURABLE", b"INFO", b"DELETE", b"NAMES", b"LIST", b"PAUSE", b"UNPIN",
-            b"LEADER"))
-
-    def __init__(self, hub: Hub, account: Account) -> None:
-        self.client = InternalClient(hub, account, "$JS")
-        for subject in self.SUBJECTS:
-            self.client.listen(subject, self._on_request)
-
-    def _on_request(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
-                    payload: bytes) -> None:
-        if not reply:
-            return
-        response = not_enabled_response(subject[len(PREFIX):].split(b"."), payload)
-        if response is not None:
-            self.client.send(reply, None, None,
-                             json.dumps(response, separators=(",", ":")).encode())
-
-    def close(self) -> None:
-        self.client.release()
-
-
-#: Zero values nats-server adds to these responses when they carry only an error.
-_EMPTY_EXTRAS: dict[str, dict[str, Any]] = {
-    "stream_info_response": {"total": 0, "offset": 0, "limit": 0},
-    "stream_purge_response": {"purged": 0},
-    "stream_names_response": {"total": 0, "offset": 0, "limit": 0, "streams": None},
-    "stream_list_response": {"total": 0, "offset": 0, "limit": 0, "streams": []},
-    "consumer_names_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
-    "consumer_list_response": {"total": 0, "offset": 0, "limit": 0, "consumers": []},
-    "stream_restore_response": {"deliver_subject": ""},
-    "consumer_pause_response": {"paused": False, "pause_until": "0001-01-01T00:00:00Z"},
-}
-_CLUSTER_ONLY = {"stream_remove_peer_response", "stream_leader_stepdown_response",
-                 "consumer_leader_stepdown_response"}
-
-
-def not_enabled_response(tokens: list[bytes], payload: bytes = b"") -> dict[str, Any] | None:
-    """nats-server's answer to an API request of an account without JetStream.
-
-    Consumer creates still have their body parsed first, and CONSUMER.INFO its body
-    checked for emptiness, as nats-server does before it looks at the account.
-    """
-    words = tuple(t.decode(errors="replace") for t in tokens)
-    kind = _NOT_ENABLED_TYPES.get(words[:3]) or _NOT_ENABLED_TYPES.get(words[:2])
-    if kind is None:
-        return None
-    err = E.cluster_required() if kind in _CLUSTER_ONLY else E.not_enabled_for_account()
-    try:
-        if kind == "consumer_create_response":
-            parse_consumer_request(payload, strict=True)
-        elif words[:2] == ("CONSUMER", "INFO") and not _empty_request(payload):
-            err = E.not_empty_request()
-    except E.ApiError as bad:
-        err = bad
-    return {"type": T + kind, "error": err.to_dict(), **_EMPTY_EXTRAS.get(kind, {})}
-
-
-_RESPONSE_TYPES = {
-    ("STREAM", "CREATE"): "stream_create_response",
-    ("STREAM", "UPDATE"): "stream_update_response",
-    ("STREAM", "INFO"): "stream_info_response",
-    ("STREAM", "DELETE"): "stream_delete_response",
-    ("STREAM", "PURGE"): "stream_purge_response",
-    ("STREAM", "NAMES"): "stream_names_response",
-    ("STREAM", "LIST"): "stream_list_response",
-    ("STREAM", "MSG"): "stream_msg_get_response",
-    ("CONSUMER", "CREATE"): "consumer_create_response",
-    ("CONSUMER", "DURABLE"): "consumer_create_response",
-    ("CONSUMER", "INFO"): "consumer_info_response",
-    ("CONSUMER", "DELETE"): "consumer_delete_response",
-    ("CONSUMER", "NAMES"): "consumer_names_response",
-    ("CONSUMER", "LIST"): "consumer_list_response",
-    ("CONSUMER", "PAUSE"): "consumer_pause_response",
-}
-
-
-_NOT_ENABLED_TYPES: dict[tuple[str, ...], str] = {
-    ("INFO",): "account_info_response",
-    **{k: v for k, v in _RESPONSE_TYPES.items() if k != ("STREAM", "MSG")},
-    ("STREAM", "MSG", "GET"): "stream_msg_get_response",
-    ("STREAM", "MSG", "DELETE"): "stream_msg_delete_response",
-    ("STREAM", "SNAPSHOT"): "stream_snapshot_response",
-    ("STREAM", "RESTORE"): "stream_restore_response",
-    ("STREAM", "PEER", "REMOVE"): "stream_remove_peer_response",
-    ("STREAM", "LEADER", "STEPDOWN"): "stream_leader_stepdown_response",
-    ("CONSUMER", "LEADER", "STEPDOWN"): "consumer_leader_stepdown_response",
-}
-
-
-def _response_type(tokens: list[bytes]) -> str:
-    words = tuple(t.decode(errors="replace") for t in tokens[:3])
-    if words[:3] == ("STREAM", "MSG", "DELETE"):
-        return "stream_msg_delete_response"
-    if words[:1] == ("INFO",):
-        return "account_info_response"
-    return _RESPONSE_TYPES.get(words[:2], "error_response")
-
-
-def _empty_request(payload: bytes) -> bool:
-    """Nothing, or a JSON object without keys."""
-    if not payload or payload == b"{}":
-        return True
-    try:
-        doc = json.loads(payload)
-    except ValueError:
-        return False
-    return doc == {}
 
 
 def _names_storage(payload: bytes) -> bool:

@@ -8,17 +8,15 @@ consumers cost nothing but their state.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import json
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
 from core.client import Delivery
-from core.jetstream.models import BadPullRequest, parse_pull_request
+from core.jetstream.acks import AckTracking
+from core.jetstream.pull import PullQueue, PullRequest, pending_headers, status_block
 from core.log import log
 from core.subjects import subject_matches
 from core.timeutil import rfc3339
@@ -37,23 +35,7 @@ READ_AHEAD = 256
 SAVE_EVERY = 0.05
 
 
-@dataclass
-class PullRequest:
-    reply: bytes
-    batch: int
-    max_bytes: int
-    expires: int  # monotonic ns deadline, 0 = never
-    no_wait: bool
-    heartbeat: int  # ns
-    last_hb: int = 0
-    sent: int = 0
-
-
-def _status(code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
-    return H.build(list(extra), code, desc)
-
-
-class Consumer:
+class Consumer(PullQueue, AckTracking):
     def __init__(self, stream: Stream, config: Any, created_ns: int,
                  state: ConsumerState | None = None, name: str = "") -> None:
         self.stream = stream
@@ -345,7 +327,7 @@ class Consumer:
                         # the request cannot take this message: end it, keep the message
                         self.waiting.popleft()
                         self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
-                                          _pending_headers(target))
+                                          pending_headers(target))
                         self._unfetch(msg)
                         buf.clear()
                         break
@@ -395,7 +377,7 @@ class Consumer:
                                                  token.encode())
         subject = self.config.deliver_subject.encode()
         self.stream.jsa.account.router.deliver_as(
-            subject, subject, self._fc_pending, _status(100, "FlowControl Request"), b""
+            subject, subject, self._fc_pending, status_block(100, "FlowControl Request"), b""
         )
 
     def flow_control_reply(self, subject: bytes) -> None:
@@ -478,72 +460,6 @@ class Consumer:
             out, self._out = self._out, []
             self.stream.jsa.account.router.deliver_batch_as(self._out_route, out)
 
-    def _nothing_left(self) -> None:
-        """No message to send: answer pull requests that must not wait."""
-        while self.waiting and self.waiting[0].no_wait and not self.waiting[0].expires:
-            self._send_status(self.waiting.popleft().reply, 404, "No Messages")
-
-    # -- pull requests ----------------------------------------------------------------
-
-    def add_request(self, reply: bytes, body: bytes, level_unmet: bool = False) -> None:
-        if level_unmet:
-            self._send_status(reply, 412, "Required Api Level")
-            return
-        if not self.pull:
-            self._send_status(reply, 409, "Consumer is push based")
-            return
-        try:
-            req = _parse_pull(reply, body)
-        except BadPullRequest as exc:
-            self._send_status(reply, 400, f"Bad Request - {exc}")
-            return
-        cfg = self.config
-        if cfg.max_batch and req.batch > cfg.max_batch:
-            self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
-            return
-        if cfg.max_waiting and len(self.waiting) >= cfg.max_waiting:
-            self._send_status(reply, 409, "Exceeded MaxWaiting")
-            return
-        self.last_active = time.time_ns()
-        self.waiting.append(req)
-        if req.expires:
-            delay = (req.expires - time.monotonic_ns()) / _NS
-            self._loop.call_later(max(delay, 0), self._expire_requests)
-        if req.heartbeat:
-            req.last_hb = time.monotonic_ns()
-            self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
-        self.wake()
-
-    def _expire_requests(self) -> None:
-        # Timers may fire a hair early; a request due within the next millisecond ends now.
-        now = time.monotonic_ns() + 1_000_000
-        keep: deque[PullRequest] = deque()
-        for req in self.waiting:
-            if req.expires and req.expires <= now:
-                self._request_timeout(req)
-            else:
-                keep.append(req)
-        self.waiting = keep
-
-    def _request_timeout(self, req: PullRequest) -> None:
-        self._send_status(req.reply, 408, "Request Timeout", _pending_headers(req))
-
-    def _pull_heartbeat(self, req: PullRequest) -> None:
-        if req not in self.waiting or self.stopped:
-            return
-        self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
-        self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
-
-    def _last_headers(self) -> list[tuple[bytes, bytes]]:
-        st = self.state
-        return [(b"Nats-Last-Consumer", b"%d" % st.delivered_consumer_seq),
-                (b"Nats-Last-Stream", b"%d" % st.delivered_stream_seq)]
-
-    def _send_status(self, to: bytes, code: int, desc: str,
-                     extra: list[tuple[bytes, bytes]] = ()) -> None:
-        self._send_out()
-        self.stream.jsa.account.router.deliver_as(to, to, None, _status(code, desc, extra), b"")
-
     def _heartbeat(self) -> None:
         """Push consumers: tell an idle subscriber the consumer is alive."""
         if self.stopped:
@@ -555,7 +471,7 @@ class Consumer:
             if self._fc_pending is not None:
                 extra.append((b"Nats-Consumer-Stalled", self._fc_pending))
             self.stream.jsa.account.router.deliver_as(
-                subject, subject, None, _status(100, "Idle Heartbeat", extra), b""
+                subject, subject, None, status_block(100, "Idle Heartbeat", extra), b""
             )
         self._hb_timer = self._loop.call_later(interval, self._heartbeat)
 
@@ -571,131 +487,6 @@ class Consumer:
             self.stream.jsa.remove_consumer(self.stream, self.name)
             return
         self._loop.call_later(threshold / _NS / 2 or 0.1, self._check_inactive)
-
-    # -- acks -------------------------------------------------------------------------
-
-    def _set_deadline(self, seq: int, delay_ns: int) -> None:
-        self._set_due(seq, time.monotonic_ns() + delay_ns)
-        self._arm_timer()
-
-    def _set_due(self, seq: int, due: int) -> None:
-        """(Re)set when ``seq`` is due again (monotonic ns); an older deadline for it no
-        longer counts.  The timer is the caller's to arm."""
-        self._due[seq] = due
-        heapq.heappush(self._deadlines, (due, seq))
-
-    def _arm_timer(self) -> None:
-        if not self._deadlines:
-            return
-        head = self._deadlines[0][0]
-        if self._timer is not None:
-            if self._timer_at <= head:
-                return
-            self._timer.cancel()
-        self._timer_at = head
-        delay = max(head - time.monotonic_ns(), 0) / _NS
-        self._timer = self._loop.call_later(delay, self._ack_timeouts)
-
-    def _ack_timeouts(self) -> None:
-        """Unacked past ack_wait: queue for redelivery (up to max_deliver)."""
-        self._timer = None
-        now = time.monotonic_ns()
-        st, due = self.state, []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            at, seq = heapq.heappop(self._deadlines)
-            if seq in st.pending and self._due.get(seq) == at:
-                del self._due[seq]
-                due.append(seq)
-        for seq in due:
-            self._schedule_redelivery(seq)
-        self._arm_timer()
-        if due:
-            self.wake()
-
-    def _schedule_redelivery(self, seq: int) -> None:
-        st = self.state
-        dc = st.redelivered.get(seq, 1)
-        if self.config.max_deliver > 0 and dc >= self.config.max_deliver:
-            st.pending.pop(seq, None)
-            st.redelivered.pop(seq, None)
-            self._advance_floor()
-            return
-        if seq not in self._redeliver:
-            self._redeliver.append(seq)
-            self._redeliver.sort()
-
-    def ack_plain(self, seqs: list[int]) -> None:
-        """Plain acks (no payload, no reply) of these stream sequences, in order: what
-        most acks are, taken a run at a time."""
-        self._ack(seqs)
-        self.save()
-
-    def process_ack(self, sseq: int, dseq: int, payload: bytes, reply: bytes | None) -> None:
-        kind, _, rest = payload.strip().partition(b" ")
-        st = self.state
-        if kind in (b"", b"+ACK", b"+OK"):
-            self._ack([sseq])
-        elif kind == b"-NAK":
-            if sseq in st.pending:
-                delay = _nak_delay(rest)
-                if delay:
-                    self._set_deadline(sseq, delay)
-                else:
-                    self._due.pop(sseq, None)
-                    self._schedule_redelivery(sseq)
-                    self.wake()
-        elif kind == b"+WPI":
-            if sseq in st.pending:
-                self._set_deadline(sseq, self.config.ack_wait)
-                st.pending[sseq] = (st.pending[sseq][0], time.time_ns())
-        elif kind == b"+NXT":
-            self._ack([sseq])
-            if reply:
-                self.add_request(reply, rest)
-                reply = None
-        elif kind == b"+TERM":
-            self._ack([sseq])
-        if reply:
-            self.stream.jsa.client.send(reply, None, None, b"")
-        self.save()
-
-    def _ack(self, seqs: list[int]) -> None:
-        st = self.state
-        pending = st.pending
-        if self.config.ack_policy == "all":
-            top = max(seqs)
-            acked = [s for s in pending if s <= top]
-        else:
-            acked = [s for s in seqs if s in pending]
-        redelivered, due = st.redelivered, self._due
-        for s in acked:
-            if pending.pop(s, None) is None:
-                continue  # acked twice in this run
-            if redelivered:
-                redelivered.pop(s, None)
-            due.pop(s, None)
-        if acked:
-            self._advance_floor()
-            self.stream.acked(self, acked)
-            if self._blocked:  # only max_ack_pending makes delivery wait for acks
-                self._blocked = False
-                self.wake()
-
-    def _advance_floor(self) -> None:
-        st = self.state
-        if st.pending:
-            # Pending sequences in delivery order, which is stream order (a redelivery
-            # keeps its place), trimmed lazily: the first still pending is the lowest.
-            # (A dict's first key would do, but finding it walks every deleted slot.)
-            order, pending = self._order, st.pending
-            while order[0] not in pending:
-                order.popleft()
-            low = order[0]
-            st.ack_floor_stream_seq = low - 1
-            st.ack_floor_consumer_seq = st.pending[low][0] - 1
-        else:
-            st.ack_floor_stream_seq = st.delivered_stream_seq
-            st.ack_floor_consumer_seq = st.delivered_consumer_seq
 
     def bound(self) -> bool:
         """A push consumer with someone listening on its deliver subject."""
@@ -737,37 +528,6 @@ class Consumer:
         if left:
             doc["paused"], doc["pause_remaining"] = True, left
         return doc
-
-
-def _pending_headers(req: PullRequest) -> list[tuple[bytes, bytes]]:
-    """What a request still wanted when it ended: its unfilled batch and bytes."""
-    return [(b"Nats-Pending-Messages", b"%d" % req.batch),
-            (b"Nats-Pending-Bytes", b"%d" % max(req.max_bytes, 0))]
-
-
-def _parse_pull(reply: bytes, body: bytes) -> PullRequest:
-    req = parse_pull_request(body)
-    deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
-    return PullRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
-                       req.idle_heartbeat)
-
-
-def _nak_delay(rest: bytes) -> int:
-    """-NAK's optional delay: JSON {"delay": ns} or a Go duration; ns."""
-    rest = rest.strip()
-    if not rest:
-        return 0
-    if rest.startswith(b"{"):
-        try:
-            return int(json.loads(rest).get("delay") or 0)
-        except (ValueError, AttributeError):
-            return 0
-    from core.options import parse_duration
-
-    try:
-        return int(parse_duration(rest.decode()) * _NS)
-    except ValueError:
-        return 0
 
 
 def _parse_time_ns(value: Any) -> int:

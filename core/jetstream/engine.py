@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from core.jetstream.account import JetStreamAccount
-from core.jetstream.api import NotEnabledApi
+from core.jetstream.disabled import NotEnabledApi
 from core.log import log
 from core.subjects import subject_matches
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from core import headers as H
 from core.jetstream import errors as E
 from core.jetstream.ttl import NEVER, parse_ttl
