@@ -10,11 +10,11 @@ until the response threshold for ``stream`` and ``chunked`` ones).
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import TYPE_CHECKING
 
 from core.authconf import export_for
+from core.ids import base62
 from core.internal import InternalClient
 from core.log import log
 from core.subjects import FWC, PWC
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 #: Imports may chain (A -> B -> C) but not loop forever.
 MAX_HOPS = 4
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def mapper(source: bytes, target: bytes):
@@ -100,7 +99,7 @@ class ServiceImport(_Link):
         self.singleton = exp.response_type == "singleton"
         self.threshold = exp.response_threshold
         self._map = mapper(imp.local.encode(), imp.subject.encode())
-        self._prefix = b"_R_." + "".join(secrets.choice(_B62) for _ in range(6)).encode()
+        self._prefix = b"_R_." + base62(6).encode()
         self._n = 0
         #: token -> (requester's reply, deadline)
         self._pending: dict[bytes, tuple[bytes, float]] = {}

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.ids import base62
 from core.internal import InternalClient
 from core.jetstream import errors as E
 from core.jetstream import limits as L
@@ -299,14 +300,11 @@ class JetStreamAccount:
                 "streams": len(self.streams), "consumers": consumers}
 
 
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _ephemeral_name(stream: Stream) -> str:
     """8 random base62 characters, as nats-server names ephemeral consumers."""
-    import secrets
-
     while True:
-        name = "".join(secrets.choice(_ALNUM) for _ in range(8))
+        name = base62(8)
         if name not in stream.consumers:
             return name

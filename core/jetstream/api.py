@@ -204,7 +204,19 @@ class JetStreamApi:
             return {"type": T + "consumer_delete_response", "success": True}
         if op == "PAUSE" and n == 4:
             return await self.consumer_pause(words[2], words[3], payload)
+        if op == "UNPIN" and n == 4:
+            return self.consumer_unpin(words[2], words[3], payload)
         return None
+
+    def consumer_unpin(self, stream: str, name: str, payload: bytes) -> dict[str, Any]:
+        group = _body(payload).get("group")
+        if not group or not isinstance(group, str):
+            raise E.invalid_json(err="consumer group not specified")
+        consumer = self._consumer(stream, name)
+        if group not in consumer.config.priority_groups:
+            raise E.consumer_invalid_priority_group()
+        consumer.unpin(group)
+        return {"type": T + "consumer_unpin_response"}
 
     async def consumer_pause(self, stream: str, name: str, payload: bytes) -> dict[str, Any]:
         consumer = self._consumer(stream, name)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core import headers as H
 from core.client import Delivery
 from core.jetstream.acks import AckTracking
-from core.jetstream.pull import PullQueue, PullRequest, pending_headers, status_block
+from core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
 from core.log import log
 from core.subjects import subject_matches
 from core.timeutil import rfc3339
@@ -49,6 +49,7 @@ class Consumer(PullQueue, AckTracking):
             [config.filter_subject.encode()] if config.filter_subject else []
         )
         self.waiting: deque[PullRequest] = deque()
+        self.pins: dict[str, Pin] = {}  # pinned_client groups: group -> its pin
         self._redeliver: list[int] = []  # stream seqs due again, kept sorted
         self._deadlines: list[tuple[int, int]] = []  # (monotonic ns due, stream seq) heap
         self._due: dict[int, int] = {}  # stream seq -> its current deadline
@@ -250,15 +251,7 @@ class Consumer(PullQueue, AckTracking):
     def _target(self) -> PullRequest | bytes | None:
         """Where the next message goes, or None when nobody is asking."""
         if self.pull:
-            now = time.monotonic_ns()
-            while self.waiting:
-                req = self.waiting[0]
-                if req.expires and req.expires <= now:
-                    self.waiting.popleft()
-                    self._request_timeout(req)
-                    continue
-                return req
-            return None
+            return self._next_request()
         subject = self.config.deliver_subject.encode()
         plain, groups = self.stream.jsa.account.router.match(subject)
         return subject if plain or groups else None
@@ -424,6 +417,8 @@ class Consumer(PullQueue, AckTracking):
         pending = self._pending_count or 0
         reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)
         hdr, data = msg.hdr, msg.data
+        if isinstance(target, PullRequest) and target.group:
+            hdr = self.pin_header(target, hdr)
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
             data = b""
@@ -524,6 +519,8 @@ class Consumer(PullQueue, AckTracking):
         }
         if self.bound():
             doc["push_bound"] = True
+        if self.config.priority_policy != "none":
+            doc["priority_groups"] = self.priority_groups()
         left = self.paused()
         if left:
             doc["paused"], doc["pause_remaining"] = True, left

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import headers as H
-from core.jetstream.models import BadPullRequest, parse_pull_request
+from core.ids import base62
+from core.jetstream.models import BadPullRequest, PriorityGroupState, parse_pull_request
 from storage.base import ConsumerState
 
 if TYPE_CHECKING:
@@ -32,6 +33,18 @@ class PullRequest:
     heartbeat: int  # ns
     last_hb: int = 0
     sent: int = 0
+    #: Overflow priority groups: served only while the consumer has at least this many
+    #: messages pending, or this many awaiting acks (0: no such condition).
+    min_pending: int = 0
+    min_ack_pending: int = 0
+    #: Priority group, and (pinned_client) the pin id the request carries or was given.
+    group: str = ""
+    pin: str = ""
+
+    def eligible(self, pending: int, ack_pending: int) -> bool:
+        if not (self.min_pending or self.min_ack_pending):
+            return True
+        return (0 < self.min_pending <= pending) or (0 < self.min_ack_pending <= ack_pending)
 
 
 def status_block(code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
@@ -44,11 +57,32 @@ def pending_headers(req: PullRequest) -> list[tuple[bytes, bytes]]:
             (b"Nats-Pending-Bytes", b"%d" % max(req.max_bytes, 0))]
 
 
-def parse_pull(reply: bytes, body: bytes) -> PullRequest:
+def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> PullRequest:
+    """A pull request for a consumer with these priority ``groups`` and ``policy``."""
     req = parse_pull_request(body)
+    if policy != "none":
+        if not req.group:
+            raise BadPullRequest("Priority Group missing")
+        if req.group not in groups:
+            raise BadPullRequest("Invalid Priority Group")
     deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
-    return PullRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
-                       req.idle_heartbeat)
+    out = PullRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
+                      req.idle_heartbeat)
+    if policy == "overflow":
+        out.min_pending, out.min_ack_pending = req.min_pending, req.min_ack_pending
+    elif policy == "pinned_client":
+        out.group, out.pin = req.group, req.id
+    return out
+
+
+@dataclass
+class Pin:
+    """The client a pinned_client group serves: its id, since when (wall ns), and when
+    it last asked for messages (monotonic ns)."""
+
+    id: str
+    since: int
+    seen: int
 
 
 class PullQueue:
@@ -61,11 +95,99 @@ class PullQueue:
     stopped: bool
     last_active: int
     waiting: deque[PullRequest]
+    pins: dict[str, Pin]
+    _pending_count: int | None
     _loop: asyncio.AbstractEventLoop
 
     if TYPE_CHECKING:  # provided by the consumer
         def wake(self) -> None: ...
         def _send_out(self) -> None: ...
+
+    def _next_request(self) -> PullRequest | None:
+        """The first waiting request that may be served now, moved to the front.
+
+        Expired requests end with 408 on the way; a no-wait request whose overflow
+        condition does not hold ends with 404; others wait for their condition.
+        """
+        now = time.monotonic_ns()
+        waiting, i = self.waiting, 0
+        pending, ack_pending = self._pending_count or 0, len(self.state.pending)
+        while i < len(waiting):
+            req = waiting[i]
+            if req.expires and req.expires <= now:
+                del waiting[i]
+                self._request_timeout(req)
+            elif req.eligible(pending, ack_pending) and self._pin_allows(req):
+                if i:
+                    del waiting[i]
+                    waiting.appendleft(req)
+                return req
+            elif req.no_wait and not req.expires:
+                del waiting[i]
+                self._send_status(req.reply, 404, "No Messages")
+            else:
+                i += 1
+        return None
+
+    # -- pinned_client priority groups ------------------------------------------------
+
+    def _pin_admits(self, req: PullRequest) -> bool:
+        """A request naming a pin must name the current one (423 otherwise)."""
+        if not req.pin:
+            return True
+        pin = self.pins.get(req.group)
+        if pin is None:
+            self._send_status(req.reply, 423, "Nats-Wrong-Pin-Id", pending_headers(req))
+            return False
+        if req.pin != pin.id:
+            self._send_status(req.reply, 423, "Nats-Pin-Id mismatch")
+            return False
+        pin.seen = time.monotonic_ns()
+        return True
+
+    def _pin_allows(self, req: PullRequest) -> bool:
+        """While a group is pinned only its client is served; others wait."""
+        pin = self.pins.get(req.group) if req.group else None
+        return pin is None or req.pin == pin.id
+
+    def pin_header(self, req: PullRequest, hdr: bytes | None) -> bytes:
+        """Pin the group to ``req``'s client if it is free; the header naming the pin."""
+        pin = self.pins.get(req.group)
+        if pin is None:
+            pin = self.pins[req.group] = Pin(base62(22), time.time_ns(), time.monotonic_ns())
+            self._loop.call_later(self.config.priority_timeout / _NS, self._pin_expiry,
+                                  req.group, pin)
+        req.pin = pin.id
+        return H.add(hdr, [(b"Nats-Pin-Id", pin.id.encode())])
+
+    def _pin_expiry(self, group: str, pin: Pin) -> None:
+        """Unpin a client that has not asked for messages within priority_timeout."""
+        if self.stopped or self.pins.get(group) is not pin:
+            return
+        ttl = self.config.priority_timeout
+        asking = any(r.pin == pin.id for r in self.waiting)
+        idle = time.monotonic_ns() - pin.seen
+        if asking or idle < ttl:
+            later = ttl if asking else ttl - idle
+            self._loop.call_later(later / _NS, self._pin_expiry, group, pin)
+            return
+        self.unpin(group)
+
+    def unpin(self, group: str) -> None:
+        """Free the group: the next request without a pin id gets a new one."""
+        if self.pins.pop(group, None) is not None:
+            self.wake()
+
+    def priority_groups(self) -> list[dict[str, Any]]:
+        """The groups as consumer info reports them, with their pins."""
+        out = []
+        for group in self.config.priority_groups:
+            pin = self.pins.get(group)
+            state = PriorityGroupState(group=group)
+            if pin is not None:
+                state.pinned_client_id, state.pinned_ts = pin.id, pin.since
+            out.append(state.dump())
+        return out
 
     def _nothing_left(self) -> None:
         """No message to send: answer pull requests that must not wait."""
@@ -79,12 +201,14 @@ class PullQueue:
         if not self.pull:
             self._send_status(reply, 409, "Consumer is push based")
             return
+        cfg = self.config
         try:
-            req = parse_pull(reply, body)
+            req = parse_pull(reply, body, cfg.priority_groups, str(cfg.priority_policy))
         except BadPullRequest as exc:
             self._send_status(reply, 400, f"Bad Request - {exc}")
             return
-        cfg = self.config
+        if req.group and not self._pin_admits(req):
+            return
         if cfg.max_batch and req.batch > cfg.max_batch:
             self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
             return

@@ -36,6 +36,7 @@ RESPONSE_TYPES = {
     ("CONSUMER", "NAMES"): "consumer_names_response",
     ("CONSUMER", "LIST"): "consumer_list_response",
     ("CONSUMER", "PAUSE"): "consumer_pause_response",
+    ("CONSUMER", "UNPIN"): "consumer_unpin_response",
 }
 
 
