@@ -65,7 +65,6 @@ from core.jetstream.models_consumer_check import (
     normalize_consumer_config,
 )
 from core.jetstream.models_stream import (
-    POST_2_10_STREAM_FIELDS,
     ClusterInfo,
     ErrorBody,
     ExternalStream,
@@ -76,7 +75,6 @@ from core.jetstream.models_stream import (
     StreamAlternate,
     StreamConfig,
     StreamConsumerLimits,
-    StreamConsumerSource,
     StreamInfo,
     StreamSource,
     StreamSourceInfo,
@@ -108,7 +106,7 @@ def parse_stream_config(data: object, *, strict: bool = False) -> tuple[StreamCo
 
 
 __all__ = [
-    "MAX_DESCRIPTION_LEN", "MAX_METADATA_LEN", "MAX_NAME_LEN", "NS", "POST_2_10_STREAM_FIELDS",
+    "MAX_DESCRIPTION_LEN", "MAX_METADATA_LEN", "MAX_NAME_LEN", "NS",
     "ZERO_TIME_NS", "AccountInfo", "AccountLimits", "AccountTier", "AckPolicy", "ApiStats",
     "BadPullRequest", "ClusterInfo", "Compression", "ConsumerAction", "ConsumerConfig",
     "ConsumerInfo", "ConsumerPauseRequest", "ConsumerPauseResponse", "CreateConsumerRequest",
@@ -117,7 +115,7 @@ __all__ = [
     "MsgGetRequest", "NamesRequest", "PeerInfo", "PersistMode", "Placement",
     "PriorityGroupState", "PriorityPolicy", "PubAck", "PullRequest", "PurgeRequest",
     "RePublish", "ReplayPolicy", "Retention", "SequenceInfo", "Storage", "StoredMessage",
-    "StreamAlternate", "StreamConfig", "StreamConsumerLimits", "StreamConsumerSource",
+    "StreamAlternate", "StreamConfig", "StreamConsumerLimits",
     "StreamInfo", "StreamInfoRequest", "StreamLookup", "StreamSource", "StreamSourceInfo",
     "StreamState", "SubjectTransform", "WireModel", "check_consumer_update",
     "check_stream_create", "check_stream_update", "check_workqueue_consumer", "format_time",

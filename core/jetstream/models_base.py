@@ -234,7 +234,6 @@ class AckPolicy(GoEnum):
     NONE = "none"
     ALL = "all"
     EXPLICIT = "explicit"
-    FLOW_CONTROL = "flow_control"
 
 
 class ReplayPolicy(GoEnum):
@@ -246,7 +245,6 @@ class PriorityPolicy(GoEnum):
     NONE = "none"
     OVERFLOW = "overflow"
     PINNED_CLIENT = "pinned_client"
-    PRIORITIZED = "prioritized"
 
     @classmethod
     def _bad_value(cls, value: Any) -> str:

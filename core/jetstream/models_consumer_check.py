@@ -39,7 +39,6 @@ MAX_ACK_PENDING_DEFAULT = 1000
 MAX_WAITING_DEFAULT = 512
 EPHEMERAL_INACTIVE_THRESHOLD = 5 * NS
 PINNED_TTL_DEFAULT = 120 * NS
-FLOW_CONTROL_ACK_HEARTBEAT = NS
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9/_=-]{1,16}$")
 _ATOI = re.compile(r"^[+-]?[0-9]+$")
 
@@ -124,9 +123,6 @@ def _apply_defaults(c: ConsumerConfig, stream_cfg: StreamConfig, pedantic: bool,
             c.max_ack_pending = account_max_ack_pending
     if c.priority_policy is PriorityPolicy.PINNED_CLIENT and c.priority_timeout == 0:
         c.priority_timeout = PINNED_TTL_DEFAULT
-    if c.ack_policy is AckPolicy.FLOW_CONTROL and not pedantic:
-        c.flow_control = True
-        c.idle_heartbeat = FLOW_CONTROL_ACK_HEARTBEAT
 
 
 def _check_basics(c: ConsumerConfig, stream_cfg: StreamConfig) -> None:
@@ -147,17 +143,6 @@ def _check_basics(c: ConsumerConfig, stream_cfg: StreamConfig) -> None:
         raise E.consumer_backoff_negative()
     if c.ack_wait < 0:
         raise E.consumer_ack_wait_negative()
-    if c.ack_policy is AckPolicy.FLOW_CONTROL:
-        if c.is_pull:
-            raise E.consumer_ack_fc_requires_push()
-        if not c.flow_control:
-            raise E.consumer_ack_fc_requires_fc()
-        if c.idle_heartbeat != FLOW_CONTROL_ACK_HEARTBEAT:
-            raise E.stream_invalid_config(err="flow control ack policy heartbeat needs to be 1s")
-        if c.max_ack_pending <= 0:
-            raise E.consumer_ack_fc_requires_max_ack_pending()
-        if c.ack_wait != 0 or c.backoff:
-            raise E.consumer_ack_fc_requires_no_ack_wait()
         if c.max_deliver > 0:
             raise E.consumer_ack_fc_requires_no_max_deliver()
     if c.backoff and c.max_deliver != -1 and len(c.backoff) > c.max_deliver:
@@ -359,7 +344,7 @@ def check_workqueue_consumer(cfg: ConsumerConfig, others: Iterable[ConsumerConfi
         return
     others = list(others)
     if not update:
-        if cfg.ack_policy not in (AckPolicy.EXPLICIT, AckPolicy.FLOW_CONTROL):
+        if cfg.ack_policy is not AckPolicy.EXPLICIT:
             raise E.consumer_wq_requires_explicit_ack()
         if cfg.deliver_policy is not DeliverPolicy.ALL:
             raise E.consumer_wq_not_deliver_all()

@@ -60,15 +60,6 @@ class ExternalStream(WireModel):
     deliver: Str = ""
 
 
-class StreamConsumerSource(WireModel):
-    """A pre-created durable push consumer that sources or mirrors through (2.14+)."""
-
-    _omitempty = frozenset({"name", "deliver_subject"})
-
-    name: Str = ""
-    deliver_subject: Str = ""
-
-
 class StreamSource(WireModel):
     _omitempty = frozenset({"opt_start_seq", "filter_subject", "subject_transforms"})
 
@@ -78,7 +69,6 @@ class StreamSource(WireModel):
     filter_subject: Str = ""
     subject_transforms: list[SubjectTransform] = Field(default_factory=list)
     external: ExternalStream | None = None
-    consumer: StreamConsumerSource | None = None
 
     def identity(self) -> tuple[str, ...]:
         """What makes two sources the same one (nats-server's source index name)."""
@@ -106,8 +96,7 @@ class StreamConfig(WireModel):
     _omitempty = frozenset({
         "description", "subjects", "max_msg_size", "no_ack", "duplicate_window", "sources",
         "first_seq", "discard_new_per_subject", "subject_delete_marker_ttl",
-        "allow_msg_counter", "allow_atomic", "allow_msg_schedules", "persist_mode",
-        "allow_batched", "metadata",
+        "persist_mode", "metadata",
     })
 
     name: Str = ""
@@ -144,11 +133,7 @@ class StreamConfig(WireModel):
     allow_msg_ttl: Bool = False
     subject_delete_marker_ttl: Duration = 0
     # 2.12+: accepted and echoed; the engine decides whether it supports them.
-    allow_msg_counter: Bool = False
-    allow_atomic: Bool = False
-    allow_msg_schedules: Bool = False
     persist_mode: go_enum(PersistMode) = PersistMode.DEFAULT
-    allow_batched: Bool = False
     metadata: StrMap = Field(default_factory=dict)
 
 
@@ -245,9 +230,3 @@ class StreamInfo(WireModel):
     alternates: list[StreamAlternate] = Field(default_factory=list)
     ts: Timestamp = ZERO_TIME_NS
 
-
-#: Fields of StreamConfig that nats-server versions after 2.10 added.
-POST_2_10_STREAM_FIELDS: tuple[str, ...] = (
-    "allow_msg_ttl", "subject_delete_marker_ttl", "allow_msg_counter", "allow_atomic",
-    "allow_msg_schedules", "persist_mode", "allow_batched",
-)

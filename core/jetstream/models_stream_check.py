@@ -134,15 +134,6 @@ def _apply_limits(c: StreamConfig, pedantic: bool) -> None:
 def _check_features(c: StreamConfig, pedantic: bool) -> None:
     if c.deny_purge and c.allow_rollup_hdrs:
         raise _invalid("roll-ups require the purge permission")
-    if c.allow_msg_counter:
-        if c.discard is Discard.NEW:
-            raise _invalid("counter stream cannot use discard new")
-        if c.allow_msg_ttl:
-            raise _invalid("counter stream cannot use message TTLs")
-        if c.allow_msg_schedules:
-            raise _invalid("counter stream cannot use message schedules")
-        if c.retention is not Retention.LIMITS:
-            raise _invalid("counter stream can only use limits retention")
     if c.discard_new_per_subject:
         _check_discard_new_per_subject(c)
     if c.subject_delete_marker_ttl > 0:
@@ -158,20 +149,11 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
             c.allow_rollup_hdrs, c.deny_purge = True, False
     elif c.subject_delete_marker_ttl < 0:
         raise _invalid("subject delete marker TTL must not be negative")
-    if c.allow_msg_schedules:
-        if c.discard is Discard.NEW:
-            raise _invalid("message scheduling cannot use discard new")
-        if not c.allow_rollup_hdrs:
-            if pedantic:
-                raise _invalid("message scheduling cannot be set if roll-ups are disabled")
-            c.allow_rollup_hdrs, c.deny_purge = True, False
     if c.persist_mode is PersistMode.ASYNC:
         if c.storage is not Storage.FILE:
             raise _invalid("async persist mode is only supported on file storage")
         if c.num_replicas > 1:
             raise _invalid("async persist mode is not supported on replicated streams")
-        if c.allow_atomic:
-            raise _invalid("async persist mode is not supported with atomic batch publish")
 
 
 def _check_discard_new_per_subject(c: StreamConfig) -> None:
@@ -188,10 +170,7 @@ def _check_origins(c: StreamConfig, pedantic: bool, lookup: StreamLookup | None)
     api_prefixes: list[str] = []
     if c.mirror is not None:
         _check_mirror(c, c.mirror, pedantic, lookup, others, deliver_prefixes, api_prefixes)
-    if c.sources and c.allow_msg_schedules:
-        raise E.source_with_msg_schedules()
     seen: set[tuple[str, ...]] = set()
-    consumers: set[tuple[str, str]] = set()
     for src in c.sources:
         if not valid_name(src.name):
             raise E.source_invalid_stream_name()
@@ -210,12 +189,6 @@ def _check_origins(c: StreamConfig, pedantic: bool, lookup: StreamLookup | None)
         for i, a in enumerate(trs):
             if any(i != j and is_subset(a.src, b.src) for j, b in enumerate(trs)):
                 raise E.source_overlapping_subject_filters()
-        if src.consumer is not None:
-            _check_origin_consumer(src, E.source_consumer_cfg_invalid)
-            key = (src.name, src.consumer.name)
-            if key in consumers:
-                raise E.source_consumer_duplicate()
-            consumers.add(key)
         if src.external is None:
             origin = lookup(src.name) if lookup else None
             if origin is not None:
@@ -252,14 +225,6 @@ def _check_mirror(c: StreamConfig, m: StreamSource, pedantic: bool,
         raise E.mirror_with_subjects()
     if c.sources:
         raise E.mirror_with_sources()
-    for flag, err in ((c.allow_msg_counter, E.mirror_with_counters),
-                      (c.allow_atomic, E.mirror_with_atomic_publish),
-                      (c.allow_batched, E.mirror_with_batch_publish),
-                      (c.allow_msg_schedules, E.mirror_with_msg_schedules)):
-        if flag:
-            raise err()
-    if m.consumer is not None:
-        _check_origin_consumer(m, E.mirror_consumer_cfg_invalid)
     if m.filter_subject and m.subject_transforms:
         raise E.mirror_multiple_filters()
     if c.subject_delete_marker_ttl > 0:
@@ -289,14 +254,6 @@ def _check_mirror(c: StreamConfig, m: StreamSource, pedantic: bool,
             deliver_prefixes.append(m.external.deliver)
         if m.external.api:
             api_prefixes.append(m.external.api)
-
-
-def _check_origin_consumer(src: StreamSource, err: E.ErrorKind) -> None:
-    consumer = src.consumer
-    assert consumer is not None
-    if (not valid_name(consumer.name) or not valid_publish_subject(consumer.deliver_subject)
-            or src.opt_start_seq or src.opt_start_time is not None or src.filter_subject):
-        raise err()
 
 
 def _check_cycles(c: StreamConfig, lookup: StreamLookup) -> None:
@@ -467,10 +424,6 @@ def check_stream_update(old: StreamConfig, new: StreamConfig, *, pedantic: bool 
         _check_discard_new_per_subject(c)
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
-    if c.allow_msg_counter != old.allow_msg_counter:
-        raise _invalid("stream configuration update can not change message counter setting")
-    if old.allow_msg_schedules and not c.allow_msg_schedules:
-        raise _invalid("message schedules can not be disabled")
     if c.persist_mode != old.persist_mode:
         raise _invalid("stream configuration update can not change persist mode")
     if c.sealed:
