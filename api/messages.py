@@ -179,9 +179,13 @@ def check_subject(subject: str, wildcards: bool = False) -> bytes:
 
 
 async def pull(client: DoorClient, stream: str, consumer: str, batch: int,
-               wait: float = 0.0, max_bytes: int = 0) -> tuple[list[Delivery], int]:
-    """One pull request: the messages and the status that ended it (0: batch filled)."""
-    body: dict[str, Any] = {"batch": batch}
+               wait: float = 0.0, max_bytes: int = 0,
+               priority: dict[str, Any] | None = None) -> tuple[list[Delivery], int]:
+    """One pull request: the messages and the status that ended it (0: batch filled).
+
+    ``priority`` adds a priority group's fields (group, min_pending, min_ack_pending, id).
+    """
+    body: dict[str, Any] = {"batch": batch, **(priority or {})}
     if max_bytes:
         body["max_bytes"] = max_bytes
     if wait > 0:

@@ -29,6 +29,8 @@ from api.session import DoorClient
 from core.jetstream.models import (
     ConsumerConfig,
     ConsumerInfo,
+    ConsumerPauseRequest,
+    ConsumerPauseResponse,
     PurgeRequest,
     StreamConfig,
     StreamInfo,
@@ -66,7 +68,8 @@ class Messages(BaseModel):
 
 
 class Fetched(Messages):
-    #: Why the fetch ended early: 404 nothing left, 408 wait expired, 409 consumer state.
+    #: Why the fetch ended early: 404 nothing left, 408 wait expired, 409 consumer state,
+    #: 423 another client holds the priority group's pin.
     status: int = 0
 
 
@@ -237,16 +240,46 @@ async def delete_consumer(stream: str, consumer: str, client: Caller) -> JSONRes
 async def fetch(stream: str, consumer: str, client: Caller,
                 batch: int = Query(1, ge=1, le=10_000),
                 max_bytes: int = Query(0, ge=0, le=64 * 1024 * 1024),
-                wait: float = Query(0.0, ge=0, le=60)) -> Fetched:
+                wait: float = Query(0.0, ge=0, le=60),
+                group: str = Query("", max_length=16),
+                min_pending: int = Query(0, ge=0), min_ack_pending: int = Query(0, ge=0),
+                pin_id: str = Query("", max_length=64)) -> Fetched:
     """Pull up to ``batch`` messages (and ``max_bytes``) from a pull consumer, waiting up
-    to ``wait`` seconds for them; each comes with its ``ack_token``."""
+    to ``wait`` seconds for them; each comes with its ``ack_token``.
+
+    Consumers with priority groups need ``group``; overflow takes ``min_pending`` and
+    ``min_ack_pending``, and pinned_client the ``Nats-Pin-Id`` header's value as
+    ``pin_id`` once a fetch was pinned."""
     check_name(stream)
     check_name(consumer, "consumer")
     info = await client.js(f"CONSUMER.INFO.{stream}.{consumer}")
     if (info.get("config") or {}).get("deliver_subject"):
         raise HttpError(409, 10409, "consumer is push based")
-    msgs, status = await pull(client, stream, consumer, batch, wait, max_bytes)
+    priority = {k: v for k, v in (("group", group), ("min_pending", min_pending),
+                                  ("min_ack_pending", min_ack_pending), ("id", pin_id)) if v}
+    msgs, status = await pull(client, stream, consumer, batch, wait, max_bytes, priority)
     return Fetched(messages=[message(m, with_ack=True) for m in msgs], status=status)
+
+
+@router.post("/streams/{stream}/consumers/{consumer}/pause",
+             response_model=ConsumerPauseResponse, responses=ERRORS)
+async def pause_consumer(stream: str, consumer: str, client: Caller,
+                         req: Annotated[ConsumerPauseRequest | None, Body()] = None
+                         ) -> JSONResponse:
+    """Deliver nothing until ``pause_until``; without it (or with a past time) resume."""
+    api = f"CONSUMER.PAUSE.{check_name(stream)}.{check_name(consumer, 'consumer')}"
+    doc = await client.js(api, req.dump() if req is not None else {})
+    return _json(doc)
+
+
+@router.post("/streams/{stream}/consumers/{consumer}/unpin", response_model=Success,
+             responses=ERRORS)
+async def unpin_consumer(stream: str, consumer: str, client: Caller,
+                         group: str = Query(..., min_length=1, max_length=16)) -> JSONResponse:
+    """Free a pinned_client priority group for the next client that asks."""
+    api = f"CONSUMER.UNPIN.{check_name(stream)}.{check_name(consumer, 'consumer')}"
+    await client.js(api, {"group": group})
+    return _json({"success": True})
 
 
 _ACKS = {"ack": b"+ACK", "nak": b"-NAK", "term": b"+TERM", "progress": b"+WPI"}

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
+MAX_DURATION = (1 << 63) - 1
 ACK_PREFIX = b"$JS.ACK."
 #: Push consumers with flow control ask for a reply after this many bytes.
 FLOW_CONTROL_WINDOW = 4 * 1024 * 1024
@@ -126,8 +127,9 @@ class Consumer(PullQueue, AckTracking):
         left = (until or 0) - time.time_ns()
         if left <= 0 or self.stopped:
             return 0
-        self._resume_timer = self._loop.call_later(left / _NS, self.wake)
-        return left
+        # a far pause is looked at again daily, and reported as Go's longest duration
+        self._resume_timer = self._loop.call_later(min(left / _NS, 86_400), self.wake)
+        return min(left, MAX_DURATION)
 
     def stop(self, deleted: bool = False) -> None:
         if self._saving is not None:

@@ -256,6 +256,45 @@ async def test_consumers_fetch_and_acks(http):
     assert bad.status_code == 400
 
 
+async def test_consumer_pause_and_priority_groups(http):
+    await make_stream(http, "G", ("g.>",))
+    for i in range(3):
+        await http.post("/v1/publish/g.x", content=f"m{i}".encode())
+    await http.post("/v1/streams/G/consumers", json={"durable_name": "C",
+                                                     "ack_policy": "explicit"})
+    paused = await http.post("/v1/streams/G/consumers/C/pause",
+                             json={"pause_until": "2999-01-01T00:00:00Z"})
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    assert paused.json()["pause_until"] == "2999-01-01T00:00:00Z"
+    assert (await http.get("/v1/streams/G/consumers/C")).json()["paused"] is True
+    held = (await http.post("/v1/streams/G/consumers/C/fetch?batch=1")).json()
+    assert held == {"messages": [], "status": 404}
+    resumed = (await http.post("/v1/streams/G/consumers/C/pause")).json()
+    assert resumed == {"paused": False, "pause_until": "0001-01-01T00:00:00Z"}
+    got = (await http.post("/v1/streams/G/consumers/C/fetch?batch=1")).json()
+    assert [m["data"] for m in got["messages"]] == ["m0"]
+    bad = await http.post("/v1/streams/G/consumers/C/pause", json={"pause_until": "soon"})
+    assert bad.status_code == 400
+    # a pinned_client group: the pin comes back as a header and goes out as pin_id
+    await http.post("/v1/streams/G/consumers", json={
+        "durable_name": "P", "ack_policy": "explicit", "priority_policy": "pinned_client",
+        "priority_groups": ["A"]})
+    missing = (await http.post("/v1/streams/G/consumers/P/fetch?batch=1")).json()
+    assert missing == {"messages": [], "status": 400}
+    first = (await http.post("/v1/streams/G/consumers/P/fetch?batch=1&group=A")).json()
+    pin = first["messages"][0]["headers"]["Nats-Pin-Id"]
+    other = (await http.post("/v1/streams/G/consumers/P/fetch?batch=1&group=A")).json()
+    assert other == {"messages": [], "status": 404}
+    mine = (await http.post(f"/v1/streams/G/consumers/P/fetch?batch=1&group=A&pin_id={pin}"))
+    assert [m["data"] for m in mine.json()["messages"]] == ["m1"]
+    assert (await http.post("/v1/streams/G/consumers/P/unpin?group=A")).json() == {
+        "success": True}
+    stale = (await http.post(f"/v1/streams/G/consumers/P/fetch?batch=1&group=A&pin_id={pin}"))
+    assert stale.json() == {"messages": [], "status": 423}
+    nogroup = await http.post("/v1/streams/G/consumers/P/unpin?group=B")
+    assert nogroup.status_code == 400 and err(nogroup)["err_code"] == 10160
+
+
 async def test_limits_answer_429(http):
     await make_stream(http, "L", ["l.>"], max_msgs=1, discard="new")
     assert (await http.post("/v1/publish/l.a", content=b"1")).status_code == 200
