@@ -12,10 +12,10 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
 from core.jetstream import apilevel
 from core.jetstream import errors as E
 from core.jetstream.consumer import Consumer
+from core.jetstream.direct import DirectGet, lookup
 from core.jetstream.models import (
     ZERO_TIME_NS,
     ConsumerPauseRequest,
@@ -351,25 +351,11 @@ class JetStreamApi:
 
     # -- messages ---------------------------------------------------------------------
 
-    async def _lookup(self, stream: Stream, req: dict[str, Any]) -> Any:
-        seq = int(req.get("seq") or 0)
-        last = req.get("last_by_subj")
-        nxt = req.get("next_by_subj")
-        if last and (seq or nxt):
-            raise E.bad_request()
-        if last:
-            return await stream.store.last(str(last).encode())
-        if nxt:
-            return await stream.store.next(max(seq, 1), [str(nxt).encode()])
-        if seq:
-            return await stream.store.get(seq)
-        raise E.bad_request()
-
     async def msg_get(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
         stream = self.jsa.stream(name)
         if not req:
             raise E.bad_request()
-        msg = await self._lookup(stream, req)
+        msg = await lookup(stream, req)
         if msg is None:
             raise E.no_message_found()
         doc: dict[str, Any] = {"subject": msg.subject.decode(errors="replace"), "seq": msg.seq}
@@ -405,43 +391,10 @@ class JetStreamApi:
         if reply:
             name = tokens[0].decode(errors="replace")
             last = tokens[1] if len(tokens) > 1 else b""
-            asyncio.get_running_loop().create_task(
-                self.direct_get(name, last, payload, reply, apilevel.unmet(hdr)))
-
-    async def direct_get(self, name: str, subject: bytes, payload: bytes, reply: bytes,
-                         level_unmet: bool) -> None:
-        router = self.jsa.account.router
-        stream = self.jsa.streams.get(name)
-        if stream is None or not stream.config.allow_direct:
-            return
-        if level_unmet:
-            router.deliver_as(reply, reply, None, H.build(code=412,
-                              description="Required Api Level"), b"")
-            return
-        try:
-            if subject:
-                msg = await stream.store.last(subject)
-            else:
-                if not payload.strip():
-                    router.deliver_as(reply, reply, None, H.build(code=408,
-                                      description="Empty Request"), b"")
-                    return
-                msg = await self._lookup(stream, _body(payload))
-        except E.ApiError:
-            router.deliver_as(reply, reply, None, H.build(code=408,
-                              description="Bad Request"), b"")
-            return
-        if msg is None:
-            router.deliver_as(reply, reply, None, H.build(code=404,
-                              description="Message Not Found"), b"")
-            return
-        hdr = H.add(msg.hdr, [
-            (b"Nats-Stream", name.encode()),
-            (b"Nats-Subject", msg.subject),
-            (b"Nats-Sequence", b"%d" % msg.seq),
-            (b"Nats-Time-Stamp", rfc3339(ns=msg.ts).encode()),
-        ])
-        router.deliver_as(reply, reply, None, hdr, msg.data)
+            stream = self.jsa.streams.get(name)
+            if stream is not None and stream.config.allow_direct:
+                asyncio.get_running_loop().create_task(
+                    DirectGet(stream, reply).answer(last, payload, apilevel.unmet(hdr)))
 
     # -- consumers --------------------------------------------------------------------
 
