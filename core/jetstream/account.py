@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.ids import base62
 from core.internal import InternalClient
+from core.jetstream import advisories as A
 from core.jetstream import errors as E
 from core.jetstream import limits as L
 from core.jetstream.api import JetStreamApi
@@ -121,6 +122,7 @@ class JetStreamAccount:
         await store.sync()
         await stream.start_links()
         self.stream_changed(stream)
+        A.stream_action(self, config.name, "create")
         return stream, True
 
     async def update_stream(self, config: StreamConfig) -> Stream:
@@ -137,6 +139,7 @@ class JetStreamAccount:
         await stream.start_links()
         await stream._enforce_limits(b">")
         await stream.store.sync()
+        A.stream_action(self, config.name, "modify")
         return stream
 
     async def delete_stream(self, name: str) -> None:
@@ -147,6 +150,7 @@ class JetStreamAccount:
             consumer.stop(deleted=True)
         await stream.close()
         await self.storage_for(stream.config).delete_stream(name)
+        A.stream_action(self, name, "delete")
 
     def stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
@@ -182,7 +186,7 @@ class JetStreamAccount:
                                       deliver_bound=existing.bound())
                 existing.config = config
                 existing.save(soon=True)
-                existing.paused()
+                existing.pause_changed()
                 existing.wake()
             return existing
         if action == "update":
@@ -196,6 +200,7 @@ class JetStreamAccount:
             check_workqueue_consumer(config, [c.config for c in stream.consumers.values()])
         consumer = Consumer(stream, config, time.time_ns(), name=name)
         stream.consumers[name] = consumer
+        A.consumer_action(self, stream.name, name, "create")
         consumer.start()
         if config.durable_name or config.inactive_threshold:
             consumer.save(soon=True)
@@ -207,6 +212,7 @@ class JetStreamAccount:
             raise E.consumer_not_found()
         consumer.stop(deleted=True)
         self.consumer_store(stream).delete(name)
+        A.consumer_action(self, stream.name, name, "delete")
 
     # -- limits -------------------------------------------------------------------------
 

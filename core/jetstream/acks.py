@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from core.jetstream.advisories import advise
 from core.options import parse_duration
 from storage.base import ConsumerState
 
@@ -42,6 +43,7 @@ class AckTracking:
     """The acknowledgement half of a consumer."""
 
     stream: Stream
+    name: str
     config: Any
     state: ConsumerState
     _order: deque[int]
@@ -57,6 +59,11 @@ class AckTracking:
         def wake(self) -> None: ...
         def save(self, soon: bool = False) -> None: ...
         def add_request(self, reply: bytes, body: bytes, level_unmet: bool = False) -> None: ...
+
+    def _advise(self, event: str, kind: str, **fields: Any) -> None:
+        stream = self.stream
+        advise(stream.jsa, f"CONSUMER.{event}.{stream.name}.{self.name}", kind,
+               stream=stream.name, consumer=self.name, **fields)
 
     def _set_deadline(self, seq: int, delay_ns: int) -> None:
         self._set_due(seq, time.monotonic_ns() + delay_ns)
@@ -103,6 +110,7 @@ class AckTracking:
             st.pending.pop(seq, None)
             st.redelivered.pop(seq, None)
             self._advance_floor()
+            self._advise("MAX_DELIVERIES", "max_deliver", stream_seq=seq, deliveries=dc)
             return
         if seq not in self._redeliver:
             self._redeliver.append(seq)
@@ -121,6 +129,8 @@ class AckTracking:
             self._ack([sseq])
         elif kind == b"-NAK":
             if sseq in st.pending:
+                self._advise("MSG_NAKED", "nak", consumer_seq=dseq, stream_seq=sseq,
+                             deliveries=st.redelivered.get(sseq, 1))
                 delay = nak_delay(rest)
                 if delay:
                     self._set_deadline(sseq, delay)
@@ -138,6 +148,10 @@ class AckTracking:
                 self.add_request(reply, rest)
                 reply = None
         elif kind == b"+TERM":
+            if sseq in st.pending:
+                reason = {"reason": rest.strip().decode(errors="replace")} if rest.strip() else {}
+                self._advise("MSG_TERMINATED", "terminated", consumer_seq=dseq,
+                             stream_seq=sseq, deliveries=st.redelivered.get(sseq, 1), **reason)
             self._ack([sseq])
         if reply:
             self.stream.jsa.client.send(reply, None, None, b"")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core import headers as H
 from core.client import Delivery
 from core.jetstream.acks import AckTracking
+from core.jetstream.models import ZERO_TIME_NS, format_time
 from core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
 from core.log import log
 from core.subjects import subject_matches
@@ -106,14 +107,30 @@ class Consumer(PullQueue, AckTracking):
                                                    self._heartbeat)
         if self.config.inactive_threshold:
             self._loop.call_later(self.config.inactive_threshold / _NS, self._check_inactive)
-        self.paused()
+        self.pause_changed()
         self.wake()
 
     def pause(self, until: int | None) -> None:
         """Deliver nothing until ``until`` (ns; None or past resumes now), as config."""
         self.config = self.config.model_copy(update={"pause_until": until})
         self.save(soon=True)
-        self.paused()
+        self.advise_pause()
+        self.wake()
+
+    def pause_changed(self) -> None:
+        """A config whose ``pause_until`` is ahead (a create or update) starts a pause."""
+        if self.paused():
+            self.advise_pause()
+
+    def advise_pause(self) -> None:
+        """Tell the pause advisory's listeners where the pause stands now."""
+        until = self.config.pause_until
+        self._advise("PAUSE", "consumer_pause", paused=self.paused() > 0,
+                     pause_until=format_time(ZERO_TIME_NS if until is None else until))
+
+    def _pause_over(self) -> None:
+        if not self.paused() and not self.stopped:
+            self.advise_pause()  # paused: false, as the pause ran out
         self.wake()
 
     def paused(self) -> int:
@@ -128,7 +145,7 @@ class Consumer(PullQueue, AckTracking):
         if left <= 0 or self.stopped:
             return 0
         # a far pause is looked at again daily, and reported as Go's longest duration
-        self._resume_timer = self._loop.call_later(min(left / _NS, 86_400), self.wake)
+        self._resume_timer = self._loop.call_later(min(left / _NS, 86_400), self._pause_over)
         return min(left, MAX_DURATION)
 
     def stop(self, deleted: bool = False) -> None:
