@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import caller
 from api.errors import ERRORS, HttpError, bad_request, not_found
-from api.messages import ack_info, encode_data, parse_headers, scan
+from api.messages import ack_info, encode_data, scan
 from api.publish import commit
 from api.session import DoorClient
 from core import headers as H
@@ -40,6 +40,9 @@ class BucketConfig(BaseModel):
     max_bytes: int = Field(-1, ge=-1)
     max_value_size: int = Field(-1, ge=-1, le=2**31 - 1)
     storage: Literal["file", "memory"] = "file"
+    #: Seconds the hub keeps a marker when a key's entry expires (0: no markers), so
+    #: watchers learn of expiries; at least 1.
+    limit_marker_ttl: float = Field(0, ge=0, le=10 * 365 * 86400)
 
 
 class BucketStatus(BaseModel):
@@ -48,6 +51,7 @@ class BucketStatus(BaseModel):
     history: int
     ttl: float
     bytes: int
+    limit_marker_ttl: float = 0
 
 
 class Revision(BaseModel):
@@ -87,7 +91,8 @@ def _status(info: dict[str, Any]) -> BucketStatus:
     cfg, state = info.get("config") or {}, info.get("state") or {}
     return BucketStatus(bucket=str(cfg.get("name", ""))[3:], values=state.get("messages", 0),
                         history=cfg.get("max_msgs_per_subject", 1),
-                        ttl=cfg.get("max_age", 0) / _NS, bytes=state.get("bytes", 0))
+                        ttl=cfg.get("max_age", 0) / _NS, bytes=state.get("bytes", 0),
+                        limit_marker_ttl=cfg.get("subject_delete_marker_ttl", 0) / _NS)
 
 
 @router.get("", response_model=list[str], responses=ERRORS)
@@ -107,8 +112,12 @@ async def create_bucket(cfg: BucketConfig, client: Caller) -> BucketStatus:
         "max_msg_size": cfg.max_value_size, "storage": cfg.storage, "discard": "new",
         "num_replicas": 1, "allow_rollup_hdrs": True, "deny_delete": True,
         "allow_direct": True, "duplicate_window": window, "max_msgs": -1,
-        "max_consumers": -1,
+        "max_consumers": -1, "allow_msg_ttl": True,
     }
+    if cfg.limit_marker_ttl:
+        if cfg.limit_marker_ttl < 1:
+            raise bad_request("limit_marker_ttl must be at least 1 second")
+        config["subject_delete_marker_ttl"] = int(cfg.limit_marker_ttl * _NS)
     return _status(await client.js(f"STREAM.CREATE.KV_{name}", config))
 
 
@@ -142,8 +151,18 @@ async def _last(client: DoorClient, bucket: str, key: str,
 
 
 def _operation(msg: dict[str, Any]) -> str:
-    hdrs = parse_headers(base64.b64decode(msg.get("hdrs") or "")) or {}
-    return hdrs.get("KV-Operation", "PUT")
+    return operation(base64.b64decode(msg.get("hdrs") or ""))
+
+
+def operation(hdr: bytes | None) -> str:
+    """PUT, DEL or PURGE; a marker the hub left for an expiry or purge reads as PURGE."""
+    op = H.get(hdr, b"KV-Operation")
+    if op in (b"DEL", b"PURGE"):
+        return op.decode()
+    marker = H.get(hdr, b"Nats-Marker-Reason")
+    if marker is not None:
+        return "DEL" if marker == b"Remove" else "PURGE"
+    return "PUT"
 
 
 @router.get("/{bucket}/keys", response_model=Keys, responses=ERRORS)
@@ -156,7 +175,7 @@ async def keys(bucket: str, client: Caller) -> Keys:
               "headers_only": True}
     async for page in scan(client, f"KV_{bucket}", config):
         for subject, _reply, hdr, _ in page:
-            if H.get(hdr, b"KV-Operation") in (b"DEL", b"PURGE"):
+            if operation(hdr) != "PUT":
                 continue
             out.append(subject.decode()[len(prefix):])
     return Keys(keys=out)
@@ -219,29 +238,38 @@ async def put(bucket: str, key: str, request: Request, client: Caller,
 @router.post("/{bucket}/keys/{key:path}", status_code=201, response_model=Revision,
              responses=ERRORS, openapi_extra={"requestBody": {"content": {"*/*": {"schema": {
                  "type": "string", "format": "binary"}}}}})
-async def create(bucket: str, key: str, request: Request, client: Caller) -> Revision:
-    """Set a value only if the key has none (409 if it has)."""
+async def create(bucket: str, key: str, request: Request, client: Caller,
+                 ttl: int = Query(0, ge=0, le=10 * 365 * 86400)) -> Revision:
+    """Set a value only if the key has none (409 if it has); with ``ttl`` (seconds, at
+    least 1) this entry alone expires then."""
     _bucket(bucket)
     _key(key)
     value = await request.body()
+    pairs = _ttl(ttl)
     try:
-        rev = await _write(request, client, bucket, key, value, [], 0)
+        rev = await _write(request, client, bucket, key, value, pairs, 0)
     except HttpError as exc:
         if exc.err_code != _WRONG_LAST:
             raise
         last = await _last(client, bucket, key)
         if last is None or _operation(last) == "PUT":
             raise HttpError(409, _WRONG_LAST, f"key {key!r} exists") from None
-        rev = await _write(request, client, bucket, key, value, [], int(last["seq"]))
+        rev = await _write(request, client, bucket, key, value, pairs, int(last["seq"]))
     return Revision(revision=rev)
+
+
+def _ttl(seconds: int) -> list[tuple[bytes, bytes]]:
+    return [(b"Nats-TTL", b"%d" % seconds)] if seconds else []
 
 
 @router.delete("/{bucket}/keys/{key:path}", response_model=Revision, responses=ERRORS)
 async def delete(bucket: str, key: str, request: Request, client: Caller,
                  purge: bool = False,
-                 revision: int | None = Query(None, ge=0, le=2**63 - 1)) -> Revision:
-    """Mark a key deleted; ``purge`` also drops its history."""
-    pairs = [(b"KV-Operation", b"PURGE"), (b"Nats-Rollup", b"sub")] if purge else [
+                 revision: int | None = Query(None, ge=0, le=2**63 - 1),
+                 ttl: int = Query(0, ge=0, le=10 * 365 * 86400)) -> Revision:
+    """Mark a key deleted; ``purge`` also drops its history, and with ``ttl`` (seconds)
+    the purge marker itself goes then."""
+    pairs = [(b"KV-Operation", b"PURGE"), (b"Nats-Rollup", b"sub"), *_ttl(ttl)] if purge else [
         (b"KV-Operation", b"DEL")]
     return Revision(revision=await _write(request, client, _bucket(bucket), _key(key), b"",
                                           pairs, revision))
@@ -256,11 +284,9 @@ async def history(bucket: str, key: str, client: Caller) -> History:
     async for page in scan(client, f"KV_{bucket}", config):
         for _subject, reply, hdr, payload in page:
             seq, ts = ack_info(reply) or (0, 0)
-            op = (H.get(hdr, b"KV-Operation") or b"PUT").decode()
             value, enc = encode_data(payload)
             entries.append(Entry(key=key, revision=seq, created=rfc3339(ns=ts),
-                                 operation=op if op in ("DEL", "PURGE") else "PUT",
-                                 value=value, encoding=enc))
+                                 operation=operation(hdr), value=value, encoding=enc))
     if not entries:
         raise not_found(f"key {key!r}")
     return History(entries=entries)

@@ -86,6 +86,32 @@ async def test_kv_shared_with_nats_clients(js_hub, http):
     await nc.close()
 
 
+async def test_kv_key_ttl_and_limit_markers(js_hub, http):
+    made = await http.post("/v1/kv", json={"bucket": "leases", "limit_marker_ttl": 1})
+    assert made.status_code == 201 and made.json()["limit_marker_ttl"] == 1
+    nc = await nats.connect(js_hub.url)
+    kv = await nc.jetstream().key_value("leases")
+    assert (await kv.status()).marker_ttl == 1
+    watcher = await kv.watchall()
+    assert await watcher.updates(timeout=2) is None
+    assert (await http.post("/v1/kv/leases/keys/lock?ttl=1", content=b"me")).status_code == 201
+    await http.put("/v1/kv/leases/keys/kept", content=b"k")
+    assert (await watcher.updates(timeout=2)).key == "lock"
+    await watcher.updates(timeout=2)
+    expired = await watcher.updates(timeout=4)
+    assert (expired.key, expired.operation) == ("lock", "PURGE")
+    # the marker reads as a purge over HTTP too, and the key can be taken again
+    assert (await http.get("/v1/kv/leases/keys/lock")).status_code == 404
+    assert (await http.get("/v1/kv/leases/keys")).json() == {"keys": ["kept"]}
+    history = (await http.get("/v1/kv/leases/history/lock")).json()["entries"]
+    assert [e["operation"] for e in history] == ["PURGE"]
+    assert (await http.post("/v1/kv/leases/keys/lock", content=b"you")).status_code == 201
+    bad = await http.post("/v1/kv", json={"bucket": "tiny", "limit_marker_ttl": 0.5})
+    assert bad.status_code == 400
+    await watcher.stop()
+    await nc.close()
+
+
 async def test_object_store_10_mib_round_trip(js_hub, http):
     assert (await http.post("/v1/objects", json={"bucket": "files"})).status_code == 201
     data = os.urandom(10 * MiB)
