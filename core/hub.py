@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from core.options import Options
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
-NATS_VERSION = "2.10.22"
+NATS_VERSION = "2.11.0"
 JETPORT_VERSION = "0.1.0"
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

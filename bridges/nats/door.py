@@ -10,6 +10,7 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from bridges.nats.connection import NatsClient
+from core.jetstream.apilevel import API_LEVEL
 from core.log import log
 from core.tls import server_context
 
@@ -79,6 +80,7 @@ class NatsDoor:
         }
         if hub.jetstream is not None:
             info["jetstream"] = True
+            info["api_lvl"] = API_LEVEL
         if self.tls_context is not None:
             info["tls_required"] = True
             if opts.tls_verify:

@@ -59,7 +59,7 @@ def test_flag_spellings_and_server_name(make_hub) -> None:
     assert hub.port == port
     raw = Raw(hub.port)
     assert raw.info["server_name"] == "alpha"
-    assert raw.info["version"].startswith("2.10.")
+    assert raw.info["version"].startswith("2.11.")
     varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
     assert varz["server_name"] == "alpha" and varz["port"] == port
 

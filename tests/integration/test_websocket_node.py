@@ -45,5 +45,6 @@ def test_js_clients_over_websocket(conf_server, node_modules: Path, tmp_path: Pa
     failed = {name: r["error"] for name, r in checks.items() if not r["ok"]}
     assert not failed, failed
     assert set(checks) == {"pubsub", "request-reply", "headers",
-                           "jetstream publish and consume", "kv"}, run.stderr
+                           "jetstream publish and consume", "kv", "batched direct get",
+                           "priority groups and pause"}, run.stderr
     assert run.returncode == 0, run.stderr

@@ -88,5 +88,53 @@ await check("kv", async () => {
   return { value: dec.decode(e.value), revision: e.revision };
 });
 
+await check("batched direct get", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "NODEDG", subjects: ["nodedg.>"], allow_direct: true });
+  const js = jetstream(nc);
+  for (const [s, v] of [["a", "1"], ["b", "2"], ["a", "3"]]) {
+    await js.publish(`nodedg.${s}`, enc.encode(v));
+  }
+  const batch = [];
+  for await (const m of await jsm.direct.getBatch("NODEDG", { seq: 1, batch: 3 })) {
+    batch.push(`${m.subject}=${dec.decode(m.data)}`);
+  }
+  assert(batch.join(",") === "nodedg.a=1,nodedg.b=2,nodedg.a=3", `batch ${batch}`);
+  const last = [];
+  for await (const m of await jsm.direct.getLastMessagesFor("NODEDG", {
+    multi_last: ["nodedg.>"],
+  })) {
+    last.push(`${m.subject}=${dec.decode(m.data)}`);
+  }
+  assert(last.join(",") === "nodedg.b=2,nodedg.a=3", `multi_last ${last}`);
+  return { batch, last };
+});
+
+await check("priority groups and pause", async () => {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: "NODEPG", subjects: ["nodepg.>"] });
+  const js = jetstream(nc);
+  for (let i = 0; i < 3; i++) await js.publish("nodepg.x", enc.encode(`p${i}`));
+  await jsm.consumers.add("NODEPG", {
+    durable_name: "over", ack_policy: AckPolicy.Explicit,
+    priority_policy: "overflow", priority_groups: ["A"],
+  });
+  const consumer = await js.consumers.get("NODEPG", "over");
+  const got = [];
+  const iter = await consumer.fetch({ max_messages: 3, expires: 2000, group: "A", min_pending: 1 });
+  for await (const m of iter) {
+    got.push(dec.decode(m.data));
+    m.ack();
+  }
+  assert(got.join(",") === "p0,p1,p2", `overflow ${got}`);
+  const paused = await jsm.consumers.pause("NODEPG", "over", new Date(Date.now() + 60_000));
+  assert(paused.paused === true, "not paused");
+  const info = await jsm.consumers.info("NODEPG", "over");
+  assert(info.paused === true && info.pause_remaining > 0, "info not paused");
+  const resumed = await jsm.consumers.resume("NODEPG", "over");
+  assert(resumed.paused === false, "not resumed");
+  return { got, paused: paused.paused, resumed: resumed.paused };
+});
+
 await nc.drain();
 process.exit(failed ? 1 : 0);
