@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from core import headers as H
 
-#: Level 1: the JetStream API of nats-server 2.11 (consumer pause, per-message TTL).
+#: Level 1: the JetStream API of nats-server 2.11 (per-message TTLs, consumer pause,
+#: priority groups, batched direct gets).
 API_LEVEL = 1
 REQUIRED = b"Nats-Required-Api-Level"
 
