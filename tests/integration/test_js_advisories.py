@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from servers import ServerProcess, jetport, nats_server, nats_server_binary
+from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 T = "io.nats.jetstream.advisory.v1."
-
-
-@pytest.fixture(params=["jetport", "nats-server"])
-def server(request, tmp_path: Path):
-    if request.param == "nats-server" and nats_server_binary() is None:
-        pytest.fail("nats-server binary not found")
-    make = jetport if request.param == "jetport" else nats_server
-    proc = make(tmp_path, "-js", "-sd", str(tmp_path / "store"), name=request.param).start()
-    yield proc
-    proc.stop()
 
 
 async def test_advisories(server: ServerProcess) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
-from servers import ServerProcess, jetport, nats_server, nats_server_binary
+from servers import ServerProcess, jetport
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,16 +24,6 @@ ZERO = "0001-01-01T00:00:00Z"
 def rfc3339_in(seconds: float) -> str:
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@pytest.fixture(params=["jetport", "nats-server"])
-def server(request, tmp_path: Path):
-    if request.param == "nats-server" and nats_server_binary() is None:
-        pytest.fail("nats-server binary not found")
-    make = jetport if request.param == "jetport" else nats_server
-    proc = make(tmp_path, "-js", "-sd", str(tmp_path / "store"), name=request.param).start()
-    yield proc
-    proc.stop()
 
 
 async def api(nc: Any, subject: str, body: Any = None) -> dict[str, Any]:

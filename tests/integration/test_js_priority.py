@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from servers import ServerProcess, jetport, nats_server, nats_server_binary
+from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -19,16 +18,6 @@ NO_MESSAGES = ("", {"Status": "404", "Description": "No Messages"})
 MISMATCH = ("", {"Status": "423", "Description": "Nats-Pin-Id mismatch"})
 WRONG_PIN = ("", {"Status": "423", "Description": "Nats-Wrong-Pin-Id",
                   "Nats-Pending-Messages": "1", "Nats-Pending-Bytes": "0"})
-
-
-@pytest.fixture(params=["jetport", "nats-server"])
-def server(request, tmp_path: Path):
-    if request.param == "nats-server" and nats_server_binary() is None:
-        pytest.fail("nats-server binary not found")
-    make = jetport if request.param == "jetport" else nats_server
-    proc = make(tmp_path, "-js", "-sd", str(tmp_path / "store"), name=request.param).start()
-    yield proc
-    proc.stop()
 
 
 async def api(nc: Any, subject: str, body: dict[str, Any]) -> dict[str, Any]:

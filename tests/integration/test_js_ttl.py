@@ -14,22 +14,12 @@ from typing import Any
 import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
-from servers import ServerProcess, jetport, nats_server, nats_server_binary
+from servers import ServerProcess, jetport
 
 pytestmark = pytest.mark.timeout(60)
 
 SECOND = 1_000_000_000
 MARKER = {"Nats-Marker-Reason": "MaxAge", "Nats-TTL": "1s", "Nats-Rollup": "sub"}
-
-
-@pytest.fixture(params=["jetport", "nats-server"])
-def server(request, tmp_path: Path):
-    if request.param == "nats-server" and nats_server_binary() is None:
-        pytest.fail("nats-server binary not found")
-    make = jetport if request.param == "jetport" else nats_server
-    proc = make(tmp_path, "-js", "-sd", str(tmp_path / "store"), name=request.param).start()
-    yield proc
-    proc.stop()
 
 
 async def api(nc: Any, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
