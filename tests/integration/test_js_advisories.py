@@ -11,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 from servers import ServerProcess
+from test_js_pause import rfc3339_in
 
 pytestmark = pytest.mark.timeout(60)
 T = "io.nats.jetstream.advisory.v1."
@@ -90,14 +91,8 @@ async def test_pause_that_runs_out_is_advised(server: ServerProcess) -> None:
     soon = await nc.request("$JS.API.CONSUMER.INFO.S.C", b"", timeout=2)
     assert "paused" not in json.loads(soon.data)
     pause = json.loads((await nc.request("$JS.API.CONSUMER.PAUSE.S.C", json.dumps(
-        {"pause_until": _in(0.8)}).encode(), timeout=2)).data)
+        {"pause_until": rfc3339_in(0.8)}).encode(), timeout=2)).data)
     assert pause["paused"] is True
     await asyncio.sleep(1.5)
     assert pauses == [True, False]
     await nc.close()
-
-
-def _in(seconds: float) -> str:
-    import datetime
-    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
