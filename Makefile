@@ -1,6 +1,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# amqtt, an independent MQTT test peer, pins its own dependencies: it gets a venv of its
+# own so the hub is tested with the newest versions its ranges allow.
+AMQTT_VENV := .venv-amqtt
 
 .PHONY: serve test lint bench clean
 
@@ -16,10 +19,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(VENV)/.installed $@
 
+$(AMQTT_VENV)/.installed:
+	$(PY) -m venv $(AMQTT_VENV)
+	$(AMQTT_VENV)/bin/pip install -q 'amqtt>=0.11,<0.13'
+	touch $@
+
 serve: $(VENV)/.installed
 	$(BIN)/jetport serve
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -30,4 +38,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/jetport bench --compare
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) $(AMQTT_VENV) data

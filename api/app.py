@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from api import errors, kv, monitoring, objects, publish, sse, streams
-from api.fastpath import FastPublish
-from core.hub import JETPORT_VERSION
-from core.log import log
+from jetport.api import errors, kv, monitoring, objects, publish, sse, streams
+from jetport.api.fastpath import FastPublish
+from jetport.core.hub import JETPORT_VERSION
+from jetport.core.log import log
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
-    from core.hub import Hub
+    from jetport.api.door import HttpDoor
+    from jetport.core.hub import Hub
 
 DESCRIPTION = (
     "The HTTP door of a Jetport hub: publish, request/reply, streams, consumers, KV, "

@@ -4,7 +4,7 @@
 JWT in operator mode); ``Basic`` carries user and password; no header takes the no-auth
 path (everyone when the hub has no auth, or ``no_auth_user``).  Refusals count in the
 authenticator's failures of connection type ``HTTP``.  The result is a
-:class:`~api.session.DoorClient` of the caller's account carrying the caller's
+:class:`~jetport.api.session.DoorClient` of the caller's account carrying the caller's
 permissions, shared by the requests of one identity and refreshed on each of them.
 """
 
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from api.errors import HttpError
-from api.session import DoorClient
-from core import security
-from core.auth import AuthError, Principal
+from jetport.api.errors import HttpError
+from jetport.api.session import DoorClient
+from jetport.core import security
+from jetport.core.auth import AuthError, Principal
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
+    from jetport.api.door import HttpDoor
 
 CONN_TYPE = "HTTP"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="jetport", charset="UTF-8"'}

@@ -8,11 +8,11 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from core.log import log
+from jetport.core.log import log
 
 if TYPE_CHECKING:
-    from core.hub import Hub
-    from core.options import Options
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
 
 
 def _embedded_server(config: Any) -> Any:
@@ -43,7 +43,7 @@ class HttpDoor:
         self.port = opts.http_port
         self._server: Any = None
         self._task: asyncio.Task | None = None
-        from api.metrics import DoorStats
+        from jetport.api.metrics import DoorStats
 
         self.stats = DoorStats(hub.auth)
         #: Clients of the identities that called recently, by (account, user).
@@ -64,7 +64,7 @@ class HttpDoor:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         import uvicorn
 
-        from api.app import asgi_app
+        from jetport.api.app import asgi_app
 
         config = uvicorn.Config(
             asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False,

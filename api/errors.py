@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.log import log
+from jetport.core.log import log
 
 #: Failed expectations and name clashes: the request was fine, the state was not.
 _CONFLICT = {10071, 10070, 10060, 10058, 10148, 10013, 10164}

@@ -11,13 +11,13 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from api.auth import authenticate
-from api.errors import HttpError
-from api.messages import check_subject, header_block, header_pairs
-from api.publish import publish_one
+from jetport.api.auth import authenticate
+from jetport.api.errors import HttpError
+from jetport.api.messages import check_subject, header_block, header_pairs
+from jetport.api.publish import publish_one
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
+    from jetport.api.door import HttpDoor
 
 PREFIX = "/v1/publish/"
 _ENVELOPE = b"application/vnd.jetport.message+json"

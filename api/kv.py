@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.auth import caller
-from api.errors import ERRORS, HttpError, bad_request, not_found
-from api.messages import ack_info, encode_data, scan
-from api.publish import commit
-from api.session import DoorClient
-from core import headers as H
-from core.timeutil import rfc3339
+from jetport.api.auth import caller
+from jetport.api.errors import ERRORS, HttpError, bad_request, not_found
+from jetport.api.messages import ack_info, encode_data, scan
+from jetport.api.publish import commit
+from jetport.api.session import DoorClient
+from jetport.core import headers as H
+from jetport.core.timeutil import rfc3339
 
 router = APIRouter(prefix="/v1/kv", tags=["kv"])
 Caller = Annotated[DoorClient, Depends(caller)]

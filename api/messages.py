@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.errors import HttpError, bad_request, utf8
-from api.session import status_of
-from core import headers as H
-from core.jetstream.models import valid_name
-from core.subjects import is_valid_literal_subject, is_valid_subject
-from core.timeutil import rfc3339
+from jetport.api.errors import HttpError, bad_request, utf8
+from jetport.api.session import status_of
+from jetport.core import headers as H
+from jetport.core.jetstream.models import valid_name
+from jetport.core.subjects import is_valid_literal_subject, is_valid_subject
+from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
-    from api.session import DoorClient
-    from core.client import Delivery
+    from jetport.api.session import DoorClient
+    from jetport.core.client import Delivery
 
 #: Request headers copied into the NATS message under their canonical names.
 NATS_PREFIX = "nats-"

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
-    from api.session import DoorClient
-    from core.client import Client
-    from core.hub import Hub
+    from jetport.api.session import DoorClient
+    from jetport.core.client import Client
+    from jetport.core.hub import Hub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DOORS = {"STANDARD": "nats", "WEBSOCKET": "websocket", "MQTT": "mqtt", "MQTT_WS": "mqtt",

@@ -1,6 +1,6 @@
 """nats-server's monitoring endpoints, same paths, query parameters and shapes.
 
-The documents are built in :mod:`core.monitor` (the system account's ``$SYS.REQ``
+The documents are built in :mod:`jetport.core.monitor` (the system account's ``$SYS.REQ``
 services return the same ones); these routes only parse queries and pick status codes.
 A query nats-server refuses gets its 400 with the same plain-text message.
 """
@@ -13,11 +13,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from api.metrics import CONTENT_TYPE
-from core import monitor
+from jetport.api.metrics import CONTENT_TYPE
+from jetport.core import monitor
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
+    from jetport.api.door import HttpDoor
 
 router = APIRouter(tags=["monitoring"])
 

@@ -22,14 +22,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import caller
-from api.errors import ERRORS, HttpError, bad_request, not_found
-from api.messages import ack_info, scan
-from api.publish import commit
-from api.session import DoorClient
-from core import headers as H
-from core.log import log
-from core.timeutil import rfc3339
+from jetport.api.auth import caller
+from jetport.api.errors import ERRORS, HttpError, bad_request, not_found
+from jetport.api.messages import ack_info, scan
+from jetport.api.publish import commit
+from jetport.api.session import DoorClient
+from jetport.core import headers as H
+from jetport.core.log import log
+from jetport.core.timeutil import rfc3339
 
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
 Caller = Annotated[DoorClient, Depends(caller)]

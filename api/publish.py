@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.auth import caller
-from api.errors import ERRORS, HttpError, bad_request, from_api_error
-from api.messages import (
+from jetport.api.auth import caller
+from jetport.api.errors import ERRORS, HttpError, bad_request, from_api_error
+from jetport.api.messages import (
     Envelope,
     OutMessage,
     check_subject,
@@ -28,11 +28,11 @@ from api.messages import (
     parse_headers,
     utf8,
 )
-from api.session import DoorClient
-from core.jetstream.models import PubAck
+from jetport.api.session import DoorClient
+from jetport.core.jetstream.models import PubAck
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
+    from jetport.api.door import HttpDoor
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 Caller = Annotated[DoorClient, Depends(caller)]

@@ -15,16 +15,16 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from api.errors import HttpError, from_api_error, utf8
-from core import headers as H
-from core.client import Delivery, PermissionDenied, TooManySubscriptions, tightest
-from core.internal import InternalClient
-from core.router import InvalidSubject, Subscription
+from jetport.api.errors import HttpError, from_api_error, utf8
+from jetport.core import headers as H
+from jetport.core.client import Delivery, PermissionDenied, TooManySubscriptions, tightest
+from jetport.core.internal import InternalClient
+from jetport.core.router import InvalidSubject, Subscription
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.auth import Principal
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.auth import Principal
+    from jetport.core.hub import Hub
 
 #: Stop collecting when this returns True for the deliveries so far.
 Done = Callable[[list[Delivery]], bool]

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import caller, fresh_client
-from api.errors import ERRORS, HttpError, bad_request
-from api.messages import (
+from jetport.api.auth import caller, fresh_client
+from jetport.api.errors import ERRORS, HttpError, bad_request
+from jetport.api.messages import (
     Message,
     ack_info,
     check_name,
@@ -33,11 +33,11 @@ from api.messages import (
     forget_consumer,
     message,
 )
-from api.session import DoorClient, status_of
-from core.client import Delivery
+from jetport.api.session import DoorClient, status_of
+from jetport.core.client import Delivery
 
 if TYPE_CHECKING:
-    from api.door import HttpDoor
+    from jetport.api.door import HttpDoor
 
 router = APIRouter(prefix="/v1", tags=["live"])
 Caller = Annotated[DoorClient, Depends(caller)]

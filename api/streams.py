@@ -14,9 +14,9 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import caller
-from api.errors import ERRORS, HttpError, bad_request, utf8
-from api.messages import (
+from jetport.api.auth import caller
+from jetport.api.errors import ERRORS, HttpError, bad_request, utf8
+from jetport.api.messages import (
     Message,
     check_name,
     check_subject,
@@ -25,8 +25,8 @@ from api.messages import (
     scan,
     stored_message,
 )
-from api.session import DoorClient
-from core.jetstream.models import (
+from jetport.api.session import DoorClient
+from jetport.core.jetstream.models import (
     ConsumerConfig,
     ConsumerInfo,
     ConsumerPauseRequest,

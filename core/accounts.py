@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.router import Router
+from jetport.core.router import Router
 
 if TYPE_CHECKING:
-    from core.client import Client
-    from core.permissions import Permissions
+    from jetport.core.client import Client
+    from jetport.core.permissions import Permissions
 
 GLOBAL_ACCOUNT = "$G"
 SYSTEM_ACCOUNT = "$SYS"
@@ -30,7 +30,8 @@ class Account:
         self.max_connections = UNLIMITED
         self.max_subscriptions = UNLIMITED
         self.max_payload = UNLIMITED
-        #: JetStream limits (:class:`core.jetstream.models.AccountLimits`); None: no JetStream.
+        #: JetStream limits (:class:`jetport.core.jetstream.models.AccountLimits`);
+        #: None: no JetStream.
         self.jetstream_limits: Any = None
         self.default_permissions: Permissions | None = None
         self.is_system = False

@@ -17,14 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core import nkeys
-from core.accounts import GLOBAL_ACCOUNT
-from core.authconf import UserSpec, auth_config
-from core.permissions import Permissions, ResponsePermission, RuleList
-from core.tls import find_user
+from jetport.core import nkeys
+from jetport.core.accounts import GLOBAL_ACCOUNT
+from jetport.core.authconf import UserSpec, auth_config
+from jetport.core.permissions import Permissions, ResponsePermission, RuleList
+from jetport.core.tls import find_user
 
 if TYPE_CHECKING:
-    from core.options import Options
+    from jetport.core.options import Options
 
 #: Failed attempts from one address wait FAILURE_DELAY * 2**(n-1), at most FAILURE_DELAY_MAX.
 FAILURE_DELAY = 0.02
@@ -118,7 +118,7 @@ class Authenticator:
             )
         self.trust = None
         if conf.operator:
-            from core.jwt import Trust
+            from jetport.core.jwt import Trust
 
             self.trust = Trust(conf.operator, conf.resolver_preload)
         self.required = bool(self.by_name or self.by_nkey or self.token or self.trust)
@@ -231,7 +231,7 @@ class Authenticator:
 
     def _jwt_user(self, opts: dict[str, Any], nonce: str, conn_type: str,
                   ip: str) -> Principal:
-        from core.jwt import JwtError, effective_permissions
+        from jetport.core.jwt import JwtError, effective_permissions
 
         token = opts.get("jwt")
         if not isinstance(token, str) or not token:
@@ -269,7 +269,7 @@ class Authenticator:
 
 
 def jwt_permissions(claims: Any) -> Permissions | None:
-    """A JWT's permission claims (:class:`core.jwt.Permissions`) in the hub's form."""
+    """A JWT's permission claims (:class:`jetport.core.jwt.Permissions`) in the hub's form."""
     if claims is None:
         return None
     perms = Permissions()

@@ -2,7 +2,7 @@
 
 Keys and shapes are nats-server's (``authorization {}``, ``accounts {}``,
 ``no_auth_user``, ``system_account``, ``operator``/``resolver``/``resolver_preload``),
-parsed here into plain specs; :mod:`core.security` turns them into live accounts and
+parsed here into plain specs; :mod:`jetport.core.security` turns them into live accounts and
 an authenticator, again on every reload.
 """
 
@@ -11,23 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.accounts import GLOBAL_ACCOUNT, SYSTEM_ACCOUNT
-from core.conf import ConfDict
-from core.options import (
+from jetport.core.accounts import GLOBAL_ACCOUNT, SYSTEM_ACCOUNT
+from jetport.core.conf import ConfDict
+from jetport.core.options import (
     AUTHORIZATION_KEYS,
     TOP_LEVEL_KEYS,
     Entry,
     Options,
     OptionsError,
 )
-from core.permissions import (
+from jetport.core.permissions import (
     DEFAULT_RESPONSE_MAX,
     DEFAULT_RESPONSE_TTL,
     Permissions,
     ResponsePermission,
     RuleList,
 )
-from core.subjects import is_subset
+from jetport.core.subjects import is_subset
 
 #: nats-server's connection types for ``allowed_connection_types``.
 CONNECTION_TYPES = frozenset(
@@ -381,7 +381,7 @@ def _no_system_account(opts: Options, entry: Entry) -> None:
 @TOP_LEVEL_KEYS.key("operator", "operators", "root", "roots", "root_operator",
                     "root_operators")
 def _operator(opts: Options, entry: Entry) -> None:
-    from core.jwt import JwtError, read_operator_jwt
+    from jetport.core.jwt import JwtError, read_operator_jwt
 
     for value in _strings(entry, entry.value):
         try:

@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "serve":
         return serve(rest)
     if cmd == "bench":
-        from core.bench import main as bench_main
+        from jetport.bench import main as bench_main
 
         return bench_main(rest)
     if cmd in ("version", "-v", "--version"):
-        from core.hub import JETPORT_VERSION, NATS_VERSION
+        from jetport.core.hub import JETPORT_VERSION, NATS_VERSION
 
         print(f"jetport {JETPORT_VERSION} (nats-server {NATS_VERSION} compatible)")
         return 0
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str]) -> int:
-    from core.hub import JETPORT_VERSION, NATS_VERSION
-    from core.log import configure, fatal
-    from core.options import OptionsError, parse_args, usage
-    from core.server import run
+    from jetport.core.hub import JETPORT_VERSION, NATS_VERSION
+    from jetport.core.log import configure, fatal
+    from jetport.core.options import OptionsError, parse_args, usage
+    from jetport.core.server import run
 
     try:
         options = parse_args(argv)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from core.permissions import Permissions, Responses
-from core.router import Subscription
+from jetport.core.permissions import Permissions, Responses
+from jetport.core.router import Subscription
 
 #: One message of a batch: (subject shown, reply, header block, payload).
 Delivery = tuple[bytes, bytes | None, bytes | None, bytes]
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.auth import Principal
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.auth import Principal
+    from jetport.core.hub import Hub
 
 
 def tightest(*limits: int) -> int:
@@ -165,7 +165,7 @@ class Client:
     def subscribe(self, subject: bytes, queue: bytes | None, sid: bytes) -> Subscription:
         """Add a subscription; an existing sid keeps its subscription (as nats-server).
 
-        Raises :class:`core.router.InvalidSubject`, :class:`PermissionDenied` or
+        Raises :class:`jetport.core.router.InvalidSubject`, :class:`PermissionDenied` or
         :class:`TooManySubscriptions`.
         """
         sub = self.subs.get(sid)

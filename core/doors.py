@@ -2,7 +2,7 @@
 
 A door is found through the ``jetport.doors`` entry point group, so the core never
 imports one.  Each door talks to the hub only through the core's public objects
-(:class:`core.hub.Hub`, :class:`core.client.Client`, accounts and routers).
+(:class:`jetport.core.hub.Hub`, :class:`jetport.core.client.Client`, accounts and routers).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from core.hub import Hub
-    from core.options import Options
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
 
 GROUP = "jetport.doors"
 

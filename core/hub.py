@@ -8,14 +8,14 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from core import security
-from core.accounts import GLOBAL_ACCOUNT, Account
-from core.flow import FlowControl
-from core.monitor import closed_record
+from jetport.core import security
+from jetport.core.accounts import GLOBAL_ACCOUNT, Account
+from jetport.core.flow import FlowControl
+from jetport.core.monitor import closed_record
 
 if TYPE_CHECKING:
-    from core.client import Client
-    from core.options import Options
+    from jetport.core.client import Client
+    from jetport.core.options import Options
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
 NATS_VERSION = "2.11.0"

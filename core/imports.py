@@ -13,16 +13,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from core.authconf import export_for
-from core.ids import base62
-from core.internal import InternalClient
-from core.log import log
-from core.subjects import FWC, PWC
+from jetport.core.authconf import export_for
+from jetport.core.ids import base62
+from jetport.core.internal import InternalClient
+from jetport.core.log import log
+from jetport.core.subjects import FWC, PWC
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.authconf import ExportSpec, ImportSpec
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.authconf import ExportSpec, ImportSpec
+    from jetport.core.hub import Hub
 
 #: Imports may chain (A -> B -> C) but not loop forever.
 MAX_HOPS = 4

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.client import Client, Delivery
-from core.router import Subscription
+from jetport.core.client import Client, Delivery
+from jetport.core.router import Subscription
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 Handler = Callable[[bytes, bytes | None, bytes | None, bytes], None]
 #: Takes several messages at once: ``[(subject, reply, hdr, payload), ...]``.

@@ -22,8 +22,8 @@ from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core import nkeys
-from core.subjects import is_valid_subject
+from jetport.core import nkeys
+from jetport.core.subjects import is_valid_subject
 
 NO_LIMIT = -1
 ALL_USERS = "*"

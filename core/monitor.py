@@ -6,12 +6,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.jetstream.apilevel import API_LEVEL
-from core.timeutil import rfc3339, uptime
+from jetport.core.jetstream.apilevel import API_LEVEL
+from jetport.core.timeutil import rfc3339, uptime
 
 if TYPE_CHECKING:
-    from core.client import Client
-    from core.hub import Hub
+    from jetport.core.client import Client
+    from jetport.core.hub import Hub
 
 _PAGE = 1024
 _NS = 1_000_000_000
@@ -268,7 +268,7 @@ def subsz(hub: Hub, subs: bool = False, offset: int = 0, limit: int = _PAGE,
           account: str | None = None, test: str | None = None) -> dict[str, Any]:
     """Subscription totals (and with ``subs`` a page of them, only those a literal
     ``test`` subject reaches when given) as nats-server's /subsz."""
-    from core.subjects import is_valid_literal_subject, subject_matches
+    from jetport.core.subjects import is_valid_literal_subject, subject_matches
 
     accounts = [a for a in hub.accounts.values() if account is None or a.name == account]
     if test is not None and not is_valid_literal_subject(test.encode()):

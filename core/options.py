@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.conf import SIZE_MULTIPLIERS, ConfDict, ConfError, load
-from core.tls import min_tls_version
+from jetport.core.conf import SIZE_MULTIPLIERS, ConfDict, ConfError, load
+from jetport.core.tls import min_tls_version
 
 __all__ = [
     "AUTHORIZATION_KEYS",
@@ -105,11 +105,11 @@ class Options:
     token: str = ""
     #: The command line these options came from (a reload reads it again).
     argv: list[str] = field(default_factory=list, repr=False, compare=False)
-    #: The MQTT and WebSocket doors' blocks (:mod:`core.options_mqtt`,
-    #: :mod:`core.options_websocket`); None when absent.
+    #: The MQTT and WebSocket doors' blocks (:mod:`jetport.core.options_mqtt`,
+    #: :mod:`jetport.core.options_websocket`); None when absent.
     mqtt: Any = field(default=None, repr=False, compare=False)
     websocket: Any = field(default=None, repr=False, compare=False)
-    #: Users, permissions and accounts (:class:`core.authconf.AuthConfig`).
+    #: Users, permissions and accounts (:class:`jetport.core.authconf.AuthConfig`).
     auth_config: Any = field(default=None, repr=False, compare=False)
     tls: bool = False
     tls_cert: str = ""
@@ -870,4 +870,4 @@ only "-flag" or "-flag=false". Clustering, gateway and leaf node flags are refus
 
 # The security keys and the MQTT and WebSocket blocks live in their own modules,
 # which register them on these tables.
-from core import authconf, options_mqtt, options_websocket  # noqa: E402
+from jetport.core import authconf, options_mqtt, options_websocket  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
+from jetport.core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
 
 #: The MQTT port of the embedded default (``jetport serve`` with no arguments).
 EMBEDDED_MQTT_PORT = 1883
@@ -115,7 +115,7 @@ def _mqtt_tls(opts: Options, entry: Entry) -> None:
         elif name == "timeout":
             m.tls_timeout = sub.seconds()
         elif name == "min_version":
-            from core.tls import min_tls_version
+            from jetport.core.tls import min_tls_version
 
             try:
                 min_tls_version(value)

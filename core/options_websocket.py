@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
+from jetport.core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
 
 #: The WebSocket port of the embedded default (``jetport serve`` with no arguments).
 EMBEDDED_WEBSOCKET_PORT = 8080
@@ -226,7 +226,7 @@ def _ws_tls(opts: Options, entry: Entry) -> None:
         elif name == "timeout":
             sub.seconds()  # the handshake_timeout key bounds the TLS handshake here
         elif name == "min_version":
-            from core.tls import min_tls_version
+            from jetport.core.tls import min_tls_version
 
             try:
                 min_tls_version(value)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from core.subjects import SubjectIndex, is_literal, subject_matches
+from jetport.core.subjects import SubjectIndex, is_literal, subject_matches
 
 #: nats-server's defaults for ``allow_responses: true``.
 DEFAULT_RESPONSE_MAX = 1

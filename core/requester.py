@@ -14,11 +14,11 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from core.internal import InternalClient
+from jetport.core.internal import InternalClient
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 Reply = tuple[bytes, bytes | None, bytes]  # (subject, header block, payload)
 

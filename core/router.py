@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.subjects import (
+from jetport.core.subjects import (
     EMPTY,
     Match,
     SubjectIndex,
@@ -22,7 +22,7 @@ from core.subjects import (
 )
 
 if TYPE_CHECKING:
-    from core.client import Client, Delivery
+    from jetport.core.client import Client, Delivery
 
 #: Status header nats-server sends when a request found no subscriber.
 NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n"

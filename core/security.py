@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.accounts import GLOBAL_ACCOUNT, Account
-from core.auth import Authenticator, AuthError, Principal
-from core.authconf import auth_config
-from core.imports import link_imports, unlink
-from core.log import log
+from jetport.core.accounts import GLOBAL_ACCOUNT, Account
+from jetport.core.auth import Authenticator, AuthError, Principal
+from jetport.core.authconf import auth_config
+from jetport.core.imports import link_imports, unlink
+from jetport.core.log import log
 
 if TYPE_CHECKING:
-    from core.client import Client
-    from core.hub import Hub
-    from core.options import Options
+    from jetport.core.client import Client
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
 
 ERR_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
 
@@ -30,10 +30,10 @@ def _js_limits(options: Options, value: Any, explicit_accounts: bool) -> Any:
     if value is None:
         if explicit_accounts:
             return None
-        from core.jetstream.models import AccountLimits
+        from jetport.core.jetstream.models import AccountLimits
 
         return AccountLimits()
-    from core.jetstream.limits import account_limits_from_conf
+    from jetport.core.jetstream.limits import account_limits_from_conf
 
     return account_limits_from_conf(value)
 
@@ -94,7 +94,7 @@ def jwt_jetstream_limits(hub: Hub, limits: Any) -> Any:
     """JetStream limits from an account JWT's limits (None when it grants none)."""
     if not hub.options.jetstream or not limits.jetstream_enabled():
         return None
-    from core.jetstream.models import AccountLimits
+    from jetport.core.jetstream.models import AccountLimits
 
     return AccountLimits(
         max_memory=limits.mem_storage, max_storage=limits.disk_storage,

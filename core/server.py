@@ -10,10 +10,10 @@ import resource
 import signal
 import sys
 
-from core.doors import Door, door_classes
-from core.hub import JETPORT_VERSION, Hub
-from core.log import configure, fatal, log
-from core.options import Options
+from jetport.core.doors import Door, door_classes
+from jetport.core.hub import JETPORT_VERSION, Hub
+from jetport.core.log import configure, fatal, log
+from jetport.core.options import Options
 
 
 def _raise_fd_limit() -> None:
@@ -46,11 +46,11 @@ class Server:
         if opts.config_file:
             log.info("Using configuration file: %s", opts.config_file)
         if opts.jetstream:
-            from core.jetstream.engine import JetStream
+            from jetport.core.jetstream.engine import JetStream
 
             hub.jetstream = JetStream(hub)
             await hub.jetstream.start()
-        from core.system import SystemService
+        from jetport.core.system import SystemService
 
         self.system = SystemService(hub)
         self.system.start()
@@ -74,8 +74,8 @@ class Server:
         asyncio.get_running_loop().create_task(self._reload())
 
     async def _reload(self) -> None:
-        from core import security
-        from core.options import OptionsError, parse_args
+        from jetport.core import security
+        from jetport.core.options import OptionsError, parse_args
 
         if not self.options.argv:
             log.error("Failed to reload server configuration: no configuration file")

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from core import monitor
-from core.internal import InternalClient
-from core.timeutil import rfc3339
+from jetport.core import monitor
+from jetport.core.internal import InternalClient
+from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 
 def _server(hub: Hub) -> dict[str, Any]:

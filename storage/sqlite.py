@@ -8,14 +8,14 @@ the trade nats-server's file store makes too by not syncing every write.
 
 Several connections, as WAL lets reads run beside the writer.  Rows and saved states
 are committed by a writer process; transactions with removals run on a write connection
-on the event loop's thread (see :mod:`storage.sqlite_writer`).  Reads of a bounded
+on the event loop's thread (see :mod:`jetport.storage.sqlite_writer`).  Reads of a bounded
 number of rows (a message, a window of the next ones) use a connection on the loop's
 thread too: a round trip to another thread costs milliseconds while the loop is busy.
 Reads that may scan a whole stream (counts, subject lists) go to a connection that
 aiosqlite runs in its own thread, so the loop never waits on them.
 
 Per stream the process keeps counters and bounded caches, nothing per stored message
-(:mod:`storage.sqlite_stream`).  The counters are also a row in ``stream_state``,
+(:mod:`jetport.storage.sqlite_stream`).  The counters are also a row in ``stream_state``,
 written in a transaction with the messages it counts, so opening a stream of any size
 reads one row plus the few rows appended since it was last written, and
 ``first_seq``/``last_seq`` survive purges that leave the stream empty.
@@ -32,7 +32,7 @@ from functools import partial
 
 import aiosqlite
 
-from core.subjects import subject_matches
+from jetport.core.subjects import subject_matches
 
 from .base import ConsumerState, StoreState
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore

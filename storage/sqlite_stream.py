@@ -1,10 +1,10 @@
 """One stream's messages in the account database.
 
 The process keeps per stream only counters and bounded caches: the tail of recent
-messages (:mod:`storage.tail`) and read-ahead windows (:mod:`storage.readahead`).
+messages (:mod:`jetport.storage.tail`) and read-ahead windows (:mod:`jetport.storage.readahead`).
 Reads of a bounded number of rows go to the loop-thread reader, reads that may scan to
-aiosqlite's reader (see :mod:`storage.sqlite`); removals and purges run inside the writer's
-transaction in call order (:mod:`storage.sqlite_writer`).
+aiosqlite's reader (see :mod:`jetport.storage.sqlite`); removals and purges run inside the writer's
+transaction in call order (:mod:`jetport.storage.sqlite_writer`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from core.subjects import is_literal
+from jetport.core.subjects import is_literal
 
 from .base import StoredMsg, StoreState, file_size, take
 from .filters import literal_prefix, matcher, normalize, normalize_one

@@ -1,4 +1,4 @@
-"""The process that commits an account's writes: ``python -m storage.sqlite_worker PATH``.
+"""The process that commits an account's writes: ``python -m jetport.storage.sqlite_worker PATH``.
 
 Inserting a message costs SQLite a few microseconds, about a quarter of what the hub
 spends on a persisted publish.  A thread cannot take that work off the event loop: it

@@ -7,7 +7,7 @@ whatever accumulated by then goes into one transaction, so the batch grows with 
 load and the cost of a commit is shared by everyone waiting on it.
 
 A transaction of rows and saved states, nearly every one, is prepared here and
-committed by a writer process (:mod:`storage.sqlite_worker`, which says why), up to
+committed by a writer process (:mod:`jetport.storage.sqlite_worker`, which says why), up to
 ``MAX_INFLIGHT`` at a time, in order.  A transaction holding operations waits for those
 to finish and runs on the hub's own connection, as operations read and change the
 stores' in-memory state.  Commits append to the WAL without syncing; the writer

@@ -1,16 +1,18 @@
 """MQTT clients the integration tests drive: paho-mqtt (3.1.1 and 5, over TCP or
-WebSocket) on its own network thread, and amqtt's client."""
+WebSocket) on its own network thread, and amqtt's client in a process of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import queue
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from amqtt.client import MQTTClient
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -116,9 +118,75 @@ def rc_value(rc: Any) -> int:
     return int(getattr(rc, "value", rc))
 
 
-async def amqtt_client(port: int, cid: str, auth: str = "", clean: bool = True) -> MQTTClient:
-    client = MQTTClient(client_id=cid, config={"auto_reconnect": False, "keep_alive": 30})
-    await client.connect(f"mqtt://{auth}127.0.0.1:{port}/", cleansession=clean)
+ROOT = Path(__file__).resolve().parent.parent
+#: amqtt's own environment (``make`` builds it): its pins never reach the hub's.
+AMQTT_PYTHON = os.environ.get("JETPORT_AMQTT_PYTHON", str(ROOT / ".venv-amqtt/bin/python"))
+
+
+class AmqttError(Exception):
+    """What amqtt's client raised, as its peer process reported it."""
+
+
+class Amqtt:
+    """amqtt's MQTTClient in its own process (``tests/peers/amqtt_peer.py``)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, **args}).encode() + b"\n")
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise AmqttError(f"amqtt peer exited during {op}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise AmqttError(answer["error"])
+        return answer["ok"]
+
+    async def subscribe(self, topics: list[tuple[str, int]]) -> list[int]:
+        return list(await self.call("subscribe", topics=topics))
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        await self.call("publish", topic=topic, payload=payload.hex(), qos=qos)
+
+    async def deliver_message(self, timeout_duration: float = 5.0) -> tuple[str, bytes, int] | None:
+        """The next message as (topic, payload, qos), or None after the timeout."""
+        msg = await self.call("deliver", timeout=timeout_duration + 5, wait=timeout_duration)
+        return None if msg is None else (msg["topic"], bytes.fromhex(msg["payload"]), msg["qos"])
+
+    async def disconnect(self) -> None:
+        try:
+            await self.call("disconnect")
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def amqtt_client(port: int, cid: str, auth: str = "", clean: bool = True) -> Amqtt:
+    """Start amqtt's client in its own environment and connect it to the MQTT door."""
+    if not Path(AMQTT_PYTHON).exists():
+        raise RuntimeError(f"amqtt's environment {AMQTT_PYTHON} is missing: `make test` builds it")
+    proc = await asyncio.create_subprocess_exec(
+        AMQTT_PYTHON, str(ROOT / "tests/peers/amqtt_peer.py"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    client = Amqtt(proc)
+    try:
+        await client.call("connect", url=f"mqtt://{auth}127.0.0.1:{port}/", client_id=cid,
+                          clean=clean)
+    except BaseException:
+        await client.close()
+        raise
     return client
 
 

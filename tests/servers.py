@@ -133,7 +133,7 @@ class ServerProcess:
 
 
 def jetport(tmp: Path, *args: str, name: str = "jetport") -> ServerProcess:
-    argv = [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", "-1", *args]
+    argv = [sys.executable, "-m", "jetport.core.cli", "serve", "-a", "127.0.0.1", "-p", "-1", *args]
     return ServerProcess(argv, tmp / f"{name}.log")
 
 

@@ -6,8 +6,9 @@ can be checked while reading: fixed-header flags, lengths, UTF-8 strings, proper
 allowed in each packet, limits.  A broken peer yields one :class:`ProtocolError` with
 the MQTT 5 reason code to report, after which the codec reads nothing more.  Rules
 that need the server's state or policy (client ids, topic filters, authorization,
-receive windows) are the door's.  Field formats are :mod:`bridges.mqtt.wire`'s, the
-property table :mod:`bridges.mqtt.properties`', and ``send`` is :mod:`bridges.mqtt.encoder`.
+receive windows) are the door's.  Field formats are :mod:`jetport.bridges.mqtt.wire`'s,
+the property table :mod:`jetport.bridges.mqtt.properties`', and ``send`` is
+:mod:`jetport.bridges.mqtt.encoder`.
 
 Which peer errors get which reason code:
 
@@ -29,8 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridges.mqtt.encoder import encode
-from bridges.mqtt.packets import (
+from jetport.bridges.mqtt.encoder import encode
+from jetport.bridges.mqtt.packets import (
     AUTH,
     BAD_USER_NAME_OR_PASSWORD,
     CLIENT_IDENTIFIER_NOT_VALID,
@@ -77,8 +78,8 @@ from bridges.mqtt.packets import (
     Unsubscribe,
     Will,
 )
-from bridges.mqtt.properties import WILL, read_last_props, read_props
-from bridges.mqtt.wire import (
+from jetport.bridges.mqtt.properties import WILL, read_last_props, read_props
+from jetport.bridges.mqtt.wire import (
     MAX_REMAINING_LENGTH,
     DecodeError,
     malformed,

@@ -1,7 +1,7 @@
 """One MQTT network connection: the codec's packets applied to a session, over asyncio.
 
 The rules of MQTT framing live in the codec; the rules of sessions, subscriptions
-and delivery in :mod:`bridges.mqtt.session`; this module only connects them to the
+and delivery in :mod:`jetport.bridges.mqtt.session`; this module only connects them to the
 socket, the core's authenticator and the door's registry.  Output is gathered and
 written once per event-loop turn.
 """
@@ -13,8 +13,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridges.mqtt.codec import MqttCodec
-from bridges.mqtt.packets import (
+from jetport.bridges.mqtt.codec import MqttCodec
+from jetport.bridges.mqtt.packets import (
     Auth,
     ConnAck,
     Connect,
@@ -32,23 +32,23 @@ from bridges.mqtt.packets import (
     UnsubAck,
     Unsubscribe,
 )
-from bridges.mqtt.session import OutMsg, Session, SubInfo, header_lines
-from bridges.mqtt.topics import (
+from jetport.bridges.mqtt.session import OutMsg, Session, SubInfo, header_lines
+from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
     split_shared,
     to_subject,
     valid_filter,
 )
-from core import security
-from core.auth import AuthError
-from core.client import PermissionDenied, TooManySubscriptions
-from core.log import log
-from core.router import InvalidSubject
-from core.tls import peer_identities
+from jetport.core import security
+from jetport.core.auth import AuthError
+from jetport.core.client import PermissionDenied, TooManySubscriptions
+from jetport.core.log import log
+from jetport.core.router import InvalidSubject
+from jetport.core.tls import peer_identities
 
 if TYPE_CHECKING:
-    from bridges.mqtt.door import MqttDoor
+    from jetport.bridges.mqtt.door import MqttDoor
 
 # CONNACK refusals as MQTT 5 reason codes; the codec sends 3.1.1 clients the matching
 # return codes (1 version, 2 identifier, 3 unavailable, 4 credentials, 5 not authorized).

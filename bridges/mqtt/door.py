@@ -15,10 +15,10 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridges.mqtt.connection import MqttConnection, qos_header, request_properties
-from bridges.mqtt.packets import Publish
-from bridges.mqtt.responses import CORRELATION, ResponseRelay
-from bridges.mqtt.session import (
+from jetport.bridges.mqtt.connection import MqttConnection, qos_header, request_properties
+from jetport.bridges.mqtt.packets import Publish
+from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
+from jetport.bridges.mqtt.session import (
     EXPIRY_HEADER,
     RETAIN_HEADER,
     OutMsg,
@@ -27,27 +27,27 @@ from bridges.mqtt.session import (
     expiry_of,
     properties_from,
 )
-from bridges.mqtt.store import MqttStore, StoredMessage, StoreUnavailable, session_token
-from bridges.mqtt.topics import (
+from jetport.bridges.mqtt.store import MqttStore, StoredMessage, StoreUnavailable, session_token
+from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
     split_shared,
     to_subject,
     to_topic,
 )
-from bridges.websocket.registry import Route, Upgrade, routes
-from core.accounts import GLOBAL_ACCOUNT
-from core.auth import AuthError, Principal
-from core.headers import get as get_header
-from core.log import log
-from core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
-from core.subjects import subject_matches
-from core.tls import server_context
+from jetport.bridges.websocket.registry import Route, Upgrade, routes
+from jetport.core.accounts import GLOBAL_ACCOUNT
+from jetport.core.auth import AuthError, Principal
+from jetport.core.headers import get as get_header
+from jetport.core.log import log
+from jetport.core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
+from jetport.core.subjects import subject_matches
+from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
-    from core.options import Options
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
 
 #: The WebSocket path MQTT clients connect to (nats-server's, mqtt.js's default).
 WS_PATH = "/mqtt"

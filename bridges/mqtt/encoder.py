@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridges.mqtt.packets import (
+from jetport.bridges.mqtt.packets import (
     SUBACK_FAILURE,
     V3_CONNACK_CODES,
     Auth,
@@ -32,8 +32,14 @@ from bridges.mqtt.packets import (
     UnsubAck,
     Unsubscribe,
 )
-from bridges.mqtt.properties import write_props
-from bridges.mqtt.wire import MAX_REMAINING_LENGTH, SMALL, write_bin, write_str, write_varint
+from jetport.bridges.mqtt.properties import write_props
+from jetport.bridges.mqtt.wire import (
+    MAX_REMAINING_LENGTH,
+    SMALL,
+    write_bin,
+    write_str,
+    write_varint,
+)
 
 
 def _frame(b0: int, *parts: bytes) -> bytes:

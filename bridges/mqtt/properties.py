@@ -4,7 +4,7 @@ which, and reading and writing a property block.
 Properties are the one part of MQTT 5 that is data-driven rather than laid out per
 packet, so their table, their validation and both directions of their encoding live
 together: a new property is one row here.  A block decodes to a dict keyed by the
-snake_case property name (see :mod:`bridges.mqtt.packets`); reading checks what the
+snake_case property name (see :mod:`jetport.bridges.mqtt.packets`); reading checks what the
 table alone decides (known, allowed in this packet, not repeated, value in range);
 rules that need the connection's state (topic aliases) are the codec's.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridges.mqtt.packets import (
+from jetport.bridges.mqtt.packets import (
     AUTH,
     CONNACK,
     CONNECT,
@@ -30,7 +30,7 @@ from bridges.mqtt.packets import (
     UNSUBACK,
     UNSUBSCRIBE,
 )
-from bridges.mqtt.wire import (
+from jetport.bridges.mqtt.wire import (
     DecodeError,
     malformed,
     read_bin,

@@ -15,12 +15,12 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from core.headers import add as add_headers
-from core.internal import InternalClient
+from jetport.core.headers import add as add_headers
+from jetport.core.internal import InternalClient
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 #: How long a request's reply subject keeps forwarding (nats-server's response TTL).
 RESPONSE_WINDOW = 120.0

@@ -17,20 +17,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bridges.mqtt.packets import Publish
-from bridges.mqtt.store import REPLY_PREFIX
-from bridges.mqtt.topics import to_topic
-from core.client import Client
-from core.headers import add as add_headers
-from core.headers import get as get_header
-from core.log import log
+from jetport.bridges.mqtt.packets import Publish
+from jetport.bridges.mqtt.store import REPLY_PREFIX
+from jetport.bridges.mqtt.topics import to_topic
+from jetport.core.client import Client
+from jetport.core.headers import add as add_headers
+from jetport.core.headers import get as get_header
+from jetport.core.log import log
 
 if TYPE_CHECKING:
-    from bridges.mqtt.connection import MqttConnection
-    from bridges.mqtt.door import MqttDoor
-    from bridges.mqtt.store import MqttStore
-    from core.accounts import Account
-    from core.router import Subscription
+    from jetport.bridges.mqtt.connection import MqttConnection
+    from jetport.bridges.mqtt.door import MqttDoor
+    from jetport.bridges.mqtt.store import MqttStore
+    from jetport.core.accounts import Account
+    from jetport.core.router import Subscription
 
 #: Header carrying an MQTT message's QoS, as nats-server writes it (no space).
 QOS_HEADER = b"Nmqtt-Pub"
@@ -38,7 +38,7 @@ QOS_HEADER = b"Nmqtt-Pub"
 EXPIRY_HEADER = b"Mqtt-Expires"
 #: Set on messages published with RETAIN, for "retain as published" subscriptions.
 RETAIN_HEADER = b"Nmqtt-Retain"
-#: Reply subjects of MQTT 5 requests (see :mod:`bridges.mqtt.responses`).
+#: Reply subjects of MQTT 5 requests (see :mod:`jetport.bridges.mqtt.responses`).
 RELAY_PREFIX = b"$MQTT.rr."
 _MQTT_HEADERS = (b"Nmqtt-", b"Mqtt-", b"Nats-")
 

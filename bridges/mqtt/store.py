@@ -21,13 +21,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.headers import parse as parse_headers
-from core.log import log
-from core.requester import Requester, RequestTimeout
+from jetport.core.headers import parse as parse_headers
+from jetport.core.log import log
+from jetport.core.requester import Requester, RequestTimeout
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 #: Reply subjects of the door's own JetStream requests and PubAcks (nats-server's).
 REPLY_PREFIX = b"$MQTT.JSA."

@@ -10,7 +10,7 @@ Writers raise :class:`ValueError`: a field that does not fit is this side's mist
 
 from __future__ import annotations
 
-from bridges.mqtt.packets import MALFORMED_PACKET
+from jetport.bridges.mqtt.packets import MALFORMED_PACKET
 
 #: Largest remaining length a 4-byte variable byte integer holds.
 MAX_REMAINING_LENGTH = 268_435_455

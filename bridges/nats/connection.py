@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from bridges.nats.codec import (
+from jetport.bridges.nats.codec import (
     ERR_CONTROL_LINE,
     ERR_INVALID_PUB_SUBJECT,
     ERR_INVALID_SUBJECT,
@@ -35,16 +35,16 @@ from bridges.nats.codec import (
     encode_err,
     encode_info,
 )
-from core import security
-from core.auth import AuthError, Principal, new_nonce
-from core.client import Client, Delivery, PermissionDenied, TooManySubscriptions
-from core.log import TRACE, log
-from core.router import InvalidSubject, Subscription
-from core.subjects import is_literal
-from core.tls import peer_identities
+from jetport.core import security
+from jetport.core.auth import AuthError, Principal, new_nonce
+from jetport.core.client import Client, Delivery, PermissionDenied, TooManySubscriptions
+from jetport.core.log import TRACE, log
+from jetport.core.router import InvalidSubject, Subscription
+from jetport.core.subjects import is_literal
+from jetport.core.tls import peer_identities
 
 if TYPE_CHECKING:
-    from bridges.nats.door import NatsDoor
+    from jetport.bridges.nats.door import NatsDoor
 
 ERR_AUTH = "Authorization Violation"
 ERR_AUTH_TIMEOUT = "Authentication Timeout"

@@ -9,14 +9,14 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from bridges.nats.connection import NatsClient
-from core.jetstream.apilevel import API_LEVEL
-from core.log import log
-from core.tls import server_context
+from jetport.bridges.nats.connection import NatsClient
+from jetport.core.jetstream.apilevel import API_LEVEL
+from jetport.core.log import log
+from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
-    from core.hub import Hub
-    from core.options import Options
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
 
 
 def tls_context(options: Options) -> ssl.SSLContext | None:

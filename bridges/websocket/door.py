@@ -2,7 +2,7 @@
 
 NATS clients (nats.ws, @nats-io/nats-core's wsconnect, nats-py with ``ws://``) get the
 NATS door's client protocol in binary frames.  Other doors may carry their protocol on
-the same listener by registering a route (see :mod:`bridges.websocket.registry`).
+the same listener by registering a route (see :mod:`jetport.bridges.websocket.registry`).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from bridges.nats.door import NatsDoor
-from bridges.websocket.natsclient import WsNatsClient
-from bridges.websocket.registry import Route, Upgrade, routes
-from bridges.websocket.transport import WsConnection
-from core.log import log
-from core.tls import server_context
+from jetport.bridges.nats.door import NatsDoor
+from jetport.bridges.websocket.natsclient import WsNatsClient
+from jetport.bridges.websocket.registry import Route, Upgrade, routes
+from jetport.bridges.websocket.transport import WsConnection
+from jetport.core.log import log
+from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
-    from core.hub import Hub
-    from core.options import Options
-    from core.options_websocket import WebSocketOptions
+    from jetport.core.hub import Hub
+    from jetport.core.options import Options
+    from jetport.core.options_websocket import WebSocketOptions
 
 #: Bound on the TLS handshake when the block sets no handshake_timeout (seconds).
 DEFAULT_TLS_HANDSHAKE = 10.0

@@ -1,7 +1,7 @@
 """The NATS protocol over WebSocket: the NATS door's client on a WebSocket transport.
 
 Everything NATS (codec, auth, permissions, limits, slow consumers) is
-:class:`bridges.nats.connection.NatsClient`'s; this adds what nats-server does
+:class:`jetport.bridges.nats.connection.NatsClient`'s; this adds what nats-server does
 differently for WebSocket clients: the connection type, the websocket block's own
 credentials and no_auth_user, credentials from cookies, and close frames whose status
 says why the server hung up.
@@ -12,30 +12,30 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from bridges.nats.codec import (
+from jetport.bridges.nats.codec import (
     ERR_CONTROL_LINE,
     ERR_MAX_PAYLOAD,
     ERR_NO_RESPONDERS,
     ERR_PROTOCOL,
     ERR_UNKNOWN_OP,
 )
-from bridges.nats.connection import (
+from jetport.bridges.nats.connection import (
     ERR_AUTH,
     ERR_AUTH_TIMEOUT,
     ERR_EXPIRED,
     ERR_STALE,
     NatsClient,
 )
-from core.accounts import GLOBAL_ACCOUNT
-from core.auth import AuthError, Principal
-from core.security import ERR_ACCOUNT_CONNECTIONS
-from core.tls import peer_identities
+from jetport.core.accounts import GLOBAL_ACCOUNT
+from jetport.core.auth import AuthError, Principal
+from jetport.core.security import ERR_ACCOUNT_CONNECTIONS
+from jetport.core.tls import peer_identities
 
 if TYPE_CHECKING:
     import asyncio
 
-    from bridges.websocket.door import WebSocketDoor
-    from bridges.websocket.registry import Upgrade
+    from jetport.bridges.websocket.door import WebSocketDoor
+    from jetport.bridges.websocket.registry import Upgrade
 
 POLICY, PROTOCOL, TOO_BIG, GOING_AWAY = 1008, 1002, 1009, 1001
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from core.options_websocket import WebSocketOptions
+    from jetport.core.options_websocket import WebSocketOptions
 
 
 def _host_port(hostport: str, tls: bool) -> tuple[str, str]:

@@ -3,7 +3,7 @@
 A door that wants its protocol carried over WebSocket registers a :class:`Route` on the
 hub's registry; the WebSocket door consults it at each upgrade.  A factory gets the
 :class:`Upgrade` and returns an ``asyncio.Protocol``; the door then hands it a byte
-transport (:class:`bridges.websocket.transport.WsTransport`) as if it were TCP.
+transport (:class:`jetport.bridges.websocket.transport.WsTransport`) as if it were TCP.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.hub import Hub
+    from jetport.core.hub import Hub
 
 
 @dataclass

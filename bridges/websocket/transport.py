@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import OP_BINARY, OP_CONT, OP_TEXT
+from websockets.frames import Opcode
 from websockets.http11 import Request
-from websockets.protocol import OPEN
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from bridges.websocket.origin import origin_error
-from bridges.websocket.registry import Route, Upgrade, routes
-from core.log import log
+from jetport.bridges.websocket.origin import origin_error
+from jetport.bridges.websocket.registry import Route, Upgrade, routes
+from jetport.core.log import log
 
 if TYPE_CHECKING:
-    from bridges.websocket.door import WebSocketDoor
+    from jetport.bridges.websocket.door import WebSocketDoor
 
 #: The websockets library's own chatter ("connection open") stays out of the hub's log.
 _FRAME_LOG = logging.getLogger("jetport.websocket.frames")
@@ -38,6 +38,8 @@ MAX_MESSAGE_FACTOR = 8
 MAX_MESSAGE_LIMIT = 64 << 20
 
 CLOSE_NORMAL = 1000
+#: Frames whose payload belongs to the carried byte stream.
+_DATA_OPCODES = frozenset((Opcode.BINARY, Opcode.TEXT, Opcode.CONT))
 
 
 def max_message_size(max_payload: int) -> int:
@@ -100,7 +102,7 @@ class WsConnection(asyncio.Protocol):
         if inner is not None and len(events) == 1 and not (self._paused or self.closing):
             # the common case: one data frame
             frame = events[0]
-            if frame.opcode is OP_BINARY or frame.opcode is OP_TEXT or frame.opcode is OP_CONT:
+            if frame.opcode in _DATA_OPCODES:
                 inner.data_received(frame.data)
         elif events:
             self._events(events)
@@ -114,7 +116,7 @@ class WsConnection(asyncio.Protocol):
             if self.inner is None or self.closing:
                 return
             op = ev.opcode
-            if op is OP_BINARY or op is OP_TEXT or op is OP_CONT:
+            if op in _DATA_OPCODES:
                 if self._paused:
                     self._held.append(ev.data)
                 else:
@@ -222,7 +224,7 @@ class WsConnection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         ws = self.ws
-        if ws.state is not OPEN or self.closing or not data:
+        if ws.state is not State.OPEN or self.closing or not data:
             return
         ws.send_binary(data)
         out = ws.data_to_send()
@@ -240,7 +242,7 @@ class WsConnection(asyncio.Protocol):
         self.closing = True
         if code is None:
             code, reason = self.close_code
-        if self.ws.state is OPEN:
+        if self.ws.state is State.OPEN:
             self.ws.send_close(code, _truncate(reason or ""))
             for chunk in self.ws.data_to_send():
                 if chunk:

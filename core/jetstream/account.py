@@ -6,14 +6,14 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.ids import base62
-from core.internal import InternalClient
-from core.jetstream import advisories as A
-from core.jetstream import errors as E
-from core.jetstream import limits as L
-from core.jetstream.api import JetStreamApi
-from core.jetstream.consumer import Consumer, recover_consumers
-from core.jetstream.models import (
+from jetport.core.ids import base62
+from jetport.core.internal import InternalClient
+from jetport.core.jetstream import advisories as A
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream import limits as L
+from jetport.core.jetstream.api import JetStreamApi
+from jetport.core.jetstream.consumer import Consumer, recover_consumers
+from jetport.core.jetstream.models import (
     AccountLimits,
     StreamConfig,
     check_consumer_update,
@@ -21,16 +21,16 @@ from core.jetstream.models import (
     check_workqueue_consumer,
     normalize_stream_config,
 )
-from core.jetstream.stream import Stream
-from core.log import log
-from core.subjects import subjects_overlap
-from storage.base import Storage
-from storage.memory import MemoryStorage
-from storage.sqlite import SqliteStorage
+from jetport.core.jetstream.stream import Stream
+from jetport.core.log import log
+from jetport.core.subjects import subjects_overlap
+from jetport.storage.base import Storage
+from jetport.storage.memory import MemoryStorage
+from jetport.storage.sqlite import SqliteStorage
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.jetstream.engine import JetStream
+    from jetport.core.accounts import Account
+    from jetport.core.jetstream.engine import JetStream
 
 
 class JetStreamAccount:

@@ -13,12 +13,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from core.jetstream.advisories import advise
-from core.options import parse_duration
-from storage.base import ConsumerState
+from jetport.core.jetstream.advisories import advise
+from jetport.core.options import parse_duration
+from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from core.ids import base62
-from core.timeutil import rfc3339
+from jetport.core.ids import base62
+from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
-    from core.jetstream.account import JetStreamAccount
+    from jetport.core.jetstream.account import JetStreamAccount
 
 PREFIX = b"$JS.EVENT.ADVISORY."
 TYPE = "io.nats.jetstream.advisory.v1."

@@ -12,11 +12,11 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-from core.jetstream import apilevel
-from core.jetstream import errors as E
-from core.jetstream.consumer import Consumer
-from core.jetstream.direct import DirectGet, lookup
-from core.jetstream.models import (
+from jetport.core.jetstream import apilevel
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.consumer import Consumer
+from jetport.core.jetstream.direct import DirectGet, lookup
+from jetport.core.jetstream.models import (
     ZERO_TIME_NS,
     ConsumerPauseRequest,
     ConsumerPauseResponse,
@@ -27,13 +27,13 @@ from core.jetstream.models import (
     parse_model,
     parse_stream_config,
 )
-from core.jetstream.responses import EMPTY_EXTRAS, PREFIX, T, response_type
-from core.log import log
-from core.timeutil import rfc3339
+from jetport.core.jetstream.responses import EMPTY_EXTRAS, PREFIX, T, response_type
+from jetport.core.log import log
+from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
-    from core.jetstream.account import JetStreamAccount
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.account import JetStreamAccount
+    from jetport.core.jetstream.stream import Stream
 
 API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
                 b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
@@ -334,7 +334,7 @@ class JetStreamApi:
         subject = body.get("subject")
         streams = sorted(self.jsa.streams.values(), key=lambda s: s.name)
         if subject:
-            from core.subjects import subjects_overlap
+            from jetport.core.subjects import subjects_overlap
 
             want = str(subject).encode()
             streams = [s for s in streams if any(subjects_overlap(want, x) for x in s.subjects)]

@@ -6,7 +6,7 @@ below ``N`` must refuse the request rather than silently ignore fields it does n
 
 from __future__ import annotations
 
-from core import headers as H
+from jetport.core import headers as H
 
 #: Level 1: the JetStream API of nats-server 2.11 (per-message TTLs, consumer pause,
 #: priority groups, batched direct gets).

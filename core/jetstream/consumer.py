@@ -13,18 +13,18 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
-from core.client import Delivery
-from core.jetstream.acks import AckTracking
-from core.jetstream.models import ZERO_TIME_NS, format_time
-from core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
-from core.log import log
-from core.subjects import subject_matches
-from core.timeutil import rfc3339
-from storage.base import ConsumerState, StoredMsg
+from jetport.core import headers as H
+from jetport.core.client import Delivery
+from jetport.core.jetstream.acks import AckTracking
+from jetport.core.jetstream.models import ZERO_TIME_NS, format_time
+from jetport.core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
+from jetport.core.log import log
+from jetport.core.subjects import subject_matches
+from jetport.core.timeutil import rfc3339
+from jetport.storage.base import ConsumerState, StoredMsg
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
 MAX_DURATION = (1 << 63) - 1
@@ -556,7 +556,7 @@ def _parse_time_ns(value: Any) -> int:
 
 async def recover_consumers(stream: Stream) -> None:
     """Bring back a restored stream's durable consumers with their progress."""
-    from core.jetstream.models import ConsumerConfig
+    from jetport.core.jetstream.models import ConsumerConfig
 
     saved = await stream.jsa.consumer_store(stream).load()
     for name, (config_json, state) in saved.items():

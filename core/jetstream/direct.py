@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
-from core.jetstream import errors as E
-from core.timeutil import rfc3339
-from storage.base import StoredMsg
+from jetport.core import headers as H
+from jetport.core.jetstream import errors as E
+from jetport.core.timeutil import rfc3339
+from jetport.storage.base import StoredMsg
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.stream import Stream
 
 
 async def lookup(stream: Stream, req: dict[str, Any]) -> StoredMsg | None:

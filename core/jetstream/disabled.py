@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from core.internal import InternalClient
-from core.jetstream import errors as E
-from core.jetstream.models import parse_consumer_request
-from core.jetstream.responses import EMPTY_EXTRAS, PREFIX, RESPONSE_TYPES, T
+from jetport.core.internal import InternalClient
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models import parse_consumer_request
+from jetport.core.jetstream.responses import EMPTY_EXTRAS, PREFIX, RESPONSE_TYPES, T
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 
 class NotEnabledApi:

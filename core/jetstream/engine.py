@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from core.jetstream.account import JetStreamAccount
-from core.jetstream.disabled import NotEnabledApi
-from core.log import log
-from core.subjects import subject_matches
+from jetport.core.jetstream.account import JetStreamAccount
+from jetport.core.jetstream.disabled import NotEnabledApi
+from jetport.core.log import log
+from jetport.core.subjects import subject_matches
 
 if TYPE_CHECKING:
-    from core.accounts import Account
-    from core.hub import Hub
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
 
 SYSTEM_ACCOUNT = "$SYS"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.jetstream import errors as E
-from core.jetstream.models import AccountLimits
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models import AccountLimits
 
 #: Each spelling nats-server accepts (lower-cased) and the AccountLimits field it sets.
 KEYS: dict[str, str] = {

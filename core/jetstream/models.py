@@ -2,10 +2,10 @@
 
 Shapes are pydantic models whose ``dump()`` / ``to_json()`` (and ``model_dump_json``)
 produce the JSON nats-server sends; the ``normalize_*`` and ``check_*`` functions apply
-its defaults and raise its errors (:mod:`core.jetstream.errors`).
+its defaults and raise its errors (:mod:`jetport.core.jetstream.errors`).
 """
 
-from core.jetstream.models_api import (
+from jetport.core.jetstream.models_api import (
     AccountInfo,
     AccountLimits,
     AccountTier,
@@ -21,7 +21,7 @@ from core.jetstream.models_api import (
     pub_ack_error,
     response,
 )
-from core.jetstream.models_base import (
+from jetport.core.jetstream.models_base import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_LEN,
     MAX_NAME_LEN,
@@ -46,7 +46,7 @@ from core.jetstream.models_base import (
     parse_time,
     valid_name,
 )
-from core.jetstream.models_consumer import (
+from jetport.core.jetstream.models_consumer import (
     BadPullRequest,
     ConsumerConfig,
     ConsumerInfo,
@@ -59,12 +59,12 @@ from core.jetstream.models_consumer import (
     parse_consumer_request,
     parse_pull_request,
 )
-from core.jetstream.models_consumer_check import (
+from jetport.core.jetstream.models_consumer_check import (
     check_consumer_update,
     check_workqueue_consumer,
     normalize_consumer_config,
 )
-from core.jetstream.models_stream import (
+from jetport.core.jetstream.models_stream import (
     ClusterInfo,
     ErrorBody,
     ExternalStream,
@@ -81,7 +81,7 @@ from core.jetstream.models_stream import (
     StreamState,
     SubjectTransform,
 )
-from core.jetstream.models_stream_check import (
+from jetport.core.jetstream.models_stream_check import (
     StreamLookup,
     check_stream_create,
     check_stream_update,

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from core.jetstream import errors as E
-from core.jetstream.models_base import (
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models_base import (
     ZERO_TIME_NS,
     B64Bytes,
     Bool,

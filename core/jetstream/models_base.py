@@ -38,9 +38,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core import subjects as _subjects
-from core.jetstream import errors as E
-from core.timeutil import ZERO_TIME, rfc3339
+from jetport.core import subjects as _subjects
+from jetport.core.jetstream import errors as E
+from jetport.core.timeutil import ZERO_TIME, rfc3339
 
 NS = 1_000_000_000
 MS = 1_000_000

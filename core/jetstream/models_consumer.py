@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from core.jetstream import errors as E
-from core.jetstream.models_base import (
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models_base import (
     ZERO_TIME_NS,
     AckPolicy,
     Bool,
@@ -25,7 +25,7 @@ from core.jetstream.models_base import (
     go_enum,
     parse_model,
 )
-from core.jetstream.models_stream import ClusterInfo
+from jetport.core.jetstream.models_stream import ClusterInfo
 
 
 class ConsumerConfig(WireModel):

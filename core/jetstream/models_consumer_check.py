@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from core.jetstream import errors as E
-from core.jetstream.models_base import (
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models_base import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_LEN,
     MAX_NAME_LEN,
@@ -30,9 +30,9 @@ from core.jetstream.models_base import (
     valid_name,
     valid_subject,
 )
-from core.jetstream.models_consumer import ConsumerConfig
-from core.jetstream.models_stream import StreamConfig
-from core.timeutil import go_duration
+from jetport.core.jetstream.models_consumer import ConsumerConfig
+from jetport.core.jetstream.models_stream import StreamConfig
+from jetport.core.timeutil import go_duration
 
 ACK_WAIT_DEFAULT = 30 * NS
 MAX_ACK_PENDING_DEFAULT = 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.jetstream.models_base import (
+from jetport.core.jetstream.models_base import (
     ZERO_TIME_NS,
     Bool,
     Compression,

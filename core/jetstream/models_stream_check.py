@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from core.jetstream import errors as E
-from core.jetstream.models_api import AccountLimits
-from core.jetstream.models_base import (
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models_api import AccountLimits
+from jetport.core.jetstream.models_base import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_LEN,
     MAX_NAME_LEN,
@@ -32,7 +32,7 @@ from core.jetstream.models_base import (
     valid_publish_subject,
     valid_subject,
 )
-from core.jetstream.models_stream import StreamConfig, StreamSource
+from jetport.core.jetstream.models_stream import StreamConfig, StreamSource
 
 #: Returns the current config of another stream in the account, or None.
 StreamLookup = Callable[[str], StreamConfig | None]

@@ -12,13 +12,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
-from core.ids import base62
-from core.jetstream.models import BadPullRequest, PriorityGroupState, parse_pull_request
-from storage.base import ConsumerState
+from jetport.core import headers as H
+from jetport.core.ids import base62
+from jetport.core.jetstream.models import BadPullRequest, PriorityGroupState, parse_pull_request
+from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
 

@@ -12,13 +12,13 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
-from core.jetstream.transform import SubjectTransform
-from core.log import log
-from storage.base import ConsumerState
+from jetport.core import headers as H
+from jetport.core.jetstream.transform import SubjectTransform
+from jetport.core.log import log
+from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
+    from jetport.core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
 

@@ -13,19 +13,19 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from core import headers as H
-from core.client import Delivery
-from core.jetstream import errors as E
-from core.jetstream.sourcing import Link, links_for
-from core.jetstream.transform import SubjectTransform
-from core.jetstream.ttl import TTL, MessageTTLs
-from core.log import log
-from core.timeutil import rfc3339
-from storage.base import StoredMsg, StreamStore
+from jetport.core import headers as H
+from jetport.core.client import Delivery
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.sourcing import Link, links_for
+from jetport.core.jetstream.transform import SubjectTransform
+from jetport.core.jetstream.ttl import TTL, MessageTTLs
+from jetport.core.log import log
+from jetport.core.timeutil import rfc3339
+from jetport.storage.base import StoredMsg, StreamStore
 
 if TYPE_CHECKING:
-    from core.jetstream.account import JetStreamAccount
-    from core.jetstream.consumer import Consumer
+    from jetport.core.jetstream.account import JetStreamAccount
+    from jetport.core.jetstream.consumer import Consumer
 
 MSG_ID = b"Nats-Msg-Id"
 EXPECTED_STREAM = b"Nats-Expected-Stream"

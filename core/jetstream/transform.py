@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from core.subjects import FWC, PWC, tokens_match
+from jetport.core.subjects import FWC, PWC, tokens_match
 
 _REF = re.compile(rb"^(?:\$(\d+)|\{\{\s*wildcard\s*\(\s*(\d+)\s*\)\s*\}\})$")
 

@@ -14,14 +14,14 @@ import heapq
 import time
 from typing import TYPE_CHECKING
 
-from core import headers as H
-from core.jetstream import errors as E
-from core.options import parse_duration
-from core.timeutil import go_duration
+from jetport.core import headers as H
+from jetport.core.jetstream import errors as E
+from jetport.core.options import parse_duration
+from jetport.core.timeutil import go_duration
 
 if TYPE_CHECKING:
-    from core.jetstream.stream import Stream
-    from storage.base import StoredMsg
+    from jetport.core.jetstream.stream import Stream
+    from jetport.storage.base import StoredMsg
 
 TTL = b"Nats-TTL"
 MARKER_REASON = b"Nats-Marker-Reason"

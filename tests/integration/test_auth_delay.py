@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from core.auth import FAILURE_DELAY, FAILURE_DELAY_MAX
+from jetport.core.auth import FAILURE_DELAY, FAILURE_DELAY_MAX
 
 CONF = "authorization { users: [{user: alice, password: pa}] }"
 

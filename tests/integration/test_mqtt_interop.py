@@ -11,12 +11,12 @@ import asyncio
 
 import nats
 import pytest
-from amqtt.errors import ClientError, ConnectError
 from mqtt_clients import (
     EVERY_VERSION,
     JETPORT_ONLY,
     V3,
     V5,
+    AmqttError,
     Paho,
     amqtt_client,
     rc_value,
@@ -72,7 +72,7 @@ async def test_connect_and_password_auth(conf_server, tmp_path) -> None:
 
     client = await amqtt_client(server.mqtt_port, "am-good", "dev:pw@")
     await client.disconnect()
-    with pytest.raises((ConnectError, ClientError)):
+    with pytest.raises(AmqttError):
         await amqtt_client(server.mqtt_port, "am-bad", "dev:wrong@")
 
 
@@ -133,7 +133,7 @@ async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, versi
         for _ in range(3):
             msg = await am.deliver_message(timeout_duration=5)
             assert msg is not None
-            seen.append((msg.topic, msg.data, msg.qos))
+            seen.append(msg)
         assert seen == [("to/amqtt", b"pa%d" % q, q) for q in (0, 1, 2)]
     finally:
         await am.disconnect()
@@ -274,7 +274,7 @@ async def test_amqtt_persistent_session(conf_server, tmp_path) -> None:
     am = await amqtt_client(server.mqtt_port, "am-keep", clean=False)
     try:
         msg = await am.deliver_message(timeout_duration=5)
-        assert msg is not None and (msg.topic, msg.data) == ("am/q", b"queued")
+        assert msg is not None and msg[:2] == ("am/q", b"queued")
     finally:
         await am.disconnect()
 

@@ -24,7 +24,7 @@ def write(tmp: Path, name: str, text: str) -> str:
 
 
 def serve(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core.cli", "serve", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "jetport.core.cli", "serve", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -33,8 +33,8 @@ def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 pytest.skip(reason=f"port {port} unavailable: something else listens there")
-    server = ServerProcess([sys.executable, "-m", "core.cli", "serve"], tmp_path / "emb.log",
-                           cwd=tmp_path)
+    server = ServerProcess([sys.executable, "-m", "jetport.core.cli", "serve"],
+                           tmp_path / "emb.log", cwd=tmp_path)
     server.start()
     try:
         log = server.log()
@@ -107,7 +107,7 @@ def test_port_in_use_is_fatal() -> None:
 def test_pid_and_log_files(tmp_path: Path, make_hub) -> None:
     pid, logf = tmp_path / "j.pid", tmp_path / "j.log"
     server = ServerProcess(
-        [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", "-1",
+        [sys.executable, "-m", "jetport.core.cli", "serve", "-a", "127.0.0.1", "-p", "-1",
          "-P", str(pid), "-l", str(logf)], tmp_path / "stdout.log",
     )
     server.log_path = logf

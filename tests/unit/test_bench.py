@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from core.bench import main
-from core.bench.common import count_label
-from core.bench.counter import Counter
-from core.bench.jsclient import JsConn, status_of
-from core.bench.model import JETSTREAM, OWN, REGISTRY, Context
-from core.bench.rawclient import Endpoint
-from core.bench.runner import Job, run_here
-from core.bench.servers import (
+from jetport.bench import main
+from jetport.bench.common import count_label
+from jetport.bench.counter import Counter
+from jetport.bench.jsclient import JsConn, status_of
+from jetport.bench.model import JETSTREAM, OWN, REGISTRY, Context
+from jetport.bench.rawclient import Endpoint
+from jetport.bench.runner import Job, run_here
+from jetport.bench.servers import (
     Target,
     TargetSpec,
     find_nats_server,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.imports import mapper
+from jetport.core.imports import mapper
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import pytest
 from nats.js import api as nats_api
 from servers import ServerProcess, nats_server_binary
 
-from core.jetstream import errors as E
-from core.jetstream.models import (
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models import (
     ZERO_TIME_NS,
     AccountInfo,
     AckPolicy,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from core.conf import parse
-from core.jetstream import errors as E
-from core.jetstream.limits import (
+from jetport.core.conf import parse
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.limits import (
     account_limits_from_conf,
     consumers_cap,
     publish_error,
     reservation_error,
 )
-from core.jetstream.models import AccountLimits
+from jetport.core.jetstream.models import AccountLimits
 
 
 def limits_of(block: str) -> AccountLimits | None:

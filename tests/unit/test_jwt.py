@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from natsjwt import Account, Keys, Operator, User, b64, encode
 
-from core import jwt
-from core.jwt import JwtError, Trust
+from jetport.core import jwt
+from jetport.core.jwt import JwtError, Trust
 
 NONCE = b"nonce-1234567ab"
 

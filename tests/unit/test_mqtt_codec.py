@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bridges.mqtt.codec import MqttCodec, decode_all
-from bridges.mqtt.encoder import encode
-from bridges.mqtt.packets import (
+from jetport.bridges.mqtt.codec import MqttCodec, decode_all
+from jetport.bridges.mqtt.encoder import encode
+from jetport.bridges.mqtt.packets import (
     Auth,
     ConnAck,
     Connect,

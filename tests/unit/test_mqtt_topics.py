@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridges.mqtt.topics import (
+from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
     split_shared,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridges.nats.codec import (
+from jetport.bridges.nats.codec import (
     ERR_CONTROL_LINE,
     ERR_MAX_PAYLOAD,
     ERR_NO_RESPONDERS,

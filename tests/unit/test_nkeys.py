@@ -7,7 +7,7 @@ import base64
 import pytest
 from natsjwt import Keys
 
-from core import nkeys
+from jetport.core import nkeys
 
 NONCE = b"Xq1b2c3d4e5f6g7"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.conf import ConfDict, parse
-from core.options import (
+from jetport.core.conf import ConfDict, parse
+from jetport.core.options import (
     TOP_LEVEL_KEYS,
     Entry,
     KeyTable,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core.permissions import (
+from jetport.core.permissions import (
     Action,
     Permissions,
     ResponsePermission,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.router import Router, Subscription
+from jetport.core.router import Router, Subscription
 
 TOKENS = ["a", "b", "c"]
 

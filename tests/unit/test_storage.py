@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.subjects import subject_matches
-from storage.base import ConsumerState, StoredMsg, StoreState
-from storage.memory import MemoryStorage
-from storage.sqlite import SqliteStorage, StorageError
+from jetport.core.subjects import subject_matches
+from jetport.storage.base import ConsumerState, StoredMsg, StoreState
+from jetport.storage.memory import MemoryStorage
+from jetport.storage.sqlite import SqliteStorage, StorageError
 
 Storage = MemoryStorage | SqliteStorage
 

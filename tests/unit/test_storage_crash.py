@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from storage.sqlite import SqliteStorage
+from jetport.storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[2])
-from storage.sqlite import SqliteStorage
+from jetport.storage.sqlite import SqliteStorage
 
 def payload(seq):
     return (b"%08d" % seq) * 16

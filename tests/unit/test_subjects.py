@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.subjects import (
+from jetport.core.subjects import (
     SubjectIndex,
     is_literal,
     is_subset,

@@ -14,7 +14,7 @@ from certs import Pair, TestPKI, make_pki
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from core.tls import (
+from jetport.core.tls import (
     CertDN,
     find_user,
     identities_from_der,

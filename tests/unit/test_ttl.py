@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import headers as H
-from core.jetstream import errors as E
-from core.jetstream.ttl import NEVER, parse_ttl
+from jetport.core import headers as H
+from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.ttl import NEVER, parse_ttl
 
 S = 1_000_000_000
 

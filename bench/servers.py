@@ -90,11 +90,6 @@ def find_nats_server() -> str | None:
     return shutil.which("nats-server")
 
 
-def project_root() -> Path:
-    """Directory holding the ``core`` package, put on PYTHONPATH for ``python -m core.cli``."""
-    return Path(__file__).resolve().parents[2]
-
-
 def nats_server_command(port: int, store_dir: Path | None = None) -> list[str]:
     binary = find_nats_server()
     if binary is None:
@@ -105,7 +100,7 @@ def nats_server_command(port: int, store_dir: Path | None = None) -> list[str]:
 
 
 def jetport_command(port: int, store_dir: Path | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "core.cli", "serve", "-a", "127.0.0.1", "-p", str(port)]
+    cmd = [sys.executable, "-m", "jetport.core.cli", "serve", "-a", "127.0.0.1", "-p", str(port)]
     return cmd + ["-js", "-sd", str(store_dir)] if store_dir is not None else cmd
 
 
@@ -119,16 +114,6 @@ def server_command(kind: str, port: int, store_dir: Path | None = None) -> list[
     if kind == "jetport":
         return jetport_command(port, store_dir)
     raise LaunchError(f"unknown target kind {kind!r}")
-
-
-def server_env(kind: str) -> dict[str, str] | None:
-    """Environment for the server process: Jetport needs the project root importable."""
-    if kind != "jetport":
-        return None
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project_root()), env.get("PYTHONPATH"))
-                                        if p)
-    return env
 
 
 def _load_prctl() -> Any:
@@ -161,7 +146,7 @@ def spawn(kind: str, port: int, workdir: Path, store_dir: Path | None = None,
     log = workdir / log_name
     preexec = _die_with_parent if _PRCTL is not None else None
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(kind), stdout=out,
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=preexec)
     return proc, cmd, log

@@ -1,4 +1,4 @@
-"""Measure the SQLite store: ``python -m storage.bench_sqlite [--uvloop] [--big N]``.
+"""Measure the SQLite store: ``python -m jetport.bench.sqlite_store [--uvloop] [--big N]``.
 
 Pipelined throughput is what a busy stream sees: many publishers each storing and
 waiting for durability, so batches form on their own.  The single store+sync latency
@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from .sqlite import SqliteStorage
+from jetport.storage.sqlite import SqliteStorage
 
 PAYLOAD = b"x" * 128
 
@@ -131,7 +131,7 @@ def main() -> None:
             rate = asyncio.run(build(big, args.big))
             size = os.path.getsize(os.path.join(big, "jetport.db")) / (1 << 20)
             print(f"built {args.big} msgs at {rate:,.0f} msgs/s, db {size:.0f} MiB")
-            cmd = [sys.executable, "-m", "storage.bench_sqlite", "--reopen", big]
+            cmd = [sys.executable, "-m", "jetport.bench.sqlite_store", "--reopen", big]
             if args.uvloop:
                 cmd.append("--uvloop")
             subprocess.run(cmd, check=True)
