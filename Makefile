@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 # own so the hub is tested with the newest versions its ranges allow.
 AMQTT_VENV := .venv-amqtt
 
-.PHONY: serve test lint bench clean
+# Each door's tests, run again with the lowest dependency versions pyproject.toml admits.
+DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/test_jetstream.py \
+	tests/integration/test_tls.py tests/integration/test_websocket.py \
+	tests/integration/test_mqtt_door.py tests/integration/test_mqtt_websocket.py \
+	tests/integration/test_http_api.py tests/integration/test_http_sse.py \
+	tests/integration/test_http_monitoring.py tests/integration/test_http_kv_objects.py \
+	tests/integration/test_http_schema.py
+
+.PHONY: serve test lint bench clean doorcheck lowest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,5 +45,23 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/jetport bench --compare
 
+# What a newcomer's `make serve` gets: `pip install .` alone into an empty venv, the
+# newest versions the ranges allow; the embedded default must answer on every door, and
+# the test extras must not change which runtime versions are installed.
+doorcheck:
+	rm -rf .venv-fresh
+	$(PY) -m venv .venv-fresh
+	.venv-fresh/bin/pip install -q .
+	.venv-fresh/bin/python tests/doorcheck.py .venv-fresh/bin/jetport
+	.venv-fresh/bin/python .ci/same_versions.py
+
+# The lower bounds of the ranges: every door answers and each door's tests pass.
+lowest: $(AMQTT_VENV)/.installed
+	rm -rf .venv-lowest
+	$(PY) -m venv .venv-lowest
+	.venv-lowest/bin/pip install -q '.[test]' -c .ci/lowest.txt
+	.venv-lowest/bin/python tests/doorcheck.py .venv-lowest/bin/jetport
+	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(DOOR_TESTS)
+
 clean:
-	rm -rf $(VENV) $(AMQTT_VENV) data
+	rm -rf $(VENV) $(AMQTT_VENV) .venv-fresh .venv-lowest data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -61,14 +60,14 @@ class HttpDoor:
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         log.info("Starting http monitor on %s:%d", self.host, self.port)
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         import uvicorn
 
         from jetport.api.app import asgi_app
 
         config = uvicorn.Config(
             asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False,
-            log_level="warning", timeout_graceful_shutdown=1,
+            # uvicorn's lines go through the hub's log handler and format (core.log).
+            log_config=None, log_level="warning", timeout_graceful_shutdown=1,
         )
         self._server = _embedded_server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve([sock]))
@@ -76,7 +75,7 @@ class HttpDoor:
             await asyncio.sleep(0.005)
         if self._task.done():
             self._task.result()
-        self.hub.ports[self.name] = self.port
+        self.hub.listening(self.name, "http", self.host, self.port)
 
     async def lame_duck(self, duration: float, grace: float) -> None:
         """Monitoring stays up during lame duck so operators can watch it drain."""

@@ -8,10 +8,14 @@ USAGE = """\
 usage: jetport <command> [options]
 
 commands:
-  serve [nats-server flags]   run the hub (no flags: every door on its default port,
-                              JetStream on SQLite in ./data)
+  serve [nats-server flags]   run the hub (no flags: every door on its default port of
+                              127.0.0.1, JetStream on SQLite in ./data; --open: the same
+                              on every interface)
   bench [options]             load generator; compare Jetport with nats-server
   version                     print the version
+
+nats-server's flags without a command run serve: "jetport -c nats.conf" is
+"jetport serve -c nats.conf", so Jetport can stand in for nats-server in scripts.
 """
 
 
@@ -21,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end="")
         return 0 if args else 2
     cmd, rest = args[0], args[1:]
+    if cmd.startswith("-") and cmd not in ("-v", "--version"):
+        return serve(args)
     if cmd == "serve":
         return serve(rest)
     if cmd == "bench":

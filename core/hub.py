@@ -53,6 +53,8 @@ class Hub:
         self.jetstream = None
         #: Listening port of each open door, by door name.
         self.ports: dict[str, int] = {}
+        #: Where each open door listens, as a URL (``nats://127.0.0.1:4222``).
+        self.urls: dict[str, str] = {}
         self.ready = False
         # Totals of clients that have left; live clients are summed on demand so the
         # hot path counts each message once, on its own client.
@@ -66,6 +68,11 @@ class Hub:
         #: Called with every account created after start-up.
         self.account_hooks: list = []
         security.configure(self, options)  # sets self.auth and the configured accounts
+
+    def listening(self, door: str, scheme: str, host: str, port: int) -> None:
+        """A door's listener is open (the ports file and /varz report it)."""
+        self.ports[door] = port
+        self.urls[door] = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
     def add_account(self, name: str) -> Account:
         """A new account; services that every account offers attach to it."""

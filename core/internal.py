@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jetport.core.client import Client, Delivery
+from jetport.core.log import TRACE, log
 from jetport.core.router import Subscription
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class InternalClient(Client):
         self._handlers: dict[bytes, Handler] = {}
         self._batch_handlers: dict[bytes, BatchHandler] = {}
         self._sid = 0
+        #: ``-VV``/``trace_verbose``: the hub's own traffic is traced too, as
+        #: nats-server traces its system account's.
+        self._trace = hub.options.trace_verbose and log.isEnabledFor(TRACE)
+
+    def _traced(self, way: str, subject: bytes, reply: bytes | None, payload: bytes) -> None:
+        args = b" ".join([subject, *([reply] if reply else []), b"%d" % len(payload)])
+        log.log(TRACE, "%s - %s - %s [MSG %s]", self.account.name, self.name, way,
+                args.decode(errors="replace"))
 
     def listen(self, subject: bytes, handler: Handler, queue: bytes | None = None,
                batch: BatchHandler | None = None) -> Subscription:
@@ -50,11 +59,13 @@ class InternalClient(Client):
                 hdr: bytes | None, payload: bytes) -> None:
         self.out_msgs += 1
         self.out_bytes += len(payload)
+        if self._trace:
+            self._traced("<<-", subject, reply, payload)
         self._handlers[sub.sid](subject, reply, hdr, payload)
 
     def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
         batch = self._batch_handlers.get(sub.sid)
-        if batch is None:
+        if batch is None or self._trace:
             super().deliver_batch(sub, msgs)
             return
         self.out_msgs += len(msgs)
@@ -65,6 +76,8 @@ class InternalClient(Client):
         """Publish from inside the hub."""
         self.in_msgs += 1
         self.in_bytes += len(payload)
+        if self._trace:
+            self._traced("->>", subject, reply, payload)
         return self.account.router.publish(self, subject, reply, hdr, payload)
 
     def close(self, reason: str = "") -> None:

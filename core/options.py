@@ -36,6 +36,7 @@ __all__ = [
     "KeyTable",
     "Options",
     "OptionsError",
+    "accepted_flags",
     "default_store_dir",
     "from_config",
     "parse_args",
@@ -62,6 +63,10 @@ DEFAULT_LAME_DUCK_GRACE_PERIOD = 10.0
 MIN_LAME_DUCK_DURATION = 30.0
 EMBEDDED_STORE_DIR = "./data"
 EMBEDDED_HTTP_PORT = 8222
+#: The embedded default has no authorization, so it serves this machine only ...
+EMBEDDED_HOST = "127.0.0.1"
+#: ... unless started with this flag (``jetport serve --open``).
+OPEN_FLAG = "open"
 _INT32_MAX = 2**31 - 1
 
 
@@ -126,6 +131,7 @@ class Options:
     logtime_utc: bool = False
     log_file: str = ""
     log_size_limit: int = 0  # bytes; 0: no rotation
+    log_max_num: int = 0  # rotated files kept; 0: all
     max_traced_msg_len: int = 0  # 0: unlimited
     pid_file: str = ""
     ports_file_dir: str = ""
@@ -393,6 +399,7 @@ _simple(TOP_LEVEL_KEYS, "logtime", "boolean", "logtime")
 _simple(TOP_LEVEL_KEYS, "logtime_utc", "boolean", "logtime_utc")
 _simple(TOP_LEVEL_KEYS, "log_file", "string", "log_file", "logfile")
 _simple(TOP_LEVEL_KEYS, "log_size_limit", "integer", "log_size_limit", "logfile_size_limit")
+_simple(TOP_LEVEL_KEYS, "log_max_num", "integer", "logfile_max_num", "log_max_num")
 _simple(TOP_LEVEL_KEYS, "max_traced_msg_len", "integer", "max_traced_msg_len")
 _simple(TOP_LEVEL_KEYS, "pid_file", "string", "pid_file", "pidfile")
 _simple(TOP_LEVEL_KEYS, "ports_file_dir", "string", "ports_file_dir")
@@ -548,7 +555,6 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
     (TOP_LEVEL_KEYS, "OCSP", "ocsp ocsp_cache"),
     (TOP_LEVEL_KEYS, "syslog", "syslog remote_syslog"),
     (TOP_LEVEL_KEYS, "profiling", "prof_port prof_block_rate"),
-    (TOP_LEVEL_KEYS, "log rotation by count", "logfile_max_num log_max_num"),
     (
         TOP_LEVEL_KEYS,
         "this tuning option",
@@ -684,6 +690,11 @@ _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
+def accepted_flags() -> list[str]:
+    """Every flag name ``jetport serve`` takes (each with one or two dashes)."""
+    return sorted([*_FLAGS, OPEN_FLAG])
+
+
 def _go_int(text: str) -> int:
     """Parse like Go's strconv.ParseInt(text, 0, 64): 0x/0o/0b prefixes, leading-0 octal."""
     sign = text[:1] if text[:1] in ("+", "-") else ""
@@ -748,10 +759,18 @@ def parse_args(argv: list[str]) -> Options:
     """Options from nats-server style arguments; ``-c FILE`` is read first, flags win.
 
     No arguments at all selects the embedded default: JetStream on with data in
-    ``./data`` and monitoring on port 8222, every door on its default port.
+    ``./data`` and monitoring on port 8222, every door on its default port of
+    127.0.0.1; ``--open`` alone is the same on every interface.
     """
-    if not argv:
+    opening = [a for a in argv if a.lstrip("-") == OPEN_FLAG and a.startswith("-")]
+    if opening and len(opening) != len(argv):
+        raise OptionsError(
+            f"-{OPEN_FLAG} opens the embedded default to other machines and takes no other "
+            "flag; with flags or a config file, choose the address with -a (e.g. -a 0.0.0.0)"
+        )
+    if not argv or opening:
         opts = Options(
+            host=DEFAULT_HOST if opening else EMBEDDED_HOST,
             embedded=True,
             jetstream=True,
             store_dir=EMBEDDED_STORE_DIR,
@@ -819,10 +838,13 @@ def usage() -> str:
     return """\
 usage: jetport serve [options]
 
-With no options at all, every door listens on its default port, JetStream is on with
-data in ./data and monitoring is on port 8222.
+With no options at all, every door listens on its default port of 127.0.0.1 only
+(no authorization is configured), JetStream is on with data in ./data and monitoring
+is on port 8222.  "jetport serve --open" is the same on every interface.  With any
+other option, Jetport does what nats-server does with it.
 
 Server:
+      --open                       the embedded default, on every interface
   -a, --addr, --net <host>         bind to host (default 0.0.0.0)
   -p, --port <port>                client port (default 4222, -1 for a free port)
   -n, --name, --server_name <name> server name

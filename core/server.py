@@ -8,12 +8,17 @@ import gc
 import os
 import resource
 import signal
-import sys
 
+from jetport.core import portsfile
 from jetport.core.doors import Door, door_classes
 from jetport.core.hub import JETPORT_VERSION, Hub
-from jetport.core.log import configure, fatal, log
-from jetport.core.options import Options
+from jetport.core.log import configure, fatal, log, reopen
+from jetport.core.options import EMBEDDED_HOST, Options
+from jetport.storage.base import StorageError
+
+
+class StartupError(Exception):
+    """Why the server cannot start; one fatal log line, exit status 1."""
 
 
 def _raise_fd_limit() -> None:
@@ -49,16 +54,31 @@ class Server:
             from jetport.core.jetstream.engine import JetStream
 
             hub.jetstream = JetStream(hub)
-            await hub.jetstream.start()
+            try:
+                await hub.jetstream.start()
+            except (OSError, StorageError) as exc:
+                raise StartupError(f"Can't start JetStream: {exc}") from exc
         from jetport.core.system import SystemService
 
         self.system = SystemService(hub)
         self.system.start()
         for door in self.doors:
-            await door.start()
+            try:
+                await door.start()
+            except OSError as exc:
+                raise StartupError(f"Error listening on port: {exc}") from exc
         if opts.pid_file:
             with open(opts.pid_file, "w") as f:
                 f.write(str(os.getpid()))
+        if opts.ports_file_dir:
+            try:
+                portsfile.write(opts.ports_file_dir, hub.urls)
+            except OSError as exc:
+                log.error("Error writing ports file (%s): %s", opts.ports_file_dir, exc)
+        if opts.embedded and opts.host == EMBEDDED_HOST:
+            log.info("Listening on %s only: the embedded default has no authorization. "
+                     "To accept other machines, run `jetport serve --open` (or configure "
+                     "users and use -a 0.0.0.0)", EMBEDDED_HOST)
         hub.ready = True
         log.info("Server is ready")
 
@@ -68,6 +88,7 @@ class Server:
             loop.add_signal_handler(sig, self.shutdown)
         loop.add_signal_handler(signal.SIGUSR2, self.enter_lame_duck)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, reopen)
 
     def reload(self) -> None:
         """Read the configuration again and apply users, permissions and accounts."""
@@ -118,6 +139,11 @@ class Server:
         if self.options.pid_file:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.pid_file)
+        if self.options.ports_file_dir:
+            try:
+                os.unlink(portsfile.path(self.options.ports_file_dir))
+            except OSError as exc:
+                log.error("Error cleaning up ports file: %s", exc)
         log.info("Server Exiting..")
 
     async def serve(self) -> None:
@@ -149,7 +175,9 @@ def run(options: Options) -> int:
     """Run a server to completion in this process; the exit status."""
     import uvloop
 
-    configure(options.debug, options.trace, options.logtime, options.log_file)
+    configure(options.debug, options.trace, options.logtime, options.log_file,
+              utc=options.logtime_utc, size_limit=options.log_size_limit,
+              max_backups=options.log_max_num)
     _raise_fd_limit()
     _tune_gc()
 
@@ -157,8 +185,8 @@ def run(options: Options) -> int:
         server = Server(options)
         try:
             await server.serve()
-        except OSError as exc:
-            fatal(f"Error listening on port: {exc}")
+        except StartupError as exc:
+            fatal(str(exc))
             await server.stop()
             return 1
         return 0
@@ -170,5 +198,4 @@ def run(options: Options) -> int:
             return 0
         except Exception as exc:  # startup failures: one fatal line, as nats-server
             fatal(str(exc))
-            print(exc, file=sys.stderr)
             return 1

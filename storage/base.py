@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class StorageError(RuntimeError):
+    """A store cannot be opened or a commit failed; the in-memory view may be ahead of
+    the disk from here on."""
+
+
 @dataclass(slots=True)
 class StoredMsg:
     """One message as a stream keeps it.  ``ts`` is nanoseconds since the epoch."""

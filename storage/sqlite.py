@@ -34,10 +34,10 @@ import aiosqlite
 
 from jetport.core.subjects import subject_matches
 
-from .base import ConsumerState, StoreState
+from .base import ConsumerState, StorageError, StoreState
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
 from .sqlite_worker import PRAGMAS
-from .sqlite_writer import SCHEMA, StorageError, Txn, Writer
+from .sqlite_writer import SCHEMA, Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 
@@ -123,7 +123,10 @@ class SqliteStorage:
                 return
             if self._closed:
                 raise StorageError("storage closed")
-            os.makedirs(self.directory, exist_ok=True)
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"could not create storage directory: {exc}") from exc
             wr = rs = None
             rd = await aiosqlite.connect(self.path, isolation_level=None)
             try:
@@ -138,11 +141,13 @@ class SqliteStorage:
                 for conn in (wr, rs):
                     conn.create_function("subj_match", 2, _subj_match, deterministic=True)
                 await rd.create_function("subj_match", 2, _subj_match, deterministic=True)
-            except BaseException:
+            except BaseException as exc:
                 for c in (wr, rs):
                     if c is not None:
                         c.close()
                 await rd.close()
+                if isinstance(exc, sqlite3.Error | OSError):
+                    raise StorageError(f"cannot open {self.path}: {exc}") from exc
                 raise
             self._rd, self._rs = rd, rs
             await self._writer.start(wr, self.path)

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from jetport.core.subjects import is_literal
 
-from .base import StoredMsg, StoreState, file_size, take
+from .base import StorageError, StoredMsg, StoreState, file_size, take
 from .filters import literal_prefix, matcher, normalize, normalize_one
 from .readahead import Key, ReadAhead, rows_for
-from .sqlite_writer import Acc, StorageError, Txn
+from .sqlite_writer import Acc, Txn
 from .tail import Tail
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import sqlite_worker as worker
-from .base import ConsumerState
+from .base import ConsumerState, StorageError
 
 log = logging.getLogger("jetport.storage")
 
@@ -91,10 +91,6 @@ _SAVE_STREAM = (
 )
 _SAVE_CONSUMER = "INSERT OR REPLACE INTO consumers VALUES (?,?,?,?)"
 _DELETE_CONSUMER = "DELETE FROM consumers WHERE stream = ? AND name = ?"
-
-
-class StorageError(RuntimeError):
-    """A commit failed; the in-memory view may be ahead of the disk from here on."""
 
 
 class Member(Protocol):

@@ -109,7 +109,7 @@ def check(jetport: str, args: list[str], timeout: float = 60.0) -> list[str]:
     with tempfile.TemporaryDirectory() as cwd:
         log = os.path.join(cwd, "serve.log")
         with open(log, "wb") as out:
-            proc = subprocess.Popen([jetport, "serve", *args], cwd=cwd, stdout=out,
+            proc = subprocess.Popen([os.path.abspath(jetport), "serve", *args], cwd=cwd, stdout=out,
                                     stderr=subprocess.STDOUT)
         try:
             answers = wait_for_doors(proc, time.monotonic() + timeout)

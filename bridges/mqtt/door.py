@@ -127,7 +127,7 @@ class MqttDoor:
         self.port = self.server.sockets[0].getsockname()[1]
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.hub.ports[self.name] = self.port
+        self.hub.listening(self.name, "mqtts" if ssl_ctx else "mqtt", self.host, self.port)
         self.hub.retainer = self.retain_from_elsewhere
         routes(self.hub).add(Route("mqtt", self._over_websocket, path_prefix=WS_PATH,
                                    subprotocol="mqtt"))

@@ -404,13 +404,59 @@ _NAMES = {OP_PUB: "PUB", OP_PUBS: "PUB", OP_SUB: "SUB", OP_UNSUB: "UNSUB",
           OP_CLOSE: "CLOSE"}
 
 
-def describe(event: Event) -> str:
-    """One event as a protocol trace line shows it, e.g. ``[SUB foo q 1]``."""
+def go_quote(data: bytes) -> str:
+    """``data`` as Go's ``%q`` writes it, without the surrounding quotes."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def payload_trace(msg: bytes, max_len: int) -> str:
+    """The ``MSG_PAYLOAD`` trace of one message (headers and payload), cut at ``max_len``
+    bytes (0: whole) with ``...`` as nats-server's ``max_traced_msg_len`` does."""
+    if 0 < max_len < len(msg):
+        return f'MSG_PAYLOAD: ["{go_quote(msg[:max_len])}..."]'
+    return f'MSG_PAYLOAD: ["{go_quote(msg)}"]'
+
+
+def trace_lines(event: Event, max_len: int = 0) -> list[str]:
+    """An event as nats-server's protocol trace shows it: ``[SUB foo q 1]``, or for a
+    publish its ``[PUB subject reply size]`` line and its payload."""
     op = event[0]
     if op in (OP_PUB, OP_PUBS):
-        n = len(event[4]) if op == OP_PUBS else 1
-        parts = [p.decode(errors="replace") for p in event[1:3] if p]
-        return f"[PUB {' '.join(parts)}]" + (f" x{n}" if n > 1 else "")
+        subject, reply, hdr = event[1], event[2], event[3]
+        lines = []
+        for body in (event[4] if op == OP_PUBS else (event[4],)):
+            msg = body if hdr is None else hdr + body
+            args = [subject, *([reply] if reply else [])]
+            sizes = (str(len(body)),) if hdr is None else (str(len(hdr)), str(len(msg)))
+            verb = "PUB" if hdr is None else "HPUB"
+            lines.append(f"[{verb} {' '.join(a.decode(errors='replace') for a in args)} "
+                         f"{' '.join(sizes)}]")
+            lines.append(payload_trace(msg, max_len))
+        return lines
+    return [describe(event)]
+
+
+def describe(event: Event) -> str:
+    """One non-publish event as a protocol trace line shows it, e.g. ``[SUB foo q 1]``."""
+    op = event[0]
     if op == OP_CONNECT:
         return f"[CONNECT {json.dumps(event[1], separators=(',', ':'))}]"
     args = [a if isinstance(a, str) else a.decode(errors="replace") if isinstance(a, bytes)

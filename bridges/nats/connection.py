@@ -31,9 +31,9 @@ from jetport.bridges.nats.codec import (
     PING,
     PONG,
     ServerCodec,
-    describe,
     encode_err,
     encode_info,
+    trace_lines,
 )
 from jetport.core import security
 from jetport.core.auth import AuthError, Principal, new_nonce
@@ -418,9 +418,10 @@ class NatsClient(Client, asyncio.Protocol):
         if not self.codec.connected and self.auth_required:
             events = self._before_connect(events)
         if self._trace:
+            max_len = self.door.hub.options.max_traced_msg_len
             for ev in events:
-                log.log(TRACE, "%s:%s - cid:%d - <<- %s", self.ip, self.port, self.cid,
-                        describe(ev))
+                for line in trace_lines(ev, max_len):
+                    log.log(TRACE, "%s:%s - cid:%d - <<- %s", self.ip, self.port, self.cid, line)
         self._process(events)
         if self._flow.hit:
             self._flow.after_input(self)

@@ -57,7 +57,7 @@ class NatsDoor:
         )
         sock = self.server.sockets[0]
         self.port = sock.getsockname()[1]
-        self.hub.ports[self.name] = self.port
+        self.hub.listening(self.name, "tls" if self.tls_context else "nats", opts.host, self.port)
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._info = self._base_info()

@@ -70,7 +70,7 @@ class WebSocketDoor(NatsDoor):
             ssl=self.wss, ssl_handshake_timeout=handshake if self.wss else None,
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self.hub.ports[self.name] = self.port
+        self.hub.listening(self.name, "wss" if self.wss else "ws", self.host, self.port)
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._info = self._base_info()

@@ -61,7 +61,9 @@ class JetStreamAccount:
     async def start(self) -> None:
         """Recover every file-backed stream and its durable consumers."""
         saved = await self.file_storage.load_streams()
+        recovery = self.js.recovery
         for name, (config_json, created) in sorted(saved.items()):
+            began = time.monotonic()
             try:
                 config = normalize_stream_config(StreamConfig.model_validate_json(config_json))
             except (E.ApiError, ValueError) as exc:
@@ -78,8 +80,10 @@ class JetStreamAccount:
             await stream.start_links()
             state = store.state()
             self.stored_any = self.stored_any or state.msgs > 0
-            log.info("  Restored %s messages for stream '%s > %s'", f"{state.msgs:,}",
-                     self.account.name, name)
+            log.info("  Restored %s messages for stream '%s > %s' in %.2fs", f"{state.msgs:,}",
+                     self.account.name, name, time.monotonic() - began)
+            if recovery is not None:
+                recovery.restored(state.msgs, state.bytes)
 
     async def stop(self) -> None:
         for stream in list(self.streams.values()):

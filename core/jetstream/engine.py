@@ -7,7 +7,9 @@ server-wide ``max_mem`` / ``max_file`` bound what all accounts together reserve 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import TYPE_CHECKING
 
 from jetport.core.jetstream.account import JetStreamAccount
@@ -20,6 +22,37 @@ if TYPE_CHECKING:
     from jetport.core.hub import Hub
 
 SYSTEM_ACCOUNT = "$SYS"
+#: A recovery that takes longer than this reports its progress this often (seconds).
+PROGRESS_INTERVAL = 5.0
+
+
+class Recovery:
+    """What start-up has restored so far, logged as it goes when it takes a while."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.streams = 0
+        self.msgs = 0
+        self.bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def restored(self, msgs: int, nbytes: int) -> None:
+        self.streams += 1
+        self.msgs += msgs
+        self.bytes += nbytes
+
+    def __enter__(self) -> Recovery:
+        self._timer = asyncio.get_running_loop().call_later(PROGRESS_INTERVAL, self._tick)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _tick(self) -> None:
+        log.info("  Recovering JetStream state: %s streams, %s messages so far (%.1fs)",
+                 f"{self.streams:,}", f"{self.msgs:,}", time.monotonic() - self.started)
+        self._timer = asyncio.get_running_loop().call_later(PROGRESS_INTERVAL, self._tick)
 
 
 class JetStream:
@@ -31,13 +64,22 @@ class JetStream:
         self.max_store = opts.jetstream_max_store
         self.accounts: dict[str, JetStreamAccount] = {}
         self.not_enabled: dict[str, NotEnabledApi] = {}
+        #: Start-up's restore; None once the hub runs (accounts enabled later are new).
+        self.recovery: Recovery | None = None
 
     async def start(self) -> None:
         log.info("Starting JetStream")
         log.info("  Storage:   %s (SQLite, WAL)", self.store_dir)
         os.makedirs(self.store_dir, exist_ok=True)
-        for account in list(self.hub.accounts.values()):
-            await self.configure(account)
+        with Recovery() as recovery:
+            self.recovery = recovery
+            for account in list(self.hub.accounts.values()):
+                await self.configure(account)
+            self.recovery = None
+        if recovery.streams:
+            log.info("  Recovered %s streams, %s messages (%s bytes) in %.2fs",
+                     f"{recovery.streams:,}", f"{recovery.msgs:,}", f"{recovery.bytes:,}",
+                     time.monotonic() - recovery.started)
 
     async def configure(self, account: Account) -> None:
         """Enable JetStream for ``account`` or answer its API with "not enabled"."""
@@ -59,7 +101,12 @@ class JetStream:
         jsa = self.accounts.get(account.name)
         if jsa is None:
             jsa = self.accounts[account.name] = JetStreamAccount(self, account)
-            await jsa.start()
+            try:
+                await jsa.start()
+            except BaseException:
+                del self.accounts[account.name]  # nothing of it to stop
+                jsa.client.release()
+                raise
         return jsa
 
     def streams_capturing(self, account: Account, subject: bytes) -> int:

@@ -38,8 +38,8 @@ def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
     server.start()
     try:
         log = server.log()
-        assert "Listening for client connections on 0.0.0.0:4222" in log
-        assert "Starting http monitor on 0.0.0.0:8222" in log
+        assert "Listening for client connections on 127.0.0.1:4222" in log
+        assert "Starting http monitor on 127.0.0.1:8222" in log
         assert httpx.get("http://127.0.0.1:8222/healthz").json() == {"status": "ok"}
         js = httpx.get("http://127.0.0.1:8222/varz").json()["jetstream"]
         assert js["config"]["store_dir"] == str(tmp_path / "data" / "jetstream")

@@ -352,7 +352,7 @@ async def test_client_close_is_echoed(conf_server) -> None:
     assert await ws.closed() == (1000, "bye")
     async with ws_connect(f"ws://127.0.0.1:{port}") as client:
         await client.recv()
-    assert client.close_code == 1000
+    assert client.protocol.close_code == 1000
 
 
 async def test_unknown_protocol_operation_closes(conf_server) -> None:
