@@ -114,8 +114,11 @@ def configure(debug: bool = False, trace: bool = False, logtime: bool = True,
     root.setLevel(logging.WARNING)
     _handler = handler
     log.handlers.clear()
+    log.filters.clear()
     log.propagate = True
     log.setLevel(TRACE if trace else logging.DEBUG if debug else logging.INFO)
+    if trace and not debug:  # -V alone traces without debug lines, as nats-server
+        log.addFilter(lambda record: record.levelno != logging.DEBUG)
 
 
 def reopen() -> None:

@@ -95,6 +95,8 @@ class Options:
     store_dir: str = ""  # default_store_dir() once JetStream is on
     jetstream_max_memory: int = -1  # -1: no configured limit
     jetstream_max_store: int = -1
+    #: ``jetstream { sync_interval: always }``: fsync every commit before its ack.
+    jetstream_sync_always: bool = False
     max_payload: int = DEFAULT_MAX_PAYLOAD
     max_control_line: int = DEFAULT_MAX_CONTROL_LINE
     max_pending: int = DEFAULT_MAX_PENDING
@@ -492,6 +494,19 @@ def _jetstream_limit_key(opts: Options, entry: Entry) -> None:
     opts.set("jetstream_max_memory" if memory else "jetstream_max_store", size)
 
 
+@JETSTREAM_KEYS.key("sync_interval", "sync")
+def _jetstream_sync_key(opts: Options, entry: Entry) -> None:
+    """Only ``always`` is honoured: between checkpoints SQLite's WAL is not synced on a
+    timer, so a period would be a promise Jetport does not keep."""
+    if not (isinstance(entry.value, str) and entry.value.lower() == "always"):
+        raise entry.error(
+            f"{entry.key}: Jetport supports only \"always\" (fsync every commit before its "
+            "acknowledgement); without it, acknowledged messages survive the process being "
+            "killed, and the last ones before a WAL checkpoint may be lost on power failure"
+        )
+    opts.set("jetstream_sync_always", True)
+
+
 @TOP_LEVEL_KEYS.key("authorization")
 def _authorization_key(opts: Options, entry: Entry) -> None:
     AUTHORIZATION_KEYS.apply(opts, entry.block())
@@ -580,7 +595,7 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
         JETSTREAM_KEYS,
         "this JetStream option",
         "extension_hint max_outstanding_catchup max_buffered_msgs max_buffered_size "
-        "request_queue_limit limits unique_tag sync_interval sync strict tpm max_ack_pending",
+        "request_queue_limit limits unique_tag strict tpm max_ack_pending",
     ),
 )
 for _table, _feature, _names in _NOT_SUPPORTED:

@@ -36,7 +36,7 @@ from jetport.core.subjects import subject_matches
 
 from .base import ConsumerState, StorageError, StoreState
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
-from .sqlite_worker import PRAGMAS
+from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL
 from .sqlite_writer import SCHEMA, Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
@@ -99,9 +99,12 @@ class SqliteStorage:
     """
 
     def __init__(
-        self, directory: str, *, tail_msgs: int = 10_000, tail_bytes: int = 4 << 20
+        self, directory: str, *, tail_msgs: int = 10_000, tail_bytes: int = 4 << 20,
+        sync_always: bool = False,
     ) -> None:
         self.directory = directory
+        #: SQLite's ``synchronous`` for every commit (see ``sqlite_worker.SYNC_NORMAL``).
+        self.sync = SYNC_FULL if sync_always else SYNC_NORMAL
         self.path = os.path.join(directory, "jetport.db")
         self.tail_msgs = tail_msgs
         self.tail_bytes = tail_bytes
@@ -131,11 +134,11 @@ class SqliteStorage:
             rd = await aiosqlite.connect(self.path, isolation_level=None)
             try:
                 wr = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                for pragma in _PRAGMAS:
+                for pragma in (*_PRAGMAS, f"PRAGMA synchronous = {self.sync}"):
                     wr.execute(pragma)
                 wr.executescript(SCHEMA)
                 rs = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                for pragma in _PRAGMAS[2:] + ("PRAGMA query_only = ON",):
+                for pragma in _PRAGMAS[1:] + ("PRAGMA query_only = ON",):
                     rs.execute(pragma)
                     await rd.execute(pragma)
                 for conn in (wr, rs):
@@ -150,7 +153,7 @@ class SqliteStorage:
                     raise StorageError(f"cannot open {self.path}: {exc}") from exc
                 raise
             self._rd, self._rs = rd, rs
-            await self._writer.start(wr, self.path)
+            await self._writer.start(wr, self.path, self.sync)
             self._wr = wr
 
     async def open_stream(self, name: str) -> SqliteStreamStore:

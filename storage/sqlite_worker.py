@@ -28,9 +28,13 @@ from typing import Any, BinaryIO
 
 #: Size a WAL file is cut back to after a checkpoint that emptied it.
 WAL_LIMIT = 64 << 20
+#: How commits reach the disk.  NORMAL: a commit is in the WAL file when the hub
+#: acknowledges it, so it survives the process being killed; the WAL is fsynced at each
+#: checkpoint, so power loss can take back the last commits before one.  FULL
+#: (``jetstream { sync_interval: always }``): every commit is fsynced first.
+SYNC_NORMAL, SYNC_FULL = "NORMAL", "FULL"
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA cache_size = -16384",
     f"PRAGMA journal_size_limit = {WAL_LIMIT}",
@@ -105,9 +109,9 @@ def _checkpoints(path: str, wake: threading.Event) -> None:
             pass  # the WAL grows until the next pass
 
 
-def serve(path: str, inp: BinaryIO, out: BinaryIO) -> None:
+def serve(path: str, inp: BinaryIO, out: BinaryIO, sync: str = SYNC_NORMAL) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
+    for pragma in (*PRAGMAS, f"PRAGMA synchronous = {sync}"):
         conn.execute(pragma)
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     wake = threading.Event()
@@ -143,4 +147,4 @@ def serve(path: str, inp: BinaryIO, out: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer, *sys.argv[2:3])

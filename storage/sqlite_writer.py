@@ -244,15 +244,16 @@ class Writer:
         self._meta_at = 0.0
         self.broken: BaseException | None = None
 
-    async def start(self, conn: sqlite3.Connection, path: str) -> None:
+    async def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
         """Write through a writer process on ``path``, and through ``conn`` (the same
-        database, autocommit mode) for transactions with operations."""
+        database, autocommit mode) for transactions with operations; ``sync`` is
+        SQLite's ``synchronous`` setting for the writer's commits."""
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         # A session of its own: Ctrl-C or a signal to the hub's process group must not
         # end the writer before the hub's last commit; it ends when its stdin closes.
         self._proc, self._answers = await self._loop.subprocess_exec(
-            lambda: _Answers(self), sys.executable, "-I", worker.__file__, path,
+            lambda: _Answers(self), sys.executable, "-I", worker.__file__, path, sync,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             start_new_session=True,
         )

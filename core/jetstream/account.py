@@ -40,7 +40,8 @@ class JetStreamAccount:
         self.client = InternalClient(js.hub, account, "$JS")
         self.streams: dict[str, Stream] = {}
         directory = os.path.join(js.store_dir, account.name)
-        self.file_storage: Storage = SqliteStorage(directory)
+        self.file_storage: Storage = SqliteStorage(
+            directory, sync_always=js.hub.options.jetstream_sync_always)
         self.memory_storage: Storage = MemoryStorage()
         self.api_total = 0
         self.api_errors = 0
