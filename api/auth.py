@@ -64,10 +64,12 @@ async def authenticate(door: HttpDoor, header: str | None, ip: str) -> DoorClien
         opts = credentials(header)
     except HttpError:
         hub.auth.note_failure(CONN_TYPE)
+        await hub.auth.slow_refusal(ip)
         raise
     try:
         principal = await hub.auth.authenticate(opts, "", CONN_TYPE, None, ip)
     except AuthError as exc:
+        await hub.auth.slow_refusal(ip)
         raise HttpError(401, 10401, "authorization violation", _CHALLENGE) from exc
     await security.prepare(hub, principal)
     account = security.account_for(hub, principal)

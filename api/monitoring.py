@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from jetport.api.auth import authenticate
+from jetport.api.errors import HttpError
 from jetport.api.metrics import CONTENT_TYPE
 from jetport.core import monitor
 
@@ -58,6 +60,25 @@ def _refused(exc: Exception) -> Response:
                     headers=_CORS)
 
 
+async def system_only(request: Request) -> None:
+    """Pages that name clients, users, streams or accounts: once any authorization is
+    configured, only the system account's users read them (``monitoring_auth: none``
+    opens them to everyone, as nats-server's private monitoring port is)."""
+    door = _door(request)
+    hub = door.hub
+    if not hub.auth.required or hub.options.monitoring_auth == "none":
+        return
+    client = await authenticate(door, request.headers.get("authorization"),
+                                request.client.host if request.client else "")
+    if hub.system_account is None or client.account is not hub.system_account:
+        raise HttpError(403, 10403, "monitoring is for the system account's users")
+
+
+_SYSTEM = [Depends(system_only)]
+_DENIED = {401: {"description": "Authorization is configured and no credentials were given"},
+           403: {"description": "The caller is not a user of the system account"}}
+
+
 @router.get("/healthz", responses=_HEALTH)
 async def healthz(request: Request,
                   js_enabled_only: str | None = Query(None, alias="js-enabled-only"),
@@ -79,7 +100,7 @@ def varz(request: Request) -> JSONResponse:
     return _ok(monitor.varz(door.hub, door.host, door.port))
 
 
-@router.get("/connz", responses={**_DOC, **_FAIL})
+@router.get("/connz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
 def connz(request: Request, offset: int = Query(0, **_INT),
           limit: int = Query(1024, **_INT), sort: str = "cid",
           subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
@@ -96,8 +117,8 @@ def connz(request: Request, offset: int = Query(0, **_INT),
         return _refused(exc)
 
 
-@router.get("/subsz", responses={**_DOC, **_FAIL})
-@router.get("/subscriptionsz", include_in_schema=False)
+@router.get("/subsz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
+@router.get("/subscriptionsz", include_in_schema=False, dependencies=_SYSTEM)
 def subsz(request: Request, subs: str | None = None, offset: int = Query(0, **_INT),
           limit: int = Query(1024, **_INT), acc: str | None = None,
           test: str | None = None) -> Response:
@@ -110,7 +131,7 @@ def subsz(request: Request, subs: str | None = None, offset: int = Query(0, **_I
         return _refused(exc)
 
 
-@router.get("/jsz", responses=_DOC)
+@router.get("/jsz", responses={**_DOC, **_DENIED}, dependencies=_SYSTEM)
 async def jsz(request: Request, accounts: str | None = None, streams: str | None = None,
               consumers: str | None = None, config: str | None = None,
               acc: str | None = None) -> JSONResponse:
@@ -119,7 +140,7 @@ async def jsz(request: Request, accounts: str | None = None, streams: str | None
                                  _flag(consumers), _flag(config), acc or None))
 
 
-@router.get("/accountz", responses={**_DOC, **_FAIL})
+@router.get("/accountz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
 def accountz(request: Request, acc: str | None = None) -> Response:
     """Account names, or with ``acc`` that account's detail (400 for an unknown one)."""
     try:
@@ -128,8 +149,8 @@ def accountz(request: Request, acc: str | None = None) -> Response:
         return _refused(exc)
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get("/metrics", response_class=Response, dependencies=_SYSTEM,
+            responses={200: {"content": {CONTENT_TYPE: {}}}, **_DENIED})
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     door = _door(request)

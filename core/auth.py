@@ -267,6 +267,11 @@ class Authenticator:
                               if now - v[1] <= FAILURE_MEMORY}
         return min(FAILURE_DELAY * 2 ** (count - 1), FAILURE_DELAY_MAX)
 
+    async def slow_refusal(self, address: str) -> None:
+        """Wait before a door answers a failed login from ``address``: every door makes
+        guessing passwords as slow as the NATS door does."""
+        await asyncio.sleep(self.failure_delay(address))
+
 
 def jwt_permissions(claims: Any) -> Permissions | None:
     """A JWT's permission claims (:class:`jetport.core.jwt.Permissions`) in the hub's form."""

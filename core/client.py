@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jetport.core.permissions import Permissions, Responses
@@ -70,6 +71,10 @@ class Client:
         #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
         self.perms: Permissions | None = None
         self.responses: Responses | None = None
+        #: ``may_receive(subject)`` when the user has subscribe deny rules: what a stream
+        #: delivers (consumers, replays, queued sessions) carries subjects the
+        #: subscription's own pattern says nothing about, so each one is checked.
+        self.receive_filter: Callable[[bytes], bool] | None = None
         #: Per-connection subscription limit (-1: none).
         self.max_subs = -1
         #: Per-connection payload limit from the account or user (-1: the door's own).
@@ -105,6 +110,7 @@ class Client:
 
     def _apply_permissions(self, perms: Permissions | None) -> None:
         self.perms = perms
+        self.receive_filter = perms.can_receive if perms is not None and perms.sub_deny else None
         resp = perms.responses if perms is not None else None
         self.responses = Responses(resp) if resp is not None else None
 
@@ -114,6 +120,11 @@ class Client:
         if perms is None or perms.can_publish(subject):
             return True
         return self.responses is not None and self.responses.use(subject)
+
+    def may_receive(self, subject: bytes) -> bool:
+        """Whether a message on ``subject`` may be delivered to this client at all."""
+        check = self.receive_filter
+        return check is None or check(subject)
 
     def may_subscribe(self, subject: bytes, queue: bytes | None) -> bool:
         return self.perms is None or self.perms.can_subscribe(subject, queue)

@@ -97,6 +97,11 @@ class Options:
     jetstream_max_store: int = -1
     #: ``jetstream { sync_interval: always }``: fsync every commit before its ack.
     jetstream_sync_always: bool = False
+    #: Who may read the HTTP door's monitoring pages that name clients, users, streams
+    #: and accounts once authorization is configured: "system" (the system account's
+    #: users) or "none" (anyone).  Jetport's own key: nats-server's monitoring port is
+    #: private, this door also serves REST to browsers and devices.
+    monitoring_auth: str = "system"
     max_payload: int = DEFAULT_MAX_PAYLOAD
     max_control_line: int = DEFAULT_MAX_CONTROL_LINE
     max_pending: int = DEFAULT_MAX_PENDING
@@ -405,6 +410,14 @@ _simple(TOP_LEVEL_KEYS, "log_max_num", "integer", "logfile_max_num", "log_max_nu
 _simple(TOP_LEVEL_KEYS, "max_traced_msg_len", "integer", "max_traced_msg_len")
 _simple(TOP_LEVEL_KEYS, "pid_file", "string", "pid_file", "pidfile")
 _simple(TOP_LEVEL_KEYS, "ports_file_dir", "string", "ports_file_dir")
+
+
+@TOP_LEVEL_KEYS.key("monitoring_auth")
+def _monitoring_auth_key(opts: Options, entry: Entry) -> None:
+    value = entry.string().lower()
+    if value not in ("system", "none"):
+        raise entry.error(f'monitoring_auth expects "system" or "none", got {entry.value!r}')
+    opts.set("monitoring_auth", value)
 
 
 @TOP_LEVEL_KEYS.key("listen")

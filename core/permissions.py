@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from jetport.core.subjects import SubjectIndex, is_literal, subject_matches
+from jetport.core.subjects import SubjectIndex, is_literal, subjects_overlap
 
 #: nats-server's defaults for ``allow_responses: true``.
 DEFAULT_RESPONSE_MAX = 1
@@ -56,9 +56,10 @@ class RuleList:
         return True if plain else None
 
     def covers_part_of(self, pattern: bytes) -> bool:
-        """Whether some entry names subjects a subscription on ``pattern`` would get."""
+        """Whether some subject a subscription on ``pattern`` would get matches an entry:
+        any overlap (``*.x`` and ``secret.>`` share ``secret.x``), not only containment."""
         return any(
-            subject_matches(pattern, e.split(" ", 1)[0].encode()) for e in self.entries
+            subjects_overlap(pattern, e.split(" ", 1)[0].encode()) for e in self.entries
         )
 
     def __bool__(self) -> bool:

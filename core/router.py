@@ -149,6 +149,9 @@ class Router:
         plain, groups = self.match(route)
         n = 0
         for sub in plain:
+            check = sub.client.receive_filter
+            if check is not None and not check(shown):
+                continue
             if sub.guard is not None and not sub.guard(shown, reply):
                 continue
             sub.client.deliver(sub, shown, reply, hdr, payload)
@@ -219,10 +222,13 @@ class Router:
         plain, groups = self.match(route)
         n = 0
         for sub in plain:
-            if sub.max_msgs or sub.guard is not None:
+            check = sub.client.receive_filter
+            if sub.max_msgs or sub.guard is not None or check is not None:
                 for shown, reply, hdr, payload in msgs:
                     if sub.max_msgs and sub.delivered >= sub.max_msgs:
                         break
+                    if check is not None and not check(shown):
+                        continue
                     if sub.guard is not None and not sub.guard(shown, reply):
                         continue
                     sub.client.deliver(sub, shown, reply, hdr, payload)
@@ -296,6 +302,8 @@ class Router:
                 if client is origin and not client.echo:
                     continue
                 if sub.max_msgs and sub.delivered >= sub.max_msgs:
+                    continue
+                if client.receive_filter is not None and not client.receive_filter(subject):
                     continue
                 if sub.guard is not None and not sub.guard(subject, reply):
                     continue

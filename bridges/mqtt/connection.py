@@ -265,6 +265,9 @@ class MqttConnection(asyncio.Protocol):
             principal = await door.authenticate(opts, self)
         except AuthError as exc:
             log.error("%s:%s - mqtt - authentication error: %s", self.ip, self.port, exc)
+            await hub.auth.slow_refusal(self.ip)
+            if self.transport is None or self.transport.is_closing():
+                return
             # 3.1.1 says "not authorized" (5) either way, as nats-server and Mosquitto do;
             # 5 tells a wrong name or password (0x86) from no credentials (0x87).
             self._refuse("credentials" if pkt.username is not None and self.level == 5

@@ -275,6 +275,7 @@ class MqttDoor:
         session.qos2_in = set(record.get("qos2", []))
         for msg in await store.queued(session.token):
             session.queue.append(queued_message(msg))
+        session.drop_denied()
         return True
 
     def save(self, session: Session) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.packets import Publish
 from jetport.bridges.mqtt.store import REPLY_PREFIX
-from jetport.bridges.mqtt.topics import to_topic
+from jetport.bridges.mqtt.topics import TopicError, to_subject, to_topic
 from jetport.core.client import Client
 from jetport.core.headers import add as add_headers
 from jetport.core.headers import get as get_header
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from jetport.bridges.mqtt.door import MqttDoor
     from jetport.bridges.mqtt.store import MqttStore
     from jetport.core.accounts import Account
+    from jetport.core.auth import Principal
     from jetport.core.router import Subscription
 
 #: Header carrying an MQTT message's QoS, as nats-server writes it (no space).
@@ -210,6 +211,28 @@ class Session(Client):
             self._by_sid.pop(sid, None)
             self.unsubscribe(sid)
         return True
+
+    def rebind(self, principal: Principal) -> list[Subscription]:
+        gone = super().rebind(principal)
+        self.drop_denied()
+        return gone
+
+    def drop_denied(self) -> None:
+        """Forget queued messages the user may no longer receive (permissions changed
+        while they waited, or since they were stored)."""
+        if self.receive_filter is None or not self.queue:
+            return
+        kept: deque[OutMsg] = deque()
+        for msg in self.queue:
+            try:
+                allowed = self.may_receive(to_subject(msg.topic).encode())
+            except TopicError:
+                allowed = False
+            if allowed:
+                kept.append(msg)
+            else:
+                self._done(msg)
+        self.queue = kept
 
     def record(self) -> dict[str, Any]:
         """What a persistent session stores about itself."""

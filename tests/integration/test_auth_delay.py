@@ -78,3 +78,86 @@ async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(make_hub, t
     # Both pay the bcrypt check (tens of ms at cost 11) and the same growing delay.
     assert min(unknown) > 0.02
     assert abs(statistics.median(wrong) - statistics.median(unknown)) < 0.05
+
+
+def _grows(times: list[float]) -> None:
+    """The delays of seven failures in a row from one address: 0.02 s doubling to 0.5 s."""
+    assert times[0] < FAILURE_DELAY + 0.15
+    assert times[4] >= FAILURE_DELAY * 2 ** 4 * 0.9
+    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 0.3
+
+
+DOORS_CONF = CONF + """
+mqtt { port: -1 }
+websocket { port: -1, no_tls: true }
+jetstream { store_dir: "%s" }
+"""
+
+
+def _doors(make_hub, tmp_path):
+    conf = tmp_path / "doors.conf"
+    conf.write_text(DOORS_CONF % (tmp_path / "js"))
+    return make_hub("-c", str(conf), "-m", "-1")
+
+
+async def test_http_failures_wait_longer_per_address(make_hub, tmp_path):
+    import httpx
+
+    hub = _doors(make_hub, tmp_path)
+    url = f"http://127.0.0.1:{hub.http_port}/v1/streams"
+
+    async def fail_from(source: str, auth: tuple[str, str] | None = ("alice", "wrong"),
+                        header: str | None = None) -> float:
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        async with httpx.AsyncClient(transport=transport) as client:
+            start = time.monotonic()
+            resp = await client.get(url, auth=auth, headers={"authorization": header}
+                                    if header else None)
+            assert resp.status_code == 401
+            return time.monotonic() - start
+
+    _grows([await fail_from("127.0.0.2") for _ in range(7)])
+    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
+    # A malformed Authorization header counts as a failure too.
+    assert await fail_from("127.0.0.2", None, "Basic !!!") >= FAILURE_DELAY_MAX * 0.9
+
+
+async def test_mqtt_failures_wait_longer_per_address(make_hub, tmp_path):
+    hub = _doors(make_hub, tmp_path)
+
+    async def fail_from(source: str) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.mqtt_port,
+                                                       local_addr=(source, 0))
+        # MQTT 3.1.1 CONNECT, clean session, user "alice", password "wrong".
+        body = (b"\x00\x04MQTT\x04\xc2\x00\x1e\x00\x02c1"
+                b"\x00\x05alice\x00\x05wrong")
+        start = time.monotonic()
+        writer.write(b"\x10" + bytes([len(body)]) + body)
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"\x20\x02\x00\x05"
+        elapsed = time.monotonic() - start
+        writer.close()
+        return elapsed
+
+    _grows([await fail_from("127.0.0.2") for _ in range(7)])
+    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
+
+
+async def test_websocket_failures_wait_longer_per_address(make_hub, tmp_path):
+    import re
+
+    from websockets.asyncio.client import connect
+
+    hub = _doors(make_hub, tmp_path)
+    ws_port = int(re.search(r"websocket clients on ws://[^:]+:(\d+)", hub.log()).group(1))
+
+    async def fail_from(source: str) -> float:
+        async with connect(f"ws://127.0.0.1:{ws_port}", local_addr=(source, 0)) as ws:
+            assert (await ws.recv()).startswith(b"INFO ")
+            start = time.monotonic()
+            bad = {"user": "alice", "pass": "wrong", "verbose": False, "pedantic": False}
+            await ws.send(b"CONNECT " + json.dumps(bad).encode() + b"\r\n")
+            assert await asyncio.wait_for(ws.recv(), 5) == b"-ERR 'Authorization Violation'\r\n"
+            return time.monotonic() - start
+
+    _grows([await fail_from("127.0.0.2") for _ in range(7)])
+    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15

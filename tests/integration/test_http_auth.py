@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ACCOUNTS = """
 jetstream {{ store_dir: "{store}" }}
 http: "127.0.0.1:-1"
+monitoring_auth: none
 accounts {{
   A {{
     jetstream: enabled

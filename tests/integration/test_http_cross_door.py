@@ -152,6 +152,7 @@ async def test_fetch_max_bytes_and_batch_limits(hub):
 
 OPERATOR = """
 http: "127.0.0.1:-1"
+monitoring_auth: none
 operator: {op}
 system_account: {sys}
 resolver: MEMORY

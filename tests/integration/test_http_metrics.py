@@ -22,6 +22,8 @@ jetstream {{ store_dir: "{store}" }}
 mqtt {{ host: 127.0.0.1, port: -1 }}
 websocket {{ host: 127.0.0.1, port: {ws}, no_tls: true }}
 authorization {{ users: [ {{ user: dev, password: pw }} ] }}
+accounts {{ SYS {{ users: [ {{ user: admin, password: adm }} ] }} }}
+system_account: SYS
 """
 
 
@@ -39,7 +41,7 @@ class Metrics:
 
 
 async def scrape(http: httpx.AsyncClient) -> Metrics:
-    resp = await http.get("/metrics")
+    resp = await http.get("/metrics", auth=("admin", "adm"))
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     return Metrics(resp.text)
@@ -123,7 +125,7 @@ async def test_counters_keep_closed_connections(users_hub):
         await thread(mqtt.publish, "gone/m", b"abc", 1)
         await thread(mqtt.close)
         for _ in range(50):
-            conns = (await http.get("/connz")).json()["num_connections"]
+            conns = (await http.get("/connz", auth=("admin", "adm"))).json()["num_connections"]
             if conns == 0:
                 break
             await asyncio.sleep(0.05)

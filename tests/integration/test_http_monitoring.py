@@ -150,3 +150,56 @@ async def test_access_log_and_request_ids(make_hub):
     log = hub.log()
     assert '"request_id":"trace-42","method":"GET","path":"/varz","status":200' in log
     assert f'"request_id":"{rid}","method":"POST","path":"/v1/publish/x","status":202' in log
+
+
+# -- who may read the pages that name clients, users, streams and accounts -----------
+
+NAMING_PAGES = ("/connz", "/subsz", "/subscriptionsz", "/jsz", "/accountz", "/metrics")
+OPEN_PAGES = ("/healthz", "/varz")
+GUARDED = """
+http: "127.0.0.1:-1"
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  APP {{ users: [ {{ user: app, password: pa }} ] }}
+  SYS {{ users: [ {{ user: admin, password: adm }} ] }}
+}}
+system_account: SYS
+{extra}
+"""
+
+
+def _guarded_hub(make_hub, tmp_path, extra: str = ""):
+    conf = tmp_path / "guarded.conf"
+    conf.write_text(GUARDED.format(store=tmp_path / "store", extra=extra))
+    return make_hub("-c", str(conf))
+
+
+async def test_naming_pages_answer_only_system_users_once_auth_is_configured(make_hub, tmp_path):
+    hub = _guarded_hub(make_hub, tmp_path)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
+        for page in NAMING_PAGES:
+            anonymous = await http.get(page)
+            assert anonymous.status_code == 401, page
+            assert anonymous.headers["www-authenticate"].startswith("Basic")
+            assert anonymous.json()["error"]["err_code"] == 10401
+            assert "app" not in anonymous.text and "APP" not in anonymous.text
+            app = await http.get(page, auth=("app", "pa"))
+            assert app.status_code == 403, page
+            assert app.json()["error"]["code"] == 403
+            assert (await http.get(page, auth=("admin", "adm"))).status_code == 200, page
+        for page in OPEN_PAGES:
+            assert (await http.get(page)).status_code == 200, page
+
+
+async def test_monitoring_auth_none_opens_the_naming_pages(make_hub, tmp_path):
+    hub = _guarded_hub(make_hub, tmp_path, "monitoring_auth: none")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
+        for page in NAMING_PAGES:
+            assert (await http.get(page)).status_code == 200, page
+
+
+async def test_without_authorization_the_naming_pages_stay_open(make_hub, tmp_path):
+    hub = make_hub("-m", "-1", "-js", "-sd", str(tmp_path / "store"))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
+        for page in NAMING_PAGES:
+            assert (await http.get(page)).status_code == 200, page
