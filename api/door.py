@@ -8,6 +8,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.log import log
+from jetport.core.tasks import spawn
 
 if TYPE_CHECKING:
     from jetport.core.hub import Hub
@@ -70,7 +71,7 @@ class HttpDoor:
             log_config=None, log_level="warning", timeout_graceful_shutdown=1,
         )
         self._server = _embedded_server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve([sock]))
+        self._task = spawn(self._server.serve([sock]), "http door")
         while not self._server.started and not self._task.done():
             await asyncio.sleep(0.005)
         if self._task.done():

@@ -6,7 +6,6 @@ A message body travels as UTF-8 text when it is text and base64 otherwise
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -22,7 +21,9 @@ from jetport.api.errors import HttpError, bad_request, utf8
 from jetport.api.session import status_of
 from jetport.core import headers as H
 from jetport.core.jetstream.models import valid_name
+from jetport.core.log import log
 from jetport.core.subjects import is_valid_literal_subject, is_valid_subject
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
@@ -239,11 +240,13 @@ async def scan(client: DoorClient, stream: str, config: dict[str, Any],
 def forget_consumer(client: DoorClient, stream: str, name: str) -> None:
     """Delete a temporary consumer without waiting (its inactivity limit is the backstop)."""
     async def delete() -> None:
-        with contextlib.suppress(Exception):
+        try:
             await client.js(f"CONSUMER.DELETE.{stream}.{name}")
+        except HttpError as exc:  # gone already, or the stream is: nothing to clean up
+            log.debug("http: temporary consumer %s > %s not deleted: %s", stream, name, exc)
 
-    with contextlib.suppress(RuntimeError):
-        asyncio.get_running_loop().create_task(delete())
+    with contextlib.suppress(RuntimeError):  # no loop: the hub is gone already
+        spawn(delete(), f"http: deleting consumer {stream} > {name}")
 
 
 def now_ns() -> int:

@@ -29,6 +29,7 @@ from jetport.api.publish import commit
 from jetport.api.session import DoorClient
 from jetport.core import headers as H
 from jetport.core.log import log
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
 
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
@@ -189,7 +190,8 @@ async def upload(bucket: str, name: str, request: Request, client: Caller,
             digest.update(chunk)
             size += len(chunk)
             chunks += 1
-            pending.add(asyncio.ensure_future(commit(door, client, subject, None, chunk)))
+            pending.add(spawn(commit(door, client, subject, None, chunk),
+                              f"http: object chunk of {subject!r}", report=False))
             if len(pending) >= WINDOW:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

@@ -8,13 +8,19 @@ import gc
 import os
 import resource
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from jetport.core import portsfile
 from jetport.core.doors import Door, door_classes
 from jetport.core.hub import JETPORT_VERSION, Hub
 from jetport.core.log import configure, fatal, log, reopen
 from jetport.core.options import EMBEDDED_HOST, Options
+from jetport.core.tasks import spawn
 from jetport.storage.base import StorageError
+
+#: Longest one part of the shutdown (a door, storage) may take, in seconds.
+STOP_TIMEOUT = 15.0
 
 
 class StartupError(Exception):
@@ -92,7 +98,7 @@ class Server:
 
     def reload(self) -> None:
         """Read the configuration again and apply users, permissions and accounts."""
-        asyncio.get_running_loop().create_task(self._reload())
+        spawn(self._reload(), "configuration reload")
 
     async def _reload(self) -> None:
         from jetport.core import security
@@ -115,7 +121,7 @@ class Server:
 
     def enter_lame_duck(self) -> None:
         if self._lame_duck is None:
-            self._lame_duck = asyncio.get_running_loop().create_task(self._lame_duck_mode())
+            self._lame_duck = spawn(self._lame_duck_mode(), "lame duck mode")
 
     async def _lame_duck_mode(self) -> None:
         opts = self.options
@@ -131,11 +137,12 @@ class Server:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        """Close the doors, then commit and close storage; every step is bounded, so a
+        broken door or store cannot keep the process from exiting."""
         for door in reversed(self.doors):
-            with contextlib.suppress(Exception):
-                await door.stop()
+            await self._bounded(door.stop(), f"{door.name} door")
         if self.hub.jetstream is not None:
-            await self.hub.jetstream.stop()
+            await self._bounded(self.hub.jetstream.stop(), "JetStream")
         if self.options.pid_file:
             with contextlib.suppress(OSError):
                 os.unlink(self.options.pid_file)
@@ -145,6 +152,15 @@ class Server:
             except OSError as exc:
                 log.error("Error cleaning up ports file: %s", exc)
         log.info("Server Exiting..")
+
+    @staticmethod
+    async def _bounded(step: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await asyncio.wait_for(step, STOP_TIMEOUT)
+        except TimeoutError:
+            log.error("%s: shutdown did not finish within %gs, going on", what, STOP_TIMEOUT)
+        except Exception as exc:  # logged: the rest must still shut down
+            log.error("%s: shutdown failed: %s", what, exc, exc_info=exc)
 
     async def serve(self) -> None:
         """Start, run until a signal asks to stop, stop."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.codec import MqttCodec
 from jetport.bridges.mqtt.packets import (
+    IMPLEMENTATION_SPECIFIC_ERROR,
     Auth,
     ConnAck,
     Connect,
@@ -45,6 +46,7 @@ from jetport.core.auth import AuthError
 from jetport.core.client import PermissionDenied, TooManySubscriptions
 from jetport.core.log import log
 from jetport.core.router import InvalidSubject
+from jetport.core.tasks import spawn
 from jetport.core.tls import peer_identities
 
 if TYPE_CHECKING:
@@ -169,6 +171,22 @@ class MqttConnection(asyncio.Protocol):
     # -- input --------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception as exc:  # the hub's own failure: logged, and the peer told
+            self.crashed(exc)
+
+    def crashed(self, exc: BaseException) -> None:
+        """The hub failed while serving this connection: log it with the client, tell
+        an MQTT 5 peer (DISCONNECT 0x83), close."""
+        who = self.session.client_id if self.session is not None else "-"
+        log.error("%s:%s - mqtt - %r - internal error: %s", self.ip, self.port, who, exc,
+                  exc_info=exc)
+        if self.level == 5 and self.session is not None:
+            self.send(Disconnect(IMPLEMENTATION_SPECIFIC_ERROR))
+        self.close()
+
+    def _received(self, data: bytes) -> None:
         self._last_read = time.monotonic()
         packets = self.codec.receive_data(data)
         if self._held is not None:
@@ -209,7 +227,7 @@ class MqttConnection(asyncio.Protocol):
                 return
             elif kind is Connect:
                 self._held = list(packets[i + 1:])
-                self._loop.create_task(self._on_connect(packet))
+                spawn(self._on_connect(packet), f"{self.ip}:{self.port} - mqtt - CONNECT")
                 return
             elif kind is ProtocolError:
                 self._protocol_error(packet)
@@ -238,6 +256,17 @@ class MqttConnection(asyncio.Protocol):
         self.close()
 
     async def _on_connect(self, pkt: Connect) -> None:
+        try:
+            await self._connecting(pkt)
+        except Exception as exc:  # a failure of the hub's, not the client's CONNECT
+            if self.session is None:
+                log.error("%s:%s - mqtt - internal error on CONNECT: %s", self.ip, self.port,
+                          exc, exc_info=exc)
+                self._refuse("unavailable")
+            else:
+                self.crashed(exc)
+
+    async def _connecting(self, pkt: Connect) -> None:
         self.level = pkt.protocol_level
         door, hub = self.door, self.hub
         if pkt.properties.get("authentication_method"):

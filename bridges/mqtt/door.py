@@ -42,6 +42,7 @@ from jetport.core.headers import get as get_header
 from jetport.core.log import log
 from jetport.core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.subjects import subject_matches
+from jetport.core.tasks import spawn
 from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
@@ -157,17 +158,12 @@ class MqttDoor:
 
     def track(self, work: Any) -> asyncio.Future[Any]:
         """Run a store operation in the background, keeping a reference until done."""
-        task = asyncio.ensure_future(work)
+        task = spawn(work, "MQTT store operation")
         self._tasks.add(task)
         if self._collecting is not None:
             self._collecting.append(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(self._tasks.discard)
         return task
-
-    def _finished(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("MQTT store operation failed: %s", task.exception())
 
     async def authenticate(self, opts: dict[str, Any], conn: MqttConnection) -> Principal:
         """The core's authenticator decides, unless the mqtt block names its own user or
@@ -193,7 +189,8 @@ class MqttDoor:
             return self._stores[account.name]
         opening = self._opening.get(account.name)
         if opening is None:
-            opening = asyncio.ensure_future(self._open_store(account))
+            opening = spawn(self._open_store(account), f"MQTT: store of account {account.name}",
+                            report=False)
             self._opening[account.name] = opening
             opening.add_done_callback(lambda _: self._opening.pop(account.name, None))
         return await asyncio.shield(opening)
@@ -444,7 +441,9 @@ class MqttDoor:
     async def load_retained(self, account: Account) -> None:
         retained = self._retained_of(account)
         if retained.loading is None:
-            retained.loading = asyncio.ensure_future(self._read_retained(account, retained))
+            retained.loading = spawn(self._read_retained(account, retained),
+                                     f"MQTT: retained messages of {account.name}",
+                                     report=False)
         try:
             await asyncio.shield(retained.loading)
         except Exception:

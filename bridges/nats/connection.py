@@ -41,6 +41,7 @@ from jetport.core.client import Client, Delivery, PermissionDenied, TooManySubsc
 from jetport.core.log import TRACE, log
 from jetport.core.router import InvalidSubject, Subscription
 from jetport.core.subjects import is_literal
+from jetport.core.tasks import spawn
 from jetport.core.tls import peer_identities
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ REFUSED_LINGER = 2.0
 ERR_TLS_REQUIRED = "Secure Connection - TLS Required"
 ERR_MAX_SUBS = "maximum subscriptions exceeded"
 ERR_EXPIRED = "User Authentication Expired"
+#: Sent when the hub itself failed on a client's input (a bug, logged with the cid).
+ERR_INTERNAL = "Internal Server Error"
 #: nats-server's words for why a connection ended (/connz?state=closed), by -ERR text.
 _REASONS = {
     ERR_AUTH: "Authentication Failure",
@@ -145,7 +148,7 @@ class NatsClient(Client, asyncio.Protocol):
         self._schedule_ping()
         if door.tls_context is not None:
             self._early = []  # see _start_tls
-            self._loop.create_task(self._start_tls())
+            spawn(self._start_tls(), f"{self.ip}:{self.port} - cid:{self.cid} - TLS")
 
     async def _start_tls(self) -> None:
         assert self.transport is not None
@@ -403,6 +406,21 @@ class NatsClient(Client, asyncio.Protocol):
     # -- input --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception as exc:  # the hub's own failure: logged, and the peer told
+            self.crashed(exc)
+
+    def crashed(self, exc: BaseException) -> None:
+        """The hub failed while serving this connection: log it with the cid, tell the
+        peer, close (what is already accepted stays accepted)."""
+        log.error("%s:%s - cid:%d - internal error: %s", self.ip, self.port, self.cid, exc,
+                  exc_info=exc)
+        if self.transport is not None and not self.transport.is_closing():
+            self.write(encode_err(ERR_INTERNAL))
+            self.close(ERR_INTERNAL)
+
+    def _received(self, data: bytes) -> None:
         if self.closed:
             return
         if self._early is not None:
@@ -575,10 +593,16 @@ class NatsClient(Client, asyncio.Protocol):
             return self._admitted(Principal("", self.account.name), opts)
         self._held = list(events[rest:])
         self.pause_reading()
-        self._loop.create_task(self._authenticate(opts))
+        spawn(self._authenticate(opts), f"{self.ip}:{self.port} - cid:{self.cid} - CONNECT")
         return False
 
     async def _authenticate(self, opts: dict[str, Any]) -> None:
+        try:
+            await self._authenticated(opts)
+        except Exception as exc:  # a failure of the hub's, not the client's credentials
+            self.crashed(exc)
+
+    async def _authenticated(self, opts: dict[str, Any]) -> None:
         hub = self.hub
         try:
             principal = await self._credentials(opts)

@@ -29,6 +29,7 @@ from jetport.core.jetstream.models import (
 )
 from jetport.core.jetstream.responses import EMPTY_EXTRAS, PREFIX, T, response_type
 from jetport.core.log import log
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class JetStreamApi:
             return
         self._queue.append((tokens, reply, payload, apilevel.unmet(hdr)))
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+            self._worker = spawn(self._work(), f"account {self.jsa.account.name}: JetStream API")
 
     def _find_consumer(self, stream: bytes, name: bytes) -> Consumer | None:
         s = self.jsa.streams.get(stream.decode(errors="replace"))
@@ -393,8 +394,8 @@ class JetStreamApi:
             last = tokens[1] if len(tokens) > 1 else b""
             stream = self.jsa.streams.get(name)
             if stream is not None and stream.config.allow_direct:
-                asyncio.get_running_loop().create_task(
-                    DirectGet(stream, reply).answer(last, payload, apilevel.unmet(hdr)))
+                spawn(DirectGet(stream, reply).answer(last, payload, apilevel.unmet(hdr)),
+                      f"stream {stream.name}: direct get")
 
     # -- consumers --------------------------------------------------------------------
 

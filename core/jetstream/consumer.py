@@ -20,6 +20,7 @@ from jetport.core.jetstream.models import ZERO_TIME_NS, format_time
 from jetport.core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
 from jetport.core.log import log
 from jetport.core.subjects import subject_matches
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
 from jetport.storage.base import ConsumerState, StoredMsg
 
@@ -97,7 +98,7 @@ class Consumer(PullQueue, AckTracking):
         if self.stopped:
             return
         if self._task is None or self._task.done():
-            self._task = self._loop.create_task(self._run())
+            self._task = spawn(self._run(), f"consumer {self.stream.name} > {self.name}")
 
     def start(self) -> None:
         if not self.pull:
@@ -172,7 +173,9 @@ class Consumer(PullQueue, AckTracking):
     async def _ensure_started(self) -> None:
         """Place a new consumer once, however many callers (info, delivery) ask."""
         if self._starting is None:
-            self._starting = self._loop.create_task(self._start_position())
+            self._starting = spawn(self._start_position(),
+                                   f"consumer {self.stream.name} > {self.name}: start",
+                                   report=False)
         await asyncio.shield(self._starting)
 
     async def _start_position(self) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.core import headers as H
 from jetport.core.jetstream.transform import SubjectTransform
 from jetport.core.log import log
+from jetport.core.tasks import spawn
 from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ class Link:
         if self.closed:
             return
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._copy())
+            self._task = spawn(self._copy(), f"stream {self.follower.name}: copying from "
+                               f"{self.origin_name}")
 
     async def _start(self, origin: Stream) -> None:
         src = self.source

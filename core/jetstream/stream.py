@@ -20,6 +20,7 @@ from jetport.core.jetstream.sourcing import Link, links_for
 from jetport.core.jetstream.transform import SubjectTransform
 from jetport.core.jetstream.ttl import TTL, MessageTTLs
 from jetport.core.log import log
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
 from jetport.storage.base import StoredMsg, StreamStore
 
@@ -134,7 +135,7 @@ class Stream:
             return
         self._inbox += msgs
         if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._drain())
+            self._runner = spawn(self._drain(), f"stream {self.name}: storing")
 
     def _ingest_now(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> bool:
         """Store ``msgs`` right away, without a task, when none of them can need to
@@ -409,7 +410,7 @@ class Stream:
 
     def _expire(self) -> None:
         self._expiry = None
-        asyncio.get_running_loop().create_task(self._expire_old())
+        spawn(self._expire_old(), f"stream {self.name}: max_age expiry")
         self._schedule_expiry()
 
     async def _expire_old(self) -> None:
@@ -430,7 +431,7 @@ class Stream:
     def acked(self, consumer: Consumer, seqs: list[int]) -> None:
         """Interest and work-queue streams drop what their consumers are done with."""
         if self.config.retention != "limits" and seqs:
-            asyncio.get_running_loop().create_task(self._retire(seqs))
+            spawn(self._retire(seqs), f"stream {self.name}: retention")
 
     async def _retire(self, seqs: list[int]) -> None:
         """Remove messages no consumer still needs: work queue after one ack; interest

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from jetport.core import headers as H
 from jetport.core.jetstream import errors as E
 from jetport.core.options import parse_duration
+from jetport.core.tasks import spawn
 from jetport.core.timeutil import go_duration
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class MessageTTLs:
     def _fire(self) -> None:
         self._timer = None
         if self._running is None or self._running.done():
-            self._running = asyncio.get_running_loop().create_task(self._expire_due())
+            self._running = spawn(self._expire_due(), f"stream {self.stream.name}: message TTLs")
 
     async def _expire_due(self) -> None:
         stream, store = self.stream, self.stream.store

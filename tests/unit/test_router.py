@@ -17,6 +17,7 @@ class Recorder:
     def __init__(self, router: Router, name: str, echo: bool = True) -> None:
         self.router, self.name, self.echo = router, name, echo
         self.no_responders = False
+        self.receive_filter = None
         self.log: list[tuple[str, bytes, bytes, bytes | None, bytes]] = []
 
     def deliver(self, sub, subject, reply, hdr, payload) -> None:
