@@ -21,7 +21,10 @@ from jetport.core.log import log
 #: Failed expectations and name clashes: the request was fine, the state was not.
 _CONFLICT = {10071, 10070, 10060, 10058, 10148, 10013, 10164}
 #: Limits of the account, the stream or the server.
-_LIMITED = {10023, 10026, 10027, 10047, 10077, 10002, 10028}
+_LIMITED = {10026, 10027, 10047, 10077, 10002, 10028}
+#: "store failed" is a stream limit (maximum messages exceeded) or a failing disk; the
+#: disk is 503, as is "insufficient resources" (10023: the server's storage is full).
+_STORE_FAILED = 10077
 _OVERSIZE = {10054, 10097}
 
 
@@ -83,7 +86,12 @@ def from_api_error(err: dict[str, Any]) -> HttpError:
     code = int(err.get("code") or 500)
     err_code = int(err.get("err_code") or 0)
     text = str(err.get("description", ""))
-    status = 500 if text == "internal error" else status_for(code, err_code)
+    if text == "internal error":
+        status = 500
+    elif err_code == _STORE_FAILED and "exceeded" not in text:
+        status = 503
+    else:
+        status = status_for(code, err_code)
     return HttpError(status, err_code, text)
 
 

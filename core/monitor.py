@@ -328,6 +328,9 @@ async def jsz(hub: Hub, accounts: bool = False, streams: bool = False,
         "ha_assets": 0, "api": stats["api"], "server_id": hub.server_id, "now": now,
         "config": summary["config"], "streams": 0, "consumers": 0, "messages": 0, "bytes": 0,
     }
+    failing = storage_errors(hub)
+    if failing:  # Jetport's own field: accounts whose file storage refuses writes
+        doc["storage_errors"] = failing
     details = []
     want_detail = accounts or streams or consumers or account is not None
     for name, jsa in sorted(js.accounts.items()):
@@ -402,6 +405,15 @@ class NotFound(LookupError):
     """A named account, stream or consumer that does not exist."""
 
 
+def storage_errors(hub: Hub) -> dict[str, str]:
+    """Accounts whose file storage refuses writes, with why, until it recovers."""
+    js = hub.jetstream
+    if js is None:
+        return {}
+    return {name: str(jsa.storage_error) for name, jsa in js.accounts.items()
+            if jsa.storage_error is not None}
+
+
 async def healthz(hub: Hub, js_enabled_only: bool = False, js_server_only: bool = False,
                   account: str | None = None, stream: str | None = None,
                   consumer: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -416,6 +428,14 @@ async def healthz(hub: Hub, js_enabled_only: bool = False, js_server_only: bool 
     if not hub.ready or "nats" not in hub.ports or hub.lame_duck:
         return 503, {"status": "unavailable", "error": "server not ready"}
     js = hub.jetstream
+    if js is not None and not js_enabled_only:
+        failing = storage_errors(hub)
+        if account is not None:
+            failing = {name: why for name, why in failing.items() if name == account}
+        if failing:
+            return 503, {"status": "unavailable", "error": "; ".join(
+                f'JetStream storage of account "{name}" failed ({why})'
+                for name, why in failing.items())}
     if js_enabled_only or js_server_only or account is None:
         if js_enabled_only and js is None and hub.options.jetstream:
             return 503, {"status": "unavailable", "error": "JetStream not enabled"}

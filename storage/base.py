@@ -18,6 +18,12 @@ class StorageError(RuntimeError):
     """A store cannot be opened or a commit failed; the in-memory view may be ahead of
     the disk from here on."""
 
+    @property
+    def out_of_space(self) -> bool:
+        """The disk (or the file system's quota) is full."""
+        text = str(self).lower()
+        return "disk is full" in text or "no space left" in text or "quota" in text
+
 
 @dataclass(slots=True)
 class StoredMsg:

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from functools import partial
 
 import aiosqlite
@@ -101,6 +102,7 @@ class SqliteStorage:
     def __init__(
         self, directory: str, *, tail_msgs: int = 10_000, tail_bytes: int = 4 << 20,
         sync_always: bool = False,
+        on_failure: Callable[[StorageError], None] | None = None,
     ) -> None:
         self.directory = directory
         #: SQLite's ``synchronous`` for every commit (see ``sqlite_worker.SYNC_NORMAL``).
@@ -109,6 +111,7 @@ class SqliteStorage:
         self.tail_msgs = tail_msgs
         self.tail_bytes = tail_bytes
         self._writer = Writer(encode_state)
+        self._writer.on_broken = on_failure
         self._wr: sqlite3.Connection | None = None
         #: Bounded reads, on the loop's thread.
         self._rs: sqlite3.Connection = None  # type: ignore[assignment]  # set on open
@@ -230,6 +233,34 @@ class SqliteStorage:
             ("DELETE FROM consumers WHERE stream = ?", (name,), False),
         ])
 
+    @property
+    def failed(self) -> bool:
+        """A commit failed: nothing more commits until the store is opened again."""
+        return self._writer.broken is not None
+
+    async def probe(self) -> None:
+        """Open the store and commit a write that changes nothing: StorageError when
+        the disk still refuses writes."""
+        await self._ensure_open()
+        await self._writer.run(_probe)
+
+    async def abandon(self) -> None:
+        """Close without committing what is queued (it fails): after a failed commit
+        the store is reopened from what the disk holds."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.abandon()
+        for store in list(self._streams.values()):
+            store._dead = True
+        self._streams.clear()
+        if self._wr is not None:
+            await self._rd.close()
+            self._rs.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._wr.execute("ROLLBACK")
+            self._wr.close()
+
     async def close(self) -> None:
         """Commit everything queued, then close both connections."""
         if self._closed:
@@ -249,3 +280,9 @@ class SqliteStorage:
                     with contextlib.suppress(sqlite3.Error):  # the next open replays it
                         self._wr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._wr.close()
+
+
+def _probe(txn: Txn) -> None:
+    conn = txn.conn
+    conn.execute("INSERT INTO streams(name) VALUES ('$probe')")
+    conn.execute("DELETE FROM streams WHERE name = '$probe'")

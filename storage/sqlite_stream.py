@@ -101,6 +101,7 @@ class SqliteStreamStore:
 
     def store(self, seq: int, subject: bytes, hdr: bytes | None, data: bytes, ts: int) -> None:
         self._check()
+        self._writer.check()  # refused before the in-memory view moves ahead
         live = self._live
         if seq <= live.last_seq:
             raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")
@@ -119,6 +120,7 @@ class SqliteStreamStore:
 
     def store_many(self, seq: int, msgs: list[tuple[bytes, bytes]], ts: int) -> None:
         self._check()
+        self._writer.check()
         live = self._live
         if seq <= live.last_seq:
             raise ValueError(f"sequence {seq} not above last sequence {live.last_seq}")

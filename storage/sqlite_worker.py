@@ -127,7 +127,7 @@ def serve(path: str, inp: BinaryIO, out: BinaryIO, sync: str = SYNC_NORMAL) -> N
                     execute(conn, pickle.loads(body))
                 answer = b""
             except Exception as exc:  # noqa: BLE001 - the hub decides what a failure means
-                answer = (repr(exc) or "error").encode()
+                answer = (str(exc) or type(exc).__name__).encode()
             out.write(frame(answer))
             out.flush()
             written += len(body)

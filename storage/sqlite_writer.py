@@ -243,6 +243,9 @@ class Writer:
         self._dirty: dict[Member, None] = {}
         self._meta_at = 0.0
         self.broken: BaseException | None = None
+        #: Told once, with the error, when a commit fails or the writer process dies:
+        #: from then on every write fails until the owner opens the store again.
+        self.on_broken: Callable[[StorageError], None] | None = None
 
     async def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
         """Write through a writer process on ``path``, and through ``conn`` (the same
@@ -371,9 +374,13 @@ class Writer:
         else:
             fut.hooks.append(callback)  # type: ignore[attr-defined]
 
+    def check(self) -> None:
+        """StorageError if nothing can be written now (failed or closed)."""
+        self._check()
+
     def _check(self) -> None:
         if self.broken is not None:
-            raise StorageError(f"storage failed: {self.broken!r}") from self.broken
+            raise StorageError(f"storage failed: {self.broken}") from self.broken
         if self._closing:
             raise StorageError("storage closed")
 
@@ -396,6 +403,20 @@ class Writer:
             proc.close()
         self._proc = None
 
+    def abandon(self) -> None:
+        """Give up on what is queued (it fails) and stop the writer process at once:
+        the store is reopened from what the disk holds."""
+        self._closing = True
+        exc = StorageError("storage reopened")
+        self._fail(self._steps, self._next, exc)
+        self._steps, self._next = [], None
+        while self._flights:
+            self._flights.popleft()(str(exc))
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.close()
+            self._proc = None
+
     def _answer(self, error: str | None) -> None:
         self._flights.popleft()(error)
 
@@ -405,7 +426,7 @@ class Writer:
         if self._flights or not self._closing:
             exc = StorageError("the SQLite writer process exited")
             while self._flights:
-                self._flights.popleft()(repr(exc))
+                self._flights.popleft()(str(exc))
             self._broke(exc)
 
     def _flush(self) -> None:
@@ -494,7 +515,10 @@ class Writer:
     def _broke(self, exc: BaseException) -> None:
         if self.broken is None:
             self.broken = exc
-            log.error("storage commit failed: %r", exc)
+            if self.on_broken is not None:
+                self.on_broken(exc if isinstance(exc, StorageError) else StorageError(str(exc)))
+            else:
+                log.error("storage commit failed: %s", exc)
 
     def _landed(self, steps: list[_Step], done: _Shared) -> None:
         for step in steps:
@@ -521,7 +545,7 @@ class Writer:
     def _fail(
         steps: list[_Step], done: _Shared | None, exc: BaseException
     ) -> None:
-        err = StorageError(f"storage commit failed: {exc!r}")
+        err = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc}")
         futs = [s.fut for s in steps if type(s) is _Op]
         if done is not None:
             futs.append(done)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.bridges.mqtt.codec import MqttCodec
 from jetport.bridges.mqtt.packets import (
     IMPLEMENTATION_SPECIFIC_ERROR,
+    UNSPECIFIED_ERROR,
     Auth,
     ConnAck,
     Connect,
@@ -383,20 +384,37 @@ class MqttConnection(asyncio.Protocol):
             elif qos == 2:
                 self.send(PubRec(pid, NOT_AUTHORIZED if self.level == 5 else 0))
             return
-        if qos == 2:
-            session.qos2_in.add(pid)
-        done = self.door.publish(session, subject, pkt)
+        try:
+            done = self.door.publish(session, subject, pkt)
+        except InvalidSubject as exc:  # never acknowledged: nothing could route it
+            self._protocol_error(ProtocolError(TOPIC_NAME_INVALID, f"invalid subject {exc}"))
+            return
         if qos == 0:
             return
-        answer = PubAck(pid) if qos == 1 else PubRec(pid)
+        if qos == 2:
+            session.qos2_in.add(pid)
         if done is None:
-            self.send(answer)
+            self.send(PubAck(pid) if qos == 1 else PubRec(pid))
         else:
-            done.add_done_callback(lambda _f: self._answer(answer, session))
+            done.add_done_callback(lambda f: self._answer(qos, pid, f, session))
 
-    def _answer(self, packet: Any, session: Session) -> None:
-        if self.session is session and not self._closing:
-            self.send(packet)
+    def _answer(self, qos: int, pid: int, done: asyncio.Future[int], session: Session) -> None:
+        """Acknowledge once the stores decided: the reason code says whether they kept
+        it.  MQTT 3.1.1 has no failure acknowledgement: the connection closes instead,
+        so the client sends the message again after reconnecting."""
+        if self.session is not session or self._closing:
+            return
+        code = done.result() if not done.cancelled() and done.exception() is None else \
+            UNSPECIFIED_ERROR
+        if code and self.level != 5:
+            log.info("%s:%s - mqtt - %r - message %d not stored (reason 0x%02x): closing",
+                     self.ip, self.port, session.client_id, pid, code)
+            session.qos2_in.discard(pid)
+            self.close()
+            return
+        if code:
+            session.qos2_in.discard(pid)  # an error PUBREC ends the exchange
+        self.send(PubAck(pid, code) if qos == 1 else PubRec(pid, code))
 
     def _on_pubrel(self, pid: int) -> None:
         session = self.session

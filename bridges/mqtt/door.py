@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.connection import MqttConnection, qos_header, request_properties
-from jetport.bridges.mqtt.packets import Publish
+from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
 from jetport.bridges.mqtt.session import (
     EXPIRY_HEADER,
@@ -27,7 +27,13 @@ from jetport.bridges.mqtt.session import (
     expiry_of,
     properties_from,
 )
-from jetport.bridges.mqtt.store import MqttStore, StoredMessage, StoreUnavailable, session_token
+from jetport.bridges.mqtt.store import (
+    REPLY_PREFIX,
+    MqttStore,
+    StoredMessage,
+    StoreUnavailable,
+    session_token,
+)
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
@@ -41,9 +47,11 @@ from jetport.core.auth import AuthError, Principal
 from jetport.core.headers import get as get_header
 from jetport.core.log import log
 from jetport.core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
+from jetport.core.requester import Requester
 from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
 from jetport.core.tls import server_context
+from jetport.storage.base import StorageError
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
@@ -103,10 +111,14 @@ class MqttDoor:
         self.connections: set[MqttConnection] = set()
         self.sessions: dict[tuple[str, str], Session] = {}
         self._stores: dict[str, MqttStore | None] = {}
+        #: Accounts whose MQTT streams could not be made (logged once, retried).
+        self._unavailable: set[str] = set()
         #: Stores being opened: connections arriving meanwhile wait for the same one.
         self._opening: dict[str, asyncio.Future[MqttStore | None]] = {}
         self._retained: dict[str, _Retained] = {}
         self._relays: dict[str, ResponseRelay] = {}
+        #: Per account: where the PubAcks of QoS 1/2 publishes into streams come back.
+        self._ackers: dict[str, Requester] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         #: While a QoS 1/2 publish is routed: the store writes it causes.
         self._collecting: list[asyncio.Future[Any]] | None = None
@@ -202,9 +214,14 @@ class MqttDoor:
             try:
                 await store.ready()
             except StoreUnavailable as exc:
-                log.warning("MQTT: no JetStream for account %s: %s", account.name, exc)
+                # JetStream is on but failing (a full disk): the next connection tries again
+                if account.name not in self._unavailable:
+                    self._unavailable.add(account.name)
+                    log.warning("MQTT: streams of account %s unavailable: %s", account.name,
+                                exc)
                 store.requester.release()
-                store = None
+                return None
+        self._unavailable.discard(account.name)
         self._stores[account.name] = store
         return store
 
@@ -331,7 +348,9 @@ class MqttDoor:
     # -- publishing ---------------------------------------------------------------------
 
     def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
-        """Route an MQTT message; a future when QoS 1/2 must wait for commits."""
+        """Route an MQTT message; a future when QoS 1/2 must wait for commits: it gives
+        the reason code to acknowledge with (0, or why a store did not keep it).  Raises
+        the router's InvalidSubject for a subject it cannot route."""
         account = session.account
         reply = None
         extra: list[tuple[bytes, bytes]] = []
@@ -355,9 +374,8 @@ class MqttDoor:
         js = self.hub.jetstream
         if pkt.qos and reply is None and js is not None:
             count = js.streams_capturing(account, subj)
-            store = self._stores.get(account.name)
-            if count and store is not None:
-                requester = store.requester
+            if count:
+                requester = self._acker(account)
                 reply, acks = requester.expect(count)
                 waits.append(acks)
         session.publishing = True
@@ -366,8 +384,6 @@ class MqttDoor:
         self._collecting = waits if pkt.qos else None
         try:
             account.router.publish(session, subj, reply, hdr, pkt.payload)
-        except ValueError:
-            pass
         finally:
             session.publishing = False
             self._collecting = None
@@ -379,15 +395,36 @@ class MqttDoor:
         return self.track(self._committed(waits, requester, reply))
 
     async def _committed(self, waits: list[asyncio.Future[Any]], requester: Any,
-                         reply: bytes | None) -> None:
+                         reply: bytes | None) -> int:
+        """0 once every store kept the message, else the reason code to answer with:
+        Quota exceeded (0x97) when a disk is full, Unspecified error (0x80) otherwise."""
         try:
-            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
-                                   COMMIT_TIMEOUT)
+            results = await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
+                                              COMMIT_TIMEOUT)
         except TimeoutError:
             log.warning("MQTT: a publish was not committed within %ss", COMMIT_TIMEOUT)
+            return UNSPECIFIED_ERROR
         finally:
             if requester is not None and reply is not None:
                 requester.forget(reply)
+        for result in results:
+            if isinstance(result, StorageError):
+                return QUOTA_EXCEEDED if result.out_of_space else UNSPECIFIED_ERROR
+            if isinstance(result, BaseException):
+                return UNSPECIFIED_ERROR
+            if isinstance(result, list):  # the streams' PubAcks
+                for _subject, _hdr, payload in result:
+                    if payload.startswith(b'{"error"'):
+                        full = b'"err_code":10023' in payload
+                        return QUOTA_EXCEEDED if full else UNSPECIFIED_ERROR
+        return 0
+
+    def _acker(self, account: Account) -> Requester:
+        acker = self._ackers.get(account.name)
+        if acker is None:
+            acker = self._ackers[account.name] = Requester(self.hub, account, "$MQTT",
+                                                           prefix=REPLY_PREFIX)
+        return acker
 
     def _relay(self, account: Account) -> ResponseRelay:
         relay = self._relays.get(account.name)

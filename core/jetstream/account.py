@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,8 @@ from jetport.core.jetstream.models import (
 from jetport.core.jetstream.stream import Stream
 from jetport.core.log import log
 from jetport.core.subjects import subjects_overlap
-from jetport.storage.base import Storage
+from jetport.core.tasks import spawn
+from jetport.storage.base import Storage, StorageError
 from jetport.storage.memory import MemoryStorage
 from jetport.storage.sqlite import SqliteStorage
 
@@ -33,15 +35,23 @@ if TYPE_CHECKING:
     from jetport.core.jetstream.engine import JetStream
 
 
+#: Seconds before the first attempt to reopen a failed storage, and the longest wait
+#: between attempts (doubling in between).
+RECOVERY_FIRST = 0.5
+RECOVERY_MAX = 5.0
+
+
 class JetStreamAccount:
     def __init__(self, js: JetStream, account: Account) -> None:
         self.js = js
         self.account = account
         self.client = InternalClient(js.hub, account, "$JS")
         self.streams: dict[str, Stream] = {}
-        directory = os.path.join(js.store_dir, account.name)
-        self.file_storage: Storage = SqliteStorage(
-            directory, sync_always=js.hub.options.jetstream_sync_always)
+        self.directory = os.path.join(js.store_dir, account.name)
+        #: Why the file storage refuses writes, until it is reopened (None: it does not).
+        self.storage_error: StorageError | None = None
+        self.stopped = False
+        self.file_storage: SqliteStorage = self._new_file_storage()
         self.memory_storage: Storage = MemoryStorage()
         self.api_total = 0
         self.api_errors = 0
@@ -59,10 +69,67 @@ class JetStreamAccount:
     def storage_for(self, config: StreamConfig) -> Storage:
         return self.memory_storage if config.storage == "memory" else self.file_storage
 
+    def _new_file_storage(self) -> SqliteStorage:
+        return SqliteStorage(self.directory, sync_always=self.js.hub.options.jetstream_sync_always,
+                             on_failure=self._storage_failed)
+
     async def start(self) -> None:
         """Recover every file-backed stream and its durable consumers."""
+        await self._restore_file_streams()
+
+    # -- storage faults -------------------------------------------------------------
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        """A commit failed or the writer process died: one log line, error PubAcks for
+        the file streams' publishers, and retries until the storage takes writes again."""
+        if self.storage_error is not None or self.stopped:
+            return
+        self.storage_error = exc
+        failed = [s for s in self.streams.values() if s.config.storage != "memory"]
+        for stream in failed:  # nothing more is delivered from a view ahead of the disk
+            for consumer in stream.consumers.values():
+                consumer.stop()
+        names = ", ".join(sorted(s.name for s in failed)) or "none yet"
+        log.error("JetStream: storage of account %s failed: %s; its file streams (%s) refuse "
+                  "messages until it recovers", self.account.name, exc, names)
+        spawn(self._recover(), f"account {self.account.name}: storage recovery")
+
+    async def _recover(self) -> None:
+        delay = RECOVERY_FIRST
+        while not self.stopped:
+            await asyncio.sleep(delay)
+            if self.stopped:
+                return
+            fresh = self._new_file_storage()
+            try:
+                await fresh.probe()
+            except (StorageError, OSError) as exc:
+                await fresh.abandon()
+                log.debug("JetStream: storage of account %s still failing: %s",
+                          self.account.name, exc)
+                delay = min(delay * 2, RECOVERY_MAX)
+                continue
+            await self._reopen(fresh)
+            return
+
+    async def _reopen(self, fresh: SqliteStorage) -> None:
+        """Trade the failed storage for ``fresh``: the file streams and their consumers
+        start again from what the disk holds (every acknowledged message)."""
+        failed = [s for s in self.streams.values() if s.config.storage != "memory"]
+        old = self.file_storage
+        self.file_storage = fresh
+        await self._restore_file_streams(replacing=failed)
+        await old.abandon()
+        self.storage_error = None
+        log.info("JetStream: storage of account %s recovered", self.account.name)
+
+    async def _restore_file_streams(self, replacing: list[Stream] | None = None) -> None:
+        """Load the file streams the storage holds, with their consumers.  The streams in
+        ``replacing`` keep answering their publishers (with errors) until the new ones
+        take their subjects over, in one step, so no publish meets a gap."""
         saved = await self.file_storage.load_streams()
         recovery = self.js.recovery
+        loaded: list[tuple[Stream, float]] = []
         for name, (config_json, created) in sorted(saved.items()):
             began = time.monotonic()
             try:
@@ -72,27 +139,46 @@ class JetStreamAccount:
                 continue
             store = await self.file_storage.open_stream(name)
             stream = Stream(self, config, store, created)
-            self.streams[name] = stream
-            stream.attach()
             await stream.recover_msg_ids()
             if config.allow_msg_ttl:
                 await stream.ttls.recover()
             await recover_consumers(stream)
+            loaded.append((stream, began))
+        for old in replacing or ():
+            for consumer in list(old.consumers.values()):
+                consumer.stop()
+            old.close_now()
+            if self.streams.get(old.name) is old:
+                del self.streams[old.name]
+        for stream, _ in loaded:
+            self.streams[stream.name] = stream
+            stream.attach()
+        for stream, began in loaded:
             await stream.start_links()
-            state = store.state()
+            state = stream.store.state()
             self.stored_any = self.stored_any or state.msgs > 0
             log.info("  Restored %s messages for stream '%s > %s' in %.2fs", f"{state.msgs:,}",
-                     self.account.name, name, time.monotonic() - began)
+                     self.account.name, stream.name, time.monotonic() - began)
             if recovery is not None:
                 recovery.restored(state.msgs, state.bytes)
 
     async def stop(self) -> None:
+        self.stopped = True
         for stream in list(self.streams.values()):
             for consumer in list(stream.consumers.values()):
                 consumer.stop()
             await stream.close()
-            await stream.store.sync()
-        await self.file_storage.close()
+            if self.storage_error is not None and stream.config.storage != "memory":
+                continue
+            try:
+                await stream.store.sync()
+            except StorageError as exc:
+                log.error("JetStream: stream %s > %s: last commit failed: %s",
+                          self.account.name, stream.name, exc)
+        if self.storage_error is not None or self.file_storage.failed:
+            await self.file_storage.abandon()  # nothing more will commit
+        else:
+            await self.file_storage.close()
         await self.memory_storage.close()
         self.client.release()
 

@@ -31,6 +31,7 @@ from jetport.core.jetstream.responses import EMPTY_EXTRAS, PREFIX, T, response_t
 from jetport.core.log import log
 from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
+from jetport.storage.base import StorageError
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.account import JetStreamAccount
@@ -145,7 +146,9 @@ class JetStreamApi:
                         continue  # no answer to a request nats-server does not know
                     raise E.required_api_level()
                 response = await self._dispatch(tokens, payload, reply)
-            except E.ApiError as err:
+            except (E.ApiError, StorageError) as exc:
+                err = exc if isinstance(exc, E.ApiError) else E.from_storage(
+                    exc, f"account {self.jsa.account.name!r}")  # the account logs the fault
                 self.jsa.api_errors += 1
                 kind = response_type(tokens)
                 response = {"type": T + kind, "error": err.to_dict(),

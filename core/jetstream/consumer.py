@@ -22,7 +22,7 @@ from jetport.core.log import log
 from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
-from jetport.storage.base import ConsumerState, StoredMsg
+from jetport.storage.base import ConsumerState, StorageError, StoredMsg
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
@@ -264,9 +264,13 @@ class Consumer(PullQueue, AckTracking):
             return
         if self._config_json[0] is not self.config:  # configs change rarely; state often
             self._config_json = (self.config, self.config.model_dump_json())
-        self.stream.jsa.consumer_store(self.stream).save(
-            self.name, self._config_json[1], self.state
-        )
+        try:
+            self.stream.jsa.consumer_store(self.stream).save(
+                self.name, self._config_json[1], self.state
+            )
+        except StorageError as exc:  # the account logs the fault once and recovers
+            log.debug("consumer %s > %s: state not saved: %s", self.stream.name, self.name,
+                      exc)
 
     # -- delivery ---------------------------------------------------------------------
 

@@ -500,3 +500,11 @@ consumer_ack_fc_requires_no_max_deliver = _k(
     "JSConsumerAckFCRequiresNoMaxDeliverErr", 400, 10222,
     "flow control ack policy requires unset max deliver")
 consumer_invalid_reset = _k("JSConsumerInvalidResetErr", 400, 10204, "invalid reset: {err}")
+
+
+def from_storage(exc: BaseException, what: str) -> ApiError:
+    """A storage failure as nats-server reports its store's: 10023 when the disk is
+    full, else 10077 with what failed (``what``: "stream 'ORDERS'", ...)."""
+    if getattr(exc, "out_of_space", False):
+        return insufficient_resources()
+    return store_failed(err=f"storage of {what} failed: {exc}")

@@ -22,7 +22,7 @@ from jetport.core.jetstream.ttl import TTL, MessageTTLs
 from jetport.core.log import log
 from jetport.core.tasks import spawn
 from jetport.core.timeutil import rfc3339
-from jetport.storage.base import StoredMsg, StreamStore
+from jetport.storage.base import StorageError, StoredMsg, StreamStore
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.account import JetStreamAccount
@@ -131,7 +131,11 @@ class Stream:
     def _on_messages(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]) -> None:
         """Router callback for several messages published together."""
         idle = not self._inbox and (self._runner is None or self._runner.done())
-        if idle and self._ingest_now(msgs):
+        try:
+            if idle and self._ingest_now(msgs):
+                return
+        except StorageError as exc:  # refused at once: the publishers hear why
+            self._refuse([m[1] for m in msgs], exc)
             return
         self._inbox += msgs
         if self._runner is None or self._runner.done():
@@ -183,46 +187,71 @@ class Stream:
             batch = self._inbox[:COMMIT_CHUNK]
             del self._inbox[:COMMIT_CHUNK]
             replies: list[Delivery] = []
-            stored = False
-            no_ack = self.config.no_ack
-            plain_ok, max_size = self._plain, self._max_size
-            i, n = 0, len(batch)
-            while i < n:
-                j = i
-                while j < n and plain_ok and batch[j][2] is None and len(batch[j][3]) <= max_size:
-                    j += 1
-                if j > i and not self._fits(batch[i:j]):
-                    j = i  # near the storage limits: accept() checks one message at a time
-                if j > i:
-                    replies += self._store_run(batch[i:j])
-                    stored, i = True, j
-                    if self._over_limits():
-                        await self._enforce_limits(b">")
-                    continue
-                subject, reply, hdr, payload = batch[i]
-                i += 1
-                try:
-                    seq, duplicate = await self.accept(subject, hdr, payload)
-                    stored = stored or not duplicate
-                    if reply and not no_ack:
-                        replies.append((reply, None, None, self._ack_prefix + (
-                            b"%d,\"duplicate\":true}" % seq if duplicate else b"%d}" % seq)))
-                except E.ApiError as err:
-                    if reply and not no_ack:
-                        body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
-                        replies.append((reply, None, None,
-                                        json.dumps(body, separators=(",", ":")).encode()))
-            if stored:
+            progress = [0, False]  # messages handled, whether any was stored
+            try:
+                await self._store_batch(batch, replies, progress)
+            except StorageError as exc:
+                # Nothing stores until the account reopens its storage: refuse what is
+                # left; what was stored before learns its fate from the commit.
+                rest = [m[1] for m in batch[progress[0]:]] + [m[1] for m in self._inbox]
+                self._inbox.clear()
+                self._refuse(rest, exc)
+            if progress[1]:
                 self.store.on_synced(lambda exc, r=replies: self._committed(exc, r))
             else:
                 self._send_acks(replies)
 
+    async def _store_batch(self, batch: list[tuple[bytes, bytes | None, bytes | None, bytes]],
+                           replies: list[Delivery], progress: list) -> None:
+        """Store ``batch``, adding each message's PubAck (or error) to ``replies``;
+        ``progress`` tells how far it got and whether anything was stored."""
+        no_ack = self.config.no_ack
+        plain_ok, max_size = self._plain, self._max_size
+        i, n = 0, len(batch)
+        while i < n:
+            j = i
+            while j < n and plain_ok and batch[j][2] is None and len(batch[j][3]) <= max_size:
+                j += 1
+            if j > i and not self._fits(batch[i:j]):
+                j = i  # near the storage limits: accept() checks one message at a time
+            if j > i:
+                replies += self._store_run(batch[i:j])
+                progress[:] = [j, True]
+                i = j
+                if self._over_limits():
+                    await self._enforce_limits(b">")
+                continue
+            subject, reply, hdr, payload = batch[i]
+            try:
+                seq, duplicate = await self.accept(subject, hdr, payload)
+                progress[1] = progress[1] or not duplicate
+                if reply and not no_ack:
+                    replies.append((reply, None, None, self._ack_prefix + (
+                        b"%d,\"duplicate\":true}" % seq if duplicate else b"%d}" % seq)))
+            except E.ApiError as err:
+                if reply and not no_ack:
+                    body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
+                    replies.append((reply, None, None,
+                                    json.dumps(body, separators=(",", ":")).encode()))
+            i += 1
+            progress[0] = i
+
     def _committed(self, exc: BaseException | None, replies: list[Delivery]) -> None:
-        if exc is not None:
-            log.error("stream %s: commit failed: %s", self.name, exc)
-            return  # no PubAck for what is not durable
+        if exc is not None:  # not durable: an error PubAck instead (the account logs it)
+            self._refuse([r[0] for r in replies], exc)
+            return
         self.jsa.stream_changed(self)
         self._send_acks(replies)
+
+    def _refuse(self, replies: list[bytes | None], exc: BaseException) -> None:
+        """Error PubAcks for messages the store could not keep, as nats-server answers
+        when its store fails: 10023 when the disk is full, else 10077."""
+        if self.config.no_ack:
+            return
+        err = E.from_storage(exc, f"stream {self.name!r}")
+        body = json.dumps({"error": err.to_dict(), "stream": self.name, "seq": 0},
+                          separators=(",", ":")).encode()
+        self._send_acks([(reply, None, None, body) for reply in replies if reply])
 
     def _send_acks(self, replies: list[Delivery]) -> None:
         # A reply subject nobody can subscribe to gets no ack.
@@ -458,8 +487,12 @@ class Stream:
     async def get(self, seq: int) -> StoredMsg | None:
         return await self.store.get(seq)
 
-    async def close(self) -> None:
+    def close_now(self) -> None:
+        """Stop capturing and storing at once (its store is given up elsewhere)."""
         self.closed = True
         self.detach()
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
+
+    async def close(self) -> None:
+        self.close_now()
