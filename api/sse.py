@@ -108,6 +108,11 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
                                                           "config": config})
     box: asyncio.Queue[Delivery] = asyncio.Queue()
     reply = client.inbox + b"sse"
+    # A replay is a subscription on ``subject``: a deny rule it overlaps filters it, as
+    # for a live subscription (the consumer's inbox alone would not).
+    perms = client.perms
+    denies = perms.can_receive if perms is not None and perms.needs_delivery_check(
+        subject.encode()) else None
     sub = client.private(reply, lambda *m: box.put_nowait(m))
     pull = client.check_publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}")
     request = json.dumps({"batch": PAGE, "expires": int(heartbeat * 1e9)}).encode()
@@ -130,6 +135,8 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
                         break
                     continue
                 got += 1
+                if denies is not None and not denies(item[0]):
+                    continue
                 door.stats.count_out(client, item[3])
                 yield event(message(item))
             if not got:

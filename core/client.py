@@ -71,9 +71,9 @@ class Client:
         #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
         self.perms: Permissions | None = None
         self.responses: Responses | None = None
-        #: ``may_receive(subject)`` when the user has subscribe deny rules: what a stream
-        #: delivers (consumers, replays, queued sessions) carries subjects the
-        #: subscription's own pattern says nothing about, so each one is checked.
+        #: The deny check on what streams deliver to this client (consumers to its
+        #: inboxes), as nats-server does it: on once the client holds a wildcard
+        #: subscription that a subscribe deny rule overlaps, off otherwise.
         self.receive_filter: Callable[[bytes], bool] | None = None
         #: Per-connection subscription limit (-1: none).
         self.max_subs = -1
@@ -106,11 +106,17 @@ class Client:
             self.drop_subscription(sub)
         for sub in self.subs.values():
             sub.guard = self._guard_for(sub.subject)
+            self._filter_deliveries_for(sub.subject)
         return gone
+
+    def _filter_deliveries_for(self, subject: bytes) -> None:
+        perms = self.perms
+        if perms is not None and perms.needs_delivery_check(subject):
+            self.receive_filter = perms.can_receive
 
     def _apply_permissions(self, perms: Permissions | None) -> None:
         self.perms = perms
-        self.receive_filter = perms.can_receive if perms is not None and perms.sub_deny else None
+        self.receive_filter = None
         resp = perms.responses if perms is not None else None
         self.responses = Responses(resp) if resp is not None else None
 
@@ -120,11 +126,6 @@ class Client:
         if perms is None or perms.can_publish(subject):
             return True
         return self.responses is not None and self.responses.use(subject)
-
-    def may_receive(self, subject: bytes) -> bool:
-        """Whether a message on ``subject`` may be delivered to this client at all."""
-        check = self.receive_filter
-        return check is None or check(subject)
 
     def may_subscribe(self, subject: bytes, queue: bytes | None) -> bool:
         return self.perms is None or self.perms.can_subscribe(subject, queue)
@@ -189,6 +190,7 @@ class Client:
         sub = Subscription(self, sid, subject, queue)
         if self.perms is not None or self.responses is not None:
             sub.guard = self._guard_for(subject)
+            self._filter_deliveries_for(subject)
         self.account.router.subscribe(sub)
         self.subs[sid] = sub
         return sub

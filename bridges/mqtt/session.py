@@ -218,21 +218,29 @@ class Session(Client):
         return gone
 
     def drop_denied(self) -> None:
-        """Forget queued messages the user may no longer receive (permissions changed
-        while they waited, or since they were stored)."""
-        if self.receive_filter is None or not self.queue:
+        """Forget queued and unacknowledged messages the user may no longer receive
+        (permissions changed while they waited, or since they were stored)."""
+        perms = self.perms
+        if perms is None or not perms.sub_deny or not (self.queue or self.inflight):
             return
+
+        def allowed(msg: OutMsg) -> bool:
+            try:
+                return perms.can_receive(to_subject(msg.topic).encode())
+            except TopicError:
+                return False
+
         kept: deque[OutMsg] = deque()
         for msg in self.queue:
-            try:
-                allowed = self.may_receive(to_subject(msg.topic).encode())
-            except TopicError:
-                allowed = False
-            if allowed:
+            if allowed(msg):
                 kept.append(msg)
             else:
                 self._done(msg)
         self.queue = kept
+        for pid, msg in list(self.inflight.items()):
+            if not allowed(msg):
+                del self.inflight[pid]
+                self._done(msg)
 
     def record(self) -> dict[str, Any]:
         """What a persistent session stores about itself."""
