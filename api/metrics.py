@@ -46,7 +46,6 @@ class DoorStats:
             ["door"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
         ).labels("http")
-        self.slow_consumers = 0
         self.sse_active = 0
         self.requests = 0
         #: ("http", account) -> [in_msgs, out_msgs, in_bytes, out_bytes]
@@ -121,7 +120,7 @@ class DoorStats:
         conns, traffic = self._traffic(hub)
         snap: dict[str, Any] = {"connections": conns, "traffic": traffic, "streams": [],
                                 "consumers": [], "auth": self._auth_failures(hub),
-                                "slow": hub.slow_consumers + self.slow_consumers}
+                                "slow": hub.slow_consumers}
         js = hub.jetstream
         if js is not None:
             for jsa in list(js.accounts.values()):

@@ -7,8 +7,9 @@ that stream instead and carry the stream sequence as their id, so a browser that
 reconnects resumes after the last event it saw and misses nothing.
 
 Each SSE request has a client of its own (its subscription ends with the response).  A
-core subscriber that falls :data:`MAX_QUEUED` messages behind is a slow consumer: it
-gets an ``error`` event and the response ends.
+core subscriber whose unsent messages pass ``max_pending`` bytes (the budget every door
+keeps per client) is a slow consumer: it gets an ``error`` event, the response ends and
+/varz counts it.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from jetport.api.messages import (
 )
 from jetport.api.session import DoorClient, status_of
 from jetport.core.client import Delivery
+from jetport.core.log import log
 
 if TYPE_CHECKING:
     from jetport.api.door import HttpDoor
 
 router = APIRouter(prefix="/v1", tags=["live"])
 Caller = Annotated[DoorClient, Depends(caller)]
-MAX_QUEUED = 10_000
 PAGE = 256
 
 
@@ -67,16 +68,21 @@ async def _find_stream(client: DoorClient, subject: str) -> str:
 async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes | None,
                 heartbeat: float) -> AsyncIterator[bytes]:
     box: asyncio.Queue[Any] = asyncio.Queue()
-    state = {"slow": False}
+    budget = door.hub.options.max_pending
+    state = {"slow": False, "held": 0}
 
     def on_msg(subj: bytes, reply: bytes | None, hdr: bytes | None, payload: bytes) -> None:
         if state["slow"]:
             return
-        if box.qsize() >= MAX_QUEUED:
+        size = len(subj) + len(payload) + (len(hdr) if hdr else 0)
+        if state["held"] + size > budget:
             state["slow"] = True
-            door.stats.slow_consumers += 1
+            door.hub.slow_consumers += 1
+            log.info("http %s - SSE on %s: Slow Consumer Detected: MaxPending of %d exceeded",
+                     client.user or "-", subject.decode(errors="replace"), budget)
             box.put_nowait(None)
             return
+        state["held"] += size
         box.put_nowait((subj, reply, hdr, payload))
 
     client.subscribe_to(subject, on_msg, queue)
@@ -90,6 +96,7 @@ async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes
         if item is None:
             yield _error_event("slow consumer")
             return
+        state["held"] -= len(item[0]) + len(item[3]) + (len(item[2]) if item[2] else 0)
         door.stats.count_out(client, item[3])
         yield event(message(item))
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.bridges.mqtt.codec import MqttCodec
 from jetport.bridges.mqtt.packets import (
     IMPLEMENTATION_SPECIFIC_ERROR,
+    QUOTA_EXCEEDED,
     UNSPECIFIED_ERROR,
     Auth,
     ConnAck,
@@ -47,6 +48,7 @@ from jetport.core.auth import AuthError
 from jetport.core.client import PermissionDenied, TooManySubscriptions
 from jetport.core.log import log
 from jetport.core.router import InvalidSubject
+from jetport.core.sockets import reset
 from jetport.core.tasks import spawn
 from jetport.core.tls import peer_identities
 
@@ -95,6 +97,11 @@ class MqttConnection(asyncio.Protocol):
         self.tls_identities: list[str] | None = None
         self.keepalive = 0.0
         self._out: list[bytes] = []
+        self._out_size = 0
+        #: Bytes the transport holds unsent, as of the last flush.
+        self._tbuf = 0
+        #: What the hub may hold for this client, queued and unsent (``max_pending``).
+        self.max_pending = door.hub.options.max_pending
         self._flush_scheduled = False
         self._held: list | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -145,18 +152,21 @@ class MqttConnection(asyncio.Protocol):
     # -- output -------------------------------------------------------------------------
 
     def send(self, packet: Any) -> None:
-        self._out.append(self.codec.send(packet))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        self._queue(self.codec.send(packet))
 
     def send_publish(self, packet: Publish) -> None:
         data = self.codec.send(packet)
         limit = self.codec.peer_max_packet_size
         if limit is not None and len(data) > limit:
             return  # MQTT 5: a message too big for the client is not sent
+        self._queue(data)
+
+    def _queue(self, data: bytes) -> None:
         self._out.append(data)
-        if not self._flush_scheduled:
+        self._out_size += len(data)
+        if self._out_size + self._tbuf > self.max_pending:
+            self.slow_consumer()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
@@ -165,9 +175,46 @@ class MqttConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self._out))
+        transport = self.transport
+        if self._out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(self._out))
+            self._tbuf = transport.get_write_buffer_size()
         self._out = []
+        self._out_size = 0
+        if self._tbuf > self.max_pending:
+            self.slow_consumer()
+
+    def slow_consumer(self, why: str = "") -> None:
+        """Drop a client that cannot keep up, as the NATS door drops one: what the hub
+        holds for it stays bounded and nobody else slows down.  An MQTT 5 client whose
+        socket is still drained (its session's queue grew, not the socket's) is told
+        why: DISCONNECT 0x97, Quota exceeded."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._closing:
+            return
+        self.hub.slow_consumers += 1
+        who = self.session.client_id if self.session is not None else "-"
+        log.info("%s:%s - mqtt - %r - Slow Consumer Detected: %s", self.ip, self.port, who,
+                 why or f"MaxPending of {self.max_pending} exceeded")
+        self._out, self._out_size = [], 0
+        self._closing = True
+        if transport.get_write_buffer_size():
+            reset(transport)  # a socket that is not read: nothing more would get through
+            return
+        if self.level == 5 and self.session is not None:
+            transport.write(self.codec.send(Disconnect(QUOTA_EXCEEDED)))
+        transport.close()
+
+    def pause_writing(self) -> None:
+        """The peer reads slower than we write: it has ``write_deadline`` to catch up."""
+        deadline = self.hub.options.write_deadline
+        self._timers["write"] = self._loop.call_later(
+            deadline, self.slow_consumer, f"WriteDeadline of {deadline:g}s exceeded")
+
+    def resume_writing(self) -> None:
+        timer = self._timers.pop("write", None)
+        if timer is not None:
+            timer.cancel()
 
     # -- input --------------------------------------------------------------------------
 

@@ -287,10 +287,42 @@ class MqttDoor:
                 log.info("MQTT %s: subscription %s not restored: %s",
                          session.client_id, key, exc)
         session.qos2_in = set(record.get("qos2", []))
-        for msg in await store.queued(session.token):
+        msgs, more = await store.queued(session.token, 0, self.hub.options.max_pending // 4)
+        for msg in msgs:
             session.queue.append(queued_message(msg))
+        if more:  # the rest is read as the client takes these
+            session.spilled = True
+            session.read_to = msgs[-1].seq
         session.drop_denied()
         return True
+
+    def read_back(self, session: Session) -> asyncio.Future[None]:
+        """Start reading the next piece of a spilled session's queue from the store."""
+        return self.track(self._read_back(session))
+
+    async def _read_back(self, session: Session) -> None:
+        """Up to a budget's worth of a spilled queue, in order, minus what is in flight;
+        once nothing more waits in the store, the queue lives in memory again."""
+        store = session.store
+        try:
+            if store is None:
+                return
+            while session.persisting:  # everything queued so far is in the store
+                await asyncio.wait(list(session.persisting))
+            arrivals = session.stored_only
+            sent = {msg.seq for msg in session.inflight.values() if msg.seq}
+            msgs, more = await store.queued(session.token, session.read_to,
+                                            self.hub.options.max_pending // 4)
+            for msg in msgs:
+                if msg.seq not in sent:
+                    session.queue.append(queued_message(msg))
+            if msgs:
+                session.read_to = msgs[-1].seq
+            if not more and session.stored_only == arrivals:
+                session.spilled = False
+        finally:
+            session.reading = None
+        session.pump()
 
     def save(self, session: Session) -> None:
         if session.store is not None and session.persistent:
@@ -310,6 +342,8 @@ class MqttDoor:
             self.sessions.pop((session.account.name, session.client_id), None)
             return
         # Offline: keep subscriptions (they queue QoS 1/2 messages), leave the client list.
+        if session.queue.size > self.hub.options.max_pending:
+            session.over_budget()
         self.hub.remove_client(session)
         session.account.clients.discard(session)
         if session.session_expiry and session.session_expiry < 0xFFFFFFFF:

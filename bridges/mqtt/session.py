@@ -14,6 +14,7 @@ import asyncio
 import base64
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,28 @@ class OutMsg:
         return False
 
 
+class OutQueue(deque[OutMsg]):
+    """QoS 1/2 messages waiting for a session's window, with their payload bytes: the
+    part of a session's memory that grows with traffic, so it is what the budget counts."""
+
+    def __init__(self, msgs: Iterable[OutMsg] = ()) -> None:
+        super().__init__(msgs)
+        self.size = sum(len(m.payload) for m in self)
+
+    def append(self, msg: OutMsg) -> None:
+        super().append(msg)
+        self.size += len(msg.payload)
+
+    def popleft(self) -> OutMsg:
+        msg = super().popleft()
+        self.size -= len(msg.payload)
+        return msg
+
+    def clear(self) -> None:
+        super().clear()
+        self.size = 0
+
+
 def mqtt_qos(hdr: bytes | None) -> int:
     """The QoS an MQTT publisher gave a message (NATS messages count as 0)."""
     if not hdr or QOS_HEADER not in hdr:
@@ -170,7 +193,18 @@ class Session(Client):
         self.filters: dict[str, SubInfo] = {}
         self._by_sid: dict[bytes, SubInfo] = {}
         self._sid = 0
-        self.queue: deque[OutMsg] = deque()
+        self.queue = OutQueue()
+        #: The queue went over the budget and lives in the store (persistent sessions):
+        #: new messages only go there, and it is read back in budget-sized pieces, after
+        #: sequence ``read_to``, as the client takes them.
+        self.spilled = False
+        self.read_to = 0
+        self.reading: asyncio.Future[Any] | None = None
+        #: Messages that went to the store only (spilled), counted so a read-back can
+        #: tell whether one arrived while it read.
+        self.stored_only = 0
+        #: Stores of queued messages not finished yet.
+        self.persisting: set[asyncio.Future[Any]] = set()
         self.inflight: dict[int, OutMsg] = {}
         self._next_pid = 0
         #: QoS 2 packet ids received and not yet released.
@@ -230,7 +264,7 @@ class Session(Client):
             except TopicError:
                 return False
 
-        kept: deque[OutMsg] = deque()
+        kept = OutQueue()
         for msg in self.queue:
             if allowed(msg):
                 kept.append(msg)
@@ -276,10 +310,35 @@ class Session(Client):
             if conn is not None:
                 conn.send_publish(Publish(topic, payload, 0, retain, False, None, props))
             return
-        self.queue.append(msg)
         if self.persistent and self.store is not None:
-            self.door.track(self._persist(msg))
+            stored = self.door.track(self._persist(msg))
+            self.persisting.add(stored)
+            stored.add_done_callback(self.persisting.discard)
+            if self.spilled:  # in order behind what waits in the store
+                self.stored_only += 1
+                return
+        self.queue.append(msg)
         self.pump()
+        if self.queue.size > self.hub.options.max_pending:
+            self.over_budget()
+
+    def over_budget(self) -> None:
+        """More is queued than the hub holds for one client: a connected client is a
+        slow consumer; an offline persistent session keeps its queue in the store only."""
+        if self.conn is not None:
+            self.conn.slow_consumer(f"{len(self.queue)} queued messages, {self.queue.size} "
+                                    f"bytes, exceed MaxPending of {self.hub.options.max_pending}")
+        elif self.persistent and self.store is not None:
+            log.debug("MQTT %s: %d queued messages kept in the store only", self.client_id,
+                      len(self.queue))
+            self.spill()
+
+    def spill(self) -> None:
+        """Keep the queue in the store only (every queued message is stored there; what
+        was sent and not acknowledged stays in flight)."""
+        self.queue.clear()
+        self.spilled = True
+        self.read_to = 0
 
     async def _persist(self, msg: OutMsg) -> None:
         assert self.store is not None
@@ -307,6 +366,8 @@ class Session(Client):
             return
         window = conn.window
         queue, inflight = self.queue, self.inflight
+        if self.spilled and not queue and self.reading is None:
+            self.reading = self.door.read_back(self)
         if not queue or len(inflight) >= window:
             return
         now, sent = time.time(), time.monotonic()

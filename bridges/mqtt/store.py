@@ -131,8 +131,21 @@ class MqttStore:
     async def enqueue(self, token: str, hdr: bytes, payload: bytes) -> int:
         return await self._publish(f"$MQTT.q.{token}", payload, hdr)
 
-    async def queued(self, token: str) -> list[StoredMessage]:
-        return await self._scan(QUEUE, f"$MQTT.q.{token}")
+    async def queued(self, token: str, after: int = 0,
+                     budget: int = 0) -> tuple[list[StoredMessage], bool]:
+        """A session's queued messages after sequence ``after``, in order, until their
+        payloads reach ``budget`` bytes (0: all); and whether more remain."""
+        out: list[StoredMessage] = []
+        size, seq = 0, after + 1
+        while True:
+            msg = await self._get(QUEUE, {"seq": seq, "next_by_subj": f"$MQTT.q.{token}"})
+            if msg is None:
+                return out, False
+            out.append(msg)
+            size += len(msg.data)
+            seq = msg.seq + 1
+            if budget and size >= budget:
+                return out, True
 
     async def dequeue(self, seq: int) -> None:
         try:

@@ -40,6 +40,7 @@ from jetport.core.auth import AuthError, Principal, new_nonce
 from jetport.core.client import Client, Delivery, PermissionDenied, TooManySubscriptions
 from jetport.core.log import TRACE, log
 from jetport.core.router import InvalidSubject, Subscription
+from jetport.core.sockets import reset
 from jetport.core.subjects import is_literal
 from jetport.core.tasks import spawn
 from jetport.core.tls import peer_identities
@@ -342,7 +343,7 @@ class NatsClient(Client, asyncio.Protocol):
                  self.ip, self.port, self.cid, self.max_pending)
         self._out = []
         self._out_size = 0
-        self.transport.abort()
+        reset(self.transport)
 
     def pause_writing(self) -> None:
         """The peer reads slower than we write: slow down whoever feeds us."""
