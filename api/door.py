@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,19 @@ def _embedded_server(config: Any) -> Any:
     return EmbeddedServer(config)
 
 
+class _PeerMistakes(logging.Filter):
+    """uvicorn reports a malformed request or an unsupported upgrade (the peer's doing)
+    as a warning: here it is a debug line, as the other doors log a peer's mistakes."""
+
+    PEER = ("Invalid HTTP request", "Unsupported upgrade request", "No supported WebSocket")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(self.PEER):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return log.isEnabledFor(logging.DEBUG)
+        return True
+
+
 class HttpDoor:
     """REST, SSE and monitoring over HTTP, from nats-server's ``http``/``-m`` setting."""
 
@@ -48,6 +62,8 @@ class HttpDoor:
         self.stats = DoorStats(hub.auth)
         #: Clients of the identities that called recently, by (account, user).
         self.sessions: dict[tuple[str, str], Any] = {}
+        #: The queues of open SSE responses: told to end before the server stops.
+        self.event_streams: set[asyncio.Queue[Any]] = set()
 
     @classmethod
     def wanted(cls, options: Options) -> bool:
@@ -64,6 +80,10 @@ class HttpDoor:
         import uvicorn
 
         from jetport.api.app import asgi_app
+
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _PeerMistakes) for f in uvicorn_log.filters):
+            uvicorn_log.addFilter(_PeerMistakes())
 
         config = uvicorn.Config(
             asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False,
@@ -82,6 +102,14 @@ class HttpDoor:
         """Monitoring stays up during lame duck so operators can watch it drain."""
 
     async def stop(self) -> None:
+        from jetport.api.sse import SHUTDOWN
+
+        for box in list(self.event_streams):
+            box.put_nowait(SHUTDOWN)
+        for _ in range(50):  # let them finish their responses
+            if not self.event_streams:
+                break
+            await asyncio.sleep(0.01)
         for client in self.sessions.values():
             client.close()
         self.sessions.clear()

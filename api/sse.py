@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/v1", tags=["live"])
 Caller = Annotated[DoorClient, Depends(caller)]
 PAGE = 256
+#: Put in an event stream's queue when the door stops: the stream ends cleanly.
+SHUTDOWN: Any = object()
 
 
 def event(msg: Message, kind: str = "message") -> bytes:
@@ -86,19 +88,25 @@ async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes
         box.put_nowait((subj, reply, hdr, payload))
 
     client.subscribe_to(subject, on_msg, queue)
-    yield b": subscribed\n\n"
-    while True:
-        try:
-            item = await asyncio.wait_for(box.get(), heartbeat)
-        except TimeoutError:
-            yield b": keepalive\n\n"
-            continue
-        if item is None:
-            yield _error_event("slow consumer")
-            return
-        state["held"] -= len(item[0]) + len(item[3]) + (len(item[2]) if item[2] else 0)
-        door.stats.count_out(client, item[3])
-        yield event(message(item))
+    door.event_streams.add(box)
+    try:
+        yield b": subscribed\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(box.get(), heartbeat)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            if item is SHUTDOWN:
+                return
+            if item is None:
+                yield _error_event("slow consumer")
+                return
+            state["held"] -= len(item[0]) + len(item[3]) + (len(item[2]) if item[2] else 0)
+            door.stats.count_out(client, item[3])
+            yield event(message(item))
+    finally:
+        door.event_streams.discard(box)
 
 
 async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
@@ -121,6 +129,7 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
     denies = perms.can_receive if perms is not None and perms.needs_delivery_check(
         subject.encode()) else None
     sub = client.private(reply, lambda *m: box.put_nowait(m))
+    door.event_streams.add(box)
     pull = client.check_publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}")
     request = json.dumps({"batch": PAGE, "expires": int(heartbeat * 1e9)}).encode()
     try:
@@ -133,6 +142,8 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
                     item = await asyncio.wait_for(box.get(), heartbeat + 2)
                 except TimeoutError:
                     break
+                if item is SHUTDOWN:
+                    return
                 code = status_of(item[2])
                 if code and not item[3] and ack_info(item[1]) is None:
                     if code == 409:
@@ -149,6 +160,7 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
             if not got:
                 yield b": keepalive\n\n"
     finally:
+        door.event_streams.discard(box)
         client.drop_subscription(sub)
         forget_consumer(client, stream, name)
 

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Request
@@ -91,7 +92,7 @@ class WsConnection(asyncio.Protocol):
         self._timer = None
         if self.inner is None and self.tcp is not None:
             peer = self.tcp.get_extra_info("peername") or ("", 0)
-            log.error("%s:%s - websocket handshake error: timeout", peer[0], peer[1])
+            log.debug("%s:%s - websocket handshake error: timeout", peer[0], peer[1])
             self.tcp.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -137,14 +138,15 @@ class WsConnection(asyncio.Protocol):
                 return
 
     def _read_error(self) -> None:
-        """Log why the WebSocket layer gave up on the connection, as nats-server does."""
+        """Log why the WebSocket layer gave up on the connection: the peer's mistake, so
+        at debug level and in the protocol's words."""
         exc = self.ws.parser_exc
         if exc is None or isinstance(exc, EOFError) or self.tcp is None:
             return
         peer = self.tcp.get_extra_info("peername") or ("", 0)
         cid = getattr(self.inner, "cid", None)
         who = f"{peer[0]}:{peer[1]}" + (f" - wid:{cid}" if cid is not None else "")
-        log.error("%s - websocket read error: %s", who, exc)
+        log.debug("%s - websocket read error: %s", who, frame_error(exc))
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
@@ -182,7 +184,7 @@ class WsConnection(asyncio.Protocol):
         peer = self.tcp.get_extra_info("peername") or ("", 0)
         refusal = origin_error(door.ws_options, headers, tls)
         if refusal is not None:
-            log.error("%s:%s - websocket handshake error: origin not allowed: %s",
+            log.debug("%s:%s - websocket handshake error: origin not allowed: %s",
                       peer[0], peer[1], refusal)
             response = ws.reject(403, "Forbidden\n")
         elif route is None:
@@ -190,7 +192,7 @@ class WsConnection(asyncio.Protocol):
         else:
             response = ws.accept(request)
             if response.status_code != 101:
-                log.error("%s:%s - websocket handshake error: %s", peer[0], peer[1],
+                log.debug("%s:%s - websocket handshake error: %s", peer[0], peer[1],
                           ws.handshake_exc)
                 response = ws.reject(400, "Bad Request\n")
             else:
@@ -270,6 +272,17 @@ class WsConnection(asyncio.Protocol):
             self.inner.data_received(data)
         if not self._paused and self.tcp is not None and not self.tcp.is_closing():
             self.tcp.resume_reading()
+
+
+def frame_error(exc: BaseException) -> str:
+    """What was wrong with the peer's frames, in RFC 6455's terms rather than Python's."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid UTF-8 in a text frame or close reason"
+    if isinstance(exc, PayloadTooBig):
+        return "message larger than the limit"
+    if isinstance(exc, ProtocolError):
+        return str(exc)
+    return f"malformed frame ({type(exc).__name__})"
 
 
 def _truncate(reason: str) -> str:
