@@ -32,6 +32,9 @@ for _power, _letter in enumerate("kmgtpe", start=1):
         SIZE_MULTIPLIERS[_letter + _tail] = 1024**_power
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Blocks and arrays inside one another, at most (deeper is a parse error: the reader
+#: recurses, and no real configuration comes close).
+MAX_DEPTH = 64
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _BCRYPT_PREFIX = "2a$"  # "$2a$..." is a bcrypt hash, never a variable
@@ -95,8 +98,10 @@ def _load(path: str, chain: tuple[str, ...]) -> ConfDict:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except OSError as exc:
-        raise ConfError(f"{path}: cannot open config file: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) else None
+        shown = path.replace("\x00", "\\x00")
+        raise ConfError(f"{shown}: cannot open config file: {reason or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfError(f"{path}: config file is not valid UTF-8: {exc.reason}") from exc
     return _Parser(text, path, chain).document()
@@ -112,7 +117,12 @@ class _Parser:
         self.pos = 0
         self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
         self.scopes: list[ConfDict] = []
+        #: Arrays being read inside one another (blocks count through ``scopes``).
+        self.arrays = 0
         self.resolving: set[str] = set()
+        bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+        if bad is not None:  # a lone surrogate: not text any file can hold
+            raise self.error("invalid character (a lone UTF-16 surrogate)", bad)
 
     # -- positions and errors -------------------------------------------------------
 
@@ -352,10 +362,16 @@ class _Parser:
 
     def value(self, *, in_array: bool) -> Any:
         ch = self.peek()
-        if ch == "[":
-            return self.array()
-        if ch == "{":
-            return self.block()
+        if ch in "[{" and ch:
+            if len(self.scopes) + self.arrays >= MAX_DEPTH:
+                raise self.error(f"blocks and arrays nested deeper than {MAX_DEPTH}")
+            if ch == "{":
+                return self.block()
+            self.arrays += 1
+            try:
+                return self.array()
+            finally:
+                self.arrays -= 1
         if ch == "'":
             end = self.text.find("'", self.pos + 1)
             if end < 0:
@@ -489,6 +505,8 @@ class _Parser:
         digits, suffix = token[:digits_end], token[digits_end:].lower()
         if suffix not in SIZE_MULTIPLIERS:
             raise self.error(f"invalid size suffix in {token!r}", start)
+        if len(digits.lstrip("+-")) > 19:
+            raise self.error(f"integer {token!r} is out of range", start)
         number = int(digits)
         if not _INT64_MIN <= number <= _INT64_MAX:
             raise self.error(f"integer {token!r} is out of range", start)

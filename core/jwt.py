@@ -34,8 +34,9 @@ CONNECTION_TYPES = frozenset(
 )
 _SCOPE_KINDS = ("user_scope",)
 _RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
-_DECORATED = re.compile(r"\s*(?:-{3,}.*-{3,}\r?\n)([\w\-.=]+)(?:\r?\n-{3,}.*-{3,}\r?\n)")
-_TIME_OF_DAY = re.compile(r"(\d{2}):(\d{2}):(\d{2})")
+_TOKEN = re.compile(r"[\w\-.=]+")
+#: Go's "15:04:05": hours 00-23, minutes and seconds 00-59.
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d)")
 
 
 class JwtError(Exception):
@@ -410,7 +411,7 @@ def decode(token: str) -> Claims:
         raise JwtError("expected 3 chunks")
     try:
         header = json.loads(_b64raw(chunks[0]))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         raise JwtError("invalid header")
     if not isinstance(header, dict) or str(header.get("typ", "")).upper() != "JWT":
         raise JwtError("not supported type")
@@ -418,7 +419,7 @@ def decode(token: str) -> Claims:
         raise JwtError(f"unexpected {header.get('alg')!r} algorithm")
     try:
         payload = json.loads(_b64raw(chunks[1]))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise JwtError("invalid payload")
     if not isinstance(payload, dict):
         raise JwtError("invalid payload")
@@ -465,8 +466,19 @@ def decode_user(token: str) -> UserClaims:
 def parse_decorated_jwt(text: str) -> str:
     """The JWT inside an nsc-decorated file (``-----BEGIN ... JWT-----`` blocks), or the
     whole text, stripped, when it is not decorated."""
-    m = _DECORATED.search(text)
-    return m.group(1) if m else text.strip()
+    lines = text.splitlines()
+    for i in range(len(lines) - 2):
+        if _banner(lines[i]) and _TOKEN.fullmatch(lines[i + 1]) and _banner(lines[i + 2]):
+            return lines[i + 1]
+    return text.strip()
+
+
+def _banner(line: str) -> bool:
+    """``-----BEGIN NATS USER JWT-----``: three dashes or more at each end.  Checked
+    line by line: a regular expression over the whole text backtracks for ages on a
+    long run of dashes or blanks."""
+    body = line.strip()
+    return len(body) >= 6 and body[:3] == "---" and body[-3:] == "---"
 
 
 # -- user checks ------------------------------------------------------------------------
@@ -585,7 +597,11 @@ def _apply_template(
             fill = iter(combo)
             parts = [next(fill, "") if tk is None else tk for tk in tokens]
             subject = ".".join(parts)
-            if is_valid_subject(subject.encode()):
+            try:
+                valid = is_valid_subject(subject.encode())
+            except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+                valid = False
+            if valid:
                 out.append(subject)
             elif fail_on_bad:
                 raise JwtError("User JWT generated invalid permissions")

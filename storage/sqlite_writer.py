@@ -480,7 +480,15 @@ class Writer:
             else:
                 stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
         stmts += self._meta(txn)
-        stdin.write(worker.frame(pickle.dumps(stmts, pickle.HIGHEST_PROTOCOL)))
+        try:
+            if stdin.is_closing():
+                raise BrokenPipeError("stdin closed")
+            stdin.write(worker.frame(pickle.dumps(stmts, pickle.HIGHEST_PROTOCOL)))
+        except (OSError, RuntimeError):  # it died before its exit was noticed
+            exc = StorageError("the SQLite writer process exited")
+            self._broke(exc)
+            self._fail(steps, done, exc)
+            return
         self._inflight = done
 
         def land(error: str | None) -> None:

@@ -259,15 +259,16 @@ class ServerCodec:
             self._close(events, ERR_CONTROL_LINE)
             return None
         nargs = len(args) - (1 if hsize else 0)
-        if nargs not in (2, 3) or not args[-1].isdigit():
+        size = _size(args[-1]) if nargs in (2, 3) else None
+        if size is None:
             self._close(events, None)
             return None
-        size = int(args[-1])
         if hsize:
-            if not args[-2].isdigit() or int(args[-2]) > size:
+            header_size = _size(args[-2])
+            if header_size is None or header_size > size:
                 self._close(events, None)
                 return None
-            hsize = int(args[-2])
+            hsize = header_size
         if size > self.max_payload:
             self._close(events, ERR_MAX_PAYLOAD)
             return None
@@ -310,7 +311,8 @@ class ServerCodec:
                 return (OP_CLOSE, ERR_UNKNOWN_OP if not args else None)
             if len(args) == 1:
                 return (OP_UNSUB, args[0], None)
-            return (OP_UNSUB, args[0], int(args[1]) if args[1].isdigit() else -1)
+            most = _size(args[1])
+            return (OP_UNSUB, args[0], -1 if most is None else most)
         if word == b"CONNECT":
             return self._connect(rest)
         if word in (b"INFO", b"+OK"):
@@ -324,7 +326,7 @@ class ServerCodec:
         regard to case (the last one wins), null means absent, a wrong type closes."""
         try:
             opts = json.loads(raw, object_pairs_hook=_lower_keys)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's
             return (OP_CLOSE, None)
         if opts is None:
             opts = {}
@@ -374,15 +376,27 @@ def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
     """``PUB <subject> [reply] <size>`` → its parts, or None when malformed."""
     args = line[4:].split()
     nargs = len(args)
-    if nargs not in (2, 3) or not args[-1].isdigit():
+    size = _size(args[-1]) if nargs in (2, 3) else None
+    if size is None:
         return None
     if nargs == 3:
-        return (args[0], args[1], int(args[2]))
-    parsed = (args[0], None, int(args[1]))
+        return (args[0], args[1], size)
+    parsed = (args[0], None, size)
     if len(_PUB_LINES) >= _PUB_LINES_MAX:
         _PUB_LINES.clear()
     _PUB_LINES[line] = parsed
     return parsed
+
+
+def _size(token: bytes) -> int | None:
+    """A size or count argument: ASCII digits only (None otherwise).  Past 19 digits it
+    is more than any limit (and Python refuses to convert thousands of digits)."""
+    if not token.isdigit():
+        return None
+    return int(token) if len(token) <= 19 else _TOO_BIG
+
+
+_TOO_BIG = 1 << 63
 
 
 def _resync(parts: list[bytes], i: int, pos: int, new: int) -> tuple[int, int]:

@@ -200,6 +200,14 @@ class WsConnection(asyncio.Protocol):
                     response.headers[name] = value
         if response.status_code != 101:
             response.headers["Sec-Websocket-Version"] = "13"
+        if ws.eof_sent:
+            # Bad frames came in the same read as the upgrade request and the protocol
+            # object already gave up on the stream: no response can follow, just close.
+            log.debug("%s:%s - websocket handshake error: %s", peer[0], peer[1],
+                      frame_error(ws.parser_exc) if ws.parser_exc else "stream closed")
+            self.closing = True
+            self.tcp.close()
+            return
         ws.send_response(response)
         if response.status_code != 101 or route is None:
             return

@@ -578,3 +578,19 @@ async def test_slow_consumer_is_dropped(conf_server) -> None:
     finally:
         await nc.close()
         await ws.close()
+
+
+async def test_refused_upgrade_with_bad_frames_in_the_same_read_just_closes(conf_server) -> None:
+    """The upgrade request and a malformed frame arrive together for an unknown path:
+    the connection closes (Jetport sends no response once the frame parser gave up) and
+    the door goes on serving."""
+    server, port = start(conf_server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+                 + b"\x83\x80\x00\x00\x00\x00")
+    await asyncio.wait_for(reader.read(), 5)  # to the end: closed
+    writer.close()
+    nc = await nats.connect(f"ws://127.0.0.1:{port}")
+    await nc.close()

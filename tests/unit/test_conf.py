@@ -489,3 +489,19 @@ def test_invalid_syntax_rejected_by_both(name: str, tmp_path: Path) -> None:
     assert result.returncode != 0, f"nats-server accepted {INVALID_SYNTAX[name]!r}"
     with pytest.raises(ConfError, match=rf"{path.name}:\d+: "):
         load(path)
+
+
+# -- inputs the fuzzing campaign found (tests/campaigns/fuzz.py): each is a ConfError ---
+
+
+@pytest.mark.parametrize("text", [
+    "port: " + "1" * 4301,  # past Python's int() digit limit
+    "a: " + "[" * 1000,  # nested past the recursion limit
+    "a {" * 400,
+    'include "a\x00b"',  # NUL in a path
+    "a: $\ud800",  # a lone surrogate (only possible through parse(text))
+    'authorization { permissions { publish: "\ud800" } }',
+])
+def test_malformed_text_is_a_conf_error(text: str) -> None:
+    with pytest.raises(ConfError):
+        from_config(parse(text, "/tmp/fuzz.conf"))

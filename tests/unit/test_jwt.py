@@ -290,3 +290,23 @@ def test_bad_preload_and_system_account_mismatch() -> None:
     with pytest.raises(JwtError, match="identical"):
         Trust([named.jwt], {}, system_account=Keys("A").public_key)
     assert Trust([named.jwt], {}).system_account == named.nats["system_account"]
+
+
+# -- inputs the fuzzing campaign found (tests/campaigns/fuzz.py) -----------------------
+
+
+def test_json_nested_deeper_than_python_is_a_jwt_error() -> None:
+    header = b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    with pytest.raises(JwtError):
+        jwt.decode(header + "." + b64(b"[" * 1000) + "." + b64(b"x" * 64))
+    with pytest.raises(JwtError):
+        jwt.decode(b64(b"[" * 1000) + "." + b64(b"{}") + "." + b64(b"x" * 64))
+
+
+def test_decorated_creds_parse_in_linear_time() -> None:
+    started = time.monotonic()
+    for text in ("-" * 3000, " " * 50_000, "--- x ---\n" * 2000):
+        assert jwt.parse_decorated_jwt(text) == text.strip()
+    assert time.monotonic() - started < 1.0
+    creds = "-----BEGIN NATS USER JWT-----\neyJ0.abc-_=\n------END NATS USER JWT------\n"
+    assert jwt.parse_decorated_jwt("\n" + creds + "\nmore") == "eyJ0.abc-_="

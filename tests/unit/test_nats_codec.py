@@ -214,3 +214,26 @@ def test_random_streams_split_anywhere(frames: list[bytes], cuts: list[int]) -> 
     events: list[tuple] = []
     codec._positional(data, 0, events)
     assert events == whole
+
+
+# -- inputs the fuzzing campaign found (tests/campaigns/fuzz.py) -----------------------
+
+
+def test_parse_connect_nested_deeper_than_python_closes() -> None:
+    assert ServerCodec().receive_data(b"CONNECT " + b"[" * 1000 + b"\r\n") == [(OP_CLOSE, None)]
+
+
+def test_parse_sizes_of_thousands_of_digits_are_payload_violations() -> None:
+    assert ServerCodec().receive_data(b"PUB foo " + b"9" * 30 + b"\r\n") == [
+        (OP_CLOSE, ERR_MAX_PAYLOAD)]
+    huge = b"9" * 4301  # past Python's int() limit; a long control line may allow it
+    assert ServerCodec(max_control_line=20_000).receive_data(b"PUB foo " + huge + b"\r\n") == [
+        (OP_CLOSE, ERR_MAX_PAYLOAD)]
+    assert ServerCodec().receive_data(b"PUB foo " + huge + b"\r\n") == [
+        (OP_CLOSE, ERR_CONTROL_LINE)]
+    codec = ServerCodec(max_control_line=20_000)
+    codec.receive_data(HDRS)
+    assert codec.receive_data(b"HPUB foo " + huge + b" " + huge + b"\r\n") == [
+        (OP_CLOSE, ERR_MAX_PAYLOAD)]
+    codec = ServerCodec(max_control_line=20_000)
+    assert codec.receive_data(b"UNSUB 1 " + huge + b"\r\n")[0][0] == OP_UNSUB

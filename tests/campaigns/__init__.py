@@ -1,0 +1,1 @@
+"""Long-running test campaigns, run by hand or by ``make``, not collected by pytest."""
