@@ -124,7 +124,7 @@ class StreamStore(Protocol):
         """Return once every message stored before this call is committed."""
         ...
 
-    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+    def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
         """Call ``callback`` once every message stored before this call is committed
         (with None), or could not be (with the error): ``sync`` for hot paths, which
         answer in the same loop turn as the commit and need no task."""

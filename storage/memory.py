@@ -108,7 +108,7 @@ class MemoryStreamStore:
     async def sync(self) -> None:
         return None
 
-    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+    def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
         callback(None)
 
     async def get(self, seq: int) -> StoredMsg | None:

@@ -181,8 +181,8 @@ class SqliteStreamStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
-        self._writer.on_synced(callback)
+    def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
+        self._writer.on_stored(callback)
 
     def sync(self) -> Awaitable[None]:
         # The writer's future itself: the stream hangs its acks on it without a task.

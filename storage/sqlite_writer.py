@@ -193,7 +193,7 @@ class _Shared(asyncio.Future):  # type: ignore[type-arg]
         return False
 
 
-class _Answers(asyncio.SubprocessProtocol):
+class _WriterOutput(asyncio.SubprocessProtocol):
     """The writer process's answers, handed over as soon as they arrive."""
 
     def __init__(self, writer: Writer) -> None:
@@ -207,7 +207,7 @@ class _Answers(asyncio.SubprocessProtocol):
             end = 4 + int.from_bytes(buf[:4], "little")
             if len(buf) < end:
                 break
-            self._writer._answer(buf[4:end].decode(errors="replace") or None)
+            self._writer._on_answer(buf[4:end].decode(errors="replace") or None)
             buf = buf[end:]
         self._buf = buf
 
@@ -229,7 +229,7 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._proc: asyncio.SubprocessTransport | None = None
         self._stdin: asyncio.WriteTransport | None = None
-        self._answers: _Answers | None = None
+        self._answers: _WriterOutput | None = None
         #: What to do with each answer of the writer process, oldest first.
         self._flights: deque[Callable[[str | None], None]] = deque()
         self._steps: list[_Step] = []
@@ -256,7 +256,7 @@ class Writer:
         # A session of its own: Ctrl-C or a signal to the hub's process group must not
         # end the writer before the hub's last commit; it ends when its stdin closes.
         self._proc, self._answers = await self._loop.subprocess_exec(
-            lambda: _Answers(self), sys.executable, "-I", worker.__file__, path, sync,
+            lambda: _WriterOutput(self), sys.executable, "-I", worker.__file__, path, sync,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             start_new_session=True,
         )
@@ -361,9 +361,9 @@ class Writer:
         fut.set_result(None)
         return fut
 
-    def on_synced(self, callback: Callable[[BaseException | None], None]) -> None:
+    def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
         """``callback`` once everything queued before the call is committed, in the
-        loop turn the commit's answer arrives (see ``StreamStore.on_synced``)."""
+        loop turn the commit's answer arrives (see ``StreamStore.on_stored``)."""
         try:
             fut = self.sync()
         except StorageError as exc:
@@ -417,7 +417,7 @@ class Writer:
             self._proc.close()
             self._proc = None
 
-    def _answer(self, error: str | None) -> None:
+    def _on_answer(self, error: str | None) -> None:
         self._flights.popleft()(error)
 
     def _gone(self) -> None:
@@ -464,7 +464,7 @@ class Writer:
             self._broke(exc)
             self._fail(steps, done, exc)
             return
-        self._landed(steps, done)
+        self._stored(steps, done)
 
     def _submit(self, steps: list[_Step], done: _Shared) -> None:
         """Hand a transaction of rows and saved states to the writer process; another
@@ -491,16 +491,16 @@ class Writer:
             return
         self._inflight = done
 
-        def land(error: str | None) -> None:
+        def answered(error: str | None) -> None:
             if error is not None:
                 exc = StorageError(error)
                 self._broke(exc)
                 self._fail(steps, done, exc)
                 return
-            self._committed(committed, txn)
-            self._landed(steps, done)
+            self._advance(committed, txn)
+            self._stored(steps, done)
 
-        self._flights.append(land)
+        self._flights.append(answered)
 
     def _commit(self, steps: list[_Step]) -> None:
         """A transaction with operations, on the hub's connection: operations read and
@@ -518,7 +518,7 @@ class Writer:
                 else:
                     step.result = step.fn(txn)
             worker.execute(conn, self._meta(txn))
-        self._committed(committed, txn)
+        self._advance(committed, txn)
 
     def _broke(self, exc: BaseException) -> None:
         if self.broken is None:
@@ -528,7 +528,7 @@ class Writer:
             else:
                 log.error("storage commit failed: %s", exc)
 
-    def _landed(self, steps: list[_Step], done: _Shared) -> None:
+    def _stored(self, steps: list[_Step], done: _Shared) -> None:
         for step in steps:
             if type(step) is _Op and not step.fut.done():
                 step.fut.set_result(step.result)
@@ -543,7 +543,9 @@ class Writer:
             self._schedule()
 
     @staticmethod
-    def _committed(committed: dict[Member, int], txn: Txn) -> None:
+    def _advance(committed: dict[Member, int], txn: Txn) -> None:
+        """A transaction committed: each stream learns how far its rows are durable, and
+        what the transaction deferred until then runs."""
         for member, seq in committed.items():
             member.committed(seq)
         for hook in txn.after:

@@ -443,9 +443,9 @@ class MqttConnection(asyncio.Protocol):
         if done is None:
             self.send(PubAck(pid) if qos == 1 else PubRec(pid))
         else:
-            done.add_done_callback(lambda f: self._answer(qos, pid, f, session))
+            done.add_done_callback(lambda f: self._acknowledge(qos, pid, f, session))
 
-    def _answer(self, qos: int, pid: int, done: asyncio.Future[int], session: Session) -> None:
+    def _acknowledge(self, qos: int, pid: int, done: asyncio.Future[int], session: Session) -> None:
         """Acknowledge once the stores decided: the reason code says whether they kept
         it.  MQTT 3.1.1 has no failure acknowledgement: the connection closes instead,
         so the client sends the message again after reconnecting."""

@@ -426,9 +426,9 @@ class MqttDoor:
             if requester is not None and reply is not None:
                 requester.forget(reply)
             return None
-        return self.track(self._committed(waits, requester, reply))
+        return self.track(self._stored_by_all(waits, requester, reply))
 
-    async def _committed(self, waits: list[asyncio.Future[Any]], requester: Any,
+    async def _stored_by_all(self, waits: list[asyncio.Future[Any]], requester: Any,
                          reply: bytes | None) -> int:
         """0 once every store kept the message, else the reason code to answer with:
         Quota exceeded (0x97) when a disk is full, Unspecified error (0x80) otherwise."""

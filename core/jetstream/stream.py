@@ -160,7 +160,7 @@ class Stream:
         if not self._fits(msgs):
             return False
         replies = self._store_run(msgs)
-        self.store.on_synced(lambda exc: self._committed(exc, replies))
+        self.store.on_stored(lambda exc: self._stored(exc, replies))
         return True
 
     def _store_run(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]
@@ -197,7 +197,7 @@ class Stream:
                 self._inbox.clear()
                 self._refuse(rest, exc)
             if progress[1]:
-                self.store.on_synced(lambda exc, r=replies: self._committed(exc, r))
+                self.store.on_stored(lambda exc, r=replies: self._stored(exc, r))
             else:
                 self._send_acks(replies)
 
@@ -236,7 +236,7 @@ class Stream:
             i += 1
             progress[0] = i
 
-    def _committed(self, exc: BaseException | None, replies: list[Delivery]) -> None:
+    def _stored(self, exc: BaseException | None, replies: list[Delivery]) -> None:
         if exc is not None:  # not durable: an error PubAck instead (the account logs it)
             self._refuse([r[0] for r in replies], exc)
             return

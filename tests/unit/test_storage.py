@@ -594,18 +594,18 @@ async def test_sqlite_synced_state_needs_no_clean_close(tmp_path: Path) -> None:
 
 async def test_sqlite_small_and_large_batches_both_persist(tmp_path: Path) -> None:
     """A lone message commits in the hub, a burst through the writer process; the
-    database holds both, in order, and on_synced fires once each is committed."""
+    database holds both, in order, and on_stored fires once each is committed."""
     st = SqliteStorage(str(tmp_path))
     store = await st.open_stream("S")
     synced: list[BaseException | None] = []
     store.store(1, b"one", None, b"1", 1)
-    store.on_synced(synced.append)
+    store.on_stored(synced.append)
     await store.sync()
     store.store_many(2, [(b"many", b"%d" % i) for i in range(500)], 2)
-    store.on_synced(synced.append)
+    store.on_stored(synced.append)
     await store.sync()
     assert synced == [None, None]
-    store.on_synced(synced.append)  # nothing pending: at once
+    store.on_stored(synced.append)  # nothing pending: at once
     assert synced == [None, None, None]
     await st.close()
     st = SqliteStorage(str(tmp_path))
@@ -630,7 +630,7 @@ async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
     proc.kill()
     store.store_many(101, [(b"a", b"y")] * 100, 2)
     errors: list[BaseException | None] = []
-    store.on_synced(errors.append)
+    store.on_stored(errors.append)
     with pytest.raises(StorageError):
         await store.sync()
     assert len(errors) == 1 and isinstance(errors[0], StorageError)
