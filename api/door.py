@@ -12,8 +12,8 @@ from jetport.core.log import log
 from jetport.core.tasks import spawn
 
 if TYPE_CHECKING:
+    from jetport.core.config import Options
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
 
 
 def _embedded_server(config: Any) -> Any:

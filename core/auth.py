@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.core import nkeys
 from jetport.core.accounts import GLOBAL_ACCOUNT
-from jetport.core.authconf import UserSpec, auth_config
+from jetport.core.config.auth import UserSpec, auth_config
 from jetport.core.permissions import Permissions, ResponsePermission, RuleList
 from jetport.core.tls import find_user
 
 if TYPE_CHECKING:
-    from jetport.core.options import Options
+    from jetport.core.config import Options
 
 #: Failed attempts from one address wait FAILURE_DELAY * 2**(n-1), at most FAILURE_DELAY_MAX.
 FAILURE_DELAY = 0.02

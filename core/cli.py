@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 
 USAGE = """\
 usage: jetport <command> [options]
@@ -19,6 +21,12 @@ nats-server's flags without a command run serve: "jetport -c nats.conf" is
 """
 
 
+def _commands() -> dict[str, Callable[[list[str]], int]]:
+    """Subcommands other packages provide (``jetport bench``), found by entry point as
+    doors are, so the core imports none of them."""
+    return {ep.name: ep.load() for ep in entry_points(group="jetport.commands")}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help", "help"):
@@ -29,10 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if cmd == "serve":
         return serve(rest)
-    if cmd == "bench":
-        from jetport.bench import main as bench_main
-
-        return bench_main(rest)
+    command = _commands().get(cmd)
+    if command is not None:
+        return int(command(rest))
     if cmd in ("version", "-v", "--version"):
         from jetport.core.hub import JETPORT_VERSION, NATS_VERSION
 
@@ -43,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str]) -> int:
+    from jetport.core.config import OptionsError, parse_args, usage
     from jetport.core.hub import JETPORT_VERSION, NATS_VERSION
     from jetport.core.log import configure, fatal
-    from jetport.core.options import OptionsError, parse_args, usage
     from jetport.core.server import run
 
     try:

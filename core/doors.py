@@ -11,8 +11,8 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from jetport.core.config import Options
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
 
 GROUP = "jetport.doors"
 

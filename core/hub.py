@@ -15,7 +15,7 @@ from jetport.core.monitor import closed_record
 
 if TYPE_CHECKING:
     from jetport.core.client import Client
-    from jetport.core.options import Options
+    from jetport.core.config import Options
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
 NATS_VERSION = "2.11.0"

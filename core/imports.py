@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from jetport.core.authconf import export_for
+from jetport.core.config.auth import export_for
 from jetport.core.ids import base62
 from jetport.core.internal import InternalClient
 from jetport.core.log import log
@@ -21,7 +21,7 @@ from jetport.core.subjects import FWC, PWC
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
-    from jetport.core.authconf import ExportSpec, ImportSpec
+    from jetport.core.config.auth import ExportSpec, ImportSpec
     from jetport.core.hub import Hub
 
 #: Imports may chain (A -> B -> C) but not loop forever.

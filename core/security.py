@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.core.accounts import GLOBAL_ACCOUNT, Account
 from jetport.core.auth import Authenticator, AuthError, Principal
-from jetport.core.authconf import auth_config
+from jetport.core.config.auth import auth_config
 from jetport.core.imports import link_imports, unlink
 from jetport.core.log import log
 
 if TYPE_CHECKING:
     from jetport.core.client import Client
+    from jetport.core.config import Options
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
 
 ERR_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
 

@@ -12,10 +12,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 from jetport.core import portsfile
+from jetport.core.config import EMBEDDED_HOST, Options
 from jetport.core.doors import Door, door_classes
 from jetport.core.hub import JETPORT_VERSION, Hub
 from jetport.core.log import configure, fatal, log, reopen
-from jetport.core.options import EMBEDDED_HOST, Options
 from jetport.core.tasks import spawn
 from jetport.storage.base import StorageError
 
@@ -102,7 +102,7 @@ class Server:
 
     async def _reload(self) -> None:
         from jetport.core import security
-        from jetport.core.options import OptionsError, parse_args
+        from jetport.core.config import OptionsError, parse_args
 
         if not self.options.argv:
             log.error("Failed to reload server configuration: no configuration file")

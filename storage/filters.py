@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jetport.core.subjects import FWC, PWC, is_literal, tokens_match
+from jetport.storage.subjects import FWC, PWC, is_literal, tokens_match
 
 Matcher = Callable[[bytes], bool]
 

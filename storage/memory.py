@@ -13,7 +13,7 @@ from collections.abc import Callable
 from heapq import merge
 from itertools import islice
 
-from jetport.core.subjects import is_literal
+from jetport.storage.subjects import is_literal
 
 from .base import ConsumerState, StoredMsg, StoreState, take
 from .filters import Matcher, matcher, normalize, normalize_one

@@ -33,7 +33,7 @@ from functools import partial
 
 import aiosqlite
 
-from jetport.core.subjects import subject_matches
+from jetport.storage.subjects import subject_matches
 
 from .base import ConsumerState, StorageError, StoreState
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore

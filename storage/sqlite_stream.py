@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from jetport.core.subjects import is_literal
+from jetport.storage.subjects import is_literal
 
 from .base import StorageError, StoredMsg, StoreState, file_size, take
 from .filters import literal_prefix, matcher, normalize, normalize_one

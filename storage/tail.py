@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from jetport.core.subjects import is_literal
+from jetport.storage.subjects import is_literal
 
 from .base import StoredMsg
 from .filters import Matcher, matcher

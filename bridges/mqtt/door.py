@@ -44,9 +44,9 @@ from jetport.bridges.mqtt.topics import (
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
 from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.auth import AuthError, Principal
+from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
 from jetport.core.log import log
-from jetport.core.options_mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.requester import Requester
 from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
@@ -55,8 +55,8 @@ from jetport.storage.base import StorageError
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
+    from jetport.core.config import Options
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
 
 #: The WebSocket path MQTT clients connect to (nats-server's, mqtt.js's default).
 WS_PATH = "/mqtt"

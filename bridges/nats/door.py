@@ -15,8 +15,8 @@ from jetport.core.log import log
 from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
+    from jetport.core.config import Options
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
 
 
 def tls_context(options: Options) -> ssl.SSLContext | None:

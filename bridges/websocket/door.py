@@ -20,9 +20,9 @@ from jetport.core.log import log
 from jetport.core.tls import server_context
 
 if TYPE_CHECKING:
+    from jetport.core.config import Options
+    from jetport.core.config.websocket import WebSocketOptions
     from jetport.core.hub import Hub
-    from jetport.core.options import Options
-    from jetport.core.options_websocket import WebSocketOptions
 
 #: Bound on the TLS handshake when the block sets no handshake_timeout (seconds).
 DEFAULT_TLS_HANDSHAKE = 10.0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from jetport.core.options_websocket import WebSocketOptions
+    from jetport.core.config.websocket import WebSocketOptions
 
 
 def _host_port(hostport: str, tls: bool) -> tuple[str, str]:

@@ -13,8 +13,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from jetport.core.config.values import parse_duration
 from jetport.core.jetstream.advisories import advise
-from jetport.core.options import parse_duration
 from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from jetport.core import headers as H
+from jetport.core.config.values import parse_duration
 from jetport.core.jetstream import errors as E
-from jetport.core.options import parse_duration
 from jetport.core.tasks import spawn
 from jetport.core.timeutil import go_duration
 

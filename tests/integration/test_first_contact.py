@@ -263,9 +263,9 @@ async def test_restart_reports_what_was_recovered(tmp_path: Path) -> None:
 
 async def test_a_long_recovery_logs_progress(tmp_path: Path, caplog, monkeypatch) -> None:
     """In the hub's own process, with the progress interval made tiny."""
+    from jetport.core.config import parse_args
     from jetport.core.hub import Hub
     from jetport.core.jetstream import engine
-    from jetport.core.options import parse_args
 
     store = str(tmp_path / "store")
     server = ServerProcess([*JETPORT, "serve", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd",

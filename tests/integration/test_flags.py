@@ -24,7 +24,7 @@ from certs import make_pki
 from rawnats import Raw
 from servers import ROOT, ServerProcess, free_port
 
-from jetport.core.options import accepted_flags
+from jetport.core.config import accepted_flags
 
 JETPORT = [sys.executable, "-m", "jetport.core.cli"]
 LOCAL = ["-a", "127.0.0.1", "-p", "-1"]

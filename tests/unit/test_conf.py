@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jetport.core.conf import ConfDict, ConfError, load, parse
-from jetport.core.options import from_config
+from jetport.core.config import from_config
+from jetport.core.config.file import ConfDict, ConfError, load, parse
 
 NATS_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nats-server"
 if not NATS_SERVER.exists() and shutil.which("nats-server"):

@@ -21,3 +21,21 @@ def test_background_work_starts_only_through_spawn() -> None:
              for n, line in enumerate(p.read_text().splitlines(), 1)
              if bare.search(line) and not line.lstrip().startswith(("#", '"', "``"))]
     assert found == []
+
+
+#: What each package may import of Jetport's own: doors and the HTTP door build on the
+#: core, the core on the storage interface, storage on nothing of Jetport's above it.
+MAY_IMPORT = {
+    "storage": {"storage"},
+    "core": {"core", "storage"},
+    "bridges": {"bridges", "core", "storage"},
+    "api": {"api", "core", "storage"},
+}
+
+
+def test_dependencies_point_one_way() -> None:
+    imported = re.compile(r"^\s*(?:from|import) jetport\.(\w+)", re.M)
+    wrong = [f"{p.relative_to(ROOT)} imports jetport.{pkg}"
+             for top, allowed in MAY_IMPORT.items() for p in (ROOT / top).rglob("*.py")
+             for pkg in imported.findall(p.read_text()) if pkg not in allowed]
+    assert wrong == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jetport.core.conf import parse
+from jetport.core.config.file import parse
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.limits import (
     account_limits_from_conf,

@@ -6,11 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jetport.core.conf import ConfDict, parse
-from jetport.core.options import (
-    TOP_LEVEL_KEYS,
-    Entry,
-    KeyTable,
+from jetport.core.config import (
     Options,
     OptionsError,
     default_store_dir,
@@ -20,6 +16,8 @@ from jetport.core.options import (
     parse_size,
     usage,
 )
+from jetport.core.config.file import ConfDict, parse
+from jetport.core.config.keys import TOP_LEVEL_KEYS, Entry, KeyTable
 
 
 def opts_from(text: str, filename: str = "srv.conf") -> Options:

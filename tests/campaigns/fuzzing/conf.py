@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from jetport.core.conf import ConfError, parse
-from jetport.core.options import OptionsError, from_config
+from jetport.core.config import OptionsError, from_config
+from jetport.core.config.file import ConfError, parse
 
 from .engine import Case, Target, Violation, literal
 from .mutate import mutate_text
@@ -287,8 +287,8 @@ def run(case: Case) -> list[str]:
 def reproducer(case: Case) -> str:
     """The case as a snippet; the include files are written by ``conf_path``."""
     return ("from campaigns.fuzzing.conf import conf_path  # tests/ on sys.path: include files\n"
-            "from jetport.core.conf import parse\n"
-            "from jetport.core.options import from_config\n"
+            "from jetport.core.config.file import parse\n"
+            "from jetport.core.config import from_config\n"
             f"text = {literal(case.data)}\n"
             "print(from_config(parse(text, conf_path())))")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jetport.core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
+from jetport.core.config.keys import TOP_LEVEL_KEYS, Entry, KeyTable, listen_address
+from jetport.core.config.options import Options
 
 #: The MQTT port of the embedded default (``jetport serve`` with no arguments).
 EMBEDDED_MQTT_PORT = 1883
@@ -52,7 +53,7 @@ def _mqtt_key(opts: Options, entry: Entry) -> None:
 
 @MQTT_KEYS.key("listen")
 def _mqtt_listen(opts: Options, entry: Entry) -> None:
-    host, port = _listen(entry)
+    host, port = listen_address(entry)
     m = mqtt_options(opts)
     if host:
         m.host = host

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from jetport.core.options import TOP_LEVEL_KEYS, Entry, KeyTable, Options, _listen
+from jetport.core.config.keys import TOP_LEVEL_KEYS, Entry, KeyTable, listen_address
+from jetport.core.config.options import Options
 
 #: The WebSocket port of the embedded default (``jetport serve`` with no arguments).
 EMBEDDED_WEBSOCKET_PORT = 8080
@@ -85,7 +86,7 @@ def _websocket_key(opts: Options, entry: Entry) -> None:
 
 @WEBSOCKET_KEYS.key("listen")
 def _ws_listen(opts: Options, entry: Entry) -> None:
-    host, port = _listen(entry)
+    host, port = listen_address(entry)
     w = websocket_options(opts)
     if host:
         w.host = host

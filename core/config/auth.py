@@ -12,14 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jetport.core.accounts import GLOBAL_ACCOUNT, SYSTEM_ACCOUNT
-from jetport.core.conf import ConfDict
-from jetport.core.options import (
-    AUTHORIZATION_KEYS,
-    TOP_LEVEL_KEYS,
-    Entry,
-    Options,
-    OptionsError,
-)
+from jetport.core.config.file import ConfDict
+from jetport.core.config.keys import AUTHORIZATION_KEYS, TOP_LEVEL_KEYS, Entry, KeyTable, simple
+from jetport.core.config.options import Options, OptionsError
 from jetport.core.permissions import (
     DEFAULT_RESPONSE_MAX,
     DEFAULT_RESPONSE_TTL,
@@ -447,3 +442,25 @@ def check(opts: Options) -> None:
         raise OptionsError("can not have a token and a users array")
     if opts.username and conf.users:
         raise OptionsError("can not have a single user/pass and a users array")
+
+
+# -- the authorization block's own keys -----------------------------------------------
+
+@TOP_LEVEL_KEYS.key("authorization")
+def _authorization_key(opts: Options, entry: Entry) -> None:
+    AUTHORIZATION_KEYS.apply(opts, entry.block())
+    if (opts.username or opts.password) and opts.token:
+        raise entry.error("cannot have a user/password and a token in authorization")
+
+
+simple(AUTHORIZATION_KEYS, "username", "string", "user", "username")
+simple(AUTHORIZATION_KEYS, "password", "string", "pass", "password")
+simple(AUTHORIZATION_KEYS, "token", "string", "token")
+simple(AUTHORIZATION_KEYS, "auth_timeout", "seconds", "timeout")
+
+
+_NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
+    (AUTHORIZATION_KEYS, "auth callout", "auth_callout"),
+)
+for _table, _feature, _names in _NOT_SUPPORTED:
+    _table.not_supported(_feature, *_names.split())

@@ -1,0 +1,80 @@
+"""The ``jetstream {}`` block (and the top-level ``store_dir``)."""
+
+from __future__ import annotations
+
+from jetport.core.config.file import ConfDict
+from jetport.core.config.keys import JETSTREAM_KEYS, TOP_LEVEL_KEYS, Entry, KeyTable, simple
+from jetport.core.config.options import Options
+from jetport.core.config.values import storage_size
+
+
+def _set_store_dir(opts: Options, entry: Entry) -> None:
+    # nats-server accepts the directory at top level or in the jetstream block, not both.
+    if opts.store_dir:
+        raise entry.error("duplicate 'store_dir' configuration")
+    opts.set("store_dir", entry.string())
+
+
+TOP_LEVEL_KEYS.key("store_dir", "storedir")(_set_store_dir)
+
+
+@TOP_LEVEL_KEYS.key("jetstream")
+def _jetstream_key(opts: Options, entry: Entry) -> None:
+    value = entry.value
+    if isinstance(value, bool):
+        opts.set("jetstream", value)
+    elif isinstance(value, str):
+        word = value.lower()
+        if word not in ("enabled", "enable", "disabled", "disable"):
+            raise entry.error(f"expected 'enabled' or 'disabled' for jetstream, got {value!r}")
+        opts.set("jetstream", word.startswith("enable"))
+    elif isinstance(value, ConfDict):
+        opts.set("jetstream", True)  # a block turns JetStream on unless it says otherwise
+        JETSTREAM_KEYS.apply(opts, value)
+    else:
+        raise entry.error(f"expected a block, boolean or 'enabled' for jetstream, got {value!r}")
+
+
+JETSTREAM_KEYS.key("store_dir", "store", "storedir")(_set_store_dir)
+simple(JETSTREAM_KEYS, "jetstream", "boolean", "enabled", "enable")
+
+
+@JETSTREAM_KEYS.key("max_memory_store", "max_mem_store", "max_mem", "max_file_store", "max_file")
+def _jetstream_limit_key(opts: Options, entry: Entry) -> None:
+    try:
+        size = storage_size(entry.value)
+    except ValueError as exc:
+        raise entry.error(f"{entry.key}: {exc}")
+    memory = "mem" in entry.key.lower()
+    opts.set("jetstream_max_memory" if memory else "jetstream_max_store", size)
+
+
+@JETSTREAM_KEYS.key("sync_interval", "sync")
+def _jetstream_sync_key(opts: Options, entry: Entry) -> None:
+    """Only ``always`` is honoured: between checkpoints SQLite's WAL is not synced on a
+    timer, so a period would be a promise Jetport does not keep."""
+    if not (isinstance(entry.value, str) and entry.value.lower() == "always"):
+        raise entry.error(
+            f"{entry.key}: Jetport supports only \"always\" (fsync every commit before its "
+            "acknowledgement); without it, acknowledged messages survive the process being "
+            "killed, and the last ones before a WAL checkpoint may be lost on power failure"
+        )
+    opts.set("jetstream_sync_always", True)
+
+
+_NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
+    (JETSTREAM_KEYS, "JetStream domains", "domain"),
+    (
+        JETSTREAM_KEYS,
+        "JetStream encryption",
+        "key ek encryption_key prev_key prev_ek prev_encryption_key cipher",
+    ),
+    (
+        JETSTREAM_KEYS,
+        "this JetStream option",
+        "extension_hint max_outstanding_catchup max_buffered_msgs max_buffered_size "
+        "request_queue_limit limits unique_tag strict tpm max_ack_pending",
+    ),
+)
+for _table, _feature, _names in _NOT_SUPPORTED:
+    _table.not_supported(_feature, *_names.split())
