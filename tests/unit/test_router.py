@@ -3,10 +3,13 @@ gives: same subscribers, same order, same auto-unsubscribe and queue-group turns
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetport.core.router import Router, Subscription
+from jetport.core.router import Router, Subscription, admits
+from jetport.core.subjects import subject_matches, subjects_overlap
 
 TOKENS = ["a", "b", "c"]
 
@@ -102,3 +105,49 @@ def test_publish_batch_reuses_an_answer_only_while_it_holds() -> None:
     router.publish_batch(None, [(b"_INBOX.x.%b" % t, None, None, t) for t in (b"1", b"2", b"3")])
     assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"3"]
     assert [entry[4] for entry in clients[1].log] == [b"2"]
+
+
+def with_deny(router: Router, clients: list[Recorder], deny: str) -> None:
+    """Give every client the subscribe deny rule ``deny``, as Client.subscribe would:
+    no subscription the rule refuses, a guard on each one its pattern overlaps, and the
+    client's filter."""
+    rule = deny.encode()
+    for client in clients:
+        client.receive_filter = lambda subject: not subject_matches(rule, subject)
+    for sub in _subscriptions(router):
+        if subject_matches(rule, sub.subject):  # refused at SUB time
+            router.unsubscribe(sub)
+        elif subjects_overlap(sub.subject, rule):
+            sub.guard = lambda subject, _reply: not subject_matches(rule, subject)
+
+
+def _subscriptions(router: Router) -> list[Subscription]:
+    seen: dict[int, Subscription] = {}
+    every = [".".join(t) for n in (1, 2, 3) for t in itertools.product(TOKENS, repeat=n)]
+    for subject in every:  # each pattern of the strategies matches one of these
+        plain, groups = router.match(subject.encode())
+        for sub in (*plain, *(s for members in groups for s in members)):
+            seen[id(sub)] = sub
+    return list(seen.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(subs, msgs, st.sampled_from(["a.>", "*.b", "b", "c.*.b", "zz"]))
+def test_inlined_publish_delivers_as_the_shared_steps(spec, sent, deny) -> None:
+    """Router.publish writes admits() and _deliver() out in place for speed: the same
+    deliveries, in the same order, as the shared steps give."""
+    inline, inline_clients = setup(spec)
+    with_deny(inline, inline_clients, deny)
+    steps, step_clients = setup(spec)
+    with_deny(steps, step_clients, deny)
+    for who, subject, reply in sent:
+        raw, rep = subject.encode(), reply and reply.encode()
+        inline.publish(inline_clients[who], raw, rep, None, b"x")
+        plain, groups = steps.match(raw)
+        for sub in plain:
+            if admits(sub, step_clients[who], raw, rep):
+                steps._deliver(sub, raw, rep, None, b"x")
+        if groups:
+            steps._to_groups(groups, step_clients[who], raw, rep, None, b"x")
+    assert [c.log for c in step_clients] == [c.log for c in inline_clients]
+
