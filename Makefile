@@ -4,6 +4,8 @@ BIN := $(VENV)/bin
 # amqtt, an independent MQTT test peer, pins its own dependencies: it gets a venv of its
 # own so the hub is tested with the newest versions its ranges allow.
 AMQTT_VENV := .venv-amqtt
+# mypy reads the folders as the jetport.* package they install as, through links.
+MYPY_SRC := $(VENV)/mypy-src/jetport
 
 # Each door's tests, run again with the lowest dependency versions pyproject.toml admits.
 DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/test_jetstream.py \
@@ -13,7 +15,7 @@ DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/t
 	tests/integration/test_http_monitoring.py tests/integration/test_http_kv_objects.py \
 	tests/integration/test_http_schema.py
 
-.PHONY: serve test lint bench clean doorcheck lowest
+.PHONY: serve test unit lint bench clean doorcheck lowest
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,12 +37,21 @@ $(AMQTT_VENV)/.installed:
 serve: $(VENV)/.installed
 	$(BIN)/jetport serve
 
-test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed
+test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed | $(MYPY_SRC)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint: $(VENV)/.installed-test
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+$(MYPY_SRC):
+	mkdir -p $(MYPY_SRC)
+	for d in core bridges storage api bench; do ln -sfn $(CURDIR)/$$d $(MYPY_SRC)/$$d; done
+
+lint: $(VENV)/.installed-test | $(MYPY_SRC)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed-test
 	$(BIN)/jetport bench --compare

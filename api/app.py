@@ -43,7 +43,7 @@ def create_app(hub: Hub, door: HttpDoor) -> FastAPI:
 
     plain = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         """FastAPI documents its own 422; this door answers bad input with 400."""
         if app.openapi_schema is None:
             doc = plain()
@@ -69,7 +69,7 @@ class RequestLog:
         self.app = app
         self.door = door
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -82,7 +82,7 @@ class RequestLog:
         status = [0]
         self.door.stats.requests += 1
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 message["headers"] = [*message.get("headers", ()),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.log import log
@@ -25,7 +26,7 @@ def _embedded_server(config: Any) -> Any:
 
     class EmbeddedServer(uvicorn.Server):
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[override]
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     return EmbeddedServer(config)
@@ -56,7 +57,7 @@ class HttpDoor:
         self.host = opts.http_host or opts.host
         self.port = opts.http_port
         self._server: Any = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         from jetport.api.metrics import DoorStats
 
         self.stats = DoorStats(hub.auth)

@@ -28,7 +28,7 @@ class FastPublish:
         self.app = app
         self.door = door
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
         if (scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]
                 or not path.startswith(PREFIX) or "/" in path[len(PREFIX):]):

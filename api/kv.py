@@ -144,7 +144,7 @@ async def _last(client: DoorClient, bucket: str, key: str,
         if exc.err_code == 10059:
             raise not_found(f"bucket {bucket!r}") from None
         raise
-    msg = doc["message"]
+    msg: dict[str, Any] = doc["message"]
     if msg.get("subject") != f"$KV.{bucket}.{key}":
         return None
     return msg
@@ -154,11 +154,16 @@ def _operation(msg: dict[str, Any]) -> str:
     return operation(base64.b64decode(msg.get("hdrs") or ""))
 
 
-def operation(hdr: bytes | None) -> str:
+Operation = Literal["PUT", "DEL", "PURGE"]
+
+
+def operation(hdr: bytes | None) -> Operation:
     """PUT, DEL or PURGE; a marker the hub left for an expiry or purge reads as PURGE."""
     op = H.get(hdr, b"KV-Operation")
-    if op in (b"DEL", b"PURGE"):
-        return op.decode()
+    if op == b"DEL":
+        return "DEL"
+    if op == b"PURGE":
+        return "PURGE"
     marker = H.get(hdr, b"Nats-Marker-Reason")
     if marker is not None:
         return "DEL" if marker == b"Remove" else "PURGE"

@@ -144,7 +144,7 @@ def message(msg: Delivery, with_ack: bool = False) -> Message:
     info = ack_info(reply)
     if info is not None:
         doc.seq, doc.time = info[0], rfc3339(ns=info[1])
-        if with_ack:
+        if with_ack and reply is not None:
             doc.ack_token = reply.decode()
     elif reply:
         doc.reply = reply.decode(errors="replace")

@@ -31,20 +31,24 @@ class Health(BaseModel):
     error: str | None = None
 
 
-_DOC = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
-_FAIL = {400: {"description": "A query nats-server refuses, its message as plain text",
+#: OpenAPI ``responses`` entries, typed as FastAPI takes them.
+Responses = dict[int | str, dict[str, Any]]
+
+_DOC: Responses = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}}
+_FAIL: Responses = {400: {"description": "A query nats-server refuses, its message as plain text",
                "content": {"text/plain": {"schema": {"type": "string"}},
                            "application/json": {
                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}}
 #: nats-server pages with any integer: negative offsets are 0, limits <= 0 the default.
-_INT = {"ge": -2**31, "le": 2**31}
-_HEALTH = {200: {"model": Health}, 400: {"model": Health}, 404: {"model": Health},
+_MIN_INT, _MAX_INT = -2**31, 2**31
+_HEALTH: Responses = {200: {"model": Health}, 400: {"model": Health}, 404: {"model": Health},
            503: {"model": Health}}
 _CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 def _door(request: Request) -> HttpDoor:
-    return request.app.state.door
+    door: HttpDoor = request.app.state.door
+    return door
 
 
 def _ok(doc: Any, status: int = 200) -> JSONResponse:
@@ -75,8 +79,9 @@ async def system_only(request: Request) -> None:
 
 
 _SYSTEM = [Depends(system_only)]
-_DENIED = {401: {"description": "Authorization is configured and no credentials were given"},
-           403: {"description": "The caller is not a user of the system account"}}
+_DENIED: Responses = {
+    401: {"description": "Authorization is configured and no credentials were given"},
+    403: {"description": "The caller is not a user of the system account"}}
 
 
 @router.get("/healthz", responses=_HEALTH)
@@ -101,8 +106,8 @@ def varz(request: Request) -> JSONResponse:
 
 
 @router.get("/connz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
-def connz(request: Request, offset: int = Query(0, **_INT),
-          limit: int = Query(1024, **_INT), sort: str = "cid",
+def connz(request: Request, offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
+          limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), sort: str = "cid",
           subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
           acc: str | None = None, state: str = "open") -> Response:
     """Connections with their counters, paged and sorted as nats-server's /connz;
@@ -119,8 +124,9 @@ def connz(request: Request, offset: int = Query(0, **_INT),
 
 @router.get("/subsz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
 @router.get("/subscriptionsz", include_in_schema=False, dependencies=_SYSTEM)
-def subsz(request: Request, subs: str | None = None, offset: int = Query(0, **_INT),
-          limit: int = Query(1024, **_INT), acc: str | None = None,
+def subsz(request: Request, subs: str | None = None,
+          offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
+          limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), acc: str | None = None,
           test: str | None = None) -> Response:
     """Subscription totals; with ``subs`` the subscriptions (only those a literal
     ``test`` subject reaches, when given)."""

@@ -184,7 +184,7 @@ async def upload(bucket: str, name: str, request: Request, client: Caller,
     client.check_publish(meta_subject(bucket, name))
     digest = hashlib.sha256()
     size = chunks = 0
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[Any]] = set()
     try:
         async for chunk in _chunks(request):
             digest.update(chunk)
@@ -197,9 +197,9 @@ async def upload(bucket: str, name: str, request: Request, client: Caller,
                 for task in done:
                     task.result()
         if pending:
-            for task in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(task, BaseException):
-                    raise task
+            for result in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
         info = ObjectInfo(
             name=name, bucket=bucket, nuid=nuid, size=size, chunks=chunks,
             digest="SHA-256=" + base64.urlsafe_b64encode(digest.digest()).decode(),

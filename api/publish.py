@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
-from jetport.api.errors import ERRORS, HttpError, bad_request, from_api_error
+from jetport.api.errors import ERRORS, HttpError, bad_request, from_api_error, utf8
 from jetport.api.messages import (
     Envelope,
     OutMessage,
@@ -26,13 +26,13 @@ from jetport.api.messages import (
     header_block,
     header_pairs,
     parse_headers,
-    utf8,
 )
 from jetport.api.session import DoorClient
 from jetport.core.jetstream.models import PubAck
 
 if TYPE_CHECKING:
     from jetport.api.door import HttpDoor
+    from jetport.core.client import Delivery
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 Caller = Annotated[DoorClient, Depends(caller)]
@@ -62,7 +62,8 @@ class BatchResult(BaseModel):
 
 
 def _door(request: Request) -> HttpDoor:
-    return request.app.state.door
+    door: HttpDoor = request.app.state.door
+    return door
 
 
 def _capturing(client: DoorClient, subject: bytes) -> int:
@@ -77,10 +78,10 @@ def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
                         f"{client.payload_limit})")
 
 
-def _ack(items: list, timeout: float) -> dict[str, Any]:
+def _ack(items: list[Delivery], timeout: float) -> dict[str, Any]:
     if not items:
         raise HttpError(504, 10504, f"no acknowledgement from the stream within {timeout}s")
-    doc = json.loads(items[0][3])
+    doc: dict[str, Any] = json.loads(items[0][3])
     if "error" in doc:
         raise from_api_error(doc["error"])
     doc.setdefault("duplicate", False)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -64,11 +64,11 @@ async def _find_stream(client: DoorClient, subject: str) -> str:
     names = doc.get("streams") or []
     if len(names) != 1:
         raise bad_request(f"{len(names)} streams store {subject!r}; name one with stream=")
-    return names[0]
+    return str(names[0])
 
 
 async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes | None,
-                heartbeat: float) -> AsyncIterator[bytes]:
+                heartbeat: float) -> AsyncGenerator[bytes, None]:
     box: asyncio.Queue[Any] = asyncio.Queue()
     budget = door.hub.options.max_pending
     state = {"slow": False, "held": 0}
@@ -110,7 +110,7 @@ async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes
 
 
 async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
-                  start: int | None, heartbeat: float) -> AsyncIterator[bytes]:
+                  start: int | None, heartbeat: float) -> AsyncGenerator[bytes, None]:
     name = "sse_" + secrets.token_hex(8)
     config: dict[str, Any] = {"name": name, "ack_policy": "none", "filter_subject": subject,
                               "inactive_threshold": int(max(heartbeat * 4, 30) * 1e9),

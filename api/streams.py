@@ -124,10 +124,9 @@ async def update_stream(stream: str, config: Annotated[StreamConfig, Body()],
     check_name(stream)
     if config.name and config.name != stream:
         raise bad_request("stream name in the path and the configuration differ")
-    body = config.dump() if not config.name else await request.body()
-    if not config.name:
-        body["name"] = stream
-    return _json(await client.js(f"STREAM.UPDATE.{stream}", body))
+    if config.name:
+        return _json(await client.js(f"STREAM.UPDATE.{stream}", await request.body()))
+    return _json(await client.js(f"STREAM.UPDATE.{stream}", {**config.dump(), "name": stream}))
 
 
 @router.delete("/streams/{stream}", response_model=Success, responses=ERRORS)

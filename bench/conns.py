@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import resource
 import time
 
@@ -52,7 +53,7 @@ async def conns(ctx: Context, p: Params) -> Outcome:
                 return
             setup = f"SUB bench.{tag}.c.{i} 1\r\n".encode()
             try:
-                opened.append(await connect(lambda s=setup: RawConn(ep, "bench-idle", s), ep,
+                opened.append(await connect(functools.partial(RawConn, ep, "bench-idle", setup), ep,
                                             SETUP_TIMEOUT))
                 continue
             except TimeoutError:

@@ -132,11 +132,11 @@ async def _nats_publish(port: int, payload: bytes, count: int) -> float:
         conn.close()
 
 
-async def _measure(http: int, nats: int, p: Params, timeout: float) -> dict[str, float]:
+async def _measure(http: int, nats: int, p: Params, timeout: float) -> dict[str, float | None]:
     size, conns, depth = int(p["size"]), int(p["conns"]), int(p["pipeline"])
     count, batch = int(p["count"]), int(p["batch"])
     payload = FILL * size
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     setup = await HttpConn.open(http)
     try:
         cfg = json.dumps({"name": "BENCH", "subjects": ["bench.js.>"], "storage": "file"})

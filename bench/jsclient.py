@@ -138,8 +138,10 @@ class JsConn(RawConn):
             self.on_writable()
 
     def on_lost(self, reason: str) -> None:
-        for waiter in [*self._api.values(), *self._pongs]:
-            fail(waiter, reason)
+        for api in self._api.values():
+            fail(api, reason)
+        for pong in self._pongs:
+            fail(pong, reason)
         self._api.clear()
         self._pongs.clear()
 
@@ -291,7 +293,8 @@ async def publish_pipelined(conn: JsConn, subject: str, payload: bytes, count: i
     t0 = time.perf_counter()
     pipe.start()
     try:
-        await asyncio.wait({pipe.done, conn.closed}, timeout=timeout,
+        waits: set[asyncio.Future[Any]] = {pipe.done, conn.closed}
+        await asyncio.wait(waits, timeout=timeout,
                            return_when=asyncio.FIRST_COMPLETED)
     finally:
         pipe.stop()

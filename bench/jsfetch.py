@@ -146,7 +146,8 @@ async def js_fetch(ctx: Context, p: Params) -> Outcome:
             probe.start()
             t0 = time.perf_counter()
             fetcher.start()
-            await asyncio.wait({fetcher.done, conn.closed}, timeout=ctx.timeout,
+            waits: set[asyncio.Future[Any]] = {fetcher.done, conn.closed}
+            await asyncio.wait(waits, timeout=ctx.timeout,
                                return_when=asyncio.FIRST_COMPLETED)
             fetcher.stop()
             finished = fetcher.done.done() and fetcher.done.exception() is None

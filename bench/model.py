@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,7 +63,7 @@ OWN = "own"  # the scenario starts and stops servers itself; needs a launchable 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    run: Callable[[Context, Params], Awaitable[Outcome]]
+    run: Callable[[Context, Params], Coroutine[object, object, Outcome]]
     columns: tuple[Column, ...]
     defaults: Params
     label: Callable[[Params], str]

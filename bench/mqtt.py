@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 from . import servers
 from .common import count_label, run_tag, size_label
@@ -99,7 +100,7 @@ class MqttConn(asyncio.Protocol):
         self._writable.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(1 << 20, 1 << 18)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -213,6 +214,11 @@ async def open_client(port: int, client_id: str, progress: Progress, setup: byte
 # -- workloads --------------------------------------------------------------------------
 
 
+def _reaches(floor: Callable[[], int], target: int) -> Callable[[], bool]:
+    """A condition that holds once ``floor()`` has caught up with ``target``."""
+    return lambda: floor() >= target
+
+
 async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
     """1 publisher → 1 subscriber at ``qos``; delivered msgs/s."""
     count, size, window = int(p["count"]), int(p["size"]), int(p["window"])
@@ -239,7 +245,7 @@ async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
             room = min(window - (sent - floor()), count - sent, batch)
             if room <= 0:
                 # Resume once a whole batch fits again: fewer, larger writes.
-                if not await progress.until(lambda s=sent: s - floor() <= window - batch,
+                if not await progress.until(_reaches(floor, sent - window + batch),
                                             timeout):
                     partial = True
                     break

@@ -12,6 +12,8 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from .common import SETUP_TIMEOUT, close_all, run_tag, shares, size_label
 from .counter import Counter
@@ -48,7 +50,7 @@ async def _burst(counters: list[Counter], publishers: list[RawConn], frame: byte
     dones = [c.expect(count) for c in counters]
     tasks = [asyncio.create_task(publish(c, frame, n))
              for c, n in zip(publishers, shares(count, len(publishers)), strict=True)]
-    pending: set[asyncio.Future[object]] = {*tasks, *dones}
+    pending: set[asyncio.Future[Any]] = {*tasks, *dones}
     deadline = time.perf_counter() + timeout
     partial, error = False, None
     try:
@@ -109,9 +111,9 @@ async def pubsub(ctx: Context, p: Params) -> Outcome:
     try:
         for i in range(subs):
             counters.append(await connect(
-                lambda i=i: Counter(ep, f"bench-sub-{i}", setup), ep, SETUP_TIMEOUT))
+                partial(Counter, ep, f"bench-sub-{i}", setup), ep, SETUP_TIMEOUT))
         for i in range(pubs):
-            publishers.append(await connect(lambda i=i: RawConn(ep, f"bench-pub-{i}"), ep,
+            publishers.append(await connect(partial(RawConn, ep, f"bench-pub-{i}"), ep,
                                             SETUP_TIMEOUT))
         frame = pub_frame(subject, FILL * size)
         # One message first, so every subscriber learns the exact frame it will count.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import Any
 
 from .common import SETUP_TIMEOUT, close_all, run_tag
 from .model import Context, CpuProbe, Outcome, Params, Scenario, latency_columns, latency_metrics
@@ -76,7 +77,8 @@ async def reqrep(ctx: Context, p: Params) -> Outcome:
                 i += 1
             # Event-loop timers tick in milliseconds: never sleep less, catch up in bursts.
             await asyncio.sleep(max(0.001, t0 + i / rate - time.perf_counter()))
-        await asyncio.wait({done, requester.closed, responder.closed},
+        waits: set[asyncio.Future[Any]] = {done, requester.closed, responder.closed}
+        await asyncio.wait(waits,
                            timeout=max(0.0, deadline - time.perf_counter()),
                            return_when=asyncio.FIRST_COMPLETED)
         partial = not done.done()

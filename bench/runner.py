@@ -58,7 +58,8 @@ def run_isolated(job: Job, ctx: Context) -> Outcome:
     budget = ctx.timeout * REGISTRY[job.scenario].phases + SETUP_ALLOWANCE
     try:
         if recv.poll(budget):
-            return recv.recv()
+            outcome: Outcome = recv.recv()
+            return outcome
         return Outcome(metrics={}, error="client worker did not finish in time")
     except EOFError:
         return Outcome(metrics={}, error=f"client worker died (exit {proc.exitcode})")

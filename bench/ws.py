@@ -17,6 +17,7 @@ import base64
 import os
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -125,7 +126,7 @@ class WsClient(asyncio.Protocol):
             return
         buffered = cast(asyncio.BufferedProtocol, inner)
         while chunk:
-            buf = buffered.get_buffer(len(chunk))
+            buf = memoryview(buffered.get_buffer(len(chunk)))
             k = min(len(buf), len(chunk))
             buf[:k] = chunk[:k]
             buffered.buffer_updated(k)
@@ -216,10 +217,9 @@ async def _pubsub(ctx: Context, ep: Endpoint, ws_port: int | None, p: Params,
     publishers: list[RawConn] = []
     try:
         for i in range(subs):
-            counters.append(await open_conn(lambda i=i: Counter(ep, f"bench-{tag}-sub-{i}",
-                                                                setup)))
+            counters.append(await open_conn(partial(Counter, ep, f"bench-{tag}-sub-{i}", setup)))
         for i in range(pubs):
-            publishers.append(await open_conn(lambda i=i: RawConn(ep, f"bench-{tag}-pub-{i}")))
+            publishers.append(await open_conn(partial(RawConn, ep, f"bench-{tag}-pub-{i}")))
         frame = pub_frame(subject, FILL * size)
         publishers[0].write(frame)
         await asyncio.wait_for(asyncio.gather(*(c.primed for c in counters)), SETUP_TIMEOUT)

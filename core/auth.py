@@ -265,7 +265,8 @@ class Authenticator:
         if len(self._failures) > 10_000:
             self._failures = {a: v for a, v in self._failures.items()
                               if now - v[1] <= FAILURE_MEMORY}
-        return min(FAILURE_DELAY * 2 ** (count - 1), FAILURE_DELAY_MAX)
+        delay: float = min(FAILURE_DELAY * 2 ** (count - 1), FAILURE_DELAY_MAX)
+        return delay
 
     async def slow_refusal(self, address: str) -> None:
         """Wait before a door answers a failed login from ``address``: every door makes

@@ -130,15 +130,16 @@ class Client:
     def may_subscribe(self, subject: bytes, queue: bytes | None) -> bool:
         return self.perms is None or self.perms.can_subscribe(subject, queue)
 
-    def _guard_for(self, subject: bytes):
+    def _guard_for(self, subject: bytes) -> Callable[[bytes, bytes | None], bool] | None:
         """What checks each delivery to a new subscription on ``subject``, if anything."""
         perms, responses = self.perms, self.responses
-        filtered = perms is not None and perms.needs_delivery_check(subject)
-        if responses is None and not filtered:
+        deny = perms.can_receive if perms is not None and perms.needs_delivery_check(
+            subject) else None
+        if responses is None and deny is None:
             return None
 
         def guard(shown: bytes, reply: bytes | None) -> bool:
-            if filtered and not perms.can_receive(shown):
+            if deny is not None and not deny(shown):
                 return False
             if responses is not None and reply:
                 responses.grant(reply)

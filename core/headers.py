@@ -6,6 +6,8 @@ friends; the block itself is passed on untouched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PREFIX = b"NATS/1.0"
 EMPTY = b"NATS/1.0\r\n\r\n"
 
@@ -29,7 +31,7 @@ def get(hdr: bytes | None, key: bytes) -> bytes | None:
     return parse(hdr).get(key)
 
 
-def build(items: list[tuple[bytes, bytes]] | dict[bytes, bytes] = (),
+def build(items: Sequence[tuple[bytes, bytes]] | dict[bytes, bytes] = (),
           code: int | None = None, description: str = "") -> bytes:
     """A header block; ``code`` makes a status line like nats-server's."""
     first = PREFIX

@@ -6,6 +6,7 @@ import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jetport.core import security
@@ -14,8 +15,10 @@ from jetport.core.flow import FlowControl
 from jetport.core.monitor import closed_record
 
 if TYPE_CHECKING:
+    from jetport.core.auth import Authenticator
     from jetport.core.client import Client
     from jetport.core.config import Options
+    from jetport.core.jetstream.engine import JetStream
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
 NATS_VERSION = "2.11.0"
@@ -50,7 +53,7 @@ class Hub:
         self.slow_consumers = 0
         self.lame_duck = False
         self.flow = FlowControl()
-        self.jetstream = None
+        self.jetstream: JetStream | None = None
         #: Listening port of each open door, by door name.
         self.ports: dict[str, int] = {}
         #: Where each open door listens, as a URL (``nats://127.0.0.1:4222``).
@@ -64,9 +67,11 @@ class Hub:
         self._cid = 0
         #: ``retainer(account, subject, hdr, payload)``: set by the door keeping retained
         #: messages, so other doors' publishes with the retain header reach it.
-        self.retainer = None
+        self.retainer: Callable[[Account, bytes, bytes, bytes], None] | None = None
         #: Called with every account created after start-up.
-        self.account_hooks: list = []
+        self.account_hooks: list[Callable[[Account], None]] = []
+        #: Who clients are (users, keys, operator mode); replaced on reload.
+        self.auth: Authenticator
         security.configure(self, options)  # sets self.auth and the configured accounts
 
     def listening(self, door: str, scheme: str, host: str, port: int) -> None:

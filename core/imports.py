@@ -11,6 +11,7 @@ until the response threshold for ``stream`` and ``chunked`` ones).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jetport.core.config.auth import export_for
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 MAX_HOPS = 4
 
 
-def mapper(source: bytes, target: bytes):
+def mapper(source: bytes, target: bytes) -> Callable[[bytes], bytes]:
     """A function taking subjects matching ``source`` to ``target``: wildcard tokens
     fill the target's wildcards in order; a target that only adds a prefix keeps the
     whole subject after it."""
@@ -104,8 +105,8 @@ class ServiceImport(_Link):
         #: token -> (requester's reply, deadline)
         self._pending: dict[bytes, tuple[bytes, float]] = {}
         self.listen(imp.local.encode(), self._on_request)
-        self.responses = InternalClient(hub, exporter, f"responses:{importer.name}")
-        self.responses.listen(self._prefix + b".>", self._on_response)
+        self.answers = InternalClient(hub, exporter, f"responses:{importer.name}")
+        self.answers.listen(self._prefix + b".>", self._on_response)
 
     def _on_request(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                     payload: bytes) -> None:
@@ -137,7 +138,7 @@ class ServiceImport(_Link):
             del self._pending[token]
 
     def close(self, reason: str = "") -> None:
-        self.responses.release()
+        self.answers.release()
         super().close(reason)
 
 

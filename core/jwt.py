@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import product
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jetport.core import nkeys
@@ -265,7 +265,8 @@ def _strs(d: dict[str, Any], key: str) -> tuple[str, ...]:
 
 
 def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
-    return _get(d, key, dict, {})
+    value: dict[str, Any] = _get(d, key, dict, {})
+    return value
 
 
 def _permission(d: dict[str, Any]) -> Permission:
@@ -337,7 +338,8 @@ def _account_limits(d: dict[str, Any]) -> AccountLimits:
     return AccountLimits(**ints, **bools, tiered_limits=_obj(d, "tiered_limits"))
 
 
-def _common(payload: dict[str, Any], nats: dict[str, Any], kind: str, version: int) -> dict:
+def _common(payload: dict[str, Any], nats: dict[str, Any], kind: str,
+            version: int) -> dict[str, Any]:
     tags = _strs(nats, "tags") if version >= 2 else _strs(payload, "tags")
     return {
         "kind": kind,
@@ -444,7 +446,10 @@ def decode(token: str) -> Claims:
     return _build(payload, nats, kind, version)
 
 
-def _decode_kind(token: str, kind: type[Claims], name: str) -> Any:
+C = TypeVar("C", bound="Claims")
+
+
+def _decode_kind(token: str, kind: type[C], name: str) -> C:
     claims = decode(token)
     if not isinstance(claims, kind):
         raise JwtError(f"not {name} claim")

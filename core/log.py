@@ -69,7 +69,8 @@ class LogFile(logging.FileHandler):
         backup = f"{self.baseFilename}.{stamp}.{int((now % 1) * 1e9):09d}"
         self.acquire()
         try:
-            self.stream.close()
+            if self.stream is not None:
+                self.stream.close()
             os.rename(self.baseFilename, backup)
             self.stream = self._open()
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from jetport.core.subjects import SubjectIndex, is_literal, subjects_overlap
 
@@ -42,7 +43,7 @@ class RuleList:
 
     def __init__(self, entries: list[str]) -> None:
         self.entries = list(entries)
-        self.index = SubjectIndex()
+        self.index: SubjectIndex[_Rule] = SubjectIndex()
         for entry in entries:
             subject, _, queue = entry.strip().partition(" ")
             self.index.insert(_Rule(subject.encode(), queue.strip().encode() or None))
@@ -121,9 +122,9 @@ class Permissions:
             return self.can_subscribe(subject, queue)
         return self.can_receive(subject)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """nats-server's shape (used by $SYS.REQ.USER.INFO and monitoring)."""
-        out: dict = {}
+        out: dict[str, Any] = {}
         for name, allow, deny in (("publish", self.pub_allow, self.pub_deny),
                                   ("subscribe", self.sub_allow, self.sub_deny)):
             part = {}

@@ -71,7 +71,7 @@ class Router:
     """The subscription index of one account and delivery over it."""
 
     def __init__(self) -> None:
-        self.index = SubjectIndex()
+        self.index: SubjectIndex[Subscription] = SubjectIndex()
         self._rr = 0
         #: literal subject -> callbacks run when a subscription starts matching it
         self._watchers: dict[bytes, list[Callable[[], None]]] = {}
@@ -107,7 +107,7 @@ class Router:
     def unsubscribe(self, sub: Subscription) -> None:
         self.index.remove(sub)
 
-    def match(self, subject: bytes):
+    def match(self, subject: bytes) -> Match[Subscription]:
         """Subscriptions for a published subject; :class:`InvalidSubject` if malformed."""
         index = self.index
         m = index.cache.get(subject)
@@ -144,7 +144,7 @@ class Router:
         n = 0
         for sub in plain:
             client = sub.client
-            if client is origin and not client.echo:
+            if origin is client and not client.echo:
                 continue
             # (no receive_filter here: on a core publish a subscription's guard already
             # holds every deny rule its pattern overlaps)
@@ -192,7 +192,7 @@ class Router:
         # answer for the last subject did not depend on it, the next one with the same
         # leading tokens gets the same answer.
         head: bytes | None = None
-        head_m: Match = EMPTY
+        head_m: Match[Subscription] = EMPTY
         for msg in msgs:
             subject = msg[0]
             m = cache.get(subject)
@@ -266,7 +266,7 @@ class Router:
         n = 0
         for sub in plain:
             client = sub.client
-            if client is origin and not client.echo:
+            if origin is client and not client.echo:
                 continue
             if sub.max_msgs or sub.guard is not None or client.receive_filter is not None:
                 for payload in payloads:
@@ -289,7 +289,7 @@ class Router:
 
     def _to_groups(
         self,
-        groups: tuple,
+        groups: tuple[tuple[Subscription, ...], ...],
         origin: Client | None,
         subject: bytes,
         reply: bytes | None,

@@ -43,7 +43,7 @@ class Server:
         self.hub = Hub(options)
         self.doors: list[Door] = [cls(self.hub) for cls in door_classes() if cls.wanted(options)]
         self._stop = asyncio.Event()
-        self._lame_duck: asyncio.Task | None = None
+        self._lame_duck: asyncio.Task[None] | None = None
 
     def door(self, name: str) -> Door | None:
         return next((d for d in self.doors if d.name == name), None)

@@ -9,7 +9,7 @@ import struct
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-def reset(transport: asyncio.BaseTransport) -> None:
+def reset(transport: asyncio.WriteTransport) -> None:
     """Drop a connection at once, unsent bytes and all: a reset, not a close.
 
     ``abort()`` alone leaves what the kernel already holds (megabytes on a fast link)

@@ -8,7 +8,7 @@ here for the core's callers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from jetport.storage.subjects import (
     FWC,
@@ -54,9 +54,10 @@ class Subscriber(Protocol):
 #: that each get a copy; ``groups`` a tuple of tuples, one per queue group, of which one
 #: member gets a copy.  Immutable snapshots, so a subscription removed during delivery
 #: cannot disturb the loop.
-Match = tuple
+S = TypeVar("S", bound="Subscriber")
+Match = tuple[tuple[S, ...], tuple[tuple[S, ...], ...]]
 
-EMPTY: Match = ((), ())
+EMPTY: Match[Any] = ((), ())
 
 
 class _Node:
@@ -83,7 +84,7 @@ class _Level:
         return not self.nodes and self.pwc is None and self.fwc is None
 
 
-class SubjectIndex:
+class SubjectIndex(Generic[S]):
     """A token trie of subscriptions with a bounded cache of match results.
 
     The cache maps a literal subject to its :class:`Match`.  Inserting or removing a
@@ -94,16 +95,16 @@ class SubjectIndex:
     def __init__(self, cache_size: int = 4096) -> None:
         self._root = _Level()
         self._count = 0
-        self.cache: dict[bytes, Match] = {}
+        self.cache: dict[bytes, Match[S]] = {}
         self.cache_size = cache_size
         #: (first tokens, number of tokens) -> answer, for answers that ignore the rest
-        self._prefixes: dict[tuple[bytes, int], Match] = {}
+        self._prefixes: dict[tuple[bytes, int], Match[S]] = {}
         self._depths: list[int] = []
 
     def __len__(self) -> int:
         return self._count
 
-    def insert(self, sub: Subscriber) -> None:
+    def insert(self, sub: S) -> None:
         level = self._root
         node: _Node | None = None
         for tok in sub.subject.split(b"."):
@@ -132,7 +133,7 @@ class SubjectIndex:
         self._count += 1
         self._invalidate(sub.subject)
 
-    def remove(self, sub: Subscriber) -> bool:
+    def remove(self, sub: S) -> bool:
         """Remove ``sub``; returns False when it was not indexed."""
         path: list[tuple[_Level, bytes, _Node]] = []
         level: _Level | None = self._root
@@ -188,7 +189,7 @@ class SubjectIndex:
         for key in [k for k in cache if tokens_match(ptoks, k.split(b"."))]:
             del cache[key]
 
-    def match(self, subject: bytes) -> Match:
+    def match(self, subject: bytes) -> Match[S]:
         """All subscriptions matching the literal ``subject``, cached.
 
         Besides exact subjects, answers that depend only on a subject's first tokens are
@@ -200,11 +201,11 @@ class SubjectIndex:
             return hit
         return self.lookup(subject)
 
-    def lookup(self, subject: bytes) -> Match:
+    def lookup(self, subject: bytes) -> Match[S]:
         """:meth:`match` for a subject known not to be in the exact cache."""
         return self.lookup_depth(subject)[0]
 
-    def lookup_depth(self, subject: bytes) -> tuple[Match, int]:
+    def lookup_depth(self, subject: bytes) -> tuple[Match[S], int]:
         """:meth:`lookup`, and how many leading tokens the answer depends on: fewer
         than the subject has means every subject of the same length sharing them gets
         the same answer."""
@@ -225,10 +226,11 @@ class SubjectIndex:
         queues: dict[bytes, list[Subscriber]] = {}
         toks = subject.split(b".")
         depth = _collect(self._root, toks, 0, plain, queues)
+        # The trie holds what insert() was given: subscriptions of type S.
         if queues:
-            result = (tuple(plain), tuple(map(tuple, queues.values())))
+            result = cast(Match[S], (tuple(plain), tuple(map(tuple, queues.values()))))
         else:
-            result = (tuple(plain), ()) if plain else EMPTY
+            result = cast(Match[S], (tuple(plain), ()) if plain else EMPTY)
         ntok = len(toks)
         if depth < ntok:
             if len(prefixes) >= self.cache_size:
@@ -246,16 +248,16 @@ class SubjectIndex:
         cache[subject] = result
         return result, ntok
 
-    def __iter__(self) -> Iterator[Subscriber]:
+    def __iter__(self) -> Iterator[S]:
         stack = [self._root]
         while stack:
             level = stack.pop()
             nodes = list(level.nodes.values())
             nodes += [n for n in (level.pwc, level.fwc) if n is not None]
             for node in nodes:
-                yield from node.plain
+                yield from cast(dict[S, None], node.plain)
                 for members in node.queues.values():
-                    yield from members
+                    yield from cast(dict[S, None], members)
                 if node.level is not None:
                     stack.append(node.level)
 

@@ -21,7 +21,7 @@ def rfc3339(ts: float | None = None, ns: int | None = None) -> str:
 def uptime(seconds: float) -> str:
     """nats-server's compact uptime: ``1y2d3h4m5s`` with leading zero units dropped."""
     s = int(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
         n, s = divmod(s, size)
         if n or parts:

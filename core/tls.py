@@ -309,7 +309,8 @@ def identities_from_der(der: bytes) -> list[str]:
     if dn is not None and dn.rdns:
         found.append(CertDN(dn))
     text = _pkix_string(subject)
-    dcs = [a.value for a in subject if a.oid == NameOID.DOMAIN_COMPONENT]
+    dcs = [a.value if isinstance(a.value, str) else a.value.decode(errors="replace")
+           for a in subject if a.oid == NameOID.DOMAIN_COMPONENT]
     if dcs:
         found.append(",".join([text, *(f"DC={v}" for v in dcs)]))
     found.append(text)

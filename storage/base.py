@@ -9,7 +9,7 @@ PubAck is sent only after its message would survive a crash of the process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -120,7 +120,7 @@ class StreamStore(Protocol):
         empty stream's ``first_seq`` moves past it.  Durable after ``sync``."""
         ...
 
-    async def sync(self) -> None:
+    def sync(self) -> Awaitable[None]:
         """Return once every message stored before this call is committed."""
         ...
 

@@ -154,9 +154,9 @@ class MemoryStreamStore:
             return best
         for subject, idx in self._subj.items():
             if match(subject):
-                s = idx.ge(seq)
-                if s is not None and (best is None or s < best):
-                    best = s
+                first = idx.ge(seq)
+                if first is not None and (best is None or first < best):
+                    best = first
         return best
 
     async def last(self, subject: bytes) -> StoredMsg | None:

@@ -255,10 +255,10 @@ class SqliteStreamStore:
                 queries.append((_MSG + where + order, [self._id, *params, lo, hi, limit]))
         end = hi
         found: dict[int, StoredMsg] = {}
-        for sql, params in queries:
+        for sql, args in queries:
             if len(queries) > 1:
-                params[-2] = end  # nothing past an earlier read's end is needed
-            msgs = self._rows(sql, params)
+                args[-2] = end  # nothing past an earlier read's end is needed
+            msgs = self._rows(sql, args)
             if len(msgs) == limit:
                 end = min(end, msgs[-1].seq + 1)
             for m in msgs:
@@ -278,7 +278,7 @@ class SqliteStreamStore:
         if pattern is not None:
             where, extra = _sql_match([pattern], indexed=False)
             sql += where
-            params += extra
+            return self._one(sql + order, [*params, *extra, self._tail.floor])
         return self._one(sql + order, [*params, self._tail.floor])
 
     async def count(self, subject: bytes, seq: int = 0) -> int:
@@ -349,7 +349,8 @@ class SqliteStreamStore:
         self._check()
         if seq < self._live.first_seq or seq > self._live.last_seq:
             return False
-        return await self._writer.run(partial(self._remove, seq))
+        removed: bool = await self._writer.run(partial(self._remove, seq))
+        return removed
 
     def _remove(self, seq: int, txn: Txn) -> bool:
         if self._gone:
@@ -401,7 +402,8 @@ class SqliteStreamStore:
     async def purge(self, subject: bytes | None = None, before: int = 0, keep: int = 0) -> int:
         self._check()
         pattern = normalize_one(subject)
-        return await self._writer.run(partial(self._purge, pattern, before, keep))
+        purged: int = await self._writer.run(partial(self._purge, pattern, before, keep))
+        return purged
 
     def _purge(self, pattern: bytes | None, before: int, keep: int, txn: Txn) -> int:
         if self._gone:

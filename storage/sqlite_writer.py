@@ -34,8 +34,8 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from . import sqlite_worker as worker
 from .base import ConsumerState, StorageError
@@ -347,7 +347,7 @@ class Writer:
         self._schedule()
         return await op.fut
 
-    def sync(self) -> Awaitable[None]:
+    def sync(self) -> _Shared:
         """Resolves once everything queued before the call is committed.  A future, not
         a coroutine: callers may hang callbacks on it without wrapping it in a task."""
         self._check()
@@ -372,7 +372,7 @@ class Writer:
         if fut.done():
             callback(None)
         else:
-            fut.hooks.append(callback)  # type: ignore[attr-defined]
+            fut.hooks.append(callback)
 
     def check(self) -> None:
         """StorageError if nothing can be written now (failed or closed)."""
@@ -516,7 +516,8 @@ class Writer:
                 elif type(step) is _Sql:
                     worker.execute(conn, step.stmts)
                 else:
-                    step.result = step.fn(txn)
+                    op = cast(_Op, step)
+                    op.result = op.fn(txn)
             worker.execute(conn, self._meta(txn))
         self._advance(committed, txn)
 

@@ -94,7 +94,8 @@ __all__ = ["DEFAULT_MAX_PACKET_SIZE", "MAX_REMAINING_LENGTH", "MqttCodec", "deco
 DEFAULT_MAX_PACKET_SIZE = 1 << 20
 
 _V3_SUBACK = frozenset({0, 1, 2, SUBACK_FAILURE})
-_ACK_CLASSES = {PUBACK: PubAck, PUBREC: PubRec, PUBREL: PubRel, PUBCOMP: PubComp}
+_ACK_CLASSES: dict[int, type[PubAck | PubRec | PubRel | PubComp]] = {
+    PUBACK: PubAck, PUBREC: PubRec, PUBREL: PubRel, PUBCOMP: PubComp}
 
 
 def _bad_topic(topic: str) -> str | None:
@@ -138,10 +139,14 @@ class MqttCodec:
         self._need = 0
         self._dead = False
         self._decoders = (
-            None, self._connect, self._connack, self._publish, self._ack, self._ack,
+            self._reserved, self._connect, self._connack, self._publish, self._ack, self._ack,
             self._ack, self._ack, self._subscribe, self._suback, self._unsubscribe,
             self._unsuback, self._ping, self._ping, self._disconnect, self._auth,
         )
+
+    def _reserved(self, buf: bytes, pos: int, end: int, b0: int) -> Packet:
+        """Packet type 0 (``_check_header`` refuses it first)."""
+        raise malformed("reserved packet type 0")
 
     # -- reading --------------------------------------------------------------------------
 
@@ -350,7 +355,8 @@ class MqttCodec:
                 props = read_last_props(buf, pos + 3, end, ptype)
         return _ACK_CLASSES[ptype](packet_id, code, props)
 
-    def _packet_id(self, buf: bytes, pos: int, end: int, ptype: int) -> tuple[int, dict, int]:
+    def _packet_id(self, buf: bytes, pos: int, end: int,
+                   ptype: int) -> tuple[int, dict[str, Any], int]:
         """The packet identifier and v5 properties that start SUBSCRIBE and friends."""
         packet_id = read_u16(buf, pos, end)
         if not packet_id:
@@ -466,8 +472,9 @@ def _reason(ptype: int, code: int) -> int:
 
 def _check_response_topic(props: dict[str, Any]) -> None:
     topic = props.get("response_topic")
-    if topic is not None and _bad_topic(topic):
-        raise DecodeError(PROTOCOL_ERROR, "response topic: " + _bad_topic(topic))
+    problem = _bad_topic(topic) if topic is not None else None
+    if problem:
+        raise DecodeError(PROTOCOL_ERROR, "response topic: " + problem)
 
 
 def decode_all(data: bytes, level: int = 4, client: bool = False,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.codec import MqttCodec
@@ -22,6 +23,7 @@ from jetport.bridges.mqtt.packets import (
     ConnAck,
     Connect,
     Disconnect,
+    Packet,
     PingReq,
     PingResp,
     ProtocolError,
@@ -71,7 +73,7 @@ DISCONNECT_WITH_WILL = 0x04
 RECEIVE_MAXIMUM = 65535
 
 
-def qos_header(qos: int, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+def qos_header(qos: int, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     """The header block of an MQTT-originated message, as nats-server writes it."""
     lines = b"".join(k + b": " + v + b"\r\n" for k, v in extra)
     return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n%b\r\n" % (qos, lines)
@@ -103,7 +105,7 @@ class MqttConnection(asyncio.Protocol):
         #: What the hub may hold for this client, queued and unsent (``max_pending``).
         self.max_pending = door.hub.options.max_pending
         self._flush_scheduled = False
-        self._held: list | None = None
+        self._held: list[Packet | ProtocolError] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = time.monotonic()
         self._closing = False
@@ -242,45 +244,44 @@ class MqttConnection(asyncio.Protocol):
             return
         self._process(packets)
 
-    def _process(self, packets: list) -> None:
+    def _process(self, packets: list[Packet | ProtocolError]) -> None:
         for i, packet in enumerate(packets):
             if self._closing:
                 return
-            kind = type(packet)
-            if kind is Publish:
+            if isinstance(packet, Publish):
                 self._on_publish(packet)
-            elif kind is PubAck:
+            elif isinstance(packet, PubAck):
                 self._ack(packet.packet_id, 1)
-            elif kind is PubRec:
+            elif isinstance(packet, PubRec):
                 if self.session is not None and self.session.received(packet.packet_id):
                     self.send(PubRel(packet.packet_id))
                 else:
                     self.send(PubRel(packet.packet_id, PACKET_ID_NOT_FOUND
                                      if self.level == 5 else 0))
-            elif kind is PubRel:
+            elif isinstance(packet, PubRel):
                 self._on_pubrel(packet.packet_id)
-            elif kind is PubComp:
+            elif isinstance(packet, PubComp):
                 self._ack(packet.packet_id, 2)
-            elif kind is Subscribe:
+            elif isinstance(packet, Subscribe):
                 self._on_subscribe(packet)
-            elif kind is Unsubscribe:
+            elif isinstance(packet, Unsubscribe):
                 self._on_unsubscribe(packet)
-            elif kind is PingReq:
+            elif isinstance(packet, PingReq):
                 self.send(PingResp())
-            elif kind is Disconnect:
+            elif isinstance(packet, Disconnect):
                 if packet.reason_code != DISCONNECT_WITH_WILL:
                     self.will = None
                 self._update_expiry(packet.properties)
                 self.close()
                 return
-            elif kind is Connect:
+            elif isinstance(packet, Connect):
                 self._held = list(packets[i + 1:])
                 spawn(self._on_connect(packet), f"{self.ip}:{self.port} - mqtt - CONNECT")
                 return
-            elif kind is ProtocolError:
+            elif isinstance(packet, ProtocolError):
                 self._protocol_error(packet)
                 return
-            elif kind is Auth:
+            elif isinstance(packet, Auth):
                 self._protocol_error(ProtocolError(0x8C, "enhanced authentication"))
                 return
 
@@ -412,7 +413,7 @@ class MqttConnection(asyncio.Protocol):
     def _on_publish(self, pkt: Publish) -> None:
         session = self.session
         assert session is not None
-        qos, pid = pkt.qos, pkt.packet_id
+        qos, pid = pkt.qos, pkt.packet_id or 0  # no packet id: QoS 0, never acknowledged
         if qos == 2 and self.door.options.reject_qos2_publish:
             self._protocol_error(ProtocolError(0x9B, "QoS 2 publishes are refused"))
             return

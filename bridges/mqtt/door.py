@@ -381,7 +381,7 @@ class MqttDoor:
 
     # -- publishing ---------------------------------------------------------------------
 
-    def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
+    def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future[Any] | None:
         """Route an MQTT message; a future when QoS 1/2 must wait for commits: it gives
         the reason code to acknowledge with (0, or why a store did not keep it).  Raises
         the router's InvalidSubject for a subject it cannot route."""
@@ -404,7 +404,9 @@ class MqttDoor:
         waits: list[asyncio.Future[Any]] = []
         requester = None
         if pkt.retain:
-            waits.append(self._retain(session, subject, pkt))
+            stored = self._retain(session, subject, pkt)
+            if stored is not None:
+                waits.append(stored)
         js = self.hub.jetstream
         if pkt.qos and reply is None and js is not None:
             count = js.streams_capturing(account, subj)
@@ -474,11 +476,11 @@ class MqttDoor:
             r = self._retained[account.name] = _Retained()
         return r
 
-    def _retain(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future | None:
+    def _retain(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future[Any] | None:
         return self._retain_in(session.account, subject, pkt)
 
     def _retain_in(self, account: Account, subject: str, pkt: Publish
-                   ) -> asyncio.Future | None:
+                   ) -> asyncio.Future[Any] | None:
         retained = self._retained_of(account)
         if pkt.payload:
             retained.msgs[subject] = (pkt.topic, pkt.qos, pkt.payload, dict(pkt.properties))

@@ -163,7 +163,7 @@ def _reason(b0: int) -> Callable[[Any, int], bytes]:
     return encode_reason
 
 
-_ENCODERS: dict[type, Any] = {
+_ENCODERS: dict[type, Callable[[Any, int], bytes]] = {
     Connect: _connect,
     ConnAck: _connack,
     Publish: _publish,

@@ -34,7 +34,7 @@ REPLY_PREFIX = b"$MQTT.JSA."
 SESSIONS = "$MQTT_sess"
 RETAINED = "$MQTT_rmsgs"
 QUEUE = "$MQTT_queue"
-_STREAMS = {
+_STREAMS: dict[str, dict[str, Any]] = {
     SESSIONS: {"subjects": ["$MQTT.sess.>"], "max_msgs_per_subject": 1},
     RETAINED: {"subjects": ["$MQTT.rmsgs.>"], "max_msgs_per_subject": 1},
     QUEUE: {"subjects": ["$MQTT.q.>"]},

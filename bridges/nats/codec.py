@@ -37,7 +37,8 @@ OP_ERROR = 7
 OP_CLOSE = 8
 OP_PUBS = 9
 
-Event = tuple
+#: ``(OP_..., fields...)``: see the module docstring for each operation's fields.
+Event = tuple[Any, ...]
 
 ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_CONTROL_LINE = "maximum control line exceeded"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jetport.bridges.nats.codec import (
     ERR_CONTROL_LINE,
@@ -30,6 +30,7 @@ from jetport.bridges.nats.codec import (
     OP_UNSUB,
     PING,
     PONG,
+    Event,
     ServerCodec,
     encode_err,
     encode_info,
@@ -108,7 +109,7 @@ class NatsClient(Client, asyncio.Protocol):
         self._early: list[bytes] | None = None
         self._trace = log.isEnabledFor(TRACE)
         #: Events that arrived while CONNECT's credentials were being checked.
-        self._held: list | None = None
+        self._held: list[Event] | None = None
         self.nonce = new_nonce() if hub.auth.nonce_required else ""
         self.connect_opts: dict[str, Any] | None = None
         #: Whether CONNECT must prove an identity, and how long it may take: a door can
@@ -122,17 +123,18 @@ class NatsClient(Client, asyncio.Protocol):
     # -- connection life cycle ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.ip, self.port = peer[0], peer[1]
         door, hub = self.door, self.hub
         if len(hub.clients) >= hub.options.max_connections:  # every door's clients
             transport.write(encode_info(door.info(self)) + encode_err(ERR_MAX_CONNECTIONS))
             self.closed = True
-            if transport.can_write_eof():  # type: ignore[attr-defined]
+            if transport.can_write_eof():
                 # Half-close and read on: closing outright would answer the client's
                 # CONNECT with a reset that can destroy the -ERR before it is read.
-                transport.write_eof()  # type: ignore[attr-defined]
+                transport.write_eof()
                 self._timers["linger"] = self._loop.call_later(REFUSED_LINGER, transport.abort)
             else:
                 transport.close()
@@ -161,10 +163,10 @@ class NatsClient(Client, asyncio.Protocol):
         hello, self._early = b"".join(self._early or ()), []
 
         def replay() -> None:
-            tls_protocol = transport.get_protocol()
+            tls_protocol = cast(asyncio.BufferedProtocol, transport.get_protocol())
             view = memoryview(hello)
-            while view and tls_protocol is not self:
-                buf = tls_protocol.get_buffer(len(view))
+            while view and tls_protocol is not cast(object, self):
+                buf = memoryview(tls_protocol.get_buffer(len(view)))
                 n = min(len(buf), len(view))
                 buf[:n] = view[:n]
                 tls_protocol.buffer_updated(n)
@@ -179,6 +181,7 @@ class NatsClient(Client, asyncio.Protocol):
         # over before anything else runs.
         try:
             async with asyncio.timeout(timeout):
+                assert self.door.tls_context is not None  # checked before this task
                 new = await self._loop.start_tls(
                     transport, self, self.door.tls_context, server_side=True
                 )
@@ -310,7 +313,8 @@ class NatsClient(Client, asyncio.Protocol):
     def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
         # encode_msg in place for messages without headers, as in deliver() (same gain);
         # a message with headers goes through deliver() itself.
-        sid, frames, total = sub.sid, [], 0
+        sid, total = sub.sid, 0
+        frames: list[bytes] = []
         for subject, reply, hdr, payload in msgs:
             if hdr is not None and self.headers:
                 if frames:  # what came before goes first
@@ -453,7 +457,7 @@ class NatsClient(Client, asyncio.Protocol):
         if self._flow.hit:
             self._flow.after_input(self)
 
-    def _process(self, events: list) -> None:
+    def _process(self, events: list[Event]) -> None:
         publish = self._publish
         publish_many = self.account.router.publish_many
         pedantic, verbose = self.pedantic, self.verbose
@@ -553,7 +557,7 @@ class NatsClient(Client, asyncio.Protocol):
             self.account.router.publish_batch(self, batch)
         batch.clear()
 
-    def _before_connect(self, events: list) -> list:
+    def _before_connect(self, events: list[Event]) -> list[Event]:
         """With auth required, the first op must be CONNECT."""
         for i, ev in enumerate(events):
             if ev[0] == OP_CONNECT:
@@ -587,7 +591,7 @@ class NatsClient(Client, asyncio.Protocol):
         if self.verbose:
             self.write(OK)
 
-    def _connect(self, opts: dict[str, Any], events: list, rest: int) -> bool:
+    def _connect(self, opts: dict[str, Any], events: list[Event], rest: int) -> bool:
         """Apply CONNECT; False when processing must stop here.
 
         Without auth the client joins the global account at once.  Otherwise the

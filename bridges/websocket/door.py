@@ -42,7 +42,8 @@ class WebSocketDoor(NatsDoor):
 
     def __init__(self, hub: Hub) -> None:
         super().__init__(hub)
-        w: WebSocketOptions = hub.options.websocket
+        w = hub.options.websocket
+        assert w is not None  # wanted() only when the block is there
         self.ws_options = w
         self.host = w.host or hub.options.host
         self.port = w.port

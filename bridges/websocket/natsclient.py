@@ -18,6 +18,7 @@ from jetport.bridges.nats.codec import (
     ERR_NO_RESPONDERS,
     ERR_PROTOCOL,
     ERR_UNKNOWN_OP,
+    Event,
 )
 from jetport.bridges.nats.connection import (
     ERR_AUTH,
@@ -66,7 +67,7 @@ class WsNatsClient(NatsClient):
     conn_type = "WEBSOCKET"
 
     def __init__(self, door: WebSocketDoor, upgrade: Upgrade) -> None:
-        super().__init__(door)  # type: ignore[arg-type]
+        super().__init__(door)
         w = door.ws_options
         self.ws_options = w
         self.auth_required = self.auth_required or w.auth_override
@@ -108,7 +109,7 @@ class WsNatsClient(NatsClient):
             self._close_with(CLOSE_FOR_ERROR[ERR_AUTH])
         super().close(reason)
 
-    def _connect(self, opts: dict[str, Any], events: list, rest: int) -> bool:
+    def _connect(self, opts: dict[str, Any], events: list[Event], rest: int) -> bool:
         if self.connect_opts is None and self.cookie_credentials:
             missing = {k: v for k, v in self.cookie_credentials.items() if not opts.get(k)}
             if missing:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from jetport.bridges.websocket.origin import origin_error
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
@@ -63,7 +64,8 @@ class WsConnection(asyncio.Protocol):
             ))
         self.ws = ServerProtocol(
             extensions=extensions,
-            select_subprotocol=lambda _proto, _offered: self._subprotocol,
+            select_subprotocol=lambda _proto, _offered: cast(Subprotocol | None,
+                                                             self._subprotocol),
             max_size=max_message_size(door.hub.options.max_payload),
             logger=_FRAME_LOG,
         )
@@ -103,8 +105,8 @@ class WsConnection(asyncio.Protocol):
         if inner is not None and len(events) == 1 and not (self._paused or self.closing):
             # the common case: one data frame
             frame = events[0]
-            if frame.opcode in _DATA_OPCODES:
-                inner.data_received(frame.data)
+            if type(frame) is Frame and frame.opcode in _DATA_OPCODES:
+                inner.data_received(bytes(frame.data))
         elif events:
             self._events(events)
         self._send()
@@ -325,7 +327,8 @@ class WsTransport(asyncio.Transport):
     def __init__(self, conn: WsConnection) -> None:
         super().__init__()
         self._conn = conn
-        self.write = conn.send  # type: ignore[method-assign]
+        # The connection's send itself, not a method calling it: one call less per write.
+        self.write = conn.send  # type: ignore[method-assign, assignment]
 
     @property
     def close_code(self) -> tuple[int, str]:

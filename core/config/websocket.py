@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -152,7 +153,7 @@ def _ws_ping_interval(opts: Options, entry: Entry) -> None:
     websocket_options(opts).ping_interval = entry.seconds()
 
 
-def _cookie(attr: str):
+def _cookie(attr: str) -> Callable[[Options, Entry], None]:
     def handler(opts: Options, entry: Entry) -> None:
         setattr(websocket_options(opts), attr, entry.string())
 

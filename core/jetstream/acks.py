@@ -11,13 +11,14 @@ import heapq
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jetport.core.config.values import parse_duration
 from jetport.core.jetstream.advisories import advise
 from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
+    from jetport.core.jetstream.consumer import Consumer
     from jetport.core.jetstream.stream import Stream
 
 _NS = 1_000_000_000
@@ -174,7 +175,7 @@ class AckTracking:
             due.pop(s, None)
         if acked:
             self._advance_floor()
-            self.stream.acked(self, acked)
+            self.stream.acked(cast("Consumer", self), acked)
             if self._blocked:  # only max_ack_pending makes delivery wait for acks
                 self._blocked = False
                 self.wake()

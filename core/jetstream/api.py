@@ -61,7 +61,7 @@ class JetStreamApi:
     def __init__(self, jsa: JetStreamAccount) -> None:
         self.jsa = jsa
         self._queue: list[tuple[list[bytes], bytes, bytes, bool]] = []
-        self._worker: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
         #: Consumers by the (stream, name) tokens of their ack subjects.
         self._acking: dict[tuple[bytes, bytes], Consumer] = {}
         client = jsa.client

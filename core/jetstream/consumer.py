@@ -57,13 +57,13 @@ class Consumer(PullQueue, AckTracking):
         self._deadlines: list[tuple[int, int]] = []  # (monotonic ns due, stream seq) heap
         self._due: dict[int, int] = {}  # stream seq -> its current deadline
         self._timer_at = 0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._hb_timer: asyncio.TimerHandle | None = None
         self._resume_timer: asyncio.TimerHandle | None = None
         self._pre: deque[int] = deque()  # last_per_subject seqs still to send
         self._started = state is not None
-        self._starting: asyncio.Task | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._pending_count: int | None = None
         #: The stream's last sequence and removal count when ``_pending_count`` was
         #: brought up to date.
@@ -88,7 +88,7 @@ class Consumer(PullQueue, AckTracking):
 
     @property
     def ack_none(self) -> bool:
-        return self.config.ack_policy == "none"
+        return bool(self.config.ack_policy == "none")
 
     def matches(self, subject: bytes) -> bool:
         return not self.filters or any(subject_matches(f, subject) for f in self.filters)
@@ -333,20 +333,20 @@ class Consumer(PullQueue, AckTracking):
                             self._unfetch(buf.pop())
                             return
                 # As many as this target takes without another look at the state.
-                pull = isinstance(target, PullRequest)
+                req = target if isinstance(target, PullRequest) else None
                 n = 1
-                if not (paced or cfg.flow_control or pull and target.max_bytes):
-                    n = min(len(buf), target.batch) if pull else len(buf)
+                if not (paced or cfg.flow_control or req is not None and req.max_bytes):
+                    n = min(len(buf), req.batch) if req is not None else len(buf)
                     if not self.ack_none and cfg.max_ack_pending > 0:
                         n = min(n, room)
                 now, mono = time.time_ns(), time.monotonic_ns()
                 for _ in range(n):
                     msg = buf.pop()
-                    if pull and target.max_bytes and msg.size > target.max_bytes:
+                    if req is not None and req.max_bytes and msg.size > req.max_bytes:
                         # the request cannot take this message: end it, keep the message
                         self.waiting.popleft()
-                        self._send_status(target.reply, 409, "Message Size Exceeds MaxBytes",
-                                          pending_headers(target))
+                        self._send_status(req.reply, 409, "Message Size Exceeds MaxBytes",
+                                          pending_headers(req))
                         self._unfetch(msg)
                         buf.clear()
                         break

@@ -9,6 +9,7 @@ sent before it (``Nats-Last-Sequence``), then an end-of-batch status 204.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jetport.core import headers as H
@@ -127,6 +128,6 @@ class DirectGet:
         ])
         self.stream.jsa.account.router.deliver_as(self.reply, self.reply, None, hdr, msg.data)
 
-    def _status(self, code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    def _status(self, code: int, desc: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
         block = H.build(list(extra), code, desc)
         self.stream.jsa.account.router.deliver_as(self.reply, self.reply, None, block, b"")

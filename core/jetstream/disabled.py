@@ -93,4 +93,4 @@ def _empty_request(payload: bytes) -> bool:
         doc = json.loads(payload)
     except ValueError:
         return False
-    return doc == {}
+    return bool(doc == {})

@@ -178,11 +178,6 @@ class GoEnum(enum.StrEnum):
         return self is next(iter(type(self)))
 
 
-def go_enum(cls: type[GoEnum]) -> Any:
-    """The field type for ``cls`` with nats-server's unmarshal errors."""
-    return Annotated[cls, BeforeValidator(cls._go_parse)]
-
-
 class Retention(GoEnum):
     LIMITS = "limits"
     INTEREST = "interest"
@@ -261,6 +256,19 @@ class ConsumerAction(GoEnum):
         return "unknown consumer action: " + json.dumps(value)
 
 
+# The enums as pydantic field types, with nats-server's unmarshal errors.
+RetentionField = Annotated[Retention, BeforeValidator(Retention._go_parse)]
+DiscardField = Annotated[Discard, BeforeValidator(Discard._go_parse)]
+StorageField = Annotated[Storage, BeforeValidator(Storage._go_parse)]
+CompressionField = Annotated[Compression, BeforeValidator(Compression._go_parse)]
+PersistModeField = Annotated[PersistMode, BeforeValidator(PersistMode._go_parse)]
+DeliverPolicyField = Annotated[DeliverPolicy, BeforeValidator(DeliverPolicy._go_parse)]
+AckPolicyField = Annotated[AckPolicy, BeforeValidator(AckPolicy._go_parse)]
+ReplayPolicyField = Annotated[ReplayPolicy, BeforeValidator(ReplayPolicy._go_parse)]
+PriorityPolicyField = Annotated[PriorityPolicy, BeforeValidator(PriorityPolicy._go_parse)]
+ConsumerActionField = Annotated[ConsumerAction, BeforeValidator(ConsumerAction._go_parse)]
+
+
 # -- the model base ---------------------------------------------------------------------
 
 
@@ -298,7 +306,8 @@ class WireModel(BaseModel):
             raw = getattr(self, name, None)
             if raw is None or (name in self._omitempty and _is_zero(raw)):
                 del data[name]
-        return data
+        out: dict[str, Any] = data
+        return out
 
     @classmethod
     def go_name(cls) -> str:

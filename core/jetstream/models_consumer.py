@@ -10,19 +10,23 @@ from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import (
     ZERO_TIME_NS,
     AckPolicy,
+    AckPolicyField,
     Bool,
     ConsumerAction,
+    ConsumerActionField,
     DeliverPolicy,
+    DeliverPolicyField,
     Duration,
     Int,
     PriorityPolicy,
+    PriorityPolicyField,
     ReplayPolicy,
+    ReplayPolicyField,
     Str,
     StrMap,
     Timestamp,
     Uint64,
     WireModel,
-    go_enum,
     parse_model,
 )
 from jetport.core.jetstream.models_stream import ClusterInfo
@@ -47,16 +51,16 @@ class ConsumerConfig(WireModel):
     durable_name: Str = ""
     name: Str = ""
     description: Str = ""
-    deliver_policy: go_enum(DeliverPolicy) = DeliverPolicy.ALL
+    deliver_policy: DeliverPolicyField = DeliverPolicy.ALL
     opt_start_seq: Uint64 = 0
     opt_start_time: Timestamp | None = None
-    ack_policy: go_enum(AckPolicy) = AckPolicy.NONE
+    ack_policy: AckPolicyField = AckPolicy.NONE
     ack_wait: Duration = 0
     max_deliver: Int = 0
     backoff: list[Duration] = Field(default_factory=list)
     filter_subject: Str = ""
     filter_subjects: list[Str] = Field(default_factory=list)
-    replay_policy: go_enum(ReplayPolicy) = ReplayPolicy.INSTANT
+    replay_policy: ReplayPolicyField = ReplayPolicy.INSTANT
     rate_limit_bps: Uint64 = 0
     sample_freq: Str = ""
     max_waiting: Int = 0
@@ -79,7 +83,7 @@ class ConsumerConfig(WireModel):
     pause_until: Timestamp | None = None
     # 2.11+ priority groups.
     priority_groups: list[Str] = Field(default_factory=list)
-    priority_policy: go_enum(PriorityPolicy) = PriorityPolicy.NONE
+    priority_policy: PriorityPolicyField = PriorityPolicy.NONE
     priority_timeout: Duration = 0
 
     @property
@@ -145,7 +149,7 @@ class CreateConsumerRequest(WireModel):
 
     stream_name: Str = ""
     config: ConsumerConfig = Field(default_factory=ConsumerConfig)
-    action: go_enum(ConsumerAction) = ConsumerAction.CREATE_OR_UPDATE
+    action: ConsumerActionField = ConsumerAction.CREATE_OR_UPDATE
     pedantic: Bool = False
 
 

@@ -8,21 +8,25 @@ from jetport.core.jetstream.models_base import (
     ZERO_TIME_NS,
     Bool,
     Compression,
+    CompressionField,
     Discard,
+    DiscardField,
     Duration,
     Int,
     Int32,
     Int64,
     PersistMode,
+    PersistModeField,
     Retention,
+    RetentionField,
     Storage,
+    StorageField,
     Str,
     StrMap,
     Timestamp,
     Uint16,
     Uint64,
     WireModel,
-    go_enum,
 )
 
 
@@ -102,22 +106,22 @@ class StreamConfig(WireModel):
     name: Str = ""
     description: Str = ""
     subjects: list[Str] = Field(default_factory=list)
-    retention: go_enum(Retention) = Retention.LIMITS
+    retention: RetentionField = Retention.LIMITS
     max_consumers: Int = 0
     max_msgs: Int64 = 0
     max_bytes: Int64 = 0
     max_age: Duration = 0
     max_msgs_per_subject: Int64 = 0
     max_msg_size: Int32 = 0
-    discard: go_enum(Discard) = Discard.OLD
-    storage: go_enum(Storage) = Storage.FILE
+    discard: DiscardField = Discard.OLD
+    storage: StorageField = Storage.FILE
     num_replicas: Int = 0
     no_ack: Bool = False
     duplicate_window: Duration = 0
     placement: Placement | None = None
     mirror: StreamSource | None = None
     sources: list[StreamSource] = Field(default_factory=list)
-    compression: go_enum(Compression) = Compression.NONE
+    compression: CompressionField = Compression.NONE
     first_seq: Uint64 = 0
     subject_transform: SubjectTransform | None = None
     republish: RePublish | None = None
@@ -133,7 +137,7 @@ class StreamConfig(WireModel):
     allow_msg_ttl: Bool = False
     subject_delete_marker_ttl: Duration = 0
     # 2.12+: accepted and echoed; the engine decides whether it supports them.
-    persist_mode: go_enum(PersistMode) = PersistMode.DEFAULT
+    persist_mode: PersistModeField = PersistMode.DEFAULT
     metadata: StrMap = Field(default_factory=dict)
 
 

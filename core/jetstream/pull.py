@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ class PullRequest:
         return (0 < self.min_pending <= pending) or (0 < self.min_ack_pending <= ack_pending)
 
 
-def status_block(code: int, desc: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+def status_block(code: int, desc: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     return H.build(list(extra), code, desc)
 
 
@@ -251,7 +252,7 @@ class PullQueue:
                 (b"Nats-Last-Stream", b"%d" % st.delivered_stream_seq)]
 
     def _send_status(self, to: bytes, code: int, desc: str,
-                     extra: list[tuple[bytes, bytes]] = ()) -> None:
+                     extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self._send_out()
         block = status_block(code, desc, extra)
         self.stream.jsa.account.router.deliver_as(to, to, None, block, b"")

@@ -46,4 +46,5 @@ def response_type(tokens: list[bytes]) -> str:
         return "stream_msg_delete_response"
     if words[:1] == ("INFO",):
         return "account_info_response"
-    return RESPONSE_TYPES.get(words[:2], "error_response")
+    return RESPONSE_TYPES.get((words[0], words[1]) if len(words) > 1 else ("", ""),
+                              "error_response")

@@ -37,7 +37,7 @@ class Link:
         filters += [t.src for t in source.subject_transforms or [] if t.src]
         self.filters = [f.encode() for f in filters] or None
         self.last_active = 0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.closed = False
 
     async def load(self, saved: ConsumerState | None) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jetport.core import headers as H
@@ -27,6 +28,7 @@ from jetport.storage.base import StorageError, StoredMsg, StreamStore
 if TYPE_CHECKING:
     from jetport.core.jetstream.account import JetStreamAccount
     from jetport.core.jetstream.consumer import Consumer
+    from jetport.core.router import Subscription
 
 MSG_ID = b"Nats-Msg-Id"
 EXPECTED_STREAM = b"Nats-Expected-Stream"
@@ -51,9 +53,9 @@ class Stream:
         self.store = store
         self.created_ns = created_ns
         self.consumers: dict[str, Consumer] = {}
-        self._subs: list = []
+        self._subs: list[Subscription] = []
         self._inbox: list[tuple[bytes, bytes | None, bytes | None, bytes]] = []
-        self._runner: asyncio.Task | None = None
+        self._runner: asyncio.Task[None] | None = None
         # Nats-Msg-Id -> (seq, stored at ns), oldest first, for the duplicate window
         self._msg_ids: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
         self._last_msg_id: bytes = b""
@@ -197,12 +199,12 @@ class Stream:
                 self._inbox.clear()
                 self._refuse(rest, exc)
             if progress[1]:
-                self.store.on_stored(lambda exc, r=replies: self._stored(exc, r))
+                self.store.on_stored(partial(self._stored, replies=replies))
             else:
                 self._send_acks(replies)
 
     async def _store_batch(self, batch: list[tuple[bytes, bytes | None, bytes | None, bytes]],
-                           replies: list[Delivery], progress: list) -> None:
+                           replies: list[Delivery], progress: list[Any]) -> None:
         """Store ``batch``, adding each message's PubAck (or error) to ``replies``;
         ``progress`` tells how far it got and whether anything was stored."""
         no_ack = self.config.no_ack
@@ -267,7 +269,7 @@ class Stream:
 
     def _over_limits(self) -> bool:
         cfg, st = self.config, self.store.state()
-        return (0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes)
+        return bool((0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes))
 
     async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
                      ts: int = 0, sourced: bool = False) -> tuple[int, bool]:
@@ -302,6 +304,7 @@ class Stream:
             if TTL in hdrs and (cfg.allow_msg_ttl or not sourced):
                 if not cfg.allow_msg_ttl:
                     raise E.msg_ttl_disabled()
+                assert hdr is not None  # hdrs came from it
                 hdr, ttl = self.ttls.admit(hdr, hdrs[TTL])
         if not sourced and self.jsa.limited(cfg.storage):
             err = self.jsa.publish_error(cfg.storage, self.store.record_size(subject, hdr, payload))

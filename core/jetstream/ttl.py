@@ -57,7 +57,7 @@ class MessageTTLs:
         self._due: list[tuple[int, int]] = []  # (deadline ns, seq), earliest first
         self.forever: set[int] = set()  # seqs with ``Nats-TTL: never``
         self._timer: asyncio.TimerHandle | None = None
-        self._running: asyncio.Task | None = None
+        self._running: asyncio.Task[None] | None = None
 
     def admit(self, hdr: bytes, value: bytes) -> tuple[bytes, int]:
         """Check a publish's TTL: (headers to store, TTL ns or NEVER).
