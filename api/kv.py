@@ -21,13 +21,12 @@ from jetport.api.messages import ack_info, encode_data, scan
 from jetport.api.publish import commit
 from jetport.api.session import DoorClient
 from jetport.core import headers as H
-from jetport.core.timeutil import rfc3339
+from jetport.core.timeutil import NS_PER_S, rfc3339
 
 router = APIRouter(prefix="/v1/kv", tags=["kv"])
 Caller = Annotated[DoorClient, Depends(caller)]
-_BUCKET = re.compile(r"^[a-zA-Z0-9_-]+$")
+BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
-_NS = 1_000_000_000
 _WRONG_LAST = 10071
 
 
@@ -58,7 +57,7 @@ class Revision(BaseModel):
     revision: int
 
 
-class Entry(BaseModel):
+class KvEntry(BaseModel):
     key: str
     revision: int
     created: str | None = None
@@ -72,11 +71,11 @@ class Keys(BaseModel):
 
 
 class History(BaseModel):
-    entries: list[Entry]
+    entries: list[KvEntry]
 
 
 def _bucket(name: str) -> str:
-    if not _BUCKET.match(name):
+    if not BUCKET_NAME.match(name):
         raise bad_request(f"invalid bucket name {name!r}")
     return name
 
@@ -91,8 +90,8 @@ def _status(info: dict[str, Any]) -> BucketStatus:
     cfg, state = info.get("config") or {}, info.get("state") or {}
     return BucketStatus(bucket=str(cfg.get("name", ""))[3:], values=state.get("messages", 0),
                         history=cfg.get("max_msgs_per_subject", 1),
-                        ttl=cfg.get("max_age", 0) / _NS, bytes=state.get("bytes", 0),
-                        limit_marker_ttl=cfg.get("subject_delete_marker_ttl", 0) / _NS)
+                        ttl=cfg.get("max_age", 0) / NS_PER_S, bytes=state.get("bytes", 0),
+                        limit_marker_ttl=cfg.get("subject_delete_marker_ttl", 0) / NS_PER_S)
 
 
 @router.get("", response_model=list[str], responses=ERRORS)
@@ -104,8 +103,8 @@ async def buckets(client: Caller) -> list[str]:
 @router.post("", status_code=201, response_model=BucketStatus, responses=ERRORS)
 async def create_bucket(cfg: BucketConfig, client: Caller) -> BucketStatus:
     name = _bucket(cfg.bucket)
-    ttl = int(cfg.ttl * _NS)
-    window = min(ttl, 120 * _NS) if ttl else 120 * _NS
+    ttl = int(cfg.ttl * NS_PER_S)
+    window = min(ttl, 120 * NS_PER_S) if ttl else 120 * NS_PER_S
     config = {
         "name": f"KV_{name}", "description": cfg.description, "subjects": [f"$KV.{name}.>"],
         "max_msgs_per_subject": cfg.history, "max_bytes": cfg.max_bytes, "max_age": ttl,
@@ -117,7 +116,7 @@ async def create_bucket(cfg: BucketConfig, client: Caller) -> BucketStatus:
     if cfg.limit_marker_ttl:
         if cfg.limit_marker_ttl < 1:
             raise bad_request("limit_marker_ttl must be at least 1 second")
-        config["subject_delete_marker_ttl"] = int(cfg.limit_marker_ttl * _NS)
+        config["subject_delete_marker_ttl"] = int(cfg.limit_marker_ttl * NS_PER_S)
     return _status(await client.js(f"STREAM.CREATE.KV_{name}", config))
 
 
@@ -284,13 +283,13 @@ async def delete(bucket: str, key: str, request: Request, client: Caller,
 async def history(bucket: str, key: str, client: Caller) -> History:
     _bucket(bucket)
     _key(key)
-    entries: list[Entry] = []
+    entries: list[KvEntry] = []
     config = {"deliver_policy": "all", "filter_subject": f"$KV.{bucket}.{key}"}
     async for page in scan(client, f"KV_{bucket}", config):
         for _subject, reply, hdr, payload in page:
             seq, ts = ack_info(reply) or (0, 0)
             value, enc = encode_data(payload)
-            entries.append(Entry(key=key, revision=seq, created=rfc3339(ns=ts),
+            entries.append(KvEntry(key=key, revision=seq, created=rfc3339(ns=ts),
                                  operation=operation(hdr), value=value, encoding=enc))
     if not entries:
         raise not_found(f"key {key!r}")

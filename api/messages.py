@@ -11,7 +11,6 @@ import binascii
 import contextlib
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -247,10 +246,6 @@ def forget_consumer(client: DoorClient, stream: str, name: str) -> None:
 
     with contextlib.suppress(RuntimeError):  # no loop: the hub is gone already
         spawn(delete(), f"http: deleting consumer {stream} > {name}")
-
-
-def now_ns() -> int:
-    return time.time_ns()
 
 
 def require(cond: bool, status: int, why: str) -> None:

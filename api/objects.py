@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -24,21 +23,20 @@ from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
 from jetport.api.errors import ERRORS, HttpError, bad_request, not_found
+from jetport.api.kv import BUCKET_NAME
 from jetport.api.messages import ack_info, scan
 from jetport.api.publish import commit
 from jetport.api.session import DoorClient
 from jetport.core import headers as H
 from jetport.core.log import log
 from jetport.core.tasks import spawn
-from jetport.core.timeutil import rfc3339
+from jetport.core.timeutil import NS_PER_S, rfc3339
 
 router = APIRouter(prefix="/v1/objects", tags=["objects"])
 Caller = Annotated[DoorClient, Depends(caller)]
-_BUCKET = re.compile(r"^[a-zA-Z0-9_-]+$")
 CHUNK = 128 * 1024
 #: Chunks published and not yet acknowledged during an upload.
 WINDOW = 16
-_NS = 1_000_000_000
 
 
 class ObjectBucketConfig(BaseModel):
@@ -70,7 +68,7 @@ class ObjectList(BaseModel):
 
 
 def _bucket(name: str) -> str:
-    if not _BUCKET.match(name):
+    if not BUCKET_NAME.match(name):
         raise bad_request(f"invalid bucket name {name!r}")
     return name
 
@@ -94,7 +92,7 @@ async def create_bucket(cfg: ObjectBucketConfig, client: Caller) -> JSONResponse
     name = _bucket(cfg.bucket)
     config = {
         "name": f"OBJ_{name}", "description": cfg.description,
-        "subjects": [f"$O.{name}.C.>", f"$O.{name}.M.>"], "max_age": int(cfg.ttl * _NS),
+        "subjects": [f"$O.{name}.C.>", f"$O.{name}.M.>"], "max_age": int(cfg.ttl * NS_PER_S),
         "max_bytes": cfg.max_bytes, "storage": cfg.storage, "discard": "new",
         "num_replicas": 1, "allow_rollup_hdrs": True, "allow_direct": True,
     }

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import cast
 
 from . import servers
-from .common import count_label, run_tag, size_label
+from .common import SETUP_TIMEOUT, count_label, run_tag, size_label
 from .conns import raise_nofile
 from .model import OWN, Column, Context, Outcome, Params, Scenario, proc_rss_kb
 from .servers import LaunchError
 
 PEER = "mosquitto"
-SETUP_TIMEOUT = 10.0
 
 # -- frames -----------------------------------------------------------------------------
 

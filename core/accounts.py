@@ -30,7 +30,7 @@ class Account:
         self.max_connections = UNLIMITED
         self.max_subscriptions = UNLIMITED
         self.max_payload = UNLIMITED
-        #: JetStream limits (:class:`jetport.core.jetstream.models.AccountLimits`);
+        #: JetStream limits (:class:`jetport.core.jetstream.models.JetStreamAccountLimits`);
         #: None: no JetStream.
         self.jetstream_limits: Any = None
         self.default_permissions: Permissions | None = None

@@ -275,7 +275,7 @@ class Authenticator:
 
 
 def jwt_permissions(claims: Any) -> Permissions | None:
-    """A JWT's permission claims (:class:`jetport.core.jwt.Permissions`) in the hub's form."""
+    """A JWT's permission claims (:class:`jetport.core.jwt.ClaimPermissions`) in the hub's form."""
     if claims is None:
         return None
     perms = Permissions()

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from jetport.core.auth import Principal
     from jetport.core.hub import Hub
 
+#: The connection types nats-server knows, for ``allowed_connection_types``.
+CONNECTION_TYPES = frozenset(
+    {"STANDARD", "WEBSOCKET", "MQTT", "MQTT_WS", "LEAFNODE", "LEAFNODE_WS", "IN_PROCESS"}
+)
+
 
 def tightest(*limits: int) -> int:
     """The smallest of limits where -1 means none."""

@@ -23,17 +23,13 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jetport.core import nkeys
+from jetport.core.client import CONNECTION_TYPES
 from jetport.core.subjects import is_valid_subject
 
 NO_LIMIT = -1
 ALL_USERS = "*"
 JWT_PREFIX = "eyJ"
-#: Connection types nats-server knows for ``allowed_connection_types``.
-CONNECTION_TYPES = frozenset(
-    {"STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS", "IN_PROCESS"}
-)
 _SCOPE_KINDS = ("user_scope",)
-_RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
 _TOKEN = re.compile(r"[\w\-.=]+")
 #: Go's "15:04:05": hours 00-23, minutes and seconds 00-59.
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d)")
@@ -56,16 +52,16 @@ class Permission:
 
 
 @dataclass(frozen=True)
-class ResponsePermission:
+class ClaimResponsePermission:
     max_msgs: int = 0
     ttl_ns: int = 0
 
 
 @dataclass(frozen=True)
-class Permissions:
+class ClaimPermissions:
     pub: Permission = Permission()
     sub: Permission = Permission()
-    resp: ResponsePermission | None = None
+    resp: ClaimResponsePermission | None = None
 
     def is_empty(self) -> bool:
         return self.pub.is_empty() and self.sub.is_empty() and self.resp is None
@@ -78,7 +74,7 @@ class UserPermissionLimits:
     Absent numeric limits decode as 0, as in Go; nsc writes -1 (NO_LIMIT) for unlimited.
     """
 
-    permissions: Permissions = Permissions()
+    permissions: ClaimPermissions = ClaimPermissions()
     subs: int = 0
     data: int = 0
     payload: int = 0
@@ -167,7 +163,7 @@ class UserScope:
 
 
 @dataclass(frozen=True)
-class AccountLimits:
+class AccountClaimLimits:
     """The account ``limits`` object (NATS, account and JetStream limits flattened)."""
 
     subs: int = 0
@@ -202,10 +198,10 @@ class AccountLimits:
 @dataclass(frozen=True)
 class AccountClaims(Claims):
     signing_keys: dict[str, UserScope | None] = field(default_factory=dict, compare=False)
-    limits: AccountLimits = AccountLimits()
+    limits: AccountClaimLimits = AccountClaimLimits()
     imports: tuple[dict[str, Any], ...] = ()
     exports: tuple[dict[str, Any], ...] = ()
-    default_permissions: Permissions = Permissions()
+    default_permissions: ClaimPermissions = ClaimPermissions()
     revocations: dict[str, int] = field(default_factory=dict, compare=False)
     mappings: dict[str, Any] = field(default_factory=dict, compare=False)
     description: str = ""
@@ -234,7 +230,7 @@ class UserClaims(Claims, UserPermissionLimits):
 
 
 def _b64raw(part: str) -> bytes:
-    if not _RAW_URL.fullmatch(part) or len(part) % 4 == 1:
+    if not nkeys.RAW_URL.fullmatch(part) or len(part) % 4 == 1:
         raise JwtError("invalid base64url encoding")
     try:
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
@@ -273,13 +269,13 @@ def _permission(d: dict[str, Any]) -> Permission:
     return Permission(_strs(d, "allow"), _strs(d, "deny"))
 
 
-def _permissions(d: dict[str, Any]) -> Permissions:
+def _permissions(d: dict[str, Any]) -> ClaimPermissions:
     resp = d.get("resp")
     if resp is not None:
         if not isinstance(resp, dict):
             raise JwtError("field 'resp' is not an object")
-        resp = ResponsePermission(_get(resp, "max", int, 0), _get(resp, "ttl", int, 0))
-    return Permissions(_permission(_obj(d, "pub")), _permission(_obj(d, "sub")), resp)
+        resp = ClaimResponsePermission(_get(resp, "max", int, 0), _get(resp, "ttl", int, 0))
+    return ClaimPermissions(_permission(_obj(d, "pub")), _permission(_obj(d, "sub")), resp)
 
 
 def _cidrs(d: dict[str, Any]) -> tuple[str, ...]:
@@ -324,18 +320,18 @@ def _signing_keys(items: list[Any]) -> dict[str, UserScope | None]:
     return keys
 
 
-def _account_limits(d: dict[str, Any]) -> AccountLimits:
+def _account_limits(d: dict[str, Any]) -> AccountClaimLimits:
     ints = {
         f.name: _get(d, f.name, int, 0)
-        for f in dataclasses.fields(AccountLimits)
+        for f in dataclasses.fields(AccountClaimLimits)
         if f.type == "int"
     }
     bools = {
         f.name: _get(d, f.name, bool, False)
-        for f in dataclasses.fields(AccountLimits)
+        for f in dataclasses.fields(AccountClaimLimits)
         if f.type == "bool"
     }
-    return AccountLimits(**ints, **bools, tiered_limits=_obj(d, "tiered_limits"))
+    return AccountClaimLimits(**ints, **bools, tiered_limits=_obj(d, "tiered_limits"))
 
 
 def _common(payload: dict[str, Any], nats: dict[str, Any], kind: str,
@@ -625,7 +621,7 @@ def apply_scope(scope: UserScope, user: UserClaims, account: AccountClaims) -> U
         sub_deny += (">",)
     if perms.pub.allow and not pub_allow and ">" not in pub_deny:
         pub_deny += (">",)
-    new_perms = Permissions(
+    new_perms = ClaimPermissions(
         Permission(pub_allow, pub_deny), Permission(sub_allow, sub_deny), perms.resp
     )
     fields = {f.name: getattr(tpl, f.name) for f in dataclasses.fields(UserPermissionLimits)}
@@ -633,7 +629,7 @@ def apply_scope(scope: UserScope, user: UserClaims, account: AccountClaims) -> U
     return dataclasses.replace(user, **fields)
 
 
-def effective_permissions(user: UserClaims, account: AccountClaims) -> Permissions | None:
+def effective_permissions(user: UserClaims, account: AccountClaims) -> ClaimPermissions | None:
     """The user's own permissions, else the account's ``default_permissions``; None = all."""
     if not user.permissions.is_empty():
         return user.permissions
@@ -701,19 +697,6 @@ class Trust:
                 self._accounts[key] = decode_account(token)
             except JwtError as e:
                 raise JwtError(f"preload account error for {key!r}: {e}")
-
-    @classmethod
-    def from_options(
-        cls,
-        operator: str | list[str],
-        resolver_preload: dict[str, str] | None = None,
-        system_account: str | None = None,
-    ) -> Trust:
-        values = [operator] if isinstance(operator, str) else list(operator)
-        return cls([read_operator_jwt(v) for v in values], resolver_preload, system_account)
-
-    def account_keys(self) -> list[str]:
-        return list(self._accounts)
 
     def account(self, pubkey: str, now: float | None = None) -> AccountClaims:
         """The trusted, current account JWT for ``pubkey``."""

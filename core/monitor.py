@@ -7,14 +7,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.jetstream.apilevel import API_LEVEL
-from jetport.core.timeutil import rfc3339, uptime
+from jetport.core.timeutil import NS_PER_S, rfc3339, uptime
 
 if TYPE_CHECKING:
     from jetport.core.client import Client
     from jetport.core.hub import Hub
 
 _PAGE = 1024
-_NS = 1_000_000_000
 
 
 def rss_bytes() -> int:
@@ -44,7 +43,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "host": opts.host,
         "port": hub.ports.get("nats", opts.port),
         "max_connections": opts.max_connections,
-        "ping_interval": int(opts.ping_interval * _NS),
+        "ping_interval": int(opts.ping_interval * NS_PER_S),
         "ping_max": opts.ping_max,
         "http_host": http_host,
         "http_port": http_port,
@@ -55,7 +54,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "max_payload": opts.max_payload,
         "max_pending": opts.max_pending,
         "tls_timeout": opts.tls_timeout,
-        "write_deadline": int(opts.write_deadline * _NS),
+        "write_deadline": int(opts.write_deadline * NS_PER_S),
         "start": rfc3339(hub.start),
         "now": rfc3339(now),
         "uptime": uptime(now - hub.start),

@@ -24,7 +24,7 @@ PREFIXES: dict[str, int] = {
 SEED_PREFIX = 18 << 3
 PUBLIC_KEY_LEN = 56
 
-_RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
+RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
 _STD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -106,7 +106,7 @@ def decode_signature(sig: str) -> bytes | None:
     if not sig:
         return None
     text = sig.replace("\r", "").replace("\n", "")
-    if _RAW_URL.fullmatch(text) and len(text) % 4 != 1:
+    if RAW_URL.fullmatch(text) and len(text) % 4 != 1:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     if _STD.fullmatch(text) and len(text) % 4 == 0:
         try:

@@ -30,9 +30,9 @@ def _js_limits(options: Options, value: Any, explicit_accounts: bool) -> Any:
     if value is None:
         if explicit_accounts:
             return None
-        from jetport.core.jetstream.models import AccountLimits
+        from jetport.core.jetstream.models import JetStreamAccountLimits
 
-        return AccountLimits()
+        return JetStreamAccountLimits()
     from jetport.core.jetstream.limits import account_limits_from_conf
 
     return account_limits_from_conf(value)
@@ -94,9 +94,9 @@ def jwt_jetstream_limits(hub: Hub, limits: Any) -> Any:
     """JetStream limits from an account JWT's limits (None when it grants none)."""
     if not hub.options.jetstream or not limits.jetstream_enabled():
         return None
-    from jetport.core.jetstream.models import AccountLimits
+    from jetport.core.jetstream.models import JetStreamAccountLimits
 
-    return AccountLimits(
+    return JetStreamAccountLimits(
         max_memory=limits.mem_storage, max_storage=limits.disk_storage,
         max_streams=limits.streams, max_consumers=limits.consumer,
     )

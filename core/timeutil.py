@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Nanoseconds in a second: JetStream counts time in nanoseconds, as Go does.
+NS_PER_S = 1_000_000_000
 
 
 def rfc3339(ts: float | None = None, ns: int | None = None) -> str:
     """UTC timestamp with nanoseconds, trailing zeros trimmed, as Go's RFC3339Nano."""
     if ns is None:
         ns = time.time_ns() if ts is None else int(ts * 1e9)
-    secs, frac = divmod(ns, 1_000_000_000)
+    secs, frac = divmod(ns, NS_PER_S)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"

@@ -78,15 +78,15 @@ class SqliteConsumerStore:
         self._stream = stream
 
     def save(self, name: str, config: str, state: ConsumerState) -> None:
-        self._owner._writer.save_consumer(self._stream, name, (config, state))
+        self._owner.writer.save_consumer(self._stream, name, (config, state))
 
     def delete(self, name: str) -> None:
-        self._owner._writer.save_consumer(self._stream, name, None)
+        self._owner.writer.save_consumer(self._stream, name, None)
 
     async def load(self) -> dict[str, tuple[str, ConsumerState]]:
-        await self._owner._ensure_open()
-        await self._owner._writer.sync()
-        rows = await self._owner._rd.execute_fetchall(
+        await self._owner.ensure_open()
+        await self._owner.writer.sync()
+        rows = await self._owner.reader.execute_fetchall(
             "SELECT name, config, state FROM consumers WHERE stream = ?", (self._stream,)
         )
         return {name: (cfg, decode_state(st)) for name, cfg, st in rows}
@@ -110,18 +110,20 @@ class SqliteStorage:
         self.path = os.path.join(directory, "jetport.db")
         self.tail_msgs = tail_msgs
         self.tail_bytes = tail_bytes
-        self._writer = Writer(encode_state)
-        self._writer.on_broken = on_failure
+        #: The one writer and the two readers are shared with the account's stream and
+        #: consumer stores.
+        self.writer = Writer(encode_state)
+        self.writer.on_broken = on_failure
         self._wr: sqlite3.Connection | None = None
         #: Bounded reads, on the loop's thread.
-        self._rs: sqlite3.Connection = None  # type: ignore[assignment]  # set on open
+        self.quick_reader: sqlite3.Connection = None  # type: ignore[assignment]  # set on open
         #: Reads that may scan, in aiosqlite's thread.
-        self._rd: aiosqlite.Connection = None  # type: ignore[assignment]  # set on open
+        self.reader: aiosqlite.Connection = None  # type: ignore[assignment]  # set on open
         self._open_lock = asyncio.Lock()
         self._streams: dict[str, SqliteStreamStore] = {}
         self._closed = False
 
-    async def _ensure_open(self) -> None:
+    async def ensure_open(self) -> None:
         if self._wr is not None:
             return
         async with self._open_lock:
@@ -155,16 +157,16 @@ class SqliteStorage:
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise StorageError(f"cannot open {self.path}: {exc}") from exc
                 raise
-            self._rd, self._rs = rd, rs
-            await self._writer.start(wr, self.path, self.sync)
+            self.reader, self.quick_reader = rd, rs
+            await self.writer.start(wr, self.path, self.sync)
             self._wr = wr
 
     async def open_stream(self, name: str) -> SqliteStreamStore:
-        await self._ensure_open()
+        await self.ensure_open()
         store = self._streams.get(name)
         if store is not None:
             return store
-        sid, db = await self._writer.run(partial(self._open_row, name))
+        sid, db = await self.writer.run(partial(self._open_row, name))
         store = self._streams.get(name)  # opened by someone else meanwhile
         if store is None:
             store = self._streams[name] = SqliteStreamStore(self, name, sid, db)
@@ -202,31 +204,31 @@ class SqliteStorage:
             db.last_seq, db.last_ts = top, last_ts
         return sid, db
 
-    def _forget(self, store: SqliteStreamStore) -> None:
-        if self._streams.get(store._name) is store:
-            del self._streams[store._name]
+    def forget(self, store: SqliteStreamStore) -> None:
+        if self._streams.get(store.name) is store:
+            del self._streams[store.name]
 
     def consumers(self, stream: str) -> SqliteConsumerStore:
         return SqliteConsumerStore(self, stream)
 
     def save_stream(self, name: str, config: str, created_ns: int) -> None:
-        self._writer.save_stream(name, config, created_ns)
+        self.writer.save_stream(name, config, created_ns)
 
     async def load_streams(self) -> dict[str, tuple[str, int]]:
-        await self._ensure_open()
-        await self._writer.sync()
-        rows = await self._rd.execute_fetchall(
+        await self.ensure_open()
+        await self.writer.sync()
+        rows = await self.reader.execute_fetchall(
             "SELECT name, config, created FROM streams WHERE config IS NOT NULL"
         )
         return {name: (cfg, created) for name, cfg, created in rows}
 
     async def delete_stream(self, name: str) -> None:
-        await self._ensure_open()
+        await self.ensure_open()
         store = self._streams.pop(name, None)
         if store is not None:
             store.forget_rows()
         sid = "(SELECT id FROM streams WHERE name = ?)"
-        await self._writer.execute([
+        await self.writer.execute([
             (f"DELETE FROM msgs WHERE stream_id = {sid}", (name,), False),
             (f"DELETE FROM stream_state WHERE id = {sid}", (name,), False),
             ("DELETE FROM streams WHERE name = ?", (name,), False),
@@ -236,13 +238,13 @@ class SqliteStorage:
     @property
     def failed(self) -> bool:
         """A commit failed: nothing more commits until the store is opened again."""
-        return self._writer.broken is not None
+        return self.writer.broken is not None
 
     async def probe(self) -> None:
         """Open the store and commit a write that changes nothing: StorageError when
         the disk still refuses writes."""
-        await self._ensure_open()
-        await self._writer.run(_probe)
+        await self.ensure_open()
+        await self.writer.run(_probe)
 
     async def abandon(self) -> None:
         """Close without committing what is queued (it fails): after a failed commit
@@ -250,13 +252,13 @@ class SqliteStorage:
         if self._closed:
             return
         self._closed = True
-        self._writer.abandon()
+        self.writer.abandon()
         for store in list(self._streams.values()):
-            store._dead = True
+            store.dead = True
         self._streams.clear()
         if self._wr is not None:
-            await self._rd.close()
-            self._rs.close()
+            await self.reader.close()
+            self.quick_reader.close()
             with contextlib.suppress(sqlite3.Error):
                 self._wr.execute("ROLLBACK")
             self._wr.close()
@@ -265,18 +267,18 @@ class SqliteStorage:
         """Commit everything queued, then close both connections."""
         if self._closed:
             return
-        await self._ensure_open()
+        await self.ensure_open()
         self._closed = True
         try:
-            await self._writer.close()
+            await self.writer.close()
         finally:
             for store in list(self._streams.values()):
-                store._dead = True
+                store.dead = True
             self._streams.clear()
-            await self._rd.close()
-            self._rs.close()
+            await self.reader.close()
+            self.quick_reader.close()
             if self._wr is not None:
-                if self._writer.broken is None:
+                if self.writer.broken is None:
                     with contextlib.suppress(sqlite3.Error):  # the next open replays it
                         self._wr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._wr.close()

@@ -66,11 +66,11 @@ class SqliteStreamStore:
 
     def __init__(self, owner: SqliteStorage, name: str, sid: int, db: StoreState) -> None:
         self._owner = owner
-        self._name = name
+        self.name = name
         self._id = sid
-        self._writer = owner._writer
-        self._rd = owner._rd
-        self._rs = owner._rs
+        self._writer = owner.writer
+        self._rd = owner.reader
+        self._rs = owner.quick_reader
         #: What the database holds as of the writer's open transaction.
         self._db = db
         #: What callers see: the database plus rows not written yet.
@@ -81,7 +81,7 @@ class SqliteStreamStore:
         self.removals = 0
         self._committed = db.last_seq
         #: No more calls: closed, destroyed or deleted.
-        self._dead = False
+        self.dead = False
         #: Rows deleted (destroyed or deleted): its counter row must not come back.
         self._gone = False
 
@@ -92,8 +92,8 @@ class SqliteStreamStore:
                           deleted)
 
     def _check(self) -> None:
-        if self._dead:
-            raise StorageError(f"stream store {self._name!r} is closed")
+        if self.dead:
+            raise StorageError(f"stream store {self.name!r} is closed")
 
     @staticmethod
     def record_size(subject: bytes, hdr: bytes | None, data: bytes) -> int:
@@ -446,17 +446,17 @@ class SqliteStreamStore:
     # -- lifetime -----------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._dead:
+        if self.dead:
             return
         await self._writer.sync()
-        self._dead = True
-        self._owner._forget(self)
+        self.dead = True
+        self._owner.forget(self)
 
     async def destroy(self) -> None:
         if self._gone:
             return
         self.forget_rows()
-        self._owner._forget(self)
+        self._owner.forget(self)
         await self._writer.execute([
             ("DELETE FROM msgs WHERE stream_id = ?", (self._id,), False),
             ("DELETE FROM stream_state WHERE id = ?", (self._id,), False),
@@ -465,7 +465,7 @@ class SqliteStreamStore:
     def forget_rows(self) -> None:
         """Its rows are being deleted: refuse further calls, write no counters, and
         keep nothing of them in memory."""
-        self._dead = self._gone = True
+        self.dead = self._gone = True
         self.removals += 1
         self._ahead.invalidate()
         self._tail.clear(self._live.last_seq + 1)

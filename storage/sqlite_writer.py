@@ -207,13 +207,13 @@ class _WriterOutput(asyncio.SubprocessProtocol):
             end = 4 + int.from_bytes(buf[:4], "little")
             if len(buf) < end:
                 break
-            self._writer._on_answer(buf[4:end].decode(errors="replace") or None)
+            self._writer.on_answer(buf[4:end].decode(errors="replace") or None)
             buf = buf[end:]
         self._buf = buf
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
-            self._writer._gone()
+            self._writer.on_worker_gone()
 
     def process_exited(self) -> None:
         if not self.exited.done():
@@ -263,6 +263,11 @@ class Writer:
         self._stdin = self._proc.get_pipe_transport(0)  # type: ignore[assignment]
         if self._steps:
             self._schedule()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while it runs."""
+        return self._proc.get_pid() if self._proc is not None else None
 
     def _schedule(self) -> None:
         """Commit at the end of this loop turn: whatever is queued by then goes in."""
@@ -417,10 +422,10 @@ class Writer:
             self._proc.close()
             self._proc = None
 
-    def _on_answer(self, error: str | None) -> None:
+    def on_answer(self, error: str | None) -> None:
         self._flights.popleft()(error)
 
-    def _gone(self) -> None:
+    def on_worker_gone(self) -> None:
         """The writer process's output ended: it exited or was killed."""
         self._proc = None
         if self._flights or not self._closing:

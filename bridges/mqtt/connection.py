@@ -16,9 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.codec import MqttCodec
 from jetport.bridges.mqtt.packets import (
+    BAD_USER_NAME_OR_PASSWORD,
+    CLIENT_IDENTIFIER_NOT_VALID,
+    DISCONNECT_WITH_WILL_MESSAGE,
     IMPLEMENTATION_SPECIFIC_ERROR,
+    NO_SUBSCRIPTION_EXISTED,
+    NOT_AUTHORIZED,
+    PACKET_IDENTIFIER_NOT_FOUND,
     QUOTA_EXCEEDED,
+    SERVER_UNAVAILABLE,
+    SESSION_TAKEN_OVER,
+    TOPIC_FILTER_INVALID,
+    TOPIC_NAME_INVALID,
     UNSPECIFIED_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
     Auth,
     ConnAck,
     Connect,
@@ -59,16 +70,9 @@ if TYPE_CHECKING:
 
 # CONNACK refusals as MQTT 5 reason codes; the codec sends 3.1.1 clients the matching
 # return codes (1 version, 2 identifier, 3 unavailable, 4 credentials, 5 not authorized).
-_REFUSALS = {"version": 0x84, "id": 0x85, "unavailable": 0x88, "credentials": 0x86,
-             "auth": 0x87}
-NOT_AUTHORIZED = 0x87
-TAKEN_OVER = 0x8E
-NO_SUBSCRIPTION = 0x11
-NO_MATCHING_SUBSCRIBERS = 0x10
-PACKET_ID_NOT_FOUND = 0x92
-TOPIC_NAME_INVALID = 0x90
-FILTER_INVALID = 0x8F
-DISCONNECT_WITH_WILL = 0x04
+_REFUSALS = {"version": UNSUPPORTED_PROTOCOL_VERSION, "id": CLIENT_IDENTIFIER_NOT_VALID,
+             "unavailable": SERVER_UNAVAILABLE, "credentials": BAD_USER_NAME_OR_PASSWORD,
+             "auth": NOT_AUTHORIZED}
 #: The receive window the hub offers MQTT 5 clients (their QoS 1/2 in flight to us).
 RECEIVE_MAXIMUM = 65535
 
@@ -141,7 +145,7 @@ class MqttConnection(asyncio.Protocol):
     def close_for(self, reason: str) -> None:
         """Close on the hub's behalf (takeover, reload, shutdown)."""
         if reason == "takeover" and self.level == 5:
-            self.send(Disconnect(TAKEN_OVER))
+            self.send(Disconnect(SESSION_TAKEN_OVER))
         self.close()
 
     def close(self) -> None:
@@ -256,7 +260,7 @@ class MqttConnection(asyncio.Protocol):
                 if self.session is not None and self.session.received(packet.packet_id):
                     self.send(PubRel(packet.packet_id))
                 else:
-                    self.send(PubRel(packet.packet_id, PACKET_ID_NOT_FOUND
+                    self.send(PubRel(packet.packet_id, PACKET_IDENTIFIER_NOT_FOUND
                                      if self.level == 5 else 0))
             elif isinstance(packet, PubRel):
                 self._on_pubrel(packet.packet_id)
@@ -269,7 +273,7 @@ class MqttConnection(asyncio.Protocol):
             elif isinstance(packet, PingReq):
                 self.send(PingResp())
             elif isinstance(packet, Disconnect):
-                if packet.reason_code != DISCONNECT_WITH_WILL:
+                if packet.reason_code != DISCONNECT_WITH_WILL_MESSAGE:
                     self.will = None
                 self._update_expiry(packet.properties)
                 self.close()
@@ -471,7 +475,7 @@ class MqttConnection(asyncio.Protocol):
         session.qos2_in.discard(pid)
         if known and session.persistent:
             self.door.save(session)
-        self.send(PubComp(pid, 0 if known or self.level == 4 else PACKET_ID_NOT_FOUND))
+        self.send(PubComp(pid, 0 if known or self.level == 4 else PACKET_IDENTIFIER_NOT_FOUND))
 
     def _ack(self, pid: int, qos: int) -> None:
         if self.session is not None:
@@ -496,7 +500,7 @@ class MqttConnection(asyncio.Protocol):
 
     def _subscribe_one(self, session: Session, req: Any, identifier: int | None
                        ) -> tuple[int, list[OutMsg]]:
-        failure = 0x80 if self.level == 4 else FILTER_INVALID
+        failure = 0x80 if self.level == 4 else TOPIC_FILTER_INVALID
         try:
             group, inner = split_shared(req.topic_filter)
             if not valid_filter(inner) or inner.startswith("$MQTT"):
@@ -521,7 +525,7 @@ class MqttConnection(asyncio.Protocol):
     def _on_unsubscribe(self, pkt: Unsubscribe) -> None:
         session = self.session
         assert session is not None
-        codes = [0 if session.remove(f) else NO_SUBSCRIPTION for f in pkt.topic_filters]
+        codes = [0 if session.remove(f) else NO_SUBSCRIPTION_EXISTED for f in pkt.topic_filters]
         if session.persistent:
             self.door.save(session)
         self.send(UnsubAck(pkt.packet_id, codes))

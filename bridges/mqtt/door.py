@@ -15,6 +15,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from jetport.bridges.mqtt.codec import DEFAULT_MAX_PACKET_SIZE
 from jetport.bridges.mqtt.connection import MqttConnection, qos_header, request_properties
 from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
@@ -30,7 +31,6 @@ from jetport.bridges.mqtt.session import (
 from jetport.bridges.mqtt.store import (
     REPLY_PREFIX,
     MqttStore,
-    StoredMessage,
     StoreUnavailable,
     session_token,
 )
@@ -46,6 +46,7 @@ from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.auth import AuthError, Principal
 from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
+from jetport.core.jetstream.models import StoredMessage
 from jetport.core.log import log
 from jetport.core.requester import Requester
 from jetport.core.subjects import subject_matches
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 #: The WebSocket path MQTT clients connect to (nats-server's, mqtt.js's default).
 WS_PATH = "/mqtt"
 #: Largest MQTT packet accepted (and announced to MQTT 5 clients).
-DEFAULT_MAX_PACKET_SIZE = 1 << 20
 TOPIC_ALIAS_MAXIMUM = 64
 #: Seconds a new connection has to send CONNECT.
 CONNECT_TIMEOUT = 10.0
@@ -71,7 +71,7 @@ COMMIT_TIMEOUT = 10.0
 
 def queued_message(msg: StoredMessage) -> OutMsg:
     """A message from a session's stored queue, as it was owed to the client."""
-    hdr = msg.hdr or b""
+    hdr = msg.hdrs
     topic = (get_header(hdr, b"Nmqtt-Topic") or b"").decode(errors="replace")
     qos = int(get_header(hdr, b"Nmqtt-Qos") or b"1")
     out = OutMsg(topic, msg.data, qos, False, properties_from(hdr, None), seq=msg.seq,

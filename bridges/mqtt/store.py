@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.headers import parse as parse_headers
+from jetport.core.jetstream.models import StoredMessage
 from jetport.core.log import log
 from jetport.core.requester import Requester, RequestTimeout
 
@@ -49,14 +49,6 @@ def session_token(client_id: str) -> str:
     """A subject-safe, fixed-length token for a client id."""
     digest = hashlib.sha256(client_id.encode()).digest()[:15]
     return base64.b32encode(digest).decode().rstrip("=")
-
-
-@dataclass
-class StoredMessage:
-    seq: int
-    subject: str
-    hdr: bytes | None
-    data: bytes
 
 
 class MqttStore:
@@ -96,9 +88,7 @@ class MqttStore:
         msg = (answer or {}).get("message")
         if not msg:
             return None
-        hdr = base64.b64decode(msg["hdrs"]) if msg.get("hdrs") else None
-        data = base64.b64decode(msg["data"]) if msg.get("data") else b""
-        return StoredMessage(int(msg["seq"]), msg["subject"], hdr, data)
+        return StoredMessage.model_validate(msg)
 
     async def _scan(self, stream: str, subject: str) -> list[StoredMessage]:
         out: list[StoredMessage] = []
@@ -161,7 +151,7 @@ class MqttStore:
         out = []
         for msg in await self._scan(RETAINED, "$MQTT.rmsgs.>"):
             subject = msg.subject[len("$MQTT.rmsgs."):]
-            out.append((subject, parse_headers(msg.hdr) if msg.hdr else {}, msg.data))
+            out.append((subject, parse_headers(msg.hdrs) if msg.hdrs else {}, msg.data))
         return out
 
     async def retain(self, subject: str, hdr: bytes, payload: bytes) -> None:

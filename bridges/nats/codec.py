@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from jetport.core.config.options import DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD
+
 OP_PUB = 1
 OP_SUB = 2
 OP_UNSUB = 3
@@ -48,8 +50,6 @@ ERR_NO_RESPONDERS = "no responders requires headers support"
 ERR_INVALID_SUBJECT = "Invalid Subject"
 ERR_INVALID_PUB_SUBJECT = "Invalid Publish Subject"
 
-DEFAULT_MAX_CONTROL_LINE = 4096
-DEFAULT_MAX_PAYLOAD = 1024 * 1024
 CONNECT_DEFAULTS: dict[str, Any] = {"verbose": True, "pedantic": True, "echo": True}
 #: CONNECT fields that must be strings (or null) when present.
 CONNECT_STRINGS = ("user", "pass", "auth_token", "name", "lang", "version", "nkey", "sig",

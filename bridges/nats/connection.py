@@ -558,14 +558,10 @@ class NatsClient(Client, asyncio.Protocol):
         batch.clear()
 
     def _before_connect(self, events: list[Event]) -> list[Event]:
-        """With auth required, the first op must be CONNECT."""
-        for i, ev in enumerate(events):
-            if ev[0] == OP_CONNECT:
-                return events[i:]
-            if ev[0] == OP_CLOSE:
-                return events[i:]
-            return [(OP_CLOSE, ERR_AUTH)]
-        return events
+        """With auth required, the first op must be CONNECT (or the codec's own close)."""
+        if not events or events[0][0] in (OP_CONNECT, OP_CLOSE):
+            return events
+        return [(OP_CLOSE, ERR_AUTH)]
 
     def _sub(self, subject: bytes, queue: bytes | None, sid: bytes) -> None:
         if queue == b"_sys_":

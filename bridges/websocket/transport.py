@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from jetport.bridges.websocket.origin import origin_error
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
+from jetport.core.config.options import DEFAULT_MAX_PAYLOAD
 from jetport.core.log import log
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ _DATA_OPCODES = frozenset((Opcode.BINARY, Opcode.TEXT, Opcode.CONT))
 
 def max_message_size(max_payload: int) -> int:
     if max_payload <= 0:
-        max_payload = 1 << 20
+        max_payload = DEFAULT_MAX_PAYLOAD
     return min(max_payload * MAX_MESSAGE_FACTOR, MAX_MESSAGE_LIMIT)
 
 
@@ -77,7 +78,7 @@ class WsConnection(asyncio.Protocol):
         #: (code, reason) of the close frame :meth:`close` sends.
         self.close_code = (CLOSE_NORMAL, "")
         self._subprotocol: str | None = None
-        self._paused = False
+        self.paused = False
         self._held: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -102,7 +103,7 @@ class WsConnection(asyncio.Protocol):
         ws.receive_data(data)
         events = ws.events_received()
         inner = self.inner
-        if inner is not None and len(events) == 1 and not (self._paused or self.closing):
+        if inner is not None and len(events) == 1 and not (self.paused or self.closing):
             # the common case: one data frame
             frame = events[0]
             if type(frame) is Frame and frame.opcode in _DATA_OPCODES:
@@ -120,7 +121,7 @@ class WsConnection(asyncio.Protocol):
                 return
             op = ev.opcode
             if op in _DATA_OPCODES:
-                if self._paused:
+                if self.paused:
                     self._held.append(ev.data)
                 else:
                     self.inner.data_received(ev.data)
@@ -267,20 +268,20 @@ class WsConnection(asyncio.Protocol):
             self.tcp.abort()
 
     def pause_reading(self) -> None:
-        if not self._paused:
-            self._paused = True
+        if not self.paused:
+            self.paused = True
             if self.tcp is not None and not self.tcp.is_closing():
                 self.tcp.pause_reading()
 
     def resume_reading(self) -> None:
-        if not self._paused:
+        if not self.paused:
             return
-        self._paused = False
-        while self._held and not self._paused and not self.closing:
+        self.paused = False
+        while self._held and not self.paused and not self.closing:
             data = self._held.pop(0)
             assert self.inner is not None
             self.inner.data_received(data)
-        if not self._paused and self.tcp is not None and not self.tcp.is_closing():
+        if not self.paused and self.tcp is not None and not self.tcp.is_closing():
             self.tcp.resume_reading()
 
 
@@ -362,7 +363,7 @@ class WsTransport(asyncio.Transport):
         self._conn.resume_reading()
 
     def is_reading(self) -> bool:
-        return not self._conn._paused
+        return not self._conn.paused
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         conn = self._conn

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jetport.core.accounts import GLOBAL_ACCOUNT, SYSTEM_ACCOUNT
+from jetport.core.client import CONNECTION_TYPES
 from jetport.core.config.file import ConfDict
 from jetport.core.config.keys import AUTHORIZATION_KEYS, TOP_LEVEL_KEYS, Entry, KeyTable, simple
 from jetport.core.config.options import Options, OptionsError
@@ -23,11 +24,6 @@ from jetport.core.permissions import (
     RuleList,
 )
 from jetport.core.subjects import is_subset
-
-#: nats-server's connection types for ``allowed_connection_types``.
-CONNECTION_TYPES = frozenset(
-    {"STANDARD", "WEBSOCKET", "MQTT", "MQTT_WS", "LEAFNODE", "LEAFNODE_WS", "IN_PROCESS"}
-)
 
 
 @dataclass

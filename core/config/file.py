@@ -55,13 +55,13 @@ class ConfDict(dict[str, Any]):
     the options layer's business.
     """
 
-    __slots__ = ("_used", "_where", "source")
+    __slots__ = ("used", "_where", "source")
 
     def __init__(self, source: str = "<string>") -> None:
         super().__init__()
         self.source = source
         self._where: dict[str, str] = {}
-        self._used: set[str] = set()
+        self.used: set[str] = set()
 
     def where(self, key: str) -> str:
         """Return ``"file:line"`` of the definition of ``key`` (the included file's, if any)."""
@@ -72,16 +72,16 @@ class ConfDict(dict[str, Any]):
 
         nats-server does not report such keys as unknown fields: they are variables.
         """
-        return key in self._used
+        return key in self.used
 
     def define(self, key: str, value: Any, where: str, *, used: bool = False) -> None:
         """Set ``key`` and record its origin; later definitions replace earlier ones."""
         self[key] = value
         self._where[key] = where
         if used:
-            self._used.add(key)
+            self.used.add(key)
         else:
-            self._used.discard(key)
+            self.used.discard(key)
 
 
 def parse(text: str, filename: str = "<string>") -> ConfDict:
@@ -547,7 +547,7 @@ class _Parser:
             return "$" + name
         for scope in reversed(self.scopes):
             if name in scope:
-                scope._used.add(name)
+                scope.used.add(name)
                 return scope[name]
         raw = os.environ.get(name)
         if raw is None:

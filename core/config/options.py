@@ -39,7 +39,7 @@ EMBEDDED_HTTP_PORT = 8222
 EMBEDDED_HOST = "127.0.0.1"
 #: ... unless started with this flag (``jetport serve --open``).
 OPEN_FLAG = "open"
-_INT32_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1
 
 
 

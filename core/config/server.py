@@ -5,11 +5,10 @@ from __future__ import annotations
 from jetport.core.config.keys import TOP_LEVEL_KEYS, Entry, KeyTable, listen_address, simple
 from jetport.core.config.options import (
     DEFAULT_HOST,
+    INT32_MAX,
     MIN_LAME_DUCK_DURATION,
     Options,
 )
-
-_INT32_MAX = 2**31 - 1
 
 simple(TOP_LEVEL_KEYS, "host", "string", "host", "net")
 simple(TOP_LEVEL_KEYS, "port", "integer", "port")
@@ -60,7 +59,7 @@ def _http_key(opts: Options, entry: Entry) -> None:
 @TOP_LEVEL_KEYS.key("max_payload", "max_control_line")
 def _int32_key(opts: Options, entry: Entry) -> None:
     value = entry.integer()
-    if value > _INT32_MAX:
+    if value > INT32_MAX:
         raise entry.error(f"{entry.key} value is too big")
     opts.set(entry.key.lower(), value)
 

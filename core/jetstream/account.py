@@ -15,7 +15,7 @@ from jetport.core.jetstream import limits as L
 from jetport.core.jetstream.api import JetStreamApi
 from jetport.core.jetstream.consumer import Consumer, recover_consumers
 from jetport.core.jetstream.models import (
-    AccountLimits,
+    JetStreamAccountLimits,
     StreamConfig,
     check_consumer_update,
     check_stream_update,
@@ -61,10 +61,10 @@ class JetStreamAccount:
         self.stored_any = False
 
     @property
-    def limits(self) -> AccountLimits:
+    def limits(self) -> JetStreamAccountLimits:
         """The account's limits, read live so a reload that changes them applies at once."""
         limits = getattr(self.account, "jetstream_limits", None)
-        return limits if limits is not None else AccountLimits()
+        return limits if limits is not None else JetStreamAccountLimits()
 
     def storage_for(self, config: StreamConfig) -> Storage:
         return self.memory_storage if config.storage == "memory" else self.file_storage
@@ -228,7 +228,7 @@ class JetStreamAccount:
                                              stream.created_ns)
         stream.attach()
         await stream.start_links()
-        await stream._enforce_limits(b">")
+        await stream.enforce_limits(b">")
         await stream.store.sync()
         A.stream_action(self, config.name, "modify")
         return stream

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jetport.core.config.values import parse_duration
 from jetport.core.jetstream.advisories import advise
+from jetport.core.timeutil import NS_PER_S
 from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.consumer import Consumer
     from jetport.core.jetstream.stream import Stream
 
-_NS = 1_000_000_000
 
 
 def nak_delay(rest: bytes) -> int:
@@ -35,7 +35,7 @@ def nak_delay(rest: bytes) -> int:
         except (ValueError, AttributeError):
             return 0
     try:
-        return int(parse_duration(rest.decode()) * _NS)
+        return int(parse_duration(rest.decode()) * NS_PER_S)
     except ValueError:
         return 0
 
@@ -85,7 +85,7 @@ class AckTracking:
                 return
             self._timer.cancel()
         self._timer_at = head
-        delay = max(head - time.monotonic_ns(), 0) / _NS
+        delay = max(head - time.monotonic_ns(), 0) / NS_PER_S
         self._timer = self._loop.call_later(delay, self._ack_timeouts)
 
     def _ack_timeouts(self) -> None:

@@ -17,17 +17,22 @@ from jetport.core import headers as H
 from jetport.core.client import Delivery
 from jetport.core.jetstream.acks import AckTracking
 from jetport.core.jetstream.models import ZERO_TIME_NS, format_time
-from jetport.core.jetstream.pull import Pin, PullQueue, PullRequest, pending_headers, status_block
+from jetport.core.jetstream.pull import (
+    Pin,
+    PullQueue,
+    WaitingRequest,
+    pending_headers,
+    status_block,
+)
 from jetport.core.log import log
 from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
-from jetport.core.timeutil import rfc3339
+from jetport.core.timeutil import NS_PER_S, rfc3339
 from jetport.storage.base import ConsumerState, StorageError, StoredMsg
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
 
-_NS = 1_000_000_000
 MAX_DURATION = (1 << 63) - 1
 ACK_PREFIX = b"$JS.ACK."
 #: Push consumers with flow control ask for a reply after this many bytes.
@@ -51,9 +56,10 @@ class Consumer(PullQueue, AckTracking):
         self.filters = [f.encode() for f in (config.filter_subjects or [])] or (
             [config.filter_subject.encode()] if config.filter_subject else []
         )
-        self.waiting: deque[PullRequest] = deque()
+        self.waiting: deque[WaitingRequest] = deque()
         self.pins: dict[str, Pin] = {}  # pinned_client groups: group -> its pin
-        self._redeliver: list[int] = []  # stream seqs due again, kept sorted
+        #: Stream seqs due again, kept sorted: a restored consumer's pending ones first.
+        self._redeliver: list[int] = sorted(self.state.pending)
         self._deadlines: list[tuple[int, int]] = []  # (monotonic ns due, stream seq) heap
         self._due: dict[int, int] = {}  # stream seq -> its current deadline
         self._timer_at = 0
@@ -104,10 +110,10 @@ class Consumer(PullQueue, AckTracking):
         if not self.pull:
             self.stream.jsa.account.router.watch(self.config.deliver_subject.encode(), self.wake)
         if self.config.idle_heartbeat:
-            self._hb_timer = self._loop.call_later(self.config.idle_heartbeat / _NS,
+            self._hb_timer = self._loop.call_later(self.config.idle_heartbeat / NS_PER_S,
                                                    self._heartbeat)
         if self.config.inactive_threshold:
-            self._loop.call_later(self.config.inactive_threshold / _NS, self._check_inactive)
+            self._loop.call_later(self.config.inactive_threshold / NS_PER_S, self._check_inactive)
         self.pause_changed()
         self.wake()
 
@@ -146,7 +152,7 @@ class Consumer(PullQueue, AckTracking):
         if left <= 0 or self.stopped:
             return 0
         # a far pause is looked at again daily, and reported as Go's longest duration
-        self._resume_timer = self._loop.call_later(min(left / _NS, 86_400), self._pause_over)
+        self._resume_timer = self._loop.call_later(min(left / NS_PER_S, 86_400), self._pause_over)
         return min(left, MAX_DURATION)
 
     def stop(self, deleted: bool = False) -> None:
@@ -274,7 +280,7 @@ class Consumer(PullQueue, AckTracking):
 
     # -- delivery ---------------------------------------------------------------------
 
-    def _target(self) -> PullRequest | bytes | None:
+    def _target(self) -> WaitingRequest | bytes | None:
         """Where the next message goes, or None when nobody is asking."""
         if self.pull:
             return self._next_request()
@@ -316,7 +322,7 @@ class Consumer(PullQueue, AckTracking):
                     return  # waiting for the subscriber to answer flow control
                 if not buf:
                     limit = 1 if paced or cfg.flow_control else READ_AHEAD
-                    if isinstance(target, PullRequest):
+                    if isinstance(target, WaitingRequest):
                         limit = min(limit, target.batch)
                     if not self.ack_none and cfg.max_ack_pending > 0:
                         limit = min(limit, room)
@@ -333,7 +339,7 @@ class Consumer(PullQueue, AckTracking):
                             self._unfetch(buf.pop())
                             return
                 # As many as this target takes without another look at the state.
-                req = target if isinstance(target, PullRequest) else None
+                req = target if isinstance(target, WaitingRequest) else None
                 n = 1
                 if not (paced or cfg.flow_control or req is not None and req.max_bytes):
                     n = min(len(buf), req.batch) if req is not None else len(buf)
@@ -366,7 +372,7 @@ class Consumer(PullQueue, AckTracking):
         cfg = self.config
         delay = 0.0
         if cfg.replay_policy == "original" and self._last_ts and msg.ts > self._last_ts:
-            delay = (msg.ts - self._last_ts) / _NS
+            delay = (msg.ts - self._last_ts) / NS_PER_S
         if cfg.rate_limit_bps:
             delay = max(delay, msg.size * 8 / cfg.rate_limit_bps)
         self._last_ts = msg.ts
@@ -426,7 +432,7 @@ class Consumer(PullQueue, AckTracking):
         msgs.reverse()
         return msgs
 
-    def _deliver(self, msg: StoredMsg, target: PullRequest | bytes, now: int, mono: int) -> None:
+    def _deliver(self, msg: StoredMsg, target: WaitingRequest | bytes, now: int, mono: int) -> None:
         """Send ``msg`` to ``target`` as of wall clock ``now`` and monotonic ``mono``
         (ns); the caller arms the ack timer afterwards."""
         st, cfg = self.state, self.config
@@ -443,7 +449,7 @@ class Consumer(PullQueue, AckTracking):
         pending = self._pending_count or 0
         reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)
         hdr, data = msg.hdr, msg.data
-        if isinstance(target, PullRequest) and target.group:
+        if isinstance(target, WaitingRequest) and target.group:
             hdr = self.pin_header(target, hdr)
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
@@ -460,12 +466,12 @@ class Consumer(PullQueue, AckTracking):
             st.ack_floor_stream_seq = st.delivered_stream_seq
             st.ack_floor_consumer_seq = dseq
         self.last_active = now
-        route = target.reply if isinstance(target, PullRequest) else target
+        route = target.reply if isinstance(target, WaitingRequest) else target
         if route != self._out_route:
             self._send_out()
             self._out_route = route
         self._out.append((msg.subject, reply, hdr, data))
-        if isinstance(target, PullRequest):
+        if isinstance(target, WaitingRequest):
             target.sent += 1
             target.batch -= 1
             if target.max_bytes:
@@ -485,7 +491,7 @@ class Consumer(PullQueue, AckTracking):
         """Push consumers: tell an idle subscriber the consumer is alive."""
         if self.stopped:
             return
-        interval = self.config.idle_heartbeat / _NS
+        interval = self.config.idle_heartbeat / NS_PER_S
         if time.time_ns() - self.last_active >= self.config.idle_heartbeat:
             subject = self.config.deliver_subject.encode()
             extra = self._last_headers()
@@ -507,7 +513,7 @@ class Consumer(PullQueue, AckTracking):
             log.debug("consumer %s > %s inactive, deleting", self.stream.name, self.name)
             self.stream.jsa.remove_consumer(self.stream, self.name)
             return
-        self._loop.call_later(threshold / _NS / 2 or 0.1, self._check_inactive)
+        self._loop.call_later(threshold / NS_PER_S / 2 or 0.1, self._check_inactive)
 
     def bound(self) -> bool:
         """A push consumer with someone listening on its deliver subject."""
@@ -557,7 +563,7 @@ def _parse_time_ns(value: Any) -> int:
     if value is None:
         return 0
     if hasattr(value, "timestamp"):
-        return int(value.timestamp() * _NS)
+        return int(value.timestamp() * NS_PER_S)
     return int(value)
 
 
@@ -571,8 +577,6 @@ async def recover_consumers(stream: Stream) -> None:
             continue  # a mirror/source position, not a consumer
         config = ConsumerConfig.model_validate_json(config_json)
         consumer = Consumer(stream, config, time.time_ns(), state, name)
-        for seq in sorted(state.pending):
-            consumer._redeliver.append(seq)
         stream.consumers[name] = consumer
         consumer.start()
 

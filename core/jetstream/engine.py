@@ -12,6 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from jetport.core.accounts import SYSTEM_ACCOUNT
 from jetport.core.jetstream.account import JetStreamAccount
 from jetport.core.jetstream.disabled import NotEnabledApi
 from jetport.core.log import log
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from jetport.core.accounts import Account
     from jetport.core.hub import Hub
 
-SYSTEM_ACCOUNT = "$SYS"
 #: A recovery that takes longer than this reports its progress this often (seconds).
 PROGRESS_INTERVAL = 5.0
 

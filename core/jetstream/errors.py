@@ -28,9 +28,6 @@ class ApiError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "err_code": self.err_code, "description": self.description}
 
-    def is_kind(self, kind: ErrorKind) -> bool:
-        return self.err_code == kind.err_code
-
     def __str__(self) -> str:
         # nats-server's ApiError.Error() format.
         return f"{self.description} ({self.err_code})"

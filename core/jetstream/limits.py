@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from jetport.core.jetstream import errors as E
-from jetport.core.jetstream.models import AccountLimits
+from jetport.core.jetstream.models import JetStreamAccountLimits
 
-#: Each spelling nats-server accepts (lower-cased) and the AccountLimits field it sets.
+#: Each spelling nats-server accepts (lower-cased) and the JetStreamAccountLimits field it sets.
 KEYS: dict[str, str] = {
     **dict.fromkeys(("max_memory", "max_mem", "mem", "memory"), "max_memory"),
     **dict.fromkeys(("max_store", "max_file", "max_disk", "store", "disk"), "max_storage"),
@@ -33,18 +33,18 @@ _GO_TYPES = {int: "int64", float: "float64", list: "[]interface {}"}
 _ENABLE = {"enabled": True, "enable": True, "disabled": False, "disable": False}
 
 
-def account_limits_from_conf(value: Any) -> AccountLimits | None:
+def account_limits_from_conf(value: Any) -> JetStreamAccountLimits | None:
     """An account's ``jetstream`` value as limits; None when JetStream is off for it.
 
     Raises ValueError, worded like nats-server's config errors, for anything else.
     """
     if isinstance(value, bool):
-        return AccountLimits() if value else None
+        return JetStreamAccountLimits() if value else None
     if isinstance(value, str):
         enabled = _ENABLE.get(value.lower())
         if enabled is None:
             raise ValueError(f"Expected 'enabled' or 'disabled' for string value, got '{value}'")
-        return AccountLimits() if enabled else None
+        return JetStreamAccountLimits() if enabled else None
     if not isinstance(value, Mapping):
         kind = _GO_TYPES.get(type(value), type(value).__name__)
         raise ValueError(f"Expected map, bool or string to define JetStream, got {kind}")
@@ -67,7 +67,7 @@ def account_limits_from_conf(value: Any) -> AccountLimits | None:
             fields[name] = item
     if problems:
         raise ValueError("; ".join(problems))
-    return AccountLimits(**fields)
+    return JetStreamAccountLimits(**fields)
 
 
 # -- the checks ------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def publish_error(size: int, *, account_max: int, account_used: int, server_max:
     return None
 
 
-def consumers_cap(stream_max: int, limits: AccountLimits) -> int:
+def consumers_cap(stream_max: int, limits: JetStreamAccountLimits) -> int:
     """Consumers one stream may have: its own cap unless the account's is smaller."""
     if stream_max <= 0 or 0 < limits.max_consumers < stream_max:
         return limits.max_consumers

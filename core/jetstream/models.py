@@ -7,9 +7,9 @@ its defaults and raise its errors (:mod:`jetport.core.jetstream.errors`).
 
 from jetport.core.jetstream.models_api import (
     AccountInfo,
-    AccountLimits,
     AccountTier,
     ApiStats,
+    JetStreamAccountLimits,
     ListRequest,
     MsgDeleteRequest,
     MsgGetRequest,
@@ -38,7 +38,7 @@ from jetport.core.jetstream.models_base import (
     PriorityPolicy,
     ReplayPolicy,
     Retention,
-    Storage,
+    StorageType,
     WireModel,
     format_time,
     go_json,
@@ -79,7 +79,7 @@ from jetport.core.jetstream.models_stream import (
     StreamSource,
     StreamSourceInfo,
     StreamState,
-    SubjectTransform,
+    SubjectTransformConfig,
 )
 from jetport.core.jetstream.models_stream_check import (
     StreamLookup,
@@ -107,17 +107,17 @@ def parse_stream_config(data: object, *, strict: bool = False) -> tuple[StreamCo
 
 __all__ = [
     "MAX_DESCRIPTION_LEN", "MAX_METADATA_LEN", "MAX_NAME_LEN", "NS",
-    "ZERO_TIME_NS", "AccountInfo", "AccountLimits", "AccountTier", "AckPolicy", "ApiStats",
+    "ZERO_TIME_NS", "AccountInfo", "JetStreamAccountLimits", "AccountTier", "AckPolicy", "ApiStats",
     "BadPullRequest", "ClusterInfo", "Compression", "ConsumerAction", "ConsumerConfig",
     "ConsumerInfo", "ConsumerPauseRequest", "ConsumerPauseResponse", "CreateConsumerRequest",
     "DeliverPolicy", "Discard", "ErrorBody",
     "ExternalStream", "GoEnum", "ListRequest", "LostStreamData", "MsgDeleteRequest",
     "MsgGetRequest", "NamesRequest", "PeerInfo", "PersistMode", "Placement",
     "PriorityGroupState", "PriorityPolicy", "PubAck", "PullRequest", "PurgeRequest",
-    "RePublish", "ReplayPolicy", "Retention", "SequenceInfo", "Storage", "StoredMessage",
+    "RePublish", "ReplayPolicy", "Retention", "SequenceInfo", "StorageType", "StoredMessage",
     "StreamAlternate", "StreamConfig", "StreamConsumerLimits",
     "StreamInfo", "StreamInfoRequest", "StreamLookup", "StreamSource", "StreamSourceInfo",
-    "StreamState", "SubjectTransform", "WireModel", "check_consumer_update",
+    "StreamState", "SubjectTransformConfig", "WireModel", "check_consumer_update",
     "check_stream_create", "check_stream_update", "check_workqueue_consumer", "format_time",
     "go_json", "mapping_error", "normalize_consumer_config", "normalize_stream_config",
     "parse_consumer_request", "parse_model", "parse_pull_request", "parse_stream_config",

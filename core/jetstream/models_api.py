@@ -20,7 +20,7 @@ from jetport.core.jetstream.models_base import (
 )
 
 
-class AccountLimits(WireModel):
+class JetStreamAccountLimits(WireModel):
     """JetStream limits of an account; -1 means unlimited."""
 
     _go_name = "JetStreamAccountLimits"
@@ -56,7 +56,7 @@ class AccountTier(WireModel):
     reserved_storage: Uint64 = 0
     streams: Int = 0
     consumers: Int = 0
-    limits: AccountLimits = Field(default_factory=AccountLimits)
+    limits: JetStreamAccountLimits = Field(default_factory=JetStreamAccountLimits)
 
 
 class AccountInfo(AccountTier):

@@ -197,7 +197,7 @@ class Discard(GoEnum):
         return super()._go_parse(value)
 
 
-class Storage(GoEnum):
+class StorageType(GoEnum):
     FILE = "file"
     MEMORY = "memory"
 
@@ -259,7 +259,7 @@ class ConsumerAction(GoEnum):
 # The enums as pydantic field types, with nats-server's unmarshal errors.
 RetentionField = Annotated[Retention, BeforeValidator(Retention._go_parse)]
 DiscardField = Annotated[Discard, BeforeValidator(Discard._go_parse)]
-StorageField = Annotated[Storage, BeforeValidator(Storage._go_parse)]
+StorageField = Annotated[StorageType, BeforeValidator(StorageType._go_parse)]
 CompressionField = Annotated[Compression, BeforeValidator(Compression._go_parse)]
 PersistModeField = Annotated[PersistMode, BeforeValidator(PersistMode._go_parse)]
 DeliverPolicyField = Annotated[DeliverPolicy, BeforeValidator(DeliverPolicy._go_parse)]

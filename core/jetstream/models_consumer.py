@@ -90,10 +90,6 @@ class ConsumerConfig(WireModel):
     def is_pull(self) -> bool:
         return not self.deliver_subject
 
-    @property
-    def is_durable(self) -> bool:
-        return bool(self.durable_name)
-
     def filters(self) -> list[str]:
         """``filter_subject`` and ``filter_subjects`` as one list (empty = everything)."""
         if self.filter_subject:

@@ -19,8 +19,8 @@ from jetport.core.jetstream.models_base import (
     PersistModeField,
     Retention,
     RetentionField,
-    Storage,
     StorageField,
+    StorageType,
     Str,
     StrMap,
     Timestamp,
@@ -38,7 +38,7 @@ class Placement(WireModel):
     preferred: Str = ""
 
 
-class SubjectTransform(WireModel):
+class SubjectTransformConfig(WireModel):
     """A ``src`` → ``dest`` subject mapping (Go's SubjectTransformConfig)."""
 
     _go_name = "SubjectTransformConfig"
@@ -71,7 +71,7 @@ class StreamSource(WireModel):
     opt_start_seq: Uint64 = 0
     opt_start_time: Timestamp | None = None
     filter_subject: Str = ""
-    subject_transforms: list[SubjectTransform] = Field(default_factory=list)
+    subject_transforms: list[SubjectTransformConfig] = Field(default_factory=list)
     external: ExternalStream | None = None
 
     def identity(self) -> tuple[str, ...]:
@@ -114,7 +114,7 @@ class StreamConfig(WireModel):
     max_msgs_per_subject: Int64 = 0
     max_msg_size: Int32 = 0
     discard: DiscardField = Discard.OLD
-    storage: StorageField = Storage.FILE
+    storage: StorageField = StorageType.FILE
     num_replicas: Int = 0
     no_ack: Bool = False
     duplicate_window: Duration = 0
@@ -123,7 +123,7 @@ class StreamConfig(WireModel):
     sources: list[StreamSource] = Field(default_factory=list)
     compression: CompressionField = Compression.NONE
     first_seq: Uint64 = 0
-    subject_transform: SubjectTransform | None = None
+    subject_transform: SubjectTransformConfig | None = None
     republish: RePublish | None = None
     allow_direct: Bool = False
     mirror_direct: Bool = False
@@ -208,7 +208,7 @@ class StreamSourceInfo(WireModel):
     active: Duration = -1
     error: ErrorBody | None = None
     filter_subject: Str = ""
-    subject_transforms: list[SubjectTransform] = Field(default_factory=list)
+    subject_transforms: list[SubjectTransformConfig] = Field(default_factory=list)
 
 
 class StreamAlternate(WireModel):

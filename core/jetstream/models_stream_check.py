@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 from jetport.core.jetstream import errors as E
-from jetport.core.jetstream.models_api import AccountLimits
+from jetport.core.jetstream.models_api import JetStreamAccountLimits
 from jetport.core.jetstream.models_base import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_LEN,
@@ -23,7 +23,7 @@ from jetport.core.jetstream.models_base import (
     Discard,
     PersistMode,
     Retention,
-    Storage,
+    StorageType,
     byte_len,
     is_subset,
     metadata_len,
@@ -59,7 +59,7 @@ def check_stream_create(cfg: StreamConfig) -> None:
 
 def normalize_stream_config(cfg: StreamConfig, *, pedantic: bool = False,
                             lookup: StreamLookup | None = None,
-                            account_limits: AccountLimits | None = None) -> StreamConfig:
+                            account_limits: JetStreamAccountLimits | None = None) -> StreamConfig:
     """``cfg`` with nats-server's defaults applied, or the ApiError it would reply.
 
     Idempotent, so stored configs can be re-normalised on recovery.  In ``pedantic``
@@ -150,7 +150,7 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
     elif c.subject_delete_marker_ttl < 0:
         raise _invalid("subject delete marker TTL must not be negative")
     if c.persist_mode is PersistMode.ASYNC:
-        if c.storage is not Storage.FILE:
+        if c.storage is not StorageType.FILE:
             raise _invalid("async persist mode is only supported on file storage")
         if c.num_replicas > 1:
             raise _invalid("async persist mode is not supported on replicated streams")
@@ -279,11 +279,11 @@ def _check_cycles(c: StreamConfig, lookup: StreamLookup) -> None:
                 to_visit.append(origin)
 
 
-def check_account_max_bytes(c: StreamConfig, limits: AccountLimits) -> None:
+def check_account_max_bytes(c: StreamConfig, limits: JetStreamAccountLimits) -> None:
     """10113 when the account wants every stream sized, 10122 when this one is too big."""
     if limits.max_bytes_required and c.max_bytes <= 0:
         raise E.stream_max_bytes_required()
-    cap = (limits.memory_max_stream_bytes if c.storage == Storage.MEMORY
+    cap = (limits.memory_max_stream_bytes if c.storage == StorageType.MEMORY
            else limits.storage_max_stream_bytes)
     if cap > 0 and c.max_bytes > cap:
         raise E.stream_max_stream_bytes_exceeded()

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 from jetport.core import headers as H
 from jetport.core.ids import base62
 from jetport.core.jetstream.models import BadPullRequest, PriorityGroupState, parse_pull_request
+from jetport.core.timeutil import NS_PER_S
 from jetport.storage.base import ConsumerState
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
 
-_NS = 1_000_000_000
 
 
 @dataclass
-class PullRequest:
+class WaitingRequest:
     reply: bytes
     batch: int
     max_bytes: int
@@ -52,13 +52,13 @@ def status_block(code: int, desc: str, extra: Sequence[tuple[bytes, bytes]] = ()
     return H.build(list(extra), code, desc)
 
 
-def pending_headers(req: PullRequest) -> list[tuple[bytes, bytes]]:
+def pending_headers(req: WaitingRequest) -> list[tuple[bytes, bytes]]:
     """What a request still wanted when it ended: its unfilled batch and bytes."""
     return [(b"Nats-Pending-Messages", b"%d" % req.batch),
             (b"Nats-Pending-Bytes", b"%d" % max(req.max_bytes, 0))]
 
 
-def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> PullRequest:
+def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> WaitingRequest:
     """A pull request for a consumer with these priority ``groups`` and ``policy``."""
     req = parse_pull_request(body)
     if policy != "none":
@@ -67,7 +67,7 @@ def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> Pul
         if req.group not in groups:
             raise BadPullRequest("Invalid Priority Group")
     deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
-    out = PullRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
+    out = WaitingRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
                       req.idle_heartbeat)
     if policy == "overflow":
         out.min_pending, out.min_ack_pending = req.min_pending, req.min_ack_pending
@@ -95,7 +95,7 @@ class PullQueue:
     pull: bool
     stopped: bool
     last_active: int
-    waiting: deque[PullRequest]
+    waiting: deque[WaitingRequest]
     pins: dict[str, Pin]
     _pending_count: int | None
     _loop: asyncio.AbstractEventLoop
@@ -104,7 +104,7 @@ class PullQueue:
         def wake(self) -> None: ...
         def _send_out(self) -> None: ...
 
-    def _next_request(self) -> PullRequest | None:
+    def _next_request(self) -> WaitingRequest | None:
         """The first waiting request that may be served now, moved to the front.
 
         Expired requests end with 408 on the way; a no-wait request whose overflow
@@ -132,7 +132,7 @@ class PullQueue:
 
     # -- pinned_client priority groups ------------------------------------------------
 
-    def _pin_admits(self, req: PullRequest) -> bool:
+    def _pin_admits(self, req: WaitingRequest) -> bool:
         """A request naming a pin must name the current one (423 otherwise)."""
         if not req.pin:
             return True
@@ -146,17 +146,17 @@ class PullQueue:
         pin.seen = time.monotonic_ns()
         return True
 
-    def _pin_allows(self, req: PullRequest) -> bool:
+    def _pin_allows(self, req: WaitingRequest) -> bool:
         """While a group is pinned only its client is served; others wait."""
         pin = self.pins.get(req.group) if req.group else None
         return pin is None or req.pin == pin.id
 
-    def pin_header(self, req: PullRequest, hdr: bytes | None) -> bytes:
+    def pin_header(self, req: WaitingRequest, hdr: bytes | None) -> bytes:
         """Pin the group to ``req``'s client if it is free; the header naming the pin."""
         pin = self.pins.get(req.group)
         if pin is None:
             pin = self.pins[req.group] = Pin(base62(22), time.time_ns(), time.monotonic_ns())
-            self._loop.call_later(self.config.priority_timeout / _NS, self._pin_expiry,
+            self._loop.call_later(self.config.priority_timeout / NS_PER_S, self._pin_expiry,
                                   req.group, pin)
         req.pin = pin.id
         return H.add(hdr, [(b"Nats-Pin-Id", pin.id.encode())])
@@ -170,7 +170,7 @@ class PullQueue:
         idle = time.monotonic_ns() - pin.seen
         if asking or idle < ttl:
             later = ttl if asking else ttl - idle
-            self._loop.call_later(later / _NS, self._pin_expiry, group, pin)
+            self._loop.call_later(later / NS_PER_S, self._pin_expiry, group, pin)
             return
         self.unpin(group)
 
@@ -219,17 +219,17 @@ class PullQueue:
         self.last_active = time.time_ns()
         self.waiting.append(req)
         if req.expires:
-            delay = (req.expires - time.monotonic_ns()) / _NS
+            delay = (req.expires - time.monotonic_ns()) / NS_PER_S
             self._loop.call_later(max(delay, 0), self._expire_requests)
         if req.heartbeat:
             req.last_hb = time.monotonic_ns()
-            self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
+            self._loop.call_later(req.heartbeat / NS_PER_S, self._pull_heartbeat, req)
         self.wake()
 
     def _expire_requests(self) -> None:
         # Timers may fire a hair early; a request due within the next millisecond ends now.
         now = time.monotonic_ns() + 1_000_000
-        keep: deque[PullRequest] = deque()
+        keep: deque[WaitingRequest] = deque()
         for req in self.waiting:
             if req.expires and req.expires <= now:
                 self._request_timeout(req)
@@ -237,14 +237,14 @@ class PullQueue:
                 keep.append(req)
         self.waiting = keep
 
-    def _request_timeout(self, req: PullRequest) -> None:
+    def _request_timeout(self, req: WaitingRequest) -> None:
         self._send_status(req.reply, 408, "Request Timeout", pending_headers(req))
 
-    def _pull_heartbeat(self, req: PullRequest) -> None:
+    def _pull_heartbeat(self, req: WaitingRequest) -> None:
         if req not in self.waiting or self.stopped:
             return
         self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
-        self._loop.call_later(req.heartbeat / _NS, self._pull_heartbeat, req)
+        self._loop.call_later(req.heartbeat / NS_PER_S, self._pull_heartbeat, req)
 
     def _last_headers(self) -> list[tuple[bytes, bytes]]:
         st = self.state

@@ -21,7 +21,6 @@ from jetport.storage.base import ConsumerState
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
 
-_NS = 1_000_000_000
 
 
 class Link:
@@ -98,7 +97,7 @@ class Link:
         if self.mirror:
             if msg.seq > follower.store.state().last_seq:
                 follower.store.store(msg.seq, msg.subject, msg.hdr, msg.data, msg.ts)
-                await follower._enforce_limits(msg.subject)
+                await follower.enforce_limits(msg.subject)
             return
         subject = msg.subject
         for t in self.transforms:

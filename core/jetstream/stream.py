@@ -22,7 +22,7 @@ from jetport.core.jetstream.transform import SubjectTransform
 from jetport.core.jetstream.ttl import TTL, MessageTTLs
 from jetport.core.log import log
 from jetport.core.tasks import spawn
-from jetport.core.timeutil import rfc3339
+from jetport.core.timeutil import NS_PER_S, rfc3339
 from jetport.storage.base import StorageError, StoredMsg, StreamStore
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 ROLLUP = b"Nats-Rollup"
 _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
             EXPECTED_LAST_MSG_ID, ROLLUP, TTL)
-_NS = 1_000_000_000
 #: Messages stored per commit request; smaller chunks let commits overlap with storing
 #: and return acks sooner, so a pipelining publisher never waits for a whole window.
 COMMIT_CHUNK = 128
@@ -221,7 +220,7 @@ class Stream:
                 progress[:] = [j, True]
                 i = j
                 if self._over_limits():
-                    await self._enforce_limits(b">")
+                    await self.enforce_limits(b">")
                 continue
             subject, reply, hdr, payload = batch[i]
             try:
@@ -333,7 +332,7 @@ class Stream:
             await self.store.purge(before=seq)
         elif rollup == b"sub":
             await self.store.purge(subject=subject, before=seq)
-        await self._enforce_limits(subject)
+        await self.enforce_limits(subject)
         return seq, False
 
     def _send_republished(self, dest: bytes, subject: bytes, seq: int, ts: int,
@@ -377,7 +376,7 @@ class Stream:
         if per_subject and await self.store.count(subject) >= cfg.max_msgs_per_subject:
             raise E.store_failed("maximum messages per subject exceeded")
 
-    async def _enforce_limits(self, subject: bytes) -> None:
+    async def enforce_limits(self, subject: bytes) -> None:
         cfg = self.config
         store = self.store
         if cfg.max_msgs_per_subject > 0:
@@ -437,7 +436,7 @@ class Stream:
             self._expiry.cancel()
             self._expiry = None
         if self.config.max_age > 0:
-            interval = min(max(self.config.max_age / _NS / 2, 0.1), 1.0)
+            interval = min(max(self.config.max_age / NS_PER_S / 2, 0.1), 1.0)
             self._expiry = asyncio.get_running_loop().call_later(interval, self._expire)
 
     def _expire(self) -> None:

@@ -18,7 +18,7 @@ from jetport.core import headers as H
 from jetport.core.config.values import parse_duration
 from jetport.core.jetstream import errors as E
 from jetport.core.tasks import spawn
-from jetport.core.timeutil import go_duration
+from jetport.core.timeutil import NS_PER_S, go_duration
 
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 TTL = b"Nats-TTL"
 MARKER_REASON = b"Nats-Marker-Reason"
 NEVER = -1
-_NS = 1_000_000_000
 #: Messages read per call while rebuilding deadlines after a restart.
 _SCAN_BATCH = 512
 
@@ -43,8 +42,8 @@ def parse_ttl(value: bytes) -> int:
         if not text.lstrip("+-").isdigit():
             raise E.msg_ttl_invalid() from None
         seconds = int(text)
-    ns = round(seconds * _NS)
-    if ns < _NS:
+    ns = round(seconds * NS_PER_S)
+    if ns < NS_PER_S:
         raise E.msg_ttl_invalid()
     return ns
 
@@ -68,7 +67,7 @@ class MessageTTLs:
         marker = self.stream.config.subject_delete_marker_ttl
         if 0 < ttl < marker:
             ttl = marker
-            hdr = H.replace(hdr, TTL, b"%d" % (marker // _NS))
+            hdr = H.replace(hdr, TTL, b"%d" % (marker // NS_PER_S))
         return hdr, ttl
 
     def track(self, seq: int, ts: int, ttl: int) -> None:
@@ -105,7 +104,7 @@ class MessageTTLs:
     def _schedule(self) -> None:
         self.stop()
         if self._due:
-            delay = max((self._due[0][0] - time.time_ns()) / _NS, 0)
+            delay = max((self._due[0][0] - time.time_ns()) / NS_PER_S, 0)
             self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
 
     def _fire(self) -> None:
@@ -134,7 +133,7 @@ class MessageTTLs:
         stream = self.stream
         ttl = stream.config.subject_delete_marker_ttl
         if ttl > 0:
-            hdr = H.build([(MARKER_REASON, b"MaxAge"), (TTL, go_duration(ttl / _NS).encode()),
+            hdr = H.build([(MARKER_REASON, b"MaxAge"), (TTL, go_duration(ttl / NS_PER_S).encode()),
                            (b"Nats-Rollup", b"sub")])
             subjects = dict.fromkeys(m.subject for m in msgs
                                      if not (m.hdr and MARKER_REASON in m.hdr))

@@ -117,7 +117,7 @@ def test_error_table(err: E.ApiError, code: int, err_code: int, text: str) -> No
 
 def test_error_helpers() -> None:
     err = E.stream_not_found()
-    assert err.is_kind(E.stream_not_found) and str(err) == "stream not found (10059)"
+    assert err.err_code == E.stream_not_found.err_code and str(err) == "stream not found (10059)"
     assert E.error_response("stream_info_response", err) == {
         "type": "io.nats.jetstream.api.v1.stream_info_response",
         "error": {"code": 404, "err_code": 10059, "description": "stream not found"},

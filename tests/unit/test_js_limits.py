@@ -12,10 +12,10 @@ from jetport.core.jetstream.limits import (
     publish_error,
     reservation_error,
 )
-from jetport.core.jetstream.models import AccountLimits
+from jetport.core.jetstream.models import JetStreamAccountLimits
 
 
-def limits_of(block: str) -> AccountLimits | None:
+def limits_of(block: str) -> JetStreamAccountLimits | None:
     """The limits of account A in ``accounts { A { jetstream: <block> } }``."""
     conf = parse("accounts { A { jetstream: " + block + " } }")
     return account_limits_from_conf(conf["accounts"]["A"]["jetstream"])
@@ -23,8 +23,8 @@ def limits_of(block: str) -> AccountLimits | None:
 
 @pytest.mark.parametrize("word", ["enabled", "enable", "ENABLED", "Enable", "true", "yes", "on"])
 def test_enabled_means_dynamic_limits(word: str) -> None:
-    assert limits_of(word) == AccountLimits()
-    assert AccountLimits().model_dump() == {
+    assert limits_of(word) == JetStreamAccountLimits()
+    assert JetStreamAccountLimits().model_dump() == {
         "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
         "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
         "max_bytes_required": False,
@@ -51,35 +51,35 @@ def test_disabled_means_no_jetstream(word: str) -> None:
 ])
 def test_every_key_spelling(key: str, field: str) -> None:
     limits = limits_of(f"{{ {key}: 7 }}")
-    assert limits == AccountLimits(**{field: 7})
+    assert limits == JetStreamAccountLimits(**{field: 7})
 
 
 @pytest.mark.parametrize("key", ["max_bytes_required", "max_stream_bytes", "max_bytes"])
 def test_max_bytes_required_spellings(key: str) -> None:
-    assert limits_of(f"{{ {key}: true }}") == AccountLimits(max_bytes_required=True)
-    assert limits_of(f"{{ {key}: false }}") == AccountLimits()
+    assert limits_of(f"{{ {key}: true }}") == JetStreamAccountLimits(max_bytes_required=True)
+    assert limits_of(f"{{ {key}: false }}") == JetStreamAccountLimits()
 
 
 def test_a_block_sets_only_what_it_names() -> None:
     limits = limits_of("{ max_mem: 1M, max_file: 2GB, max_streams: 10, max_consumers: 20,"
                        " max_bytes_required: true, mem_max_stream_bytes: 1K,"
                        " disk_max_stream_bytes: 1KB, max_ack_pending: 100 }")
-    assert limits == AccountLimits(
+    assert limits == JetStreamAccountLimits(
         max_memory=1_000_000, max_storage=2 * 1024**3, max_streams=10, max_consumers=20,
         max_ack_pending=100, memory_max_stream_bytes=1000, storage_max_stream_bytes=1024,
         max_bytes_required=True)
-    assert limits_of("{}") == AccountLimits()
+    assert limits_of("{}") == JetStreamAccountLimits()
 
 
 def test_plain_dicts_and_python_values() -> None:
-    assert account_limits_from_conf(True) == AccountLimits()
+    assert account_limits_from_conf(True) == JetStreamAccountLimits()
     assert account_limits_from_conf(False) is None
-    assert account_limits_from_conf({"Streams": 3}) == AccountLimits(max_streams=3)
+    assert account_limits_from_conf({"Streams": 3}) == JetStreamAccountLimits(max_streams=3)
 
 
 def test_variables_are_not_fields() -> None:
     conf = parse("accounts { A { jetstream: { LIMIT: 5, max_streams: $LIMIT } } }")
-    assert account_limits_from_conf(conf["accounts"]["A"]["jetstream"]) == AccountLimits(
+    assert account_limits_from_conf(conf["accounts"]["A"]["jetstream"]) == JetStreamAccountLimits(
         max_streams=5)
 
 
@@ -143,8 +143,8 @@ def test_publish_refusals() -> None:
 
 
 def test_consumers_cap() -> None:
-    assert consumers_cap(0, AccountLimits()) == -1
-    assert consumers_cap(-1, AccountLimits(max_consumers=2)) == 2
-    assert consumers_cap(5, AccountLimits(max_consumers=2)) == 2
-    assert consumers_cap(1, AccountLimits(max_consumers=2)) == 1
-    assert consumers_cap(5, AccountLimits()) == 5
+    assert consumers_cap(0, JetStreamAccountLimits()) == -1
+    assert consumers_cap(-1, JetStreamAccountLimits(max_consumers=2)) == 2
+    assert consumers_cap(5, JetStreamAccountLimits(max_consumers=2)) == 2
+    assert consumers_cap(1, JetStreamAccountLimits(max_consumers=2)) == 1
+    assert consumers_cap(5, JetStreamAccountLimits()) == 5

@@ -11,7 +11,7 @@ import pytest
 from natsjwt import Account, Keys, Operator, User, b64, encode
 
 from jetport.core import jwt
-from jetport.core.jwt import JwtError, Trust
+from jetport.core.jwt import JwtError, Trust, read_operator_jwt
 
 NONCE = b"nonce-1234567ab"
 
@@ -40,7 +40,7 @@ def test_valid_chain() -> None:
     assert claims.subject == user.public_key and claims.name == "bob"
     assert claims.issuer == acc.public_key and claims.issuer_account == ""
     assert claims.permissions.pub.allow == ("foo.>",)
-    assert claims.permissions.resp == jwt.ResponsePermission(2, 5_000_000_000)
+    assert claims.permissions.resp == jwt.ClaimResponsePermission(2, 5_000_000_000)
     assert claims.subs == -1 and claims.payload == -1
     assert claims.nats["type"] == "user"
     assert claims.pub_allow == ("foo.>",) and claims.sub_allow == ()
@@ -274,12 +274,12 @@ def test_from_options_file_inline_and_decorated(tmp_path: Path) -> None:
         "-----BEGIN NATS OPERATOR JWT-----\n" + op.jwt + "\n------END NATS OPERATOR JWT------\n"
     )
     preload = {acc.public_key: acc.jwt}
-    for value in (str(plain), str(decorated), op.jwt, [str(plain)]):
-        t = Trust.from_options(value, preload)
+    for value in (str(plain), str(decorated), op.jwt):
+        t = Trust([read_operator_jwt(value)], preload)
         assert t.operators[0].subject == op.public_key
         assert t.account(acc.public_key).name == "A"
     with pytest.raises(JwtError, match="cannot read"):
-        Trust.from_options(str(tmp_path / "missing.jwt"), preload)
+        read_operator_jwt(str(tmp_path / "missing.jwt"))
 
 
 def test_bad_preload_and_system_account_mismatch() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -625,9 +627,9 @@ async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
     store = await st.open_stream("S")
     store.store_many(1, [(b"a", b"x")] * 100, 1)
     await store.sync()
-    proc = st._writer._proc
-    assert proc is not None
-    proc.kill()
+    pid = st.writer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
     store.store_many(101, [(b"a", b"y")] * 100, 2)
     errors: list[BaseException | None] = []
     store.on_stored(errors.append)
