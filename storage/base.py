@@ -124,6 +124,11 @@ class StreamStore(Protocol):
         """Return once every message stored before this call is committed."""
         ...
 
+    def committed_seq(self) -> int:
+        """The highest sequence stored (or skipped) durably. Consumers and followers hand
+        out nothing above it, so a crash cannot take back what they delivered."""
+        ...
+
     def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
         """Call ``callback`` once every message stored before this call is committed
         (with None), or could not be (with the error): ``sync`` for hot paths, which

@@ -65,6 +65,9 @@ class MemoryStreamStore:
         self._last_seq = 0
         self._last_ts = 0
 
+    def committed_seq(self) -> int:
+        return self._last_seq  # nothing outlives the process: stored is as good as it gets
+
     def state(self) -> StoreState:
         n = len(self._msgs)
         deleted = self._last_seq - self._first_seq + 1 - n if n else 0

@@ -79,11 +79,15 @@ class SqliteStreamStore:
         self._tail = Tail(db.last_seq + 1, owner.tail_msgs, owner.tail_bytes)
         self._ahead = ReadAhead()
         self.removals = 0
+        #: The last sequence a commit made durable.
         self._committed = db.last_seq
         #: No more calls: closed, destroyed or deleted.
         self.dead = False
         #: Rows deleted (destroyed or deleted): its counter row must not come back.
         self._gone = False
+
+    def committed_seq(self) -> int:
+        return self._committed
 
     def state(self) -> StoreState:
         s = self._live

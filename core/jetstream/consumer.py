@@ -414,6 +414,7 @@ class Consumer(PullQueue, AckTracking):
         """The next messages to send, next one last: a due redelivery or a
         last-per-subject message alone, otherwise up to ``limit`` new ones."""
         store = self.stream.store
+        horizon = store.committed_seq()  # what was delivered once may go out again
         while self._redeliver:
             seq = self._redeliver.pop(0)
             if seq in self.state.pending:
@@ -422,13 +423,19 @@ class Consumer(PullQueue, AckTracking):
                     return [msg]
                 self.state.pending.pop(seq, None)
         while self._pre:
+            if self._pre[0] > horizon:
+                return []  # the commit that covers it wakes this consumer
             msg = await store.get(self._pre.popleft())
             if self._pending_count:
                 self._pending_count -= 1
             if msg is not None:
                 return [msg]
-        msgs = await store.next_many(self.state.delivered_stream_seq + 1,
-                                     self.filters or None, limit)
+        start = self.state.delivered_stream_seq + 1
+        if start > horizon:
+            return []
+        msgs = await store.next_many(start, self.filters or None, limit)
+        while msgs and msgs[-1].seq > horizon:
+            msgs.pop()
         msgs.reverse()
         return msgs
 

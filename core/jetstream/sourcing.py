@@ -76,8 +76,8 @@ class Link:
             copied = 0
             while not self.closed:
                 msg = await origin.store.next(self.position + 1, self.filters)
-                if msg is None:
-                    break
+                if msg is None or msg.seq > origin.store.committed_seq():
+                    break  # what the origin has not committed yet waits for its commit
                 await self._take(msg)
                 self.position = msg.seq
                 copied += 1

@@ -267,3 +267,56 @@ async def test_killed_writer_process_is_replaced(tmp_path) -> None:
     finally:
         await nc.close()
         server.stop()
+
+
+async def test_consumers_get_only_committed_messages(tmp_path) -> None:
+    """A consumer or a mirror hands out nothing the store has not committed: with the
+    writer process frozen, published messages reach neither the push consumer, the
+    pull consumer nor the mirror; once it runs again, all of them arrive, in order."""
+    store = tmp_path / "store"
+    server = start(tmp_path, store)
+    nc = await nats.connect(server.url)
+    js = nc.jetstream(timeout=5)
+    pushed: list[int] = []
+    try:
+        await js.add_stream(name="C", subjects=["c.>"])
+        await js.add_stream(name="M", mirror={"name": "C"})
+        for i in range(50):  # commits go through the writer process from here on
+            await js.publish("c.x", b"warm-%d" % i)
+        push = await js.subscribe("c.x", durable="PUSH",
+                                  cb=lambda m: pushed.append(m.metadata.sequence.stream))
+        pull = await js.pull_subscribe("c.x", durable="PULL")
+        while len(pushed) < 50:
+            await asyncio.sleep(0.05)
+        for m in await pull.fetch(50, timeout=5):
+            await m.ack()
+        found = subprocess.run(["pgrep", "-f", f"sqlite_worker.py {store}"],
+                               capture_output=True, text=True).stdout.split()
+        assert found, "no writer process"
+        for pid in found:
+            os.kill(int(pid), signal.SIGSTOP)
+        try:
+            for i in range(200):
+                await nc.publish("c.x", b"new-%d" % i, reply="acks.none")
+            await nc.flush()
+            await asyncio.sleep(1.0)
+            assert pushed == list(range(1, 51))
+            with pytest.raises(nats.errors.TimeoutError):
+                await pull.fetch(1, timeout=0.5)
+            assert (await js.stream_info("M")).state.last_seq <= 50
+        finally:
+            for pid in found:
+                os.kill(int(pid), signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while len(pushed) < 250 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert pushed == list(range(1, 251))
+        got = [m.metadata.sequence.stream for m in await pull.fetch(200, timeout=5)]
+        assert got == list(range(51, 251))
+        while (await js.stream_info("M")).state.last_seq < 250:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await push.unsubscribe()
+    finally:
+        await nc.close()
+        server.stop()

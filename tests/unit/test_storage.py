@@ -64,6 +64,19 @@ async def sample(storage: Storage):
     return store
 
 
+async def test_committed_seq_follows_commits(storage: Storage) -> None:
+    """What a commit made durable: at once in memory, after the commit in SQLite."""
+    store = await sample(storage)
+    await store.sync()
+    assert store.committed_seq() == 5
+    store.store_many(6, [(b"a", b"x")] * 3, 6000)
+    store.skip(10, 7000)
+    durable_at_once = isinstance(storage, MemoryStorage)
+    assert store.committed_seq() == (10 if durable_at_once else 5)
+    await store.sync()
+    assert store.committed_seq() == 10
+
+
 async def test_store_get_and_state(storage: Storage) -> None:
     store = await sample(storage)
     st = store.state()
