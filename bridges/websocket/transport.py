@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
@@ -39,6 +39,10 @@ _FRAME_LOG.setLevel(logging.WARNING)
 #: nats-server's cap on one WebSocket message: 8 x max_payload, at most 64 MiB.
 MAX_MESSAGE_FACTOR = 8
 MAX_MESSAGE_LIMIT = 64 << 20
+#: Bound on the upgrade request when the block sets no handshake_timeout (seconds):
+#: nats-server waits for it forever without TLS, so a client that never finishes its
+#: request would hold a descriptor for good; no real client needs this long.
+DEFAULT_UPGRADE_DEADLINE = 10.0
 
 CLOSE_NORMAL = 1000
 #: Frames whose payload belongs to the carried byte stream.
@@ -49,6 +53,16 @@ def max_message_size(max_payload: int) -> int:
     if max_payload <= 0:
         max_payload = DEFAULT_MAX_PAYLOAD
     return min(max_payload * MAX_MESSAGE_FACTOR, MAX_MESSAGE_LIMIT)
+
+
+def accept(ws: ServerProtocol, request: Request) -> Response:
+    """``ws.accept``, with a 400 where websockets 13 fails to encode its own error text
+    (a header that is not UTF-8 ends up in the message of the 400 it builds)."""
+    try:
+        return ws.accept(request)
+    except UnicodeEncodeError as exc:
+        ws.handshake_exc = exc
+        return ws.reject(400, "Bad Request\n")
 
 
 class WsConnection(asyncio.Protocol):
@@ -87,9 +101,8 @@ class WsConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tcp = transport  # type: ignore[assignment]
         self.door.connections.add(self)
-        timeout = self.door.ws_options.handshake_timeout
-        if timeout > 0:
-            self._timer = asyncio.get_running_loop().call_later(timeout, self._expired)
+        timeout = self.door.ws_options.handshake_timeout or DEFAULT_UPGRADE_DEADLINE
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._expired)
 
     def _expired(self) -> None:
         self._timer = None
@@ -193,7 +206,7 @@ class WsConnection(asyncio.Protocol):
         elif route is None:
             response = ws.reject(404, "Not Found\n")
         else:
-            response = ws.accept(request)
+            response = accept(ws, request)
             if response.status_code != 101:
                 log.debug("%s:%s - websocket handshake error: %s", peer[0], peer[1],
                           ws.handshake_exc)

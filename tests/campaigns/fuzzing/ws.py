@@ -22,7 +22,6 @@ import random
 import re
 import tracemalloc
 import zlib
-from functools import lru_cache
 from types import SimpleNamespace
 
 from websockets.exceptions import InvalidHandshake, PayloadTooBig
@@ -33,7 +32,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.utils import apply_mask
 
-from jetport.bridges.websocket.transport import WsConnection
+from jetport.bridges.websocket.transport import WsConnection, accept, max_message_size
 
 from .engine import ANOMALY, Case, Target, Violation, chunks_literal, literal
 from .mutate import every_split, mutate_bytes, random_cuts, wants_every_split
@@ -41,6 +40,9 @@ from .mutate import every_split, mutate_bytes, random_cuts, wants_every_split
 #: What websockets itself reports as a broken peer (UnicodeDecodeError: bad UTF-8 in a
 #: text frame or a close reason; EOFError: the stream ended mid-frame).
 PROTOCOL_FAILURES = (WsProtocolError, PayloadTooBig, UnicodeDecodeError, EOFError)
+#: websockets 14 wraps a request that does not parse in InvalidMessage; 13 (the lowest
+#: version Jetport admits) leaves it as the parser's EOFError or ValueError.
+HANDSHAKE_FAILURES = (InvalidHandshake, EOFError, ValueError)
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 OFFERS = ("permessage-deflate", "permessage-deflate; client_max_window_bits",
           "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
@@ -148,7 +150,7 @@ def oversized(rng: random.Random, max_size: int) -> bytes:
 def generate(rng: random.Random) -> Case:
     compression = rng.random() < 0.5
     max_payload = rng.choice((1 << 20, 16, 128, 1024))
-    max_size = make_max_size(max_payload)
+    max_size = max_message_size(max_payload)
     offer = rng.choice(OFFERS[:3]) if compression and rng.random() < 0.8 else None
     compressed = offer is not None
     frames = []
@@ -175,11 +177,6 @@ def generate(rng: random.Random) -> Case:
     return Case(data, cuts, params, mode)
 
 
-@lru_cache
-def make_max_size(max_payload: int) -> int:
-    return make_protocol(False, max_payload).max_message_size or 0
-
-
 def handshake(ws: ServerProtocol, request: Request, route: bool = True) -> int:
     """Answer the upgrade the way WsConnection._handshake does: 404 without a route,
     else accept, and 400 when websockets refuses the request; when bad frames in the
@@ -187,7 +184,7 @@ def handshake(ws: ServerProtocol, request: Request, route: bool = True) -> int:
     if not route:
         response = ws.reject(404, "Not Found\n")
     else:
-        response = ws.accept(request)
+        response = accept(ws, request)
         if response.status_code != 101:
             response = ws.reject(400, "Bad Request\n")
     if ws.eof_sent:
@@ -202,7 +199,7 @@ class Session:
     def __init__(self, case: Case) -> None:
         self.ws = make_protocol(case.params["compression"], case.params["max_payload"])
         self.route = case.params.get("route", True)
-        self.max_size = self.ws.max_message_size or 0
+        self.max_size = max_message_size(case.params["max_payload"])
         self.frames: list[Frame] = []
         self.sent: list[bytes] = []
         self.message_size = 0
@@ -256,7 +253,7 @@ def play(case: Case, chunks: list[bytes]) -> Session:
     if exc is not None and not isinstance(exc, PROTOCOL_FAILURES):
         raise Violation(f"parser failed with {type(exc).__name__}: {exc}") from exc
     hexc = s.ws.handshake_exc
-    if hexc is not None and not isinstance(hexc, InvalidHandshake):
+    if hexc is not None and not isinstance(hexc, HANDSHAKE_FAILURES):
         raise Violation(f"handshake failed with {type(hexc).__name__}: {hexc}") from hexc
     if exc is not None and len(s.ws.reader.buffer):
         raise Violation(f"kept {len(s.ws.reader.buffer)} bytes after {type(exc).__name__}")
@@ -336,8 +333,7 @@ def limit_checks() -> list[str]:
     problems: list[str] = []
     rng = random.Random(0)
     for max_payload in (1 << 20, 1024):
-        ws = _opened(False, max_payload)
-        limit = ws.max_message_size or 0
+        limit = max_message_size(max_payload)
         for n in (limit + 1, 2**63):
             ws = _opened(False, max_payload)
             ws.receive_data(frame(rng, Opcode.BINARY, b"", length=n))
@@ -352,7 +348,7 @@ def limit_checks() -> list[str]:
             problems.append(f"max_payload {max_payload}: fragments over {limit} bytes gave "
                             f"{ws.parser_exc!r}")
     ws = _opened(True, 1024)
-    limit = ws.max_message_size or 0
+    limit = max_message_size(1024)
     bomb = frame(rng, Opcode.BINARY, deflate(b"\x00" * (64 << 20)), rsv=4)
     tracemalloc.start()
     try:
