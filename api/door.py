@@ -86,8 +86,14 @@ class HttpDoor:
         if not any(isinstance(f, _PeerMistakes) for f in uvicorn_log.filters):
             uvicorn_log.addFilter(_PeerMistakes())
 
+        from uvicorn.config import HTTP_PROTOCOLS
+        from uvicorn.importer import import_from_string
+
+        from jetport.api.deadline import with_header_deadline
+
+        http = with_header_deadline(import_from_string(HTTP_PROTOCOLS["auto"]))
         config = uvicorn.Config(
-            asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False,
+            asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False, http=http,
             # uvicorn's lines go through the hub's log handler and format (core.log).
             log_config=None, log_level="warning", timeout_graceful_shutdown=1,
         )

@@ -66,6 +66,8 @@ class Client:
         self.version = ""
         self.user = ""
         self.in_msgs = 0
+        #: Times this client's input was held back for a congested reader.
+        self.stalls = 0
         self.in_bytes = 0
         self.out_msgs = 0
         self.out_bytes = 0

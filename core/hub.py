@@ -52,7 +52,7 @@ class Hub:
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
-        self.flow = FlowControl()
+        self.flow = FlowControl(stall=not options.no_fast_producer_stall)
         self.jetstream: JetStream | None = None
         #: Listening port of each open door, by door name.
         self.ports: dict[str, int] = {}

@@ -68,6 +68,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "remotes": 0,
         "leafnodes": 0,
         "slow_consumers": hub.slow_consumers,
+        "stalled_clients": hub.flow.stalled,
         "subscriptions": sum(len(a.router.index) for a in hub.accounts.values()),
         "config_load_time": rfc3339(hub.start),
         "system_account": "",
@@ -137,6 +138,8 @@ def _conn(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, 
     for key in ("name", "lang", "version"):
         if getattr(c, key):
             doc[key] = getattr(c, key)
+    if c.stalls:
+        doc["stalls"] = c.stalls
     if c.user:
         doc["authorized_user"] = c.user
     if c.account.name != "$G":

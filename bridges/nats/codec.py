@@ -45,6 +45,7 @@ Event = tuple[Any, ...]
 ERR_UNKNOWN_OP = "Unknown Protocol Operation"
 ERR_CONTROL_LINE = "maximum control line exceeded"
 ERR_MAX_PAYLOAD = "Maximum Payload Violation"
+ERR_AUTH = "Authorization Violation"
 ERR_PROTOCOL = "invalid client protocol"
 ERR_NO_RESPONDERS = "no responders requires headers support"
 ERR_INVALID_SUBJECT = "Invalid Subject"
@@ -61,7 +62,7 @@ PING = b"PING\r\n"
 PONG = b"PONG\r\n"
 OK = b"+OK\r\n"
 
-_CRLF = b"\r\n"
+CRLF = b"\r\n"
 
 
 class ServerCodec:
@@ -106,7 +107,7 @@ class ServerCodec:
             self._chunks = []
             subject, reply, hsize, size = self._pending
             self._pending = None
-            if data[size : size + 2] != _CRLF:
+            if data[size : size + 2] != CRLF:
                 return self._close(events, ERR_UNKNOWN_OP)
             events.append(_pub(subject, reply, hsize, data[:size]))
             buf = data[size + 2 :]
@@ -128,7 +129,7 @@ class ServerCodec:
         Anything else (a payload holding CRLF, HPUB, a partial frame) is parsed at
         its byte offset by :meth:`_one`, and the walk resumes after it.
         """
-        parts = buf.split(_CRLF)
+        parts = buf.split(CRLF)
         last = len(parts) - 1
         append = events.append
         i = pos = 0
@@ -277,7 +278,7 @@ class ServerCodec:
         reply = args[1] if nargs == 3 else None
         stop = start + size
         if stop + 2 <= len(buf):
-            if buf[stop : stop + 2] != _CRLF:
+            if buf[stop : stop + 2] != CRLF:
                 self._close(events, ERR_UNKNOWN_OP)
                 return None
             events.append(_pub(subject, reply, hsize, buf[start:stop]))
@@ -508,8 +509,8 @@ def encode_msg(
             head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hl, hl + len(payload))
         else:
             head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hl, hl + len(payload))
-        return head + headers + payload + _CRLF
-    return head + payload + _CRLF
+        return head + headers + payload + CRLF
+    return head + payload + CRLF
 
 
 def _lower_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from jetport.bridges.nats.codec import (
+    ERR_AUTH,
     ERR_CONTROL_LINE,
     ERR_INVALID_PUB_SUBJECT,
     ERR_INVALID_SUBJECT,
@@ -49,7 +50,6 @@ from jetport.core.tls import peer_identities
 if TYPE_CHECKING:
     from jetport.bridges.nats.door import NatsDoor
 
-ERR_AUTH = "Authorization Violation"
 ERR_AUTH_TIMEOUT = "Authentication Timeout"
 ERR_STALE = "Stale Connection"
 ERR_MAX_CONNECTIONS = "maximum connections exceeded"
@@ -100,6 +100,8 @@ class NatsClient(Client, asyncio.Protocol):
         self._flush_scheduled = False
         self._active = False
         self._pings_out = 0
+        #: Whether the client ever answered a ping.
+        self._ponged = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._publish = self.account.router.publish
         self._flow = hub.flow
@@ -399,10 +401,13 @@ class NatsClient(Client, asyncio.Protocol):
         )
 
     def _ping_tick(self) -> None:
-        """Ping a quiet client; one that leaves ping_max pings unanswered is stale."""
-        if self._active:
+        """Ping a quiet client; one that leaves ping_max pings unanswered is stale.
+
+        Input only delays the ping once the client has answered one (as nats-server,
+        which pings until it has a round-trip time): bytes that never make a CONNECT
+        do not keep a connection alive."""
+        if self._active and self._ponged:
             self._active = False
-            self._pings_out = 0
         elif self._pings_out >= self.hub.options.ping_max:
             self._fail(ERR_STALE)
             return
@@ -526,6 +531,7 @@ class NatsClient(Client, asyncio.Protocol):
                     self._send_connect_info()
             elif op == OP_PONG:
                 self._pings_out = 0
+                self._ponged = True
             elif op == OP_SUB:
                 self._sub(ev[1], ev[2], ev[3])
             elif op == OP_UNSUB:

@@ -13,6 +13,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.nats.codec import (
+    ERR_AUTH,
     ERR_CONTROL_LINE,
     ERR_MAX_PAYLOAD,
     ERR_NO_RESPONDERS,
@@ -21,7 +22,6 @@ from jetport.bridges.nats.codec import (
     Event,
 )
 from jetport.bridges.nats.connection import (
-    ERR_AUTH,
     ERR_AUTH_TIMEOUT,
     ERR_EXPIRED,
     ERR_STALE,

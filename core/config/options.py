@@ -84,6 +84,8 @@ class Options:
     ping_interval: float = DEFAULT_PING_INTERVAL  # seconds
     ping_max: int = DEFAULT_PING_MAX
     write_deadline: float = DEFAULT_WRITE_DEADLINE  # seconds
+    #: Never hold a publisher back for a slow reader: the reader is cut off sooner.
+    no_fast_producer_stall: bool = False
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT  # seconds; tls_timeout + 1 with TLS
     username: str = ""
     password: str = ""

@@ -21,6 +21,7 @@ simple(TOP_LEVEL_KEYS, "max_subscriptions", "integer", "max_subscriptions", "max
 simple(TOP_LEVEL_KEYS, "ping_interval", "seconds", "ping_interval")
 simple(TOP_LEVEL_KEYS, "ping_max", "integer", "ping_max")
 simple(TOP_LEVEL_KEYS, "write_deadline", "seconds", "write_deadline")
+simple(TOP_LEVEL_KEYS, "no_fast_producer_stall", "boolean", "no_fast_producer_stall")
 simple(TOP_LEVEL_KEYS, "debug", "boolean", "debug")
 simple(TOP_LEVEL_KEYS, "trace", "boolean", "trace")
 simple(TOP_LEVEL_KEYS, "logtime", "boolean", "logtime")

@@ -192,6 +192,32 @@ def test_stale_connection(tmp_path: Path, make_hub) -> None:
         lively.send(b"PONG\r\n")
 
 
+def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(conf_server) -> None:
+    """Without authorization there is no auth timeout; a client that trickles its CONNECT
+    a byte at a time is pinged anyway and found stale, as by nats-server."""
+    server = conf_server('ping_interval: "300ms"\nping_max: 2\n')
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.settimeout(0.05)
+    out, began = b"", time.monotonic()
+    trickle = b'CONNECT {"verbose":false,"name":"' + b"s" * 100
+    try:
+        for byte in trickle:
+            sock.sendall(bytes([byte]))
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            out += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        sock.close()
+    assert out.endswith(b"PING\r\nPING\r\n-ERR 'Stale Connection'\r\n"), out[-80:]
+    assert time.monotonic() - began < 3
+
+
 def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub) -> None:
     hub = make_hub("-m", "-1", "-c", write(
         tmp_path, "sc.conf", 'max_pending: 256KB\nmax_payload: 64KB\nwrite_deadline: "500ms"\n'))

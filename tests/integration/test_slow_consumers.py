@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import pytest
 from servers import ServerProcess, jetport
 from test_mqtt_conformance import V3, V5, connect, pkt, subscribe
 
@@ -30,9 +31,9 @@ jetstream {{ store_dir: "{store}" }}
 PAYLOAD = b"p" * 8000
 
 
-def start(tmp_path: Path) -> ServerProcess:
+def start(tmp_path: Path, extra: str = "") -> ServerProcess:
     conf = tmp_path / "budget.conf"
-    conf.write_text(CONF.format(store=tmp_path / "js"))
+    conf.write_text(CONF.format(store=tmp_path / "js") + extra)
     server = jetport(tmp_path, "-c", str(conf)).start()
     server.ws_port = int(server.log().split("websocket clients on ws://")[1]
                          .split(":")[1].split()[0])
@@ -230,3 +231,41 @@ async def test_websocket_reader_that_stops_is_cut_off(tmp_path: Path) -> None:
         server.stop()
 
 
+
+
+@pytest.mark.parametrize("stall", [True, False], ids=["stall", "no_fast_producer_stall"])
+async def test_a_reader_that_stops_holds_its_publisher_only_briefly(tmp_path: Path,
+                                                                    stall: bool) -> None:
+    """A NATS subscriber that stops reading slows its publisher for milliseconds at a
+    time (counted in /varz ``stalled_clients`` and the publisher's /connz ``stalls``),
+    never for the write deadline: it is cut off at ``max_pending``.  With
+    ``no_fast_producer_stall`` the publisher is not slowed at all."""
+    server = start(tmp_path, "" if stall else "no_fast_producer_stall: true\n")
+    try:
+        sock = stalled_socket(server.port)
+        sock.sendall(b'CONNECT {"verbose":false}\r\nSUB flood.n 1\r\nPING\r\n')
+        time.sleep(0.2)
+        nc = await nats.connect(server.url, name="publisher")
+        longest, stalls = 0.0, 0
+        try:
+            while not varz(server)["slow_consumers"]:
+                began = time.monotonic()
+                for _ in range(64):
+                    await nc.publish("flood.n", PAYLOAD)
+                await nc.flush()
+                longest = max(longest, time.monotonic() - began)
+                conns = httpx.get(f"http://127.0.0.1:{server.http_port}/connz").json()
+                stalls = max([c.get("stalls", 0) for c in conns["connections"]
+                              if c.get("name") == "publisher"] + [stalls])
+        finally:
+            await nc.close()
+        assert longest < 1.0, f"a burst waited {longest:.2f} s"
+        assert "MaxPending of 4194304 exceeded" in server.log()
+        if stall:
+            assert varz(server)["stalled_clients"] > 0 and stalls > 0
+        else:
+            assert varz(server)["stalled_clients"] == 0 and stalls == 0
+        ended(sock)
+        sock.close()
+    finally:
+        server.stop()
