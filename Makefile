@@ -83,3 +83,17 @@ clean:
 .PHONY: fuzz
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python tests/campaigns/fuzz.py --target all --count 1000000
+
+# Reliability campaigns (docs/reliability.md), each with a fixed seed and a Markdown table
+# of its figures; exit status 1 on any failure.  tests/integration/test_campaign_*.py run
+# short versions in the suite.
+.PHONY: killtest abuse soak
+# kill -9 of the hub at random moments under load on all four doors, 20 rounds.
+killtest: $(VENV)/.installed-test
+	$(BIN)/python tests/campaigns/killtest.py --rounds 20
+# Hostile clients: slowloris, connect floods, non-reading subscribers, no descriptors left.
+abuse: $(VENV)/.installed-test
+	$(BIN)/python tests/campaigns/abuse.py
+# 30 minutes of mixed traffic, sampling the hub's RSS and descriptors every 10 s.
+soak: $(VENV)/.installed-test
+	$(BIN)/python tests/campaigns/soak.py --minutes 30

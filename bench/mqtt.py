@@ -34,7 +34,8 @@ PEER = "mosquitto"
 # -- frames -----------------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """MQTT's variable byte integer (remaining length, property lengths)."""
     out = bytearray()
     while True:
         n, digit = n >> 7, n & 0x7F
@@ -43,27 +44,30 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _str(text: str) -> bytes:
-    raw = text.encode()
+def mqtt_string(text: str | bytes) -> bytes:
+    """An MQTT string: two length bytes, then the UTF-8."""
+    raw = text.encode() if isinstance(text, str) else text
     return len(raw).to_bytes(2, "big") + raw
 
 
-def _frame(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
+def packet(first: int, body: bytes) -> bytes:
+    return bytes([first]) + varint(len(body)) + body
 
 
-def connect_frame(client_id: str) -> bytes:
-    """3.1.1 CONNECT, clean session, no keepalive (idle clients must not be dropped)."""
-    return _frame(0x10, _str("MQTT") + b"\x04\x02\x00\x00" + _str(client_id))
+def connect_frame(client_id: str | bytes, clean: bool = True, keepalive: int = 0) -> bytes:
+    """3.1.1 CONNECT; no keepalive by default (idle clients must not be dropped)."""
+    flags = 0x02 if clean else 0x00
+    return packet(0x10, mqtt_string("MQTT") + bytes([4, flags])
+                  + keepalive.to_bytes(2, "big") + mqtt_string(client_id))
 
 
-def subscribe_frame(topic: str, qos: int, pid: int = 1) -> bytes:
-    return _frame(0x82, pid.to_bytes(2, "big") + _str(topic) + bytes([qos]))
+def subscribe_frame(topic: str | bytes, qos: int, pid: int = 1) -> bytes:
+    return packet(0x82, pid.to_bytes(2, "big") + mqtt_string(topic) + bytes([qos]))
 
 
-def publish_frame(topic: str, payload: bytes, qos: int = 0, pid: int = 0) -> bytes:
+def publish_frame(topic: str | bytes, payload: bytes, qos: int = 0, pid: int = 0) -> bytes:
     pid_bytes = pid.to_bytes(2, "big") if qos else b""
-    return _frame(0x30 | qos << 1, _str(topic) + pid_bytes + payload)
+    return packet(0x30 | qos << 1, mqtt_string(topic) + pid_bytes + payload)
 
 
 # -- the client -------------------------------------------------------------------------

@@ -244,3 +244,20 @@ def slope_per_hour(samples: list[tuple[float, float]]) -> float:
     if var == 0:
         return 0.0
     return sum((t - mx) * (v - my) for t, v in samples) / var * 3600
+
+
+def error_lines(lines: list[str]) -> list[str]:
+    """The hub's log lines that report an error: ``[ERR]`` or a traceback."""
+    return [line for line in lines if "[ERR]" in line or "Traceback" in line]
+
+
+def finish(text: str, failures: list[str], most: int = 100) -> int:
+    """Print a campaign's report and its failures; the exit status (1 on any failure)."""
+    print()
+    print(text)
+    if not failures:
+        return 0
+    print("\nFAILURES:")
+    for f in failures[:most]:
+        print(f"- {f}")
+    return 1

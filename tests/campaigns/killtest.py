@@ -59,7 +59,7 @@ from mqtt_clients import V3, V5, Paho  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from campaigns.harness import Hub, alive, remove_workdir, table, workdir  # noqa: E402
+from campaigns.harness import Hub, alive, finish, remove_workdir, table, workdir  # noqa: E402
 
 DEFAULT_SEED = 20241206
 DOORS = ("nats", "ws", "mqtt1", "mqtt2", "http")
@@ -826,14 +826,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(campaign(args.rounds, args.seed, args.min_kill, args.max_kill,
                                   args.budget, args.dir, args.keep))
-    print()
-    print(report(result))
-    if result.failures:
-        print("\nFAILURES:")
-        for f in result.failures:
-            print(f"- {f}")
-        return 1
-    return 0
+    return finish(report(result), result.failures)
 
 
 if __name__ == "__main__":

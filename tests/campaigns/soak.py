@@ -55,7 +55,15 @@ import paho.mqtt.client as paho  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from campaigns.harness import Hub, mb, remove_workdir, slope_per_hour, table, workdir  # noqa: E402
+from campaigns.harness import (  # noqa: E402
+    Hub,
+    finish,
+    mb,
+    remove_workdir,
+    slope_per_hour,
+    table,
+    workdir,
+)
 
 DEFAULT_SEED = 20241208
 CONF = """
@@ -573,14 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(campaign(args.minutes, args.sample_every, args.seed,
                                   args.rss_growth_mb, args.dir, args.keep))
-    print()
-    print(report(result))
-    if result.failures:
-        print("\nFAILURES:")
-        for f in result.failures[:100]:
-            print(f"- {f}")
-        return 1
-    return 0
+    return finish(report(result), result.failures)
 
 
 if __name__ == "__main__":

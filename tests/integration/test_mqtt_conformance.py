@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 from servers import ServerProcess, jetport
 
+from jetport.bench.mqtt import mqtt_string as s
+from jetport.bench.mqtt import packet as pkt
+from jetport.bench.mqtt import varint
+
 V3, V5 = 4, 5
 _ids = itertools.count(1)
 
@@ -29,25 +33,6 @@ def h(text: str) -> bytes:
     """Hex with spaces, plus quoted ASCII: ``h("00 04 'MQTT'")``."""
     parts = text.split("'")
     return b"".join(p.encode() if i % 2 else bytes.fromhex(p) for i, p in enumerate(parts))
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def s(text: str | bytes) -> bytes:
-    """An MQTT string: u16 length and the bytes."""
-    raw = text.encode() if isinstance(text, str) else text
-    return struct.pack(">H", len(raw)) + raw
-
-
-def pkt(first: int, body: bytes) -> bytes:
-    return bytes([first]) + varint(len(body)) + body
 
 
 def connect(cid: str = "", version: int = V3, flags: int = 0x02, keepalive: int = 60,

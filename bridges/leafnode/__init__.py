@@ -1,0 +1,2 @@
+"""Leafnode connections to nats-server clusters: the wire protocol (``codec``) and its
+events (``events``)."""

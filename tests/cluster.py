@@ -1,0 +1,295 @@
+"""A real nats-server JetStream cluster on loopback, and nats-server leaf nodes that dial
+it: the reference topology for Jetport's leafnode tests.
+
+:class:`HubCluster` writes one config per node (``n1`` … ``n3``: client, route and
+leafnode listeners on fixed free ports, so a restarted node comes back where it was;
+JetStream with a domain, ``hub`` by default; stores under the test's tmp path), starts
+the nodes together and waits until the cluster is usable: every node healthy
+(``/healthz``), routed to all the others (``/routez``) and agreeing on one JetStream
+meta leader that sees every peer (``/jsz``).  :meth:`HubCluster.kill` is ``kill -9``;
+:meth:`HubCluster.restart` brings a node back and waits for the same readiness.
+:meth:`HubCluster.start_leaf` starts a nats-server with ``leafnodes { remotes }`` on all
+nodes' leafnode ports and waits for its link.
+
+Use :func:`cluster_fixture` to make a pytest fixture (module-scoped by default: a
+cluster takes a few seconds to elect its meta leader).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import ServerProcess, free_port, nats_server_binary
+
+CLUSTER_NAME = "HUB"
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    """The fixed listeners of one node."""
+
+    client: int
+    cluster: int
+    leafnode: int
+    http: int
+
+
+def _q(value: str | Path) -> str:
+    """A config string value (JSON quoting is valid nats-server config syntax)."""
+    return json.dumps(str(value))
+
+
+def monitor(server: ServerProcess, path: str, timeout: float = 2.0) -> dict[str, Any]:
+    """GET a monitoring endpoint (``/jsz``, ``/leafz?subs=1`` …) as JSON; ``{}`` when the
+    server does not answer or answers with an error status."""
+    url = f"http://127.0.0.1:{server.http_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class HubCluster:
+    """A nats-server cluster of ``size`` nodes (n1..nN), JetStream in ``domain``.
+
+    :param domain: the JetStream domain (``jetstream { domain: … }``); None for none.
+    :param jetstream: False runs the cluster without JetStream.
+    :param extra: config text added to every node (accounts, authorization, …).
+    :param leafnode_extra: text added inside every node's ``leafnodes {}`` block.
+    """
+
+    def __init__(self, tmp: Path, *, size: int = 3, domain: str | None = "hub",
+                 jetstream: bool = True, extra: str = "", leafnode_extra: str = "") -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("nats-server binary not found")
+        self.tmp = tmp
+        self.size = size
+        self.domain = domain
+        self.jetstream = jetstream
+        self._extra, self._leafnode_extra = extra, leafnode_extra
+        self.names = [f"n{i}" for i in range(1, size + 1)]
+        self.nodes = [ServerProcess([binary, "-c", str(tmp / f"{name}.conf")],
+                                    tmp / f"{name}.log", cwd=tmp) for name in self.names]
+        for name, node in zip(self.names, self.nodes, strict=True):
+            node.target, node.conf_path = "nats-server", tmp / f"{name}.conf"
+        self.ports: list[NodePorts] = []
+        self._configure()
+        self.leaves: list[ServerProcess] = []
+
+    def _configure(self) -> None:
+        """Pick free ports and write every node's config."""
+        self.ports = [NodePorts(free_port(), free_port(), free_port(), free_port())
+                      for _ in self.names]
+        routes = ", ".join(f"nats-route://127.0.0.1:{p.cluster}" for p in self.ports)
+        for name, ports in zip(self.names, self.ports, strict=True):
+            (self.tmp / f"{name}.conf").write_text(
+                self._config(name, ports, routes, self._extra, self._leafnode_extra))
+
+    def _config(self, name: str, ports: NodePorts, routes: str, extra: str,
+                leafnode_extra: str) -> str:
+        js = ""
+        if self.jetstream:
+            domain = f", domain: {_q(self.domain)}" if self.domain else ""
+            js = f"jetstream {{ store_dir: {_q(self.tmp / name / 'js')}{domain} }}\n"
+        return (
+            f"server_name: {name}\n"
+            f"listen: 127.0.0.1:{ports.client}\n"
+            f"http: 127.0.0.1:{ports.http}\n"
+            f"{js}"
+            f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{ports.cluster},"
+            f" routes: [{routes}] }}\n"
+            f"leafnodes {{ listen: 127.0.0.1:{ports.leafnode}\n{leafnode_extra}\n}}\n"
+            f"{extra}\n"
+        )
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> HubCluster:
+        """Start every node and wait until the cluster is ready.  A node that cannot
+        start (a free port taken by another test meanwhile) makes the whole cluster
+        start again on new ports."""
+        for attempt in range(attempts):
+            try:
+                for node in self.nodes:
+                    node.start(timeout)
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                self._configure()
+                continue
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.stop()
+                raise
+            return self
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        for proc in [*self.leaves, *self.nodes]:
+            if proc.proc is not None:
+                proc.stop()
+
+    def __enter__(self) -> HubCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def node(self, name: str) -> ServerProcess:
+        """``"n1"`` → that node's process."""
+        return self.nodes[self.names.index(name)]
+
+    def running(self) -> list[ServerProcess]:
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` one node."""
+        self.node(name).kill()
+
+    def restart(self, name: str, timeout: float = 30.0) -> ServerProcess:
+        """Start a stopped or killed node again on its ports and wait until the cluster,
+        that node included, is ready."""
+        node = self.node(name)
+        node.restart(timeout=timeout)
+        self.wait_ready(timeout)
+        return node
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Every running node healthy, routed to the other running nodes, and (with
+        JetStream) all agreeing on a meta leader that has every peer."""
+        wait_until(self.ready, timeout, f"cluster {self.names} ready; logs in {self.tmp}")
+
+    def ready(self) -> bool:
+        nodes = self.running()
+        names = {self.names[self.nodes.index(n)] for n in nodes}
+        leaders = set()
+        for node in nodes:
+            name = self.names[self.nodes.index(node)]
+            if monitor(node, "/healthz").get("status") != "ok":
+                return False
+            routed = {r.get("remote_name") for r in monitor(node, "/routez").get("routes") or []}
+            if not (names - {name}) <= routed:
+                return False
+            if self.jetstream:
+                meta = monitor(node, "/jsz").get("meta_cluster") or {}
+                if not meta.get("leader") or meta.get("cluster_size") != self.size:
+                    return False
+                leaders.add(meta["leader"])
+        if self.jetstream and (len(leaders) != 1 or not leaders <= set(self.names)):
+            return False
+        if self.jetstream:
+            # The leader's view: every other running node is a current peer.
+            leader = self.node(leaders.pop())
+            replicas = monitor(leader, "/jsz").get("meta_cluster", {}).get("replicas") or []
+            current = {r["name"] for r in replicas if r.get("current")}
+            if not (names - {self.names[self.nodes.index(leader)]}) <= current:
+                return False
+        return True
+
+    def meta_leader(self) -> str:
+        """The name of the JetStream meta leader, as the first running node sees it."""
+        return monitor(self.running()[0], "/jsz").get("meta_cluster", {}).get("leader", "")
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def urls(self) -> list[str]:
+        """Client URLs of all nodes."""
+        return [f"nats://127.0.0.1:{p.client}" for p in self.ports]
+
+    @property
+    def leafnode_urls(self) -> list[str]:
+        """What a remote lists to reach the cluster's leafnode listeners."""
+        return [f"nats-leaf://127.0.0.1:{p.leafnode}" for p in self.ports]
+
+    # -- leaf nodes -----------------------------------------------------------------------
+
+    def start_leaf(self, name: str = "leaf1", *, domain: str | None = "leaf1",
+                   jetstream: bool = True, remote_extra: str = "", extra: str = "",
+                   urls: list[str] | None = None, timeout: float = 15.0) -> ServerProcess:
+        """Start a nats-server leaf node that dials the cluster (all nodes' leafnode
+        ports unless ``urls`` is given) and wait until its leafnode link is up.
+
+        :param domain: the leaf's own JetStream domain; None for none.
+        :param jetstream: False: a leaf without JetStream (it reaches the hub's with
+            ``$JS.<hub domain>.API``, e.g. ``nc.jetstream(domain="hub")``).
+        :param remote_extra: text inside the remote block (``deny_imports: [...]`` …).
+        :param extra: config text added at the top level.
+        """
+        binary = nats_server_binary()
+        assert binary is not None
+        js = ""
+        if jetstream:
+            dom = f", domain: {_q(domain)}" if domain else ""
+            js = f"jetstream {{ store_dir: {_q(self.tmp / name / 'js')}{dom} }}\n"
+        remotes = ", ".join(_q(u) for u in (urls or self.leafnode_urls))
+        conf = self.tmp / f"{name}.conf"
+        leaf = ServerProcess([binary, "-c", str(conf)], self.tmp / f"{name}.log", cwd=self.tmp)
+        leaf.target, leaf.conf_path = "nats-server", conf
+        self.leaves.append(leaf)
+        for attempt in range(3):  # new ports if another test took the free ones meanwhile
+            conf.write_text(
+                f"server_name: {name}\n"
+                f"listen: 127.0.0.1:{free_port()}\n"
+                f"http: 127.0.0.1:{free_port()}\n"
+                f"{js}"
+                f"leafnodes {{ reconnect: 1,\n"
+                f"  remotes: [ {{ urls: [{remotes}]\n{remote_extra}\n}} ] }}\n"
+                f"{extra}\n"
+            )
+            try:
+                leaf.start(timeout)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+        wait_until(lambda: leaf_connected(leaf), timeout, f"leaf {name} linked to the cluster")
+        return leaf
+
+
+def leaf_connected(leaf: ServerProcess) -> bool:
+    """The leaf has its leafnode connection up (``/leafz``)."""
+    return bool(monitor(leaf, "/leafz").get("leafnodes"))
+
+
+def cluster_fixture(*, scope: str = "module", name: str | None = None,
+                    **options: Any) -> Any:
+    """Make a pytest fixture giving a started :class:`HubCluster` (stopped afterwards,
+    with its leaves).  In a test module::
+
+        hub = cluster_fixture()                  # fixture named "hub", module scope
+        hub_nojs = cluster_fixture(jetstream=False)
+
+    ``options`` go to :class:`HubCluster`.  Skips when nats-server is not installed.
+    """
+
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubCluster]:
+        if nats_server_binary() is None:
+            pytest.skip(reason="nats-server not installed")
+        cluster = HubCluster(tmp_path_factory.mktemp("cluster"), **options)
+        with cluster:
+            yield cluster
+
+    return pytest.fixture(scope=scope, name=name)(fixture)  # type: ignore[call-overload]
