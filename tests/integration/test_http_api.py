@@ -8,14 +8,14 @@ import base64
 import httpx
 import nats
 import pytest
-from servers import jetport
+from servers import Launch
 
 
 @pytest.fixture(scope="module", name="js_hub")
 def js_hub_fixture(tmp_path_factory):
     """One JetStream hub with the HTTP door for the module; each test cleans up."""
     tmp = tmp_path_factory.mktemp("http")
-    server = jetport(tmp, "-js", "-sd", str(tmp / "store"), "-m", "-1").start()
+    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
     yield server
     server.stop()
 

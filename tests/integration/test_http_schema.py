@@ -11,7 +11,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from servers import jetport
+from servers import Launch
 
 
 @schemathesis.check
@@ -28,7 +28,7 @@ CHECKS = [no_internal_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def door(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schema")
-    server = jetport(tmp, "-js", "-sd", str(tmp / "store"), "-m", "-1").start()
+    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
     yield server
     server.stop()
 

@@ -1,11 +1,8 @@
 """JetStream consumers: the $JS.API consumer requests, delivery, acks and pull statuses.
 
-Most tests drive the hub through nats-py.  The exact status messages a pull request
-gets back are read from a raw socket and the same raw steps are run against the
-reference nats-server, whose answer has to match byte for byte.
-
-``JETPORT_TEST_TARGET=nats-server`` runs the nats-py tests against the reference
-nats-server instead of the hub.
+The tests drive a server through nats-py, and each runs on the hub and on the reference
+nats-server (``@pytest.mark.differential``).  The exact status messages a pull request
+gets back are read from a raw socket and must match, byte for byte, on both.
 """
 
 from __future__ import annotations
@@ -16,14 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 from nats.js import api
 from nats.js.errors import NotFoundError
-from servers import RawClient, ServerProcess, jetport, nats_server
+from servers import Launch, RawClient, ServerProcess
 from servers import js_connect as connect
 
 
@@ -171,12 +167,11 @@ class RawPeer:
 Scenario = Callable[[ServerProcess], Awaitable[Any]]
 
 
-async def on_both(tmp_path: Path, scenario: Scenario) -> tuple[Any, Any]:
+async def on_both(launch: Launch, scenario: Scenario) -> tuple[Any, Any]:
     """Run ``scenario`` on the reference nats-server and on the hub: (reference, hub)."""
     results: dict[str, Any] = {}
-    for name, factory in (("nats-server", nats_server), ("jetport", jetport)):
-        server = factory(tmp_path, "-js", "-sd", str(tmp_path / f"{name}-store"), name=name)
-        server.start()
+    for name in ("nats-server", "jetport"):
+        server = launch.jetstream(target=name)
         try:
             results[name] = await scenario(server)
         finally:
@@ -663,7 +658,8 @@ async def test_term_stops_redelivery(srv) -> None:
     await nc.close()
 
 
-async def test_ack_next_and_ack_ack(tmp_path: Path) -> None:
+@pytest.mark.differential(compare=True)
+async def test_ack_next_and_ack_ack(launch: Launch) -> None:
     async def scenario(server: ServerProcess):
         nc, js, peer = await pull_stream(server, {"ack_policy": "explicit"},
                                          [b"one", b"two", b"three"])
@@ -683,7 +679,7 @@ async def test_ack_next_and_ack_ack(tmp_path: Path) -> None:
         return ([f.key() for f in first + second + third + ackack + again],
                 numbers(info))
 
-    ref, got = await on_both(tmp_path, scenario)
+    ref, got = await on_both(launch, scenario)
     expected = (
         [("p.x", "$JS.ACK.P.C.1.1.1.<ts>.2", b"", b"one"),
          ("p.x", "$JS.ACK.P.C.1.2.2.<ts>.1", b"", b"two"),
@@ -753,7 +749,8 @@ async def test_max_ack_pending_push(srv) -> None:
     await nc.close()
 
 
-async def test_headers_only(tmp_path: Path) -> None:
+@pytest.mark.differential(compare=True)
+async def test_headers_only(launch: Launch) -> None:
     async def scenario(server: ServerProcess):
         nc, js, peer = await pull_stream(server, {"ack_policy": "none", "headers_only": True})
         await js.publish("p.x", b"hello", headers={"X-A": "1"})
@@ -764,7 +761,7 @@ async def test_headers_only(tmp_path: Path) -> None:
         await nc.close()
         return [f.key() for f in frames]
 
-    ref, got = await on_both(tmp_path, scenario)
+    ref, got = await on_both(launch, scenario)
     expected = [
         ("p.x", "$JS.ACK.P.C.1.1.1.<ts>.1", b"NATS/1.0\r\nX-A: 1\r\nNats-Msg-Size: 5\r\n\r\n", b""),
         ("p.x", "$JS.ACK.P.C.1.2.2.<ts>.0", b"NATS/1.0\r\nNats-Msg-Size: 0\r\n\r\n", b""),
@@ -821,19 +818,14 @@ async def test_rate_limit_and_sample_freq(srv) -> None:
 # -- pull request statuses, byte for byte against nats-server -------------------------
 
 
-async def _status_test(tmp_path: Path, cfg: dict[str, Any], msgs: list[bytes],
+async def _status_test(server: ServerProcess, cfg: dict[str, Any], msgs: list[bytes],
                        steps: Callable[[Any, RawPeer], Awaitable[list[Frame]]],
                        expected: list) -> None:
-    async def scenario(server: ServerProcess):
-        nc, js, peer = await pull_stream(server, cfg, msgs)
-        frames = await steps(js, peer)
-        await peer.close()
-        await nc.close()
-        return [f.key() for f in frames]
-
-    ref, got = await on_both(tmp_path, scenario)
-    assert ref == expected
-    assert got == expected
+    nc, js, peer = await pull_stream(server, cfg, msgs)
+    frames = await steps(js, peer)
+    await peer.close()
+    await nc.close()
+    assert [f.key() for f in frames] == expected
 
 
 async def pending(js, n: int) -> None:
@@ -845,7 +837,8 @@ async def pending(js, n: int) -> None:
     raise AssertionError(f"consumer C never had {n} pending")
 
 
-async def test_pull_no_wait_nothing_is_404(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_no_wait_nothing_is_404(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1, "no_wait": True}, "inbox.a")
         out = await peer.frames(1)
@@ -854,14 +847,15 @@ async def test_pull_no_wait_nothing_is_404(tmp_path: Path) -> None:
         await peer.pull("P", "C", {"batch": 3, "no_wait": True}, "inbox.b")
         return out + await peer.frames(2)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [], steps, [
         ("inbox.a", "", status("404 No Messages"), b""),
         ("p.x", "$JS.ACK.P.C.1.1.1.<ts>.0", b"", b"m"),
         ("inbox.b", "", status("404 No Messages"), b""),
     ])
 
 
-async def test_pull_expires_is_408_with_pending_headers(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_expires_is_408_with_pending_headers(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 2, "expires": 300_000_000}, "inbox.a")
         out = await peer.frames(1, timeout=1.5)
@@ -872,7 +866,7 @@ async def test_pull_expires_is_408_with_pending_headers(tmp_path: Path) -> None:
         await js.publish("p.x", b"m2")
         return out + await peer.frames(2, timeout=1.5)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [], steps, [
         ("inbox.a", "", status("408 Request Timeout", ("Nats-Pending-Messages", "2"),
                                ("Nats-Pending-Bytes", "0")), b""),
         ("p.x", "$JS.ACK.P.C.1.1.1.<ts>.0", b"", b"m1"),
@@ -882,7 +876,8 @@ async def test_pull_expires_is_408_with_pending_headers(tmp_path: Path) -> None:
     ])
 
 
-async def test_pull_no_wait_with_expires_waits_for_expiry(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_no_wait_with_expires_waits_for_expiry(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         start = time.monotonic()
         await peer.pull("P", "C", {"batch": 1, "no_wait": True, "expires": 500_000_000},
@@ -891,14 +886,15 @@ async def test_pull_no_wait_with_expires_waits_for_expiry(tmp_path: Path) -> Non
         waited = time.monotonic() - start >= 0.4
         return [*out, Frame("<answered after expires>", str(waited), b"", b"")]
 
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [], steps, [
         ("inbox.a", "", status("408 Request Timeout", ("Nats-Pending-Messages", "1"),
                                ("Nats-Pending-Bytes", "0")), b""),
         ("<answered after expires>", "True", b"", b""),
     ])
 
 
-async def test_pull_max_bytes_exceeded_is_409(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_max_bytes_exceeded_is_409(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 5, "max_bytes": 50, "expires": 500_000_000},
                         "inbox.a")
@@ -910,7 +906,7 @@ async def test_pull_max_bytes_exceeded_is_409(tmp_path: Path) -> None:
 
     big = status("409 Message Size Exceeds MaxBytes", ("Nats-Pending-Messages", "5"),
                  ("Nats-Pending-Bytes", "50"))
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [b"x" * 100], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [b"x" * 100], steps, [
         ("inbox.a", "", big, b""),
         ("inbox.b", "", big, b""),
         ("p.x", "$JS.ACK.P.C.1.1.1.<ts>.0", b"", b"x" * 100),
@@ -918,7 +914,8 @@ async def test_pull_max_bytes_exceeded_is_409(tmp_path: Path) -> None:
     ])
 
 
-async def test_pull_idle_heartbeat(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_idle_heartbeat(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1}, "inbox.m")
         out = await peer.frames(1)
@@ -928,7 +925,7 @@ async def test_pull_idle_heartbeat(tmp_path: Path) -> None:
         await js.publish("p.x", b"after")
         return out + hb + await peer.frames(1)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [b"first"], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [b"first"], steps, [
         ("p.x", "$JS.ACK.P.C.1.1.1.<ts>.0", b"", b"first"),
         ("inbox.hb", "", status("100 Idle Heartbeat", ("Nats-Last-Consumer", "1"),
                                 ("Nats-Last-Stream", "1")), b""),
@@ -936,29 +933,32 @@ async def test_pull_idle_heartbeat(tmp_path: Path) -> None:
     ])
 
 
-async def test_pull_heartbeat_too_large_is_400(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_heartbeat_too_large_is_400(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1, "expires": 1_000_000_000,
                                    "idle_heartbeat": 600_000_000}, "inbox.a")
         return await peer.frames(1)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [b"m"], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [b"m"], steps, [
         ("inbox.a", "", status("400 Bad Request - heartbeat value too large"), b""),
     ])
 
 
-async def test_pull_on_push_consumer_is_409(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_on_push_consumer_is_409(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1, "no_wait": True}, "inbox.a")
         return await peer.frames(1)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit", "deliver_subject": "nobody"},
+    await _status_test(js_hub, {"ack_policy": "explicit", "deliver_subject": "nobody"},
                        [b"m"], steps, [
         ("inbox.a", "", status("409 Consumer is push based"), b""),
     ])
 
 
-async def test_pull_exceeded_max_waiting_is_409(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_exceeded_max_waiting_is_409(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         for i in range(3):
             await peer.pull("P", "C", {"batch": 1, "expires": 5_000_000_000}, f"inbox.{i}")
@@ -967,12 +967,13 @@ async def test_pull_exceeded_max_waiting_is_409(tmp_path: Path) -> None:
         assert info.num_waiting == 2, info
         return out
 
-    await _status_test(tmp_path, {"ack_policy": "explicit", "max_waiting": 2}, [], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit", "max_waiting": 2}, [], steps, [
         ("inbox.2", "", status("409 Exceeded MaxWaiting"), b""),
     ])
 
 
-async def test_pull_consumer_deleted_while_waiting_is_409(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_consumer_deleted_while_waiting_is_409(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 1, "expires": 5_000_000_000}, "inbox.a")
         await peer.pull("P", "C", {"batch": 4}, "inbox.b")
@@ -981,18 +982,19 @@ async def test_pull_consumer_deleted_while_waiting_is_409(tmp_path: Path) -> Non
         return sorted(await peer.frames(2), key=lambda f: f.subject)
 
     deleted = status("409 Consumer Deleted")
-    await _status_test(tmp_path, {"ack_policy": "explicit"}, [], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit"}, [], steps, [
         ("inbox.a", "", deleted, b""),
         ("inbox.b", "", deleted, b""),
     ])
 
 
-async def test_pull_max_batch_exceeded_is_409(tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_pull_max_batch_exceeded_is_409(js_hub: ServerProcess) -> None:
     async def steps(js, peer):
         await peer.pull("P", "C", {"batch": 5, "no_wait": True}, "inbox.a")
         return await peer.frames(1)
 
-    await _status_test(tmp_path, {"ack_policy": "explicit", "max_batch": 2}, [b"m"], steps, [
+    await _status_test(js_hub, {"ack_policy": "explicit", "max_batch": 2}, [b"m"], steps, [
         ("inbox.a", "", status("409 Exceeded MaxRequestBatch of 2"), b""),
     ])
 
@@ -1086,7 +1088,8 @@ async def test_push_flow_control_and_heartbeats_through_2000(srv) -> None:
     await nc.close()
 
 
-async def test_push_idle_heartbeats(tmp_path: Path) -> None:
+@pytest.mark.differential(compare=True)
+async def test_push_idle_heartbeats(launch: Launch) -> None:
     async def scenario(server: ServerProcess):
         nc, js = await connect(server)
         await js.add_stream(name="H", subjects=["h"])
@@ -1104,7 +1107,7 @@ async def test_push_idle_heartbeats(tmp_path: Path) -> None:
         assert 0.1 <= gap <= 0.6, gap
         return [f.key() for f in first + second]
 
-    ref, got = await on_both(tmp_path, scenario)
+    ref, got = await on_both(launch, scenario)
     hb = status("100 Idle Heartbeat", ("Nats-Last-Consumer", "1"), ("Nats-Last-Stream", "1"))
     expected = [
         ("h", "$JS.ACK.H.hb.1.1.1.<ts>.0", b"", b"one"),

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import nats
 import nats.errors
 import pytest
-from servers import ServerProcess, jetport, nats_server, nats_server_binary
+from servers import Launch, ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -249,15 +248,13 @@ def differences(ref: Any, got: Any, path: str = "") -> list[str]:
     return []
 
 
-async def compare(tmp_path: Path, steps: list[Step]) -> None:
-    if nats_server_binary() is None:
-        pytest.fail("nats-server binary not found")
-    ref_server = nats_server(tmp_path, "-js", "-sd", str(tmp_path / "ref-store")).start()
+async def compare(launch: Launch, steps: list[Step]) -> None:
+    ref_server = launch.jetstream(target="nats-server")
     try:
         ref = await run_scenario(ref_server, steps)
     finally:
         ref_server.stop()
-    hub = jetport(tmp_path, "-js", "-sd", str(tmp_path / "hub-store")).start()
+    hub = launch.jetstream(target="jetport")
     try:
         got = await run_scenario(hub, steps)
     finally:
@@ -520,17 +517,21 @@ API_LEVEL: list[Step] = [
 ]
 
 
-async def test_stream_administration(tmp_path: Path) -> None:
-    await compare(tmp_path, STREAM_ADMIN)
+@pytest.mark.differential(compare=True)
+async def test_stream_administration(launch: Launch) -> None:
+    await compare(launch, STREAM_ADMIN)
 
 
-async def test_publish_and_messages(tmp_path: Path) -> None:
-    await compare(tmp_path, MESSAGES)
+@pytest.mark.differential(compare=True)
+async def test_publish_and_messages(launch: Launch) -> None:
+    await compare(launch, MESSAGES)
 
 
-async def test_consumers(tmp_path: Path) -> None:
-    await compare(tmp_path, CONSUMERS)
+@pytest.mark.differential(compare=True)
+async def test_consumers(launch: Launch) -> None:
+    await compare(launch, CONSUMERS)
 
 
-async def test_required_api_level(tmp_path: Path) -> None:
-    await compare(tmp_path, API_LEVEL)
+@pytest.mark.differential(compare=True)
+async def test_required_api_level(launch: Launch) -> None:
+    await compare(launch, API_LEVEL)

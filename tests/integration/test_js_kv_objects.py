@@ -1,7 +1,6 @@
 """Key-value buckets and object stores through nats-py, on top of the hub's JetStream.
 
-``JETPORT_TEST_TARGET=nats-server`` runs the same tests against the reference
-nats-server instead of the hub.
+Each test runs on the hub and on the reference nats-server (``@pytest.mark.differential``).
 """
 
 from __future__ import annotations

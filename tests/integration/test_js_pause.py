@@ -13,7 +13,7 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
-from servers import ServerProcess, jetport
+from servers import Launch, ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -131,7 +131,7 @@ async def test_an_update_that_omits_pause_until_keeps_the_pause(server: ServerPr
 
 
 async def test_pause_outlives_a_restart(tmp_path: Path) -> None:
-    hub = jetport(tmp_path, "-js", "-sd", str(tmp_path / "store")).start()
+    hub = Launch(tmp_path)("-js", "-sd", str(tmp_path / "store"))
     try:
         nc = await nats.connect(hub.url)
         await setup(nc, durable_name="C")

@@ -1,7 +1,7 @@
 """JetStream streams end to end: administration, publish path, limits and retention.
 
-Every expectation here is nats-server's behaviour. The tests run against a Jetport hub;
-set ``JS_TEST_SERVER=nats-server`` to run the same tests against the reference binary.
+Every expectation here is nats-server's behaviour: each test runs on the hub and on the
+reference nats-server (``@pytest.mark.differential``).
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -20,32 +18,17 @@ import nats.errors
 import pytest
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
-from servers import Inbox, RawClient, ServerProcess, jetport, nats_server
+from servers import Inbox, RawClient, ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
-TARGET = os.environ.get("JS_TEST_SERVER", "jetport")
 T = "io.nats.jetstream.api.v1."
 SECOND = 1_000_000_000
 
 
-def start_server(tmp: Path, name: str = "js") -> ServerProcess:
-    store = str(tmp / f"{name}-store")
-    if TARGET == "nats-server":
-        return nats_server(tmp, "-js", "-sd", store, name=name).start()
-    return jetport(tmp, "-js", "-sd", store, name=name).start()
-
-
 @pytest.fixture
-def js_server(tmp_path: Path):
-    server = start_server(tmp_path)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def nc(js_server: ServerProcess):
-    conn = await nats.connect(js_server.url)
+async def nc(js_hub: ServerProcess):
+    conn = await nats.connect(js_hub.url)
     yield conn
     await conn.close()
 
@@ -129,6 +112,7 @@ async def eventually(check, timeout: float = 5.0, interval: float = 0.05) -> Any
 # -- administration --------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_create_info_update_delete(nc) -> None:
     resp = await create(nc, "ORDERS", subjects=["orders.*"], storage="file")
     assert resp["type"] == T + "stream_create_response"
@@ -192,6 +176,7 @@ async def test_create_info_update_delete(nc) -> None:
     assert error(resp) == (404, 10059, "stream not found")
 
 
+@pytest.mark.differential
 async def test_names_and_list_paging_and_subject_filter(nc) -> None:
     for name in ["E", "B", "D", "A", "C"]:
         await create(nc, name, subjects=[f"{name.lower()}.>"])
@@ -228,6 +213,7 @@ async def _fill(nc: Any, name: str) -> None:
         assert ack["seq"] == i + 1
 
 
+@pytest.mark.differential
 async def test_purge_variants(nc) -> None:
     await _fill(nc, "P1")
     resp = await req(nc, "STREAM.PURGE.P1")
@@ -272,6 +258,7 @@ async def test_purge_variants(nc) -> None:
 # -- messages --------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_msg_get_and_delete(nc) -> None:
     await create(nc, "M", subjects=["m.*"])
     for i, subj in enumerate(["m.a", "m.b", "m.a", "m.c", "m.b"]):
@@ -311,6 +298,7 @@ async def test_msg_get_and_delete(nc) -> None:
     assert error(resp) == (500, 10057, "stream store EOF")
 
 
+@pytest.mark.differential
 async def test_deny_delete_deny_purge_and_sealed(nc) -> None:
     await create(nc, "DD", subjects=["dd"], deny_delete=True, deny_purge=True)
     await pub(nc, "dd", b"1")
@@ -343,7 +331,8 @@ async def test_deny_delete_deny_purge_and_sealed(nc) -> None:
     assert (await req(nc, "STREAM.DELETE.SEAL"))["success"] is True
 
 
-async def test_direct_get(nc, js_server) -> None:
+@pytest.mark.differential
+async def test_direct_get(nc, js_hub) -> None:
     await create(nc, "DG", subjects=["dg.>"], allow_direct=True)
     await pub(nc, "dg.a", b"first", headers={"X-Mine": "yes"})
     await pub(nc, "dg.b", b"second")
@@ -381,7 +370,7 @@ async def test_direct_get(nc, js_server) -> None:
         await nc.request("$JS.API.DIRECT.GET.MISSING", b'{"seq":1}', timeout=1)
     with pytest.raises(nats.errors.NoRespondersError):
         await nc.request("$JS.API.DIRECT.GET.NODIRECT", b'{"seq":1}', timeout=1)
-    raw = await RawClient.open(js_server.port, {"verbose": False, "headers": True,
+    raw = await RawClient.open(js_hub.port, {"verbose": False, "headers": True,
                                                 "no_responders": True})
     try:
         await raw.send(b"SUB _INBOX.dg 1\r\nPUB $JS.API.DIRECT.GET.MISSING _INBOX.dg 9\r\n"
@@ -396,6 +385,7 @@ async def test_direct_get(nc, js_server) -> None:
 # -- publish path ----------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_pub_ack_shape_and_dedupe_window(nc) -> None:
     await create(nc, "D", subjects=["d.>"], duplicate_window=SECOND // 2)
     assert await pub(nc, "d.1", b"x") == {"stream": "D", "seq": 1}
@@ -414,6 +404,7 @@ async def test_pub_ack_shape_and_dedupe_window(nc) -> None:
     assert (a.seq, a.duplicate, b.seq, b.duplicate) == (4, None, 4, True)
 
 
+@pytest.mark.differential
 async def test_expected_headers(nc) -> None:
     await create(nc, "E", subjects=["e.*"])
     ack = await pub(nc, "e.a", b"1", headers={"Nats-Expected-Stream": "E"})
@@ -452,6 +443,7 @@ async def test_expected_headers(nc) -> None:
     assert error(ack) == (400, 10070, "wrong last msg ID: ")
 
 
+@pytest.mark.differential
 async def test_max_msg_size_and_header_round_trip(nc) -> None:
     await create(nc, "H", subjects=["h"], max_msg_size=64)
     ack = await pub(nc, "h", b"x" * 65)
@@ -487,6 +479,7 @@ async def _get_ok(nc: Any, stream: str, seq: int) -> dict[str, Any] | None:
 # -- limits ----------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_limits_discard_old(nc) -> None:
     await create(nc, "LM", subjects=["lm"], max_msgs=3)
     for i in range(5):
@@ -518,6 +511,7 @@ async def test_limits_discard_old(nc) -> None:
     assert (st["messages"], st["bytes"], st["first_seq"], st["last_seq"]) == (2, 2 * 72, 9, 10)
 
 
+@pytest.mark.differential
 async def test_limits_discard_new(nc) -> None:
     await create(nc, "NM", subjects=["nm"], max_msgs=2, discard="new")
     await pub(nc, "nm", b"1")
@@ -544,6 +538,7 @@ async def test_limits_discard_new(nc) -> None:
     assert error(resp)[1] == 10052
 
 
+@pytest.mark.differential
 async def test_max_age_expires_on_a_timer(nc) -> None:
     await create(nc, "AGE", subjects=["age"], max_age=SECOND)
     for i in range(3):
@@ -554,6 +549,7 @@ async def test_max_age_expires_on_a_timer(nc) -> None:
     assert (st["messages"], st["first_seq"], st["last_seq"]) == (0, 4, 3)
 
 
+@pytest.mark.differential
 async def test_rollup(nc) -> None:
     await create(nc, "RU", subjects=["ru.*"], allow_rollup_hdrs=True)
     for i in range(3):
@@ -578,6 +574,7 @@ async def test_rollup(nc) -> None:
 # -- retention -------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_interest_retention(nc) -> None:
     js = nc.jetstream()
     await create(nc, "INT", subjects=["int.*"], retention="interest")
@@ -604,6 +601,7 @@ async def test_interest_retention(nc) -> None:
     assert st["messages"] == 0 and st["last_seq"] == 5
 
 
+@pytest.mark.differential
 async def test_workqueue_retention(nc) -> None:
     js = nc.jetstream()
     await create(nc, "WQ", subjects=["wq.*"], retention="workqueue")
@@ -638,6 +636,7 @@ async def test_workqueue_retention(nc) -> None:
 # -- stream options --------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_no_ack_stream(nc) -> None:
     await create(nc, "NOACK", subjects=["noack"], no_ack=True)
     with pytest.raises(nats.errors.TimeoutError):
@@ -649,6 +648,7 @@ async def test_no_ack_stream(nc) -> None:
     assert (st["messages"], st["last_seq"]) == (2, 2)
 
 
+@pytest.mark.differential
 async def test_first_seq_and_metadata(nc) -> None:
     resp = await create(nc, "FS", subjects=["fs"], first_seq=100,
                         metadata={"owner": "team-a", "tier": "gold"})
@@ -666,6 +666,7 @@ async def test_first_seq_and_metadata(nc) -> None:
 # -- moving messages between streams ---------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_republish(nc) -> None:
     inbox = Inbox()
     await nc.subscribe("re.>", cb=inbox.cb)
@@ -693,6 +694,7 @@ async def test_republish(nc) -> None:
     assert all(msg.headers.get("Nats-Time-Stamp") for msg in [*msgs, m])
 
 
+@pytest.mark.differential
 async def test_subject_transform(nc) -> None:
     resp = await create(nc, "TR", subjects=["tra.>"],
                         subject_transform={"src": "tra.>", "dest": "trb.>"})
@@ -703,6 +705,7 @@ async def test_subject_transform(nc) -> None:
     assert decoded(await msg_get(nc, "TR", {"last_by_subj": "trb.x"}))[1] == 1
 
 
+@pytest.mark.differential
 async def test_mirror(nc) -> None:
     await create(nc, "ORIGIN", subjects=["orig.*"])
     for i in range(5):
@@ -727,6 +730,7 @@ async def test_mirror(nc) -> None:
     assert got["mirror"]["name"] == "ORIGIN" and got["mirror"]["lag"] == 0
 
 
+@pytest.mark.differential
 async def test_sources(nc) -> None:
     await create(nc, "S1", subjects=["s1.*"])
     await create(nc, "S2", subjects=["s2.*"])
@@ -752,6 +756,7 @@ async def test_sources(nc) -> None:
 # -- account ---------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_account_info(nc) -> None:
     before = await req(nc, "INFO")
     assert before["type"] == T + "account_info_response"
@@ -784,8 +789,9 @@ async def test_account_info(nc) -> None:
 # -- durability ------------------------------------------------------------------------
 
 
-async def test_restart_recovers_state(js_server) -> None:
-    nc = await nats.connect(js_server.url)
+@pytest.mark.differential
+async def test_restart_recovers_state(js_hub) -> None:
+    nc = await nats.connect(js_hub.url)
     await create(nc, "RS", subjects=["rs.*"])
     for i in range(20):
         await pub(nc, f"rs.{i % 3}", b"m%d" % i, headers={"Idx": str(i)})
@@ -796,8 +802,8 @@ async def test_restart_recovers_state(js_server) -> None:
     msgs_before = [await msg_get(nc, "RS", {"seq": s}) for s in range(1, 21)]
     await nc.close()
 
-    js_server.restart()
-    nc = await nats.connect(js_server.url)
+    js_hub.restart()
+    nc = await nats.connect(js_hub.url)
     try:
         after = await info(nc, "RS", {"subjects_filter": ">"})
         keys = ("messages", "bytes", "first_seq", "last_seq", "num_deleted", "subjects")
@@ -812,28 +818,30 @@ async def test_restart_recovers_state(js_server) -> None:
         await nc.close()
 
 
-async def test_ctrl_c_commits_before_exit(js_server) -> None:
+@pytest.mark.differential
+async def test_ctrl_c_commits_before_exit(js_hub) -> None:
     """Ctrl-C reaches the hub's whole process group: the store still commits every
     acknowledged message before the hub exits, and nothing in it fails."""
-    nc = await nats.connect(js_server.url, allow_reconnect=False)
+    nc = await nats.connect(js_hub.url, allow_reconnect=False)
     await create(nc, "CC", subjects=["cc"])
     js = nc.jetstream()
     acks = await asyncio.gather(*(js.publish("cc", b"m%d" % i) for i in range(500)))
-    js_server.interrupt_group()
-    assert await asyncio.to_thread(js_server.proc.wait, 15) == 0
+    js_hub.interrupt_group()
+    assert await asyncio.to_thread(js_hub.proc.wait, 15) == 0
     await nc.close()
-    log = js_server.log()
+    log = js_hub.log()
     assert "[ERR]" not in log and "Traceback" not in log, log
-    js_server.restart()
-    nc = await nats.connect(js_server.url)
+    js_hub.restart()
+    nc = await nats.connect(js_hub.url)
     try:
         assert (await state(nc, "CC"))["last_seq"] == max(a.seq for a in acks) == 500
     finally:
         await nc.close()
 
 
-async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
-    nc = await nats.connect(js_server.url, allow_reconnect=False)
+@pytest.mark.differential
+async def test_kill9_keeps_every_acknowledged_message(js_hub) -> None:
+    nc = await nats.connect(js_hub.url, allow_reconnect=False)
     await create(nc, "K9", subjects=["k9"])
     js = nc.jetstream()
     acked: dict[int, bytes] = {}
@@ -841,7 +849,7 @@ async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
 
     def killer() -> None:
         time.sleep(1.0)
-        js_server.kill()
+        js_hub.kill()
         killed.set()
 
     async def one(i: int) -> None:
@@ -865,8 +873,8 @@ async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
         pass
     assert len(acked) > 100, f"only {len(acked)} acknowledged before the kill"
 
-    js_server.restart()
-    nc = await nats.connect(js_server.url)
+    js_hub.restart()
+    nc = await nats.connect(js_hub.url)
     try:
         st = await state(nc, "K9")
         assert st["last_seq"] >= max(acked)
@@ -883,6 +891,7 @@ async def test_kill9_keeps_every_acknowledged_message(js_server) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_nats_py_stream_config(nc) -> None:
     js = nc.jetstream()
     si = await js.add_stream(api.StreamConfig(name="PY", subjects=["py.>"]))

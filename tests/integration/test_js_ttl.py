@@ -14,7 +14,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js.errors import KeyNotFoundError
-from servers import ServerProcess, jetport
+from servers import Launch, ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -168,7 +168,7 @@ async def test_kv_keys_with_a_ttl_and_limit_markers(server: ServerProcess) -> No
 
 async def test_deadlines_survive_a_restart(tmp_path: Path) -> None:
     """Deadlines are rebuilt from the stored headers; what fell due while down goes."""
-    hub = jetport(tmp_path, "-js", "-sd", str(tmp_path / "store")).start()
+    hub = Launch(tmp_path)("-js", "-sd", str(tmp_path / "store"))
     try:
         nc = await nats.connect(hub.url)
         await api(nc, "STREAM.CREATE.R", {"name": "R", "subjects": ["r.>"],

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, jetport
+from servers import Launch, ServerProcess
 
 from jetport.bench.mqtt import mqtt_string as s
 from jetport.bench.mqtt import packet as pkt
@@ -212,7 +212,7 @@ class Mqtt:
 def _start(tmp: Path, text: str, name: str) -> ServerProcess:
     conf = tmp / f"{name}.conf"
     conf.write_text(text)
-    server = jetport(tmp, "-c", str(conf), name=name).start()
+    server = Launch(tmp)("-c", str(conf), name=name)
     assert server.mqtt_port, server.log()
     return server
 

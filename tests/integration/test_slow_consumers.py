@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from servers import ServerProcess, jetport
+from servers import Launch, ServerProcess
 from test_mqtt_conformance import V3, V5, connect, pkt, subscribe
 
 BUDGET = 4 << 20
@@ -34,7 +34,7 @@ PAYLOAD = b"p" * 8000
 def start(tmp_path: Path, extra: str = "") -> ServerProcess:
     conf = tmp_path / "budget.conf"
     conf.write_text(CONF.format(store=tmp_path / "js") + extra)
-    server = jetport(tmp_path, "-c", str(conf)).start()
+    server = Launch(tmp_path)("-c", str(conf))
     server.ws_port = int(server.log().split("websocket clients on ws://")[1]
                          .split(":")[1].split()[0])
     return server

@@ -24,7 +24,7 @@ import httpx
 import nats
 import pytest
 from nats.js.errors import APIError
-from servers import ServerProcess, jetport
+from servers import Launch, ServerProcess
 from test_mqtt_conformance import V3, V5, connect, publish
 
 CONF = """
@@ -51,7 +51,7 @@ def small_disk(tmp_path: Path):
 def start(tmp_path: Path, store: Path) -> ServerProcess:
     conf = tmp_path / "faulty.conf"
     conf.write_text(CONF.format(store=store))
-    return jetport(tmp_path, "-c", str(conf)).start()
+    return Launch(tmp_path)("-c", str(conf))
 
 
 def fill(disk: Path, leave: int = 0) -> Path:

@@ -39,3 +39,25 @@ def test_dependencies_point_one_way() -> None:
              for top, allowed in MAY_IMPORT.items() for p in (ROOT / top).rglob("*.py")
              for pkg in imported.findall(p.read_text()) if pkg not in allowed]
     assert wrong == []
+
+
+def test_tests_get_servers_one_way() -> None:
+    """Servers come from the ``launch`` fixture and differential tests from the marker:
+    no test module starts a server by hand or reads a target switch of its own, no unit
+    test starts a process, and ``tests/`` is importable through pytest's ``pythonpath``."""
+    tests = ROOT / "tests"
+    by_hand = re.compile(r"\b(?:jetport|nats_server)\(tmp|JETPORT_TEST_TARGET|sys\.path\.insert")
+    process = re.compile(r"\bsubprocess\b|^from servers import|"
+                         r"def test_\w+\([^)]*\b(?:launch|hub|js_hub|raw_clients)\b")
+    found = []
+    for p in tests.rglob("test_*.py"):
+        rel = p.relative_to(ROOT)
+        if "node_modules" in p.parts:
+            continue
+        text = p.read_text()
+        found += [f"{rel}:{n}" for n, line in enumerate(text.splitlines(), 1)
+                  if by_hand.search(line)]
+        if p.parent.name == "unit" and p.name != "test_house_rules.py":
+            found += [f"{rel}:{n} (a unit test)" for n, line in enumerate(text.splitlines(), 1)
+                      if process.search(line) and not line.lstrip().startswith("#")]
+    assert found == []
