@@ -1,14 +1,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from servers import ServerProcess, jetport, nats_server, nats_server_binary  # noqa: E402
+from servers import ServerProcess, jetport, nats_server, nats_server_binary
 
 
 @pytest.fixture
