@@ -296,6 +296,36 @@ class RawClient:
             await self._read_more(left)
         return self.eof
 
+    async def read_line(self, timeout: float = 2.0) -> bytes:
+        """The next line the server sends, without its CRLF.
+
+        Raises :class:`EOFError` if the server closes before a whole line came, and
+        :class:`TimeoutError` if none came within ``timeout``; a partial line stays in
+        ``buf``.
+        """
+        out = await self.until(b"\r\n", timeout)
+        if not out.endswith(b"\r\n"):
+            self.buf = out + self.buf
+            if self.eof:
+                raise EOFError(out)
+            raise TimeoutError(f"no whole line within {timeout} s: {out!r}")
+        return out[:-2]
+
+    async def read_until_closed(self, timeout: float = 2.0) -> tuple[bytes, bool]:
+        """Everything the server sends within ``timeout``, and whether it closed the
+        connection in that time (reading stops as soon as it does)."""
+        closed = await self.closed(timeout)
+        out, self.buf = self.buf, b""
+        return out, closed
+
+    async def handshake(self, **connect: Any) -> None:
+        """Send CONNECT (``verbose`` and ``pedantic`` off unless given) and PING, and
+        assert that the server answers PONG."""
+        connect = {"verbose": False, "pedantic": False, **connect}
+        await self.send(b"CONNECT " + json.dumps(connect).encode() + b"\r\n" + PING)
+        line = await self.read_line()
+        assert line == b"PONG", line
+
     async def close(self) -> None:
         self.writer.close()
         try:

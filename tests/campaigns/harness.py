@@ -21,11 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-
-from servers import ServerProcess  # noqa: E402
+from servers import ServerProcess
 
 #: Log lines that mean something went wrong in the hub.
 PROBLEM = re.compile(r"\[(ERR|WRN|FTL)\]|Traceback")

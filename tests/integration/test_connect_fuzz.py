@@ -7,6 +7,7 @@ when the credentials are good and the options well-typed, otherwise close the co
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rawnats import Raw
+from servers import RawClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,35 +37,23 @@ BOOL_KEYS = ("verbose", "pedantic", "echo", "headers")
 TEXT_KEYS = ("name", "lang", "version", "auth_token", "nkey", "sig", "jwt")
 
 
-def exchange(port: int, payload: bytes, timeout: float = 3.0) -> tuple[bytes, bool]:
+async def exchange(port: int, payload: bytes, timeout: float = 3.0) -> tuple[bytes, bool]:
     """Send ``CONNECT payload`` and PING; return the reply and whether the server closed."""
-    raw = Raw(port)
+    raw = await RawClient.open(port)
     try:
-        try:
-            raw.send(b"CONNECT " + payload + b"\r\nPING\r\n")
-        except (ConnectionResetError, BrokenPipeError):
+        if not await raw.send(b"CONNECT " + payload + b"\r\nPING\r\n"):
             return raw.buf, True
-        out, raw.buf = raw.buf, b""
-        deadline = time.monotonic() + timeout
-        while b"PONG\r\n" not in out and time.monotonic() < deadline:
-            raw.sock.settimeout(max(deadline - time.monotonic(), 0.01))
-            try:
-                chunk = raw.sock.recv(65536)
-            except TimeoutError:
-                break
-            except (ConnectionResetError, BrokenPipeError):
-                return out, True
-            if not chunk:
-                return out, True
-            out += chunk
-        return out, False
+        # Up to the PONG, and whatever arrived with it; reading stops at EOF or timeout.
+        out = await raw.until(b"PONG\r\n", timeout)
+        out, raw.buf = out + raw.buf, b""
+        return out, raw.eof
     finally:
-        raw.close()
+        await raw.close()
 
 
-def classify(port: int, payload: bytes) -> tuple[str, bytes]:
+async def classify(port: int, payload: bytes) -> tuple[str, bytes]:
     """("accepted" | "rejected", bytes seen); fails if the server neither answers nor closes."""
-    out, closed = exchange(port, payload)
+    out, closed = await exchange(port, payload)
     if b"PONG\r\n" in out:
         assert WELCOME.fullmatch(out), out
         return "accepted", out
@@ -73,10 +62,12 @@ def classify(port: int, payload: bytes) -> tuple[str, bytes]:
     return "rejected", out
 
 
-def still_serving(port: int) -> None:
-    raw = Raw(port)
-    raw.handshake(**GOOD)
-    raw.close()
+async def still_serving(port: int) -> None:
+    raw = await RawClient.open(port)
+    try:
+        await raw.handshake(**GOOD)
+    finally:
+        await raw.close()
 
 
 # -- strategies ------------------------------------------------------------------------------
@@ -160,24 +151,28 @@ def cases(draw) -> tuple[bytes, str | None, bytes | None]:
 # -- tests ----------------------------------------------------------------------------------
 
 
-def test_random_connect_lines(conf_server):
+async def test_random_connect_lines(conf_server):
     server = conf_server(CONF)
+    loop = asyncio.get_running_loop()
     started = time.monotonic()
 
+    # Hypothesis calls ``run`` synchronously, so it runs in a worker thread and hands each
+    # exchange to this test's event loop.
     @settings(max_examples=100, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(case=cases())
     def run(case: tuple[bytes, str | None, bytes | None]) -> None:
         payload, expected, exact = case
-        outcome, out = classify(server.port, payload)
+        outcome, out = asyncio.run_coroutine_threadsafe(
+            classify(server.port, payload), loop).result(timeout=30)
         if expected is not None:
             assert outcome == expected, (payload[:300], out)
         if exact is not None:
             assert out == exact, (payload[:300], out)
 
-    run()
+    await asyncio.to_thread(run)
     assert time.monotonic() - started < 60
-    still_serving(server.port)
+    await still_serving(server.port)
 
 
 HAND_PICKED = [
@@ -216,33 +211,32 @@ HAND_PICKED = [
 ]
 
 
-def test_hand_picked_connect_lines(conf_server):
+async def test_hand_picked_connect_lines(conf_server):
     """The same table holds on both servers, so their classifications agree."""
     server = conf_server(CONF)
     for payload, expected, exact in HAND_PICKED:
-        outcome, out = classify(server.port, payload)
+        outcome, out = await classify(server.port, payload)
         assert outcome == expected, (payload[:100], out)
         if exact is not None:
             assert out == exact, (payload[:100], out)
-    still_serving(server.port)
+    await still_serving(server.port)
 
 
-def test_connect_split_across_writes(conf_server):
+async def test_connect_split_across_writes(conf_server, raw_clients):
     """A CONNECT that arrives in pieces is still one CONNECT."""
     server = conf_server(CONF)
     line = b"CONNECT " + json.dumps({**GOOD, "verbose": False}).encode() + b"\r\nPING\r\n"
-    raw = Raw(server.port)
+    raw = await raw_clients(server.port)
     for i in range(0, len(line), 5):
-        raw.send(line[i:i + 5])
-        time.sleep(0.01)
-    assert raw.read_line() == b"PONG"
-    raw.close()
+        await raw.send(line[i:i + 5])
+        await asyncio.sleep(0.01)
+    assert await raw.read_line() == b"PONG"
 
 
-def test_silent_client_then_server_still_serves(conf_server):
+async def test_silent_client_then_server_still_serves(conf_server):
     server = conf_server(CONF)
     idle = socket.create_connection(("127.0.0.1", server.port))
     try:
-        still_serving(server.port)
+        await still_serving(server.port)
     finally:
         idle.close()

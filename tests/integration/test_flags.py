@@ -7,6 +7,7 @@ and observes what it changed; a flag added to the parser without a check here fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -15,14 +16,14 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from certs import make_pki
-from rawnats import Raw
-from servers import ROOT, ServerProcess, free_port
+from servers import ROOT, RawClient, ServerProcess, free_port
 
 from jetport.core.config import accepted_flags
 
@@ -61,16 +62,28 @@ def wait_for(server: ServerProcess, text: str, timeout: float = 5.0) -> str:
     raise AssertionError(f"{text!r} not logged:\n{server.log()}")
 
 
-def ping(server: ServerProcess, **connect: object) -> Raw:
-    raw = Raw(server.port)
-    raw.handshake(**connect)
+async def info(port: int) -> dict[str, Any]:
+    """The INFO a server greets a new client with."""
+    raw = await RawClient.open(port)
+    await raw.close()
+    return raw.info
+
+
+async def ping(server: ServerProcess, **connect: Any) -> RawClient:
+    raw = await RawClient.open(server.port)
+    await raw.handshake(**connect)
     return raw
+
+
+async def welcomed(server: ServerProcess, **connect: Any) -> None:
+    """A client with these CONNECT options gets its PONG."""
+    await (await ping(server, **connect)).close()
 
 
 # -- one check per flag ---------------------------------------------------------------
 
 
-def host(flag: str, tmp: Path) -> None:
+async def host(flag: str, tmp: Path) -> None:
     port = free_port()
     server = serve(tmp, f"-{flag}", "127.0.0.1", "-p", str(port), local=False)
     try:
@@ -79,24 +92,24 @@ def host(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def port(flag: str, tmp: Path) -> None:
+async def port(flag: str, tmp: Path) -> None:
     chosen = free_port()
     server = serve(tmp, "-a", "127.0.0.1", f"-{flag}", str(chosen), local=False)
     try:
-        assert server.port == chosen and Raw(chosen).info["port"] == chosen
+        assert server.port == chosen and (await info(chosen))["port"] == chosen
     finally:
         server.stop()
 
 
-def server_name(flag: str, tmp: Path) -> None:
+async def server_name(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", "edge-7")
     try:
-        assert Raw(server.port).info["server_name"] == "edge-7"
+        assert (await info(server.port))["server_name"] == "edge-7"
     finally:
         server.stop()
 
 
-def http_port(flag: str, tmp: Path) -> None:
+async def http_port(flag: str, tmp: Path) -> None:
     chosen = free_port()
     server = serve(tmp, f"-{flag}", str(chosen))
     try:
@@ -105,17 +118,17 @@ def http_port(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def config(flag: str, tmp: Path) -> None:
+async def config(flag: str, tmp: Path) -> None:
     conf = tmp / "c.conf"
     conf.write_text("server_name: from-file\n")
     server = serve(tmp, f"-{flag}", str(conf))
     try:
-        assert Raw(server.port).info["server_name"] == "from-file"
+        assert (await info(server.port))["server_name"] == "from-file"
     finally:
         server.stop()
 
 
-def config_test(flag: str, tmp: Path) -> None:
+async def config_test(flag: str, tmp: Path) -> None:
     conf = tmp / "t.conf"
     conf.write_text("port: 4222\n")
     out = run("serve", f"-{flag}", "-c", str(conf))
@@ -124,28 +137,29 @@ def config_test(flag: str, tmp: Path) -> None:
     assert run("serve", f"-{flag}", "-c", str(conf)).returncode == 1
 
 
-def version(flag: str, tmp: Path) -> None:
+async def version(flag: str, tmp: Path) -> None:
     out = run("serve", f"-{flag}")
     assert out.returncode == 0 and "nats-server" in out.stdout and "compatible" in out.stdout
 
 
-def help_(flag: str, tmp: Path) -> None:
+async def help_(flag: str, tmp: Path) -> None:
     out = run("serve", f"-{flag}")
     assert out.returncode == 0 and out.stdout.startswith("usage: jetport serve")
 
 
-def jetstream(flag: str, tmp: Path) -> None:
+async def jetstream(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", "-sd", str(tmp / "js"))
     try:
-        raw = ping(server)
-        raw.send(b"SUB r 1\r\nPUB $JS.API.INFO r 0\r\n\r\n")
-        assert raw.read_line().startswith(b"MSG r 1 ")
-        assert b'"type":"io.nats.jetstream.api.v1.account_info_response"' in raw.read_line()
+        raw = await ping(server)
+        await raw.send(b"SUB r 1\r\nPUB $JS.API.INFO r 0\r\n\r\n")
+        assert (await raw.read_line()).startswith(b"MSG r 1 ")
+        assert b'"type":"io.nats.jetstream.api.v1.account_info_response"' in await raw.read_line()
+        await raw.close()
     finally:
         server.stop()
 
 
-def store_dir(flag: str, tmp: Path) -> None:
+async def store_dir(flag: str, tmp: Path) -> None:
     server = serve(tmp, "-js", f"-{flag}", str(tmp / "chosen"))
     try:
         assert (tmp / "chosen" / "jetstream").is_dir()
@@ -153,36 +167,40 @@ def store_dir(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def _refused(server: ServerProcess, **connect: object) -> bool:
-    raw = Raw(server.port)
-    raw.send(b"CONNECT " + json.dumps({"verbose": False, **connect}).encode() + b"\r\nPING\r\n")
-    return raw.read_line().startswith(b"-ERR 'Authorization Violation'")
+async def _refused(server: ServerProcess, **connect: Any) -> bool:
+    raw = await RawClient.open(server.port)
+    try:
+        await raw.send(b"CONNECT " + json.dumps({"verbose": False, **connect}).encode()
+                       + b"\r\nPING\r\n")
+        return (await raw.read_line()).startswith(b"-ERR 'Authorization Violation'")
+    finally:
+        await raw.close()
 
 
-def user(flag: str, tmp: Path) -> None:
+async def user(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", "alice", "--pass", "pw")
     try:
-        assert _refused(server, user="bob", **{"pass": "pw"})
-        ping(server, user="alice", **{"pass": "pw"})
+        assert await _refused(server, user="bob", **{"pass": "pw"})
+        await welcomed(server, user="alice", **{"pass": "pw"})
     finally:
         server.stop()
 
 
-def password(flag: str, tmp: Path) -> None:
+async def password(flag: str, tmp: Path) -> None:
     server = serve(tmp, "--user", "alice", f"-{flag}", "pw")
     try:
-        assert _refused(server, user="alice", **{"pass": "wrong"})
-        ping(server, user="alice", **{"pass": "pw"})
+        assert await _refused(server, user="alice", **{"pass": "wrong"})
+        await welcomed(server, user="alice", **{"pass": "pw"})
     finally:
         server.stop()
 
 
-def token(flag: str, tmp: Path) -> None:
+async def token(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", "t0ken")
     try:
-        assert Raw(server.port).info["auth_required"] is True
-        assert _refused(server, auth_token="nope")
-        ping(server, auth_token="t0ken")
+        assert (await info(server.port))["auth_required"] is True
+        assert await _refused(server, auth_token="nope")
+        await welcomed(server, auth_token="t0ken")
     finally:
         server.stop()
 
@@ -192,18 +210,18 @@ def _tls_args(tmp: Path) -> tuple[list[str], object]:
     return ["--tlscert", pki.server.cert, "--tlskey", pki.server.key], pki
 
 
-def tls(flag: str, tmp: Path) -> None:
+async def tls(flag: str, tmp: Path) -> None:
     alone = run("serve", *LOCAL, f"-{flag}")
     assert alone.returncode == 1 and "--tlscert" in alone.stderr
     args, _ = _tls_args(tmp)
     server = serve(tmp, f"-{flag}", *args)
     try:
-        assert Raw(server.port).info["tls_required"] is True
+        assert (await info(server.port))["tls_required"] is True
     finally:
         server.stop()
 
 
-def tls_file(flag: str, tmp: Path) -> None:
+async def tls_file(flag: str, tmp: Path) -> None:
     """--tlscert and --tlskey: each one is required, and together they turn TLS on."""
     args, _ = _tls_args(tmp)
     other = args[2:4] if flag == "tlscert" else args[0:2]
@@ -211,18 +229,18 @@ def tls_file(flag: str, tmp: Path) -> None:
     assert missing.returncode == 1 and f"--{flag}" in missing.stderr
     server = serve(tmp, *args)
     try:
-        assert Raw(server.port).info["tls_required"] is True
+        assert (await info(server.port))["tls_required"] is True
     finally:
         server.stop()
 
 
-def tls_verify(flag: str, tmp: Path) -> None:
+async def tls_verify(flag: str, tmp: Path) -> None:
     args, pki = _tls_args(tmp)
     extra = ["--tlscacert", pki.ca_file] if flag == "tlsverify" else ["--tlsverify"]
     server = serve(tmp, *args, f"-{flag}", *([pki.ca_file] if flag == "tlscacert" else []),
                    *extra)
     try:
-        assert Raw(server.port).info["tls_verify"] is True
+        assert (await info(server.port))["tls_verify"] is True
         anonymous = ssl.create_default_context(cafile=pki.ca_file)
         assert b"PONG" not in _tls_ping(server.port, anonymous)
         known = ssl.create_default_context(cafile=pki.ca_file)
@@ -248,10 +266,10 @@ def _tls_ping(port: int, ctx: ssl.SSLContext) -> bytes:
             return b""
 
 
-def debug(flag: str, tmp: Path) -> None:
+async def debug(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}")
     try:
-        ping(server).close()
+        await welcomed(server)
         log = wait_for(server, "[DBG]")
         assert "Client connection created" in log
         if flag in ("DV", "DVV"):
@@ -260,31 +278,32 @@ def debug(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def trace(flag: str, tmp: Path) -> None:
+async def trace(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", "-js", "-sd", str(tmp / "tr"))
     try:
-        raw = ping(server)
-        raw.send(b"PUB greet 5\r\nhello\r\nPING\r\n")
-        raw.read_line()
+        raw = await ping(server)
+        await raw.send(b"PUB greet 5\r\nhello\r\nPING\r\n")
+        await raw.read_line()
         log = wait_for(server, "MSG_PAYLOAD")
         assert '<<- [PUB greet 5]' in log and '<<- MSG_PAYLOAD: ["hello"]' in log
         assert ("[DBG]" in log) == flag.startswith("D")
-        raw.send(b"SUB r 1\r\nPUB $JS.API.INFO r 0\r\n\r\n")
-        raw.read_line()
-        time.sleep(0.3)
+        await raw.send(b"SUB r 1\r\nPUB $JS.API.INFO r 0\r\n\r\n")
+        await raw.read_line()
+        await asyncio.sleep(0.3)
         verbose = "$G - $JS - <<- [MSG $JS.API.INFO r 0]" in server.log()
         assert verbose == (flag in ("VV", "DVV"))  # -VV also traces the hub's own traffic
+        await raw.close()
     finally:
         server.stop()
 
 
-def both(flag: str, tmp: Path) -> None:
+async def both(flag: str, tmp: Path) -> None:
     """-DV/-DVV: debug and trace (and -DVV verbose trace)."""
-    debug(flag, tmp)
-    trace(flag, tmp)
+    await debug(flag, tmp)
+    await trace(flag, tmp)
 
 
-def logtime(flag: str, tmp: Path) -> None:
+async def logtime(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}=false")
     try:
         line = server.log().splitlines()[0]
@@ -293,7 +312,7 @@ def logtime(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def logtime_utc(flag: str, tmp: Path) -> None:
+async def logtime_utc(flag: str, tmp: Path) -> None:
     env = {"TZ": "Etc/GMT-9"}  # local time nine hours ahead of UTC
     server = serve(tmp, f"-{flag}", env=env)
     try:
@@ -304,7 +323,7 @@ def logtime_utc(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def log_file(flag: str, tmp: Path) -> None:
+async def log_file(flag: str, tmp: Path) -> None:
     log = tmp / "l.log"
     proc = subprocess.Popen([*JETPORT, "serve", *LOCAL, f"-{flag}", str(log)], cwd=tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -319,7 +338,7 @@ def log_file(flag: str, tmp: Path) -> None:
     assert out == err == b""
 
 
-def log_size_limit(flag: str, tmp: Path) -> None:
+async def log_size_limit(flag: str, tmp: Path) -> None:
     log = tmp / "r.log"
     proc = subprocess.Popen([*JETPORT, "serve", *LOCAL, "-D", "-l", str(log), f"-{flag}",
                              "500"], cwd=tmp)
@@ -336,18 +355,19 @@ def log_size_limit(flag: str, tmp: Path) -> None:
     assert f'Rotated log, backup saved as "{backup}"' in log.read_text()
 
 
-def max_traced_msg_len(flag: str, tmp: Path) -> None:
+async def max_traced_msg_len(flag: str, tmp: Path) -> None:
     server = serve(tmp, "-V", f"-{flag}", "5")
     try:
-        raw = ping(server)
-        raw.send(b"PUB greet 11\r\nhello world\r\nPING\r\n")
-        raw.read_line()
+        raw = await ping(server)
+        await raw.send(b"PUB greet 11\r\nhello world\r\nPING\r\n")
+        await raw.read_line()
         assert '<<- MSG_PAYLOAD: ["hello..."]' in wait_for(server, "MSG_PAYLOAD")
+        await raw.close()
     finally:
         server.stop()
 
 
-def pid(flag: str, tmp: Path) -> None:
+async def pid(flag: str, tmp: Path) -> None:
     pid_file = tmp / "j.pid"
     server = serve(tmp, f"-{flag}", str(pid_file))
     try:
@@ -357,7 +377,7 @@ def pid(flag: str, tmp: Path) -> None:
     assert not pid_file.exists()
 
 
-def ports_file_dir(flag: str, tmp: Path) -> None:
+async def ports_file_dir(flag: str, tmp: Path) -> None:
     server = serve(tmp, f"-{flag}", str(tmp))
     try:
         (ports,) = tmp.glob(f"*_{server.proc.pid}.ports")
@@ -366,7 +386,7 @@ def ports_file_dir(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-def open_(flag: str, tmp: Path) -> None:
+async def open_(flag: str, tmp: Path) -> None:
     for p in (4222, 1883, 8080, 8222):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", p)) == 0:
@@ -378,7 +398,7 @@ def open_(flag: str, tmp: Path) -> None:
         server.stop()
 
 
-EFFECTS: dict[str, Callable[[str, Path], None]] = {
+EFFECTS: dict[str, Callable[[str, Path], Awaitable[None]]] = {
     "a": host, "addr": host, "net": host,
     "p": port, "port": port,
     "n": server_name, "name": server_name, "server_name": server_name,
@@ -411,5 +431,5 @@ def test_every_accepted_flag_has_a_check() -> None:
 
 
 @pytest.mark.parametrize("flag", sorted(EFFECTS))
-def test_flag_has_its_effect(flag: str, tmp_path: Path) -> None:
-    EFFECTS[flag](flag, tmp_path)
+async def test_flag_has_its_effect(flag: str, tmp_path: Path) -> None:
+    await EFFECTS[flag](flag, tmp_path)

@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from rawnats import Raw
-from servers import ROOT, ServerProcess, free_port
+from servers import ROOT, RawClient, ServerProcess, free_port
 
 
 def write(tmp: Path, name: str, text: str) -> str:
@@ -28,7 +27,7 @@ def serve(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
+async def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
     for port in (4222, 8222):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -44,20 +43,20 @@ def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
         js = httpx.get("http://127.0.0.1:8222/varz").json()["jetstream"]
         assert js["config"]["store_dir"] == str(tmp_path / "data" / "jetstream")
         assert js["stats"]["accounts"] == 1
-        raw = Raw(4222)
+        raw = await RawClient.open(4222)
         assert raw.info["jetstream"] is True
-        raw.handshake()
-        raw.close()
+        await raw.handshake()
+        await raw.close()
         assert (tmp_path / "data" / "jetstream").is_dir()
     finally:
         server.stop()
 
 
-def test_flag_spellings_and_server_name(make_hub) -> None:
+async def test_flag_spellings_and_server_name(make_hub, raw_clients) -> None:
     port = free_port()
     hub = make_hub(f"--port={port}", "-n", "alpha", "-m=-1")
     assert hub.port == port
-    raw = Raw(hub.port)
+    raw = await raw_clients(hub.port)
     assert raw.info["server_name"] == "alpha"
     assert raw.info["version"].startswith("2.11.")
     varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
@@ -70,7 +69,7 @@ def test_unsupported_flag_fails_clearly() -> None:
     assert "routes" in out.stderr and "not supported" in out.stderr
 
 
-def test_config_file_and_flag_override(tmp_path: Path, make_hub) -> None:
+async def test_config_file_and_flag_override(tmp_path: Path, make_hub, raw_clients) -> None:
     conf = write(tmp_path, "hub.conf", """
         # nats-server style
         server_name: from_file
@@ -81,7 +80,7 @@ def test_config_file_and_flag_override(tmp_path: Path, make_hub) -> None:
         }
     """)
     hub = make_hub("-c", conf, "-n", "from_flag")
-    raw = Raw(hub.port)
+    raw = await raw_clients(hub.port)
     assert raw.info["server_name"] == "from_flag"
     assert raw.info["max_payload"] == 2048
     assert raw.info["auth_required"] is True
@@ -125,31 +124,31 @@ async def test_sigterm_shuts_down_cleanly(hub) -> None:
     await nc.close()
 
 
-def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub) -> None:
+async def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub, raw_clients) -> None:
     conf = write(tmp_path, "ldm.conf",
                  'lame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n')
     hub = make_hub("-c", conf)
-    raw = Raw(hub.port)
-    raw.handshake()
+    raw = await raw_clients(hub.port)
+    await raw.handshake()
     hub.send_signal(signal.SIGUSR2)
-    line = raw.read_line(timeout=3)
+    line = await raw.read_line(timeout=3)
     assert line.startswith(b"INFO ") and json.loads(line[5:])["ldm"] is True
-    _, closed = raw.read_until_closed(timeout=3)
+    _, closed = await raw.read_until_closed(timeout=3)
     assert closed
     with pytest.raises(OSError):
-        Raw(hub.port, timeout=0.5)
+        await RawClient.open(hub.port, timeout=0.5)
     assert "Entering lame duck mode" in hub.log()
 
 
-def test_monitoring_endpoints(make_hub) -> None:
+async def test_monitoring_endpoints(make_hub, raw_clients) -> None:
     hub = make_hub("-m", "-1")
     base = f"http://127.0.0.1:{hub.http_port}"
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    raw = Raw(hub.port)
-    raw.handshake(name="probe", lang="raw", version="1")
-    raw.send(b"SUB a 1\r\nSUB b 2\r\nPUB a 5\r\nhello\r\nPING\r\n")
-    raw.read_line()
-    assert raw.read_line() == b"hello"
+    raw = await raw_clients(hub.port)
+    await raw.handshake(name="probe", lang="raw", version="1")
+    await raw.send(b"SUB a 1\r\nSUB b 2\r\nPUB a 5\r\nhello\r\nPING\r\n")
+    await raw.read_line()
+    assert await raw.read_line() == b"hello"
     varz = httpx.get(f"{base}/varz").json()
     for key in ("server_id", "version", "connections", "in_msgs", "out_msgs", "in_bytes",
                 "out_bytes", "mem", "max_payload", "uptime", "subscriptions", "slow_consumers"):
@@ -167,29 +166,29 @@ def test_monitoring_endpoints(make_hub) -> None:
     assert paged["connections"] == [] and paged["total"] == 1
 
 
-def test_max_connections(tmp_path: Path, make_hub) -> None:
+async def test_max_connections(tmp_path: Path, make_hub, raw_clients) -> None:
     hub = make_hub("-c", write(tmp_path, "mc.conf", "max_connections: 2\n"))
-    a, b = Raw(hub.port), Raw(hub.port)
-    c = Raw(hub.port)
-    out, closed = c.read_until_closed()
+    a, b = await raw_clients(hub.port), await raw_clients(hub.port)
+    c = await raw_clients(hub.port)
+    out, closed = await c.read_until_closed()
     assert b"-ERR 'maximum connections exceeded'" in out and closed
-    a.handshake()
-    b.handshake()
+    await a.handshake()
+    await b.handshake()
 
 
-def test_stale_connection(tmp_path: Path, make_hub) -> None:
+async def test_stale_connection(tmp_path: Path, make_hub, raw_clients) -> None:
     hub = make_hub("-c", write(tmp_path, "p.conf", 'ping_interval: "300ms"\nping_max: 2\n'))
-    quiet = Raw(hub.port)
-    quiet.handshake()
-    out, closed = quiet.read_until_closed(timeout=3)
+    quiet = await raw_clients(hub.port)
+    await quiet.handshake()
+    out, closed = await quiet.read_until_closed(timeout=3)
     assert out.count(b"PING\r\n") == 2
     assert out.endswith(b"-ERR 'Stale Connection'\r\n") and closed
     # a client that answers stays
-    lively = Raw(hub.port)
-    lively.handshake()
+    lively = await raw_clients(hub.port)
+    await lively.handshake()
     for _ in range(4):
-        assert lively.read_line() == b"PING"
-        lively.send(b"PONG\r\n")
+        assert await lively.read_line() == b"PING"
+        await lively.send(b"PONG\r\n")
 
 
 def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(conf_server) -> None:
@@ -218,55 +217,56 @@ def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(conf_server)
     assert time.monotonic() - began < 3
 
 
-def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub) -> None:
+async def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub,
+                                                    raw_clients) -> None:
     hub = make_hub("-m", "-1", "-c", write(
         tmp_path, "sc.conf", 'max_pending: 256KB\nmax_payload: 64KB\nwrite_deadline: "500ms"\n'))
     slow = socket.create_connection(("127.0.0.1", hub.port))
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.sendall(b'CONNECT {"verbose":false}\r\nSUB big 1\r\nPING\r\n')
     time.sleep(0.2)
-    pub = Raw(hub.port)
-    pub.handshake()
+    pub = await raw_clients(hub.port)
+    await pub.handshake()
     payload = b"x" * 1000
     frame = b"PUB big 1000\r\n" + payload + b"\r\n"
     deadline = time.monotonic() + 10
     varz = {}
     while time.monotonic() < deadline:
-        pub.send(frame * 100)
+        await pub.send(frame * 100)
         varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
         if varz["slow_consumers"]:
             break
     assert varz["slow_consumers"] == 1
-    pub.send(b"PING\r\n")
-    assert pub.read_until_closed(timeout=1)[0].endswith(b"PONG\r\n")
+    await pub.send(b"PING\r\n")
+    assert (await pub.read_until_closed(timeout=1))[0].endswith(b"PONG\r\n")
     assert varz["mem"] < 200 * 1024 * 1024
     slow.close()
 
 
-async def test_user_password_and_auth_timeout(tmp_path: Path, make_hub) -> None:
+async def test_user_password_and_auth_timeout(tmp_path: Path, make_hub, raw_clients) -> None:
     hub = make_hub("--user", "alice", "--pass", "pw")
     with pytest.raises(nats.errors.Error):
         await nats.connect(hub.url, user="alice", password="nope", max_reconnect_attempts=0,
                            allow_reconnect=False)
     nc = await nats.connect(hub.url, user="alice", password="pw")
     await nc.close()
-    raw = Raw(hub.port)
+    raw = await raw_clients(hub.port)
     assert raw.info["auth_required"] is True
-    raw.send(b"PING\r\n")
-    out, closed = raw.read_until_closed()
+    await raw.send(b"PING\r\n")
+    out, closed = await raw.read_until_closed()
     assert out == b"-ERR 'Authorization Violation'\r\n" and closed
-    silent = Raw(hub.port)
-    out, closed = silent.read_until_closed(timeout=4)
+    silent = await raw_clients(hub.port)
+    out, closed = await silent.read_until_closed(timeout=4)
     assert out == b"-ERR 'Authentication Timeout'\r\n" and closed
 
 
-async def test_token_auth(make_hub) -> None:
+async def test_token_auth(make_hub, raw_clients) -> None:
     hub = make_hub("--auth", "t0ken")
     nc = await nats.connect(hub.url, token="t0ken")
     await nc.close()
-    raw = Raw(hub.port)
-    raw.send(b'CONNECT {"auth_token":"bad"}\r\n')
-    out, closed = raw.read_until_closed()
+    raw = await raw_clients(hub.port)
+    await raw.send(b'CONNECT {"auth_token":"bad"}\r\n')
+    out, closed = await raw.read_until_closed()
     assert out == b"-ERR 'Authorization Violation'\r\n" and closed
 
 
@@ -282,12 +282,12 @@ def certs(tmp_path: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-async def test_tls(certs: tuple[str, str], make_hub) -> None:
+async def test_tls(certs: tuple[str, str], make_hub, raw_clients) -> None:
     import ssl
 
     cert, key = certs
     hub = make_hub("--tls", "--tlscert", cert, "--tlskey", key)
-    assert Raw(hub.port).info["tls_required"] is True
+    assert (await raw_clients(hub.port)).info["tls_required"] is True
     ctx = ssl.create_default_context(cafile=cert)
     nc = await nats.connect(f"tls://127.0.0.1:{hub.port}", tls=ctx)
     sub = await nc.subscribe("secure")
@@ -296,15 +296,15 @@ async def test_tls(certs: tuple[str, str], make_hub) -> None:
     await nc.close()
 
 
-def test_debug_and_trace_logging(make_hub) -> None:
+async def test_debug_and_trace_logging(make_hub, raw_clients) -> None:
     hub = make_hub("-DV")
-    raw = Raw(hub.port)
-    raw.handshake()
-    raw.send(b"SUB traced 7\r\nPING\r\n")
-    assert raw.read_line() == b"PONG"
+    raw = await raw_clients(hub.port)
+    await raw.handshake()
+    await raw.send(b"SUB traced 7\r\nPING\r\n")
+    assert await raw.read_line() == b"PONG"
     log = hub.log()
     assert "[DBG]" in log and "Client connection created" in log
     assert "[TRC]" in log and "<<- [SUB traced 7]" in log
     quiet = make_hub(name="quiet")
-    Raw(quiet.port).handshake()
+    await (await raw_clients(quiet.port)).handshake()
     assert "[TRC]" not in quiet.log() and "[DBG]" not in quiet.log()

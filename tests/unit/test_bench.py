@@ -1,98 +1,15 @@
-"""Smoke test for ``jetport bench``: every scenario, tiny counts, against a real nats-server."""
+"""``jetport bench`` without a server: its protocol clients fed bytes by hand, the server
+commands it would run, and its labels."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from jetport.bench import main
 from jetport.bench.common import count_label
 from jetport.bench.counter import Counter
 from jetport.bench.jsclient import JsConn, status_of
-from jetport.bench.model import JETSTREAM, OWN, REGISTRY, Context
 from jetport.bench.rawclient import Endpoint
-from jetport.bench.runner import Job, run_here
-from jetport.bench.servers import (
-    Target,
-    TargetSpec,
-    find_nats_server,
-    jetport_command,
-    nats_server_command,
-    target,
-)
-
-needs_nats = pytest.mark.skipif(find_nats_server() is None, reason="nats-server not installed")
-
-TINY: dict[str, dict[str, Any]] = {
-    "pubsub": {"pubs": 2, "subs": 2, "size": 64, "count": 5_000},
-    "reqrep": {"rate": 5_000, "count": 200},
-    "conns": {"conns": 50, "settle": 0.05},
-    "js-pub": {"count": 2_000, "window": 100},
-    "js-sync": {"count": 50},
-    "js-fetch": {"count": 2_500, "batch": 300},
-    "js-restart": {"count": 2_000},
-    "auth": {"count": 5_000, "rules": 10},
-    "ws": {"count": 5_000},
-    "mqtt-qos0": {"count": 5_000, "window": 1_000},
-    "mqtt-qos1": {"count": 2_000, "window": 50},
-    "mqtt-clients": {"conns": 50, "settle": 0.05},
-    "http": {"count": 300, "conns": 4, "batch": 200, "batch_msgs": 2_000, "fetch_msgs": 1_000,
-             "nats_msgs": 2_000},
-}
-
-
-@pytest.fixture(scope="module")
-def nats() -> Iterator[Target]:
-    with target(TargetSpec("nats-server")) as t:
-        yield t
-
-
-@pytest.fixture(scope="module")
-def nats_js() -> Iterator[Target]:
-    """One JetStream-enabled nats-server shared by the js-* smoke tests (each scenario uses
-    its own uniquely named stream and deletes it)."""
-    with target(TargetSpec("nats-server"), jetstream=True) as t:
-        yield t
-
-
-def _context(name: str, request: pytest.FixtureRequest) -> Context:
-    server = REGISTRY[name].server
-    if server == OWN:
-        return Context("", None, timeout=10.0, launch="nats-server")
-    tgt: Target = request.getfixturevalue("nats_js" if server == JETSTREAM else "nats")
-    return Context(tgt.url, tgt.pid, timeout=10.0)
-
-
-@needs_nats
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_scenario_runs(request: pytest.FixtureRequest, name: str) -> None:
-    params = {**REGISTRY[name].defaults, **TINY[name]}
-    outcome = run_here(Job(name, params), _context(name, request))
-    assert outcome.error is None
-    assert not outcome.partial
-    for column in REGISTRY[name].columns:
-        value = outcome.metrics[column.key]
-        assert value is not None, column.key
-        # Rates and times are positive; a percentage change may have either sign.
-        assert value > 0 or column.key.endswith("_pct"), column.key
-
-
-@needs_nats
-def test_cli_table_and_json(nats: Target, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "bench.json"
-    argv = ["--url", nats.url, "--pid", str(nats.pid), "--url", nats.url, "pubsub",
-            "--count", "2k", "--size", "1KiB", "--json", str(out)]
-    assert main(argv) == 0
-    table = capsys.readouterr().out
-    assert "pubsub 1KiB 1->1" in table and "ratio" in table
-    doc = json.loads(out.read_text())
-    assert [r["target"] for r in doc["results"]] == [nats.url, nats.url + "#2"]
-    assert doc["results"][0]["details"]["delivered"] == 2000
+from jetport.bench.servers import find_nats_server, jetport_command, nats_server_command
 
 
 class _Transport:
@@ -138,39 +55,6 @@ async def test_counter_survives_control_lines_split_across_reads() -> None:
         assert done.done() and counter.count == 7, step
         assert transport.written.endswith(b"PONG\r\n")
         done = counter.expect(7)
-
-
-@needs_nats
-def test_js_counts_are_verified(nats_js: Target) -> None:
-    params = {**REGISTRY["js-fetch"].defaults, **TINY["js-fetch"]}
-    outcome = run_here(Job("js-fetch", params), Context(nats_js.url, nats_js.pid, 10.0))
-    d = outcome.details
-    assert d["acked"] == d["filled"] == 2_500
-    assert d["pulls"] == 9 and d["num_ack_pending"] == 0 and d["num_pending"] == 0
-    params = {**REGISTRY["js-pub"].defaults, **TINY["js-pub"], "warmup": 100}
-    outcome = run_here(Job("js-pub", params), Context(nats_js.url, nats_js.pid, 10.0))
-    assert outcome.details["stream_messages"] == 2_100
-    restart = {**REGISTRY["js-restart"].defaults, **TINY["js-restart"]}
-    outcome = run_here(Job("js-restart", restart), Context("", None, 10.0, launch="nats-server"))
-    assert outcome.details["filled"] == outcome.details["stream_messages"] == 2_000
-
-
-@needs_nats
-def test_js_scenarios_need_jetstream_or_a_launched_server(nats: Target) -> None:
-    ctx = Context(nats.url, nats.pid, timeout=5.0)
-    outcome = run_here(Job("js-sync", dict(REGISTRY["js-sync"].defaults)), ctx)
-    assert outcome.error is not None and "JetStream" in outcome.error
-    outcome = run_here(Job("js-restart", dict(REGISTRY["js-restart"].defaults)), ctx)
-    assert outcome.error is not None and "starts itself" in outcome.error
-
-
-@needs_nats
-def test_cli_starts_a_jetstream_server_per_scenario(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--nats-server", "js-pub", "js-sync", "--count", "200", "--window", "50",
-                 "--in-process"]) == 0
-    out = capsys.readouterr()
-    assert "js-pub 128B w50" in out.out and "js-sync 128B" in out.out
-    assert out.err.count("JetStream server pid") == 2
 
 
 def test_server_commands() -> None:

@@ -10,11 +10,8 @@ from pathlib import Path
 
 from jetport.storage.sqlite import SqliteStorage
 
-ROOT = Path(__file__).resolve().parents[2]
-
 WRITER = """
 import asyncio, sys
-sys.path.insert(0, sys.argv[2])
 from jetport.storage.sqlite import SqliteStorage
 
 def payload(seq):
@@ -47,7 +44,7 @@ def payload(seq: int) -> bytes:
 def run_and_kill(directory: Path, seconds: float) -> list[int]:
     """Run the writer under load for ``seconds``, SIGKILL it, return acked seqs."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(directory), str(ROOT)],
+        [sys.executable, "-c", WRITER, str(directory)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
