@@ -38,7 +38,8 @@ async def _run_on(kind: str, work: Path, n: int, extra: list[str], ctx: Context,
         try:
             servers.wait_ready("127.0.0.1", port, proc, ctx.timeout)
         except LaunchError as exc:
-            raise LaunchError(f"{exc}\n  command: {' '.join(cmd)}\n{servers.log_tail(log)}")
+            raise LaunchError(f"{exc}\n  command: {' '.join(cmd)}\n"
+                              f"{servers.log_tail(log)}") from exc
         url = f"nats://{credentials}127.0.0.1:{port}"
         return await pubsub(Context(url, proc.pid, ctx.timeout), p)
     finally:

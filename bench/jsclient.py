@@ -169,9 +169,9 @@ class JsConn(RawConn):
             async with asyncio.timeout(timeout):
                 hdr, data = await waiter
         except TimeoutError:
-            raise JsError(f"{subject}: no reply within {timeout:g}s")
+            raise JsError(f"{subject}: no reply within {timeout:g}s") from None
         except Exception as exc:
-            raise JsError(f"{subject}: {exc}")
+            raise JsError(f"{subject}: {exc}") from exc
         finally:
             self._api.pop(token, None)
         status = status_of(hdr)
@@ -182,7 +182,7 @@ class JsConn(RawConn):
         try:
             doc = json.loads(data)
         except ValueError:
-            raise JsError(f"{subject}: reply is not JSON: {data[:80]!r}")
+            raise JsError(f"{subject}: reply is not JSON: {data[:80]!r}") from None
         if not isinstance(doc, dict):
             raise JsError(f"{subject}: reply is not a JSON object")
         err = doc.get("error")
@@ -204,7 +204,7 @@ async def stream_messages(conn: JsConn, name: str, timeout: float = API_TIMEOUT)
     try:
         return int(info["state"]["messages"])
     except (KeyError, TypeError, ValueError):
-        raise JsError(f"STREAM.INFO {name}: no state.messages in reply")
+        raise JsError(f"STREAM.INFO {name}: no state.messages in reply") from None
 
 
 async def delete_stream(conn: JsConn, name: str) -> str | None:

@@ -50,7 +50,7 @@ class _Server:
         except LaunchError as exc:
             tail = servers.log_tail(self.log)
             raise LaunchError(f"{exc}\n  command: {' '.join(self.cmd)}"
-                              + (f"\n  log:\n{tail}" if tail else ""))
+                              + (f"\n  log:\n{tail}" if tail else "")) from exc
 
     def rss_kb(self) -> int | None:
         return proc_rss_kb(self.proc.pid)

@@ -87,7 +87,8 @@ async def js_sync(ctx: Context, p: Params) -> Outcome:
                 for i in range(warmup):
                     await sync.publish(i)
         except TimeoutError:
-            raise JsError(f"{warmup} warm-up publishes not acknowledged in {ctx.timeout:g}s")
+            raise JsError(f"{warmup} warm-up publishes not acknowledged in "
+                          f"{ctx.timeout:g}s") from None
         probe = CpuProbe(ctx.pid)
         gc.collect()
         gc.disable()  # a collection mid-run would show up as a latency outlier

@@ -362,7 +362,7 @@ def door(kind: str, work: Path, timeout: float) -> Iterator[tuple[int, int]]:
             _wait_port(mqtt_port, proc, timeout)
         except LaunchError as exc:
             raise LaunchError(f"{kind}: {exc}\n  command: {' '.join(cmd)}\n"
-                              f"{servers.log_tail(log)}")
+                              f"{servers.log_tail(log)}") from exc
         yield mqtt_port, proc.pid
     finally:
         servers.stop(proc)
@@ -386,7 +386,7 @@ def mosquitto(work: Path, timeout: float) -> Iterator[tuple[int, int]]:
         try:
             _wait_port(port, proc, timeout)
         except LaunchError as exc:
-            raise LaunchError(f"mosquitto: {exc}\n{servers.log_tail(log)}")
+            raise LaunchError(f"mosquitto: {exc}\n{servers.log_tail(log)}") from exc
         yield port, proc.pid
     finally:
         servers.stop(proc)

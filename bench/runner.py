@@ -38,7 +38,7 @@ def run_here(job: Job, ctx: Context) -> Outcome:
     scenario = REGISTRY[job.scenario]
     try:
         return uvloop.run(scenario.run(ctx, job.params))
-    except Exception as exc:  # a failing scenario becomes a reported error, not a crash
+    except Exception as exc:  # noqa: BLE001 - a failing scenario becomes a reported error, not a crash
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Outcome(metrics={}, error=detail or type(exc).__name__)
 

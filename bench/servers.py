@@ -219,7 +219,7 @@ def target(spec: TargetSpec, jetstream: bool = False) -> Iterator[Target]:
         try:
             info = read_info(ep.host, ep.port)
         except (OSError, ValueError) as exc:
-            raise LaunchError(f"{spec.label}: no NATS server answering ({exc})")
+            raise LaunchError(f"{spec.label}: no NATS server answering ({exc})") from exc
         yield Target(spec.label, spec.url, spec.pid, info=info)
         return
     if spec.kind not in LAUNCHABLE:
@@ -236,7 +236,7 @@ def target(spec: TargetSpec, jetstream: bool = False) -> Iterator[Target]:
             except LaunchError as exc:
                 tail = log_tail(log)
                 raise LaunchError(f"{spec.label}: {exc}\n  command: {' '.join(cmd)}"
-                                  + (f"\n  log:\n{tail}" if tail else ""))
+                                  + (f"\n  log:\n{tail}" if tail else "")) from exc
             yield Target(spec.label, f"nats://127.0.0.1:{port}", proc.pid, cmd, proc, log, info)
         finally:
             stop(proc)

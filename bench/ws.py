@@ -255,7 +255,7 @@ async def ws_pubsub(ctx: Context, p: Params) -> Outcome:
             except LaunchError as exc:
                 tail = servers.log_tail(log)
                 raise LaunchError(f"{exc}\n  command: {' '.join(cmd)}"
-                                  + (f"\n  log:\n{tail}" if tail else ""))
+                                  + (f"\n  log:\n{tail}" if tail else "")) from exc
             url = f"nats://127.0.0.1:{port}"
             run_ctx = Context(url, proc.pid, ctx.timeout, ctx.launch)
             ep = Endpoint.parse(url)

@@ -235,7 +235,7 @@ def _b64raw(part: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
-        raise JwtError("invalid base64url encoding")
+        raise JwtError("invalid base64url encoding") from None
 
 
 def _get(d: dict[str, Any], key: str, kind: type, default: Any) -> Any:
@@ -410,7 +410,7 @@ def decode(token: str) -> Claims:
     try:
         header = json.loads(_b64raw(chunks[0]))
     except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
-        raise JwtError("invalid header")
+        raise JwtError("invalid header") from None
     if not isinstance(header, dict) or str(header.get("typ", "")).upper() != "JWT":
         raise JwtError("not supported type")
     if str(header.get("alg", "")).lower() not in ("ed25519", "ed25519-nkey"):
@@ -418,7 +418,7 @@ def decode(token: str) -> Claims:
     try:
         payload = json.loads(_b64raw(chunks[1]))
     except (ValueError, RecursionError):
-        raise JwtError("invalid payload")
+        raise JwtError("invalid payload") from None
     if not isinstance(payload, dict):
         raise JwtError("invalid payload")
     signature = _b64raw(chunks[2])
@@ -499,7 +499,7 @@ def _validate_user(user: UserClaims, now: float) -> None:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise JwtError(f"invalid cidr {cidr!r} in user src limits")
+            raise JwtError(f"invalid cidr {cidr!r} in user src limits") from None
     for start, end in user.times:
         if not (_TIME_OF_DAY.fullmatch(start) and _TIME_OF_DAY.fullmatch(end)):
             raise JwtError("invalid time range in user times limits")
@@ -511,7 +511,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise JwtError(f"could not parse iana time zone by name: {name}")
+        raise JwtError(f"could not parse iana time zone by name: {name}") from None
 
 
 def src_allowed(limits: UserPermissionLimits, client_ip: str) -> bool:
@@ -672,7 +672,7 @@ class Trust:
             try:
                 op = decode_operator(token)
             except JwtError as e:
-                raise JwtError(f"operator JWT not valid: {e}")
+                raise JwtError(f"operator JWT not valid: {e}") from e
             for key in op.signing_keys:
                 if not nkeys.is_public_key(key, "O"):
                     raise JwtError(f"{key} is not an operator public key")
@@ -696,7 +696,7 @@ class Trust:
             try:
                 self._accounts[key] = decode_account(token)
             except JwtError as e:
-                raise JwtError(f"preload account error for {key!r}: {e}")
+                raise JwtError(f"preload account error for {key!r}: {e}") from e
 
     def account(self, pubkey: str, now: float | None = None) -> AccountClaims:
         """The trusted, current account JWT for ``pubkey``."""
@@ -736,7 +736,7 @@ class Trust:
         try:
             user = decode_user(user_jwt)
         except JwtError as e:
-            raise JwtError(f"user JWT not valid: {e}")
+            raise JwtError(f"user JWT not valid: {e}") from e
         _validate_user(user, now)
         if user.allowed_connection_types:
             known = {t.upper() for t in user.allowed_connection_types} & CONNECTION_TYPES

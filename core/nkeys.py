@@ -45,7 +45,7 @@ def _b32decode(text: str) -> bytes:
     try:
         return base64.b32decode(text + "=" * (-len(text) % 8), casefold=False)
     except (binascii.Error, ValueError):
-        raise ValueError("nkey: invalid encoding")
+        raise ValueError("nkey: invalid encoding") from None
 
 
 def _checked(text: str) -> bytes:

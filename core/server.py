@@ -159,7 +159,7 @@ class Server:
             await asyncio.wait_for(step, STOP_TIMEOUT)
         except TimeoutError:
             log.error("%s: shutdown did not finish within %gs, going on", what, STOP_TIMEOUT)
-        except Exception as exc:  # logged: the rest must still shut down
+        except Exception as exc:  # noqa: BLE001 - logged: the rest must still shut down
             log.error("%s: shutdown failed: %s", what, exc, exc_info=exc)
 
     async def serve(self) -> None:
@@ -212,6 +212,6 @@ def run(options: Options) -> int:
             return runner.run(main())
         except KeyboardInterrupt:
             return 0
-        except Exception as exc:  # startup failures: one fatal line, as nats-server
+        except Exception as exc:  # noqa: BLE001 - startup failures: one fatal line, as nats-server
             fatal(str(exc))
             return 1

@@ -34,6 +34,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     mark = _differential(metafunc)
     if mark is None or mark.kwargs.get("compare") or "target" not in metafunc.fixturenames:
         return
+    if any("target" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test lists its own (target, ...) cases
     chosen = metafunc.config.getoption("--target")
     metafunc.parametrize("target", TARGETS if chosen == "both" else (chosen,))
 
@@ -45,10 +47,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         mark = _differential(item)
-        if chosen == "nats-server":
-            wanted = mark is not None and not mark.kwargs.get("compare")
+        if mark is None:
+            wanted = chosen == "jetport"
+        elif mark.kwargs.get("compare"):
+            wanted = False
         else:
-            wanted = mark is None or not mark.kwargs.get("compare")
+            callspec = getattr(item, "callspec", None)
+            wanted = callspec is None or callspec.params.get("target", chosen) == chosen
         (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

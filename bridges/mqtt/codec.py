@@ -299,7 +299,7 @@ class MqttCodec:
         try:
             topic = buf[pos + 2 : stop].decode()
         except UnicodeDecodeError:
-            raise malformed("topic is not valid UTF-8")
+            raise malformed("topic is not valid UTF-8") from None
         if "\x00" in topic:
             raise malformed("topic holds U+0000")
         qos = (b0 >> 1) & 3

@@ -227,7 +227,7 @@ class MqttConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._received(data)
-        except Exception as exc:  # the hub's own failure: logged, and the peer told
+        except Exception as exc:  # noqa: BLE001 - the hub's own failure: logged, and the peer told
             self.crashed(exc)
 
     def crashed(self, exc: BaseException) -> None:
@@ -311,7 +311,7 @@ class MqttConnection(asyncio.Protocol):
     async def _on_connect(self, pkt: Connect) -> None:
         try:
             await self._connecting(pkt)
-        except Exception as exc:  # a failure of the hub's, not the client's CONNECT
+        except Exception as exc:  # noqa: BLE001 - a failure of the hub's, not the client's CONNECT
             if self.session is None:
                 log.error("%s:%s - mqtt - internal error on CONNECT: %s", self.ip, self.port,
                           exc, exc_info=exc)

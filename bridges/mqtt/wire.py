@@ -66,7 +66,7 @@ def read_str(buf: bytes, pos: int, end: int, code: int = MALFORMED_PACKET,
     try:
         text = raw.decode()
     except UnicodeDecodeError:
-        raise DecodeError(code, f"{what} is not valid UTF-8")
+        raise DecodeError(code, f"{what} is not valid UTF-8") from None
     if "\x00" in text:
         raise DecodeError(code, f"{what} holds U+0000")
     return text, stop

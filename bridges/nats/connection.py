@@ -426,7 +426,7 @@ class NatsClient(Client, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._received(data)
-        except Exception as exc:  # the hub's own failure: logged, and the peer told
+        except Exception as exc:  # noqa: BLE001 - the hub's own failure: logged, and the peer told
             self.crashed(exc)
 
     def crashed(self, exc: BaseException) -> None:
@@ -614,7 +614,7 @@ class NatsClient(Client, asyncio.Protocol):
     async def _authenticate(self, opts: dict[str, Any]) -> None:
         try:
             await self._authenticated(opts)
-        except Exception as exc:  # a failure of the hub's, not the client's credentials
+        except Exception as exc:  # noqa: BLE001 - a failure of the hub's, not the client's credentials
             self.crashed(exc)
 
     async def _authenticated(self, opts: dict[str, Any]) -> None:

@@ -238,7 +238,7 @@ class WsConnection(asyncio.Protocol):
         self._send()  # the 101 goes out before the protocol's first words
         try:
             inner = route.factory(self.upgrade)
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with what it belongs to
             log.exception("websocket: cannot start %s", route.name)
             self.close(1011, "Internal Server Error")
             return

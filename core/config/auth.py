@@ -378,7 +378,7 @@ def _operator(opts: Options, entry: Entry) -> None:
         try:
             auth_config(opts).operator.append(read_operator_jwt(value))
         except (JwtError, OSError) as exc:
-            raise entry.error(str(exc))
+            raise entry.error(str(exc)) from exc
 
 
 @TOP_LEVEL_KEYS.key("resolver", "account_resolver", "accounts_resolver")

@@ -401,7 +401,8 @@ class _Parser:
                     raise ValueError
                 decoded = chr(int(digits, 16))
             except ValueError:
-                raise self.error(f"expected two hexadecimal digits after '\\x', got {digits!r}")
+                raise self.error(
+                    f"expected two hexadecimal digits after '\\x', got {digits!r}") from None
             self.pos += 4
             return decoded
         if code not in _ESCAPES:
@@ -536,7 +537,7 @@ class _Parser:
                 raise ValueError
             stamp = datetime.strptime(token, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
-            raise self.error(f"expected an ISO-8601 Zulu timestamp, got {token!r}", start)
+            raise self.error(f"expected an ISO-8601 Zulu timestamp, got {token!r}", start) from None
         self.pos = start + 20
         return stamp
 
@@ -559,4 +560,5 @@ class _Parser:
         try:
             return sub.document()["pk"]
         except (ConfError, KeyError) as exc:
-            raise self.error(f"variable reference for {name!r} could not be parsed: {exc}", pos)
+            raise self.error(f"variable reference for {name!r} could not be parsed: {exc}",
+                             pos) from exc

@@ -202,7 +202,8 @@ def _scan_flags(argv: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
                 try:
                     value = _go_int(raw)
                 except ValueError:
-                    raise OptionsError(f"invalid value {raw!r} for flag -{name}: parse error")
+                    raise OptionsError(
+                        f"invalid value {raw!r} for flag -{name}: parse error") from None
         given.append((name, value))
         i += 1
     return given, argv[i:]

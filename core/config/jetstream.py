@@ -44,7 +44,7 @@ def _jetstream_limit_key(opts: Options, entry: Entry) -> None:
     try:
         size = storage_size(entry.value)
     except ValueError as exc:
-        raise entry.error(f"{entry.key}: {exc}")
+        raise entry.error(f"{entry.key}: {exc}") from exc
     memory = "mem" in entry.key.lower()
     opts.set("jetstream_max_memory" if memory else "jetstream_max_store", size)
 

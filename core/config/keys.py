@@ -62,7 +62,7 @@ class Entry:
             try:
                 return parse_duration(value)
             except ValueError as exc:
-                raise self.error(f"error parsing {self.key}: {exc}")
+                raise self.error(f"error parsing {self.key}: {exc}") from exc
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
         raise self._wrong('a duration such as "2m" or a number of seconds')
@@ -133,7 +133,7 @@ def listen_address(entry: Entry) -> tuple[str, int]:
     try:
         return split_host_port(entry.value)
     except ValueError as exc:
-        raise entry.error(str(exc))
+        raise entry.error(str(exc)) from exc
 
 
 def simple(table: KeyTable, target: str, kind: str, *names: str) -> None:

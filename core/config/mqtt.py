@@ -121,7 +121,7 @@ def _mqtt_tls(opts: Options, entry: Entry) -> None:
             try:
                 min_tls_version(value)
             except ValueError as exc:
-                raise sub.error(f"error parsing tls config: {exc}")
+                raise sub.error(f"error parsing tls config: {exc}") from exc
             m.tls_min_version = value
         else:
             raise sub.error(f'unknown field "mqtt.tls.{key}"')

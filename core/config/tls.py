@@ -27,7 +27,7 @@ def _tls_min_version_key(opts: Options, entry: Entry) -> None:
     try:
         min_tls_version(entry.value)
     except ValueError as exc:
-        raise entry.error(f"error parsing tls config: {exc}")
+        raise entry.error(f"error parsing tls config: {exc}") from exc
     opts.set("tls_min_version", entry.value)
 
 

@@ -233,7 +233,7 @@ def _ws_tls(opts: Options, entry: Entry) -> None:
             try:
                 min_tls_version(value)
             except ValueError as exc:
-                raise sub.error(f"error parsing tls config: {exc}")
+                raise sub.error(f"error parsing tls config: {exc}") from exc
             w.tls_min_version = value
         else:
             raise sub.error(f'error parsing tls config, unknown field ["{key}"]')

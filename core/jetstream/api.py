@@ -153,7 +153,7 @@ class JetStreamApi:
                 kind = response_type(tokens)
                 response = {"type": T + kind, "error": err.to_dict(),
                             **EMPTY_EXTRAS.get(kind, {})}
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged with what it belongs to
                 log.exception("JetStream API request %s failed", b".".join(tokens))
                 self.jsa.api_errors += 1
                 response = {"type": T + response_type(tokens),

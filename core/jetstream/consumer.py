@@ -362,7 +362,7 @@ class Consumer(PullQueue, AckTracking):
                 self._arm_timer()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with what it belongs to
             log.exception("consumer %s > %s failed", self.stream.name, self.name)
         finally:
             self._send_out()

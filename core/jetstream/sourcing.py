@@ -88,7 +88,7 @@ class Link:
                 self.follower.jsa.stream_changed(self.follower)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with what it belongs to
             log.exception("stream %s: copying from %s failed", self.follower.name,
                           self.origin_name)
 

@@ -71,10 +71,10 @@ def site() -> Iterator[str]:
 
 
 @pytest.fixture
-def hub(conf_server, tmp_path: Path) -> ServerProcess:
+def hub(launch, tmp_path: Path) -> ServerProcess:
     """NATS, JetStream, MQTT and WebSocket (no TLS) on free ports."""
     ws = free_port()
-    server = conf_server(CONF.format(name=conf_server.target, store=tmp_path / "js", ws=ws))
+    server = launch.conf(CONF.format(name=launch.target, store=tmp_path / "js", ws=ws))
     assert server.mqtt_port, server.log()
     server.ws_url = f"ws://127.0.0.1:{ws}"
     return server
@@ -120,6 +120,7 @@ async def text(page: Page, selector: str) -> str:
     return await page.evaluate(f"document.querySelector({json.dumps(selector)}).textContent")
 
 
+@pytest.mark.differential
 async def test_dashboard_live_chart_and_replay(site: str, hub: ServerProcess, tmp_path: Path,
                                                request: pytest.FixtureRequest) -> None:
     async with chromium() as page:
@@ -159,6 +160,7 @@ async def test_dashboard_live_chart_and_replay(site: str, hub: ServerProcess, tm
         save_screenshot(await page.screenshot(), request, tmp_path)
 
 
+@pytest.mark.differential
 async def test_dashboard_keeps_an_existing_stream(site: str, hub: ServerProcess) -> None:
     nc = await nats.connect(hub.url)
     try:
@@ -172,6 +174,7 @@ async def test_dashboard_keeps_an_existing_stream(site: str, hub: ServerProcess)
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_mqtt_over_websocket_page(site: str, hub: ServerProcess, tmp_path: Path,
                                         request: pytest.FixtureRequest) -> None:
     async with chromium() as page:

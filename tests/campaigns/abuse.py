@@ -49,10 +49,10 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import nats  # noqa: E402
+import httpx
+import nats
 
-from campaigns.harness import (  # noqa: E402
+from campaigns.harness import (
     NO_TLS_WARNING,
     Hub,
     error_lines,
@@ -62,7 +62,7 @@ from campaigns.harness import (  # noqa: E402
     table,
     workdir,
 )
-from jetport.bench.mqtt import connect_frame, publish_frame, subscribe_frame  # noqa: E402
+from jetport.bench.mqtt import connect_frame, publish_frame, subscribe_frame
 
 DEFAULT_SEED = 20241207
 DOORS = ("nats", "mqtt", "ws", "http")

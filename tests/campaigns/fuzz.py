@@ -21,8 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``campaigns`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from campaigns.fuzzing import conf, jwt, mqtt, nats, ws  # noqa: E402
-from campaigns.fuzzing.engine import Report, Target, campaign  # noqa: E402
+from campaigns.fuzzing import conf, jwt, mqtt, nats, ws
+from campaigns.fuzzing.engine import Report, Target, campaign
 
 TARGETS: dict[str, Target] = {t.name: t for t in (nats.TARGET, mqtt.TARGET, ws.TARGET,
                                                   conf.TARGET, jwt.TARGET)}

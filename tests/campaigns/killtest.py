@@ -52,14 +52,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import nats  # noqa: E402
-import paho.mqtt.client as paho  # noqa: E402
-from mqtt_clients import V3, V5, Paho  # noqa: E402
-from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import httpx
+import nats
+import paho.mqtt.client as paho
+from mqtt_clients import V3, V5, Paho
+from nats.js.api import AckPolicy, ConsumerConfig
+from paho.mqtt.enums import CallbackAPIVersion
 
-from campaigns.harness import Hub, alive, finish, remove_workdir, table, workdir  # noqa: E402
+from campaigns.harness import Hub, alive, finish, remove_workdir, table, workdir
 
 DEFAULT_SEED = 20241206
 DOORS = ("nats", "ws", "mqtt1", "mqtt2", "http")

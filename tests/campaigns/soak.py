@@ -49,13 +49,13 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import nats  # noqa: E402
-import paho.mqtt.client as paho  # noqa: E402
-from nats.js.api import AckPolicy, ConsumerConfig  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import httpx
+import nats
+import paho.mqtt.client as paho
+from nats.js.api import AckPolicy, ConsumerConfig
+from paho.mqtt.enums import CallbackAPIVersion
 
-from campaigns.harness import (  # noqa: E402
+from campaigns.harness import (
     Hub,
     finish,
     mb,

@@ -1,6 +1,6 @@
 """Accounts as isolated namespaces: isolation, exports/imports, and per-account limits.
 
-Each test runs against Jetport and the real nats-server (``conf_server``) with the same
+Each test runs against Jetport and the real nats-server (``launch``) with the same
 config text.
 """
 
@@ -52,8 +52,8 @@ async def api(nc, subject: str, body: dict | None = None) -> dict:
     return json.loads(msg.data)
 
 
-def store_dir(tmp_path: Path, conf_server) -> Path:
-    return tmp_path / f"js-{conf_server.target}"
+def store_dir(tmp_path: Path, launch) -> Path:
+    return tmp_path / f"js-{launch.target}"
 
 
 # -- isolation ------------------------------------------------------------------------------
@@ -66,8 +66,9 @@ accounts {
 """
 
 
-async def test_accounts_are_isolated(conf_server, connect):
-    server = conf_server(TWO_ACCOUNTS)
+@pytest.mark.differential
+async def test_accounts_are_isolated(launch, connect):
+    server = launch.conf(TWO_ACCOUNTS)
     a, b = await connect(server, "a"), await connect(server, "b")
     seen_a, seen_b = Inbox(), Inbox()
     await a.subscribe(">", cb=seen_a.cb)
@@ -80,8 +81,9 @@ async def test_accounts_are_isolated(conf_server, connect):
     assert seen_b.data == [b"from b"]
 
 
-async def test_requests_do_not_cross_accounts(conf_server, connect):
-    server = conf_server(TWO_ACCOUNTS)
+@pytest.mark.differential
+async def test_requests_do_not_cross_accounts(launch, connect):
+    server = launch.conf(TWO_ACCOUNTS)
     a, b = await connect(server, "a"), await connect(server, "b")
 
     async def answer(msg) -> None:
@@ -103,8 +105,9 @@ accounts {{
 """
 
 
-async def test_jetstream_is_isolated_between_accounts(conf_server, connect, tmp_path: Path):
-    server = conf_server(JS_ACCOUNTS.format(store=store_dir(tmp_path, conf_server)))
+@pytest.mark.differential
+async def test_jetstream_is_isolated_between_accounts(launch, connect, tmp_path: Path):
+    server = launch.conf(JS_ACCOUNTS.format(store=store_dir(tmp_path, launch)))
     b = await connect(server, "b")
     seen_b = Inbox()
     watch = await b.subscribe(">", cb=seen_b.cb)
@@ -173,8 +176,9 @@ accounts {
 """
 
 
-async def test_stream_import_with_prefix(conf_server, connect):
-    server = conf_server(EXPORTS)
+@pytest.mark.differential
+async def test_stream_import_with_prefix(launch, connect):
+    server = launch.conf(EXPORTS)
     a, b, c = [await connect(server, u) for u in "abc"]
     prefixed, everything_b, everything_c = Inbox(), Inbox(), Inbox()
     await b.subscribe("from_a.puba.x", cb=prefixed.cb)
@@ -190,7 +194,8 @@ async def test_stream_import_with_prefix(conf_server, connect):
     assert everything_c.msgs == []
 
 
-async def test_private_export_cannot_be_imported_by_others(conf_server):
+@pytest.mark.differential
+async def test_private_export_cannot_be_imported_by_others(launch):
     text = """
         accounts {
           A { users: [{user: a, password: p}], exports: [{stream: "priv.>", accounts: [B]}] }
@@ -202,13 +207,14 @@ async def test_private_export_cannot_be_imported_by_others(conf_server):
         }
     """
     with pytest.raises(RuntimeError) as refused:
-        conf_server(text)
+        launch.conf(text)
     assert 'stream import "priv.>"' in str(refused.value)
     assert "not authorized" in str(refused.value)
 
 
-async def test_private_export_for_named_account(conf_server, connect):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_private_export_for_named_account(launch, connect):
+    server = launch.conf("""
         accounts {
           A { users: [{user: a, password: p}], exports: [{stream: "priv.>", accounts: [B]}] }
           B {
@@ -239,8 +245,9 @@ async def _responder(nc, subject: str, replies: int) -> list[str]:
     return seen
 
 
-async def test_service_import_with_to(conf_server, connect):
-    server = conf_server(EXPORTS)
+@pytest.mark.differential
+async def test_service_import_with_to(launch, connect):
+    server = launch.conf(EXPORTS)
     a, b = await connect(server, "a"), await connect(server, "b")
     seen = await _responder(a, "q.>", 1)
     assert (await b.request("QB", b"", timeout=2)).data == b"r1:q.b"
@@ -254,8 +261,9 @@ async def test_service_import_with_to(conf_server, connect):
         await c.request("QB", b"", timeout=2)
 
 
-async def test_service_response_types(conf_server, connect):
-    server = conf_server(EXPORTS)
+@pytest.mark.differential
+async def test_service_response_types(launch, connect):
+    server = launch.conf(EXPORTS)
     a, b = await connect(server, "a"), await connect(server, "b")
     await _responder(a, "q.>", 2)
     await _responder(a, "qs.>", 2)
@@ -271,8 +279,9 @@ async def test_service_response_types(conf_server, connect):
         assert inbox.data == expected, subject
 
 
-async def test_service_reply_subject_is_rewritten(conf_server, connect):
-    server = conf_server(EXPORTS)
+@pytest.mark.differential
+async def test_service_reply_subject_is_rewritten(launch, connect):
+    server = launch.conf(EXPORTS)
     a, b = await connect(server, "a"), await connect(server, "b")
     replies: list[str] = []
 
@@ -303,8 +312,9 @@ async def _login(port: int, user: str, **options) -> RawClient:
     return await RawClient.open(port, {**QUIET, "user": user, "pass": "p", **options})
 
 
-async def test_account_max_connections(conf_server):
-    server = conf_server(LIMITS)
+@pytest.mark.differential
+async def test_account_max_connections(launch):
+    server = launch.conf(LIMITS)
     first = await _login(server.port, "l")
     assert await first.sync() == b""
     second = await _login(server.port, "l2")
@@ -321,8 +331,9 @@ async def test_account_max_connections(conf_server):
         await client.close()
 
 
-async def test_account_max_subscriptions(conf_server):
-    server = conf_server(LIMITS)
+@pytest.mark.differential
+async def test_account_max_subscriptions(launch):
+    server = launch.conf(LIMITS)
     client = await _login(server.port, "l")
     await client.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPUB c 1\r\nx\r\n")
     assert await client.sync() == b"-ERR 'maximum subscriptions exceeded'\r\n"
@@ -332,8 +343,9 @@ async def test_account_max_subscriptions(conf_server):
     await client.close()
 
 
-async def test_account_max_payload(conf_server):
-    server = conf_server(LIMITS)
+@pytest.mark.differential
+async def test_account_max_payload(launch):
+    server = launch.conf(LIMITS)
     client = await _login(server.port, "l")
     # INFO goes out before the client says who it is: it shows the server's limit.
     assert client.info["max_payload"] == 1048576
@@ -363,8 +375,9 @@ accounts {{
 """
 
 
-async def test_jetstream_account_limits(conf_server, connect, tmp_path: Path):
-    server = conf_server(JS_LIMITS.format(store=store_dir(tmp_path, conf_server)))
+@pytest.mark.differential
+async def test_jetstream_account_limits(launch, connect, tmp_path: Path):
+    server = launch.conf(JS_LIMITS.format(store=store_dir(tmp_path, launch)))
     nc = await connect(server, "l")
     info = await api(nc, "$JS.API.INFO")
     assert info["type"] == "io.nats.jetstream.api.v1.account_info_response"
@@ -415,9 +428,10 @@ async def test_jetstream_account_limits(conf_server, connect, tmp_path: Path):
 # -- the account a connection is bound to ------------------------------------------------------
 
 
-async def test_connect_info_names_the_account(conf_server):
+@pytest.mark.differential
+async def test_connect_info_names_the_account(launch):
     """Protocol 1 clients get a second INFO after their first PONG naming their account."""
-    server = conf_server(TWO_ACCOUNTS)
+    server = launch.conf(TWO_ACCOUNTS)
     for user, account in [("a", "A"), ("b", "B")]:
         client = await _login(server.port, user, protocol=1)
         await client.send(b"PING\r\n")

@@ -1,6 +1,6 @@
 """Authentication as nats-server does it: users, tokens, bcrypt, nkeys, timeouts, accounts.
 
-Every test runs twice through ``conf_server``: against Jetport and against the real
+Every test runs twice through ``launch``: against Jetport and against the real
 nats-server, with the same config text, so the observable behaviour must be the same.
 """
 
@@ -82,8 +82,9 @@ def user_seed() -> tuple[bytes, str]:
 # -- passwords and tokens ---------------------------------------------------------------
 
 
-async def test_single_user_password(conf_server):
-    server = conf_server("authorization { user: alice, password: s3cret }")
+@pytest.mark.differential
+async def test_single_user_password(launch):
+    server = launch.conf("authorization { user: alice, password: s3cret }")
     out, closed = await handshake(server.port, {})
     assert (out, closed) == (AUTH_VIOLATION, True)
     assert await accepted(server.port, {"user": "alice", "pass": "s3cret"})
@@ -92,24 +93,27 @@ async def test_single_user_password(conf_server):
     assert not await accepted(server.port, {"auth_token": "s3cret"})
 
 
-async def test_info_announces_auth_required(conf_server):
-    server = conf_server("authorization { user: alice, password: s3cret }")
+@pytest.mark.differential
+async def test_info_announces_auth_required(launch):
+    server = launch.conf("authorization { user: alice, password: s3cret }")
     client = await RawClient.open(server.port)
     assert client.info["auth_required"] is True
     assert "nonce" not in client.info
     await client.close()
 
 
-async def test_token(conf_server):
-    server = conf_server('authorization { token: "t0ken" }')
+@pytest.mark.differential
+async def test_token(launch):
+    server = launch.conf('authorization { token: "t0ken" }')
     assert await accepted(server.port, {"auth_token": "t0ken"})
     assert not await accepted(server.port, {"auth_token": "t0ke"})
     assert not await accepted(server.port, {"user": "t0ken"})
     assert not await accepted(server.port, {})
 
 
-async def test_users_list(conf_server):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_users_list(launch):
+    server = launch.conf("""
         authorization {
           users: [
             {user: alice, password: pa}
@@ -125,20 +129,22 @@ async def test_users_list(conf_server):
     assert not await accepted(server.port, {"user": "ALICE", "pass": "pa"})
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(("cost", "prefix"), [(10, b"2a"), (11, b"2b")])
-async def test_bcrypt_password(conf_server, cost: int, prefix: bytes):
+async def test_bcrypt_password(launch, cost: int, prefix: bytes):
     hashed = bcrypt.hashpw(b"open sesame", bcrypt.gensalt(cost, prefix=prefix)).decode()
     assert hashed.startswith(f"${prefix.decode()}$")
-    server = conf_server(f'authorization {{ users: [{{user: alice, password: "{hashed}"}}] }}')
+    server = launch.conf(f'authorization {{ users: [{{user: alice, password: "{hashed}"}}] }}')
     assert await accepted(server.port, {"user": "alice", "pass": "open sesame"})
     assert not await accepted(server.port, {"user": "alice", "pass": "open sesame!"})
     # The stored hash is not itself a password.
     assert not await accepted(server.port, {"user": "alice", "pass": hashed})
 
 
-async def test_bcrypt_token(conf_server, connect):
+@pytest.mark.differential
+async def test_bcrypt_token(launch, connect):
     hashed = bcrypt.hashpw(b"tok", bcrypt.gensalt(11)).decode()
-    server = conf_server(f'authorization {{ token: "{hashed}" }}')
+    server = launch.conf(f'authorization {{ token: "{hashed}" }}')
     assert await accepted(server.port, {"auth_token": "tok"})
     assert not await accepted(server.port, {"auth_token": "tok2"})
     assert not await accepted(server.port, {"auth_token": hashed})
@@ -146,8 +152,9 @@ async def test_bcrypt_token(conf_server, connect):
     await nc.flush()
 
 
-async def test_nats_py_credentials(conf_server, connect):
-    server = conf_server("authorization { users: [{user: alice, password: pa}] }")
+@pytest.mark.differential
+async def test_nats_py_credentials(launch, connect):
+    server = launch.conf("authorization { users: [{user: alice, password: pa}] }")
     by_url = await connect(f"nats://alice:pa@127.0.0.1:{server.port}")
     by_options = await connect(server.url, user="alice", password="pa")
     inbox = by_url.new_inbox()
@@ -159,8 +166,9 @@ async def test_nats_py_credentials(conf_server, connect):
         await connect(server.url, user="alice", password="nope")
 
 
-async def test_nats_py_token_in_url(conf_server, connect):
-    server = conf_server('authorization { token: "t0ken" }')
+@pytest.mark.differential
+async def test_nats_py_token_in_url(launch, connect):
+    server = launch.conf('authorization { token: "t0ken" }')
     nc = await connect(f"nats://t0ken@127.0.0.1:{server.port}")
     await nc.flush()
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
@@ -170,9 +178,10 @@ async def test_nats_py_token_in_url(conf_server, connect):
 # -- nkeys ------------------------------------------------------------------------------
 
 
-async def test_nkey_user(conf_server, connect, tmp_path: Path):
+@pytest.mark.differential
+async def test_nkey_user(launch, connect, tmp_path: Path):
     seed, public = user_seed()
-    server = conf_server(f"""
+    server = launch.conf(f"""
         authorization {{ users: [{{nkey: {public}}}, {{user: alice, password: pa}}] }}
     """)
     seed_file = tmp_path / "user.nk"
@@ -183,9 +192,10 @@ async def test_nkey_user(conf_server, connect, tmp_path: Path):
     assert await accepted(server.port, {"user": "alice", "pass": "pa"})
 
 
-async def test_nkey_nonce_and_signature_encodings(conf_server):
+@pytest.mark.differential
+async def test_nkey_nonce_and_signature_encodings(launch):
     seed, public = user_seed()
-    server = conf_server(f"authorization {{ users: [{{nkey: {public}}}] }}")
+    server = launch.conf(f"authorization {{ users: [{{nkey: {public}}}] }}")
     pair = nkeys.from_seed(bytearray(seed))
 
     async def attempt(encode, sign_other: bool = False) -> tuple[bytes, bool]:
@@ -218,9 +228,10 @@ async def test_nkey_nonce_and_signature_encodings(conf_server):
     await client.close()
 
 
-async def test_nonce_only_with_nkeys(conf_server):
+@pytest.mark.differential
+async def test_nonce_only_with_nkeys(launch):
     _, public = user_seed()
-    server = conf_server(f"authorization {{ users: [{{nkey: {public}}}] }}")
+    server = launch.conf(f"authorization {{ users: [{{nkey: {public}}}] }}")
     first = await RawClient.open(server.port)
     second = await RawClient.open(server.port)
     assert first.info["auth_required"] is True
@@ -232,8 +243,9 @@ async def test_nonce_only_with_nkeys(conf_server):
 # -- no_auth_user -----------------------------------------------------------------------
 
 
-async def test_no_auth_user_binds_permissions(conf_server):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_no_auth_user_binds_permissions(launch):
+    server = launch.conf("""
         authorization {
           users: [
             {user: guest, password: gp, permissions: {publish: ["public.>"], subscribe: ">"}}
@@ -257,16 +269,18 @@ async def test_no_auth_user_binds_permissions(conf_server):
 # -- failures ---------------------------------------------------------------------------
 
 
-async def test_failed_auth_is_uniform_and_closes(conf_server):
-    server = conf_server("authorization { users: [{user: alice, password: pa}] }")
+@pytest.mark.differential
+async def test_failed_auth_is_uniform_and_closes(launch):
+    server = launch.conf("authorization { users: [{user: alice, password: pa}] }")
     wrong_password = await handshake(server.port, {"user": "alice", "pass": "nope"})
     unknown_user = await handshake(server.port, {"user": "mallory", "pass": "nope"})
     no_creds = await handshake(server.port, {})
     assert wrong_password == unknown_user == no_creds == (AUTH_VIOLATION, True)
 
 
-async def test_first_op_must_be_connect(conf_server):
-    server = conf_server("authorization { user: a, password: b }")
+@pytest.mark.differential
+async def test_first_op_must_be_connect(launch):
+    server = launch.conf("authorization { user: a, password: b }")
     client = await RawClient.open(server.port)
     await client.send(b"PING\r\n")
     assert await client.until(b"\r\n") == AUTH_VIOLATION
@@ -274,8 +288,9 @@ async def test_first_op_must_be_connect(conf_server):
     await client.close()
 
 
-async def test_failed_auth_timing_does_not_reveal_users(conf_server):
-    server = conf_server("authorization { users: [{user: alice, password: pa}] }")
+@pytest.mark.differential
+async def test_failed_auth_timing_does_not_reveal_users(launch):
+    server = launch.conf("authorization { users: [{user: alice, password: pa}] }")
 
     async def timed(creds: dict) -> float:
         start = time.monotonic()
@@ -292,8 +307,9 @@ async def test_failed_auth_timing_does_not_reveal_users(conf_server):
     assert max(wrong + unknown) < 1.5
 
 
-async def test_auth_timeout(conf_server):
-    server = conf_server("authorization { user: a, password: b, timeout: 0.5 }")
+@pytest.mark.differential
+async def test_auth_timeout(launch):
+    server = launch.conf("authorization { user: a, password: b, timeout: 0.5 }")
     client = await RawClient.open(server.port)
     start = time.monotonic()
     assert await client.until(b"\r\n", timeout=3) == b"-ERR 'Authentication Timeout'\r\n"
@@ -303,8 +319,9 @@ async def test_auth_timeout(conf_server):
     await client.close()
 
 
-async def test_auth_timeout_not_hit_after_connect(conf_server):
-    server = conf_server("authorization { user: a, password: b, timeout: 0.5 }")
+@pytest.mark.differential
+async def test_auth_timeout_not_hit_after_connect(launch):
+    server = launch.conf("authorization { user: a, password: b, timeout: 0.5 }")
     client = await RawClient.open(server.port, {**QUIET, "user": "a", "pass": "b"})
     await asyncio.sleep(1.0)
     assert await client.sync() == b""
@@ -312,8 +329,9 @@ async def test_auth_timeout_not_hit_after_connect(conf_server):
     await client.close()
 
 
-async def test_allowed_connection_types(conf_server):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_allowed_connection_types(launch):
+    server = launch.conf("""
         authorization {
           users: [
             {user: ws, password: p, allowed_connection_types: ["WEBSOCKET"]}
@@ -344,15 +362,17 @@ system_account: SYS
 """
 
 
-async def test_account_users_authenticate(conf_server):
-    server = conf_server(ACCOUNTS)
+@pytest.mark.differential
+async def test_account_users_authenticate(launch):
+    server = launch.conf(ACCOUNTS)
     for user, password in [("sys", "sp"), ("a", "ap"), ("a2", "ap"), ("b", "bp")]:
         assert await accepted(server.port, {"user": user, "pass": password})
     assert not await accepted(server.port, {"user": "a", "pass": "bp"})
 
 
-async def test_system_account_server_ping(conf_server, connect):
-    server = conf_server(ACCOUNTS)
+@pytest.mark.differential
+async def test_system_account_server_ping(launch, connect):
+    server = launch.conf(ACCOUNTS)
     raw = await RawClient.open(server.port)
     server_id = raw.info["server_id"]
     server_name = raw.info["server_name"]
@@ -373,15 +393,17 @@ async def test_system_account_server_ping(conf_server, connect):
     assert varz["data"]["server_id"] == server_id
 
 
-async def test_non_system_user_gets_no_server_ping(conf_server, connect):
-    server = conf_server(ACCOUNTS)
+@pytest.mark.differential
+async def test_non_system_user_gets_no_server_ping(launch, connect):
+    server = launch.conf(ACCOUNTS)
     nc = await connect(server.url, user="b", password="bp")
     with pytest.raises(nats.errors.NoRespondersError):
         await nc.request("$SYS.REQ.SERVER.PING", b"", timeout=2)
 
 
-async def test_user_info(conf_server, connect):
-    server = conf_server(ACCOUNTS)
+@pytest.mark.differential
+async def test_user_info(launch, connect):
+    server = launch.conf(ACCOUNTS)
     cases = [
         ("a", "ap", "A", {"publish": {"deny": ["zz"]}, "subscribe": {"allow": [">"]}}),
         ("a2", "ap", "A", None),

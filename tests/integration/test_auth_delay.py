@@ -27,10 +27,10 @@ async def _fail_from(port: int, source: str) -> float:
     return elapsed
 
 
-async def test_failure_delay_grows_per_address(make_hub, tmp_path):
+async def test_failure_delay_grows_per_address(launch, tmp_path):
     conf = tmp_path / "auth.conf"
     conf.write_text(CONF)
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
     times = [await _fail_from(hub.port, "127.0.0.2") for _ in range(7)]
     assert times[0] < FAILURE_DELAY + 0.15
     assert times[4] >= FAILURE_DELAY * 2 ** 4 * 0.9
@@ -49,7 +49,7 @@ async def test_failure_delay_grows_per_address(make_hub, tmp_path):
     writer.close()
 
 
-async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(make_hub, tmp_path):
+async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(launch, tmp_path):
     import statistics
 
     import bcrypt
@@ -57,7 +57,7 @@ async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(make_hub, t
     hashed = bcrypt.hashpw(b"pa", bcrypt.gensalt(rounds=11)).decode()
     conf = tmp_path / "auth.conf"
     conf.write_text(f'authorization {{ users: [{{user: alice, password: "{hashed}"}}] }}')
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
 
     async def attempt(source: str, user: str) -> float:
         reader, writer = await asyncio.open_connection("127.0.0.1", hub.port,
@@ -94,16 +94,16 @@ jetstream { store_dir: "%s" }
 """
 
 
-def _doors(make_hub, tmp_path):
+def _doors(launch, tmp_path):
     conf = tmp_path / "doors.conf"
     conf.write_text(DOORS_CONF % (tmp_path / "js"))
-    return make_hub("-c", str(conf), "-m", "-1")
+    return launch("-c", str(conf), "-m", "-1")
 
 
-async def test_http_failures_wait_longer_per_address(make_hub, tmp_path):
+async def test_http_failures_wait_longer_per_address(launch, tmp_path):
     import httpx
 
-    hub = _doors(make_hub, tmp_path)
+    hub = _doors(launch, tmp_path)
     url = f"http://127.0.0.1:{hub.http_port}/v1/streams"
 
     async def fail_from(source: str, auth: tuple[str, str] | None = ("alice", "wrong"),
@@ -122,8 +122,8 @@ async def test_http_failures_wait_longer_per_address(make_hub, tmp_path):
     assert await fail_from("127.0.0.2", None, "Basic !!!") >= FAILURE_DELAY_MAX * 0.9
 
 
-async def test_mqtt_failures_wait_longer_per_address(make_hub, tmp_path):
-    hub = _doors(make_hub, tmp_path)
+async def test_mqtt_failures_wait_longer_per_address(launch, tmp_path):
+    hub = _doors(launch, tmp_path)
 
     async def fail_from(source: str) -> float:
         reader, writer = await asyncio.open_connection("127.0.0.1", hub.mqtt_port,
@@ -142,12 +142,12 @@ async def test_mqtt_failures_wait_longer_per_address(make_hub, tmp_path):
     assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
 
 
-async def test_websocket_failures_wait_longer_per_address(make_hub, tmp_path):
+async def test_websocket_failures_wait_longer_per_address(launch, tmp_path):
     import re
 
     from websockets.asyncio.client import connect
 
-    hub = _doors(make_hub, tmp_path)
+    hub = _doors(launch, tmp_path)
     ws_port = int(re.search(r"websocket clients on ws://[^:]+:(\d+)", hub.log()).group(1))
 
     async def fail_from(source: str) -> float:

@@ -151,8 +151,9 @@ def cases(draw) -> tuple[bytes, str | None, bytes | None]:
 # -- tests ----------------------------------------------------------------------------------
 
 
-async def test_random_connect_lines(conf_server):
-    server = conf_server(CONF)
+@pytest.mark.differential
+async def test_random_connect_lines(launch):
+    server = launch.conf(CONF)
     loop = asyncio.get_running_loop()
     started = time.monotonic()
 
@@ -211,9 +212,10 @@ HAND_PICKED = [
 ]
 
 
-async def test_hand_picked_connect_lines(conf_server):
+@pytest.mark.differential
+async def test_hand_picked_connect_lines(launch):
     """The same table holds on both servers, so their classifications agree."""
-    server = conf_server(CONF)
+    server = launch.conf(CONF)
     for payload, expected, exact in HAND_PICKED:
         outcome, out = await classify(server.port, payload)
         assert outcome == expected, (payload[:100], out)
@@ -222,9 +224,10 @@ async def test_hand_picked_connect_lines(conf_server):
     await still_serving(server.port)
 
 
-async def test_connect_split_across_writes(conf_server, raw_clients):
+@pytest.mark.differential
+async def test_connect_split_across_writes(launch, raw_clients):
     """A CONNECT that arrives in pieces is still one CONNECT."""
-    server = conf_server(CONF)
+    server = launch.conf(CONF)
     line = b"CONNECT " + json.dumps({**GOOD, "verbose": False}).encode() + b"\r\nPING\r\n"
     raw = await raw_clients(server.port)
     for i in range(0, len(line), 5):
@@ -233,8 +236,9 @@ async def test_connect_split_across_writes(conf_server, raw_clients):
     assert await raw.read_line() == b"PONG"
 
 
-async def test_silent_client_then_server_still_serves(conf_server):
-    server = conf_server(CONF)
+@pytest.mark.differential
+async def test_silent_client_then_server_still_serves(launch):
+    server = launch.conf(CONF)
     idle = socket.create_connection(("127.0.0.1", server.port))
     try:
         await still_serving(server.port)

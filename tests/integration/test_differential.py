@@ -328,7 +328,7 @@ async def run_client_scenario(url: str) -> dict[str, Any]:
             try:
                 await other.request(subject, b"?", timeout=0.3)
                 result[name] = "answered"
-            except Exception as exc:  # the exception type is the observable result
+            except Exception as exc:  # noqa: BLE001 - the exception type is the observable result
                 result[name] = type(exc).__name__
 
         # payload limits

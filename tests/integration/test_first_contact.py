@@ -364,10 +364,10 @@ async def test_corrupt_store_is_one_fatal_line_and_is_kept(tmp_path: Path) -> No
 # -- durability setting -----------------------------------------------------------------
 
 
-def test_sync_always_is_reported_and_other_periods_refused(tmp_path: Path, make_hub) -> None:
+def test_sync_always_is_reported_and_other_periods_refused(tmp_path: Path, launch) -> None:
     conf = tmp_path / "sync.conf"
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path}/s", sync_interval: always }}\n')
-    hub = make_hub("-c", str(conf), "-m", "-1")
+    hub = launch("-c", str(conf), "-m", "-1")
     varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
     assert varz["jetstream"]["config"]["sync_always"] is True
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path}/s", sync_interval: "2m" }}\n')

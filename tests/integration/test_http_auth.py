@@ -29,10 +29,10 @@ accounts {{
 
 
 @pytest.fixture
-def accounts_hub(tmp_path, make_hub):
+def accounts_hub(tmp_path, launch):
     conf = tmp_path / "accounts.conf"
     conf.write_text(ACCOUNTS.format(store=tmp_path / "store"))
-    return make_hub("-c", str(conf))
+    return launch("-c", str(conf))
 
 
 def client_for(server, user: str | None = None, password: str = "") -> httpx.AsyncClient:
@@ -146,10 +146,10 @@ authorization {{ token: "{token}" }}
 """
 
 
-async def test_bearer_token(tmp_path, make_hub):
+async def test_bearer_token(tmp_path, launch):
     conf = tmp_path / "token.conf"
     conf.write_text(TOKEN.format(token="s3cret"))
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
     async with client_for(hub) as http:
         good = await http.post("/v1/publish/t", content=b"1",
                                headers={"Authorization": "Bearer s3cret"})
@@ -167,10 +167,10 @@ no_auth_user: a
 """
 
 
-async def test_no_auth_user_maps_anonymous_callers(tmp_path, make_hub):
+async def test_no_auth_user_maps_anonymous_callers(tmp_path, launch):
     conf = tmp_path / "noauth.conf"
     conf.write_text(NO_AUTH_USER)
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
     na = await nats.connect(hub.url, user="a", password="pa")
     sub = await na.subscribe("who")
     await na.flush()

@@ -8,6 +8,7 @@ import asyncio
 
 import httpx
 import nats
+import pytest
 from servers import free_port
 
 PLAIN = 'http: "127.0.0.1:-1"\n'
@@ -36,8 +37,9 @@ def names(doc: dict) -> list[str]:
     return [c.get("name") for c in doc["connections"]]
 
 
-async def test_connz_paging_sorting_and_subscriptions(conf_server):
-    server = conf_server(PLAIN)
+@pytest.mark.differential
+async def test_connz_paging_sorting_and_subscriptions(launch):
+    server = launch.conf(PLAIN)
     ncs = await _clients(server)
     async with http_of(server) as http:
         page = (await http.get("/connz?limit=2&offset=1")).json()
@@ -84,8 +86,9 @@ async def test_connz_paging_sorting_and_subscriptions(conf_server):
         await nc.close()
 
 
-async def test_subsz_test_subject_and_accountz_refusal(conf_server):
-    server = conf_server(PLAIN)
+@pytest.mark.differential
+async def test_subsz_test_subject_and_accountz_refusal(launch):
+    server = launch.conf(PLAIN)
     ncs = await _clients(server)
     async with http_of(server) as http:
         # test filters the listed subscriptions only; without subs there is no list
@@ -107,8 +110,9 @@ async def test_subsz_test_subject_and_accountz_refusal(conf_server):
         await nc.close()
 
 
-async def test_varz_totals_keep_closed_connections(conf_server):
-    server = conf_server(PLAIN)
+@pytest.mark.differential
+async def test_varz_totals_keep_closed_connections(launch):
+    server = launch.conf(PLAIN)
     async with http_of(server) as http:
         before = (await http.get("/varz")).json()
         nc = await nats.connect(server.url)
@@ -127,15 +131,16 @@ async def test_varz_totals_keep_closed_connections(conf_server):
         assert after["total_connections"] == before["total_connections"] + 1
 
 
-async def test_healthz_with_and_without_jetstream(conf_server, tmp_path):
-    plain = conf_server(PLAIN)
+@pytest.mark.differential
+async def test_healthz_with_and_without_jetstream(launch, tmp_path):
+    plain = launch.conf(PLAIN)
     async with http_of(plain) as http:
         for query in ("", "?js-enabled-only=true", "?js-server-only=true"):
             resp = await http.get(f"/healthz{query}")
             assert (resp.status_code, resp.json()) == (200, {"status": "ok"}), query
         jsz = (await http.get("/jsz")).json()
         assert jsz["disabled"] is True and jsz["streams"] == 0
-    js = conf_server(JS.format(store=tmp_path / f"js-{conf_server.target}"))
+    js = launch.conf(JS.format(store=tmp_path / f"js-{launch.target}"))
     nc = await nats.connect(js.url)
     await nc.jetstream().add_stream(name="H", subjects=["h"])
     await nc.jetstream().add_consumer("H", durable_name="D")
@@ -151,12 +156,13 @@ async def test_healthz_with_and_without_jetstream(conf_server, tmp_path):
     await nc.close()
 
 
-async def test_listener_from_monitoring_settings(conf_server):
+@pytest.mark.differential
+async def test_listener_from_monitoring_settings(launch):
     """``http: host:port``, ``http_port:`` and ``-m PORT`` all open the same listener."""
     for text, flags in ((f'http: "127.0.0.1:{free_port()}"\n', ()),
                         (f"http_port: {free_port()}\n", ()),
                         ("", ("-m", str(free_port())))):
-        server = conf_server(text, *flags)
+        server = launch.conf(text, *flags)
         want = int(flags[1]) if flags else int(text.rstrip('"\n').rsplit(":", 1)[1])
         assert server.http_port == want, server.log()
         async with http_of(server) as http:
@@ -166,10 +172,11 @@ async def test_listener_from_monitoring_settings(conf_server):
         server.stop()
 
 
-async def test_connz_closed_connections(conf_server):
+@pytest.mark.differential
+async def test_connz_closed_connections(launch):
     """state=closed lists connections that ended, with stop time and nats-server's
     reason; state=all adds the open ones; an unknown state is refused."""
-    server = conf_server(PLAIN + "max_payload: 1024\n")
+    server = launch.conf(PLAIN + "max_payload: 1024\n")
     keep = await nats.connect(server.url, name="keep")
     gone = await nats.connect(server.url, name="gone")
     await gone.subscribe("bye.>")

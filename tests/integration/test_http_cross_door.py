@@ -23,10 +23,10 @@ mqtt {{ host: 127.0.0.1, port: -1 }}
 
 
 @pytest.fixture
-def hub(tmp_path, make_hub):
+def hub(tmp_path, launch):
     conf = tmp_path / "hub.conf"
     conf.write_text(HUB.format(store=tmp_path / "store"))
-    server = make_hub("-c", str(conf))
+    server = launch("-c", str(conf))
     assert server.mqtt_port and server.http_port, server.log()
     return server
 
@@ -162,7 +162,7 @@ resolver_preload: {{
 """
 
 
-async def test_bearer_user_jwts_in_operator_mode(tmp_path, make_hub):
+async def test_bearer_user_jwts_in_operator_mode(tmp_path, launch):
     op = Operator()
     sys_acc, a, b = Account(op, "SYS"), Account(op, "A"), Account(op, "B")
     (tmp_path / "op.jwt").write_text(op.jwt)
@@ -170,7 +170,7 @@ async def test_bearer_user_jwts_in_operator_mode(tmp_path, make_hub):
     conf = tmp_path / "op.conf"
     conf.write_text(OPERATOR.format(op=tmp_path / "op.jwt", sys=sys_acc.public_key,
                                     preload=preload))
-    server = make_hub("-c", str(conf))
+    server = launch("-c", str(conf))
     ua = User(a, "ua", bearer=True, pub={"allow": ["a.>"]})
     ub = User(b, "ub", bearer=True)
     signed = User(a, "needs-nonce")

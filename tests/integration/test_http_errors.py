@@ -42,10 +42,10 @@ async def test_limits_answer_429(http):
     assert over.status_code == 429, over.text
 
 
-async def test_account_limits_answer_429(tmp_path, make_hub):
+async def test_account_limits_answer_429(tmp_path, launch):
     conf = tmp_path / "limited.conf"
     conf.write_text(LIMITED.format(store=tmp_path / "store"))
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}",
                                  auth=("a", "pa"), timeout=10) as http:
         assert (await http.post("/v1/streams", json={"name": "ONE", "subjects": ["one"]})

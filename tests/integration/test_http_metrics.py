@@ -54,11 +54,11 @@ async def frame(ws) -> str:
 
 
 @pytest.fixture
-def users_hub(tmp_path, make_hub):
+def users_hub(tmp_path, launch):
     conf = tmp_path / "users.conf"
     ws = free_port()
     conf.write_text(USERS.format(store=tmp_path / "store", ws=ws))
-    hub = make_hub("-c", str(conf))
+    hub = launch("-c", str(conf))
     hub.ws_port = ws
     assert hub.mqtt_port and hub.http_port, hub.log()
     return hub

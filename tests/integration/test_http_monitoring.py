@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 import nats
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 CONF = """
@@ -27,8 +28,9 @@ async def _setup(server) -> nats.NATS:
     return nc
 
 
-async def test_monitoring_shapes(conf_server, tmp_path):
-    server = conf_server(CONF.format(store=tmp_path / f"store-{conf_server.target}"))
+@pytest.mark.differential
+async def test_monitoring_shapes(launch, tmp_path):
+    server = launch.conf(CONF.format(store=tmp_path / f"store-{launch.target}"))
     nc = await _setup(server)
     base = f"http://127.0.0.1:{server.http_port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -94,8 +96,8 @@ async def test_monitoring_shapes(conf_server, tmp_path):
     await nc.close()
 
 
-async def test_metrics_parse(make_hub, tmp_path):
-    hub = make_hub("-js", "-sd", str(tmp_path / "store"), "-m", "-1")
+async def test_metrics_parse(launch, tmp_path):
+    hub = launch("-js", "-sd", str(tmp_path / "store"), "-m", "-1")
     nc = await _setup(hub)
     sub = await nc.subscribe("plain")
     await nc.publish("plain", b"12345")
@@ -138,8 +140,8 @@ async def test_metrics_parse(make_hub, tmp_path):
         assert value("jetport_connections", door="nats") == 0
 
 
-async def test_access_log_and_request_ids(make_hub):
-    hub = make_hub("-D", "-m", "-1")
+async def test_access_log_and_request_ids(launch):
+    hub = launch("-D", "-m", "-1")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
         given = await http.get("/varz", headers={"X-Request-Id": "trace-42"})
         assert given.headers["x-request-id"] == "trace-42"
@@ -168,14 +170,14 @@ system_account: SYS
 """
 
 
-def _guarded_hub(make_hub, tmp_path, extra: str = ""):
+def _guarded_hub(launch, tmp_path, extra: str = ""):
     conf = tmp_path / "guarded.conf"
     conf.write_text(GUARDED.format(store=tmp_path / "store", extra=extra))
-    return make_hub("-c", str(conf))
+    return launch("-c", str(conf))
 
 
-async def test_naming_pages_answer_only_system_users_once_auth_is_configured(make_hub, tmp_path):
-    hub = _guarded_hub(make_hub, tmp_path)
+async def test_naming_pages_answer_only_system_users_once_auth_is_configured(launch, tmp_path):
+    hub = _guarded_hub(launch, tmp_path)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
         for page in NAMING_PAGES:
             anonymous = await http.get(page)
@@ -191,15 +193,15 @@ async def test_naming_pages_answer_only_system_users_once_auth_is_configured(mak
             assert (await http.get(page)).status_code == 200, page
 
 
-async def test_monitoring_auth_none_opens_the_naming_pages(make_hub, tmp_path):
-    hub = _guarded_hub(make_hub, tmp_path, "monitoring_auth: none")
+async def test_monitoring_auth_none_opens_the_naming_pages(launch, tmp_path):
+    hub = _guarded_hub(launch, tmp_path, "monitoring_auth: none")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
         for page in NAMING_PAGES:
             assert (await http.get(page)).status_code == 200, page
 
 
-async def test_without_authorization_the_naming_pages_stay_open(make_hub, tmp_path):
-    hub = make_hub("-m", "-1", "-js", "-sd", str(tmp_path / "store"))
+async def test_without_authorization_the_naming_pages_stay_open(launch, tmp_path):
+    hub = launch("-m", "-1", "-js", "-sd", str(tmp_path / "store"))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
         for page in NAMING_PAGES:
             assert (await http.get(page)).status_code == 200, page

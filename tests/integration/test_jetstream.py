@@ -12,8 +12,8 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 
 @pytest.fixture
-def js_hub(tmp_path: Path, make_hub):
-    return make_hub("-js", "-sd", str(tmp_path / "store"))
+def js_hub(tmp_path: Path, launch):
+    return launch("-js", "-sd", str(tmp_path / "store"))
 
 
 async def connect(hub):

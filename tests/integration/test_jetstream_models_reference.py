@@ -5,13 +5,12 @@ models compute."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 from nats.js import api as nats_api
-from servers import ServerProcess, nats_server_binary
+from servers import Launch
 
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models import (
@@ -145,12 +144,10 @@ def _expect_consumer(stream_cfg: StreamConfig, name: str, body: dict[str, Any],
     return cfg.dump()
 
 
-async def test_against_nats_server(tmp_path: Path) -> None:
-    binary = nats_server_binary()
-    if binary is None:
-        pytest.skip(reason="nats-server not installed")
-    server = ServerProcess([binary, "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1",
-                            "-p", "-1"], tmp_path / "nats-server.log").start()
+@pytest.mark.differential(compare=True)
+async def test_against_nats_server(launch: Launch) -> None:
+    """Jetport's models give the answers nats-server gives to the same requests."""
+    server = launch.jetstream(target="nats-server")
     nc = await nats.connect(server.url)
     try:
         version = nc.connected_server_version

@@ -85,8 +85,9 @@ def usage(info: dict[str, Any]) -> dict[str, Any]:
 SERVER_LIMITS = "max_mem: 1M, max_file: 2M"
 
 
-async def test_global_account_info_shows_dynamic_limits(conf_server, tmp_path: Path) -> None:
-    server = conf_server(conf(tmp_path, conf_server.target, "", SERVER_LIMITS))
+@pytest.mark.differential
+async def test_global_account_info_shows_dynamic_limits(launch, tmp_path: Path) -> None:
+    server = launch.conf(conf(tmp_path, launch.target, "", SERVER_LIMITS))
     nc = await connect(server)
     try:
         info = await api(nc, "INFO")
@@ -100,8 +101,9 @@ async def test_global_account_info_shows_dynamic_limits(conf_server, tmp_path: P
         await nc.close()
 
 
-async def test_server_wide_reservations(conf_server, tmp_path: Path) -> None:
-    server = conf_server(conf(tmp_path, conf_server.target, "", SERVER_LIMITS))
+@pytest.mark.differential
+async def test_server_wide_reservations(launch, tmp_path: Path) -> None:
+    server = launch.conf(conf(tmp_path, launch.target, "", SERVER_LIMITS))
     nc = await connect(server)
     try:
         file_cases = [(2_000_001, STORAGE_FULL), (1_500_000, None), (500_001, STORAGE_FULL),
@@ -142,13 +144,14 @@ async def test_server_wide_reservations(conf_server, tmp_path: Path) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(("storage", "record", "stored"), [("memory", 1017, 98 + 1),
                                                           ("file", 1031, 193 + 1)])
-async def test_server_wide_usage_refuses_publishes(conf_server, tmp_path: Path, storage: str,
+async def test_server_wide_usage_refuses_publishes(launch, tmp_path: Path, storage: str,
                                                    record: int, stored: int) -> None:
     """The server stores while its usage is not yet over the maximum (so it may end up a
     message over), then refuses with 10023 until space is freed."""
-    server = conf_server(conf(tmp_path, conf_server.target, "", "max_mem: 100K, max_file: 200K"))
+    server = launch.conf(conf(tmp_path, launch.target, "", "max_mem: 100K, max_file: 200K"))
     nc = await connect(server)
     try:
         assert "error" not in await create(nc, "P", subjects=["p"], storage=storage)
@@ -181,10 +184,11 @@ accounts {
 
 
 @pytest.fixture
-def accounts_server(conf_server, tmp_path: Path) -> Any:
-    return conf_server(conf(tmp_path, conf_server.target, ACCOUNTS, SERVER_LIMITS))
+def accounts_server(launch, tmp_path: Path) -> Any:
+    return launch.conf(conf(tmp_path, launch.target, ACCOUNTS, SERVER_LIMITS))
 
 
+@pytest.mark.differential
 async def test_info_shows_each_accounts_limits(accounts_server: Any) -> None:
     expected = {
         "a": DYNAMIC | {"max_memory": 1000, "max_storage": 2000, "max_streams": 3,
@@ -231,6 +235,7 @@ NOT_ENABLED_REPLIES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+@pytest.mark.differential
 async def test_account_without_jetstream(accounts_server: Any) -> None:
     nc = await connect(accounts_server, "b")
     try:
@@ -254,6 +259,7 @@ async def test_account_without_jetstream(accounts_server: Any) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_max_streams_and_consumers(accounts_server: Any) -> None:
     nc = await connect(accounts_server, "a")
     try:
@@ -285,6 +291,7 @@ async def test_max_streams_and_consumers(accounts_server: Any) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_max_bytes_rules(accounts_server: Any) -> None:
     nc = await connect(accounts_server, "c")
     try:
@@ -314,6 +321,7 @@ async def test_max_bytes_rules(accounts_server: Any) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_account_reservations_and_usage(accounts_server: Any) -> None:
     nc = await connect(accounts_server, "a")
     try:
@@ -343,6 +351,7 @@ async def test_account_reservations_and_usage(accounts_server: Any) -> None:
         await nc.close()
 
 
+@pytest.mark.differential
 async def test_max_ack_pending(accounts_server: Any) -> None:
     nc = await connect(accounts_server, "a")
     try:
@@ -374,14 +383,15 @@ async def test_max_ack_pending(accounts_server: Any) -> None:
         await nc.close()
 
 
-async def test_server_limits_bind_all_accounts(conf_server, tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_server_limits_bind_all_accounts(launch, tmp_path: Path) -> None:
     body = """
 accounts {
   A: { users: [{user: a, password: a}], jetstream: { max_mem: 1000 } }
   D: { users: [{user: d, password: d}], jetstream: enabled }
 }
 """
-    server = conf_server(conf(tmp_path, conf_server.target, body,
+    server = launch.conf(conf(tmp_path, launch.target, body,
                               "max_mem: 100K, max_file: 200K"))
     a, d = await connect(server, "a"), await connect(server, "d")
     try:

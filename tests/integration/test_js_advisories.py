@@ -17,8 +17,9 @@ pytestmark = pytest.mark.timeout(60)
 T = "io.nats.jetstream.advisory.v1."
 
 
-async def test_advisories(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_advisories(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def record(msg: Any) -> None:
@@ -77,8 +78,9 @@ async def test_advisories(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_pause_that_runs_out_is_advised(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pause_that_runs_out_is_advised(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     pauses: list[bool] = []
 
     async def record(msg: Any) -> None:

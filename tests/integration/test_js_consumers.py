@@ -201,8 +201,9 @@ async def pull_stream(server: ServerProcess, cfg: dict[str, Any], msgs: list[byt
 # -- create, info, names, list, delete ------------------------------------------------
 
 
-async def test_consumer_crud(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_consumer_crud(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="S", subjects=["s.>"])
     await publish_n(js, "s.a", 3)
     info = await js.add_consumer("S", durable_name="one", ack_policy=api.AckPolicy.EXPLICIT)
@@ -245,8 +246,9 @@ def outcome(res: dict[str, Any]) -> tuple[str, Any]:
     return "ok", res.get("name")
 
 
-async def test_create_subjects_named_filtered_and_legacy(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_create_subjects_named_filtered_and_legacy(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="S", subjects=["s.>"])
     base = "$JS.API.CONSUMER"
     res = await request(nc, f"{base}.CREATE.S.named",
@@ -301,8 +303,9 @@ async def test_create_subjects_named_filtered_and_legacy(srv) -> None:
     await nc.close()
 
 
-async def test_create_and_update_actions(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_create_and_update_actions(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="S", subjects=["s.>"])
     subject = "$JS.API.CONSUMER.CREATE.S.d"
     cfg = {"durable_name": "d", "ack_policy": "explicit"}
@@ -331,8 +334,9 @@ async def test_create_and_update_actions(srv) -> None:
     await nc.close()
 
 
-async def test_filter_subject_and_filter_subjects(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_filter_subject_and_filter_subjects(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="F", subjects=["f.>"])
     for subject in ["f.a", "f.b", "f.c", "f.a", "f.c", "f.b"]:
         await js.publish(subject, subject.encode())
@@ -362,8 +366,9 @@ async def test_filter_subject_and_filter_subjects(srv) -> None:
     await nc.close()
 
 
-async def test_metadata_round_trip(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_metadata_round_trip(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="M", subjects=["m"])
     meta = {"owner": "team-a", "purpose": "billing", "empty": ""}
     info = await js.add_consumer("M", durable_name="meta", metadata=meta)
@@ -378,8 +383,9 @@ async def test_metadata_round_trip(srv) -> None:
     await nc.close()
 
 
-async def test_ephemeral_removed_after_inactive_threshold(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ephemeral_removed_after_inactive_threshold(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="E", subjects=["e"])
     res = await request(nc, "$JS.API.CONSUMER.CREATE.E", {"stream_name": "E", "config": {
         "ack_policy": "explicit", "inactive_threshold": 1_000_000_000}})
@@ -405,8 +411,9 @@ async def test_ephemeral_removed_after_inactive_threshold(srv) -> None:
 # -- deliver and replay policies ------------------------------------------------------
 
 
-async def test_deliver_policies(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_deliver_policies(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="D", subjects=["d.>"])
     for subject in ["d.a", "d.b", "d.a"]:
         await js.publish(subject, b"x")
@@ -472,8 +479,9 @@ async def _arrival_gaps(nc, js, stream: str, replay: api.ReplayPolicy) -> list[f
     return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
-async def test_replay_original_keeps_gaps_instant_does_not(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_replay_original_keeps_gaps_instant_does_not(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="RP", subjects=["rp"])
     for i in range(3):
         if i:
@@ -489,8 +497,9 @@ async def test_replay_original_keeps_gaps_instant_does_not(srv) -> None:
 # -- ack policies and acks ------------------------------------------------------------
 
 
-async def test_ack_none(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ack_none(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="A", subjects=["a"])
     await publish_n(js, "a", 3)
     sub = await js.pull_subscribe("a", durable="none", config=api.ConsumerConfig(
@@ -509,8 +518,9 @@ async def test_ack_none(srv) -> None:
     await nc.close()
 
 
-async def test_ack_all_acks_everything_below(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ack_all_acks_everything_below(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="A", subjects=["a"])
     await publish_n(js, "a", 8)
     # ack_wait well above the time the fetches below take, so one redelivery is seen
@@ -532,8 +542,9 @@ async def test_ack_all_acks_everything_below(srv) -> None:
     await nc.close()
 
 
-async def test_ack_explicit_floor(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ack_explicit_floor(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="A", subjects=["a"])
     await publish_n(js, "a", 3)
     sub = await js.pull_subscribe("a", durable="exp")
@@ -551,8 +562,9 @@ async def test_ack_explicit_floor(srv) -> None:
     await nc.close()
 
 
-async def test_ack_wait_redelivery_and_max_deliver(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ack_wait_redelivery_and_max_deliver(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="W", subjects=["w"])
     await js.publish("w", b"x")
     sub = await js.pull_subscribe("w", durable="w", config=api.ConsumerConfig(
@@ -569,8 +581,9 @@ async def test_ack_wait_redelivery_and_max_deliver(srv) -> None:
     await nc.close()
 
 
-async def test_backoff_controls_redelivery_delays(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_backoff_controls_redelivery_delays(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="B", subjects=["b"])
     times: list[tuple[int, float]] = []
 
@@ -600,8 +613,9 @@ async def test_backoff_controls_redelivery_delays(srv) -> None:
     await nc.close()
 
 
-async def test_nak_and_nak_with_delay(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_nak_and_nak_with_delay(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="N", subjects=["n"])
     await js.publish("n", b"x")
     sub = await js.pull_subscribe("n", durable="n", config=api.ConsumerConfig(ack_wait=5))
@@ -627,8 +641,9 @@ async def test_nak_and_nak_with_delay(srv) -> None:
     await nc.close()
 
 
-async def test_in_progress_extends_deadline(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_in_progress_extends_deadline(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="I", subjects=["i"])
     await js.publish("i", b"x")
     sub = await js.pull_subscribe("i", durable="i", config=api.ConsumerConfig(ack_wait=0.5))
@@ -643,8 +658,9 @@ async def test_in_progress_extends_deadline(srv) -> None:
     await nc.close()
 
 
-async def test_term_stops_redelivery(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_term_stops_redelivery(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="T", subjects=["t"])
     await publish_n(js, "t", 2)
     sub = await js.pull_subscribe("t", durable="t", config=api.ConsumerConfig(ack_wait=0.3))
@@ -693,8 +709,9 @@ async def test_ack_next_and_ack_ack(launch: Launch) -> None:
     assert got == expected
 
 
-async def test_ack_sync_gets_ack_ack(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_ack_sync_gets_ack_ack(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="AA", subjects=["aa"])
     await js.publish("aa", b"x")
     sub = await js.pull_subscribe("aa", durable="aa")
@@ -708,8 +725,9 @@ async def test_ack_sync_gets_ack_ack(srv) -> None:
 # -- delivery limits ------------------------------------------------------------------
 
 
-async def test_max_ack_pending(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_max_ack_pending(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="MP", subjects=["mp"])
     await publish_n(js, "mp", 10)
     sub = await js.pull_subscribe("mp", durable="mp", config=api.ConsumerConfig(
@@ -729,8 +747,9 @@ async def test_max_ack_pending(srv) -> None:
     await nc.close()
 
 
-async def test_max_ack_pending_push(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_max_ack_pending_push(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="MQ", subjects=["mq"])
     await publish_n(js, "mq", 6)
     got: list = []
@@ -770,8 +789,9 @@ async def test_headers_only(launch: Launch) -> None:
     assert got == expected
 
 
-async def test_headers_only_with_nats_py(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_headers_only_with_nats_py(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="HO", subjects=["ho"])
     await js.publish("ho", b"x" * 1234)
     sub = await js.pull_subscribe("ho", durable="ho", config=api.ConsumerConfig(
@@ -783,8 +803,9 @@ async def test_headers_only_with_nats_py(srv) -> None:
     await nc.close()
 
 
-async def test_rate_limit_and_sample_freq(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_rate_limit_and_sample_freq(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="RL", subjects=["rl.>"], max_msg_size=2048)
 
     async def spread(name: str, **cfg) -> tuple[api.ConsumerInfo, float]:
@@ -1002,8 +1023,9 @@ async def test_pull_max_batch_exceeded_is_409(js_hub: ServerProcess) -> None:
 # -- push consumers -------------------------------------------------------------------
 
 
-async def test_push_deliver_subject(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_push_deliver_subject(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="PS", subjects=["ps.*"])
     await publish_n(js, "ps.a", 3)
     res = await request(nc, "$JS.API.CONSUMER.CREATE.PS.loop", {"stream_name": "PS", "config": {
@@ -1028,9 +1050,10 @@ async def test_push_deliver_subject(srv) -> None:
     await nc.close()
 
 
-async def test_push_deliver_group_shares_messages(srv) -> None:
-    nc, js = await connect(srv)
-    nc2 = await nats.connect(srv.url)
+@pytest.mark.differential
+async def test_push_deliver_group_shares_messages(js_hub) -> None:
+    nc, js = await connect(js_hub)
+    nc2 = await nats.connect(js_hub.url)
     await js.add_stream(name="Q", subjects=["q"])
     await js.add_consumer("Q", durable_name="grp", deliver_subject="q.deliver",
                           deliver_group="workers", ack_policy="explicit")
@@ -1061,8 +1084,9 @@ async def test_push_deliver_group_shares_messages(srv) -> None:
     await nc.close()
 
 
-async def test_push_flow_control_and_heartbeats_through_2000(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_push_flow_control_and_heartbeats_through_2000(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="FC", subjects=["fc"])
     payload = b"y" * 1024
     for _ in range(2000):
@@ -1121,8 +1145,9 @@ async def test_push_idle_heartbeats(launch: Launch) -> None:
 # -- consumer info through a scripted run ---------------------------------------------
 
 
-async def test_filtered_num_pending_follows_publishes_deliveries_and_removals(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_filtered_num_pending_follows_publishes_deliveries_and_removals(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="FP", subjects=["fp.>"])
     for i in range(6):
         await js.publish(f"fp.{'a' if i % 2 else 'b'}.{i}", b"x")
@@ -1151,8 +1176,9 @@ async def test_filtered_num_pending_follows_publishes_deliveries_and_removals(sr
     await nc.close()
 
 
-async def test_consumer_info_numbers_step_by_step(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_consumer_info_numbers_step_by_step(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="SC", subjects=["sc"])
     await publish_n(js, "sc", 5)
     info = await js.add_consumer("SC", durable_name="s", ack_wait=0.5, max_deliver=5)
@@ -1211,8 +1237,9 @@ async def test_consumer_info_numbers_step_by_step(srv) -> None:
 # -- durability -----------------------------------------------------------------------
 
 
-async def test_durable_state_survives_restart(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_durable_state_survives_restart(js_hub) -> None:
+    nc, js = await connect(js_hub)
     await js.add_stream(name="K", subjects=["k"])
     await publish_n(js, "k", 10)
     await js.add_consumer("K", durable_name="keep", ack_wait=1, max_deliver=5)
@@ -1227,8 +1254,8 @@ async def test_durable_state_survives_restart(srv) -> None:
     assert before == {"delivered": (7, 6), "ack_floor": (3, 3), "ack_pending": 2,
                       "redelivered": 1, "waiting": 0, "pending": 4}
     await nc.close()
-    srv.restart()
-    nc, js = await connect(srv)
+    js_hub.restart()
+    nc, js = await connect(js_hub)
     info = await js.consumer_info("K", "keep")
     assert numbers(info) == before
     assert info.config.ack_wait == 1 and info.config.max_deliver == 5

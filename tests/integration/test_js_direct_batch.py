@@ -55,8 +55,9 @@ CASES: list[tuple[dict[str, Any], list[tuple[str, dict[str, str]]]]] = [
 ]
 
 
-async def test_batched_direct_gets(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_batched_direct_gets(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await nc.request("$JS.API.STREAM.CREATE.S",
                      b'{"name":"S","subjects":["s.>"],"allow_direct":true}', timeout=2)
     for i in range(5):

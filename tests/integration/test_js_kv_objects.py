@@ -46,8 +46,9 @@ def view(entry) -> tuple:
 # -- key-value ------------------------------------------------------------------------
 
 
-async def test_kv_bucket_is_a_stream(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_bucket_is_a_stream(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="cfg", history=5, description="settings")
     info = await js.stream_info("KV_cfg")
     cfg = info.config
@@ -67,8 +68,9 @@ async def test_kv_bucket_is_a_stream(srv) -> None:
     await nc.close()
 
 
-async def test_kv_put_get_update_create(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_put_get_update_create(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="app", history=5)
     r1 = await kv.put("color", b"red")
     r2 = await kv.put("color", b"green")
@@ -100,8 +102,9 @@ async def test_kv_put_get_update_create(srv) -> None:
     await nc.close()
 
 
-async def test_kv_delete_purge_history_keys(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_delete_purge_history_keys(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="hist", history=10)
     with pytest.raises(NoKeysError):
         await kv.keys()
@@ -133,8 +136,9 @@ async def test_kv_delete_purge_history_keys(srv) -> None:
     await nc.close()
 
 
-async def test_kv_history_limit(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_history_limit(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="lim", history=3)
     for i in range(6):
         await kv.put("k", b"%d" % i)
@@ -145,8 +149,9 @@ async def test_kv_history_limit(srv) -> None:
     await nc.close()
 
 
-async def test_kv_watch(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_watch(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="w", history=5)
     await kv.put("a.one", b"1")
     await kv.put("a.one", b"1b")
@@ -188,8 +193,9 @@ async def test_kv_watch(srv) -> None:
     await nc.close()
 
 
-async def test_kv_watch_updates_only(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_watch_updates_only(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="u", history=5)
     await kv.put("k", b"before")
     seen: list = []
@@ -220,8 +226,9 @@ async def test_kv_watch_updates_only(srv) -> None:
     await nc.close()
 
 
-async def test_kv_ttl_expires_keys(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_kv_ttl_expires_keys(js_hub) -> None:
+    nc, js = await connect(js_hub)
     kv = await js.create_key_value(bucket="short", ttl=1)
     status = await kv.status()
     assert status.ttl == 1
@@ -264,8 +271,9 @@ def digest(data: bytes) -> str:
     return "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
 
 
-async def test_object_put_get_multi_mib(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_object_put_get_multi_mib(js_hub) -> None:
+    nc, js = await connect(js_hub)
     obs = await js.create_object_store("files", description="blobs")
     three = os.urandom(3 * MiB)
     ten = os.urandom(10 * MiB + 12345)
@@ -295,8 +303,9 @@ async def test_object_put_get_multi_mib(srv) -> None:
     await nc.close()
 
 
-async def test_object_overwrite_delete_and_missing(srv) -> None:
-    nc, js = await connect(srv)
+@pytest.mark.differential
+async def test_object_overwrite_delete_and_missing(js_hub) -> None:
+    nc, js = await connect(js_hub)
     obs = await js.create_object_store("docs")
     first = os.urandom(3 * MiB)
     second = os.urandom(MiB // 2)

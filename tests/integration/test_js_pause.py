@@ -39,8 +39,9 @@ async def setup(nc: Any, **config: Any) -> None:
     assert "error" not in res, res
 
 
-async def test_pause_and_resume_with_nats_py(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pause_and_resume_with_nats_py(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     js = nc.jetstream()
     await setup(nc)
     until = rfc3339_in(60)
@@ -62,8 +63,9 @@ async def test_pause_and_resume_with_nats_py(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_pause_answers(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pause_answers(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await setup(nc)
     res = await api(nc, "CONSUMER.PAUSE.S.C", {"pause_until": rfc3339_in(30)})
     assert res["type"] == T and res["paused"] is True and res["pause_remaining"] > 25e9
@@ -86,8 +88,9 @@ async def test_pause_answers(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_pull_requests_while_paused(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pull_requests_while_paused(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await setup(nc, pause_until=rfc3339_in(60))
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
@@ -101,8 +104,9 @@ async def test_pull_requests_while_paused(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_created_paused_delivers_when_the_pause_ends(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_created_paused_delivers_when_the_pause_ends(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await setup(nc, pause_until=rfc3339_in(1.2))
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox)
@@ -121,8 +125,9 @@ async def test_created_paused_delivers_when_the_pause_ends(server: ServerProcess
     await nc.close()
 
 
-async def test_an_update_that_omits_pause_until_keeps_the_pause(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_an_update_that_omits_pause_until_keeps_the_pause(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await setup(nc, pause_until=rfc3339_in(60))
     res = await api(nc, "CONSUMER.CREATE.S.C", {"stream_name": "S", "config": {
         "name": "C", "ack_policy": "explicit", "description": "updated"}})

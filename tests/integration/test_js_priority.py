@@ -52,8 +52,9 @@ async def stream_with(nc: Any, n: int, consumer: str, **config: Any) -> None:
     assert "error" not in res, res
 
 
-async def test_overflow_serves_requests_whose_threshold_is_met(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_overflow_serves_requests_whose_threshold_is_met(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await stream_with(nc, 3, "O", priority_policy="overflow")
     info = await api(nc, "CONSUMER.INFO.S.O", {})
     assert info["priority_groups"] == [{"group": "A", "pinned_ts": "0001-01-01T00:00:00Z"}]
@@ -77,8 +78,9 @@ async def test_overflow_serves_requests_whose_threshold_is_met(server: ServerPro
     await nc.close()
 
 
-async def test_overflow_request_waits_until_enough_is_pending(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_overflow_request_waits_until_enough_is_pending(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await stream_with(nc, 1, "O", priority_policy="overflow")
     waiting = asyncio.ensure_future(pull(nc, "O", {
         "batch": 1, "expires": 3_000_000_000, "group": "A", "min_pending": 2}, quiet=2))
@@ -88,8 +90,9 @@ async def test_overflow_request_waits_until_enough_is_pending(server: ServerProc
     await nc.close()
 
 
-async def test_pinned_client(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pinned_client(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await stream_with(nc, 6, "P", priority_policy="pinned_client")
     info = await api(nc, "CONSUMER.INFO.S.P", {})
     assert info["config"]["priority_timeout"] == 120_000_000_000
@@ -125,8 +128,9 @@ async def test_pinned_client(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_pin_lapses_when_its_client_stops_asking(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_pin_lapses_when_its_client_stops_asking(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await stream_with(nc, 2, "P", priority_policy="pinned_client",
                       priority_timeout=1_000_000_000)
     first = await pull(nc, "P", {"batch": 1, "no_wait": True, "group": "A"})
@@ -138,8 +142,9 @@ async def test_pin_lapses_when_its_client_stops_asking(server: ServerProcess) ->
     await nc.close()
 
 
-async def test_unpin_refusals(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_unpin_refusals(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await stream_with(nc, 0, "P", priority_policy="pinned_client")
     t = "io.nats.jetstream.api.v1.consumer_unpin_response"
     assert await api(nc, "CONSUMER.UNPIN.S.P", {"group": "B"}) == {"type": t, "error": {

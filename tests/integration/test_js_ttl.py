@@ -55,8 +55,9 @@ async def wait_gone(nc: Any, stream: str, seq: int, within: float) -> float:
     raise AssertionError(f"{stream} message {seq} still there after {within} s")
 
 
-async def test_publish_checks_the_ttl(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_publish_checks_the_ttl(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await api(nc, "STREAM.CREATE.OFF", {"name": "OFF", "subjects": ["off"]})
     assert (await publish(nc, "off", "1s"))["error"] == {
         "code": 400, "err_code": 10166, "description": "per-message TTL is disabled"}
@@ -78,8 +79,9 @@ async def test_publish_checks_the_ttl(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_ttl_removes_the_message_and_leaves_a_marker(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_ttl_removes_the_message_and_leaves_a_marker(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     info = await api(nc, "STREAM.CREATE.N", {
         "name": "N", "subjects": ["n.>"], "subject_delete_marker_ttl": SECOND,
         "allow_direct": True})
@@ -104,8 +106,9 @@ async def test_ttl_removes_the_message_and_leaves_a_marker(server: ServerProcess
     await nc.close()
 
 
-async def test_consumers_see_markers(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_consumers_see_markers(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     js = nc.jetstream()
     await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w.>"], "allow_msg_ttl": True,
                                       "subject_delete_marker_ttl": SECOND})
@@ -121,8 +124,9 @@ async def test_consumers_see_markers(server: ServerProcess) -> None:
     await nc.close()
 
 
-async def test_never_outlives_max_age_and_a_longer_ttl_does_not(server: ServerProcess) -> None:
-    nc = await nats.connect(server.url)
+@pytest.mark.differential
+async def test_never_outlives_max_age_and_a_longer_ttl_does_not(js_hub: ServerProcess) -> None:
+    nc = await nats.connect(js_hub.url)
     await api(nc, "STREAM.CREATE.A", {"name": "A", "subjects": ["a.>"], "allow_msg_ttl": True,
                                       "max_age": SECOND, "allow_direct": True})
     await publish(nc, "a.plain")
@@ -137,9 +141,10 @@ async def test_never_outlives_max_age_and_a_longer_ttl_does_not(server: ServerPr
     await nc.close()
 
 
-async def test_kv_keys_with_a_ttl_and_limit_markers(server: ServerProcess) -> None:
+@pytest.mark.differential
+async def test_kv_keys_with_a_ttl_and_limit_markers(js_hub: ServerProcess) -> None:
     """nats-py's own KV TTL features: per-key TTLs, and markers watchers see."""
-    nc = await nats.connect(server.url)
+    nc = await nats.connect(js_hub.url)
     js = nc.jetstream()
     assert (await js.account_info()).api.level >= 1
     kv = await js.create_key_value(bucket="sessions", limit_marker_ttl=1)

@@ -30,13 +30,13 @@ def mqtt_port(server) -> int:
 
 
 @pytest.fixture
-def hub(make_hub, tmp_path: Path):
+def hub(launch, tmp_path: Path):
     conf = tmp_path / "mqtt.conf"
     conf.write_text(
         f'server_name: hub\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
         "mqtt { port: -1 }\n"
     )
-    server = make_hub("-c", str(conf))
+    server = launch("-c", str(conf))
     server.mqtt = mqtt_port(server)
     return server
 
@@ -275,12 +275,12 @@ def test_session_takeover_and_will(hub) -> None:
         watcher.close()
 
 
-def test_http_publish_reaches_mqtt_subscriber(make_hub, tmp_path: Path) -> None:
+def test_http_publish_reaches_mqtt_subscriber(launch, tmp_path: Path) -> None:
     import httpx
 
     conf = tmp_path / "http.conf"
     conf.write_text('mqtt { port: -1 }\nhttp: "127.0.0.1:-1"\n')
-    server = make_hub("-c", str(conf))
+    server = launch("-c", str(conf))
     c = Client(mqtt_port(server), "http-listener")
     try:
         c.subscribe(("alerts/#", 0))

@@ -13,7 +13,6 @@ import nats
 import pytest
 from mqtt_clients import (
     EVERY_VERSION,
-    JETPORT_ONLY,
     V3,
     V5,
     AmqttError,
@@ -42,9 +41,9 @@ accounts {
 """
 
 
-def start(conf_server, tmp_path, extra: str = "") -> ServerProcess:
-    text = BASE.format(name=conf_server.target, store=tmp_path / "store") + extra
-    server = conf_server(text)
+def start(launch, tmp_path, extra: str = "") -> ServerProcess:
+    text = BASE.format(name=launch.target, store=tmp_path / "store") + extra
+    server = launch.conf(text)
     assert server.mqtt_port, server.log()
     return server
 
@@ -54,8 +53,9 @@ def start(conf_server, tmp_path, extra: str = "") -> ServerProcess:
 # -- connect and authenticate -----------------------------------------------------------
 
 
-async def test_connect_and_password_auth(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path, USERS)
+@pytest.mark.differential
+async def test_connect_and_password_auth(launch, tmp_path) -> None:
+    server = start(launch, tmp_path, USERS)
     good = Paho(server.mqtt_port, "good", user="dev", password="pw")
     present, rc = await thread(good.connect)
     assert rc_value(rc) == 0 and not present
@@ -76,9 +76,8 @@ async def test_connect_and_password_auth(conf_server, tmp_path) -> None:
         await amqtt_client(server.mqtt_port, "am-bad", "dev:wrong@")
 
 
-@JETPORT_ONLY
-async def test_connect_v5_auth(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path, USERS)
+async def test_connect_v5_auth(launch, tmp_path) -> None:
+    server = start(launch, tmp_path, USERS)
     good = Paho(server.mqtt_port, "good5", V5, user="dev", password="pw")
     _, rc = await thread(good.connect)
     assert rc_value(rc) == 0
@@ -89,8 +88,9 @@ async def test_connect_v5_auth(conf_server, tmp_path) -> None:
     bad.c.loop_stop()
 
 
-async def test_accounts_isolate_mqtt_clients(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path, ACCOUNTS)
+@pytest.mark.differential
+async def test_accounts_isolate_mqtt_clients(launch, tmp_path) -> None:
+    server = start(launch, tmp_path, ACCOUNTS)
     a_sub = Paho(server.mqtt_port, "a-sub", user="a", password="pa")
     b_sub = Paho(server.mqtt_port, "b-sub", user="b", password="pb")
     a_pub = Paho(server.mqtt_port, "a-pub", user="a", password="pa")
@@ -115,9 +115,10 @@ async def test_accounts_isolate_mqtt_clients(conf_server, tmp_path) -> None:
 # -- publish and subscribe --------------------------------------------------------------
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path)
+async def test_every_qos_both_directions_with_amqtt(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path)
     p = Paho(server.mqtt_port, "paho", version)
     await thread(p.connect)
     am = await amqtt_client(server.mqtt_port, "amqtt")
@@ -140,9 +141,10 @@ async def test_every_qos_both_directions_with_amqtt(conf_server, tmp_path, versi
         p.close()
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_wildcards(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path)
+async def test_wildcards(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path)
     sub = Paho(server.mqtt_port, "wsub", version)
     pub = Paho(server.mqtt_port, "wpub", version)
     await thread(sub.connect)
@@ -162,8 +164,9 @@ async def test_wildcards(conf_server, tmp_path, version) -> None:
 # -- retained ---------------------------------------------------------------------------
 
 
-async def test_retained_filters_clear_and_restart(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_retained_filters_clear_and_restart(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     pub = Paho(server.mqtt_port, "rpub")
     await thread(pub.connect)
     await thread(pub.publish, "home/1/temp", b"21", 1, True)
@@ -197,8 +200,9 @@ async def test_retained_filters_clear_and_restart(conf_server, tmp_path) -> None
 # -- will -------------------------------------------------------------------------------
 
 
-async def test_will_on_abrupt_close_not_on_disconnect(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_will_on_abrupt_close_not_on_disconnect(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     watch = Paho(server.mqtt_port, "watch")
     await thread(watch.connect)
     await thread(watch.subscribe, ("wills/#", 1))
@@ -226,9 +230,10 @@ async def test_will_on_abrupt_close_not_on_disconnect(conf_server, tmp_path) -> 
 # -- sessions ---------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_persistent_session_reconnect_and_restart(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path)
+async def test_persistent_session_reconnect_and_restart(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path)
     expiry = 600 if version == V5 else None
     s = Paho(server.mqtt_port, "keeper", version, clean=False, expiry=expiry)
     present, _ = await thread(s.connect)
@@ -262,8 +267,9 @@ async def test_persistent_session_reconnect_and_restart(conf_server, tmp_path, v
         again.close()
 
 
-async def test_amqtt_persistent_session(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_amqtt_persistent_session(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     am = await amqtt_client(server.mqtt_port, "am-keep", clean=False)
     await am.subscribe([("am/q", 1)])
     await am.disconnect()
@@ -279,9 +285,10 @@ async def test_amqtt_persistent_session(conf_server, tmp_path) -> None:
         await am.disconnect()
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_session_takeover(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path)
+async def test_session_takeover(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path)
     first = Paho(server.mqtt_port, "same-id", version)
     await thread(first.connect)
     second = Paho(server.mqtt_port, "same-id", version)
@@ -301,10 +308,9 @@ async def test_session_takeover(conf_server, tmp_path, version) -> None:
 # -- shared subscriptions ---------------------------------------------------------------
 
 
-@JETPORT_ONLY
 @pytest.mark.parametrize("version", [V3, V5])
-async def test_shared_subscription_splits_load(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path)
+async def test_shared_subscription_splits_load(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path)
     members = [Paho(server.mqtt_port, f"member{i}", version) for i in range(2)]
     pub = Paho(server.mqtt_port, "share-pub", version)
     for c in (*members, pub):
@@ -327,9 +333,8 @@ async def test_shared_subscription_splits_load(conf_server, tmp_path, version) -
 # -- MQTT 5 and NATS --------------------------------------------------------------------
 
 
-@JETPORT_ONLY
-async def test_mqtt5_request_response_to_nats_responder(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+async def test_mqtt5_request_response_to_nats_responder(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     nc = await nats.connect(server.url)
 
     async def echo(msg) -> None:
@@ -354,9 +359,8 @@ async def test_mqtt5_request_response_to_nats_responder(conf_server, tmp_path) -
         await nc.close()
 
 
-@JETPORT_ONLY
-async def test_user_properties_and_nats_headers(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+async def test_user_properties_and_nats_headers(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     nc = await nats.connect(server.url)
     sub = await nc.subscribe("up.in")
     await nc.flush()
@@ -378,8 +382,9 @@ async def test_user_properties_and_nats_headers(conf_server, tmp_path) -> None:
         await nc.close()
 
 
-async def test_mqtt_to_nats_and_back(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_mqtt_to_nats_and_back(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     nc = await nats.connect(server.url)
     sub = await nc.subscribe("a.b")
     await nc.flush()
@@ -399,8 +404,9 @@ async def test_mqtt_to_nats_and_back(conf_server, tmp_path) -> None:
         await nc.close()
 
 
-async def test_mqtt_to_stream_replay(conf_server, tmp_path) -> None:
-    server = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_mqtt_to_stream_replay(launch, tmp_path) -> None:
+    server = start(launch, tmp_path)
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await js.add_stream(name="SENSORS", subjects=["sensors.>"])
@@ -419,9 +425,10 @@ async def test_mqtt_to_stream_replay(conf_server, tmp_path) -> None:
     await nc.close()
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_denied_subscribe(conf_server, tmp_path, version) -> None:
-    server = start(conf_server, tmp_path, USERS)
+async def test_denied_subscribe(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path, USERS)
     c = Paho(server.mqtt_port, f"ro{version}", version, user="ro", password="pw")
     _, rc = await thread(c.connect)
     assert rc_value(rc) == 0
@@ -432,10 +439,11 @@ async def test_denied_subscribe(conf_server, tmp_path, version) -> None:
         c.close()
 
 
-async def test_dollar_topics(conf_server, tmp_path) -> None:
+@pytest.mark.differential
+async def test_dollar_topics(launch, tmp_path) -> None:
     """Topics starting with '$' are not matched by a filter starting with a wildcard
     (MQTT 4.7.2); the door's own $MQTT subjects cannot be subscribed."""
-    server = start(conf_server, tmp_path)
+    server = start(launch, tmp_path)
     wild = Paho(server.mqtt_port, "wild")
     dollar = Paho(server.mqtt_port, "dollar")
     await thread(wild.connect)
@@ -457,7 +465,8 @@ async def test_dollar_topics(conf_server, tmp_path) -> None:
         dollar.close()
 
 
-async def test_mqtt_no_auth_user(conf_server, tmp_path) -> None:
+@pytest.mark.differential
+async def test_mqtt_no_auth_user(launch, tmp_path) -> None:
     """The mqtt block's no_auth_user is who an MQTT client without credentials is, with
     that user's permissions; NATS clients still need credentials."""
     users = """
@@ -466,7 +475,7 @@ authorization { users: [
   {user: sensor, password: unused, permissions: {publish: "plant.>", subscribe: "plant.>"}}
 ] }
 """
-    server = conf_server(BASE.format(name=conf_server.target, store=tmp_path / "store")
+    server = launch.conf(BASE.format(name=launch.target, store=tmp_path / "store")
                          .replace("port: -1 }", "port: -1, no_auth_user: sensor }") + users)
     anon = Paho(server.mqtt_port, "anon")
     _, rc = await thread(anon.connect)
@@ -479,9 +488,10 @@ authorization { users: [
         await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
 
 
-async def test_max_connections_counts_every_door(conf_server, tmp_path) -> None:
+@pytest.mark.differential
+async def test_max_connections_counts_every_door(launch, tmp_path) -> None:
     """max_connections bounds NATS and MQTT clients together."""
-    server = start(conf_server, tmp_path, "max_connections: 2\n")
+    server = start(launch, tmp_path, "max_connections: 2\n")
     nc = await nats.connect(server.url, allow_reconnect=False)
     first = Paho(server.mqtt_port, "first")
     _, rc = await thread(first.connect)
@@ -498,7 +508,7 @@ async def test_max_connections_counts_every_door(conf_server, tmp_path) -> None:
         # may reset the connection before nats-py reads it.
         with pytest.raises((nats.errors.Error, ConnectionError)) as refusal:
             await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0)
-        if conf_server.target == "jetport":
+        if launch.target == "jetport":
             assert "maximum connections exceeded" in str(refusal.value)
     finally:
         first.close()

@@ -41,8 +41,9 @@ def tls_client(port: int, cid: str, pki: TestPKI, cert: str | None = None,
     return client
 
 
-async def test_pub_sub_over_tls(conf_server, tmp_path, pki) -> None:
-    server = conf_server(conf(conf_server.target, tmp_path, pki))
+@pytest.mark.differential
+async def test_pub_sub_over_tls(launch, tmp_path, pki) -> None:
+    server = launch.conf(conf(launch.target, tmp_path, pki))
     assert server.mqtt_port, server.log()
     sub = tls_client(server.mqtt_port, "tls-sub", pki)
     pub = tls_client(server.mqtt_port, "tls-pub", pki)
@@ -58,9 +59,10 @@ async def test_pub_sub_over_tls(conf_server, tmp_path, pki) -> None:
         pub.close()
 
 
-async def test_plain_client_cannot_use_the_tls_port(conf_server, tmp_path, pki) -> None:
+@pytest.mark.differential
+async def test_plain_client_cannot_use_the_tls_port(launch, tmp_path, pki) -> None:
     """A plain-text CONNECT on the TLS port gets no CONNACK: the connection just ends."""
-    server = conf_server(conf(conf_server.target, tmp_path, pki))
+    server = launch.conf(conf(launch.target, tmp_path, pki))
     reader, writer = await asyncio.open_connection("127.0.0.1", server.mqtt_port)
     writer.write(CONNECT_V311)
     try:
@@ -71,8 +73,9 @@ async def test_plain_client_cannot_use_the_tls_port(conf_server, tmp_path, pki) 
     assert not rest.startswith(b"\x20"), rest
 
 
-async def test_verify_and_map_names_the_user(conf_server, tmp_path, pki) -> None:
-    server = conf_server(conf(conf_server.target, tmp_path, pki, "verify_and_map: true", USERS))
+@pytest.mark.differential
+async def test_verify_and_map_names_the_user(launch, tmp_path, pki) -> None:
+    server = launch.conf(conf(launch.target, tmp_path, pki, "verify_and_map: true", USERS))
     mapped = tls_client(server.mqtt_port, "mapped", pki, cert="sensor-7")
     _, rc = await thread(mapped.connect)
     assert rc_value(rc) == 0

@@ -32,17 +32,18 @@ authorization { users: [
 CONNECT_V311 = bytes.fromhex("101000044d5154540402003c0004") + b"wsc1"
 
 
-def start(conf_server, tmp_path, extra: str = "") -> tuple[ServerProcess, int]:
+def start(launch, tmp_path, extra: str = "") -> tuple[ServerProcess, int]:
     ws = free_port()
-    text = CONF.format(name=conf_server.target, store=tmp_path / "store", ws=ws) + extra
-    server = conf_server(text)
+    text = CONF.format(name=launch.target, store=tmp_path / "store", ws=ws) + extra
+    server = launch.conf(text)
     assert server.mqtt_port, server.log()
     return server, ws
 
 
+@pytest.mark.differential
 @EVERY_VERSION
-async def test_pubsub_with_nats_over_websocket(conf_server, tmp_path, version) -> None:
-    server, ws = start(conf_server, tmp_path)
+async def test_pubsub_with_nats_over_websocket(launch, tmp_path, version) -> None:
+    server, ws = start(launch, tmp_path)
     web = Paho(ws, f"web-{version}", version, ws_path="/mqtt")
     _, rc = await thread(web.connect)
     assert rc_value(rc) == 0
@@ -67,8 +68,9 @@ async def test_pubsub_with_nats_over_websocket(conf_server, tmp_path, version) -
         web.close()
 
 
-async def test_tcp_and_websocket_clients_share_topics(conf_server, tmp_path) -> None:
-    server, ws = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_tcp_and_websocket_clients_share_topics(launch, tmp_path) -> None:
+    server, ws = start(launch, tmp_path)
     web = Paho(ws, "web-sub", ws_path="/mqtt")
     tcp = Paho(server.mqtt_port, "tcp-pub")
     await thread(web.connect)
@@ -90,8 +92,9 @@ async def test_tcp_and_websocket_clients_share_topics(conf_server, tmp_path) -> 
         tcp.close()
 
 
-async def test_connection_types_and_permissions(conf_server, tmp_path) -> None:
-    server, ws = start(conf_server, tmp_path, USERS)
+@pytest.mark.differential
+async def test_connection_types_and_permissions(launch, tmp_path) -> None:
+    server, ws = start(launch, tmp_path, USERS)
     cases = [(ws, "web", 0), (ws, "tcp", None), (server.mqtt_port, "tcp", 0),
              (server.mqtt_port, "web", None), (ws, "any", 0)]
     for port, user, expected in cases:
@@ -112,10 +115,11 @@ async def test_connection_types_and_permissions(conf_server, tmp_path) -> None:
         ro.close()
 
 
-async def test_raw_frames_subprotocol_and_split_packets(conf_server, tmp_path) -> None:
+@pytest.mark.differential
+async def test_raw_frames_subprotocol_and_split_packets(launch, tmp_path) -> None:
     """A browser offers the ``mqtt`` subprotocol and must get it back; MQTT packets may
     span frames and a frame may hold several packets."""
-    _, ws = start(conf_server, tmp_path)
+    _, ws = start(launch, tmp_path)
     async with ws_connect(f"ws://127.0.0.1:{ws}/mqtt", subprotocols=["mqtt"]) as conn:
         assert conn.subprotocol == "mqtt"
         await conn.send(CONNECT_V311[:5])
@@ -131,8 +135,9 @@ async def test_raw_frames_subprotocol_and_split_packets(conf_server, tmp_path) -
         assert received == b"\x90\x03\x00\x01\x00" + b"\xd0\x00"
 
 
-async def test_malformed_packet_closes_the_websocket(conf_server, tmp_path) -> None:
-    _, ws = start(conf_server, tmp_path)
+@pytest.mark.differential
+async def test_malformed_packet_closes_the_websocket(launch, tmp_path) -> None:
+    _, ws = start(launch, tmp_path)
     async with ws_connect(f"ws://127.0.0.1:{ws}/mqtt", subprotocols=["mqtt"]) as conn:
         await conn.send(CONNECT_V311)
         assert await asyncio.wait_for(conn.recv(), 5) == b"\x20\x02\x00\x00"

@@ -468,10 +468,10 @@ async def test_max_payload_violation_from_raw_socket(hub, raw_clients):
     assert await raw.closed()
 
 
-async def test_max_payload_from_config(make_hub, tmp_path, raw_clients):
+async def test_max_payload_from_config(launch, tmp_path, raw_clients):
     conf = tmp_path / "small.conf"
     conf.write_text("max_payload: 1024\n")
-    small = make_hub("-c", str(conf), name="small")
+    small = launch("-c", str(conf), name="small")
     raw = await raw_clients(small.port)
     assert raw.info["max_payload"] == 1024
     nc = await nats.connect(small.url, allow_reconnect=False, connect_timeout=2)

@@ -31,9 +31,9 @@ async def _ignore(_: Exception) -> None:
 class Setup:
     """An operator with a system account; accounts are added before :meth:`start`."""
 
-    def __init__(self, tmp: Path, conf_server, operator: Operator | None = None) -> None:
+    def __init__(self, tmp: Path, launch, operator: Operator | None = None) -> None:
         self.tmp = tmp
-        self.conf_server = conf_server
+        self.launch = launch
         self.operator = operator or Operator()
         self.sys = Account(self.operator, "SYS")
         self.accounts: list[Account] = [self.sys]
@@ -48,7 +48,7 @@ class Setup:
         op_path = self.tmp / "operator.jwt"
         op_path.write_text(self.operator.jwt)
         preload = "\n".join(f"  {a.public_key}: {a.jwt}" for a in self.accounts)
-        self.server = self.conf_server(
+        self.server = self.launch.conf(
             f"operator: {op_path}\n"
             f"system_account: {self.sys.public_key}\n"
             "resolver: MEMORY\n"
@@ -87,8 +87,8 @@ class Setup:
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, conf_server):
-    s = Setup(tmp_path, conf_server)
+async def setup(tmp_path: Path, launch):
+    s = Setup(tmp_path, launch)
     yield s
     await s.close()
 
@@ -105,6 +105,7 @@ async def accepted(client: RawClient) -> bool:
     return (await client.until(b"PONG\r\n")).endswith(b"PONG\r\n")
 
 
+@pytest.mark.differential
 async def test_info_offers_nonce_and_requires_auth(setup):
     setup.account("A")
     server = setup.start()
@@ -114,6 +115,7 @@ async def test_info_offers_nonce_and_requires_auth(setup):
     assert isinstance(client.info["nonce"], str) and client.info["nonce"]
 
 
+@pytest.mark.differential
 async def test_creds_connect_and_pub_sub(setup):
     acc = setup.account("A")
     setup.start()
@@ -132,6 +134,7 @@ async def test_creds_connect_and_pub_sub(setup):
     assert (await nc.request("svc", b"1", timeout=2)).data == b"pong:1"
 
 
+@pytest.mark.differential
 async def test_publish_permission_violation_keeps_connection(setup):
     acc = setup.account("A")
     setup.start()
@@ -160,6 +163,7 @@ async def test_publish_permission_violation_keeps_connection(setup):
     )
 
 
+@pytest.mark.differential
 async def test_subscribe_permission_violation(setup):
     acc = setup.account("A")
     setup.start()
@@ -170,6 +174,7 @@ async def test_subscribe_permission_violation(setup):
     )
 
 
+@pytest.mark.differential
 async def test_expired_user_is_refused(setup):
     acc = setup.account("A")
     setup.start()
@@ -181,6 +186,7 @@ async def test_expired_user_is_refused(setup):
     assert await refused(await setup.raw(future))
 
 
+@pytest.mark.differential
 async def test_revoked_users_are_refused(setup):
     now = int(time.time())
     acc = setup.account("A")
@@ -201,6 +207,7 @@ async def test_revoked_users_are_refused(setup):
     assert await accepted(await setup.raw(new_b))
 
 
+@pytest.mark.differential
 async def test_accounts_are_isolated(setup):
     a = setup.account("A")
     b = setup.account("B")
@@ -217,6 +224,7 @@ async def test_accounts_are_isolated(setup):
         await seen_b.next_msg(timeout=0.3)
 
 
+@pytest.mark.differential
 async def test_account_connection_limit(setup):
     acc = setup.account("ONE", limits={"conn": 1})
     setup.start()
@@ -233,6 +241,7 @@ async def test_account_connection_limit(setup):
     assert await accepted(first)
 
 
+@pytest.mark.differential
 async def test_account_subscription_limit(setup):
     acc = setup.account("SUBS", limits={"subs": 1})
     setup.start()
@@ -245,6 +254,7 @@ async def test_account_subscription_limit(setup):
     assert lines == [b"-ERR 'maximum subscriptions exceeded'", b"PONG"]
 
 
+@pytest.mark.differential
 async def test_nkey_seed_without_jwt_is_refused(setup):
     acc = setup.account("A")
     setup.start()
@@ -261,6 +271,7 @@ async def test_nkey_seed_without_jwt_is_refused(setup):
     assert await refused(client)
 
 
+@pytest.mark.differential
 async def test_nonce_signature_checks(setup):
     acc = setup.account("A")
     setup.start()
@@ -277,9 +288,10 @@ async def test_nonce_signature_checks(setup):
     assert await accepted(await setup.raw(User(acc, "bearer", bearer=True), sig=None))
 
 
-async def test_signing_keys(tmp_path: Path, conf_server):
+@pytest.mark.differential
+async def test_signing_keys(tmp_path: Path, launch):
     operator = Operator(signing_keys=1)
-    s = Setup(tmp_path, conf_server, operator)
+    s = Setup(tmp_path, launch, operator)
     acc = Account(operator, "SK", signed_by=operator.signing_keys[0])
     s.accounts.append(acc)
     plain = acc.add_signing_key()
@@ -303,17 +315,18 @@ async def test_signing_keys(tmp_path: Path, conf_server):
         await s.close()
 
 
-async def test_account_jwt_grants_jetstream(tmp_path: Path, conf_server):
+@pytest.mark.differential
+async def test_account_jwt_grants_jetstream(tmp_path: Path, launch):
     """JetStream limits in an account JWT turn JetStream on for it; an account JWT
     without them gets "not enabled" answers, and neither sees the other's streams."""
-    s = Setup(tmp_path, conf_server)
+    s = Setup(tmp_path, launch)
     js_acc = s.account("JS", limits={"mem_storage": -1, "disk_storage": 10_000_000,
                                      "streams": 2, "consumer": -1})
     plain = s.account("PLAIN")
     op_path = tmp_path / "operator.jwt"
     op_path.write_text(s.operator.jwt)
     preload = "\n".join(f"  {a.public_key}: {a.jwt}" for a in s.accounts)
-    s.server = conf_server(
+    s.server = launch.conf(
         f"operator: {op_path}\nsystem_account: {s.sys.public_key}\nresolver: MEMORY\n"
         f"resolver_preload: {{\n{preload}\n}}\n"
         f"jetstream {{ store_dir: {json.dumps(str(tmp_path / 'store'))} }}\n"
@@ -335,6 +348,7 @@ async def test_account_jwt_grants_jetstream(tmp_path: Path, conf_server):
         await s.close()
 
 
+@pytest.mark.differential
 async def test_connection_ends_when_the_user_jwt_expires(setup):
     acc = setup.account("A")
     setup.start()

@@ -42,7 +42,7 @@ import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mqtt_clients import JETPORT_ONLY, V3, V5, Paho, rc_value, thread
+from mqtt_clients import V3, V5, Paho, rc_value, thread
 from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -450,18 +450,19 @@ def end_subjects(probes: Sequence[Probe], want: Callable[[Probe], str | list[str
 
 def _door_params(doors_by_target: dict[str, Sequence[str]]) -> pytest.MarkDecorator:
     cases = [(t, d) for t, doors in doors_by_target.items() for d in doors]
-    return pytest.mark.parametrize(("conf_server", "door"), cases, indirect=["conf_server"],
+    return pytest.mark.parametrize(("target", "door"), cases,
                                    ids=[f"{t}-{d}" for t, d in cases])
 
 
+@pytest.mark.differential
 @_door_params({"jetport": EVERY_DOOR, "nats-server": BOTH})
-async def test_deny_holds_for_wildcard_filters_on_every_door(conf_server, door, tmp_path):
+async def test_deny_holds_for_wildcard_filters_on_every_door(launch, door, tmp_path):
     """Live messages published on the NATS, MQTT and HTTP doors, and (MQTT doors) the
     retained messages a new subscription gets: each filter sees exactly the model."""
-    server = conf_server(hub_conf(conf_server.target, tmp_path / "js", USERS))
+    server = launch.conf(hub_conf(launch.target, tmp_path / "js", USERS))
     problems: list[str] = []
     async with AsyncExitStack() as stack:
-        pubs = await Publishers.open(stack, server, with_http=conf_server.target == "jetport")
+        pubs = await Publishers.open(stack, server, with_http=launch.target == "jetport")
         mqtt = door in MQTT_DOORS
         if mqtt:
             for subject in SUBJECTS:
@@ -493,7 +494,7 @@ async def test_deny_holds_for_wildcard_filters_on_every_door(conf_server, door, 
         for tag in tags:
             problems += compare(probes, tag, want, refusal_of(door))
         problems += [f"{p.label}: {n}" for p in probes for n in p.notes]
-    assert not problems, f"{conf_server.target} {door}:\n" + "\n".join(problems)
+    assert not problems, f"{launch.target} {door}:\n" + "\n".join(problems)
 
 
 # -- MQTT persistent sessions across a permission change -------------------------------------
@@ -504,23 +505,23 @@ SESSION_FILTERS = ("pub.x", "secret.x", "*.x", "secret.*", "*.*", "*.x.*", "*.*.
                    "pub.*.x", ">", "*.>", "secret.>", "pub.>", "*.secret.>")
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(
-    ("conf_server", "door"),
+    ("target", "door"),
     [("jetport", d) for d in MQTT_DOORS] + [("nats-server", "mqtt-3.1.1"),
                                             ("nats-server", "mqtt-ws-3.1.1")],
-    indirect=["conf_server"],
     ids=[f"jetport-{d}" for d in MQTT_DOORS] + ["nats-server-mqtt-3.1.1",
                                                 "nats-server-mqtt-ws-3.1.1"])
-async def test_session_keeps_nothing_a_reload_denied(conf_server, door, tmp_path):
+async def test_session_keeps_nothing_a_reload_denied(launch, door, tmp_path):
     """Persistent sessions subscribe at QoS 1 while their users may read everything; some
     messages reach them but stay unacknowledged (in flight); they leave; a reload gives
     ``v`` ``deny: secret.>`` and ``w`` ``deny: *.secret.>``; QoS 1 messages published
     while they are away wait in their sessions.  On reconnect the queued messages are
     exactly the new model (none twice), and no in-flight message the new rules deny
     comes back (allowed ones may be redelivered, once)."""
-    target = conf_server.target
+    target = launch.target
     store = tmp_path / "js"
-    server = conf_server(hub_conf(target, store, SESSION_BEFORE))
+    server = launch.conf(hub_conf(target, store, SESSION_BEFORE))
     version, ws = MQTT_DOORS[door]
     port = ws_port(server) if ws else server.mqtt_port
     loop = asyncio.get_running_loop()
@@ -610,8 +611,9 @@ async def _fetch_all(js, probe: Probe, stored: list[str], tag: str, timeout: flo
     await psub.unsubscribe()
 
 
+@pytest.mark.differential
 async def test_stream_consumers_filter_denied_subjects_only_where_nats_server_does(
-        conf_server, tmp_path):
+        launch, tmp_path):
     """JetStream over the NATS door, each user x filter, as nats-server behaves:
 
     - ``push`` (ordered consumer) and ``pull`` (fetch) on a connection holding nothing
@@ -624,7 +626,7 @@ async def test_stream_consumers_filter_denied_subjects_only_where_nats_server_do
     nats-py (consumer first, inbox subscription second) may hand its first messages to
     that ``>`` subscriber alone.
     """
-    server = conf_server(hub_conf(conf_server.target, tmp_path / "js", USERS))
+    server = launch.conf(hub_conf(launch.target, tmp_path / "js", USERS))
     stored = await _fill_stream(server)
     problems: list[str] = []
     errors: list[str] = []
@@ -681,18 +683,17 @@ async def test_stream_consumers_filter_denied_subjects_only_where_nats_server_do
         problems += compare(after_wildcard, "pull-after-wildcard",
                             lambda p: filtered(p) if p.user.deny else unfiltered(p))
     problems += [f"error: {e}" for e in errors]
-    assert not problems, f"{conf_server.target}:\n" + "\n".join(problems)
+    assert not problems, f"{launch.target}:\n" + "\n".join(problems)
 
 
-@JETPORT_ONLY
 async def test_http_replay_filters_denied_subjects_and_fetch_follows_the_consumer(
-        conf_server, tmp_path):
+        launch, tmp_path):
     """The HTTP door's stream paths (no nats-server counterpart).  SSE replay
     (``?stream=ALL&start_seq=1``) is a subscription on its subject: a denied filter gets
     403 and denied subjects are skipped.  ``/fetch`` reads a pull consumer, which, as a
     nats-server consumer fetched by a connection with no wildcard subscription, delivers
     what its filter selects (JetStream API permissions govern who may create it)."""
-    server = conf_server(hub_conf(conf_server.target, tmp_path / "js", USERS))
+    server = launch.conf(hub_conf(launch.target, tmp_path / "js", USERS))
     await _fill_stream(server)
     problems: list[str] = []
     async with AsyncExitStack() as stack:
@@ -810,11 +811,11 @@ async def _random_case(server: ServerProcess, deny: list[str], allow_all: bool,
         await pub.close()
 
 
-@pytest.mark.parametrize("conf_server", ["jetport", "nats-server"], indirect=True)
-def test_random_filters_and_deny_rules_follow_the_model(conf_server):
+@pytest.mark.differential
+def test_random_filters_and_deny_rules_follow_the_model(launch):
     """Random deny lists (applied by reload), filters and published subjects on the NATS
     door; the model is checked against nats-server the same way."""
-    server = conf_server(users_conf([User("h")]))
+    server = launch.conf(users_conf([User("h")]))
 
     @settings(max_examples=200, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,

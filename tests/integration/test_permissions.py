@@ -1,6 +1,6 @@
 """Publish/subscribe permissions, allow_responses and default_permissions, nats-server style.
 
-Each test runs against Jetport and the real nats-server (``conf_server``). Violations are
+Each test runs against Jetport and the real nats-server (``launch``). Violations are
 reported as ``-ERR`` lines while the connection stays open, so the exact bytes are checked
 with raw sockets.
 """
@@ -66,8 +66,9 @@ authorization {
 """
 
 
-async def test_publish_allow_deny_wildcards(conf_server, login):
-    server = conf_server(PUB_CONF)
+@pytest.mark.differential
+async def test_publish_allow_deny_wildcards(launch, login):
+    server = launch.conf(PUB_CONF)
     spy = await login(server, "spy")
     await spy.send(b"SUB > 1\r\n")
     assert await spy.sync() == b""
@@ -87,8 +88,9 @@ async def test_publish_allow_deny_wildcards(conf_server, login):
     assert delivered == [s for s, ok in cases.items() if ok]
 
 
-async def test_publish_deny_only_and_list_forms(conf_server, login):
-    server = conf_server(PUB_CONF)
+@pytest.mark.differential
+async def test_publish_deny_only_and_list_forms(launch, login):
+    server = launch.conf(PUB_CONF)
     d = await login(server, "d")
     await d.send(b"PUB nope 1\r\nx\r\nPUB nope.a.b 1\r\nx\r\n"
                  b"PUB yes 1\r\nx\r\nPUB nope2 1\r\nx\r\n")
@@ -102,8 +104,9 @@ async def test_publish_deny_only_and_list_forms(conf_server, login):
     await alive(single)
 
 
-async def test_violation_keeps_connection_and_traffic_flowing(conf_server, login):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_violation_keeps_connection_and_traffic_flowing(launch, login):
+    server = launch.conf("""
         authorization { users: [
           {user: u, password: p, permissions: {publish: "ok", subscribe: "ok"}}
         ] }
@@ -118,8 +121,9 @@ async def test_violation_keeps_connection_and_traffic_flowing(conf_server, login
 # -- subscribe --------------------------------------------------------------------------
 
 
-async def test_subscribe_allow_deny_and_queues(conf_server, login):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_subscribe_allow_deny_and_queues(launch, login):
+    server = launch.conf("""
         authorization { users: [
           {user: u, password: p, permissions: {subscribe: {
               allow: ["foo.*", "jobs v1", "any.>"], deny: ["foo.no"]}}}
@@ -152,11 +156,12 @@ async def test_subscribe_allow_deny_and_queues(conf_server, login):
     assert b"MSG foo.a 1 1\r\na\r\n" in got and b"MSG foo.a 7 1\r\na\r\n" in got
 
 
-async def test_wildcard_subscriptions_against_allow_list(conf_server, login):
+@pytest.mark.differential
+async def test_wildcard_subscriptions_against_allow_list(launch, login):
     """A subscription's subject is matched against the allow list token by token, its
     wildcards taken literally: an allowed ``*`` covers a ``>`` token too. Deny entries
     inside an allowed wildcard subscription are filtered at delivery instead."""
-    server = conf_server("""
+    server = launch.conf("""
         authorization { users: [
           {user: u, password: p, permissions: {subscribe: {allow: ["foo.*", "bar.>"],
                                                            deny: ["foo.no"]}}}
@@ -210,8 +215,9 @@ MATRIX = [
 ]
 
 
-async def test_permission_matrix(conf_server, login):
-    server = conf_server(MATRIX_CONF)
+@pytest.mark.differential
+async def test_permission_matrix(launch, login):
+    server = launch.conf(MATRIX_CONF)
     clients = {user: await login(server, user) for user in {row[0] for row in MATRIX}}
     for sid, (user, op, subject, allowed) in enumerate(MATRIX, start=1):
         client = clients[user]
@@ -226,9 +232,10 @@ async def test_permission_matrix(conf_server, login):
         await alive(client)
 
 
-async def test_permission_matrix_with_nats_py(conf_server):
+@pytest.mark.differential
+async def test_permission_matrix_with_nats_py(launch):
     """The same rules seen by a library client: denied publishes never arrive."""
-    server = conf_server(MATRIX_CONF)
+    server = launch.conf(MATRIX_CONF)
     errors: list[Exception] = []
 
     async def on_error(e: Exception) -> None:
@@ -272,8 +279,9 @@ async def _request(cli: RawClient, svc: RawClient, reply: str) -> None:
     assert await svc.until(b"req\r\n") == f"MSG svc 1 {reply} 3\r\nreq\r\n".encode()
 
 
-async def test_allow_responses_single(conf_server, login):
-    server = conf_server(RESPONSES_CONF)
+@pytest.mark.differential
+async def test_allow_responses_single(launch, login):
+    server = launch.conf(RESPONSES_CONF)
     svc = await login(server, "svc")
     await svc.send(b"SUB svc 1\r\n")
     assert await svc.sync() == b""
@@ -293,8 +301,9 @@ async def test_allow_responses_single(conf_server, login):
     assert await cli.sync() == b"MSG rep.2 1 2\r\nr1\r\n"
 
 
-async def test_allow_responses_max_and_expiry(conf_server, login):
-    server = conf_server(RESPONSES_CONF)
+@pytest.mark.differential
+async def test_allow_responses_max_and_expiry(launch, login):
+    server = launch.conf(RESPONSES_CONF)
     svc = await login(server, "svc2")
     await svc.send(b"SUB svc 1\r\n")
     assert await svc.sync() == b""
@@ -314,8 +323,9 @@ async def test_allow_responses_max_and_expiry(conf_server, login):
 # -- default_permissions ------------------------------------------------------------------------
 
 
-async def test_default_permissions_in_account(conf_server, login):
-    server = conf_server("""
+@pytest.mark.differential
+async def test_default_permissions_in_account(launch, login):
+    server = launch.conf("""
         accounts {
           A {
             default_permissions: {publish: ["dp.>"], subscribe: ["_INBOX.>", "dp.>"]}
@@ -339,9 +349,10 @@ async def test_default_permissions_in_account(conf_server, login):
 # -- JetStream API under permissions ----------------------------------------------------------
 
 
-async def test_jetstream_api_permissions(conf_server, login, tmp_path: Path):
-    store = tmp_path / f"js-{conf_server.target}"
-    server = conf_server(f"""
+@pytest.mark.differential
+async def test_jetstream_api_permissions(launch, login, tmp_path: Path):
+    store = tmp_path / f"js-{launch.target}"
+    server = launch.conf(f"""
         jetstream {{ store_dir: "{store}" }}
         accounts {{
           A {{

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import pytest
 from servers import RawClient
 
 BEFORE = """
@@ -38,8 +39,9 @@ async def _reloaded(server, text: str) -> None:
     await asyncio.sleep(1.0)
 
 
-async def test_reload_keeps_allowed_clients_and_applies_new_rules(conf_server):
-    server = conf_server(BEFORE)
+@pytest.mark.differential
+async def test_reload_keeps_allowed_clients_and_applies_new_rules(launch):
+    server = launch.conf(BEFORE)
     a = await _login(server.port, "a", "pa")
     gone = await _login(server.port, "gone", "pg")
     await a.send(b"SUB ok.x 1\r\nSUB other 2\r\n")

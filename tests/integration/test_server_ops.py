@@ -52,9 +52,9 @@ async def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_flag_spellings_and_server_name(make_hub, raw_clients) -> None:
+async def test_flag_spellings_and_server_name(launch, raw_clients) -> None:
     port = free_port()
-    hub = make_hub(f"--port={port}", "-n", "alpha", "-m=-1")
+    hub = launch(f"--port={port}", "-n", "alpha", "-m=-1")
     assert hub.port == port
     raw = await raw_clients(hub.port)
     assert raw.info["server_name"] == "alpha"
@@ -69,7 +69,7 @@ def test_unsupported_flag_fails_clearly() -> None:
     assert "routes" in out.stderr and "not supported" in out.stderr
 
 
-async def test_config_file_and_flag_override(tmp_path: Path, make_hub, raw_clients) -> None:
+async def test_config_file_and_flag_override(tmp_path: Path, launch, raw_clients) -> None:
     conf = write(tmp_path, "hub.conf", """
         # nats-server style
         server_name: from_file
@@ -79,7 +79,7 @@ async def test_config_file_and_flag_override(tmp_path: Path, make_hub, raw_clien
           password: "s3cret"
         }
     """)
-    hub = make_hub("-c", conf, "-n", "from_flag")
+    hub = launch("-c", conf, "-n", "from_flag")
     raw = await raw_clients(hub.port)
     assert raw.info["server_name"] == "from_flag"
     assert raw.info["max_payload"] == 2048
@@ -103,7 +103,7 @@ def test_port_in_use_is_fatal() -> None:
     assert "[FTL]" in out.stderr
 
 
-def test_pid_and_log_files(tmp_path: Path, make_hub) -> None:
+def test_pid_and_log_files(tmp_path: Path, launch) -> None:
     pid, logf = tmp_path / "j.pid", tmp_path / "j.log"
     server = ServerProcess(
         [sys.executable, "-m", "jetport.core.cli", "serve", "-a", "127.0.0.1", "-p", "-1",
@@ -124,10 +124,10 @@ async def test_sigterm_shuts_down_cleanly(hub) -> None:
     await nc.close()
 
 
-async def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub, raw_clients) -> None:
+async def test_lame_duck_on_sigusr2(tmp_path: Path, launch, raw_clients) -> None:
     conf = write(tmp_path, "ldm.conf",
                  'lame_duck_duration: "30s"\nlame_duck_grace_period: "300ms"\n')
-    hub = make_hub("-c", conf)
+    hub = launch("-c", conf)
     raw = await raw_clients(hub.port)
     await raw.handshake()
     hub.send_signal(signal.SIGUSR2)
@@ -140,8 +140,8 @@ async def test_lame_duck_on_sigusr2(tmp_path: Path, make_hub, raw_clients) -> No
     assert "Entering lame duck mode" in hub.log()
 
 
-async def test_monitoring_endpoints(make_hub, raw_clients) -> None:
-    hub = make_hub("-m", "-1")
+async def test_monitoring_endpoints(launch, raw_clients) -> None:
+    hub = launch("-m", "-1")
     base = f"http://127.0.0.1:{hub.http_port}"
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
     raw = await raw_clients(hub.port)
@@ -166,8 +166,8 @@ async def test_monitoring_endpoints(make_hub, raw_clients) -> None:
     assert paged["connections"] == [] and paged["total"] == 1
 
 
-async def test_max_connections(tmp_path: Path, make_hub, raw_clients) -> None:
-    hub = make_hub("-c", write(tmp_path, "mc.conf", "max_connections: 2\n"))
+async def test_max_connections(tmp_path: Path, launch, raw_clients) -> None:
+    hub = launch("-c", write(tmp_path, "mc.conf", "max_connections: 2\n"))
     a, b = await raw_clients(hub.port), await raw_clients(hub.port)
     c = await raw_clients(hub.port)
     out, closed = await c.read_until_closed()
@@ -176,8 +176,8 @@ async def test_max_connections(tmp_path: Path, make_hub, raw_clients) -> None:
     await b.handshake()
 
 
-async def test_stale_connection(tmp_path: Path, make_hub, raw_clients) -> None:
-    hub = make_hub("-c", write(tmp_path, "p.conf", 'ping_interval: "300ms"\nping_max: 2\n'))
+async def test_stale_connection(tmp_path: Path, launch, raw_clients) -> None:
+    hub = launch("-c", write(tmp_path, "p.conf", 'ping_interval: "300ms"\nping_max: 2\n'))
     quiet = await raw_clients(hub.port)
     await quiet.handshake()
     out, closed = await quiet.read_until_closed(timeout=3)
@@ -191,10 +191,11 @@ async def test_stale_connection(tmp_path: Path, make_hub, raw_clients) -> None:
         await lively.send(b"PONG\r\n")
 
 
-def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(conf_server) -> None:
+@pytest.mark.differential
+def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(launch) -> None:
     """Without authorization there is no auth timeout; a client that trickles its CONNECT
     a byte at a time is pinged anyway and found stale, as by nats-server."""
-    server = conf_server('ping_interval: "300ms"\nping_max: 2\n')
+    server = launch.conf('ping_interval: "300ms"\nping_max: 2\n')
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.settimeout(0.05)
     out, began = b"", time.monotonic()
@@ -217,9 +218,9 @@ def test_bytes_that_never_make_a_connect_do_not_keep_a_client_alive(conf_server)
     assert time.monotonic() - began < 3
 
 
-async def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub,
+async def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, launch,
                                                     raw_clients) -> None:
-    hub = make_hub("-m", "-1", "-c", write(
+    hub = launch("-m", "-1", "-c", write(
         tmp_path, "sc.conf", 'max_pending: 256KB\nmax_payload: 64KB\nwrite_deadline: "500ms"\n'))
     slow = socket.create_connection(("127.0.0.1", hub.port))
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -243,8 +244,8 @@ async def test_slow_consumer_is_dropped_and_counted(tmp_path: Path, make_hub,
     slow.close()
 
 
-async def test_user_password_and_auth_timeout(tmp_path: Path, make_hub, raw_clients) -> None:
-    hub = make_hub("--user", "alice", "--pass", "pw")
+async def test_user_password_and_auth_timeout(tmp_path: Path, launch, raw_clients) -> None:
+    hub = launch("--user", "alice", "--pass", "pw")
     with pytest.raises(nats.errors.Error):
         await nats.connect(hub.url, user="alice", password="nope", max_reconnect_attempts=0,
                            allow_reconnect=False)
@@ -260,8 +261,8 @@ async def test_user_password_and_auth_timeout(tmp_path: Path, make_hub, raw_clie
     assert out == b"-ERR 'Authentication Timeout'\r\n" and closed
 
 
-async def test_token_auth(make_hub, raw_clients) -> None:
-    hub = make_hub("--auth", "t0ken")
+async def test_token_auth(launch, raw_clients) -> None:
+    hub = launch("--auth", "t0ken")
     nc = await nats.connect(hub.url, token="t0ken")
     await nc.close()
     raw = await raw_clients(hub.port)
@@ -282,11 +283,11 @@ def certs(tmp_path: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-async def test_tls(certs: tuple[str, str], make_hub, raw_clients) -> None:
+async def test_tls(certs: tuple[str, str], launch, raw_clients) -> None:
     import ssl
 
     cert, key = certs
-    hub = make_hub("--tls", "--tlscert", cert, "--tlskey", key)
+    hub = launch("--tls", "--tlscert", cert, "--tlskey", key)
     assert (await raw_clients(hub.port)).info["tls_required"] is True
     ctx = ssl.create_default_context(cafile=cert)
     nc = await nats.connect(f"tls://127.0.0.1:{hub.port}", tls=ctx)
@@ -296,8 +297,8 @@ async def test_tls(certs: tuple[str, str], make_hub, raw_clients) -> None:
     await nc.close()
 
 
-async def test_debug_and_trace_logging(make_hub, raw_clients) -> None:
-    hub = make_hub("-DV")
+async def test_debug_and_trace_logging(launch, raw_clients) -> None:
+    hub = launch("-DV")
     raw = await raw_clients(hub.port)
     await raw.handshake()
     await raw.send(b"SUB traced 7\r\nPING\r\n")
@@ -305,6 +306,6 @@ async def test_debug_and_trace_logging(make_hub, raw_clients) -> None:
     log = hub.log()
     assert "[DBG]" in log and "Client connection created" in log
     assert "[TRC]" in log and "<<- [SUB traced 7]" in log
-    quiet = make_hub(name="quiet")
+    quiet = launch(name="quiet")
     await (await raw_clients(quiet.port)).handshake()
     assert "[TRC]" not in quiet.log() and "[DBG]" not in quiet.log()

@@ -23,8 +23,9 @@ async def _request(nc, subject: str) -> dict:
     return json.loads(msg.data)
 
 
-async def test_account_stats_for_the_system_account(conf_server):
-    server = conf_server(CONF)
+@pytest.mark.differential
+async def test_account_stats_for_the_system_account(launch):
+    server = launch.conf(CONF)
     a1 = await nats.connect(server.url, user="a", password="pa")
     a2 = await nats.connect(server.url, user="a", password="pa")
     await a1.subscribe("x.>")

@@ -100,10 +100,11 @@ async def talk(port: int, ctx: ssl.SSLContext, data: bytes = HANDSHAKE) -> bytes
 # -- plain TLS -------------------------------------------------------------------------
 
 
-async def test_info_announces_tls(conf_server, pki: TestPKI) -> None:
-    plain = await Session.open(conf_server(tls_conf(pki)).port, None)
-    verify = await Session.open(conf_server(tls_conf(pki, "verify: true")).port, None)
-    mapped = await Session.open(conf_server(tls_conf(pki, "verify_and_map: true")).port, None)
+@pytest.mark.differential
+async def test_info_announces_tls(launch, pki: TestPKI) -> None:
+    plain = await Session.open(launch.conf(tls_conf(pki)).port, None)
+    verify = await Session.open(launch.conf(tls_conf(pki, "verify: true")).port, None)
+    mapped = await Session.open(launch.conf(tls_conf(pki, "verify_and_map: true")).port, None)
     assert plain.info["tls_required"] is True and "tls_verify" not in plain.info
     assert verify.info["tls_required"] is True and verify.info["tls_verify"] is True
     assert mapped.info["tls_required"] is True and mapped.info["tls_verify"] is True
@@ -111,8 +112,9 @@ async def test_info_announces_tls(conf_server, pki: TestPKI) -> None:
         await s.close()
 
 
-async def test_pub_sub_over_tls(conf_server, pki: TestPKI) -> None:
-    server = conf_server(tls_conf(pki))
+@pytest.mark.differential
+async def test_pub_sub_over_tls(launch, pki: TestPKI) -> None:
+    server = launch.conf(tls_conf(pki))
     nc = await nats.connect(server.url, tls=client_ctx(pki), allow_reconnect=False)
     sub = await nc.subscribe("secure.>")
     await nc.publish("secure.one", b"s3cret")
@@ -121,16 +123,18 @@ async def test_pub_sub_over_tls(conf_server, pki: TestPKI) -> None:
     await nc.close()
 
 
-async def test_plain_client_is_dropped_without_reply(conf_server, pki: TestPKI) -> None:
-    server = conf_server(tls_conf(pki))
+@pytest.mark.differential
+async def test_plain_client_is_dropped_without_reply(launch, pki: TestPKI) -> None:
+    server = launch.conf(tls_conf(pki))
     session = await Session.open(server.port, None)
     assert session.info["tls_required"] is True
     assert await session.exchange(HANDSHAKE) == b""
     await session.close()
 
 
-async def test_nats_py_without_tls_cannot_connect(conf_server, pki: TestPKI) -> None:
-    server = conf_server(tls_conf(pki))
+@pytest.mark.differential
+async def test_nats_py_without_tls_cannot_connect(launch, pki: TestPKI) -> None:
+    server = launch.conf(tls_conf(pki))
     with pytest.raises(Exception):  # noqa: B017 - the server's CA is not trusted by default
         await nats.connect(server.url, allow_reconnect=False, connect_timeout=2)
 
@@ -138,10 +142,11 @@ async def test_nats_py_without_tls_cannot_connect(conf_server, pki: TestPKI) -> 
 # -- client certificates -----------------------------------------------------------------
 
 
+@pytest.mark.differential
 async def test_verify_requires_a_certificate_from_the_ca(
-    conf_server, pki: TestPKI, tmp_path: Path
+    launch, pki: TestPKI, tmp_path: Path
 ) -> None:
-    port = conf_server(tls_conf(pki, "verify: true")).port
+    port = launch.conf(tls_conf(pki, "verify: true")).port
     good = pki.client("carol", [("O", "acme"), ("CN", "carol")])
     stranger = make_ca(tmp_path / "other", "other").issue("eve", [("CN", "eve")])
     assert await talk(port, client_ctx(pki, good)) == b"PONG\r\n"
@@ -154,17 +159,19 @@ async def test_verify_requires_a_certificate_from_the_ca(
     await nc.close()
 
 
-async def test_without_verify_no_certificate_is_needed(conf_server, pki: TestPKI) -> None:
-    port = conf_server(tls_conf(pki)).port
+@pytest.mark.differential
+async def test_without_verify_no_certificate_is_needed(launch, pki: TestPKI) -> None:
+    port = launch.conf(tls_conf(pki)).port
     assert await talk(port, client_ctx(pki)) == b"PONG\r\n"
 
 
 # -- versions ----------------------------------------------------------------------------
 
 
+@pytest.mark.differential
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")
-async def test_default_minimum_is_tls_1_2(conf_server, pki: TestPKI) -> None:
-    port = conf_server(tls_conf(pki)).port
+async def test_default_minimum_is_tls_1_2(launch, pki: TestPKI) -> None:
+    port = launch.conf(tls_conf(pki)).port
     session = await Session.open(port, client_ctx(pki, max_version=ssl.TLSVersion.TLSv1_2))
     assert session.version == "TLSv1.2"
     assert await session.exchange(HANDSHAKE) == b"PONG\r\n"
@@ -175,8 +182,9 @@ async def test_default_minimum_is_tls_1_2(conf_server, pki: TestPKI) -> None:
     assert await talk(port, old) == b""
 
 
-async def test_min_version_1_3_refuses_1_2(conf_server, pki: TestPKI) -> None:
-    port = conf_server(tls_conf(pki, 'min_version: "1.3"')).port
+@pytest.mark.differential
+async def test_min_version_1_3_refuses_1_2(launch, pki: TestPKI) -> None:
+    port = launch.conf(tls_conf(pki, 'min_version: "1.3"')).port
     assert await talk(port, client_ctx(pki, max_version=ssl.TLSVersion.TLSv1_2)) == b""
     session = await Session.open(port, client_ctx(pki))
     assert session.version == "TLSv1.3"
@@ -184,6 +192,7 @@ async def test_min_version_1_3_refuses_1_2(conf_server, pki: TestPKI) -> None:
     await session.close()
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -194,12 +203,12 @@ async def test_min_version_1_3_refuses_1_2(conf_server, pki: TestPKI) -> None:
     ],
 )
 def test_bad_min_version_is_a_config_error(
-    conf_server, pki: TestPKI, value: str, message: str
+    launch, pki: TestPKI, value: str, message: str
 ) -> None:
     with pytest.raises(RuntimeError) as info:
-        conf_server(tls_conf(pki, f"min_version: {value}"))
+        launch.conf(tls_conf(pki, f"min_version: {value}"))
     assert "error parsing tls config: " + message in str(info.value)
-    assert f"{conf_server.target}-0.conf:" in str(info.value)
+    assert f"{launch.target}-0.conf:" in str(info.value)
 
 
 # -- verify_and_map ----------------------------------------------------------------------
@@ -226,40 +235,46 @@ def denied(subject: str) -> bytes:
 
 
 @pytest.fixture
-def mapped(conf_server, pki: TestPKI) -> int:
-    return conf_server(tls_conf(pki, "verify_and_map: true", USERS)).port
+def mapped(launch, pki: TestPKI) -> int:
+    return launch.conf(tls_conf(pki, "verify_and_map: true", USERS)).port
 
 
+@pytest.mark.differential
 async def test_email_san_maps_first(mapped: int, pki: TestPKI) -> None:
     alice = pki.client("alice", [("CN", "alice")], emails=("alice@example.com",))
     out = await talk(mapped, client_ctx(pki, alice), pubs("allowed.x", "other.x"))
     assert out == denied("other.x") + b"PONG\r\n"
 
 
+@pytest.mark.differential
 async def test_subject_dn_maps_to_user(mapped: int, pki: TestPKI) -> None:
     bob = pki.client("bob", [("O", "acme"), ("CN", "bob")])
     out = await talk(mapped, client_ctx(pki, bob), pubs("bob.x", "allowed.x"))
     assert out == denied("allowed.x") + b"PONG\r\n"
 
 
+@pytest.mark.differential
 async def test_dn_match_ignores_type_case_spaces_and_order(mapped: int, pki: TestPKI) -> None:
     carol = pki.client("carol", [("O", "acme"), ("CN", "carol")])
     out = await talk(mapped, client_ctx(pki, carol), pubs("carol.x", "bob.x"))
     assert out == denied("bob.x") + b"PONG\r\n"
 
 
+@pytest.mark.differential
 async def test_dns_san_maps_before_subject(mapped: int, pki: TestPKI) -> None:
     dave = pki.client("dave", [("O", "acme"), ("CN", "bob")], dns=("dave.example.com",))
     out = await talk(mapped, client_ctx(pki, dave), pubs("dave.x", "bob.x"))
     assert out == denied("bob.x") + b"PONG\r\n"
 
 
+@pytest.mark.differential
 async def test_unmapped_certificate_is_not_authorized(mapped: int, pki: TestPKI) -> None:
     mallory = pki.client("mallory", [("O", "acme"), ("CN", "mallory")])
     out = await talk(mapped, client_ctx(pki, mallory))
     assert out == b"-ERR 'Authorization Violation'\r\n"
 
 
+@pytest.mark.differential
 async def test_user_in_connect_does_not_override_certificate(mapped: int, pki: TestPKI) -> None:
     bob = pki.client("bob", [("O", "acme"), ("CN", "bob")])
     connect = b'CONNECT {"verbose":false,"pedantic":false,"user":"alice@example.com"}\r\n'
@@ -267,12 +282,14 @@ async def test_user_in_connect_does_not_override_certificate(mapped: int, pki: T
     assert out == denied("allowed.x") + b"PONG\r\n"
 
 
+@pytest.mark.differential
 async def test_mapping_still_requires_a_certificate(mapped: int, pki: TestPKI) -> None:
     assert await talk(mapped, client_ctx(pki)) == b""
 
 
-async def test_silent_client_is_dropped_after_tls_timeout(conf_server, pki: TestPKI) -> None:
-    server = conf_server(tls_conf(pki, "timeout: 0.5"))
+@pytest.mark.differential
+async def test_silent_client_is_dropped_after_tls_timeout(launch, pki: TestPKI) -> None:
+    server = launch.conf(tls_conf(pki, "timeout: 0.5"))
     session = await Session.open(server.port, None)
     loop = asyncio.get_running_loop()
     start = loop.time()

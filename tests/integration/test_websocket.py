@@ -27,9 +27,9 @@ def ws_conf(port: int, extra: str = "", top: str = "") -> str:
     return f"{top}\nwebsocket {{\n  port: {port}\n  no_tls: true\n  {extra}\n}}\n"
 
 
-def start(conf_server, extra: str = "", top: str = "") -> tuple[object, int]:
+def start(launch, extra: str = "", top: str = "") -> tuple[object, int]:
     port = free_port()
-    return conf_server(ws_conf(port, extra, top)), port
+    return launch.conf(ws_conf(port, extra, top)), port
 
 
 # -- a hand-made WebSocket client -------------------------------------------------------
@@ -164,8 +164,9 @@ def info_of(ws: RawWs) -> dict:
 # -- NATS clients over WebSocket ------------------------------------------------------
 
 
-async def test_nats_py_pub_sub_request_and_headers(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_nats_py_pub_sub_request_and_headers(launch) -> None:
+    server, port = start(launch)
     nc = await nats.connect(f"ws://127.0.0.1:{port}")
     try:
         assert nc._server_info["port"] == port
@@ -184,8 +185,9 @@ async def test_nats_py_pub_sub_request_and_headers(conf_server) -> None:
         await nc.close()
 
 
-async def test_websocket_and_tcp_clients_share_subjects(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_websocket_and_tcp_clients_share_subjects(launch) -> None:
+    server, port = start(launch)
     ws_nc = await nats.connect(f"ws://127.0.0.1:{port}")
     tcp_nc = await nats.connect(server.url)
     try:
@@ -200,9 +202,10 @@ async def test_websocket_and_tcp_clients_share_subjects(conf_server) -> None:
         await tcp_nc.close()
 
 
-async def test_nats_py_jetstream_over_websocket(conf_server, tmp_path: Path) -> None:
-    store = tmp_path / f"js-{conf_server.target}"
-    server, port = start(conf_server, top=f'jetstream {{ store_dir: "{store}" }}')
+@pytest.mark.differential
+async def test_nats_py_jetstream_over_websocket(launch, tmp_path: Path) -> None:
+    store = tmp_path / f"js-{launch.target}"
+    server, port = start(launch, top=f'jetstream {{ store_dir: "{store}" }}')
     nc = await nats.connect(f"ws://127.0.0.1:{port}")
     try:
         js = nc.jetstream()
@@ -222,8 +225,9 @@ async def test_nats_py_jetstream_over_websocket(conf_server, tmp_path: Path) -> 
         await nc.close()
 
 
-async def test_info_describes_the_websocket_listener(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_info_describes_the_websocket_listener(launch) -> None:
+    server, port = start(launch)
     ws = await RawWs.open(port)
     await ws.until(b"\r\n")
     info = info_of(ws)
@@ -237,8 +241,9 @@ async def test_info_describes_the_websocket_listener(conf_server) -> None:
 # -- framing --------------------------------------------------------------------------
 
 
-async def test_ops_split_across_frames_and_several_per_frame(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_ops_split_across_frames_and_several_per_frame(launch) -> None:
+    server, port = start(launch)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     ws.send(frame(OP_BINARY, b"SUB a 1\r\nSUB b 2\r\nPU") + frame(OP_BINARY, b"B a 2\r\nh")
@@ -251,8 +256,9 @@ async def test_ops_split_across_frames_and_several_per_frame(conf_server) -> Non
     await ws.close()
 
 
-async def test_text_frames_are_accepted_even_with_bad_utf8(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_text_frames_are_accepted_even_with_bad_utf8(launch) -> None:
+    server, port = start(launch)
     ws = await RawWs.open(port)
     await ws.until(b"INFO ")
     ws.send(frame(OP_TEXT, b'CONNECT {"verbose":true}\r\nSUB t 1\r\nPUB t 2\r\n\xff\xfe\r\n'
@@ -263,8 +269,9 @@ async def test_text_frames_are_accepted_even_with_bad_utf8(conf_server) -> None:
     await ws.close()
 
 
-async def test_ping_is_answered_with_pong(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_ping_is_answered_with_pong(launch) -> None:
+    server, port = start(launch)
     async with ws_connect(f"ws://127.0.0.1:{port}") as ws:
         await ws.recv()  # INFO
         waiter = await ws.ping(b"probe")
@@ -280,8 +287,9 @@ async def test_ping_is_answered_with_pong(conf_server) -> None:
     await raw.close()
 
 
-async def test_compressed_frames_both_ways(conf_server) -> None:
-    server, port = start(conf_server, "compression: true")
+@pytest.mark.differential
+async def test_compressed_frames_both_ways(launch) -> None:
+    server, port = start(launch, "compression: true")
     async with ws_connect(f"ws://127.0.0.1:{port}", compression="deflate") as ws:
         assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
         await ws.recv()  # INFO
@@ -294,8 +302,9 @@ async def test_compressed_frames_both_ways(conf_server) -> None:
         assert b"MSG z 1 15000\r\n" + payload + b"\r\n" in got
 
 
-async def test_no_compression_unless_configured(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_no_compression_unless_configured(launch) -> None:
+    server, port = start(launch)
     async with ws_connect(f"ws://127.0.0.1:{port}", compression="deflate") as ws:
         assert "Sec-WebSocket-Extensions" not in ws.response.headers
     raw = await handshake(port)
@@ -305,8 +314,9 @@ async def test_no_compression_unless_configured(conf_server) -> None:
     assert code is None or code[0] == 1002
 
 
-async def test_oversized_payload_closes_with_1009(conf_server) -> None:
-    server, port = start(conf_server, top="max_payload: 1024")
+@pytest.mark.differential
+async def test_oversized_payload_closes_with_1009(launch) -> None:
+    server, port = start(launch, top="max_payload: 1024")
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     ws.send(frame(OP_BINARY, b"PUB big 4000\r\n"))
@@ -314,8 +324,9 @@ async def test_oversized_payload_closes_with_1009(conf_server) -> None:
     assert b"-ERR 'Maximum Payload Violation'" in ws.text()
 
 
-async def test_oversized_frame_is_refused(conf_server) -> None:
-    server, port = start(conf_server, top="max_payload: 1024")
+@pytest.mark.differential
+async def test_oversized_frame_is_refused(launch) -> None:
+    server, port = start(launch, top="max_payload: 1024")
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     # a frame far beyond 8 x max_payload, of which only the start is sent
@@ -325,6 +336,7 @@ async def test_oversized_frame_is_refused(conf_server) -> None:
     assert code is not None and code[0] == 1009
 
 
+@pytest.mark.differential
 @pytest.mark.parametrize("bad", [
     frame(OP_BINARY, b"PING\r\n", mask=False),  # clients must mask
     frame(OP_CONT, b"PING\r\n"),  # a continuation of nothing
@@ -334,8 +346,8 @@ async def test_oversized_frame_is_refused(conf_server) -> None:
     frame(OP_BINARY, b"PI", fin=False) + frame(OP_BINARY, b"NG\r\n"),  # new before final
     frame(OP_CLOSE, struct.pack("!H", 999)),  # not a valid status
 ])
-async def test_protocol_errors_close_with_1002(conf_server, bad: bytes) -> None:
-    server, port = start(conf_server)
+async def test_protocol_errors_close_with_1002(launch, bad: bytes) -> None:
+    server, port = start(launch)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     ws.send(bad)
@@ -344,8 +356,9 @@ async def test_protocol_errors_close_with_1002(conf_server, bad: bytes) -> None:
     assert code is None or code[0] == 1002
 
 
-async def test_client_close_is_echoed(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_client_close_is_echoed(launch) -> None:
+    server, port = start(launch)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     ws.send(frame(OP_CLOSE, struct.pack("!H", 1000) + b"bye"))
@@ -355,8 +368,9 @@ async def test_client_close_is_echoed(conf_server) -> None:
     assert client.protocol.close_code == 1000
 
 
-async def test_unknown_protocol_operation_closes(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_unknown_protocol_operation_closes(launch) -> None:
+    server, port = start(launch)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     ws.send(frame(OP_BINARY, b"FOO\r\n"))
@@ -364,8 +378,9 @@ async def test_unknown_protocol_operation_closes(conf_server) -> None:
     assert code is None or code[0] == 1002
 
 
-async def test_abrupt_close_leaves_the_server_serving(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_abrupt_close_leaves_the_server_serving(launch) -> None:
+    server, port = start(launch)
     for _ in range(3):
         ws = await handshake(port)
         await ws.until(b"PONG\r\n")
@@ -380,8 +395,9 @@ async def test_abrupt_close_leaves_the_server_serving(conf_server) -> None:
         await nc.close()
 
 
-async def test_auth_timeout_closes_with_1008(conf_server) -> None:
-    server, port = start(conf_server, top="authorization { user: a, password: b, timeout: 0.5 }")
+@pytest.mark.differential
+async def test_auth_timeout_closes_with_1008(launch) -> None:
+    server, port = start(launch, top="authorization { user: a, password: b, timeout: 0.5 }")
     ws = await RawWs.open(port)
     await ws.until(b"INFO ")
     assert info_of(ws)["auth_required"] is True
@@ -389,8 +405,9 @@ async def test_auth_timeout_closes_with_1008(conf_server) -> None:
     assert b"-ERR 'Authentication Timeout'" in ws.text()
 
 
-async def test_max_connections(conf_server) -> None:
-    server, port = start(conf_server, top="max_connections: 1")
+@pytest.mark.differential
+async def test_max_connections(launch) -> None:
+    server, port = start(launch, top="max_connections: 1")
     first = await handshake(port)
     await first.until(b"PONG\r\n")
     second = await RawWs.open(port)
@@ -399,8 +416,9 @@ async def test_max_connections(conf_server) -> None:
     await first.close()
 
 
-async def test_server_shutdown_sends_1001(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_server_shutdown_sends_1001(launch) -> None:
+    server, port = start(launch)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     server.stop()
@@ -410,9 +428,10 @@ async def test_server_shutdown_sends_1001(conf_server) -> None:
 # -- origins ----------------------------------------------------------------------------
 
 
-async def test_allowed_origins(conf_server) -> None:
+@pytest.mark.differential
+async def test_allowed_origins(launch) -> None:
     server, port = start(
-        conf_server, 'allowed_origins: ["http://good.example", "https://sec.example:8443"]')
+        launch, 'allowed_origins: ["http://good.example", "https://sec.example:8443"]')
     for origin, status in [("http://good.example", 101), ("http://good.example:80", 101),
                            ("https://sec.example:8443", 101), ("http://evil.example", 403),
                            ("https://sec.example", 403), ("https://good.example", 403),
@@ -422,8 +441,9 @@ async def test_allowed_origins(conf_server) -> None:
         await ws.close()
 
 
-async def test_same_origin(conf_server) -> None:
-    server, port = start(conf_server, "same_origin: true")
+@pytest.mark.differential
+async def test_same_origin(launch) -> None:
+    server, port = start(launch, "same_origin: true")
     for origin, status in [(f"http://127.0.0.1:{port}", 101), ("http://127.0.0.1", 403),
                            (f"https://127.0.0.1:{port}", 403), ("http://other.example", 403)]:
         ws = await RawWs.open(port, {"Origin": origin})
@@ -431,10 +451,11 @@ async def test_same_origin(conf_server) -> None:
         await ws.close()
 
 
+@pytest.mark.differential
 async def test_nats_py_refused_by_origin_policy_still_connects_without_origin(
-    conf_server,
+    launch,
 ) -> None:
-    server, port = start(conf_server, 'allowed_origins: "http://good.example"')
+    server, port = start(launch, 'allowed_origins: "http://good.example"')
     nc = await nats.connect(f"ws://127.0.0.1:{port}")  # no Origin header: not a browser
     await nc.close()
 
@@ -452,8 +473,9 @@ authorization {
 """
 
 
-async def test_allowed_connection_types(conf_server) -> None:
-    server, port = start(conf_server, top=USERS)
+@pytest.mark.differential
+async def test_allowed_connection_types(launch) -> None:
+    server, port = start(launch, top=USERS)
     ws_url = f"ws://127.0.0.1:{port}"
     for user in ("both", "wsonly"):
         nc = await nats.connect(ws_url, user=user, password="pw", max_reconnect_attempts=0)
@@ -468,8 +490,9 @@ async def test_allowed_connection_types(conf_server) -> None:
     assert b"-ERR 'Authorization Violation'" in ws.text()
 
 
-async def test_credentials_from_cookies(conf_server) -> None:
-    server, port = start(conf_server, 'user_cookie: "u"\n  pass_cookie: "p"', top=USERS)
+@pytest.mark.differential
+async def test_credentials_from_cookies(launch) -> None:
+    server, port = start(launch, 'user_cookie: "u"\n  pass_cookie: "p"', top=USERS)
     ws = await handshake(port, headers={"Cookie": "u=wsonly; p=pw"})
     assert b"PONG\r\n" in await ws.until(b"PONG\r\n")
     await ws.close()
@@ -479,8 +502,9 @@ async def test_credentials_from_cookies(conf_server) -> None:
     assert await ws.closed(5) == (1008, "Authentication Failure")
 
 
-async def test_websocket_token_overrides_server_auth(conf_server) -> None:
-    server, port = start(conf_server, 'authorization { token: "s3cret" }')
+@pytest.mark.differential
+async def test_websocket_token_overrides_server_auth(launch) -> None:
+    server, port = start(launch, 'authorization { token: "s3cret" }')
     nc = await nats.connect(server.url)  # the TCP port needs no auth
     await nc.close()
     ws = await RawWs.open(port)
@@ -493,9 +517,10 @@ async def test_websocket_token_overrides_server_auth(conf_server) -> None:
     assert await ws.closed(5) == (1008, "Authentication Failure")
 
 
-async def test_websocket_no_auth_user(conf_server) -> None:
+@pytest.mark.differential
+async def test_websocket_no_auth_user(launch) -> None:
     top = USERS + "\nno_auth_user: tcponly\n"
-    server, port = start(conf_server, "no_auth_user: wsonly", top=top)
+    server, port = start(launch, "no_auth_user: wsonly", top=top)
     ws = await handshake(port)
     await ws.until(b"PONG\r\n")
     await ws.close()
@@ -504,10 +529,11 @@ async def test_websocket_no_auth_user(conf_server) -> None:
 # -- wss ------------------------------------------------------------------------------
 
 
-async def test_wss(conf_server, tmp_path: Path) -> None:
+@pytest.mark.differential
+async def test_wss(launch, tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     port = free_port()
-    conf_server(f'websocket {{\n  port: {port}\n  tls {{ cert_file: "{pki.server.cert}"\n'
+    launch.conf(f'websocket {{\n  port: {port}\n  tls {{ cert_file: "{pki.server.cert}"\n'
                 f'    key_file: "{pki.server.key}" }}\n}}\n')
     ctx = ssl.create_default_context(cafile=pki.ca_file)
     async with ws_connect(f"wss://127.0.0.1:{port}", ssl=ctx) as ws:
@@ -525,27 +551,31 @@ async def test_wss(conf_server, tmp_path: Path) -> None:
 # -- configuration ----------------------------------------------------------------------
 
 
-def test_unknown_key_is_a_config_error(conf_server) -> None:
+@pytest.mark.differential
+def test_unknown_key_is_a_config_error(launch) -> None:
     with pytest.raises(RuntimeError) as info:
-        start(conf_server, "bogus: 1")
+        start(launch, "bogus: 1")
     assert 'unknown field "' in str(info.value)
-    assert f"{conf_server.target}-0.conf:5:" in str(info.value)
+    assert f"{launch.target}-0.conf:5:" in str(info.value)
 
 
-def test_allowed_origins_must_be_http_urls(conf_server) -> None:
+@pytest.mark.differential
+def test_allowed_origins_must_be_http_urls(launch) -> None:
     with pytest.raises(RuntimeError) as info:
-        start(conf_server, 'allowed_origins: ["ftp://x"]')
+        start(launch, 'allowed_origins: ["ftp://x"]')
     assert "allowed origins must be absolute URLs with http or https scheme" in str(info.value)
 
 
-def test_tls_or_no_tls_is_required(conf_server) -> None:
+@pytest.mark.differential
+def test_tls_or_no_tls_is_required(launch) -> None:
     with pytest.raises(RuntimeError) as info:
-        conf_server(f"websocket {{ port: {free_port()} }}\n")
+        launch.conf(f"websocket {{ port: {free_port()} }}\n")
     assert "websocket requires TLS configuration" in str(info.value)
 
 
-async def test_websockets_library_sees_binary_messages(conf_server) -> None:
-    server, port = start(conf_server)
+@pytest.mark.differential
+async def test_websockets_library_sees_binary_messages(launch) -> None:
+    server, port = start(launch)
     async with ws_connect(f"ws://127.0.0.1:{port}") as ws:
         first = await ws.recv()
         assert isinstance(first, bytes) and first.startswith(b"INFO ")
@@ -559,8 +589,9 @@ async def test_websockets_library_sees_binary_messages(conf_server) -> None:
     assert websockets.__version__
 
 
-async def test_slow_consumer_is_dropped(conf_server) -> None:
-    server, port = start(conf_server, top="max_pending: 262144\nmax_payload: 65536")
+@pytest.mark.differential
+async def test_slow_consumer_is_dropped(launch) -> None:
+    server, port = start(launch, top="max_pending: 262144\nmax_payload: 65536")
     ws = await handshake(port)
     ws.send(frame(OP_BINARY, b"SUB flood 1\r\nPING\r\n"))
     await ws.until(b"PONG\r\n", count=2)
@@ -580,11 +611,12 @@ async def test_slow_consumer_is_dropped(conf_server) -> None:
         await ws.close()
 
 
-async def test_refused_upgrade_with_bad_frames_in_the_same_read_just_closes(conf_server) -> None:
+@pytest.mark.differential
+async def test_refused_upgrade_with_bad_frames_in_the_same_read_just_closes(launch) -> None:
     """The upgrade request and a malformed frame arrive together for an unknown path:
     the connection closes (Jetport sends no response once the frame parser gave up) and
     the door goes on serving."""
-    server, port = start(conf_server)
+    server, port = start(launch)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(f"GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -29,10 +29,11 @@ def node_modules() -> Path:
     return modules
 
 
-def test_js_clients_over_websocket(conf_server, node_modules: Path, tmp_path: Path) -> None:
+@pytest.mark.differential
+def test_js_clients_over_websocket(launch, node_modules: Path, tmp_path: Path) -> None:
     port = free_port()
-    store = tmp_path / f"js-{conf_server.target}"
-    conf_server(f'jetstream {{ store_dir: "{store}" }}\n'
+    store = tmp_path / f"js-{launch.target}"
+    launch.conf(f'jetstream {{ store_dir: "{store}" }}\n'
                 f"websocket {{\n  port: {port}\n  no_tls: true\n}}\n")
     assert NODE is not None
     run = subprocess.run([NODE, "ws_clients.mjs", f"ws://127.0.0.1:{port}"], cwd=NODE_DIR,

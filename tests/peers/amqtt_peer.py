@@ -57,7 +57,7 @@ async def main() -> None:
         try:
             client, result = await handle(client, json.loads(line))
             answer: dict[str, Any] = {"ok": result}
-        except Exception as exc:  # every failure goes back to the test as data
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the test as data
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()

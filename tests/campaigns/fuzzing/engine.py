@@ -203,7 +203,7 @@ def run_one(target: Target, case: Case, dog: Watchdog) -> tuple[list[str], BaseE
             dog.disarm()
     except Hang as exc:
         error = exc
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any exception is the finding (a crash)
         error = exc
     return kinds, error, time.perf_counter() - start
 
