@@ -122,6 +122,12 @@ def connz(request: Request, offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
         return _refused(exc)
 
 
+@router.get("/leafz", responses={**_DOC, **_DENIED}, dependencies=_SYSTEM)
+def leafz(request: Request, subs: str | None = None, acc: str | None = None) -> Response:
+    """Leaf node links with their counters; ``subs=1`` lists what each side announced."""
+    return _ok(monitor.leafz(_door(request).hub, _flag(subs), acc or None))
+
+
 @router.get("/subsz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
 @router.get("/subscriptionsz", include_in_schema=False, dependencies=_SYSTEM)
 def subsz(request: Request, subs: str | None = None,

@@ -79,7 +79,7 @@ async def _core(door: HttpDoor, client: DoorClient, subject: bytes, queue: bytes
         size = len(subj) + len(payload) + (len(hdr) if hdr else 0)
         if state["held"] + size > budget:
             state["slow"] = True
-            door.hub.slow_consumers += 1
+            door.hub.count_slow_consumer()
             log.info("http %s - SSE on %s: Slow Consumer Detected: MaxPending of %d exceeded",
                      client.user or "-", subject.decode(errors="replace"), budget)
             box.put_nowait(None)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.core import security
 from jetport.core.accounts import GLOBAL_ACCOUNT, Account
 from jetport.core.flow import FlowControl
+from jetport.core.memory import release_soon
 from jetport.core.monitor import closed_record
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from jetport.core.client import Client
     from jetport.core.config import Options
     from jetport.core.jetstream.engine import JetStream
+    from jetport.core.router import Link
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
 NATS_VERSION = "2.11.0"
@@ -52,6 +54,8 @@ class Hub:
         self.total_connections = 0
         self.slow_consumers = 0
         self.lame_duck = False
+        #: Leaf node links that are up (/leafz, /varz ``leafnodes``).
+        self.leaf_links: list[Link] = []
         self.flow = FlowControl(stall=not options.no_fast_producer_stall)
         self.jetstream: JetStream | None = None
         #: Listening port of each open door, by door name.
@@ -91,6 +95,12 @@ class Hub:
         messages (MQTT) stores it; without one it is just a message."""
         if self.retainer is not None:
             self.retainer(account, subject, hdr, payload)
+
+    def count_slow_consumer(self) -> None:
+        """Count a client cut off for falling behind (/varz ``slow_consumers``); the
+        memory its queue held goes back to the system once freed."""
+        self.slow_consumers += 1
+        release_soon()
 
     def next_cid(self) -> int:
         self._cid += 1

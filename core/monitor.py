@@ -66,7 +66,7 @@ def varz(hub: Hub, http_host: str, http_port: int) -> dict[str, Any]:
         "total_connections": hub.total_connections,
         "routes": 0,
         "remotes": 0,
-        "leafnodes": 0,
+        "leafnodes": len(hub.leaf_links),
         "slow_consumers": hub.slow_consumers,
         "stalled_clients": hub.flow.stalled,
         "subscriptions": sum(len(a.router.index) for a in hub.accounts.values()),
@@ -199,6 +199,15 @@ def _closed_docs(hub: Hub, subs: bool, detail: bool) -> list[dict[str, Any]]:
             doc.pop("subscriptions_list", None)
         docs.append(doc)
     return docs
+
+
+def leafz(hub: Hub, subs: bool = False, account: str | None = None) -> dict[str, Any]:
+    """The leaf node links that are up, as nats-server's /leafz shows them."""
+    links = [link.describe(subs) for link in hub.leaf_links]
+    if account is not None:
+        links = [doc for doc in links if doc.get("account") == account]
+    return {"server_id": hub.server_id, "now": rfc3339(time.time()),
+            "leafnodes": len(links), "leafs": links}
 
 
 def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",

@@ -8,7 +8,7 @@ no-responders behave the same whichever door a message came in by.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jetport.core.subjects import (
     EMPTY,
@@ -67,6 +67,29 @@ def admits(sub: Subscription, origin: Client | None, subject: bytes,
     return guard is None or guard(subject, reply)
 
 
+class Link(Protocol):
+    """A connection to another server that shares this account's interest and messages
+    (a leaf node link): it hears of every local subscription and is offered every
+    message published here, and forwards what the other side has interest in."""
+
+    @property
+    def client(self) -> Client:
+        """Its side of the account: what arrives over the link is published as it."""
+        ...
+
+    def local_interest(self, sub: Subscription, added: bool) -> None: ...
+
+    def describe(self, subs: bool) -> dict[str, Any]:
+        """The link as nats-server's /leafz lists it (``subs``: with its subjects)."""
+        ...
+
+    def forward(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                payload: bytes, local_groups: frozenset[bytes]) -> bool:
+        """Send the message if the other side wants it (``local_groups``: the queue
+        groups that have a member here, which keep the message); whether it was sent."""
+        ...
+
+
 class Router:
     """The subscription index of one account and delivery over it."""
 
@@ -75,6 +98,9 @@ class Router:
         self._rr = 0
         #: literal subject -> callbacks run when a subscription starts matching it
         self._watchers: dict[bytes, list[Callable[[], None]]] = {}
+        #: Links to other servers; while there are any, every publish goes through
+        #: :meth:`publish` so each message is offered to them once.
+        self.links: list[Link] = []
 
     def subscribe(self, sub: Subscription) -> None:
         if not is_valid_subject(sub.subject):
@@ -82,6 +108,9 @@ class Router:
         self.index.insert(sub)
         if self._watchers:
             self._notify(sub.subject)
+        for link in self.links:
+            if link.client is not sub.client:
+                link.local_interest(sub, True)
 
     def watch(self, subject: bytes, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever someone subscribes to something matching
@@ -105,7 +134,10 @@ class Router:
             callback()
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self.index.remove(sub)
+        if self.index.remove(sub):
+            for link in self.links:
+                if link.client is not sub.client:
+                    link.local_interest(sub, False)
 
     def match(self, subject: bytes) -> Match[Subscription]:
         """Subscriptions for a published subject; :class:`InvalidSubject` if malformed."""
@@ -157,8 +189,35 @@ class Router:
                 self._count(sub)
         if groups:
             n += self._to_groups(groups, origin, subject, reply, hdr, payload)
+        if self.links:
+            n += self._forward(origin, subject, reply, hdr, payload, groups)
         if not n and reply and origin is not None and origin.no_responders:
             self._no_responders(origin, subject, reply)
+        return n
+
+    def _forward(self, origin: Client | None, subject: bytes, reply: bytes | None,
+                 hdr: bytes | None, payload: bytes,
+                 groups: tuple[tuple[Subscription, ...], ...]) -> int:
+        """Offer a message to the links, except the one it came over; what arrived
+        over a link never goes out over another (a leaf relays nothing between hubs)."""
+        if origin is not None and any(link.client is origin for link in self.links):
+            return 0
+        local = frozenset(members[0].queue for members in groups if members[0].queue)
+        return sum(link.forward(subject, reply, hdr, payload, local) for link in self.links)
+
+    def publish_remote(self, origin: Client, subject: bytes, reply: bytes | None,
+                       hdr: bytes | None, payload: bytes, queues: tuple[bytes, ...]) -> int:
+        """Deliver a message that arrived over a link: to every plain subscriber, and
+        to one member of each queue group the other side picked this server for."""
+        plain, groups = self.match(subject)
+        n = 0
+        for sub in plain:
+            if admits(sub, origin, subject, reply):
+                self._deliver(sub, subject, reply, hdr, payload)
+                n += 1
+        if queues and groups:
+            wanted = tuple(members for members in groups if members[0].queue in queues)
+            n += self._to_groups(wanted, origin, subject, reply, hdr, payload)
         return n
 
     def deliver_as(
@@ -184,6 +243,11 @@ class Router:
         with ``origin`` None), each delivered as :meth:`publish` would, in order;
         consecutive ones for the same lone subscriber reach it in one call.  Invalid
         subjects are skipped, as a client that is not pedantic expects."""
+        if self.links:
+            for subject, reply, hdr, payload in msgs:
+                if is_valid_publish_subject(subject):
+                    self.publish(origin, subject, reply, hdr, payload)
+            return
         index = self.index
         cache = index.cache
         run_sub: Subscription | None = None
@@ -262,6 +326,8 @@ class Router:
         Each subscriber gets them in order in one call, so a door can encode the run
         at once.  Same results as calling :meth:`publish` for each.
         """
+        if self.links:
+            return sum(self.publish(origin, subject, reply, None, p) for p in payloads)
         plain, groups = self.match(subject)
         n = 0
         for sub in plain:

@@ -18,6 +18,7 @@ cluster takes a few seconds to elect its meta leader).
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -228,9 +229,13 @@ class HubCluster:
 
     def start_leaf(self, name: str = "leaf1", *, domain: str | None = "leaf1",
                    jetstream: bool = True, remote_extra: str = "", extra: str = "",
-                   urls: list[str] | None = None, timeout: float = 15.0) -> ServerProcess:
-        """Start a nats-server leaf node that dials the cluster (all nodes' leafnode
-        ports unless ``urls`` is given) and wait until its leafnode link is up.
+                   urls: list[str] | None = None, timeout: float = 15.0,
+                   target: str = "nats-server") -> ServerProcess:
+        """Start a leaf node that dials the cluster (all nodes' leafnode ports unless
+        ``urls`` is given) and wait until its leafnode link is up.
+
+        :param target: ``"nats-server"`` or ``"jetport"``: which server is the leaf;
+            both get the same config file.
 
         :param domain: the leaf's own JetStream domain; None for none.
         :param jetstream: False: a leaf without JetStream (it reaches the hub's with
@@ -238,16 +243,20 @@ class HubCluster:
         :param remote_extra: text inside the remote block (``deny_imports: [...]`` …).
         :param extra: config text added at the top level.
         """
-        binary = nats_server_binary()
-        assert binary is not None
         js = ""
         if jetstream:
             dom = f", domain: {_q(domain)}" if domain else ""
             js = f"jetstream {{ store_dir: {_q(self.tmp / name / 'js')}{dom} }}\n"
         remotes = ", ".join(_q(u) for u in (urls or self.leafnode_urls))
         conf = self.tmp / f"{name}.conf"
-        leaf = ServerProcess([binary, "-c", str(conf)], self.tmp / f"{name}.log", cwd=self.tmp)
-        leaf.target, leaf.conf_path = "nats-server", conf
+        if target == "jetport":
+            argv = [sys.executable, "-m", "jetport.core.cli", "serve", "-c", str(conf)]
+        else:
+            binary = nats_server_binary()
+            assert binary is not None
+            argv = [binary, "-c", str(conf)]
+        leaf = ServerProcess(argv, self.tmp / f"{name}.log", cwd=self.tmp)
+        leaf.target, leaf.conf_path = target, conf
         self.leaves.append(leaf)
         for attempt in range(3):  # new ports if another test took the free ones meanwhile
             conf.write_text(

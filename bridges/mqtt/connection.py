@@ -198,7 +198,7 @@ class MqttConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing() or self._closing:
             return
-        self.hub.slow_consumers += 1
+        self.hub.count_slow_consumer()
         who = self.session.client_id if self.session is not None else "-"
         log.info("%s:%s - mqtt - %r - Slow Consumer Detected: %s", self.ip, self.port, who,
                  why or f"MaxPending of {self.max_pending} exceeded")

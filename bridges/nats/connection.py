@@ -351,7 +351,7 @@ class NatsClient(Client, asyncio.Protocol):
         """Drop a client that cannot keep up; nats-server sends no -ERR here."""
         if self.transport is None or self.transport.is_closing():
             return
-        self.hub.slow_consumers += 1
+        self.hub.count_slow_consumer()
         self.close_reason = self.close_reason or "Slow Consumer (Pending Bytes)"
         log.info("%s:%s - cid:%d - Slow Consumer Detected: MaxPending of %d exceeded",
                  self.ip, self.port, self.cid, self.max_pending)

@@ -195,7 +195,8 @@ async def test_websocket_and_tcp_clients_share_subjects(launch) -> None:
         await ws_nc.flush()
         big = os.urandom(200_000)
         await tcp_nc.publish("mix", big)
-        msg = await sub.next_msg(timeout=2)
+        await tcp_nc.flush()
+        msg = await sub.next_msg(timeout=5)
         assert msg.data == big
     finally:
         await ws_nc.close()

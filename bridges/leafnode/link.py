@@ -1,0 +1,326 @@
+"""One solicited leaf node connection: this hub dials a nats-server (the hub of a
+cluster) and shares one local account's interest and messages with it.
+
+The link is a :class:`jetport.core.router.Link` on the account's router: it hears of
+every local subscription (:class:`.interest.LocalInterest` turns them into ``LS+``/
+``LS-``) and is offered every message published in the account, which it sends as one
+``LMSG`` when the other side announced interest (:class:`.interest.RemoteInterest`).
+What arrives as ``LMSG`` is published locally as the link's own client, so it never
+goes back over the link it came from.  Life cycle: dial the remote's urls in turn,
+INFO → CONNECT → the interest burst, pings both ways; on any loss, wait ``reconnect``
+and dial again (30 s after a loop was detected, as nats-server does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from jetport.bridges.leafnode.codec import (
+    LeafCodec,
+    encode_connect,
+    encode_err,
+    encode_msg,
+)
+from jetport.bridges.leafnode.events import (
+    Event,
+    Info,
+    LeafConnectOptions,
+    LeafMsg,
+    LeafSub,
+    LeafUnsub,
+    Ping,
+    ProtocolViolation,
+    RemoteError,
+)
+from jetport.bridges.leafnode.interest import LocalInterest, RemoteInterest
+from jetport.bridges.nats.codec import PING, PONG
+from jetport.core.client import Client
+from jetport.core.log import log
+from jetport.core.router import Subscription
+from jetport.core.subjects import subject_matches
+from jetport.core.tasks import spawn
+
+if TYPE_CHECKING:
+    from jetport.core.accounts import Account
+    from jetport.core.hub import Hub
+
+DEFAULT_PORT = 7422
+#: How long a link waits before dialling again after nats-server refused it for a loop.
+LOOP_DELAY = 30.0
+DIAL_TIMEOUT = 2.0
+#: JetStream traffic that stays on its own side when the two sides' domains differ.
+JS_SUBJECTS = (b"$JS.API.>", b"$KV.>", b"$OBJ.>")
+
+
+class LeafClient(Client):
+    """The link's side of the account: what arrives over the link is published as it."""
+
+    kind = "Leafnode"
+    conn_type = "LEAFNODE"
+    echo = False
+    headers = True
+
+    def __init__(self, hub: Hub, account: Account, link: LeafLink) -> None:
+        super().__init__(hub, account)
+        self.link = link
+
+    def close(self, reason: str = "") -> None:
+        self.link.drop(reason)
+
+
+class LeafLink(asyncio.Protocol):
+    """A leaf node connection to one remote, kept up until :meth:`stop`."""
+
+    def __init__(self, hub: Hub, account: Account, urls: list[str], *,
+                 reconnect: float = 1.0, deny_imports: Iterable[str] = (),
+                 deny_exports: Iterable[str] = (), randomize: bool = True) -> None:
+        self.hub = hub
+        self.account = account
+        self.urls = list(urls)
+        if randomize:
+            random.shuffle(self.urls)
+        self.reconnect = reconnect
+        self.deny_imports = [s.encode() for s in deny_imports]
+        self.deny_exports = [s.encode() for s in deny_exports]
+        self.client = LeafClient(hub, account, self)
+        self.local = LocalInterest()
+        self.remote = RemoteInterest()
+        #: This account's loop-detection subject: seen back from the other side, it
+        #: means the other side reaches us through another path.
+        self.lds = b"$LDS." + secrets.token_hex(11).encode()
+        self.codec = LeafCodec(max_payload=hub.options.max_payload)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.peer_name = ""
+        self.peer_headers = True
+        #: Subjects that never cross this link in either direction.
+        self.blocked: list[bytes] = []
+        self.connected = False
+        self._lost: asyncio.Future[None] | None = None
+        self._delay = 0.0
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._pings_out = 0
+        self.in_msgs = self.out_msgs = self.in_bytes = self.out_bytes = 0
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = spawn(self._run(), f"leafnode link {self.account.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.transport is not None:
+            self.transport.close()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while not self._stopping:
+            url = self.urls[attempt % len(self.urls)]
+            attempt += 1
+            host, port, _, _ = split_url(url)
+            self._lost = loop.create_future()
+            try:
+                await asyncio.wait_for(loop.create_connection(lambda: self, host, port),
+                                       DIAL_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                log.debug("Error trying to connect as leafnode to remote server %r: %s",
+                          url, exc)
+                await asyncio.sleep(self.reconnect + random.uniform(0, self.reconnect))
+                continue
+            self.peer = url
+            await self._lost
+            delay, self._delay = max(self.reconnect, self._delay), 0.0
+            if not self._stopping:
+                await asyncio.sleep(delay)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.codec = LeafCodec(max_payload=self.hub.options.max_payload)
+        self._pings_out = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connected:
+            log.info("Leafnode connection to %s closed%s", self.peer,
+                     f": {exc}" if exc else "")
+            self.account.router.links.remove(self)
+            self.hub.leaf_links.remove(self)
+        self.connected = False
+        self.transport = None
+        self.remote = RemoteInterest()
+        self.local = LocalInterest()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def drop(self, reason: str, err: str | None = None, delay: float = 0.0) -> None:
+        """End the connection (the run loop dials again), with ``-ERR`` first if given."""
+        if reason:
+            log.error("Leafnode connection to %s: %s", self.peer, reason)
+        self._delay = max(self._delay, delay)
+        if self.transport is not None:
+            if err:
+                self.transport.write(encode_err(err))
+            self.transport.close()
+
+    # -- input ------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.codec.receive_data(data)
+        except ValueError as exc:
+            self.drop(f"protocol error: {exc}")
+            return
+        for event in events:
+            self._handle(event)
+            if self.transport is None or self.transport.is_closing():
+                return
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, LeafMsg):
+            self._message(event)
+        elif isinstance(event, LeafSub):
+            if event.subject == self.lds:
+                self.drop("loop detected", "Loop detected for leafnode account="
+                          f'"{self.account.name}". Delaying attempt to reconnect for 30s',
+                          LOOP_DELAY)
+            elif not self._blocked(event.subject, self.deny_exports):
+                self.remote.add(event.subject, event.queue, event.weight)
+        elif isinstance(event, LeafUnsub):
+            self.remote.remove(event.subject, event.queue)
+        elif isinstance(event, Ping):
+            self._write(PONG)
+        elif isinstance(event, Info):
+            if not self.connected:
+                self._first_info(event)
+        elif isinstance(event, RemoteError):
+            log.error("Leafnode connection to %s: remote error: %s", self.peer, event.text)
+        elif isinstance(event, ProtocolViolation):
+            self.drop(f"protocol violation: {event.err or 'closed'}", event.err)
+        else:  # Pong, Ok
+            self._pings_out = 0
+
+    def _first_info(self, event: Info) -> None:
+        info = event.info
+        if not info.client_id or info.leafnode_urls is None:
+            self.drop(f"attempted to connect to wrong port: {self.peer}")
+            return
+        if info.tls_required:
+            self.drop("the remote requires TLS, which this link does not offer yet")
+            return
+        hub, opts = self.hub, self.hub.options
+        _, _, user, password = split_url(self.peer)
+        domain = getattr(hub.jetstream, "domain", "") or ""
+        self.blocked = list(JS_SUBJECTS) if info.domain != domain else []
+        self.peer_headers = info.headers
+        connect = LeafConnectOptions(
+            version=hub.version, server_id=hub.server_id, name=hub.server_name,
+            cluster=hub.server_name.replace(" ", "_"), domain=domain,
+            headers=True, jetstream=hub.jetstream is not None, user=user,
+            password=password,
+            deny_pub=tuple(s.decode() for s in self.deny_imports),
+            remote_account=self.account.name, protocol=1)
+        self._write(encode_connect(connect))
+        self.connected = True
+        router = self.account.router
+        for sub in router.index:
+            if sub.client is not self.client:
+                self.local.add(sub.subject, sub.queue)
+        frames = [f for f in self.local.burst() if not self._blocked_frame(f)]
+        frames.append(b"LS+ " + self.lds + b"\r\n")
+        self._write(b"".join(frames))
+        router.links.append(self)
+        self.hub.leaf_links.append(self)
+        self.peer_name = info.server_name
+        log.info("Connected leafnode to %r (%s) for account %s", info.server_name, self.peer,
+                 self.account.name)
+        spawn(self._ping(opts.ping_interval, opts.ping_max), f"leafnode pings {self.peer}")
+
+    def _message(self, msg: LeafMsg) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(msg.payload) + len(msg.headers or b"")
+        if self._blocked(msg.subject, self.deny_imports):
+            return
+        self.account.router.publish_remote(self.client, msg.subject, msg.reply, msg.headers,
+                                           msg.payload, msg.queues)
+
+    async def _ping(self, interval: float, most: int) -> None:
+        transport = self.transport
+        first = min(interval, 1.0)
+        await asyncio.sleep(first + random.uniform(0, first / 5))
+        while self.transport is transport and transport is not None:
+            if self._pings_out >= most:
+                self.drop("Stale Connection", "Stale Connection")
+                return
+            self._pings_out += 1
+            self._write(PING)
+            await asyncio.sleep(interval)
+
+    # -- output: the router's Link ---------------------------------------------------
+
+    def local_interest(self, sub: Subscription, added: bool) -> None:
+        frame = (self.local.add if added else self.local.remove)(sub.subject, sub.queue)
+        if frame is not None and self.connected and not self._blocked_frame(frame):
+            self._write(frame)
+
+    def forward(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                payload: bytes, local_groups: frozenset[bytes]) -> bool:
+        if not self.connected or not self.remote.keys:
+            return False
+        wanted, queues = self.remote.wants(subject, local_groups)
+        if not wanted or self._blocked(subject, self.deny_exports):
+            return False
+        self._write(encode_msg(subject, reply, queues, hdr, payload,
+                               peer_headers=self.peer_headers))
+        self.out_msgs += 1
+        self.out_bytes += len(payload) + len(hdr or b"")
+        return True
+
+    def describe(self, subs: bool) -> dict[str, Any]:
+        host, port, _, _ = split_url(self.peer)
+        doc: dict[str, Any] = {
+            "id": self.client.cid, "name": self.peer_name, "is_spoke": True,
+            "account": self.account.name, "ip": host, "port": port, "rtt": "0s",
+            "in_msgs": self.in_msgs, "out_msgs": self.out_msgs, "in_bytes": self.in_bytes,
+            "out_bytes": self.out_bytes, "subscriptions": len(self.remote),
+            "compression": "not supported"}
+        if subs:
+            doc["subscriptions_list"] = sorted(
+                (s.subject + b" " + s.queue if s.queue else s.subject).decode()
+                for s in self.remote.keys.values())
+        return doc
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _blocked(self, subject: bytes, deny: list[bytes]) -> bool:
+        return any(subject_matches(p, subject) for p in self.blocked) or any(
+            subject_matches(p, subject) for p in deny)
+
+    def _blocked_frame(self, frame: bytes) -> bool:
+        """An ``LS±`` for a subject this side does not take from the other."""
+        subject = frame[4:-2].split(b" ", 1)[0]
+        return self._blocked(subject, self.deny_imports)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+def split_url(url: str) -> tuple[str, int, str, str]:
+    """``nats-leaf://user:pass@host:port`` → (host, port, user, password); the port
+    defaults to 7422 as in nats-server."""
+    parts = urlsplit(url if "://" in url else f"nats-leaf://{url}")
+    return (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT,
+            parts.username or "", parts.password or "")

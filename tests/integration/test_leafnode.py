@@ -1,0 +1,208 @@
+"""A leaf node in front of a real 3-node nats-server JetStream cluster: the same client
+code against a Jetport leaf and a nats-server leaf (``@pytest.mark.differential``).
+
+The cluster (domain ``hub``) is shared by the module; every test starts its own leaf,
+with JetStream and no domain of its own, dialling all three nodes' leafnode ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+import nats
+import pytest
+from cluster import HubCluster, cluster_fixture
+from servers import ServerProcess
+
+pytestmark = pytest.mark.timeout(90)
+
+cluster = cluster_fixture(name="cluster")
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def leaf(cluster: HubCluster, target: str) -> Iterator[ServerProcess]:
+    server = cluster.start_leaf(f"leaf{next(_names)}-{target}", domain=None, target=target)
+    yield server
+    server.stop()
+
+
+def leaf_with(cluster: HubCluster, target: str, remote_extra: str) -> ServerProcess:
+    return cluster.start_leaf(f"leaf{next(_names)}-{target}", domain=None, target=target,
+                              remote_extra=remote_extra)
+
+
+async def until_delivered(pub: nats.NATS, subject: str, sub: nats.aio.subscription.Subscription,
+                          timeout: float = 10.0) -> None:
+    """Publish probes until one arrives: interest crosses the link and the cluster's
+    routes asynchronously, as with nats-server.  Drains the probes that arrived."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await pub.publish(subject, b"probe")
+        await pub.flush()
+        try:
+            await sub.next_msg(timeout=0.2)
+            break
+        except nats.errors.TimeoutError:
+            if loop.time() > deadline:
+                raise
+    await asyncio.sleep(0.2)
+    while True:
+        try:
+            await sub.next_msg(timeout=0.05)
+        except nats.errors.TimeoutError:
+            return
+
+
+async def drain(sub: nats.aio.subscription.Subscription, wait: float = 0.5) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=wait)
+        except nats.errors.TimeoutError:
+            return got
+        got.append(msg.data)
+
+
+@pytest.mark.differential
+async def test_messages_cross_the_link_both_ways_exactly_once(
+        cluster: HubCluster, leaf: ServerProcess) -> None:
+    on_leaf = await nats.connect(leaf.url)
+    on_cluster = await nats.connect(cluster.urls[1])
+    try:
+        down = await on_leaf.subscribe("down.>")
+        up = await on_cluster.subscribe("up.*")
+        await until_delivered(on_cluster, "down.probe", down)
+        await until_delivered(on_leaf, "up.probe", up)
+        for i in range(20):
+            await on_cluster.publish(f"down.{i}", b"d%d" % i)
+            await on_leaf.publish(f"up.{i}", b"u%d" % i)
+        await on_cluster.flush()
+        await on_leaf.flush()
+        assert await drain(down) == [b"d%d" % i for i in range(20)]
+        assert await drain(up) == [b"u%d" % i for i in range(20)]
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
+
+
+@pytest.mark.differential
+async def test_requests_and_headers_cross_the_link(cluster: HubCluster,
+                                                   leaf: ServerProcess) -> None:
+    on_leaf = await nats.connect(leaf.url)
+    on_cluster = await nats.connect(cluster.urls[2])
+    try:
+        async def echo(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(b"re:" + msg.data)
+
+        await on_leaf.subscribe("svc.leaf", cb=echo)
+        await on_cluster.subscribe("svc.cluster", cb=echo)
+        probe = await on_cluster.subscribe("svc.probe")
+        await on_leaf.subscribe("svc.probe")
+        await until_delivered(on_leaf, "svc.probe", probe)
+        reply = await on_cluster.request("svc.leaf", b"hi", timeout=5)
+        assert reply.data == b"re:hi"
+        reply = await on_leaf.request("svc.cluster", b"yo", timeout=5)
+        assert reply.data == b"re:yo"
+        watch = await on_cluster.subscribe("hdr.x")
+        await until_delivered(on_leaf, "hdr.x", watch)
+        await on_leaf.publish("hdr.x", b"body", headers={"A": "1", "B-b": "two words"})
+        msg = await watch.next_msg(timeout=5)
+        assert (msg.data, msg.headers) == (b"body", {"A": "1", "B-b": "two words"})
+        with pytest.raises(nats.errors.NoRespondersError):
+            await on_leaf.request("nobody.here", b"?", timeout=5)
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
+
+
+@pytest.mark.differential
+async def test_a_queue_group_gets_each_message_once_across_the_system(
+        cluster: HubCluster, leaf: ServerProcess) -> None:
+    on_leaf = await nats.connect(leaf.url)
+    on_cluster = await nats.connect(cluster.urls[0])
+    try:
+        leaf_members = [await on_leaf.subscribe("work", queue="q") for _ in range(2)]
+        witness = await on_cluster.subscribe("work.ready")
+        await on_leaf.subscribe("work.ready")
+        await until_delivered(on_leaf, "work.ready", witness)
+        # Published on the leaf with no cluster member: the leaf's own members take all.
+        for i in range(50):
+            await on_leaf.publish("work", b"%d" % i)
+        await on_leaf.flush()
+        got = [m for s in leaf_members for m in await drain(s)]
+        assert sorted(got) == sorted(b"%d" % i for i in range(50))
+        # Published in the cluster, which has no member: each message crosses once.
+        for i in range(50, 100):
+            await on_cluster.publish("work", b"%d" % i)
+        await on_cluster.flush()
+        got = [m for s in leaf_members for m in await drain(s)]
+        assert sorted(got) == sorted(b"%d" % i for i in range(50, 100))
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
+
+
+@pytest.mark.differential
+async def test_deny_imports_and_exports_hold(cluster: HubCluster, target: str) -> None:
+    leaf = leaf_with(cluster, target,
+                     'deny_imports: ["secret.in.>"], deny_exports: ["secret.out.>"]')
+    on_leaf = await nats.connect(leaf.url)
+    on_cluster = await nats.connect(cluster.urls[0])
+    try:
+        inbound = await on_leaf.subscribe(">")
+        outbound = await on_cluster.subscribe("secret.out.>")
+        open_out = await on_cluster.subscribe("open.out")
+        await until_delivered(on_cluster, "open.in", inbound)
+        await until_delivered(on_leaf, "open.out", open_out)
+        await on_cluster.publish("secret.in.x", b"no")
+        await on_cluster.publish("open.in", b"yes")
+        await on_leaf.publish("secret.out.x", b"no")
+        await on_cluster.flush()
+        await on_leaf.flush()
+        got = [m for m in await drain(inbound) if m != b"probe"]
+        assert b"yes" in got and b"no" not in got
+        assert await drain(outbound) == []
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
+        leaf.stop()
+
+
+@pytest.mark.differential
+async def test_the_clusters_jetstream_through_its_domain(cluster: HubCluster,
+                                                         leaf: ServerProcess,
+                                                         target: str) -> None:
+    on_leaf = await nats.connect(leaf.url)
+    on_cluster = await nats.connect(cluster.urls[0])
+    name = f"LEAFJS_{target.replace('-', '_').upper()}"
+    try:
+        js = on_leaf.jetstream(domain="hub")
+        for _ in range(50):  # the hub's JetStream interest reaches the leaf shortly
+            try:
+                await js.account_info()
+                break
+            except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):
+                await asyncio.sleep(0.2)
+        info = await js.add_stream(name=name, subjects=[f"{name.lower()}.>"],
+                                   num_replicas=3)
+        assert info.config.num_replicas == 3
+        for _ in range(50):  # the stream's subjects reach the leaf as interest shortly
+            try:
+                first = await js.publish(f"{name.lower()}.0", b"m0")
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.2)
+        acks = [first] + [await js.publish(f"{name.lower()}.{i}", b"m%d" % i)
+                          for i in range(1, 10)]
+        assert [a.seq for a in acks] == list(range(1, 11))
+        assert {a.domain for a in acks} == {"hub"}
+        state = (await on_cluster.jetstream().stream_info(name)).state
+        assert state.messages == 10
+        await on_cluster.jetstream().delete_stream(name)
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
