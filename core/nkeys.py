@@ -2,6 +2,8 @@
 
 A public nkey is base32 (RFC 4648, no padding) of one prefix byte, the 32-byte Ed25519
 key and a CRC16/XMODEM checksum stored little-endian, so it is always 56 characters.
+A seed (58 characters, "S" then the kind's letter) packs the seed prefix and the kind into
+its first two bytes ahead of the 32-byte Ed25519 seed; :func:`decode_seed` reads one.
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def decode_public_key(key: str, kinds: str = "OAUNC") -> bytes:
     if body[0] not in allowed:
         raise ValueError("nkey: invalid prefix byte")
     return body[1:]
+
+
+def decode_seed(seed: str, kind: str) -> bytes:
+    """The raw 32-byte Ed25519 seed of a seed of ``kind`` ('O', 'A', 'U', 'N', 'C')."""
+    if not isinstance(seed, str) or len(seed) != PUBLIC_KEY_LEN + 2:
+        raise ValueError("nkey: invalid seed")
+    body = _checked(seed)
+    if len(body) != 34 or body[0] & 0xF8 != SEED_PREFIX:
+        raise ValueError("nkey: invalid seed")
+    if ((body[0] & 0x07) << 5 | body[1] >> 3) != PREFIXES.get(kind):
+        raise ValueError("nkey: invalid prefix byte")
+    return body[2:]
 
 
 def is_public_key(key: str, kind: str) -> bool:

@@ -8,8 +8,9 @@ Modules, lowest first: :mod:`.file` (the file format), :mod:`.options` (the sett
 their defaults), :mod:`.values` (durations, sizes, addresses), :mod:`.keys` (the key
 tables), then one module per block, which registers its keys when imported, in this
 order: :mod:`.server` (top level), :mod:`.jetstream`, :mod:`.tls`, :mod:`.auth`
-(authorization, accounts, users), :mod:`.mqtt`, :mod:`.websocket`; and last
-:mod:`.flags`, the command line and the defaults that depend on what was set.
+(authorization, accounts, users), :mod:`.mqtt`, :mod:`.websocket`, :mod:`.leafnode`
+(the remotes a leaf node dials); and last :mod:`.flags`, the command line and the
+defaults that depend on what was set.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import importlib
 
 #: The blocks, each registering its keys when imported, in this order: before anything
 #: else of the package is used, every key is known.
-BLOCKS = ("server", "jetstream", "tls", "auth", "mqtt", "websocket")
+BLOCKS = ("server", "jetstream", "tls", "auth", "mqtt", "websocket", "leafnode")
 for _block in BLOCKS:
     importlib.import_module(f"{__name__}.{_block}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jetport.core.config import auth, mqtt, websocket
+from jetport.core.config import auth, leafnode, mqtt, websocket
 from jetport.core.config.file import ConfDict, ConfError, load
 from jetport.core.config.keys import TOP_LEVEL_KEYS
 from jetport.core.config.options import (
@@ -70,6 +70,7 @@ def finish(opts: Options) -> None:
     if opts.jetstream and not opts.store_dir:
         opts.store_dir = default_store_dir()
     auth.check(opts)
+    leafnode.check(opts)
     if opts.max_payload > opts.max_pending:
         raise OptionsError(
             f"max_payload ({opts.max_payload}) cannot be higher than "

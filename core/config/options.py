@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jetport.core.config.auth import AuthConfig
+    from jetport.core.config.leafnode import LeafNodeOptions
     from jetport.core.config.mqtt import MqttOptions
     from jetport.core.config.websocket import WebSocketOptions
 
@@ -96,6 +97,8 @@ class Options:
     #: when absent.
     mqtt: MqttOptions | None = field(default=None, repr=False, compare=False)
     websocket: WebSocketOptions | None = field(default=None, repr=False, compare=False)
+    #: The ``leafnodes {}`` block's remotes (:mod:`.leafnode`); None when absent.
+    leafnode: LeafNodeOptions | None = field(default=None, repr=False, compare=False)
     #: Users, permissions and accounts (:class:`.auth.AuthConfig`).
     auth_config: AuthConfig | None = field(default=None, repr=False, compare=False)
     tls: bool = False

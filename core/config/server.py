@@ -91,7 +91,6 @@ def _lame_duck_grace_key(opts: Options, entry: Entry) -> None:
 _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
     (TOP_LEVEL_KEYS, "clustering", "cluster connect_error_reports reconnect_error_reports"),
     (TOP_LEVEL_KEYS, "gateways", "gateway"),
-    (TOP_LEVEL_KEYS, "leaf nodes", "leaf leafnodes"),
     (
         TOP_LEVEL_KEYS,
         "subject mappings",

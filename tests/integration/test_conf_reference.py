@@ -1,5 +1,6 @@
 """The config format reader agrees with nats-server: texts it accepts pass
-``nats-server -t``, and syntax it refuses nats-server refuses too."""
+``nats-server -t``, and syntax it refuses nats-server refuses too, as it does the
+``leafnodes {}`` blocks Jetport refuses for what they say."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nkeys
 import pytest
 
-from jetport.core.config import from_config
+from jetport.core.config import OptionsError, from_config
 from jetport.core.config.file import ConfError, load
 
 NATS_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nats-server"
@@ -42,6 +44,26 @@ VALID_CONFIGS = {
     "json": '{ "port": 4333, "debug": false }\n',
     "sizes": "max_payload: 1MB\nmax_pending: 64MB\nmax_control_line: 4KB\nmax_connections: 1K\n",
     "logging": "log_file: '/tmp/jetport.log'\npid_file: /tmp/jetport.pid\nlogtime: false\n",
+    "leafnodes_one_url": 'leafnodes {\n  remotes: [ { url: "nats-leaf://127.0.0.1:7422" } ]\n}\n',
+    "leafnodes_remotes": (
+        'leafnodes {\n  reconnect: "5s"\n  remotes = [\n'
+        '    { urls: ["nats-leaf://u:p@10.0.0.1:7422", "nats://10.0.0.2", "tls://hub:7422"]\n'
+        '      account: SALES, deny_imports: "private.>", deny_export: ["a", "b.*"]\n'
+        "      no_randomize: true, tls { timeout: 3, min_version: \"1.3\" } }\n"
+        '    { url: "nats://token@hub", local: "$SYS", creds: "/etc/leaf/none.creds", hub: true }\n'
+        "    {}\n"
+        "  ]\n}\naccounts { SALES: {} }\n"
+    ),
+    "leafnodes_websocket": (
+        'leaf { reconnect_interval: "250ms", remotes: [\n'
+        '  { urls: ["ws://hub:8080", "wss://u:p@hub.example:443/nats"], dont_randomize: true }\n'
+        "] }\n"
+    ),
+    "leafnodes_nkey": (
+        "leafnodes { remotes: [ { url: nats://hub, seed: "
+        + nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER).decode()
+        + " } ] }\n"
+    ),
 }
 
 INVALID_SYNTAX = {
@@ -62,6 +84,33 @@ INVALID_SYNTAX = {
     "undefined_variable": "port: $JETPORT_SURELY_UNDEFINED_VARIABLE\n",
     "integer_overflow": "max_pending: 9223372036854775808\n",
     "bad_include": "include\n",
+    "leafnodes_unclosed_remotes": 'leafnodes {\n  remotes: [\n    { url: "nats://h" }\n}\n',
+    "leafnodes_unclosed_url": 'leafnodes {\n  remotes: [ { url: "nats://h } ]\n}\n',
+    "leafnodes_separator_as_key": 'leafnodes {\n  remotes: [ { : "nats://h" } ]\n}\n',
+}
+
+#: Configs both servers read and refuse for what a leafnodes block says.
+INVALID_LEAFNODES = {
+    "unknown_remote_key": 'leafnodes { remotes: [ { url: "nats://h", colour: red } ] }\n',
+    "bad_url": 'leafnodes { remotes: [ { url: "nats://h:abc" } ] }\n',
+    "url_number": "leafnodes { remotes: [ { url: 5 } ] }\n",
+    "remotes_not_array": 'leafnodes { remotes: { url: "nats://h" } }\n',
+    "remote_not_block": 'leafnodes { remotes: [ "nats://h" ] }\n',
+    "bad_deny_subject": 'leafnodes { remotes: [ { deny_imports: "foo..bar" } ] }\n',
+    "bad_seed": "leafnodes { remotes: [ { nkey: SUBAD } ] }\n",
+    "account_seed": (
+        "leafnodes { remotes: [ { nkey: "
+        + nkeys.encode_seed(bytes(32), nkeys.PREFIX_BYTE_ACCOUNT).decode()
+        + " } ] }\n"
+    ),
+    "creds_and_nkey": (
+        'leafnodes { remotes: [ { creds: "/u.creds", nkey: '
+        + nkeys.encode_seed(bytes(32), nkeys.PREFIX_BYTE_USER).decode()
+        + " } ] }\n"
+    ),
+    "tls_cert_without_key": 'leafnodes { remotes: [ { tls { cert_file: "c.pem" } } ] }\n',
+    "unknown_block_key": "leafnodes { colour: red }\n",
+    "bad_reconnect": 'leafnodes { reconnect: "5x" }\n',
 }
 
 
@@ -105,3 +154,14 @@ def test_invalid_syntax_rejected_by_both(name: str, tmp_path: Path) -> None:
     assert result.returncode != 0, f"nats-server accepted {INVALID_SYNTAX[name]!r}"
     with pytest.raises(ConfError, match=rf"{path.name}:\d+: "):
         load(path)
+
+
+@needs_nats
+@pytest.mark.parametrize("name", sorted(INVALID_LEAFNODES))
+def test_invalid_leafnodes_rejected_by_both(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.conf"
+    path.write_text(INVALID_LEAFNODES[name])
+    result = nats_check(path)
+    assert result.returncode != 0, f"nats-server accepted {INVALID_LEAFNODES[name]!r}"
+    with pytest.raises(OptionsError, match=rf"{path.name}:1: "):
+        from_config(load(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from natsjwt import Keys
 
 from jetport.core import nkeys
@@ -75,6 +76,25 @@ def test_bad_prefix_and_shape_rejected() -> None:
     for bad in (key[:-1], key + "A", key.lower(), key[:-2] + "==", ""):
         with pytest.raises(ValueError):
             nkeys.decode_public_key(bad)
+
+
+@pytest.mark.parametrize("kind", ["O", "A", "U"])
+def test_seeds_made_by_nkeys_decode_to_their_raw_seed(kind: str) -> None:
+    keys = Keys(kind)
+    assert keys.seed[:2] == "S" + kind
+    raw = nkeys.decode_seed(keys.seed, kind)
+    assert Ed25519PrivateKey.from_private_bytes(raw).sign(NONCE) == keys.sign(NONCE)
+
+
+def test_seed_of_another_kind_or_shape_rejected() -> None:
+    seed = Keys("U").seed
+    with pytest.raises(ValueError, match="prefix"):
+        nkeys.decode_seed(Keys("A").seed, "U")
+    with pytest.raises(ValueError, match="checksum"):
+        nkeys.decode_seed(seed[:10] + ("B" if seed[10] != "B" else "C") + seed[11:], "U")
+    for bad in (Keys("U").public_key, seed[:-1], seed + "A", seed.lower(), ""):
+        with pytest.raises(ValueError):
+            nkeys.decode_seed(bad, "U")
 
 
 def test_crc16_xmodem_check_value() -> None:

@@ -362,9 +362,9 @@ def test_key_table_can_be_extended() -> None:
 
 def test_top_level_table_lists_the_supported_keys() -> None:
     for key in ("listen", "port", "jetstream", "authorization", "tls", "max_conn", "logfile",
-                "accounts", "no_auth_user", "operator"):
+                "accounts", "no_auth_user", "operator", "leafnodes", "leaf"):
         assert key in TOP_LEVEL_KEYS.handlers
-    for key in ("cluster", "mappings", "gateway", "leafnodes"):
+    for key in ("cluster", "mappings", "gateway"):
         assert key in TOP_LEVEL_KEYS.unsupported
 
 
