@@ -17,7 +17,7 @@ import asyncio
 import random
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from jetport.bridges.leafnode.codec import (
@@ -147,8 +147,7 @@ class LeafLink(asyncio.Protocol):
                 await asyncio.sleep(delay)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         self.codec = LeafCodec(max_payload=self.hub.options.max_payload)
         self._pings_out = 0
 
