@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import queue
 from collections.abc import Iterator
 
 import nats
 import pytest
-from cluster import HubCluster, cluster_fixture
+from cluster import HubCluster, cluster_fixture, monitor, wait_until
+from mqtt_clients import Paho, thread
 from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(90)
@@ -206,3 +208,99 @@ async def test_the_clusters_jetstream_through_its_domain(cluster: HubCluster,
     finally:
         await on_leaf.close()
         await on_cluster.close()
+
+
+@pytest.mark.differential
+async def test_two_leaves_talk_through_the_cluster(cluster: HubCluster, target: str) -> None:
+    a = cluster.start_leaf(f"leafa{next(_names)}-{target}", domain=None, target=target)
+    b = cluster.start_leaf(f"leafb{next(_names)}-{target}", domain=None, target=target)
+    on_a = await nats.connect(a.url)
+    on_b = await nats.connect(b.url)
+    try:
+        sub = await on_b.subscribe("east.west")
+        await until_delivered(on_a, "east.west", sub)
+        for i in range(20):
+            await on_a.publish("east.west", b"%d" % i)
+        await on_a.flush()
+        assert await drain(sub) == [b"%d" % i for i in range(20)]
+
+        async def echo(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(msg.data[::-1])
+
+        await on_a.subscribe("svc.a", cb=echo)
+        probe = await on_a.subscribe("svc.probe")
+        await until_delivered(on_b, "svc.probe", probe)
+        assert (await on_b.request("svc.a", b"abc", timeout=5)).data == b"cba"
+    finally:
+        await on_a.close()
+        await on_b.close()
+        a.stop()
+        b.stop()
+
+
+def linked_node(cluster: HubCluster, leaf: ServerProcess) -> str:
+    """The cluster node a leaf's link goes to, from the leaf's /leafz."""
+    port = (monitor(leaf, "/leafz").get("leafs") or [{}])[0].get("port")
+    return next(name for name, p in zip(cluster.names, cluster.ports, strict=True)
+                if p.leafnode == port)
+
+
+@pytest.mark.differential
+async def test_a_lost_node_is_replaced_and_interest_restored(cluster: HubCluster,
+                                                             leaf: ServerProcess) -> None:
+    """kill -9 of the node the leaf is linked to: the leaf dials another node, its
+    subscriptions are announced again, and traffic flows both ways again."""
+    on_leaf = await nats.connect(leaf.url)
+    lost = linked_node(cluster, leaf)
+    other = cluster.urls[(cluster.names.index(lost) + 1) % len(cluster.names)]
+    on_cluster = await nats.connect(other, allow_reconnect=False)
+    try:
+        sub = await on_leaf.subscribe("after.loss")
+        await until_delivered(on_cluster, "after.loss", sub)
+        cluster.kill(lost)
+        wait_until(lambda: bool(monitor(leaf, "/leafz").get("leafnodes"))
+                   and linked_node(cluster, leaf) != lost, 15, "the leaf on another node")
+        await until_delivered(on_cluster, "after.loss", sub)
+        up = await on_cluster.subscribe("up.after")
+        await until_delivered(on_leaf, "up.after", up)
+    finally:
+        await on_leaf.close()
+        await on_cluster.close()
+        cluster.restart(lost)
+
+
+@pytest.mark.differential
+async def test_mqtt_clients_of_a_leaf_reach_the_cluster(cluster: HubCluster,
+                                                        target: str) -> None:
+    leaf = cluster.start_leaf(f"leafm{next(_names)}-{target}", domain=None, target=target,
+                              extra="mqtt { port: -1 }")
+    on_cluster = await nats.connect(cluster.urls[1])
+    device = Paho(leaf.mqtt_port, f"device-{target}")
+    await thread(device.connect)
+    try:
+        readings = await on_cluster.subscribe("sensors.*")
+        assert await thread(device.subscribe, ("cmd/#", 1)) == [1]
+        for _ in range(50):  # until the leaf's interest is in the cluster and back
+            await thread(device.publish, "sensors/probe", b"p", 1)
+            try:
+                await readings.next_msg(timeout=0.2)
+                break
+            except nats.errors.TimeoutError:
+                pass
+        await drain(readings, 0.3)
+        await thread(device.publish, "sensors/t1", b"21.5", 1)
+        msg = await readings.next_msg(timeout=5)
+        assert (msg.subject, msg.data) == ("sensors.t1", b"21.5")
+        for _ in range(50):
+            await on_cluster.publish("cmd.dev1", b"reboot")
+            await on_cluster.flush()
+            try:
+                got = await thread(device.messages.get, True, 0.2)
+                break
+            except queue.Empty:
+                pass
+        assert (got.topic, got.payload) == ("cmd/dev1", b"reboot")
+    finally:
+        device.close()
+        await on_cluster.close()
+        leaf.stop()
