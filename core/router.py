@@ -210,11 +210,7 @@ class Router:
         """Deliver a message that arrived over a link: to every plain subscriber, and
         to one member of each queue group the other side picked this server for."""
         plain, groups = self.match(subject)
-        n = 0
-        for sub in plain:
-            if admits(sub, origin, subject, reply):
-                self._deliver(sub, subject, reply, hdr, payload)
-                n += 1
+        n = self._to_plain(plain, origin, subject, reply, hdr, payload)
         if queues and groups:
             wanted = tuple(members for members in groups if members[0].queue in queues)
             n += self._to_groups(wanted, origin, subject, reply, hdr, payload)
@@ -229,13 +225,20 @@ class Router:
         see the subject the message was stored under.
         """
         plain, groups = self.match(route)
-        n = 0
-        for sub in plain:
-            if admits(sub, None, shown, reply):
-                self._deliver(sub, shown, reply, hdr, payload)
-                n += 1
+        n = self._to_plain(plain, None, shown, reply, hdr, payload)
         if groups:
             n += self._to_groups(groups, None, shown, reply, hdr, payload)
+        return n
+
+    def _to_plain(self, plain: tuple[Subscription, ...], origin: Client | None,
+                  subject: bytes, reply: bytes | None, hdr: bytes | None,
+                  payload: bytes) -> int:
+        """Every admitted plain subscription gets the message."""
+        n = 0
+        for sub in plain:
+            if admits(sub, origin, subject, reply):
+                self._deliver(sub, subject, reply, hdr, payload)
+                n += 1
         return n
 
     def publish_batch(self, origin: Client | None, msgs: list[Delivery]) -> None:

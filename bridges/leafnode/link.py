@@ -18,7 +18,6 @@ import random
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from jetport.bridges.leafnode.codec import (
     LeafCodec,
@@ -40,6 +39,7 @@ from jetport.bridges.leafnode.events import (
 from jetport.bridges.leafnode.interest import LocalInterest, RemoteInterest
 from jetport.bridges.nats.codec import PING, PONG
 from jetport.core.client import Client
+from jetport.core.config.leafnode import split_leaf_url
 from jetport.core.log import log
 from jetport.core.router import Subscription
 from jetport.core.subjects import subject_matches
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from jetport.core.accounts import Account
     from jetport.core.hub import Hub
 
-DEFAULT_PORT = 7422
 #: How long a link waits before dialling again after nats-server refused it for a loop.
 LOOP_DELAY = 30.0
 DIAL_TIMEOUT = 2.0
@@ -130,7 +129,8 @@ class LeafLink(asyncio.Protocol):
         while not self._stopping:
             url = self.urls[attempt % len(self.urls)]
             attempt += 1
-            host, port, _, _ = split_url(url)
+            where = split_leaf_url(url)
+            host, port = where.host, where.port
             self._lost = loop.create_future()
             try:
                 await asyncio.wait_for(loop.create_connection(lambda: self, host, port),
@@ -220,7 +220,8 @@ class LeafLink(asyncio.Protocol):
             self.drop("the remote requires TLS, which this link does not offer yet")
             return
         hub, opts = self.hub, self.hub.options
-        _, _, user, password = split_url(self.peer)
+        where = split_leaf_url(self.peer)
+        user, password = where.user or "", where.password or ""
         domain = getattr(hub.jetstream, "domain", "") or ""
         self.blocked = list(JS_SUBJECTS) if info.domain != domain else []
         self.peer_headers = info.headers
@@ -288,10 +289,10 @@ class LeafLink(asyncio.Protocol):
         return True
 
     def describe(self, subs: bool) -> dict[str, Any]:
-        host, port, _, _ = split_url(self.peer)
+        where = split_leaf_url(self.peer)
         doc: dict[str, Any] = {
             "id": self.client.cid, "name": self.peer_name, "is_spoke": True,
-            "account": self.account.name, "ip": host, "port": port, "rtt": "0s",
+            "account": self.account.name, "ip": where.host, "port": where.port, "rtt": "0s",
             "in_msgs": self.in_msgs, "out_msgs": self.out_msgs, "in_bytes": self.in_bytes,
             "out_bytes": self.out_bytes, "subscriptions": len(self.remote),
             "compression": "not supported"}
@@ -316,10 +317,3 @@ class LeafLink(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-
-def split_url(url: str) -> tuple[str, int, str, str]:
-    """``nats-leaf://user:pass@host:port`` → (host, port, user, password); the port
-    defaults to 7422 as in nats-server."""
-    parts = urlsplit(url if "://" in url else f"nats-leaf://{url}")
-    return (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT,
-            parts.username or "", parts.password or "")
