@@ -52,6 +52,9 @@ class Client:
     echo = True
     no_responders = False
     headers = False
+    #: Times this client's input was held back for a congested reader (set on the
+    #: instance at the first stall, so idle connections carry no entry for it).
+    stalls = 0
 
     def __init__(self, hub: Hub, account: Account, ip: str = "", port: int = 0) -> None:
         self.hub = hub
@@ -66,8 +69,6 @@ class Client:
         self.version = ""
         self.user = ""
         self.in_msgs = 0
-        #: Times this client's input was held back for a congested reader.
-        self.stalls = 0
         self.in_bytes = 0
         self.out_msgs = 0
         self.out_bytes = 0

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from jetport.core.jetstream.models_base import go_json
+from jetport.core.gojson import go_json
 
 _TOKEN = re.compile(rb"[^ \t\r\n]+")
 

@@ -46,7 +46,6 @@ from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.auth import AuthError, Principal
 from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
-from jetport.core.jetstream.models import StoredMessage
 from jetport.core.log import log
 from jetport.core.requester import Requester
 from jetport.core.subjects import subject_matches
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from jetport.core.accounts import Account
     from jetport.core.config import Options
     from jetport.core.hub import Hub
+    from jetport.core.jetstream.models import StoredMessage
 
 #: The WebSocket path MQTT clients connect to (nats-server's, mqtt.js's default).
 WS_PATH = "/mqtt"

@@ -21,13 +21,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.headers import parse as parse_headers
-from jetport.core.jetstream.models import StoredMessage
 from jetport.core.log import log
 from jetport.core.requester import Requester, RequestTimeout
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
     from jetport.core.hub import Hub
+    from jetport.core.jetstream.models import StoredMessage
 
 #: Reply subjects of the door's own JetStream requests and PubAcks (nats-server's).
 REPLY_PREFIX = b"$MQTT.JSA."
@@ -88,6 +88,10 @@ class MqttStore:
         msg = (answer or {}).get("message")
         if not msg:
             return None
+        # Imported here: the door's module loads (to ask whether it is wanted) in hubs
+        # without MQTT, and the JetStream models cost 10 MB of memory to build.
+        from jetport.core.jetstream.models import StoredMessage
+
         return StoredMessage.model_validate(msg)
 
     async def _scan(self, stream: str, subject: str) -> list[StoredMessage]:

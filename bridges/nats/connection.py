@@ -82,6 +82,10 @@ RESERVED_REPLIES = (b"$JS.ACK.", b"_R_.", b"$GNR.")
 class NatsClient(Client, asyncio.Protocol):
     """A client on the NATS door."""
 
+    #: Whether the client ever answered a ping (a class default: set on the instance
+    #: only when it does, so idle connections carry no entry for it).
+    _ponged = False
+
     def __init__(self, door: NatsDoor) -> None:
         hub = door.hub
         super().__init__(hub, hub.global_account)
@@ -100,8 +104,6 @@ class NatsClient(Client, asyncio.Protocol):
         self._flush_scheduled = False
         self._active = False
         self._pings_out = 0
-        #: Whether the client ever answered a ping.
-        self._ponged = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._publish = self.account.router.publish
         self._flow = hub.flow

@@ -5,6 +5,7 @@ produce the JSON nats-server sends; the ``normalize_*`` and ``check_*`` function
 its defaults and raise its errors (:mod:`jetport.core.jetstream.errors`).
 """
 
+from jetport.core.gojson import go_json
 from jetport.core.jetstream.models_api import (
     AccountInfo,
     AccountTier,
@@ -41,7 +42,6 @@ from jetport.core.jetstream.models_base import (
     StorageType,
     WireModel,
     format_time,
-    go_json,
     parse_model,
     parse_time,
     valid_name,

@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from jetport.core import subjects as _subjects
+from jetport.core.gojson import go_json
 from jetport.core.jetstream import errors as E
 from jetport.core.timeutil import ZERO_TIME, rfc3339
 
@@ -334,13 +335,6 @@ def _enum_fields(cls: type[WireModel]) -> frozenset[str]:
     )
 
 
-def go_json(obj: Any) -> bytes:
-    """Compact JSON escaped like Go's encoder (``<``, ``>``, ``&`` as ``\\u00XX``)."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                     ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(raw, esc)
-    return text.encode()
 
 
 # -- parsing with nats-server's error texts ---------------------------------------------
