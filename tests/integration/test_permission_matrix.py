@@ -559,6 +559,10 @@ async def test_session_keeps_nothing_a_reload_denied(launch, door, tmp_path):
             stack.push_async_callback(thread, client.close)
         accepted = [p for p in resumed if want_after(p) != REFUSED]
         problems += await wait_ends(accepted, "away")
+        # A resumed session's queue and its redeliveries may overtake one another (seen
+        # on nats-server under load: the end marker before the queued messages), so
+        # what is still on its way gets a moment before the comparison.
+        await asyncio.sleep(1.0)
         # Queued while away: exactly the new model (a refused subscription gets nothing).
         problems += compare(resumed, "away", lambda p: [] if want_after(p) == REFUSED
                             else want_after(p))
