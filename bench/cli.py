@@ -51,6 +51,10 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
     "http": [
         ("http", {"size": 128, "count": 20_000, "conns": 16, "batch": 1000}),
     ],
+    "leaf": [
+        ("leaf-pubsub", {"size": 16, "count": 1_000_000, "nodes": 3}),
+        ("leaf-pubsub", {"size": 1024, "count": 300_000, "nodes": 3}),
+    ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
         ("pubsub", {"size": 16, "pubs": 2, "subs": 2, "count": 20_000}),
@@ -58,7 +62,7 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("conns", {"conns": 100, "settle": 0.1}),
     ],
 }
-OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns", "window", "batch")
+OVERRIDES = ("pubs", "subs", "size", "count", "rate", "conns", "window", "batch", "nodes")
 
 
 def _scaled(text: str, unit: int, minimum: int) -> int:
@@ -121,12 +125,15 @@ def _epilog() -> str:
         "cpu% cli/srv: CPU used by the bench client and by the server during the measurement.",
         "js-* scenarios on servers the bench starts get a fresh server each, with JetStream on",
         "a scratch store directory; against --url the server must have JetStream enabled.",
+        "leaf-pubsub starts a nats-server cluster and two leaves of the target's kind per run;",
+        "its srv CPU is both leaves together (the cluster's is in --json).",
         "",
         "examples:",
         "  jetport bench --compare",
         "  jetport bench --nats-server pubsub --size 1KiB --subs 4 --count 200k",
         "  jetport bench --compare --preset js",
         "  jetport bench --compare js-pub --window 100 --count 50k",
+        "  jetport bench --compare leaf-pubsub --nodes 1 --count 100k",
         "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
     ]
     return "\n".join(lines)
@@ -169,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 1000)")
     s.add_argument("--batch", type=count_arg, metavar="N",
                    help="js-fetch: messages per pull request (default 1000)")
+    s.add_argument("--nodes", type=count_arg, metavar="N",
+                   help="leaf-pubsub: nats-server cluster nodes between the leaves (default 3)")
     o = p.add_argument_group("run")
     o.add_argument("--timeout", type=seconds_arg, default=30.0, metavar="SEC",
                    help="time limit per measurement in seconds; partial numbers are reported "

@@ -6,7 +6,20 @@ presets, table and JSON. ``Scenario.server`` says whether it shares the target's
 a fresh JetStream-enabled one, or starts servers itself.
 """
 
-from . import authcost, conns, http, jsfetch, jspub, jsrestart, jssync, mqtt, pubsub, reqrep, ws
+from . import (
+    authcost,
+    conns,
+    http,
+    jsfetch,
+    jspub,
+    jsrestart,
+    jssync,
+    leafpubsub,
+    mqtt,
+    pubsub,
+    reqrep,
+    ws,
+)
 from .model import register
 
 BUILTIN = (
@@ -23,6 +36,7 @@ BUILTIN = (
     mqtt.QOS1,
     mqtt.CLIENTS,
     http.SCENARIO,
+    leafpubsub.SCENARIO,
 )
 
 for _scenario in BUILTIN:

@@ -31,6 +31,7 @@ TINY: dict[str, dict[str, Any]] = {
     "mqtt-clients": {"conns": 50, "settle": 0.05},
     "http": {"count": 300, "conns": 4, "batch": 200, "batch_msgs": 2_000, "fetch_msgs": 1_000,
              "nats_msgs": 2_000},
+    "leaf-pubsub": {"count": 3_000, "nodes": 1},
 }
 
 
@@ -115,3 +116,33 @@ def test_cli_starts_a_jetstream_server_per_scenario(capsys: pytest.CaptureFixtur
     out = capsys.readouterr()
     assert "js-pub 128B w50" in out.out and "js-sync 128B" in out.out
     assert out.err.count("JetStream server pid") == 2
+
+
+@needs_nats
+def test_leaf_pubsub_compares_jetport_and_nats_server_leaves(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both kinds of leaf in one --compare run, across a 3-node cluster: every message
+    arrives exactly once on each side, and the client's CPU is reported."""
+    out = tmp_path / "leaf.json"
+    assert main(["--compare", "leaf-pubsub", "--count", "3k", "--size", "64", "--nodes", "3",
+                 "--in-process", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "leaf-pubsub 64B A->3-node cluster->B" in table
+    assert "ratio jetport/nats-server" in table
+    results = json.loads(out.read_text())["results"]
+    assert [r["target"] for r in results] == ["jetport", "nats-server"]
+    for r in results:
+        d = r["details"]
+        assert r["error"] is None and not r["partial"], r["target"]
+        assert d["delivered"] == d["expected"] == 3_000 and d["duplicates"] == 0, r["target"]
+        assert r["metrics"]["msgs_per_s"] > 0 and r["metrics"]["mb_per_s"] > 0
+        assert d["client_cpu_pct"] is not None and d["server_cpu_pct"] is not None
+        kinds = [s["kind"] for s in d["servers"]]
+        expected_leaf = r["target"]
+        assert kinds == [expected_leaf, expected_leaf] + ["nats-server"] * 3
+
+
+def test_leaf_pubsub_needs_a_launched_target() -> None:
+    params = dict(REGISTRY["leaf-pubsub"].defaults)
+    outcome = run_here(Job("leaf-pubsub", params), Context("nats://127.0.0.1:1", None, 5.0))
+    assert outcome.error is not None and "starts its own servers" in outcome.error
