@@ -105,6 +105,7 @@ class LeafLink(asyncio.Protocol):
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._pings_out = 0
+        self._out: list[bytes] = []
         self.in_msgs = self.out_msgs = self.in_bytes = self.out_bytes = 0
 
     # -- life cycle -----------------------------------------------------------------
@@ -132,6 +133,7 @@ class LeafLink(asyncio.Protocol):
             where = split_leaf_url(url)
             host, port = where.host, where.port
             self._lost = loop.create_future()
+            self.peer = url
             try:
                 await asyncio.wait_for(loop.create_connection(lambda: self, host, port),
                                        DIAL_TIMEOUT)
@@ -140,7 +142,6 @@ class LeafLink(asyncio.Protocol):
                           url, exc)
                 await asyncio.sleep(self.reconnect + random.uniform(0, self.reconnect))
                 continue
-            self.peer = url
             await self._lost
             delay, self._delay = max(self.reconnect, self._delay), 0.0
             if not self._stopping:
@@ -148,6 +149,7 @@ class LeafLink(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self._out = []
         self.codec = LeafCodec(max_payload=self.hub.options.max_payload)
         self._pings_out = 0
 
@@ -170,6 +172,7 @@ class LeafLink(asyncio.Protocol):
             log.error("Leafnode connection to %s: %s", self.peer, reason)
         self._delay = max(self._delay, delay)
         if self.transport is not None:
+            self._flush()
             if err:
                 self.transport.write(encode_err(err))
             self.transport.close()
@@ -314,6 +317,16 @@ class LeafLink(asyncio.Protocol):
         return self._blocked(subject, self.deny_imports)
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        """Queue ``data``; everything queued in one loop turn goes out in one write (a
+        run of forwarded messages costs one system call, as the NATS door's output)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 

@@ -9,6 +9,10 @@ import time
 
 from jetport.core.auth import FAILURE_DELAY, FAILURE_DELAY_MAX
 
+#: Below this an attempt was not delayed (a delayed one waits at least 0.9 x the maximum
+#: once failures have piled up); the room above 0.02 s is for a loaded machine.
+FAST = FAILURE_DELAY_MAX * 0.6
+
 CONF = "authorization { users: [{user: alice, password: pa}] }"
 
 
@@ -32,11 +36,11 @@ async def test_failure_delay_grows_per_address(launch, tmp_path):
     conf.write_text(CONF)
     hub = launch("-c", str(conf))
     times = [await _fail_from(hub.port, "127.0.0.2") for _ in range(7)]
-    assert times[0] < FAILURE_DELAY + 0.15
+    assert times[0] < FAST
     assert times[4] >= FAILURE_DELAY * 2 ** 4 * 0.9
-    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 0.3
+    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 1.0
     # Another address is not slowed by the first one's failures.
-    assert await _fail_from(hub.port, "127.0.0.3") < FAILURE_DELAY + 0.15
+    assert await _fail_from(hub.port, "127.0.0.3") < FAST
     # Nor is a right password from the address that failed.
     reader, writer = await asyncio.open_connection("127.0.0.1", hub.port,
                                                    local_addr=("127.0.0.2", 0))
@@ -45,13 +49,11 @@ async def test_failure_delay_grows_per_address(launch, tmp_path):
     start = time.monotonic()
     writer.write(b"CONNECT " + json.dumps(good).encode() + b"\r\nPING\r\n")
     assert await asyncio.wait_for(reader.readline(), 5) == b"PONG\r\n"
-    assert time.monotonic() - start < 0.2
+    assert time.monotonic() - start < FAST
     writer.close()
 
 
 async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(launch, tmp_path):
-    import statistics
-
     import bcrypt
 
     hashed = bcrypt.hashpw(b"pa", bcrypt.gensalt(rounds=11)).decode()
@@ -75,16 +77,17 @@ async def test_unknown_user_costs_what_a_wrong_bcrypt_password_costs(launch, tmp
     for _ in range(4):
         wrong.append(await attempt("127.0.0.4", "alice"))
         unknown.append(await attempt("127.0.0.5", "mallory"))
-    # Both pay the bcrypt check (tens of ms at cost 11) and the same growing delay.
+    # Both pay the bcrypt check (tens of ms at cost 11) and the same growing delay: the
+    # quickest of each (the least disturbed by other work on the machine) match.
     assert min(unknown) > 0.02
-    assert abs(statistics.median(wrong) - statistics.median(unknown)) < 0.05
+    assert abs(min(wrong) - min(unknown)) < 0.05
 
 
 def _grows(times: list[float]) -> None:
     """The delays of seven failures in a row from one address: 0.02 s doubling to 0.5 s."""
-    assert times[0] < FAILURE_DELAY + 0.15
+    assert times[0] < FAST
     assert times[4] >= FAILURE_DELAY * 2 ** 4 * 0.9
-    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 0.3
+    assert FAILURE_DELAY_MAX * 0.9 <= times[6] < FAILURE_DELAY_MAX + 1.0
 
 
 DOORS_CONF = CONF + """
@@ -117,7 +120,7 @@ async def test_http_failures_wait_longer_per_address(launch, tmp_path):
             return time.monotonic() - start
 
     _grows([await fail_from("127.0.0.2") for _ in range(7)])
-    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
+    assert await fail_from("127.0.0.3") < FAST
     # A malformed Authorization header counts as a failure too.
     assert await fail_from("127.0.0.2", None, "Basic !!!") >= FAILURE_DELAY_MAX * 0.9
 
@@ -139,7 +142,7 @@ async def test_mqtt_failures_wait_longer_per_address(launch, tmp_path):
         return elapsed
 
     _grows([await fail_from("127.0.0.2") for _ in range(7)])
-    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
+    assert await fail_from("127.0.0.3") < FAST
 
 
 async def test_websocket_failures_wait_longer_per_address(launch, tmp_path):
@@ -160,4 +163,4 @@ async def test_websocket_failures_wait_longer_per_address(launch, tmp_path):
             return time.monotonic() - start
 
     _grows([await fail_from("127.0.0.2") for _ in range(7)])
-    assert await fail_from("127.0.0.3") < FAILURE_DELAY + 0.15
+    assert await fail_from("127.0.0.3") < FAST
