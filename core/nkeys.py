@@ -1,4 +1,5 @@
-"""NATS nkeys, verification side only: the hub checks signatures, it never signs.
+"""NATS nkeys: the hub checks clients' signatures, and signs a nonce with a user seed
+when it dials a nats-server as a leaf node.
 
 A public nkey is base32 (RFC 4648, no padding) of one prefix byte, the 32-byte Ed25519
 key and a CRC16/XMODEM checksum stored little-endian, so it is always 56 characters.
@@ -13,7 +14,10 @@ import binascii
 import re
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 #: Prefix byte per key kind, keyed by the first character the kind encodes to.
 PREFIXES: dict[str, int] = {
@@ -128,3 +132,32 @@ def decode_signature(sig: str) -> bytes | None:
         except binascii.Error:
             return None
     return None
+
+
+def encode_public_key(raw: bytes, kind: str) -> str:
+    """The public nkey of ``kind`` for a raw 32-byte Ed25519 key."""
+    body = bytes([PREFIXES[kind]]) + raw
+    body += crc16(body).to_bytes(2, "little")
+    return base64.b32encode(body).decode().rstrip("=")
+
+
+def sign(seed: str, data: bytes, kind: str = "U") -> tuple[str, str]:
+    """Sign ``data`` with a seed of ``kind``: (its public key, the signature in raw-URL
+    base64, as a CONNECT's ``sig``).  Raises ValueError for a bad seed."""
+    key = Ed25519PrivateKey.from_private_bytes(decode_seed(seed, kind))
+    public = key.public_key().public_bytes_raw()
+    signature = base64.urlsafe_b64encode(key.sign(data)).decode().rstrip("=")
+    return encode_public_key(public, kind), signature
+
+
+_CREDS_BLOCK = re.compile(
+    r"-{3,}[^\n]*BEGIN[^\n]*-{3,}\s*\n\s*(\S+)\s*\n\s*-{3,}[^\n]*END[^\n]*-{3,}")
+
+
+def read_creds(text: str) -> tuple[str, str]:
+    """A ``.creds`` file as nsc writes it → (user JWT, user seed)."""
+    blocks = _CREDS_BLOCK.findall(text)
+    if len(blocks) < 2:
+        raise ValueError("credentials: expected a JWT and a seed block")
+    return blocks[0], blocks[1]
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jetport.bridges.leafnode.link import LeafLink
+from jetport.core import nkeys
 from jetport.core.log import log
 
 if TYPE_CHECKING:
@@ -34,10 +35,17 @@ class LeafNodeDoor:
             account = self.hub.accounts.get(remote.account)
             if account is None:
                 raise ValueError(f"leafnode remote: no account {remote.account!r}")
+            if remote.tls is not None:
+                raise ValueError(f"{remote.where}: leafnode remote: tls is not supported by "
+                                 "Jetport yet")
+            jwt, seed = None, remote.nkey
+            if remote.credentials:
+                with open(remote.credentials) as f:
+                    jwt, seed = nkeys.read_creds(f.read())
             link = LeafLink(self.hub, account, remote.urls, reconnect=leaf.reconnect,
                             deny_imports=remote.deny_imports,
                             deny_exports=remote.deny_exports,
-                            randomize=not remote.no_randomize)
+                            randomize=not remote.no_randomize, nkey=seed, jwt=jwt)
             self.links.append(link)
             link.start()
         log.info("Leafnode remotes: %d", len(self.links))

@@ -38,6 +38,7 @@ from jetport.bridges.leafnode.events import (
 )
 from jetport.bridges.leafnode.interest import LocalInterest, RemoteInterest
 from jetport.bridges.nats.codec import PING, PONG
+from jetport.core import nkeys
 from jetport.core.client import Client
 from jetport.core.config.leafnode import split_leaf_url
 from jetport.core.log import log
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 #: How long a link waits before dialling again after nats-server refused it for a loop.
 LOOP_DELAY = 30.0
 DIAL_TIMEOUT = 2.0
-#: JetStream traffic that stays on its own side when the two sides' domains differ.
+#: JetStream traffic that stays on its own side of a link.
 JS_SUBJECTS = (b"$JS.API.>", b"$KV.>", b"$OBJ.>")
 
 
@@ -77,13 +78,17 @@ class LeafLink(asyncio.Protocol):
 
     def __init__(self, hub: Hub, account: Account, urls: list[str], *,
                  reconnect: float = 1.0, deny_imports: Iterable[str] = (),
-                 deny_exports: Iterable[str] = (), randomize: bool = True) -> None:
+                 deny_exports: Iterable[str] = (), randomize: bool = True,
+                 nkey: str | None = None, jwt: str | None = None) -> None:
         self.hub = hub
         self.account = account
         self.urls = list(urls)
         if randomize:
             random.shuffle(self.urls)
         self.reconnect = reconnect
+        #: A user seed to sign the server's nonce with, and the user JWT sent with the
+        #: signature when the remote names a credentials file.
+        self.nkey, self.jwt = nkey, jwt
         self.deny_imports = [s.encode() for s in deny_imports]
         self.deny_exports = [s.encode() for s in deny_exports]
         self.client = LeafClient(hub, account, self)
@@ -97,8 +102,11 @@ class LeafLink(asyncio.Protocol):
         self.peer = ""
         self.peer_name = ""
         self.peer_headers = True
-        #: Subjects that never cross this link in either direction.
-        self.blocked: list[bytes] = []
+        #: Subjects that never cross this link in either direction: each side's JetStream
+        #: API stays its own, as nats-server arranges for a leaf link of an account
+        #: (only a system-account link of one domain extends JetStream, which Jetport
+        #: does not do); the other side's is reached through its domain.
+        self.blocked: list[bytes] = list(JS_SUBJECTS)
         self.connected = False
         self._lost: asyncio.Future[None] | None = None
         self._delay = 0.0
@@ -226,13 +234,16 @@ class LeafLink(asyncio.Protocol):
         where = split_leaf_url(self.peer)
         user, password = where.user or "", where.password or ""
         domain = getattr(hub.jetstream, "domain", "") or ""
-        self.blocked = list(JS_SUBJECTS) if info.domain != domain else []
         self.peer_headers = info.headers
+        public = sig = ""
+        if self.nkey:
+            public, sig = nkeys.sign(self.nkey, info.nonce.encode())
         connect = LeafConnectOptions(
             version=hub.version, server_id=hub.server_id, name=hub.server_name,
             cluster=hub.server_name.replace(" ", "_"), domain=domain,
             headers=True, jetstream=hub.jetstream is not None, user=user,
-            password=password,
+            password=password, jwt=self.jwt or "", sig=sig,
+            nkey="" if self.jwt else public,
             deny_pub=tuple(s.decode() for s in self.deny_imports),
             remote_account=self.account.name, protocol=1)
         self._write(encode_connect(connect))

@@ -16,6 +16,7 @@ import nats
 import pytest
 from cluster import HubCluster, cluster_fixture, monitor, wait_until
 from mqtt_clients import Paho, thread
+from natsjwt import Keys
 from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(90)
@@ -303,4 +304,24 @@ async def test_mqtt_clients_of_a_leaf_reach_the_cluster(cluster: HubCluster,
     finally:
         device.close()
         await on_cluster.close()
+        leaf.stop()
+
+
+USER_KEY = Keys("U")
+secured = cluster_fixture(name="secured", size=1, domain=None, jetstream=False,
+                          extra=f"authorization {{ users: [{{nkey: {USER_KEY.public_key}}}] }}")
+
+
+@pytest.mark.differential
+async def test_a_leaf_signs_in_with_a_user_nkey(secured: HubCluster, target: str) -> None:
+    leaf = secured.start_leaf(f"leafk{next(_names)}-{target}", domain=None, target=target,
+                              remote_extra=f'nkey: "{USER_KEY.seed}"')
+    on_leaf = await nats.connect(leaf.url)
+    on_hub = await nats.connect(secured.urls[0], nkeys_seed_str=USER_KEY.seed)
+    try:
+        sub = await on_leaf.subscribe("signed.in")
+        await until_delivered(on_hub, "signed.in", sub)
+    finally:
+        await on_leaf.close()
+        await on_hub.close()
         leaf.stop()

@@ -99,3 +99,22 @@ def test_seed_of_another_kind_or_shape_rejected() -> None:
 
 def test_crc16_xmodem_check_value() -> None:
     assert nkeys.crc16(b"123456789") == 0x31C3
+
+
+def test_a_user_seed_signs_what_its_public_key_verifies() -> None:
+    user = Keys("U")
+    public, sig = nkeys.sign(user.seed, b"nonce-123")
+    assert public == user.public_key
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    assert nkeys.verify(public, b"nonce-123", raw)
+    assert not nkeys.verify(public, b"other", raw)
+
+
+def test_a_creds_file_gives_its_jwt_and_seed() -> None:
+    user = Keys("U")
+    text = ("-----BEGIN NATS USER JWT-----\neyJhbGciOi.x.y\n------END NATS USER JWT------\n\n"
+            "************************* IMPORTANT *************************\n"
+            "-----BEGIN USER NKEY SEED-----\n" + user.seed + "\n------END USER NKEY SEED------\n")
+    assert nkeys.read_creds(text) == ("eyJhbGciOi.x.y", user.seed)
+    with pytest.raises(ValueError):
+        nkeys.read_creds("no blocks here")
