@@ -52,6 +52,9 @@ class Client:
     echo = True
     no_responders = False
     headers = False
+    #: What this client publishes arrived over a link to another server, so it goes out
+    #: over no link again (a leaf relays nothing between the servers it links to).
+    over_link = False
     #: Times this client's input was held back for a congested reader (set on the
     #: instance at the first stall, so idle connections carry no entry for it).
     stalls = 0

@@ -85,6 +85,7 @@ class Permissions:
     sub_deny: RuleList | None = None
     responses: ResponsePermission | None = None
     _pub_cache: dict[bytes, bool] = field(default_factory=dict, repr=False, compare=False)
+    _recv_cache: dict[bytes, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def can_publish(self, subject: bytes) -> bool:
         cache = self._pub_cache
@@ -105,7 +106,14 @@ class Permissions:
 
     def can_receive(self, subject: bytes) -> bool:
         """Deny rules also filter what a wildcard subscription delivers."""
-        return not (self.sub_deny is not None and self.sub_deny.match(subject))
+        cache = self._recv_cache
+        ok = cache.get(subject)
+        if ok is None:
+            ok = not (self.sub_deny is not None and self.sub_deny.match(subject))
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[subject] = ok
+        return ok
 
     def needs_delivery_check(self, pattern: bytes) -> bool:
         """A wildcard subscription some deny entry falls inside must filter deliveries."""

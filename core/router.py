@@ -67,6 +67,9 @@ def admits(sub: Subscription, origin: Client | None, subject: bytes,
     return guard is None or guard(subject, reply)
 
 
+NO_GROUPS: frozenset[bytes] = frozenset()
+
+
 class Link(Protocol):
     """A connection to another server that shares this account's interest and messages
     (a leaf node link): it hears of every local subscription and is offered every
@@ -84,9 +87,10 @@ class Link(Protocol):
         ...
 
     def forward(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
-                payload: bytes, local_groups: frozenset[bytes]) -> bool:
-        """Send the message if the other side wants it (``local_groups``: the queue
-        groups that have a member here, which keep the message); whether it was sent."""
+                payloads: list[bytes], local_groups: frozenset[bytes]) -> int:
+        """Send the messages (one subject, reply and header for all) if the other side
+        wants them (``local_groups``: the queue groups that have a member here, which
+        keep the message); how many were sent."""
         ...
 
 
@@ -190,30 +194,41 @@ class Router:
         if groups:
             n += self._to_groups(groups, origin, subject, reply, hdr, payload)
         if self.links:
-            n += self._forward(origin, subject, reply, hdr, payload, groups)
+            n += self._forward(origin, subject, reply, hdr, [payload], groups)
         if not n and reply and origin is not None and origin.no_responders:
             self._no_responders(origin, subject, reply)
         return n
 
     def _forward(self, origin: Client | None, subject: bytes, reply: bytes | None,
-                 hdr: bytes | None, payload: bytes,
+                 hdr: bytes | None, payloads: list[bytes],
                  groups: tuple[tuple[Subscription, ...], ...]) -> int:
-        """Offer a message to the links, except the one it came over; what arrived
-        over a link never goes out over another (a leaf relays nothing between hubs)."""
-        if origin is not None and any(link.client is origin for link in self.links):
+        """Offer messages to the links, unless they came over one."""
+        if origin is not None and origin.over_link:
             return 0
-        local = frozenset(members[0].queue for members in groups if members[0].queue)
-        return sum(link.forward(subject, reply, hdr, payload, local) for link in self.links)
+        local = frozenset(members[0].queue for members in groups if members[0].queue) \
+            if groups else NO_GROUPS
+        n = 0
+        for link in self.links:
+            n += link.forward(subject, reply, hdr, payloads, local)
+        return n
 
     def publish_remote(self, origin: Client, subject: bytes, reply: bytes | None,
-                       hdr: bytes | None, payload: bytes, queues: tuple[bytes, ...]) -> int:
-        """Deliver a message that arrived over a link: to every plain subscriber, and
-        to one member of each queue group the other side picked this server for."""
+                       hdr: bytes | None, payloads: list[bytes],
+                       queues: tuple[bytes, ...]) -> int:
+        """Deliver messages that arrived over a link (one subject, reply and header
+        for all): to every plain subscriber, and to one member of each queue group the
+        other side picked this server for."""
         plain, groups = self.match(subject)
-        n = self._to_plain(plain, origin, subject, reply, hdr, payload)
+        if hdr is None:
+            n = self._to_plain_many(plain, origin, subject, reply, payloads)
+        else:
+            n = 0
+            for payload in payloads:
+                n += self._to_plain(plain, origin, subject, reply, hdr, payload)
         if queues and groups:
             wanted = tuple(members for members in groups if members[0].queue in queues)
-            n += self._to_groups(wanted, origin, subject, reply, hdr, payload)
+            for payload in payloads:
+                n += self._to_groups(wanted, origin, subject, reply, hdr, payload)
         return n
 
     def deliver_as(
@@ -246,12 +261,8 @@ class Router:
         with ``origin`` None), each delivered as :meth:`publish` would, in order;
         consecutive ones for the same lone subscriber reach it in one call.  Invalid
         subjects are skipped, as a client that is not pedantic expects."""
-        if self.links:
-            for subject, reply, hdr, payload in msgs:
-                if is_valid_publish_subject(subject):
-                    self.publish(origin, subject, reply, hdr, payload)
-            return
         index = self.index
+        links = self.links
         cache = index.cache
         run_sub: Subscription | None = None
         run: list[Delivery] = []
@@ -290,6 +301,8 @@ class Router:
                         run_sub = sub
                     run.append(msg)
                     sub.delivered += 1
+                    if links:
+                        self._forward(origin, subject, msg[1], msg[2], [msg[3]], groups)
                     continue
             if run_sub is not None:
                 run_sub.client.deliver_batch(run_sub, run)
@@ -329,9 +342,22 @@ class Router:
         Each subscriber gets them in order in one call, so a door can encode the run
         at once.  Same results as calling :meth:`publish` for each.
         """
-        if self.links:
-            return sum(self.publish(origin, subject, reply, None, p) for p in payloads)
         plain, groups = self.match(subject)
+        n = self._to_plain_many(plain, origin, subject, reply, payloads)
+        if groups:
+            for payload in payloads:
+                n += self._to_groups(groups, origin, subject, reply, None, payload)
+        if self.links:
+            n += self._forward(origin, subject, reply, None, payloads, groups)
+        if not n and reply and origin is not None and origin.no_responders:
+            for _ in payloads:
+                self._no_responders(origin, subject, reply)
+        return n
+
+    def _to_plain_many(self, plain: tuple[Subscription, ...], origin: Client | None,
+                       subject: bytes, reply: bytes | None, payloads: list[bytes]) -> int:
+        """Header-less messages to every admitted plain subscription, each getting the
+        run in one call where nothing must be checked per message."""
         n = 0
         for sub in plain:
             client = sub.client
@@ -348,12 +374,6 @@ class Router:
                 client.deliver_many(sub, subject, reply, payloads)
                 n += len(payloads)
                 sub.delivered += len(payloads)
-        if groups:
-            for payload in payloads:
-                n += self._to_groups(groups, origin, subject, reply, None, payload)
-        if not n and reply and origin is not None and origin.no_responders:
-            for _ in payloads:
-                self._no_responders(origin, subject, reply)
         return n
 
     def _to_groups(

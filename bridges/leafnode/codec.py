@@ -70,6 +70,7 @@ from jetport.bridges.leafnode.events import (
     JsonError,
     LeafConnectOptions,
     LeafMsg,
+    LeafMsgs,
     LeafSub,
     LeafUnsub,
     Ok,
@@ -227,6 +228,9 @@ class LeafCodec:
         self._head: _Head | None = None  # a message whose payload is still arriving
         self._chunks: list[bytes] = []
         self._have = 0
+        # The last plain LMSG line read and its subject, reply and size.
+        self._last_line = b""
+        self._last_args: tuple[bytes, bytes | None, int] = (b"", None, 0)
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the peer; return the events they complete."""
@@ -263,7 +267,13 @@ class LeafCodec:
 
     def _parse(self, buf: bytes, pos: int, events: list[Event]) -> None:
         end = len(buf)
+        fast = not self._awaiting_connect
         while pos < end:
+            if fast and buf.startswith(b"LMSG ", pos):
+                after = self._plain_lmsg(buf, pos, end, events)
+                if after:
+                    pos = after
+                    continue
             nl = buf.find(b"\n", pos)
             if nl < 0:
                 self._stash(buf[pos:], events)
@@ -296,6 +306,51 @@ class LeafCodec:
             if isinstance(result, ProtocolViolation):
                 self._close(events, None, append=False)
                 return
+
+    def _plain_lmsg(self, buf: bytes, pos: int, end: int, events: list[Event]) -> int:
+        """A whole ``LMSG subject [reply] size`` with single blanks and its payload at
+        ``pos``, read without the general rules (what a hub sends for a message without
+        headers or queue groups); the position after it, or 0 to leave the bytes to the
+        general path, which gives the same message.  One that continues a run of the
+        last event's subject and reply joins it (:class:`LeafMsgs`).  From a nats-server
+        leaf to a local subscriber, 16-byte messages: 154k msgs/s through the general
+        path, see docs/benchmarks.md for this path's figure.
+        """
+        nl = buf.find(b"\n", pos, pos + 5 + self._arg_limit)
+        if nl < 0 or buf[nl - 1] != 13:
+            return 0
+        line = buf[pos + 5 : nl - 1]
+        if line == self._last_line:
+            subject, reply, size = self._last_args
+        else:
+            if b"\t" in line or b"\r" in line:
+                return 0
+            args = line.split(b" ")
+            n = len(args)
+            size_arg = args[-1]
+            if not 2 <= n <= 3 or not all(args) or len(size_arg) > 9 or (
+                not size_arg.isdigit()
+            ):
+                return 0
+            subject, reply, size = args[0], args[1] if n == 3 else None, int(size_arg)
+            if self.max_payload is not None and size > self.max_payload:
+                return 0
+            self._last_line, self._last_args = line, (subject, reply, size)
+        start = nl + 1
+        stop = start + size
+        if stop + 2 > end or buf[stop : stop + 2] != CRLF:
+            return 0
+        payload = buf[start:stop]
+        last = events[-1] if events else None
+        if type(last) is LeafMsgs and last.subject == subject and last.reply == reply:
+            last.payloads.append(payload)
+        elif type(last) is LeafMsg and last.subject == subject and last.reply == reply and (
+            last.headers is None and not last.queues
+        ):
+            events[-1] = LeafMsgs(subject, reply, [last.payload, payload])
+        else:
+            events.append(LeafMsg(subject, reply, (), None, payload))
+        return stop + 2
 
     def _stash(self, tail: bytes, events: list[Event]) -> None:
         """Keep an incomplete control line, judged as far as it goes by the rules a whole
@@ -507,6 +562,20 @@ def encode_msg(
     ``queues`` are the peer's queue groups this message is for: the peer delivers to
     one member of each, and to no queue member when there are none.
     """
+    return encode_msgs(subject, reply, queues, headers, [payload], peer_headers=peer_headers)
+
+
+def encode_msgs(
+    subject: bytes,
+    reply: bytes | None,
+    queues: tuple[bytes, ...] | list[bytes],
+    headers: bytes | None,
+    payloads: list[bytes],
+    *,
+    peer_headers: bool = True,
+) -> bytes:
+    """:func:`encode_msg` for several payloads sharing the rest, checked and laid out
+    once (a run of publishes to one subject crosses a link as one write)."""
     if not is_token(subject) or (reply is not None and not is_token(reply)):
         raise ValueError(f"subject and reply must be tokens: {subject!r} {reply!r}")
     if not all(is_token(q) for q in queues):
@@ -514,17 +583,17 @@ def encode_msg(
     if queues:
         names = b" ".join(queues)
         route = b"+ " + reply + b" " + names if reply else b"| " + names
-        parts = [subject, route]
+        args = subject + b" " + route + b" "
     elif reply:
-        parts = [subject, reply]
+        args = subject + b" " + reply + b" "
     else:
-        parts = [subject]
+        args = subject + b" "
     if headers and peer_headers:
-        hl = len(headers)
-        parts += [b"%d" % hl, b"%d" % (hl + len(payload))]
-        return b"HMSG " + b" ".join(parts) + CRLF + headers + payload + CRLF
-    parts.append(b"%d" % len(payload))
-    return b"LMSG " + b" ".join(parts) + CRLF + payload + CRLF
+        head, hl = b"HMSG " + args, len(headers)
+        return b"".join([b"%b%d %d\r\n%b%b\r\n" % (head, hl, hl + len(p), headers, p)
+                         for p in payloads])
+    head = b"LMSG " + args
+    return b"".join([b"%b%d\r\n%b\r\n" % (head, len(p), p) for p in payloads])
 
 
 def encode(event: Event) -> bytes:
@@ -533,6 +602,8 @@ def encode(event: Event) -> bytes:
     if isinstance(event, LeafMsg):
         return encode_msg(event.subject, event.reply, event.queues, event.headers,
                           event.payload)
+    if isinstance(event, LeafMsgs):
+        return encode_msgs(event.subject, event.reply, (), None, event.payloads)
     if isinstance(event, LeafSub):
         return encode_sub(event.subject, event.queue, event.weight)
     if isinstance(event, LeafUnsub):

@@ -378,6 +378,23 @@ class LeafMsg(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LeafMsgs(Event):
+    """Consecutive ``LMSG`` without headers or queue groups, to one subject with one
+    reply, read together: one event for the run, so the receiver routes it with one
+    lookup and a subscriber encodes it at once (as the NATS door's ``OP_PUBS``).  The
+    same bytes read in other pieces may give shorter runs or single :class:`LeafMsg`
+    events; :meth:`messages` is what they all come to.  Only the codec makes these.
+    """
+
+    subject: bytes
+    reply: bytes | None
+    payloads: list[bytes]
+
+    def messages(self) -> list[LeafMsg]:
+        return [LeafMsg(self.subject, self.reply, (), None, p) for p in self.payloads]
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolViolation(Event):
     """The peer broke the protocol: send ``-ERR '<err>'`` when ``err`` is set, then close.
     Always the last event; the codec reads nothing after it."""

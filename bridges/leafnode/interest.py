@@ -11,6 +11,7 @@ of the other side's queue groups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jetport.bridges.leafnode.codec import encode_sub, encode_unsub
@@ -45,10 +46,11 @@ class LocalInterest:
         self.counts[key] = n
         return encode_sub(subject, queue, n) if queue is not None else None
 
-    def burst(self) -> list[bytes]:
-        """Everything there is interest in, for a link that has just connected."""
+    def burst(self, keep: Callable[[bytes], bool]) -> list[bytes]:
+        """Everything there is interest in on subjects ``keep`` admits, for a link that
+        has just connected."""
         return [encode_sub(subject, queue, n) if queue is not None else encode_sub(subject)
-                for (subject, queue), n in self.counts.items()]
+                for (subject, queue), n in self.counts.items() if keep(subject)]
 
 
 @dataclass(eq=False, slots=True)
@@ -92,6 +94,8 @@ class RemoteInterest:
         queue groups it is for: those with no member on this side (a local member
         keeps the message here, as nats-server prefers its own clients)."""
         plain, groups = self.index.match(subject)
+        if not groups:
+            return bool(plain), ()
         queues = tuple(sorted({g[0].queue for g in groups
                                if g[0].queue is not None and g[0].queue not in local_groups}))
         return bool(plain) or bool(queues), queues

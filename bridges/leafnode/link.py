@@ -23,13 +23,14 @@ from jetport.bridges.leafnode.codec import (
     LeafCodec,
     encode_connect,
     encode_err,
-    encode_msg,
+    encode_msgs,
 )
 from jetport.bridges.leafnode.events import (
     Event,
     Info,
     LeafConnectOptions,
     LeafMsg,
+    LeafMsgs,
     LeafSub,
     LeafUnsub,
     Ping,
@@ -42,8 +43,8 @@ from jetport.core import nkeys
 from jetport.core.client import Client
 from jetport.core.config.leafnode import split_leaf_url
 from jetport.core.log import log
+from jetport.core.permissions import Permissions, RuleList
 from jetport.core.router import Subscription
-from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 LOOP_DELAY = 30.0
 DIAL_TIMEOUT = 2.0
 #: JetStream traffic that stays on its own side of a link.
-JS_SUBJECTS = (b"$JS.API.>", b"$KV.>", b"$OBJ.>")
+JS_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
 
 class LeafClient(Client):
@@ -64,6 +65,7 @@ class LeafClient(Client):
     conn_type = "LEAFNODE"
     echo = False
     headers = True
+    over_link = True
 
     def __init__(self, hub: Hub, account: Account, link: LeafLink) -> None:
         super().__init__(hub, account)
@@ -89,9 +91,16 @@ class LeafLink(asyncio.Protocol):
         #: A user seed to sign the server's nonce with, and the user JWT sent with the
         #: signature when the remote names a credentials file.
         self.nkey, self.jwt = nkey, jwt
-        self.deny_imports = [s.encode() for s in deny_imports]
-        self.deny_exports = [s.encode() for s in deny_exports]
+        self.deny_imports = list(deny_imports)
         self.client = LeafClient(hub, account, self)
+        # The other side as a client of this account: what it may publish here is
+        # what this side imports, what it may subscribe to is what this side exports.
+        # Each side's JetStream API stays its own, as nats-server arranges for a leaf
+        # link of an account (only a system-account link of one domain extends
+        # JetStream, which Jetport does not do); the other's is reached by its domain.
+        self.perms = self.client.perms = Permissions(
+            pub_deny=RuleList([*JS_SUBJECTS, *self.deny_imports]),
+            sub_deny=RuleList([*JS_SUBJECTS, *deny_exports]))
         self.local = LocalInterest()
         self.remote = RemoteInterest()
         #: This account's loop-detection subject: seen back from the other side, it
@@ -102,11 +111,6 @@ class LeafLink(asyncio.Protocol):
         self.peer = ""
         self.peer_name = ""
         self.peer_headers = True
-        #: Subjects that never cross this link in either direction: each side's JetStream
-        #: API stays its own, as nats-server arranges for a leaf link of an account
-        #: (only a system-account link of one domain extends JetStream, which Jetport
-        #: does not do); the other side's is reached through its domain.
-        self.blocked: list[bytes] = list(JS_SUBJECTS)
         self.connected = False
         self._lost: asyncio.Future[None] | None = None
         self._delay = 0.0
@@ -194,19 +198,24 @@ class LeafLink(asyncio.Protocol):
             self.drop(f"protocol error: {exc}")
             return
         for event in events:
+            if type(event) is LeafMsgs:
+                self._messages(event.subject, event.reply, None, event.payloads, ())
+                continue
+            if type(event) is LeafMsg:
+                self._messages(event.subject, event.reply, event.headers, [event.payload],
+                               event.queues)
+                continue
             self._handle(event)
             if self.transport is None or self.transport.is_closing():
                 return
 
     def _handle(self, event: Event) -> None:
-        if isinstance(event, LeafMsg):
-            self._message(event)
-        elif isinstance(event, LeafSub):
+        if isinstance(event, LeafSub):
             if event.subject == self.lds:
                 self.drop("loop detected", "Loop detected for leafnode account="
                           f'"{self.account.name}". Delaying attempt to reconnect for 30s',
                           LOOP_DELAY)
-            elif not self._blocked(event.subject, self.deny_exports):
+            elif self.client.may_subscribe(event.subject, event.queue):
                 self.remote.add(event.subject, event.queue, event.weight)
         elif isinstance(event, LeafUnsub):
             self.remote.remove(event.subject, event.queue)
@@ -244,7 +253,7 @@ class LeafLink(asyncio.Protocol):
             headers=True, jetstream=hub.jetstream is not None, user=user,
             password=password, jwt=self.jwt or "", sig=sig,
             nkey="" if self.jwt else public,
-            deny_pub=tuple(s.decode() for s in self.deny_imports),
+            deny_pub=tuple(self.deny_imports),
             remote_account=self.account.name, protocol=1)
         self._write(encode_connect(connect))
         self.connected = True
@@ -252,7 +261,7 @@ class LeafLink(asyncio.Protocol):
         for sub in router.index:
             if sub.client is not self.client:
                 self.local.add(sub.subject, sub.queue)
-        frames = [f for f in self.local.burst() if not self._blocked_frame(f)]
+        frames = self.local.burst(self._imports)
         frames.append(b"LS+ " + self.lds + b"\r\n")
         self._write(b"".join(frames))
         router.links.append(self)
@@ -262,13 +271,15 @@ class LeafLink(asyncio.Protocol):
                  self.account.name)
         spawn(self._ping(opts.ping_interval, opts.ping_max), f"leafnode pings {self.peer}")
 
-    def _message(self, msg: LeafMsg) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(msg.payload) + len(msg.headers or b"")
-        if self._blocked(msg.subject, self.deny_imports):
-            return
-        self.account.router.publish_remote(self.client, msg.subject, msg.reply, msg.headers,
-                                           msg.payload, msg.queues)
+    def _messages(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                  payloads: list[bytes], queues: tuple[bytes, ...]) -> None:
+        """Messages from the other side, published here as the link."""
+        n = len(payloads)
+        self.in_msgs += n
+        self.in_bytes += sum(map(len, payloads)) + n * len(hdr or b"")
+        if self.client.may_publish(subject):
+            self.account.router.publish_remote(self.client, subject, reply, hdr, payloads,
+                                               queues)
 
     async def _ping(self, interval: float, most: int) -> None:
         transport = self.transport
@@ -286,21 +297,22 @@ class LeafLink(asyncio.Protocol):
 
     def local_interest(self, sub: Subscription, added: bool) -> None:
         frame = (self.local.add if added else self.local.remove)(sub.subject, sub.queue)
-        if frame is not None and self.connected and not self._blocked_frame(frame):
+        if frame is not None and self.connected and self._imports(sub.subject):
             self._write(frame)
 
     def forward(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
-                payload: bytes, local_groups: frozenset[bytes]) -> bool:
+                payloads: list[bytes], local_groups: frozenset[bytes]) -> int:
         if not self.connected or not self.remote.keys:
-            return False
+            return 0
         wanted, queues = self.remote.wants(subject, local_groups)
-        if not wanted or self._blocked(subject, self.deny_exports):
-            return False
-        self._write(encode_msg(subject, reply, queues, hdr, payload,
-                               peer_headers=self.peer_headers))
-        self.out_msgs += 1
-        self.out_bytes += len(payload) + len(hdr or b"")
-        return True
+        if not wanted or not self.perms.can_receive(subject):
+            return 0
+        self._write(encode_msgs(subject, reply, queues, hdr, payloads,
+                                peer_headers=self.peer_headers))
+        n = len(payloads)
+        self.out_msgs += n
+        self.out_bytes += sum(map(len, payloads)) + n * len(hdr or b"")
+        return n
 
     def describe(self, subs: bool) -> dict[str, Any]:
         where = split_leaf_url(self.peer)
@@ -318,14 +330,9 @@ class LeafLink(asyncio.Protocol):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _blocked(self, subject: bytes, deny: list[bytes]) -> bool:
-        return any(subject_matches(p, subject) for p in self.blocked) or any(
-            subject_matches(p, subject) for p in deny)
-
-    def _blocked_frame(self, frame: bytes) -> bool:
-        """An ``LS±`` for a subject this side does not take from the other."""
-        subject = frame[4:-2].split(b" ", 1)[0]
-        return self._blocked(subject, self.deny_imports)
+    def _imports(self, subject: bytes) -> bool:
+        """Whether interest in ``subject`` is announced: not for what is never taken in."""
+        return self.client.may_publish(subject)
 
     def _write(self, data: bytes) -> None:
         """Queue ``data``; everything queued in one loop turn goes out in one write (a

@@ -29,6 +29,7 @@ from jetport.bridges.leafnode.events import (
     Info,
     LeafConnectOptions,
     LeafMsg,
+    LeafMsgs,
     LeafSub,
     LeafUnsub,
     Ok,
@@ -70,10 +71,12 @@ LEAF_CONNECT = (
 
 
 def feed(*chunks: bytes, **kw) -> list[Event]:
+    """The events of ``chunks``, runs (:class:`LeafMsgs`) counted as their messages."""
     codec = LeafCodec(**kw)
     events: list[Event] = []
     for chunk in chunks:
-        events += codec.receive_data(chunk)
+        for event in codec.receive_data(chunk):
+            events += event.messages() if isinstance(event, LeafMsgs) else [event]
     return events
 
 
@@ -244,6 +247,34 @@ def test_lmsg_plus_without_queues_is_a_reply() -> None:
 def test_lmsg_three_args_take_the_middle_one_as_reply_whatever_it_is() -> None:
     assert splits(b"LMSG a | 1\r\nx\r\nLMSG a + 1\r\ny\r\n") == [
         LeafMsg(b"a", b"|", (), None, b"x"), LeafMsg(b"a", b"+", (), None, b"y")]
+
+
+def test_consecutive_plain_lmsgs_to_one_subject_come_as_one_run() -> None:
+    data = (b"LMSG foo 1\r\na\r\nLMSG foo 2\r\nbb\r\nLMSG foo  1\r\nc\r\n"
+            b"LMSG foo r 1\r\nd\r\nLMSG foo r 1\r\ne\r\nLMSG bar 1\r\nf\r\n"
+            b"LMSG bar | q 1\r\ng\r\nLMSG bar 1\r\nh\r\n")
+    codec = LeafCodec()
+    assert codec.receive_data(data) == [  # (a line with two blanks is read on its own)
+        LeafMsgs(b"foo", None, [b"a", b"bb"]), LeafMsg(b"foo", None, (), None, b"c"),
+        LeafMsgs(b"foo", b"r", [b"d", b"e"]),
+        LeafMsg(b"bar", None, (), None, b"f"), LeafMsg(b"bar", None, (b"q",), None, b"g"),
+        LeafMsg(b"bar", None, (), None, b"h")]
+    # read in any pieces, the same messages in the same order
+    assert splits(data) == [
+        *LeafMsgs(b"foo", None, [b"a", b"bb", b"c"]).messages(),
+        *LeafMsgs(b"foo", b"r", [b"d", b"e"]).messages(),
+        LeafMsg(b"bar", None, (), None, b"f"), LeafMsg(b"bar", None, (b"q",), None, b"g"),
+        LeafMsg(b"bar", None, (), None, b"h")]
+    assert encode(LeafMsgs(b"foo", b"r", [b"d", b"e"])) == (
+        b"LMSG foo r 1\r\nd\r\nLMSG foo r 1\r\ne\r\n")
+
+
+def test_a_run_is_checked_like_single_messages() -> None:
+    ok = b"LMSG foo 1\r\na\r\n"
+    assert splits(ok + b"LMSG foo 1\r\nab\r\n") == [
+        LeafMsg(b"foo", None, (), None, b"a"), ProtocolViolation("Unknown Protocol Operation")]
+    assert splits(ok + b"LMSG foo 2\r\nab\r\n", max_payload=1) == [
+        LeafMsg(b"foo", None, (), None, b"a"), ProtocolViolation("Maximum Payload Violation")]
 
 
 def test_hmsg_with_headers_reply_and_queues() -> None:

@@ -29,8 +29,9 @@ def test_the_burst_lists_every_key_once() -> None:
     for subject, queue in [(b"a", None), (b"a", None), (b"b.>", None), (b"c", b"q"),
                            (b"c", b"q"), (b"c", b"r")]:
         local.add(subject, queue)
-    assert sorted(local.burst()) == [b"LS+ a\r\n", b"LS+ b.>\r\n", b"LS+ c q 2\r\n",
-                                     b"LS+ c r 1\r\n"]
+    assert sorted(local.burst(lambda s: True)) == [
+        b"LS+ a\r\n", b"LS+ b.>\r\n", b"LS+ c q 2\r\n", b"LS+ c r 1\r\n"]
+    assert sorted(local.burst(lambda s: s != b"c")) == [b"LS+ a\r\n", b"LS+ b.>\r\n"]
 
 
 def test_remote_interest_decides_what_crosses_and_for_which_groups() -> None:
