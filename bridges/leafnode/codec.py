@@ -593,6 +593,8 @@ def encode_msgs(
         return b"".join([b"%b%d %d\r\n%b%b\r\n" % (head, hl, hl + len(p), headers, p)
                          for p in payloads])
     head = b"LMSG " + args
+    if len(payloads) == 1:
+        return b"%b%d\r\n%b\r\n" % (head, len(payloads[0]), payloads[0])
     return b"".join([b"%b%d\r\n%b\r\n" % (head, len(p), p) for p in payloads])
 
 
