@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from jetport.core.config.leafnode import split_leaf_url
 from jetport.core.jetstream.apilevel import API_LEVEL
 from jetport.core.timeutil import NS_PER_S, rfc3339, uptime
 
@@ -425,6 +427,24 @@ def storage_errors(hub: Hub) -> dict[str, str]:
             if jsa.storage_error is not None}
 
 
+def leaf_remotes_down(hub: Hub) -> list[str]:
+    """A line for each configured leafnode remote without a link up: a hub cut off from
+    its cluster serves local traffic only, so a load balancer should prefer another."""
+    leaf = hub.options.leafnode
+    if leaf is None or not leaf.remotes:
+        return []
+    up = Counter(link.client.account.name for link in hub.leaf_links)
+    down = []
+    for remote in leaf.remotes:
+        if up[remote.account] > 0:
+            up[remote.account] -= 1
+        else:
+            where = ", ".join(f"{u.host}:{u.port}" for u in map(split_leaf_url, remote.urls))
+            down.append(f'leafnode remote for account "{remote.account}" not connected '
+                        f"({where})")
+    return down
+
+
 async def healthz(hub: Hub, js_enabled_only: bool = False, js_server_only: bool = False,
                   account: str | None = None, stream: str | None = None,
                   consumer: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -438,6 +458,9 @@ async def healthz(hub: Hub, js_enabled_only: bool = False, js_server_only: bool 
                      "error": '"stream" must not be empty when checking consumer health'}
     if not hub.ready or "nats" not in hub.ports or hub.lame_duck:
         return 503, {"status": "unavailable", "error": "server not ready"}
+    unlinked = leaf_remotes_down(hub)
+    if unlinked:
+        return 503, {"status": "unavailable", "error": "; ".join(unlinked)}
     js = hub.jetstream
     if js is not None and not js_enabled_only:
         failing = storage_errors(hub)

@@ -17,6 +17,7 @@ cluster takes a few seconds to elect its meta leader).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.aio.subscription
+import nats.errors
 import pytest
 from servers import ServerProcess, free_port, nats_server_binary
 
@@ -302,3 +306,36 @@ def cluster_fixture(*, scope: str = "module", name: str | None = None,
             yield cluster
 
     return pytest.fixture(scope=scope, name=name)(fixture)  # type: ignore[call-overload]
+
+
+async def until_delivered(pub: nats.NATS, subject: str, sub: nats.aio.subscription.Subscription,
+                          timeout: float = 10.0) -> None:
+    """Publish probes until one arrives: interest crosses the link and the cluster's
+    routes asynchronously, as with nats-server.  Drains the probes that arrived."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await pub.publish(subject, b"probe")
+        await pub.flush()
+        try:
+            await sub.next_msg(timeout=0.2)
+            break
+        except nats.errors.TimeoutError:
+            if loop.time() > deadline:
+                raise
+    await asyncio.sleep(0.2)
+    while True:
+        try:
+            await sub.next_msg(timeout=0.05)
+        except nats.errors.TimeoutError:
+            return
+
+
+async def drain(sub: nats.aio.subscription.Subscription, wait: float = 0.5) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=wait)
+        except nats.errors.TimeoutError:
+            return got
+        got.append(msg.data)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import nats
 import pytest
-from cluster import HubCluster, cluster_fixture, monitor, wait_until
+from cluster import HubCluster, cluster_fixture, drain, monitor, until_delivered, wait_until
 from mqtt_clients import Paho, thread
 from natsjwt import Keys
 from servers import ServerProcess
@@ -35,39 +35,6 @@ def leaf(cluster: HubCluster, target: str) -> Iterator[ServerProcess]:
 def leaf_with(cluster: HubCluster, target: str, remote_extra: str) -> ServerProcess:
     return cluster.start_leaf(f"leaf{next(_names)}-{target}", domain=None, target=target,
                               remote_extra=remote_extra)
-
-
-async def until_delivered(pub: nats.NATS, subject: str, sub: nats.aio.subscription.Subscription,
-                          timeout: float = 10.0) -> None:
-    """Publish probes until one arrives: interest crosses the link and the cluster's
-    routes asynchronously, as with nats-server.  Drains the probes that arrived."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await pub.publish(subject, b"probe")
-        await pub.flush()
-        try:
-            await sub.next_msg(timeout=0.2)
-            break
-        except nats.errors.TimeoutError:
-            if loop.time() > deadline:
-                raise
-    await asyncio.sleep(0.2)
-    while True:
-        try:
-            await sub.next_msg(timeout=0.05)
-        except nats.errors.TimeoutError:
-            return
-
-
-async def drain(sub: nats.aio.subscription.Subscription, wait: float = 0.5) -> list[bytes]:
-    got = []
-    while True:
-        try:
-            msg = await sub.next_msg(timeout=wait)
-        except nats.errors.TimeoutError:
-            return got
-        got.append(msg.data)
 
 
 @pytest.mark.differential
