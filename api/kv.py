@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
+from jetport.api.domain import js_domain
 from jetport.api.errors import ERRORS, HttpError, bad_request, not_found
 from jetport.api.messages import ack_info, encode_data, scan
 from jetport.api.publish import commit
@@ -23,7 +24,7 @@ from jetport.api.session import DoorClient
 from jetport.core import headers as H
 from jetport.core.timeutil import NS_PER_S, rfc3339
 
-router = APIRouter(prefix="/v1/kv", tags=["kv"])
+router = APIRouter(prefix="/v1/kv", tags=["kv"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
 BUCKET_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
@@ -39,6 +40,8 @@ class BucketConfig(BaseModel):
     max_bytes: int = Field(-1, ge=-1)
     max_value_size: int = Field(-1, ge=-1, le=2**31 - 1)
     storage: Literal["file", "memory"] = "file"
+    #: Copies kept by a clustered JetStream (``?domain=`` of a cluster); 1 on one server.
+    replicas: int = Field(1, ge=1, le=5)
     #: Seconds the hub keeps a marker when a key's entry expires (0: no markers), so
     #: watchers learn of expiries; at least 1.
     limit_marker_ttl: float = Field(0, ge=0, le=10 * 365 * 86400)
@@ -109,7 +112,7 @@ async def create_bucket(cfg: BucketConfig, client: Caller) -> BucketStatus:
         "name": f"KV_{name}", "description": cfg.description, "subjects": [f"$KV.{name}.>"],
         "max_msgs_per_subject": cfg.history, "max_bytes": cfg.max_bytes, "max_age": ttl,
         "max_msg_size": cfg.max_value_size, "storage": cfg.storage, "discard": "new",
-        "num_replicas": 1, "allow_rollup_hdrs": True, "deny_delete": True,
+        "num_replicas": cfg.replicas, "allow_rollup_hdrs": True, "deny_delete": True,
         "allow_direct": True, "duplicate_window": window, "max_msgs": -1,
         "max_consumers": -1, "allow_msg_ttl": True,
     }

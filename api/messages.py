@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from jetport.api.domain import api_subject
 from jetport.api.errors import HttpError, bad_request, utf8
 from jetport.api.session import status_of
 from jetport.core import headers as H
@@ -192,7 +193,7 @@ async def pull(client: DoorClient, stream: str, consumer: str, batch: int,
         body["expires"] = int(wait * 1e9)
     else:
         body["no_wait"] = True
-    subject = client.check_publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}")
+    subject = client.check_publish(api_subject(f"CONSUMER.MSG.NEXT.{stream}.{consumer}"))
 
     def done(items: list[Delivery]) -> bool:
         last = items[-1]

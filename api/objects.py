@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
+from jetport.api.domain import js_domain
 from jetport.api.errors import ERRORS, HttpError, bad_request, not_found
 from jetport.api.kv import BUCKET_NAME
 from jetport.api.messages import ack_info, scan
@@ -32,7 +33,7 @@ from jetport.core.log import log
 from jetport.core.tasks import spawn
 from jetport.core.timeutil import NS_PER_S, rfc3339
 
-router = APIRouter(prefix="/v1/objects", tags=["objects"])
+router = APIRouter(prefix="/v1/objects", tags=["objects"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
 CHUNK = 128 * 1024
 #: Chunks published and not yet acknowledged during an upload.
@@ -45,6 +46,8 @@ class ObjectBucketConfig(BaseModel):
     ttl: float = Field(0, ge=0, le=10 * 365 * 86400)
     max_bytes: int = Field(-1, ge=-1)
     storage: Literal["file", "memory"] = "file"
+    #: Copies kept by a clustered JetStream (``?domain=`` of a cluster); 1 on one server.
+    replicas: int = Field(1, ge=1, le=5)
 
 
 class ObjectInfo(BaseModel):
@@ -94,7 +97,7 @@ async def create_bucket(cfg: ObjectBucketConfig, client: Caller) -> JSONResponse
         "name": f"OBJ_{name}", "description": cfg.description,
         "subjects": [f"$O.{name}.C.>", f"$O.{name}.M.>"], "max_age": int(cfg.ttl * NS_PER_S),
         "max_bytes": cfg.max_bytes, "storage": cfg.storage, "discard": "new",
-        "num_replicas": 1, "allow_rollup_hdrs": True, "allow_direct": True,
+        "num_replicas": cfg.replicas, "allow_rollup_hdrs": True, "allow_direct": True,
     }
     info = await client.js(f"STREAM.CREATE.OBJ_{name}", config)
     return JSONResponse({"bucket": name, "config": info.get("config")}, status_code=201)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
+from jetport.api.domain import DOMAIN, js_domain, write_subject
 from jetport.api.errors import ERRORS, HttpError, bad_request, from_api_error, utf8
 from jetport.api.messages import (
     Envelope,
@@ -27,14 +28,14 @@ from jetport.api.messages import (
     header_pairs,
     parse_headers,
 )
-from jetport.api.session import DoorClient
+from jetport.api.session import DoorClient, status_of
 from jetport.core.jetstream.models import PubAck
 
 if TYPE_CHECKING:
     from jetport.api.door import HttpDoor
     from jetport.core.client import Delivery
 
-router = APIRouter(prefix="/v1", tags=["messages"])
+router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
 #: Messages one batch request may carry.
 MAX_BATCH = 100_000
@@ -67,8 +68,19 @@ def _door(request: Request) -> HttpDoor:
 
 
 def _capturing(client: DoorClient, subject: bytes) -> int:
+    """How many acknowledgements storing ``subject`` takes: with a domain, that of the
+    domain's one stream (nats-server refuses overlapping stream subjects), else one per
+    local stream capturing it."""
+    if DOMAIN.get():
+        return 1
     js = client.hub.jetstream
     return js.streams_capturing(client.account, subject) if js is not None else 0
+
+
+def _no_stream(items: list[Delivery]) -> bool:
+    """The store answered "no responders": nothing stores the subject in the domain,
+    or the domain cannot be reached."""
+    return bool(items) and status_of(items[0][2]) == 503 and not items[0][3]
 
 
 def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
@@ -81,6 +93,9 @@ def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
 def _ack(items: list[Delivery], timeout: float) -> dict[str, Any]:
     if not items:
         raise HttpError(504, 10504, f"no acknowledgement from the stream within {timeout}s")
+    if _no_stream(items):
+        raise HttpError(503, 10503, f"no stream of JetStream domain {DOMAIN.get()!r} "
+                        "stores the subject, or the domain is not reachable")
     doc: dict[str, Any] = json.loads(items[0][3])
     if "error" in doc:
         raise from_api_error(doc["error"])
@@ -110,9 +125,9 @@ async def commit(door: HttpDoor, client: DoorClient, subject: bytes, hdr: bytes 
     if not streams:
         raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
     door.stats.count_in(client, payload)
-    reply, fut = client.expect(lambda items: len(items) >= streams)
+    reply, fut = client.expect(lambda items: len(items) >= streams or _no_stream(items))
     start = time.perf_counter()
-    client.publish(subject, hdr, payload, reply)
+    client.publish(write_subject(subject), hdr, payload, reply)
     items = await client.gather(reply, fut, timeout)
     doc = _ack(items, timeout)
     door.stats.commit_seconds.observe(time.perf_counter() - start)
@@ -181,12 +196,18 @@ async def publish_batch(batch: BatchRequest, request: Request, client: Caller,
     waits = []
     for i, subject, hdr, payload in stored:
         reply, fut = client.expect(lambda items: True)
-        client.publish(subject, hdr, payload, reply)
+        client.publish(write_subject(subject), hdr, payload, reply)
         waits.append((i, reply, fut))
     for i, reply, fut in waits:
         items = await client.gather(reply, fut, timeout)
-        acks[i] = json.loads(items[0][3]) if items else {
-            "error": {"code": 504, "err_code": 10504, "description": "no acknowledgement"}}
+        if not items:
+            acks[i] = {"error": {"code": 504, "err_code": 10504,
+                                 "description": "no acknowledgement"}}
+        elif _no_stream(items):
+            acks[i] = {"error": {"code": 503, "err_code": 10503,
+                                 "description": "no stream stores the subject"}}
+        else:
+            acks[i] = json.loads(items[0][3])
     return BatchResult(count=len(batch.messages), acks=acks)
 
 

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from jetport.api.domain import DOMAIN, api_subject
 from jetport.api.errors import HttpError, from_api_error, utf8
 from jetport.core import headers as H
 from jetport.core.client import Delivery, PermissionDenied, TooManySubscriptions, tightest
@@ -174,11 +175,13 @@ class DoorClient(InternalClient):
         payload = body if isinstance(body, bytes) else (
             b"" if body is None else json.dumps(body).encode())
         try:
-            _, _, _, data = await self.request(b"$JS.API." + utf8(api, "name"), payload,
+            _, _, _, data = await self.request(utf8(api_subject(api), "name"), payload,
                                                timeout=timeout)
         except HttpError as exc:
             if exc.status == 503:
-                raise HttpError(503, 10076, "JetStream not enabled") from None
+                domain = DOMAIN.get()
+                raise HttpError(503, 10076, f"JetStream domain {domain!r} not reachable"
+                                if domain else "JetStream not enabled") from None
             raise
         doc = json.loads(data) if data else {}
         if "error" in doc:

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from jetport.api.auth import caller, fresh_client
+from jetport.api.domain import api_subject, js_domain
 from jetport.api.errors import ERRORS, HttpError, bad_request
 from jetport.api.messages import (
     Message,
@@ -41,7 +42,7 @@ from jetport.core.log import log
 if TYPE_CHECKING:
     from jetport.api.door import HttpDoor
 
-router = APIRouter(prefix="/v1", tags=["live"])
+router = APIRouter(prefix="/v1", tags=["live"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
 PAGE = 256
 #: Put in an event stream's queue when the door stops: the stream ends cleanly.
@@ -130,7 +131,7 @@ async def _replay(door: HttpDoor, client: DoorClient, stream: str, subject: str,
         subject.encode()) else None
     sub = client.private(reply, lambda *m: box.put_nowait(m))
     door.event_streams.add(box)
-    pull = client.check_publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}")
+    pull = client.check_publish(api_subject(f"CONSUMER.MSG.NEXT.{stream}.{name}"))
     request = json.dumps({"batch": PAGE, "expires": int(heartbeat * 1e9)}).encode()
     try:
         yield b": subscribed\n\n"
@@ -191,7 +192,7 @@ async def subscribe(subject: str, request: Request, client: Caller,
     try:
         if stream is not None or start is not None:
             name = check_name(stream) if stream else await _find_stream(client, subject)
-            client.check_publish(f"$JS.API.CONSUMER.CREATE.{name}")
+            client.check_publish(api_subject(f"CONSUMER.CREATE.{name}"))
             if not own.may_subscribe(raw, None):
                 raise HttpError(403, 10403, f'permissions violation for subscription to '
                                 f'"{subject}"')

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from jetport.api.auth import caller
+from jetport.api.domain import js_domain
 from jetport.api.errors import ERRORS, HttpError, bad_request, utf8
 from jetport.api.messages import (
     Message,
@@ -36,7 +37,7 @@ from jetport.core.jetstream.models import (
     StreamInfo,
 )
 
-router = APIRouter(prefix="/v1", tags=["streams"])
+router = APIRouter(prefix="/v1", tags=["streams"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
 MAX_REPLAY = 10_000
 

@@ -98,7 +98,7 @@ def jetstream_summary(hub: Hub) -> dict[str, Any]:
         errors += jsa.api_errors
     return {
         "config": {"max_memory": js.max_memory, "max_storage": js.max_store,
-                   "store_dir": js.store_dir,
+                   "store_dir": js.store_dir, **({"domain": js.domain} if js.domain else {}),
                    **({"sync_always": True} if js.hub.options.jetstream_sync_always else {})},
         "stats": {"memory": memory, "storage": storage, "reserved_memory": 0,
                   "reserved_storage": 0, "accounts": len(js.accounts), "ha_assets": 0,

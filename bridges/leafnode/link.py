@@ -98,9 +98,12 @@ class LeafLink(asyncio.Protocol):
         # Each side's JetStream API stays its own, as nats-server arranges for a leaf
         # link of an account (only a system-account link of one domain extends
         # JetStream, which Jetport does not do); the other's is reached by its domain.
+        # Requests for this server's own domain are answered here, never sent on.
+        own = [f"$JS.{hub.jetstream.domain}.API.>"] if hub.jetstream and \
+            hub.jetstream.domain else []
         self.perms = self.client.perms = Permissions(
             pub_deny=RuleList([*JS_SUBJECTS, *self.deny_imports]),
-            sub_deny=RuleList([*JS_SUBJECTS, *deny_exports]))
+            sub_deny=RuleList([*JS_SUBJECTS, *own, *deny_exports]))
         self.local = LocalInterest()
         self.remote = RemoteInterest()
         #: This account's loop-detection subject: seen back from the other side, it
@@ -242,7 +245,7 @@ class LeafLink(asyncio.Protocol):
         hub, opts = self.hub, self.hub.options
         where = split_leaf_url(self.peer)
         user, password = where.user or "", where.password or ""
-        domain = getattr(hub.jetstream, "domain", "") or ""
+        domain = hub.jetstream.domain if hub.jetstream is not None else ""
         self.peer_headers = info.headers
         public = sig = ""
         if self.nkey:

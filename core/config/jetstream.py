@@ -62,8 +62,16 @@ def _jetstream_sync_key(opts: Options, entry: Entry) -> None:
     opts.set("jetstream_sync_always", True)
 
 
+@JETSTREAM_KEYS.key("domain")
+def _jetstream_domain_key(opts: Options, entry: Entry) -> None:
+    """A subject token naming this server's JetStream across leaf node links."""
+    value = entry.string()
+    if not value or any(c in value for c in ".*> \t\r\n"):
+        raise entry.error(f"invalid domain name: {value!r} (must be one subject token)")
+    opts.set("jetstream_domain", value)
+
+
 _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
-    (JETSTREAM_KEYS, "JetStream domains", "domain"),
     (
         JETSTREAM_KEYS,
         "JetStream encryption",

@@ -71,6 +71,8 @@ class Options:
     jetstream_max_store: int = -1
     #: ``jetstream { sync_interval: always }``: fsync every commit before its ack.
     jetstream_sync_always: bool = False
+    #: ``jetstream { domain }``: this server's JetStream also answers ``$JS.<domain>.API``.
+    jetstream_domain: str = ""
     #: Who may read the HTTP door's monitoring pages that name clients, users, streams
     #: and accounts once authorization is configured: "system" (the system account's
     #: users) or "none" (anyone).  Jetport's own key: nats-server's monitoring port is

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 API_SUBJECTS = (b"$JS.API.INFO", b"$JS.API.STREAM.>", b"$JS.API.CONSUMER.>",
                 b"$JS.API.ACCOUNT.>", b"$JS.API.META.>", b"$JS.API.SERVER.>")
-DIRECT_GET = b"$JS.API.DIRECT.GET."
 SUBJECTS_LIMIT = 100_000
 NAMES_LIMIT = 1024
 LIST_LIMIT = 256
@@ -65,18 +64,38 @@ class JetStreamApi:
         #: Consumers by the (stream, name) tokens of their ack subjects.
         self._acking: dict[tuple[bytes, bytes], Consumer] = {}
         client = jsa.client
+        domain = jsa.js.domain.encode()
+        #: Where the API is answered: ``$JS.API.``, and ``$JS.<domain>.API.`` with a
+        #: domain (what nats-server maps to the first for its own domain).
+        self.prefixes = [PREFIX, b"$JS.%s.API." % domain] if domain else [PREFIX]
         # Not one `$JS.API.>`: DIRECT.GET is answered by each stream that allows it, so a
         # get on a stream that does not exist finds no responder, as with nats-server.
-        for subject in API_SUBJECTS:
-            client.listen(subject, self._on_request)
+        for prefix in self.prefixes:
+            for subject in API_SUBJECTS:
+                client.listen(prefix + subject[len(PREFIX):], self._on_request)
+        if domain:
+            # Stored subjects the API prefix reaches across leaf links, as nats-server
+            # maps them: the message is published again on its own subject.
+            for kind in (b"$KV.", b"$OBJ."):
+                client.listen(self.prefixes[1] + kind + b">", self._on_stored_write)
         client.listen(b"$JS.ACK.>", self._on_ack, batch=self._on_acks)
         client.listen(b"$JS.FC.>", self._on_flow_control)
 
     # -- intake -----------------------------------------------------------------------
 
+    def _api_tokens(self, subject: bytes) -> list[bytes]:
+        """The tokens after whichever API prefix ``subject`` came on."""
+        prefix = self.prefixes[-1]
+        cut = len(prefix) if subject.startswith(prefix) else len(PREFIX)
+        return subject[cut:].split(b".")
+
+    def _on_stored_write(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
+                         payload: bytes) -> None:
+        self.jsa.client.send(subject[len(self.prefixes[1]):], reply, hdr, payload)
+
     def _on_request(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                     payload: bytes) -> None:
-        tokens = subject[len(PREFIX):].split(b".")
+        tokens = self._api_tokens(subject)
         if tokens[:3] == [b"CONSUMER", b"MSG", b"NEXT"] and len(tokens) == 5 and reply:
             consumer = self._find_consumer(tokens[3], tokens[4])
             if consumer is not None:
@@ -246,6 +265,7 @@ class JetStreamApi:
             "type": T + "account_info_response",
             **self.jsa.usage(),
             "limits": self.jsa.limits.model_dump(),
+            **({"domain": self.jsa.js.domain} if self.jsa.js.domain else {}),
             "api": {"total": self.jsa.api_total, "errors": self.jsa.api_errors,
                     "level": apilevel.API_LEVEL},
         }
@@ -391,10 +411,10 @@ class JetStreamApi:
     def on_direct_get(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                       payload: bytes) -> None:
         """A stream's own DIRECT.GET subscription (only streams with allow_direct)."""
-        tokens = subject[len(DIRECT_GET):].split(b".", 1)
+        tokens = self._api_tokens(subject)[2:]  # after DIRECT.GET: the stream, a subject
         if reply:
             name = tokens[0].decode(errors="replace")
-            last = tokens[1] if len(tokens) > 1 else b""
+            last = b".".join(tokens[1:])
             stream = self.jsa.streams.get(name)
             if stream is not None and stream.config.allow_direct:
                 spawn(DirectGet(stream, reply).answer(last, payload, apilevel.unmet(hdr)),

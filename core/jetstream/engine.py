@@ -62,6 +62,8 @@ class JetStream:
         self.store_dir = os.path.join(os.path.abspath(opts.store_dir), "jetstream")
         self.max_memory = opts.jetstream_max_memory  # -1: no server-wide limit
         self.max_store = opts.jetstream_max_store
+        #: Also answered on ``$JS.<domain>.API`` (and named in PubAcks and infos).
+        self.domain = opts.jetstream_domain
         self.accounts: dict[str, JetStreamAccount] = {}
         self.not_enabled: dict[str, NotEnabledApi] = {}
         #: Start-up's restore; None once the hub runs (accounts enabled later are new).

@@ -80,7 +80,10 @@ class Stream:
         st, rp = cfg.subject_transform, cfg.republish
         self._transform = SubjectTransform(st.src, st.dest) if st and st.dest else None
         self._republish = SubjectTransform(rp.src, rp.dest) if rp and rp.dest else None
-        self._ack_prefix = b'{"stream":%b,"seq":' % json.dumps(self.name).encode()
+        domain = self.jsa.js.domain
+        self._ack_prefix = b'{"stream":%b,%b"seq":' % (
+            json.dumps(self.name).encode(),
+            b'"domain":%b,' % json.dumps(domain).encode() if domain else b"")
         # Messages without headers need none of accept()'s per-message rules when:
         self._plain = (
             self._transform is None and self._republish is None and not cfg.sealed
@@ -97,9 +100,11 @@ class Stream:
             link.close()
         self.links = links_for(self)
         if self.config.allow_direct:
-            direct = b"$JS.API.DIRECT.GET." + self.name.encode()
-            on_get = self.jsa.api.on_direct_get
-            self._subs += [client.listen(direct, on_get), client.listen(direct + b".>", on_get)]
+            api = self.jsa.api
+            for prefix in api.prefixes:
+                direct = prefix + b"DIRECT.GET." + self.name.encode()
+                self._subs += [client.listen(direct, api.on_direct_get),
+                               client.listen(direct + b".>", api.on_direct_get)]
         self._schedule_expiry()
 
     async def start_links(self) -> None:

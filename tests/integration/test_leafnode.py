@@ -12,6 +12,7 @@ import itertools
 import queue
 from collections.abc import Iterator
 
+import httpx
 import nats
 import pytest
 from cluster import HubCluster, cluster_fixture, drain, monitor, until_delivered, wait_until
@@ -291,4 +292,68 @@ async def test_a_leaf_signs_in_with_a_user_nkey(secured: HubCluster, target: str
     finally:
         await on_leaf.close()
         await on_hub.close()
+        leaf.stop()
+
+
+async def test_the_http_door_of_a_leaf_uses_the_clusters_jetstream_by_domain(
+        cluster: HubCluster) -> None:
+    """``?domain=hub`` on the HTTP door's routes: a replicated stream, a publish that
+    answers once the cluster stored the message, a fetch, a KV bucket and an object
+    bucket, all in the cluster, seen by a NATS client of the cluster; without the
+    domain, the same routes use the leaf's own JetStream."""
+    leaf = cluster.start_leaf(f"leafh{next(_names)}", domain="edge", target="jetport")
+    base = f"http://127.0.0.1:{leaf.http_port}/v1"
+    hub = {"domain": "hub"}
+    nc = await nats.connect(cluster.urls[2])
+    js = nc.jetstream()
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+            r = await http.post("/streams", params=hub, json={
+                "name": "HTTPD", "subjects": ["httpd.>"], "num_replicas": 3})
+            assert r.status_code == 201, r.text
+            assert r.json()["config"]["num_replicas"] == 3
+            for _ in range(100):  # until the stream's interest reached the leaf
+                r = await http.post("/publish/httpd.a", params=hub, content=b"one")
+                if r.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            assert r.json()["stream"] == "HTTPD" and r.json()["domain"] == "hub"
+            assert (await js.get_msg("HTTPD", r.json()["seq"])).data == b"one"
+            # not in the leaf's own JetStream
+            assert (await http.get("/streams/HTTPD")).status_code == 404
+            r = await http.post("/streams/HTTPD/consumers", params=hub,
+                                json={"durable_name": "web", "ack_policy": "explicit"})
+            assert r.status_code == 201, r.text
+            r = await http.post("/streams/HTTPD/consumers/web/fetch", params={
+                **hub, "batch": 1, "wait": 5})
+            assert [m["data"] for m in r.json()["messages"]] == ["one"], r.text
+
+            r = await http.post("/kv", params=hub, json={"bucket": "cfg", "replicas": 3})
+            assert r.status_code == 201, r.text
+            r = await http.put("/kv/cfg/keys/mode", params=hub, content=b"fast")
+            assert r.status_code == 200, r.text
+            kv = await js.key_value("cfg")
+            assert (await kv.get("mode")).value == b"fast"
+            await kv.put("mode", b"slow")
+            r = await http.get("/kv/cfg/keys/mode", params=hub)
+            assert r.content == b"slow"
+
+            r = await http.post("/objects", params=hub, json={"bucket": "files"})
+            assert r.status_code == 201, r.text
+            body = bytes(range(256)) * 1000
+            r = await http.put("/objects/files/blob.bin", params=hub, content=body)
+            assert r.status_code == 201, r.text
+            obs = await js.object_store("files")
+            assert (await obs.get("blob.bin")).data == body
+            r = await http.get("/objects/files/blob.bin", params=hub)
+            assert r.content == body
+
+            assert (await http.get("/streams", params={"domain": "a.b"})).status_code == 400
+            # with a domain, a publish waits for a stream: none stores this subject
+            r = await http.post("/publish/nostream.a", params=hub, content=b"x")
+            assert r.status_code == 503, r.text
+            assert (await http.post("/publish/nostream.a", content=b"x")).status_code == 202
+    finally:
+        await nc.close()
         leaf.stop()

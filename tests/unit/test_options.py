@@ -304,12 +304,20 @@ def test_unsupported_blocks_are_rejected(text: str) -> None:
     [
         ("authorization {\n  auth_callout: {}\n}", "authorization.auth_callout"),
         ("tls {\n  cipher_suites: [x]\n}", "tls.cipher_suites"),
-        ("jetstream {\n  domain: hub\n}", "jetstream.domain"),
+        ("jetstream {\n  key: secret\n}", "jetstream.key"),
     ],
 )
 def test_unsupported_nested_keys(text: str, key: str) -> None:
     message = error_from(text)
     assert message.startswith("srv.conf:2: ") and f'"{key}" is not supported' in message
+
+
+def test_jetstream_domain_is_one_subject_token() -> None:
+    opts = opts_from("jetstream {\n  domain: hub\n}")
+    assert opts.jetstream and opts.jetstream_domain == "hub"
+    for bad in ('"a.b"', '"a*"', '"x>"', '"a b"', '""'):
+        assert error_from(f"jetstream {{\n  domain: {bad}\n}}").startswith(
+            "srv.conf:2: invalid domain name")
 
 
 def test_unknown_nested_key() -> None:
