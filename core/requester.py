@@ -27,6 +27,10 @@ class RequestTimeout(Exception):
     """No reply arrived in time."""
 
 
+class NoResponders(RequestTimeout):
+    """Nobody listens on the subject (a 503 status came back at once)."""
+
+
 class _Batch:
     """Replies gathered until ``done(items)`` says enough came."""
 
@@ -44,8 +48,11 @@ class Requester(InternalClient):
     kind = "Internal"
 
     def __init__(self, hub: Hub, account: Account, name: str,
-                 prefix: bytes = b"_INBOX.") -> None:
+                 prefix: bytes = b"_INBOX.", *, no_responders: bool = False) -> None:
         super().__init__(hub, account, name)
+        #: Ask for a 503 status when nobody listens, so a request fails at once with
+        #: :class:`NoResponders` rather than by timing out.
+        self.no_responders = no_responders
         #: Reply subjects are ``<prefix><random>.<n>``; a door may pick a prefix of its
         #: own so it can tell its replies from its clients' in what it delivers.
         self.inbox = b"%s%s." % (prefix, secrets.token_hex(8).encode())
@@ -75,7 +82,10 @@ class Requester(InternalClient):
         self._waiting[reply] = fut
         try:
             self.account.router.publish(self, subject, reply, hdr, payload)
-            return await asyncio.wait_for(fut, timeout)
+            answer = await asyncio.wait_for(fut, timeout)
+            if not answer[2] and answer[1] and answer[1].startswith(b"NATS/1.0 503"):
+                raise NoResponders(subject.decode(errors="replace"))
+            return answer
         except TimeoutError as exc:
             raise RequestTimeout(subject.decode(errors="replace")) from exc
         finally:

@@ -28,6 +28,7 @@ from jetport.bridges.mqtt.session import (
     expiry_of,
     properties_from,
 )
+from jetport.bridges.mqtt.shared import SharedMqtt
 from jetport.bridges.mqtt.store import (
     REPLY_PREFIX,
     MqttStore,
@@ -117,6 +118,8 @@ class MqttDoor:
         self._opening: dict[str, asyncio.Future[MqttStore | None]] = {}
         self._retained: dict[str, _Retained] = {}
         self._relays: dict[str, ResponseRelay] = {}
+        #: Per account, with a JetStream domain: what the domain's other hubs tell us.
+        self._shared: dict[str, SharedMqtt] = {}
         #: Per account: where the PubAcks of QoS 1/2 publishes into streams come back.
         self._ackers: dict[str, Requester] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -209,8 +212,10 @@ class MqttDoor:
 
     async def _open_store(self, account: Account) -> MqttStore | None:
         store: MqttStore | None = None
-        if self.hub.jetstream is not None and account.jetstream_limits is not None:
-            store = MqttStore(self.hub, account)
+        domain = self.options.js_domain
+        if domain or (self.hub.jetstream is not None and account.jetstream_limits is not None):
+            replicas = self.options.stream_replicas or (3 if domain else 1)
+            store = MqttStore(self.hub, account, domain, replicas)
             try:
                 await store.ready()
             except StoreUnavailable as exc:
@@ -223,7 +228,41 @@ class MqttDoor:
                 return None
         self._unavailable.discard(account.name)
         self._stores[account.name] = store
+        if domain and account.name not in self._shared:
+            self._shared[account.name] = SharedMqtt(self.hub, account, self._taken_elsewhere,
+                                                    self._retained_elsewhere)
         return store
+
+    def _taken_elsewhere(self, account: Account, client_id: str) -> None:
+        """Another hub of the domain opened this client id's session: let ours go
+        (its connection closed as on a takeover here, its will sent)."""
+        session = self.sessions.pop((account.name, client_id), None)
+        if session is None:
+            return
+        log.info("MQTT %s: session taken over by another server", client_id)
+        conn = session.conn
+        if conn is not None:
+            will = conn.will
+            conn.close_for("takeover")
+            conn.session = None
+            session.detach()
+            if will is not None:
+                self.publish_will(session, will)
+        if session.expiry_timer is not None:
+            session.expiry_timer.cancel()
+            session.expiry_timer = None
+        self._end(session)
+
+    def _retained_elsewhere(self, account: Account, subject: str,
+                            headers: dict[bytes, bytes], payload: bytes) -> None:
+        """A retained message written to the shared stream, by any hub."""
+        retained = self._retained_of(account)
+        if not payload:
+            retained.msgs.pop(subject, None)
+            return
+        topic = headers.get(b"Nmqtt-RTopic", b"").decode() or to_topic(subject)
+        qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")
+        retained.msgs[subject] = (topic, qos, payload, {})
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -268,6 +307,9 @@ class MqttDoor:
             account.clients.add(session)
         session.session_expiry = expiry
         session.attach(conn)
+        shared = self._shared.get(account.name)
+        if shared is not None:
+            shared.opened(token, client_id)
         if session.persistent:
             self.save(session)
         return session, present
@@ -492,11 +534,11 @@ class MqttDoor:
         store = await self.store_for(account)
         if store is None:
             return  # no JetStream: retained messages live in memory only
-        if not pkt.payload:
-            await store.clear_retained(subject)
-            return
         hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-RTopic: %s\r\n\r\n" % (
             pkt.qos, pkt.topic.encode())
+        if not pkt.payload:
+            await store.clear_retained(subject, hdr)
+            return
         await store.retain(subject, hdr, pkt.payload)
 
     def retain_from_elsewhere(self, account: Account, subject: bytes, hdr: bytes,

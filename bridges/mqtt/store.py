@@ -11,10 +11,16 @@ would, so another engine can stand in for the core's:
 
 A session is then a record plus a subject in a shared stream — no consumer per
 subscription — so thousands of idle sessions cost a few objects each.
+
+With a JetStream domain (``mqtt { js_domain }``), the streams live in that domain, such
+as the cluster of a leaf node hub, with ``stream_replicas`` copies: every hub linked to
+it shares the sessions, queues and retained messages.  Requests then fail at once when
+the domain cannot be reached, rather than by timing out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.core.headers import parse as parse_headers
 from jetport.core.log import log
-from jetport.core.requester import Requester, RequestTimeout
+from jetport.core.requester import NoResponders, Requester, RequestTimeout
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
@@ -41,6 +47,11 @@ _STREAMS: dict[str, dict[str, Any]] = {
 }
 
 
+#: How often, and how far apart, a store write is tried while nobody listens yet.
+INTEREST_TRIES = 20
+INTEREST_WAIT = 0.1
+
+
 class StoreUnavailable(Exception):
     """The account has no JetStream (or it did not answer)."""
 
@@ -54,8 +65,12 @@ def session_token(client_id: str) -> str:
 class MqttStore:
     """One account's MQTT streams, reached through the core's request/reply."""
 
-    def __init__(self, hub: Hub, account: Account) -> None:
-        self.requester = Requester(hub, account, "$MQTT", prefix=REPLY_PREFIX)
+    def __init__(self, hub: Hub, account: Account, domain: str = "",
+                 replicas: int = 1) -> None:
+        self.requester = Requester(hub, account, "$MQTT", prefix=REPLY_PREFIX,
+                                   no_responders=bool(domain))
+        self.api = f"$JS.{domain}.API." if domain else "$JS.API."
+        self.replicas = replicas
         self._ready = False
 
     async def ready(self) -> None:
@@ -64,10 +79,10 @@ class MqttStore:
             return
         for name, extra in _STREAMS.items():
             config = {"name": name, "storage": "file", "retention": "limits",
-                      "allow_direct": True, **extra}
+                      "allow_direct": True, "num_replicas": self.replicas, **extra}
             try:
                 answer = await self.requester.request_json(
-                    f"$JS.API.STREAM.CREATE.{name}", config)
+                    f"{self.api}STREAM.CREATE.{name}", config)
             except RequestTimeout as exc:
                 raise StoreUnavailable("JetStream did not answer") from exc
             error = (answer or {}).get("error")
@@ -77,14 +92,23 @@ class MqttStore:
 
     async def _publish(self, subject: str, payload: bytes, hdr: bytes | None = None) -> int:
         """Store one message; its sequence once committed."""
-        _, _, data = await self.requester.request(subject.encode(), payload, hdr)
+        for attempt in range(INTEREST_TRIES):
+            try:
+                _, _, data = await self.requester.request(subject.encode(), payload, hdr)
+                break
+            except NoResponders:
+                # A stream just made in another domain is heard of over the link a moment
+                # later; a domain that cannot be reached stays silent.
+                if attempt == INTEREST_TRIES - 1:
+                    raise
+                await asyncio.sleep(INTEREST_WAIT)
         ack = json.loads(data)
         if "error" in ack:
             raise StoreUnavailable(ack["error"].get("description", "store error"))
         return int(ack["seq"])
 
     async def _get(self, stream: str, body: dict[str, Any]) -> StoredMessage | None:
-        answer = await self.requester.request_json(f"$JS.API.STREAM.MSG.GET.{stream}", body)
+        answer = await self.requester.request_json(f"{self.api}STREAM.MSG.GET.{stream}", body)
         msg = (answer or {}).get("message")
         if not msg:
             return None
@@ -105,7 +129,7 @@ class MqttStore:
             seq = msg.seq + 1
 
     async def _purge(self, stream: str, subject: str) -> None:
-        await self.requester.request_json(f"$JS.API.STREAM.PURGE.{stream}", {"filter": subject})
+        await self.requester.request_json(f"{self.api}STREAM.PURGE.{stream}", {"filter": subject})
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -143,7 +167,7 @@ class MqttStore:
 
     async def dequeue(self, seq: int) -> None:
         try:
-            await self.requester.request_json(f"$JS.API.STREAM.MSG.DELETE.{QUEUE}",
+            await self.requester.request_json(f"{self.api}STREAM.MSG.DELETE.{QUEUE}",
                                               {"seq": seq, "no_erase": True})
         except RequestTimeout:
             log.warning("MQTT: could not delete queued message %d", seq)
@@ -154,12 +178,15 @@ class MqttStore:
         """Every retained message: (subject, its headers, payload)."""
         out = []
         for msg in await self._scan(RETAINED, "$MQTT.rmsgs.>"):
-            subject = msg.subject[len("$MQTT.rmsgs."):]
-            out.append((subject, parse_headers(msg.hdrs) if msg.hdrs else {}, msg.data))
+            if msg.data:  # (an empty one cleared its topic)
+                subject = msg.subject[len("$MQTT.rmsgs."):]
+                out.append((subject, parse_headers(msg.hdrs) if msg.hdrs else {}, msg.data))
         return out
 
     async def retain(self, subject: str, hdr: bytes, payload: bytes) -> None:
         await self._publish(f"$MQTT.rmsgs.{subject}", payload, hdr)
 
-    async def clear_retained(self, subject: str) -> None:
-        await self._purge(RETAINED, f"$MQTT.rmsgs.{subject}")
+    async def clear_retained(self, subject: str, hdr: bytes) -> None:
+        """An empty message replaces the retained one: every hub sharing the stream
+        hears of it, as of a new one (a purge would tell nobody)."""
+        await self._publish(f"$MQTT.rmsgs.{subject}", b"", hdr)

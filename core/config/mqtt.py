@@ -36,6 +36,10 @@ class MqttOptions:
     tls_timeout: float = 0.0
     tls_min_version: str = ""
     reject_qos2_publish: bool = False  # a QoS 2 PUBLISH closes the connection
+    #: The JetStream domain holding sessions and retained messages ("": this server's
+    #: own); with a leaf node's cluster, every hub linked to it shares them.
+    js_domain: str = ""
+    stream_replicas: int = 0  # copies of the MQTT streams (0: 1, or 3 in a domain)
     downgrade_qos2_subscribe: bool = False  # QoS 2 subscriptions are granted QoS 1
 
 
@@ -159,8 +163,24 @@ def _mqtt_authorization(opts: Options, entry: Entry) -> None:
             raise sub.error(f'unknown field "mqtt.authorization.{key}"')
 
 
-# Settings of nats-server's JetStream-backed sessions that have no meaning on one server
-# with sessions kept this way; accepted so its configs run unchanged.
-for _name in ("js_domain", "stream_replicas", "consumer_replicas", "consumer_memory_storage",
+@MQTT_KEYS.key("js_domain")
+def _mqtt_js_domain(opts: Options, entry: Entry) -> None:
+    value = entry.string()
+    if any(c in value for c in ".*> \t\r\n"):
+        raise entry.error(f"invalid domain name: {value!r} (must be one subject token)")
+    mqtt_options(opts).js_domain = value
+
+
+@MQTT_KEYS.key("stream_replicas")
+def _mqtt_stream_replicas(opts: Options, entry: Entry) -> None:
+    value = entry.integer()
+    if not 0 <= value <= 5:
+        raise entry.error(f"stream_replicas {value} is out of range (0 to 5)")
+    mqtt_options(opts).stream_replicas = value
+
+
+# Settings of nats-server's sessions that have no meaning with sessions kept as records
+# and one queue stream (no consumer per subscription); accepted so its configs run.
+for _name in ("consumer_replicas", "consumer_memory_storage",
               "consumer_inactive_threshold", "js_api_timeout", "max_payload"):
     MQTT_KEYS.key(_name)(lambda opts, entry: None)

@@ -664,3 +664,13 @@ def test_usage_mentions_the_flags() -> None:
     text = usage()
     for flag in ("--store_dir", "-js", "--tlscert", "-DVV", "--config", "-t "):
         assert flag in text
+
+
+def test_mqtt_state_in_a_jetstream_domain() -> None:
+    opts = opts_from("mqtt {\n  port: 1883\n  js_domain: hub\n  stream_replicas: 3\n"
+                     "  consumer_replicas: 1\n}")
+    assert opts.mqtt is not None
+    assert (opts.mqtt.js_domain, opts.mqtt.stream_replicas) == ("hub", 3)
+    assert error_from("mqtt {\n  js_domain: \"a.b\"\n}").startswith(
+        "srv.conf:2: invalid domain name")
+    assert "out of range" in error_from("mqtt {\n  stream_replicas: 7\n}")
