@@ -47,6 +47,7 @@ from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.auth import AuthError, Principal
 from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
+from jetport.core.jetstream.domains import DomainStreams
 from jetport.core.log import log
 from jetport.core.requester import Requester
 from jetport.core.subjects import subject_matches
@@ -120,6 +121,9 @@ class MqttDoor:
         self._relays: dict[str, ResponseRelay] = {}
         #: Per account, with a JetStream domain: what the domain's other hubs tell us.
         self._shared: dict[str, SharedMqtt] = {}
+        #: Per account, with a JetStream domain: its streams, whose PubAcks a QoS 1/2
+        #: publish waits for as for this server's own.
+        self._domain_streams: dict[str, DomainStreams] = {}
         #: Per account: where the PubAcks of QoS 1/2 publishes into streams come back.
         self._ackers: dict[str, Requester] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -168,6 +172,10 @@ class MqttDoor:
             conn.close()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
+        for shared in self._shared.values():
+            shared.close()
+        for streams in self._domain_streams.values():
+            streams.close()
 
     # -- helpers the connections use ------------------------------------------------------
 
@@ -231,6 +239,9 @@ class MqttDoor:
         if domain and account.name not in self._shared:
             self._shared[account.name] = SharedMqtt(self.hub, account, self._taken_elsewhere,
                                                     self._retained_elsewhere)
+            streams = self._domain_streams[account.name] = DomainStreams(self.hub, account,
+                                                                         domain)
+            await streams.ready()
         return store
 
     def _taken_elsewhere(self, account: Account, client_id: str) -> None:
@@ -450,8 +461,11 @@ class MqttDoor:
             if stored is not None:
                 waits.append(stored)
         js = self.hub.jetstream
-        if pkt.qos and reply is None and js is not None:
-            count = js.streams_capturing(account, subj)
+        if pkt.qos and reply is None:
+            count = js.streams_capturing(account, subj) if js is not None else 0
+            remote = self._domain_streams.get(account.name)
+            if remote is not None:
+                count += remote.capturing(subj)
             if count:
                 requester = self._acker(account)
                 reply, acks = requester.expect(count)

@@ -12,9 +12,11 @@ import itertools
 import queue
 
 import nats
+import paho.mqtt.client as paho
 import pytest
 from cluster import HubCluster, cluster_fixture
-from mqtt_clients import Paho, rc_value, thread
+from mqtt_clients import V5, Paho, rc_value, thread
+from paho.mqtt.enums import CallbackAPIVersion
 from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,6 +24,18 @@ pytestmark = pytest.mark.timeout(120)
 cluster = cluster_fixture(name="cluster")
 _names = itertools.count(1)
 MQTT = "mqtt { port: -1, js_domain: hub, stream_replicas: 3 }"
+
+
+def paho_v5(port: int, cid: str, acks: dict[int, int]) -> paho.Client:
+    """A connected MQTT 5 paho client that records each PUBACK's reason code by mid."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=V5,
+                         reconnect_on_failure=False)
+    client.max_inflight_messages_set(1000)
+    client.on_publish = lambda c, u, mid, reason, props: acks.__setitem__(
+        mid, int(getattr(reason, "value", reason)))
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    return client
 
 
 def leaves(cluster: HubCluster, target: str) -> tuple[ServerProcess, ServerProcess]:
@@ -166,3 +180,56 @@ async def test_retained_messages_are_the_same_on_every_leaf(cluster: HubCluster,
         pub.close()
         a.stop()
         b.stop()
+
+
+async def test_a_qos1_puback_through_a_leaf_means_the_cluster_stored_it(
+        cluster: HubCluster) -> None:
+    """MQTT 5 QoS 1 publishes through a Jetport leaf into an R3 stream of the cluster
+    while a cluster node is killed with kill -9: every message acknowledged with
+    success is in the stream afterwards (a publish the cluster could not store, such as
+    one made while the leaf's link moves to another node, gets a failure reason code,
+    never a success)."""
+    nc = await nats.connect(cluster.urls)
+    js = nc.jetstream()
+    await js.add_stream(name="READINGS", subjects=["readings.>"], num_replicas=3)
+    leaf = cluster.start_leaf(f"mqr{next(_names)}", domain=None, jetstream=False,
+                              target="jetport", extra=MQTT)
+    acks: dict[int, int] = {}
+    mids: dict[int, int] = {}
+    client = paho_v5(leaf.mqtt_port, "meter", acks)
+    victim = next(n for n in cluster.names if n != cluster.meta_leader())
+    try:
+        loop = asyncio.get_running_loop()
+        killed_at = 0.0
+        i = 0
+        # 2 s before the kill, then until 15 s after it: a new stream leader is elected
+        # meanwhile, and the leaf's link moves if it was on the killed node
+        while not killed_at or loop.time() - killed_at < 15:
+            if i == 100:
+                cluster.kill(victim)
+                killed_at = loop.time()
+            info = client.publish(f"readings/{i}", b"%d" % i, qos=1)
+            mids[info.mid] = i
+            i += 1
+            await asyncio.sleep(0.02)
+        deadline = asyncio.get_running_loop().time() + 60
+        while len(acks) < len(mids) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(cluster.restart, victim, 60)
+        stored = set()
+        info = await js.stream_info("READINGS")
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            stored.add(int((await js.get_msg("READINGS", seq)).data))
+        acked = {mids[mid] for mid, reason in acks.items() if reason < 0x80}
+        reasons = sorted(set(acks.values()))
+        after = {n for n in acked if n >= 100}
+        assert len(acked) >= 150 and after, (
+            f"{len(acked)} of {i} acknowledged with success, {len(after)} after the kill "
+            f"(reason codes {reasons}, {victim} killed)")
+        assert acked <= stored, f"acknowledged but not stored: {sorted(acked - stored)}"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        await js.delete_stream("READINGS")
+        await nc.close()
+        leaf.stop()
