@@ -54,6 +54,7 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
     "leaf": [
         ("leaf-pubsub", {"size": 16, "count": 1_000_000, "nodes": 3}),
         ("leaf-pubsub", {"size": 1024, "count": 300_000, "nodes": 3}),
+        ("leaf-mqtt", {"size": 128, "count": 20_000, "nodes": 3}),
     ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),

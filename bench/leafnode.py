@@ -139,8 +139,10 @@ def _ready(node: Node, timeout: float) -> None:
                           ) from exc
 
 
-def start_cluster(size: int, work: Path, timeout: float, started: list[Node]) -> list[Node]:
-    """``size`` nats-server nodes, each routed to all the others, with a leafnode listener.
+def start_cluster(size: int, work: Path, timeout: float, started: list[Node],
+                  extra: Callable[[str], str] = lambda name: "") -> list[Node]:
+    """``size`` nats-server nodes, each routed to all the others, with a leafnode listener
+    (and ``extra(name)`` in its config).
 
     Nodes are appended to ``started`` as soon as they run, so the caller stops them even
     when a later one fails. A one-node "cluster" has no cluster block at all.
@@ -151,7 +153,7 @@ def start_cluster(size: int, work: Path, timeout: float, started: list[Node]) ->
     nodes = []
     for name, route_port in zip(names, routes, strict=True):
         leaf_port = servers.free_port()
-        body = f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n"
+        body = f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n{extra(name)}"
         if size > 1:
             body += (f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{route_port}, "
                      f"routes: [{route_urls}] }}\n")
@@ -175,11 +177,11 @@ def start_cluster(size: int, work: Path, timeout: float, started: list[Node]) ->
 
 
 def start_leaf(kind: str, name: str, hub: Node, work: Path, timeout: float,
-               started: list[Node]) -> Node:
-    """A ``kind`` server whose one remote dials ``hub``'s leafnode port; returns once
-    its ``/leafz`` lists the link."""
+               started: list[Node], extra: str = "") -> Node:
+    """A ``kind`` server whose one remote dials ``hub``'s leafnode port (``extra`` added
+    to its config); returns once its ``/leafz`` lists the link."""
     body = (f"leafnodes {{ reconnect: 1s, remotes: [ {{ urls: "
-            f"[{_q(f'nats-leaf://127.0.0.1:{hub.leaf_port}')}] }} ] }}\n")
+            f"[{_q(f'nats-leaf://127.0.0.1:{hub.leaf_port}')}] }} ] }}\n{extra}")
     leaf = _spawn(kind, name, work, body, servers.free_port())
     started.append(leaf)
     _ready(leaf, timeout)

@@ -222,6 +222,40 @@ def _reaches(floor: Callable[[], int], target: int) -> Callable[[], bool]:
     return lambda: floor() >= target
 
 
+async def send_window(pub: MqttConn, progress: Progress, frames: list[bytes], count: int,
+                      window: int, floor: Callable[[], int], timeout: float) -> tuple[int, bool]:
+    """Write ``count`` PUBLISH frames (cycling through ``frames``, one per packet id), at
+    most ``window`` ahead of ``floor()`` (what has come back), in batches; then wait for
+    ``floor()`` to catch up.  Returns (sent, all came back in time)."""
+    batch = max(1, min(window // 2, 1000))
+    sent = 0
+    while sent < count:
+        room = min(window - (sent - floor()), count - sent, batch)
+        if room <= 0:
+            # Resume once a whole batch fits again: fewer, larger writes.
+            if not await progress.until(_reaches(floor, sent - window + batch), timeout):
+                return sent, False
+            continue
+        if len(frames) == 1:
+            pub.write(frames[0] * room)
+        else:
+            first = sent % len(frames)
+            chunk = frames[first : first + room]
+            if len(chunk) < room:
+                chunk += frames[: room - len(chunk)]
+            pub.write(b"".join(chunk))
+        sent += room
+        await pub.drain()
+    return sent, await progress.until(lambda: floor() >= sent, timeout)
+
+
+def qos_frames(topic: str, payload: bytes, qos: int) -> list[bytes]:
+    """One PUBLISH per packet id at QoS 1/2, or the one QoS 0 frame."""
+    if qos:
+        return [publish_frame(topic, payload, qos, pid) for pid in range(1, 65536)]
+    return [publish_frame(topic, payload)]
+
+
 async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
     """1 publisher → 1 subscriber at ``qos``; delivered msgs/s."""
     count, size, window = int(p["count"]), int(p["size"]), int(p["window"])
@@ -230,40 +264,14 @@ async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
     progress = Progress()
     sub = await open_client(port, f"{tag}-sub", progress, subscribe_frame(topic, qos), 1)
     pub = await open_client(port, f"{tag}-pub", progress)
-    payload = b"x" * size
-    if qos:
-        frames = [publish_frame(topic, payload, qos, pid) for pid in range(1, 65536)]
-    else:
-        frames = [publish_frame(topic, payload)]
-    batch = max(1, min(window // 2, 1000))
-    sent = 0
-    partial = False
 
     def floor() -> int:
         return min(sub.received, pub.acked) if qos else sub.received
 
     try:
         start = time.perf_counter()
-        while sent < count:
-            room = min(window - (sent - floor()), count - sent, batch)
-            if room <= 0:
-                # Resume once a whole batch fits again: fewer, larger writes.
-                if not await progress.until(_reaches(floor, sent - window + batch),
-                                            timeout):
-                    partial = True
-                    break
-                continue
-            if qos:
-                first = sent % 65535
-                chunk = frames[first : first + room]
-                if len(chunk) < room:
-                    chunk += frames[: room - len(chunk)]
-                pub.write(b"".join(chunk))
-            else:
-                pub.write(frames[0] * room)
-            sent += room
-            await pub.drain()
-        done = await progress.until(lambda: floor() >= sent, timeout)
+        sent, done = await send_window(pub, progress, qos_frames(topic, b"x" * size, qos),
+                                       count, window, floor, timeout)
         elapsed = time.perf_counter() - start
     finally:
         sub.close()
@@ -272,7 +280,7 @@ async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
     return Outcome(metrics={"msgs_per_s": rate},
                    details={"sent": sent, "delivered": sub.received, "acked": pub.acked,
                             "elapsed_s": elapsed},
-                   partial=partial or not done)
+                   partial=not done)
 
 
 async def many(port: int, pid: int | None, p: Params, timeout: float) -> Outcome:

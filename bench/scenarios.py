@@ -14,6 +14,7 @@ from . import (
     jspub,
     jsrestart,
     jssync,
+    leafmqtt,
     leafpubsub,
     mqtt,
     pubsub,
@@ -37,6 +38,7 @@ BUILTIN = (
     mqtt.CLIENTS,
     http.SCENARIO,
     leafpubsub.SCENARIO,
+    leafmqtt.SCENARIO,
 )
 
 for _scenario in BUILTIN:
