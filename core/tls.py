@@ -65,6 +65,18 @@ def server_context(
     return ctx
 
 
+def client_context(ca: str = "", cert: str = "", key: str = "",
+                   min_version: str = "") -> ssl.SSLContext:
+    """A dialling side's context (a leaf node link): the server is verified against
+    ``ca`` (else the system's roots) and its name; ``cert``/``key`` answer a server that
+    asks for a client certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
+    ctx.minimum_version = min_tls_version(min_version or DEFAULT_MIN_VERSION)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 # -- distinguished names -------------------------------------------------------------
 
 Attribute = tuple[str, str]  # (type, value)

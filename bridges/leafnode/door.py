@@ -35,9 +35,6 @@ class LeafNodeDoor:
             account = self.hub.accounts.get(remote.account)
             if account is None:
                 raise ValueError(f"leafnode remote: no account {remote.account!r}")
-            if remote.tls is not None:
-                raise ValueError(f"{remote.where}: leafnode remote: tls is not supported by "
-                                 "Jetport yet")
             jwt, seed = None, remote.nkey
             if remote.credentials:
                 with open(remote.credentials) as f:
@@ -45,7 +42,8 @@ class LeafNodeDoor:
             link = LeafLink(self.hub, account, remote.urls, reconnect=leaf.reconnect,
                             deny_imports=remote.deny_imports,
                             deny_exports=remote.deny_exports,
-                            randomize=not remote.no_randomize, nkey=seed, jwt=jwt)
+                            randomize=not remote.no_randomize, nkey=seed, jwt=jwt,
+                            tls=remote.tls)
             self.links.append(link)
             link.start()
         log.info("Leafnode remotes: %d", len(self.links))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,16 +37,18 @@ from jetport.bridges.leafnode.events import (
     Ping,
     ProtocolViolation,
     RemoteError,
+    ServerInfo,
 )
 from jetport.bridges.leafnode.interest import LocalInterest, RemoteInterest
 from jetport.bridges.nats.codec import PING, PONG
 from jetport.core import nkeys
 from jetport.core.client import Client
-from jetport.core.config.leafnode import split_leaf_url
+from jetport.core.config.leafnode import LeafTlsOptions, split_leaf_url
 from jetport.core.log import log
 from jetport.core.permissions import Permissions, RuleList
 from jetport.core.router import Subscription
 from jetport.core.tasks import spawn
+from jetport.core.tls import client_context
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 #: How long a link waits before dialling again after nats-server refused it for a loop.
 LOOP_DELAY = 30.0
 DIAL_TIMEOUT = 2.0
+#: The longest wait between attempts the hub keeps refusing.
+MAX_BACKOFF = 30.0
 #: JetStream traffic that stays on its own side of a link.
 JS_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
@@ -81,7 +86,8 @@ class LeafLink(asyncio.Protocol):
     def __init__(self, hub: Hub, account: Account, urls: list[str], *,
                  reconnect: float = 1.0, deny_imports: Iterable[str] = (),
                  deny_exports: Iterable[str] = (), randomize: bool = True,
-                 nkey: str | None = None, jwt: str | None = None) -> None:
+                 nkey: str | None = None, jwt: str | None = None,
+                 tls: LeafTlsOptions | None = None) -> None:
         self.hub = hub
         self.account = account
         self.urls = list(urls)
@@ -91,6 +97,9 @@ class LeafLink(asyncio.Protocol):
         #: A user seed to sign the server's nonce with, and the user JWT sent with the
         #: signature when the remote names a credentials file.
         self.nkey, self.jwt = nkey, jwt
+        #: The remote's ``tls {}``: TLS on every connection (else only when the hub's
+        #: INFO requires it, with default settings).
+        self.tls = tls
         self.deny_imports = list(deny_imports)
         self.client = LeafClient(hub, account, self)
         # The other side as a client of this account: what it may publish here is
@@ -114,7 +123,12 @@ class LeafLink(asyncio.Protocol):
         self.peer = ""
         self.peer_name = ""
         self.peer_headers = True
+        #: CONNECT sent: interest and messages go over the link.
         self.connected = False
+        #: The hub answered the PING after CONNECT: it accepted the link (/leafz lists it).
+        self.established = False
+        self._failures = 0  # attempts in a row refused before the link was up
+        self._securing = False
         self._lost: asyncio.Future[None] | None = None
         self._delay = 0.0
         self._stopping = False
@@ -158,21 +172,33 @@ class LeafLink(asyncio.Protocol):
                 await asyncio.sleep(self.reconnect + random.uniform(0, self.reconnect))
                 continue
             await self._lost
-            delay, self._delay = max(self.reconnect, self._delay), 0.0
+            if self.established:
+                self.established, self._failures = False, 0
+            else:
+                # Refused before it was up (a wrong credential, a hub refusing the
+                # account): wait longer after each such attempt, up to MAX_BACKOFF.
+                self._failures += 1
+            backoff = min(self.reconnect * 2 ** max(self._failures - 1, 0), MAX_BACKOFF)
+            delay, self._delay = max(backoff, self._delay), 0.0
             if not self._stopping:
+                if self._failures:
+                    log.info("Leafnode connection to %s: next attempt in %.0fs", self.peer,
+                             delay)
                 await asyncio.sleep(delay)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self._securing = False
         self._out = []
         self.codec = LeafCodec(max_payload=self.hub.options.max_payload)
         self._pings_out = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.connected:
+            self.account.router.links.remove(self)
+        if self.established:
             log.info("Leafnode connection to %s closed%s", self.peer,
                      f": {exc}" if exc else "")
-            self.account.router.links.remove(self)
             self.hub.leaf_links.remove(self)
         self.connected = False
         self.transport = None
@@ -225,7 +251,7 @@ class LeafLink(asyncio.Protocol):
         elif isinstance(event, Ping):
             self._write(PONG)
         elif isinstance(event, Info):
-            if not self.connected:
+            if not self.connected and not self._securing:
                 self._first_info(event)
         elif isinstance(event, RemoteError):
             log.error("Leafnode connection to %s: remote error: %s", self.peer, event.text)
@@ -233,15 +259,44 @@ class LeafLink(asyncio.Protocol):
             self.drop(f"protocol violation: {event.err or 'closed'}", event.err)
         else:  # Pong, Ok
             self._pings_out = 0
+            if self.connected and not self.established:
+                self._established()
 
     def _first_info(self, event: Info) -> None:
         info = event.info
         if not info.client_id or info.leafnode_urls is None:
             self.drop(f"attempted to connect to wrong port: {self.peer}")
             return
-        if info.tls_required:
-            self.drop("the remote requires TLS, which this link does not offer yet")
+        if self.tls is not None or info.tls_required:
+            self._securing = True  # (no second first INFO while the handshake runs)
+            spawn(self._secure(info), f"leafnode TLS handshake with {self.peer}")
             return
+        self._connect(info)
+
+    async def _secure(self, info: ServerInfo) -> None:
+        """TLS over the connection after the hub's first INFO, as nats-server's leaf
+        does, then CONNECT over it."""
+        transport, tls = self.transport, self.tls or LeafTlsOptions()
+        where = split_leaf_url(self.peer)
+        try:
+            assert transport is not None
+            context = client_context(tls.ca_file, tls.cert_file, tls.key_file,
+                                     tls.min_version)
+            secured = await asyncio.wait_for(asyncio.get_running_loop().start_tls(
+                transport, self, context, server_hostname=where.host), tls.timeout)
+        except (OSError, ssl.SSLError, TimeoutError, AssertionError) as exc:
+            self._securing = False
+            self.drop(f"TLS handshake error: {exc}")
+            if transport is not None:
+                transport.close()
+            return
+        if secured is None:
+            return
+        self.transport = secured
+        self._securing = False
+        self._connect(info)
+
+    def _connect(self, info: ServerInfo) -> None:
         hub, opts = self.hub, self.hub.options
         where = split_leaf_url(self.peer)
         user, password = where.user or "", where.password or ""
@@ -267,12 +322,19 @@ class LeafLink(asyncio.Protocol):
         frames = self.local.burst(self._imports)
         frames.append(b"LS+ " + self.lds + b"\r\n")
         self._write(b"".join(frames))
+        # The hub answers this PING after it accepted the CONNECT: the link is up then.
+        self._write(PING)
         router.links.append(self)
-        self.hub.leaf_links.append(self)
         self.peer_name = info.server_name
-        log.info("Connected leafnode to %r (%s) for account %s", info.server_name, self.peer,
-                 self.account.name)
         spawn(self._ping(opts.ping_interval, opts.ping_max), f"leafnode pings {self.peer}")
+
+    def _established(self) -> None:
+        self.established = True
+        self.hub.leaf_links.append(self)
+        log.info("Connected leafnode to %r (%s%s) for account %s", self.peer_name, self.peer,
+                 ", TLS" if self.transport is not None and
+                 self.transport.get_extra_info("ssl_object") is not None else "",
+                 self.account.name)
 
     def _messages(self, subject: bytes, reply: bytes | None, hdr: bytes | None,
                   payloads: list[bytes], queues: tuple[bytes, ...]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import nats
 import pytest
+from certs import make_ca
 from cluster import HubCluster, cluster_fixture, drain, monitor, until_delivered, wait_until
 from mqtt_clients import Paho, thread
 from natsjwt import Keys
@@ -293,6 +294,64 @@ async def test_a_leaf_signs_in_with_a_user_nkey(secured: HubCluster, target: str
         await on_leaf.close()
         await on_hub.close()
         leaf.stop()
+
+
+async def test_a_refused_leaf_logs_each_attempt_and_backs_off(secured: HubCluster) -> None:
+    """A credential the hub refuses: one error line per attempt, the wait between
+    attempts doubling (1 s, 2 s, 4 s ...), and the link never listed as up."""
+    wrong = Keys("U")
+    with pytest.raises(TimeoutError):
+        secured.start_leaf(f"leafw{next(_names)}", domain=None, target="jetport",
+                           remote_extra=f'nkey: "{wrong.seed}"', timeout=8)
+    leaf = secured.leaves[-1]
+    try:
+        log = leaf.log()
+        assert log.count("Authorization Violation") >= 3
+        waits = [line.rsplit(" ", 1)[-1] for line in log.splitlines()
+                 if "next attempt in" in line]
+        assert waits[:3] == ["1s", "2s", "4s"], waits
+        assert "Connected leafnode" not in log
+        assert monitor(leaf, "/leafz").get("leafs") == []
+    finally:
+        leaf.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubCluster, str]]:
+    """A one-node hub whose leafnode listener requires TLS, and its CA's certificate."""
+    tmp = tmp_path_factory.mktemp("tlshub")
+    ca = make_ca(tmp / "pki")
+    pair = ca.issue("hub", [("CN", "hub")], dns=("localhost",), ips=("127.0.0.1",),
+                    server=True)
+    hub = HubCluster(tmp, size=1, domain=None, jetstream=False, leafnode_extra=(
+        f'tls {{ cert_file: "{pair.cert}", key_file: "{pair.key}" }}'))
+    with hub:
+        yield hub, ca.cert_path
+
+
+@pytest.mark.differential
+async def test_a_leaf_link_over_tls(tls_hub: tuple[HubCluster, str], target: str,
+                                    tmp_path) -> None:
+    """A remote with ``tls { ca_file }`` links to a hub that requires TLS (the upgrade
+    follows the hub's first INFO); one whose CA does not know the hub's certificate
+    does not link."""
+    hub, ca = tls_hub
+    leaf = hub.start_leaf(f"leaft{next(_names)}-{target}", domain=None, target=target,
+                          remote_extra=f'tls {{ ca_file: "{ca}" }}')
+    on_leaf = await nats.connect(leaf.url)
+    on_hub = await nats.connect(hub.urls[0])
+    try:
+        sub = await on_leaf.subscribe("over.tls")
+        await until_delivered(on_hub, "over.tls", sub)
+        assert "TLS" in leaf.log() or target == "nats-server"
+    finally:
+        await on_leaf.close()
+        await on_hub.close()
+        leaf.stop()
+    stranger = make_ca(tmp_path / "other", "other")
+    with pytest.raises(TimeoutError):
+        hub.start_leaf(f"leafu{next(_names)}-{target}", domain=None, target=target,
+                       remote_extra=f'tls {{ ca_file: "{stranger.cert_path}" }}', timeout=4)
 
 
 async def test_the_http_door_of_a_leaf_uses_the_clusters_jetstream_by_domain(

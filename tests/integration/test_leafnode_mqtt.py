@@ -86,7 +86,7 @@ async def test_a_session_resumes_on_another_leaf_after_kill_9(cluster: HubCluste
         await thread(dev.close)
         await thread(sender.publish, "alerts/1", b"queued while offline", 1)
         await thread(watcher.take, 1)  # delivered around the system by now
-        await asyncio.sleep(1.0)  # the offline session's queue write reaches the cluster
+        await asyncio.sleep(2.0)  # the offline session's queue write reaches the cluster
         a.kill()
 
         again = Paho(b.mqtt_port, f"dev-{target}", clean=False)
