@@ -78,7 +78,7 @@ clean:
 	rm -rf $(VENV) $(AMQTT_VENV) .venv-fresh .venv-lowest data
 
 # The fuzzing campaign: a million generated inputs per parser (NATS and MQTT codecs,
-# WebSocket framing, config file, JWT), each under a time limit; exits 1 on any crash or
+# WebSocket framing, config file, JWT, SCRAM), each under a time limit; exits 1 on any crash or
 # hang. tests/unit/test_fuzz_short.py runs a few seconds of the same in the suite.
 .PHONY: fuzz
 fuzz: $(VENV)/.installed-test

@@ -21,6 +21,7 @@ from jetport.core import nkeys
 from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.config.auth import UserSpec, auth_config
 from jetport.core.permissions import Permissions, ResponsePermission, RuleList
+from jetport.core.scram import MECHANISMS, Credentials, ScramError, ScramServer, credentials
 from jetport.core.tls import find_user
 
 if TYPE_CHECKING:
@@ -90,6 +91,29 @@ def _dummy_secret(passwords: list[str]) -> str:
     return bcrypt.hashpw(secrets.token_bytes(16), salt).decode()
 
 
+def scram_credentials(mechanism: str, name: str, password: str | None,
+                      secret: bytes) -> Credentials:
+    """What ``name`` logs in with by SCRAM: derived from its plain-text password with a
+    salt stable for the process.  Without one (an unknown name, a bcrypt hash, which SCRAM
+    cannot use) they are made up at the same cost, so the exchange fails only at the
+    proof and tells nobody which names exist or how their passwords are kept."""
+    salt = hmac.new(secret, f"{mechanism}\0{name}".encode(), "sha256").digest()[:16]
+    if password is not None and not is_bcrypt(password):
+        return credentials(mechanism, password, salt)
+    made_up = credentials(mechanism, secrets.token_hex(16), salt)
+    return Credentials(made_up.salt, made_up.iterations,
+                       secrets.token_bytes(len(made_up.stored_key)), made_up.server_key)
+
+
+def scram_refusal(login: ScramServer, exc: ScramError, password: str | None) -> AuthError:
+    """The log's account of a failed SCRAM login, saying when the password is a bcrypt
+    hash (the client only hears "bad user name or password")."""
+    if login.verified or not login.user or password is None or not is_bcrypt(password):
+        return AuthError(f"SCRAM: {exc}")
+    return AuthError(f"SCRAM: user {login.user!r} has a bcrypt password, which SCRAM cannot "
+                     "check: it needs the plain-text password")
+
+
 def new_nonce() -> str:
     """The INFO nonce an nkey or JWT user signs: 11 random bytes, base64url."""
     return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode().rstrip("=")
@@ -130,6 +154,8 @@ class Authenticator:
         #: Refused authentications per connection type ("STANDARD", "MQTT", "HTTP" ...).
         self.failures: dict[str, int] = {}
         self._dummy = _dummy_secret([u.password for u in self.by_name.values()])
+        #: Salts SCRAM credentials and makes up those of names that cannot log in.
+        self._scram_secret = secrets.token_bytes(32)
 
     # -- permissions ------------------------------------------------------------------
 
@@ -219,6 +245,40 @@ class Authenticator:
         if self.conf.no_auth_user:
             return self.no_auth(conn_type)
         raise AuthError("no credentials")
+
+    # -- SCRAM (enhanced authentication) ------------------------------------------------
+
+    def scram_login(self, mechanism: str) -> ScramServer | None:
+        """A SCRAM exchange against the users that log in with a name and password, or
+        None when the mechanism is unknown or the server has no such users (operator
+        mode, nkeys or a token only)."""
+        if mechanism not in MECHANISMS or self.trust is not None or not self.by_name:
+            return None
+
+        def lookup(name: str) -> Credentials:
+            user = self.by_name.get(name)
+            return scram_credentials(mechanism, name, user.password if user else None,
+                                     self._scram_secret)
+
+        return ScramServer(mechanism, lookup)
+
+    def scram_finish(self, login: ScramServer, client_final: bytes,
+                     conn_type: str) -> tuple[bytes, Principal]:
+        """The server-final message and who the client proved to be, or
+        :class:`AuthError` (counted); the principal comes from the same place as a
+        password login's."""
+        user = self.by_name.get(login.user)
+        try:
+            server_final = login.final(client_final)
+            if user is None:
+                raise ScramError("unknown user")
+            return server_final, self._principal(user, conn_type)
+        except ScramError as exc:
+            self.note_failure(conn_type)
+            raise scram_refusal(login, exc, user.password if user else None) from None
+        except AuthError:
+            self.note_failure(conn_type)
+            raise
 
     def no_auth(self, conn_type: str, name: str = "") -> Principal:
         """Who a client without credentials is: ``name`` (a door's own no_auth_user) or

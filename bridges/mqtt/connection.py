@@ -2,8 +2,9 @@
 
 The rules of MQTT framing live in the codec; the rules of sessions, subscriptions
 and delivery in :mod:`jetport.bridges.mqtt.session`; this module only connects them to the
-socket, the core's authenticator and the door's registry.  Output is gathered and
-written once per event-loop turn.
+socket, the core's authenticator and the door's registry.  What is sent, and how the
+connection is named in logs and traces, is :mod:`jetport.bridges.mqtt.outbound`'s; MQTT 5
+enhanced authentication is :mod:`jetport.bridges.mqtt.enhanced`'s.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from jetport.bridges.mqtt.codec import MqttCodec
+from jetport.bridges.mqtt.aliases import TopicAliases
+from jetport.bridges.mqtt.enhanced import EnhancedAuth
+from jetport.bridges.mqtt.outbound import Outbound
 from jetport.bridges.mqtt.packets import (
     BAD_USER_NAME_OR_PASSWORD,
     CLIENT_IDENTIFIER_NOT_VALID,
     DISCONNECT_WITH_WILL_MESSAGE,
     IMPLEMENTATION_SPECIFIC_ERROR,
+    KEEP_ALIVE_TIMEOUT,
     NO_SUBSCRIPTION_EXISTED,
     NOT_AUTHORIZED,
     PACKET_IDENTIFIER_NOT_FOUND,
-    QUOTA_EXCEEDED,
+    RECEIVE_MAXIMUM_EXCEEDED,
     SERVER_UNAVAILABLE,
-    SESSION_TAKEN_OVER,
     TOPIC_FILTER_INVALID,
     TOPIC_NAME_INVALID,
     UNSPECIFIED_ERROR,
@@ -57,11 +60,10 @@ from jetport.bridges.mqtt.topics import (
     valid_filter,
 )
 from jetport.core import security
-from jetport.core.auth import AuthError
+from jetport.core.auth import AuthError, Principal
 from jetport.core.client import PermissionDenied, TooManySubscriptions
 from jetport.core.log import log
 from jetport.core.router import InvalidSubject
-from jetport.core.sockets import reset
 from jetport.core.tasks import spawn
 from jetport.core.tls import peer_identities
 
@@ -73,8 +75,6 @@ if TYPE_CHECKING:
 _REFUSALS = {"version": UNSUPPORTED_PROTOCOL_VERSION, "id": CLIENT_IDENTIFIER_NOT_VALID,
              "unavailable": SERVER_UNAVAILABLE, "credentials": BAD_USER_NAME_OR_PASSWORD,
              "auth": NOT_AUTHORIZED}
-#: The receive window the hub offers MQTT 5 clients (their QoS 1/2 in flight to us).
-RECEIVE_MAXIMUM = 65535
 
 
 def qos_header(qos: int, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -83,37 +83,26 @@ def qos_header(qos: int, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n%b\r\n" % (qos, lines)
 
 
-class MqttConnection(asyncio.Protocol):
+class MqttConnection(Outbound):
     """One MQTT network connection, on the door's TCP/TLS port or carried by the
     WebSocket door (``kind`` "MQTT_WS", the connection type permissions see)."""
 
     def __init__(self, door: MqttDoor, kind: str = "MQTT") -> None:
-        self.door = door
-        self.kind = kind
-        self.hub = door.hub
-        self.codec = MqttCodec(max_packet_size=door.max_packet_size,
-                               topic_alias_maximum=door.topic_alias_maximum)
-        self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
-        self.level = 4
+        super().__init__(door, kind)
         self.window = door.max_inflight
-        self.ip, self.port = "", 0
         self.will: Any = None
         #: The client certificate's names (TLS listeners), for verify_and_map.
         self.tls_identities: list[str] | None = None
         self.keepalive = 0.0
-        self._out: list[bytes] = []
-        self._out_size = 0
-        #: Bytes the transport holds unsent, as of the last flush.
-        self._tbuf = 0
-        #: What the hub may hold for this client, queued and unsent (``max_pending``).
-        self.max_pending = door.hub.options.max_pending
-        self._flush_scheduled = False
         self._held: list[Packet | ProtocolError] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_read = time.monotonic()
-        self._closing = False
-        self._loop = asyncio.get_running_loop()
+        #: MQTT 5: the Receive Maximum announced, and the packet ids of the client's QoS 1
+        #: and 2 PUBLISH packets not yet answered by PUBACK, PUBCOMP or an error PUBREC.
+        self.receive_maximum = door.options.receive_maximum
+        self._incoming: set[int] = set()
+        #: MQTT 5 enhanced authentication, when the CONNECT named a method.
+        self.auth: EnhancedAuth | None = None
+        self._wake: asyncio.Future[None] | None = None
 
     # -- connection ---------------------------------------------------------------------
 
@@ -125,6 +114,8 @@ class MqttConnection(asyncio.Protocol):
         if ssl_object is not None:
             self.tls_identities = peer_identities(ssl_object)
         self.door.connections.add(self)
+        self.mid = self.hub.next_cid()
+        log.debug("%s - Client connection created", self.who)
         self._timers["connect"] = self._loop.call_later(
             self.door.connect_timeout, self.abort)
 
@@ -133,94 +124,16 @@ class MqttConnection(asyncio.Protocol):
             timer.cancel()
         self._timers.clear()
         self.door.connections.discard(self)
+        log.debug("%s - Client connection closed", self.who)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)  # an authentication exchange waiting ends
+        self.ended()
+
+    def ended(self) -> None:
         session = self.session
         self.session = None
         if session is not None and session.conn is self:
             self.door.disconnected(session, self.will)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def close_for(self, reason: str) -> None:
-        """Close on the hub's behalf (takeover, reload, shutdown)."""
-        if reason == "takeover" and self.level == 5:
-            self.send(Disconnect(SESSION_TAKEN_OVER))
-        self.close()
-
-    def close(self) -> None:
-        if self.transport is None or self._closing:
-            return
-        self._closing = True
-        self._flush()
-        self.transport.close()
-
-    # -- output -------------------------------------------------------------------------
-
-    def send(self, packet: Any) -> None:
-        self._queue(self.codec.send(packet))
-
-    def send_publish(self, packet: Publish) -> None:
-        data = self.codec.send(packet)
-        limit = self.codec.peer_max_packet_size
-        if limit is not None and len(data) > limit:
-            return  # MQTT 5: a message too big for the client is not sent
-        self._queue(data)
-
-    def _queue(self, data: bytes) -> None:
-        self._out.append(data)
-        self._out_size += len(data)
-        if self._out_size + self._tbuf > self.max_pending:
-            self.slow_consumer()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def send_pubrel(self, pid: int) -> None:
-        self.send(PubRel(pid))
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        transport = self.transport
-        if self._out and transport is not None and not transport.is_closing():
-            transport.write(b"".join(self._out))
-            self._tbuf = transport.get_write_buffer_size()
-        self._out = []
-        self._out_size = 0
-        if self._tbuf > self.max_pending:
-            self.slow_consumer()
-
-    def slow_consumer(self, why: str = "") -> None:
-        """Drop a client that cannot keep up, as the NATS door drops one: what the hub
-        holds for it stays bounded and nobody else slows down.  An MQTT 5 client whose
-        socket is still drained (its session's queue grew, not the socket's) is told
-        why: DISCONNECT 0x97, Quota exceeded."""
-        transport = self.transport
-        if transport is None or transport.is_closing() or self._closing:
-            return
-        self.hub.count_slow_consumer()
-        who = self.session.client_id if self.session is not None else "-"
-        log.info("%s:%s - mqtt - %r - Slow Consumer Detected: %s", self.ip, self.port, who,
-                 why or f"MaxPending of {self.max_pending} exceeded")
-        self._out, self._out_size = [], 0
-        self._closing = True
-        if transport.get_write_buffer_size():
-            reset(transport)  # a socket that is not read: nothing more would get through
-            return
-        if self.level == 5 and self.session is not None:
-            transport.write(self.codec.send(Disconnect(QUOTA_EXCEEDED)))
-        transport.close()
-
-    def pause_writing(self) -> None:
-        """The peer reads slower than we write: it has ``write_deadline`` to catch up."""
-        deadline = self.hub.options.write_deadline
-        self._timers["write"] = self._loop.call_later(
-            deadline, self.slow_consumer, f"WriteDeadline of {deadline:g}s exceeded")
-
-    def resume_writing(self) -> None:
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
 
     # -- input --------------------------------------------------------------------------
 
@@ -233,25 +146,45 @@ class MqttConnection(asyncio.Protocol):
     def crashed(self, exc: BaseException) -> None:
         """The hub failed while serving this connection: log it with the client, tell
         an MQTT 5 peer (DISCONNECT 0x83), close."""
-        who = self.session.client_id if self.session is not None else "-"
-        log.error("%s:%s - mqtt - %r - internal error: %s", self.ip, self.port, who, exc,
-                  exc_info=exc)
+        log.error("%s - internal error: %s", self.who, exc, exc_info=exc)
         if self.level == 5 and self.session is not None:
             self.send(Disconnect(IMPLEMENTATION_SPECIFIC_ERROR))
         self.close()
 
     def _received(self, data: bytes) -> None:
+        if self._closing:
+            return  # lingering after its last word: what the client still sends is dropped
         self._last_read = time.monotonic()
         packets = self.codec.receive_data(data)
         if self._held is not None:
             self._held.extend(packets)
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
             return
         self._process(packets)
 
+    async def next_held(self) -> Packet | ProtocolError | None:
+        """The next packet that arrived while the CONNECT was answered (enhanced
+        authentication reads the client's AUTH this way); None once the connection is
+        gone."""
+        held = self._held
+        if held is not None and not held and not self.closing:
+            self._wake = self._loop.create_future()
+            await self._wake
+        if held is None or not held or self.closing:
+            return None
+        packet = held.pop(0)
+        if self._trace and not isinstance(packet, ProtocolError):
+            self._traced(packet, True)
+        return packet
+
     def _process(self, packets: list[Packet | ProtocolError]) -> None:
+        trace = self._trace
         for i, packet in enumerate(packets):
             if self._closing:
                 return
+            if trace and not isinstance(packet, ProtocolError | Connect):
+                self._traced(packet, True)
             if isinstance(packet, Publish):
                 self._on_publish(packet)
             elif isinstance(packet, PubAck):
@@ -279,42 +212,52 @@ class MqttConnection(asyncio.Protocol):
                 self.close()
                 return
             elif isinstance(packet, Connect):
+                self.client_id = packet.client_id
+                if trace:  # once the client id, part of every line's prefix, is known
+                    self._traced(packet, True)
                 self._held = list(packets[i + 1:])
-                spawn(self._on_connect(packet), f"{self.ip}:{self.port} - mqtt - CONNECT")
+                spawn(self._on_connect(packet), f"{self.who} - CONNECT")
                 return
             elif isinstance(packet, ProtocolError):
                 self._protocol_error(packet)
                 return
             elif isinstance(packet, Auth):
-                self._protocol_error(ProtocolError(0x8C, "enhanced authentication"))
-                return
+                if self.auth is None:
+                    self._protocol_error(ProtocolError(0x82, "AUTH without an authentication "
+                                                       "method in CONNECT"))
+                    return
+                self.auth.received(packet)
 
     def _protocol_error(self, err: ProtocolError) -> None:
         """The one reaction to a broken peer: DISCONNECT with the reason (MQTT 5) or
         just close (3.1.1); a CONNECT-stage error gets its CONNACK."""
-        log.debug("%s:%s - mqtt - %s", self.ip, self.port, err.message)
+        log.debug("%s - %s", self.who, err.message)
+        told = True
         if self.session is None:
             # CONNECT's own problems get a CONNACK (mapped to 3.1.1 return codes by the
             # encoder); the others, as with nats-server, just close.
             if err.reason_code in (0x84, 0x85, 0x86) or self.codec.level == 5:
                 self.send(ConnAck(False, err.reason_code))
+            else:
+                told = False
         elif self.level == 5:
             self.send(Disconnect(err.reason_code))
-        self.close()
+        else:
+            told = False
+        self.close(linger=told)
 
     # -- CONNECT ------------------------------------------------------------------------
 
     def _refuse(self, why: str) -> None:
         self.send(ConnAck(False, _REFUSALS[why]))
-        self.close()
+        self.close(linger=True)
 
     async def _on_connect(self, pkt: Connect) -> None:
         try:
             await self._connecting(pkt)
         except Exception as exc:  # noqa: BLE001 - a failure of the hub's, not the client's CONNECT
             if self.session is None:
-                log.error("%s:%s - mqtt - internal error on CONNECT: %s", self.ip, self.port,
-                          exc, exc_info=exc)
+                log.error("%s - internal error on CONNECT: %s", self.who, exc, exc_info=exc)
                 self._refuse("unavailable")
             else:
                 self.crashed(exc)
@@ -322,39 +265,39 @@ class MqttConnection(asyncio.Protocol):
     async def _connecting(self, pkt: Connect) -> None:
         self.level = pkt.protocol_level
         door, hub = self.door, self.hub
-        if pkt.properties.get("authentication_method"):
-            # No enhanced authentication methods are offered (MQTT 4.12.0-1).
-            self.send(ConnAck(False, 0x8C))
-            self.close()
-            return
         client_id = pkt.client_id
         assigned = ""
         if not client_id:
             if not pkt.clean_start and self.level == 4:
                 self._refuse("id")
                 return
-            client_id = assigned = "auto-" + secrets.token_hex(8)
-        opts: dict[str, Any] = {}
-        if pkt.username is not None:
-            opts["user"] = pkt.username
-        if pkt.password is not None:
-            opts["pass"] = pkt.password.decode(errors="replace")
-            # A server token travels as the MQTT password, whatever the user name.
-            if pkt.username is None or hub.auth.token:
-                opts["auth_token"] = opts.pop("pass")
-                opts.pop("user", None)
-        try:
-            principal = await door.authenticate(opts, self)
-        except AuthError as exc:
-            log.error("%s:%s - mqtt - authentication error: %s", self.ip, self.port, exc)
-            await hub.auth.slow_refusal(self.ip)
-            if self.transport is None or self.transport.is_closing():
+            client_id = assigned = self.client_id = "auto-" + secrets.token_hex(8)
+        ack_props: dict[str, Any] = {}
+        method = pkt.properties.get("authentication_method")
+        if method:
+            self.auth = EnhancedAuth(self, method)
+            proved = await self.auth.connect(
+                pkt.username, pkt.properties.get("authentication_data", b""))
+            if proved is None:
                 return
-            # 3.1.1 says "not authorized" (5) either way, as nats-server and Mosquitto do;
-            # 5 tells a wrong name or password (0x86) from no credentials (0x87).
-            self._refuse("credentials" if pkt.username is not None and self.level == 5
-                         else "auth")
-            return
+            principal, server_final = proved
+            ack_props.update(self.auth.connack_properties(server_final))
+        else:
+            found = await self._authenticate(pkt)
+            if found is None:
+                return
+            principal = found
+        keepalive = pkt.keepalive
+        bound = door.options.max_keep_alive
+        # Mosquitto's max_keepalive, checked as it does once the client is authenticated:
+        # 0 ("never") is more than any bound; 3.1.1 has no way to be told and is refused
+        # with "identifier rejected", 5 gets the bound as Server Keep Alive.
+        if bound and (keepalive == 0 or keepalive > bound):
+            if self.level == 4:
+                self.note(f"keep-alive {keepalive}s over max_keep_alive {bound}s")
+                self._refuse("id")
+                return
+            keepalive = bound
         await security.prepare(hub, principal)
         if self.transport is None or self.transport.is_closing():
             return
@@ -370,32 +313,61 @@ class MqttConnection(asyncio.Protocol):
             session, present = await door.open_session(
                 self, account, principal, client_id, pkt.clean_start, persistent, expiry)
         except Exception as exc:  # noqa: BLE001 - a store failure refuses the session
-            log.error("%s:%s - mqtt - session for %r unavailable: %s", self.ip, self.port,
-                      client_id, exc)
+            self.note(f"session unavailable: {exc}", error=True)
             self._refuse("unavailable")
             return
         self.session = session
         self.will = pkt.will
         self._timers.pop("connect").cancel()
-        self.keepalive = float(pkt.keepalive)
+        self.keepalive = float(keepalive)
         if self.level == 5:
             self.window = min(int(props.get("receive_maximum", 65535)), door.max_inflight)
+            if door.options.assign_topic_aliases and props.get("topic_alias_maximum"):
+                self.aliases = TopicAliases(int(props["topic_alias_maximum"]))
         if self.keepalive:
             self._watch_keepalive()
-        ack_props: dict[str, Any] = {}
         if self.level == 5:
-            ack_props = {"receive_maximum": RECEIVE_MAXIMUM,
-                         "topic_alias_maximum": door.topic_alias_maximum,
-                         "maximum_packet_size": door.max_packet_size,
-                         "retain_available": 1, "wildcard_subscription_available": 1,
-                         "subscription_identifier_available": 1,
-                         "shared_subscription_available": 1}
+            ack_props.update({"receive_maximum": self.receive_maximum,
+                              "topic_alias_maximum": door.topic_alias_maximum,
+                              "maximum_packet_size": door.max_packet_size,
+                              "retain_available": 1, "wildcard_subscription_available": 1,
+                              "subscription_identifier_available": 1,
+                              "shared_subscription_available": 1})
+            if keepalive != pkt.keepalive:
+                ack_props["server_keep_alive"] = keepalive
             if assigned:
                 ack_props["assigned_client_identifier"] = assigned
         self.send(ConnAck(present, 0, ack_props))
+        log.debug("%s - Client connected", self.who)
         session.resend()
         held, self._held = self._held or [], None
         self._process(held)
+
+    async def _authenticate(self, pkt: Connect) -> Principal | None:
+        """Who the CONNECT's user name and password (or token) prove the client to be;
+        None once it was refused."""
+        door, hub = self.door, self.hub
+        opts: dict[str, Any] = {}
+        if pkt.username is not None:
+            opts["user"] = pkt.username
+        if pkt.password is not None:
+            opts["pass"] = pkt.password.decode(errors="replace")
+            # A server token travels as the MQTT password, whatever the user name.
+            if pkt.username is None or hub.auth.token:
+                opts["auth_token"] = opts.pop("pass")
+                opts.pop("user", None)
+        try:
+            return await door.authenticate(opts, self)
+        except AuthError as exc:
+            self.note(f"authentication error: {exc}", error=True)
+            await hub.auth.slow_refusal(self.ip)
+            if self.transport is None or self.transport.is_closing():
+                return None
+            # 3.1.1 says "not authorized" (5) either way, as nats-server and Mosquitto do;
+            # 5 tells a wrong name or password (0x86) from no credentials (0x87).
+            self._refuse("credentials" if pkt.username is not None and self.level == 5
+                         else "auth")
+            return None
 
     def _update_expiry(self, props: dict[str, Any]) -> None:
         session = self.session
@@ -407,8 +379,12 @@ class MqttConnection(asyncio.Protocol):
         limit = self.keepalive * 1.5
         idle = time.monotonic() - self._last_read
         if idle >= limit:
-            log.debug("%s:%s - mqtt - keepalive expired", self.ip, self.port)
-            self.abort()
+            self.note("keepalive expired")
+            if self.level == 5:  # told why, as MQTT 5 allows (0x8D, Keep Alive timeout)
+                self.send(Disconnect(KEEP_ALIVE_TIMEOUT))
+                self.close()
+            else:
+                self.abort()
             return
         self._timers["keepalive"] = self._loop.call_later(limit - idle, self._watch_keepalive)
 
@@ -421,6 +397,16 @@ class MqttConnection(asyncio.Protocol):
         if qos == 2 and self.door.options.reject_qos2_publish:
             self._protocol_error(ProtocolError(0x9B, "QoS 2 publishes are refused"))
             return
+        incoming = self._incoming
+        if qos and self.level == 5 and pid not in incoming:
+            # MQTT 5 flow control (4.9): no more unanswered QoS 1/2 publishes than the
+            # Receive Maximum the CONNACK announced [MQTT-3.3.4-9].
+            if len(incoming) >= self.receive_maximum:
+                self._protocol_error(ProtocolError(
+                    RECEIVE_MAXIMUM_EXCEEDED, f"more than {self.receive_maximum} QoS 1 and 2 "
+                    "PUBLISH packets unacknowledged (Receive Maximum exceeded)"))
+                return
+            incoming.add(pid)
         if qos == 2 and pid in session.qos2_in:
             self.send(PubRec(pid))  # a resend of what we have: no second delivery
             return
@@ -430,7 +416,8 @@ class MqttConnection(asyncio.Protocol):
             self._protocol_error(ProtocolError(TOPIC_NAME_INVALID, str(exc)))
             return
         if not session.may_publish(subject.encode()):
-            log.debug("mqtt %s: publish to %s denied", session.client_id, subject)
+            self.note(f"publish to {subject} denied")
+            incoming.discard(pid)
             if qos == 1:
                 self.send(PubAck(pid, NOT_AUTHORIZED if self.level == 5 else 0))
             elif qos == 2:
@@ -446,7 +433,11 @@ class MqttConnection(asyncio.Protocol):
         if qos == 2:
             session.qos2_in.add(pid)
         if done is None:
-            self.send(PubAck(pid) if qos == 1 else PubRec(pid))
+            if qos == 1:
+                incoming.discard(pid)
+                self.send(PubAck(pid))
+            else:
+                self.send(PubRec(pid))
         else:
             done.add_done_callback(lambda f: self._acknowledge(qos, pid, f, session))
 
@@ -459,13 +450,14 @@ class MqttConnection(asyncio.Protocol):
         code = done.result() if not done.cancelled() and done.exception() is None else \
             UNSPECIFIED_ERROR
         if code and self.level != 5:
-            log.info("%s:%s - mqtt - %r - message %d not stored (reason 0x%02x): closing",
-                     self.ip, self.port, session.client_id, pid, code)
+            log.info("%s - message %d not stored (reason 0x%02x): closing", self.who, pid, code)
             session.qos2_in.discard(pid)
             self.close()
             return
         if code:
             session.qos2_in.discard(pid)  # an error PUBREC ends the exchange
+        if code or qos == 1:
+            self._incoming.discard(pid)
         self.send(PubAck(pid, code) if qos == 1 else PubRec(pid, code))
 
     def _on_pubrel(self, pid: int) -> None:
@@ -473,6 +465,7 @@ class MqttConnection(asyncio.Protocol):
         assert session is not None
         known = pid in session.qos2_in
         session.qos2_in.discard(pid)
+        self._incoming.discard(pid)
         if known and session.persistent:
             self.door.save(session)
         self.send(PubComp(pid, 0 if known or self.level == 4 else PACKET_IDENTIFIER_NOT_FOUND))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import secrets
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,12 +45,13 @@ from jetport.bridges.mqtt.topics import (
 )
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
 from jetport.core.accounts import GLOBAL_ACCOUNT
-from jetport.core.auth import AuthError, Principal
+from jetport.core.auth import AuthError, Principal, scram_credentials, scram_refusal
 from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
 from jetport.core.jetstream.domains import DomainStreams
 from jetport.core.log import log
 from jetport.core.requester import Requester
+from jetport.core.scram import MECHANISMS, ScramError, ScramServer
 from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
 from jetport.core.tls import server_context
@@ -129,6 +131,8 @@ class MqttDoor:
         self._tasks: set[asyncio.Future[Any]] = set()
         #: While a QoS 1/2 publish is routed: the store writes it causes.
         self._collecting: list[asyncio.Future[Any]] | None = None
+        #: Salts the SCRAM credentials of the block's own user (see scram_login).
+        self._scram_secret = secrets.token_bytes(32)
 
     @classmethod
     def wanted(cls, options: Options) -> bool:
@@ -205,6 +209,40 @@ class MqttDoor:
             return auth.no_auth(conn.kind, m.no_auth_user)
         return await auth.authenticate(opts, "", conn.kind, conn.tls_identities,
                                                 conn.ip, tls_map=m.tls_map)
+
+    def scram_login(self, mechanism: str) -> ScramServer | None:
+        """A SCRAM exchange (MQTT 5 enhanced authentication) against the same users as
+        :meth:`authenticate`: the mqtt block's own user, else the core's; None when the
+        mechanism is not offered."""
+        m = self.options
+        if m.username:
+            if mechanism not in MECHANISMS:
+                return None
+            secret = self._scram_secret
+
+            def lookup(name: str) -> Any:
+                return scram_credentials(mechanism, name,
+                                         m.password if name == m.username else None, secret)
+
+            return ScramServer(mechanism, lookup)
+        if m.token:
+            return None  # a token proves no user name
+        return self.hub.auth.scram_login(mechanism)
+
+    def scram_finish(self, login: ScramServer, client_final: bytes,
+                     conn: MqttConnection) -> tuple[bytes, Principal]:
+        """The server-final message and the principal of a SCRAM exchange that
+        :meth:`scram_login` began, or :class:`AuthError`."""
+        m, auth = self.options, self.hub.auth
+        if not m.username:
+            return auth.scram_finish(login, client_final, conn.kind)
+        try:
+            server_final = login.final(client_final)
+        except ScramError as exc:
+            auth.note_failure(conn.kind)
+            mine = m.password if login.user == m.username else None
+            raise scram_refusal(login, exc, mine) from None
+        return server_final, Principal(m.username, GLOBAL_ACCOUNT)
 
     async def store_for(self, account: Account) -> MqttStore | None:
         """The account's MQTT streams, or None without JetStream."""
@@ -305,6 +343,7 @@ class MqttDoor:
         session = old
         if session is None:
             session = Session(self, account, client_id, token, persistent, store)
+            session.cid = conn.mid  # the number its connection's log lines carry
             session.bind(account, principal)
             self.hub.add_client(session)
             if persistent and not clean and store is not None:

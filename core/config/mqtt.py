@@ -11,6 +11,8 @@ from jetport.core.config.options import Options
 EMBEDDED_MQTT_PORT = 1883
 DEFAULT_ACK_WAIT = 30.0
 DEFAULT_MAX_ACK_PENDING = 1024
+#: The Receive Maximum announced to MQTT 5 clients by default (the protocol's largest).
+DEFAULT_RECEIVE_MAXIMUM = 65535
 
 MQTT_KEYS = KeyTable("mqtt.")
 
@@ -41,6 +43,14 @@ class MqttOptions:
     js_domain: str = ""
     stream_replicas: int = 0  # copies of the MQTT streams (0: 1, or 3 in a domain)
     downgrade_qos2_subscribe: bool = False  # QoS 2 subscriptions are granted QoS 1
+    # Jetport's own keys (nats-server has no MQTT 5):
+    #: QoS 1/2 PUBLISH packets an MQTT 5 client may have unacknowledged (Receive Maximum).
+    receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM
+    #: Largest keep-alive a client may ask for, in seconds (Server Keep Alive); 0: any.
+    max_keep_alive: int = 0
+    #: Give repeated topics of outgoing PUBLISH packets a topic alias (MQTT 5 clients that
+    #: announce a Topic Alias Maximum).
+    assign_topic_aliases: bool = True
 
 
 def mqtt_options(opts: Options) -> MqttOptions:
@@ -141,6 +151,31 @@ def _mqtt_reject_qos2(opts: Options, entry: Entry) -> None:
 @MQTT_KEYS.key("downgrade_qos2_subscribe", "downgrade_qos2_sub")
 def _mqtt_downgrade_qos2(opts: Options, entry: Entry) -> None:
     mqtt_options(opts).downgrade_qos2_subscribe = entry.boolean()
+
+
+@MQTT_KEYS.key("receive_maximum")
+def _mqtt_receive_maximum(opts: Options, entry: Entry) -> None:
+    """Jetport's: the Receive Maximum MQTT 5 clients are told and held to."""
+    value = entry.integer()
+    if not 1 <= value <= 0xFFFF:
+        raise entry.error(f"receive_maximum {value} is out of range (1 to 65535)")
+    mqtt_options(opts).receive_maximum = value
+
+
+@MQTT_KEYS.key("max_keep_alive", "max_keepalive")
+def _mqtt_max_keep_alive(opts: Options, entry: Entry) -> None:
+    """Jetport's (Mosquitto's ``max_keepalive``): the largest keep-alive a client gets;
+    seconds or a duration, 0 for no bound."""
+    value = entry.seconds()
+    if not 0 <= value <= 0xFFFF or value != int(value):
+        raise entry.error(f"max_keep_alive {value:g} is out of range (0 to 65535 seconds)")
+    mqtt_options(opts).max_keep_alive = int(value)
+
+
+@MQTT_KEYS.key("assign_topic_aliases")
+def _mqtt_assign_topic_aliases(opts: Options, entry: Entry) -> None:
+    """Jetport's: whether outgoing PUBLISH packets get topic aliases."""
+    mqtt_options(opts).assign_topic_aliases = entry.boolean()
 
 
 @MQTT_KEYS.key("authorization", "authentication")

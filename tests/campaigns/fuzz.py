@@ -21,11 +21,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``campaigns`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from campaigns.fuzzing import conf, jwt, mqtt, nats, ws
+from campaigns.fuzzing import conf, jwt, mqtt, nats, scram, ws
 from campaigns.fuzzing.engine import Report, Target, campaign
 
 TARGETS: dict[str, Target] = {t.name: t for t in (nats.TARGET, mqtt.TARGET, ws.TARGET,
-                                                  conf.TARGET, jwt.TARGET)}
+                                                  conf.TARGET, jwt.TARGET, scram.TARGET)}
 DEFAULT_SEED = 20240611
 DEFAULT_COUNT = 1_000_000
 #: A runaway allocation becomes a MemoryError (a crash with a traceback), not a dead box.

@@ -17,6 +17,7 @@ from mqtt_clients import (
     V5,
     AmqttError,
     Paho,
+    PahoScram,
     amqtt_client,
     rc_value,
     thread,
@@ -513,3 +514,222 @@ async def test_max_connections_counts_every_door(launch, tmp_path) -> None:
     finally:
         first.close()
         await nc.close()
+
+
+# -- MQTT 5 flow control, topic aliases, keep-alive, enhanced authentication ------------
+
+
+def start_with(launch, tmp_path, mqtt_keys: str, extra: str = "") -> ServerProcess:
+    """A server whose mqtt block has ``mqtt_keys`` too (Jetport's own keys)."""
+    text = BASE.format(name=launch.target, store=tmp_path / "store").replace(
+        "port: -1 }", f"port: -1, {mqtt_keys} }}") + extra
+    server = launch.conf(text)
+    assert server.mqtt_port, server.log()
+    return server
+
+
+async def test_receive_maximum_with_paho(launch, tmp_path) -> None:
+    """paho keeps to a Receive Maximum only through its own max_inflight_messages (it
+    does not read the CONNACK's): set to the announced 3 it publishes 30 QoS 2 messages
+    without trouble; left at its default of 20 it overruns the window and is
+    disconnected with 0x93, Receive Maximum exceeded."""
+    server = start_with(launch, tmp_path, "receive_maximum: 3")
+    nc = await nats.connect(server.url)
+    seen = await nc.subscribe("rm.in")
+    await nc.flush()
+    polite = Paho(server.mqtt_port, "polite", V5)
+    polite.c.max_inflight_messages_set(3)
+    greedy = Paho(server.mqtt_port, "greedy", V5)
+    try:
+        assert rc_value((await thread(polite.connect))[1]) == 0
+        infos = [polite.c.publish("rm/in", b"%d" % i, qos=2) for i in range(30)]
+        await thread(lambda: [info.wait_for_publish(10) for info in infos])
+        got = [int((await seen.next_msg(2)).data) for _ in range(30)]
+        assert sorted(got) == list(range(30))
+
+        assert rc_value((await thread(greedy.connect))[1]) == 0
+        for i in range(20):
+            greedy.c.publish("rm/in", b"g%d" % i, qos=2)
+        _, _, rc = await thread(greedy.event, "disconnect")
+        assert rc_value(rc) == 0x93
+    finally:
+        polite.close()
+        greedy.c.loop_stop()
+        await nc.close()
+
+
+async def test_topic_aliases_with_paho(launch, tmp_path) -> None:
+    """paho announces a Topic Alias Maximum and decodes aliased PUBLISH packets (it
+    leaves resolving them to the application: an empty topic and the alias); a paho
+    client that announces none gets whole topics."""
+    server = start(launch, tmp_path)
+    nc = await nats.connect(server.url)
+    aliased = Paho(server.mqtt_port, "aliased", V5)
+    plain = Paho(server.mqtt_port, "plain", V5)
+    props = Properties(PacketTypes.CONNECT)
+    props.TopicAliasMaximum = 4
+    aliased.c.connect("127.0.0.1", server.mqtt_port, keepalive=30, properties=props)
+    aliased.c.loop_start()
+    try:
+        assert rc_value(aliased.event("connect")[2]) == 0
+        assert rc_value((await thread(plain.connect))[1]) == 0
+        for c in (aliased, plain):
+            assert await thread(c.subscribe, ("al/+", 0)) == [0]
+        for topic in ("al.x", "al.x", "al.y", "al.x", "al.y"):
+            await nc.publish(topic, topic.encode())
+        await nc.flush()
+        mapping: dict[int, str] = {}
+        resolved = []
+        for msg in await thread(aliased.take, 5):
+            alias = msg.properties.TopicAlias
+            if msg.topic:
+                mapping[alias] = msg.topic
+            resolved.append((mapping[alias], msg.payload, bool(msg.topic)))
+        assert resolved == [("al/x", b"al.x", True), ("al/x", b"al.x", False),
+                            ("al/y", b"al.y", True), ("al/x", b"al.x", False),
+                            ("al/y", b"al.y", False)]
+        msgs = await thread(plain.take, 5)
+        assert [m.topic for m in msgs] == ["al/x", "al/x", "al/y", "al/x", "al/y"]
+        assert not any(hasattr(m.properties, "TopicAlias") for m in msgs)
+    finally:
+        aliased.close()
+        plain.close()
+        await nc.close()
+
+
+async def test_server_keep_alive_with_paho(launch, tmp_path) -> None:
+    """paho 5 asks for 30 s, is told 1 s (Server Keep Alive) and pings at that pace, so
+    the hub, which holds it to 1.5 s of silence, keeps it; paho 3.1.1 asking for 30 s is
+    refused as Mosquitto's max_keepalive refuses it (CONNACK 2, identifier rejected)."""
+    server = start_with(launch, tmp_path, "max_keep_alive: 1")
+    c = Paho(server.mqtt_port, "keeper", V5)
+    try:
+        assert rc_value((await thread(c.connect))[1]) == 0
+        assert c.c._keepalive == 1
+        await asyncio.sleep(3.5)
+        assert await thread(c.subscribe, ("ka/x", 0)) == [0]
+        await thread(c.publish, "ka/x", b"alive", 0)
+        assert (await thread(c.take, 1))[0].payload == b"alive"
+    finally:
+        c.close()
+    old = Paho(server.mqtt_port, "old", V3)
+    _, rc = await thread(old.connect)
+    old.c.loop_stop()
+    assert rc_value(rc) == 0x85  # paho's name for 3.1.1's return code 2
+
+
+SCRAM_USERS = """
+authorization { users: [
+  {user: dev, password: pw}
+  {user: ro, password: pw, permissions: {subscribe: {deny: ["secret.>"]}}}
+  {user: hashed, password: "$2b$04$ZUlq829V9fJuweUdRCYCZeqbqG1qW06uUNIyCo8hRCezYWWkN8.aS"}
+] }
+"""
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_scram_with_paho(launch, tmp_path, mechanism) -> None:
+    """paho's MQTT 5 client logs in with SCRAM against the same users as password
+    logins, verifies the server's signature, re-authenticates on the live connection,
+    and gets the user's permissions."""
+    server = start(launch, tmp_path, SCRAM_USERS)
+    c = PahoScram(server.mqtt_port, f"scram-{mechanism}", "ro", "pw", mechanism)
+    try:
+        assert rc_value((await thread(c.connect))[1]) == 0
+        assert (await thread(c.event, "verified", "unverified"))[0] == "verified"
+        assert await thread(c.subscribe, ("secret/x", 0), ("open/x", 0)) == [0x87, 0]
+        assert (await thread(c.reauthenticate))[0] == "verified"
+        await thread(c.publish, "open/x", b"after re-auth", 1)
+        assert (await thread(c.take, 1))[0].payload == b"after re-auth"
+        kind, _, rc = await thread(c.reauthenticate, "wrong")
+        assert kind == "disconnect" and rc_value(rc) == 0x87
+    finally:
+        c.c.loop_stop()
+
+
+@pytest.mark.parametrize(("user", "password"), [("dev", "wrong"), ("hashed", "pw")])
+async def test_scram_refused_with_paho(launch, tmp_path, user, password) -> None:
+    """A wrong password, or a user whose password is a bcrypt hash (SCRAM needs the
+    plain text: documented), gets CONNACK 0x86; the same user logs in with a password."""
+    server = start(launch, tmp_path, SCRAM_USERS)
+    c = PahoScram(server.mqtt_port, "refused", user, password)
+    _, rc = await thread(c.connect)
+    c.c.loop_stop()
+    assert rc_value(rc) == 0x86
+    if user == "hashed":
+        pw = Paho(server.mqtt_port, "by-password", V5, user="hashed", password="pw")
+        assert rc_value((await thread(pw.connect))[1]) == 0
+        pw.close()
+
+
+# -- permissions and tracing ------------------------------------------------------------
+
+
+@pytest.mark.differential
+@EVERY_VERSION
+async def test_denied_subscribe_in_a_resumed_session(launch, tmp_path, version) -> None:
+    """A persistent session resumed after a reconnect still gets 0x80 (3.1.1) or 0x87
+    (5) for a filter its user may not subscribe."""
+    server = start(launch, tmp_path, USERS)
+    denied = 0x80 if version == V3 else 0x87
+    first = Paho(server.mqtt_port, f"ro-keep{version}", version, clean=False, expiry=300,
+                 user="ro", password="pw")
+    await thread(first.connect)
+    assert await thread(first.subscribe, ("open/x", 1)) == [1]
+    first.close()
+    back = Paho(server.mqtt_port, f"ro-keep{version}", version, clean=False, expiry=300,
+                user="ro", password="pw")
+    present, rc = await thread(back.connect)
+    try:
+        assert rc_value(rc) == 0 and present
+        assert await thread(back.subscribe, ("secret/x", 1), ("open/y", 1)) == [denied, 1]
+    finally:
+        back.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+async def test_denied_shared_subscribe(launch, tmp_path, version) -> None:
+    server = start(launch, tmp_path, USERS)
+    c = Paho(server.mqtt_port, f"ro-share{version}", version, user="ro", password="pw")
+    await thread(c.connect)
+    try:
+        codes = await thread(c.subscribe, ("$share/g/secret/x", 1), ("$share/g/open/x", 1))
+        assert codes == [0x80 if version == V3 else 0x87, 1]
+    finally:
+        c.close()
+
+
+@pytest.mark.differential
+async def test_mqtt_packets_are_traced(launch, tmp_path) -> None:
+    """With -DV both servers trace MQTT packets the same way: the connection named
+    ``ip:port - mid:<n> - "<client id>"``, then ``<<-`` or ``->>`` and the packet."""
+    text = BASE.format(name=launch.target, store=tmp_path / "store")
+    server = launch.conf(text, "-DV")
+    c = Paho(server.mqtt_port, "traced")
+    await thread(c.connect)
+    try:
+        assert await thread(c.subscribe, ("tr/x", 1)) == [1]
+        await thread(c.publish, "tr/x", b"hello", 1)
+        assert (await thread(c.take, 1))[0].payload == b"hello"
+    finally:
+        c.close()
+    # nats-server's keepAlive is its read deadline: 1.5 times paho's 30 s.
+    wanted = ['"traced" - <<- [CONNECT clientID=traced keepAlive=45s clean]',
+              '"traced" - ->> [CONNACK sp=false rc=0]',
+              '"traced" - <<- [SUBSCRIBE [tr/x (tr.x) QoS=1] pi=1]',
+              '"traced" - ->> [SUBACK pi=1',
+              '"traced" - <<- [PUBLISH tr/x dup=false QoS=1 retain=false size=5 pi=2]',
+              '"traced" - <<- MSG_PAYLOAD: ["hello"]',
+              '"traced" - ->> [PUBACK pi=2]',
+              '"traced" - ->> [PUBLISH tr/x dup=false QoS=1 retain=false size=5 pi=1]',
+              '"traced" - <<- [PUBACK pi=1]',
+              '"traced" - <<- [DISCONNECT]']
+    deadline = asyncio.get_running_loop().time() + 3
+    while True:
+        log = server.log()
+        missing = [w for w in wanted if w not in log]
+        if not missing or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert not missing, f"{missing}\n{log[-4000:]}"
+    assert "[TRC] 127.0.0.1:" in log and ' - mid:' in log

@@ -145,3 +145,38 @@ async def test_malformed_packet_closes_the_websocket(launch, tmp_path) -> None:
         with pytest.raises(ConnectionClosed):
             while True:
                 await asyncio.wait_for(conn.recv(), 5)
+
+
+@pytest.mark.differential
+@EVERY_VERSION
+async def test_mqtt_over_websocket_is_traced(launch, tmp_path, version) -> None:
+    """With -DV, MQTT packets carried by the WebSocket door are traced as those on the
+    MQTT port are; the connection is named ``mid_ws:<n>``, as nats-server names it."""
+    ws = free_port()
+    text = CONF.format(name=launch.target, store=tmp_path / "store", ws=ws)
+    server = launch.conf(text, "-DV")
+    web = Paho(ws, f"ws-traced-{version}", version, ws_path="/mqtt")
+    _, rc = await thread(web.connect)
+    assert rc_value(rc) == 0
+    try:
+        assert await thread(web.subscribe, ("wt/x", 0)) == [0]
+        await thread(web.publish, "wt/x", b"over ws", 0)
+        assert (await thread(web.take, 1))[0].payload == b"over ws"
+    finally:
+        web.close()
+    who = f'"ws-traced-{version}" - '
+    wanted = [who + "<<- [CONNECT clientID=", who + "->> [CONNACK sp=false rc=0",
+              who + "<<- [SUBSCRIBE [wt/x (wt.x) QoS=0] pi=1]",
+              who + "<<- [PUBLISH wt/x dup=false QoS=0 retain=false size=7]",
+              who + '<<- MSG_PAYLOAD: ["over ws"]',
+              who + "->> [PUBLISH wt/x dup=false QoS=0 retain=false size=7"]
+    deadline = asyncio.get_running_loop().time() + 3
+    while True:
+        log = server.log()
+        missing = [w for w in wanted if w not in log]
+        if not missing or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert not missing, f"{missing}\n{log[-3000:]}"
+    traced = [line for line in log.splitlines() if who in line and "[TRC]" in line]
+    assert traced and all(" - mid_ws:" in line for line in traced), traced

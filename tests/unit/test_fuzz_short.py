@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 from campaigns.fuzz import DEFAULT_SEED
-from campaigns.fuzzing import conf, jwt, mqtt, nats, ws
+from campaigns.fuzzing import conf, jwt, mqtt, nats, scram, ws
 from campaigns.fuzzing.engine import Target, campaign, summary
 
 #: Inputs per target: about two seconds each on one core.
-COUNTS = {"nats": 20_000, "mqtt": 20_000, "ws": 8_000, "conf": 6_000, "jwt": 5_000}
+COUNTS = {"nats": 20_000, "mqtt": 20_000, "ws": 8_000, "conf": 6_000, "jwt": 5_000,
+          "scram": 3_000}
 
 
 def fuzz(target: Target) -> None:
@@ -43,6 +44,10 @@ def test_config_reader_raises_only_conf_errors_and_options_only_options_errors()
 
 def test_jwt_decoding_raises_only_jwt_errors() -> None:
     fuzz(jwt.TARGET)
+
+
+def test_scram_steps_raise_only_scram_errors() -> None:
+    fuzz(scram.TARGET)
 
 
 @pytest.mark.parametrize("target", [nats.TARGET, mqtt.TARGET, ws.TARGET], ids=lambda t: t.name)

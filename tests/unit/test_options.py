@@ -275,6 +275,37 @@ def test_trace_verbose_implies_trace() -> None:
     assert opts.trace and opts.trace_verbose
 
 
+def test_mqtt_jetport_keys() -> None:
+    """The mqtt block's keys of Jetport's own (nats-server has no MQTT 5): Receive
+    Maximum, Server Keep Alive's bound (Mosquitto's max_keepalive), topic aliases out."""
+    opts = opts_from("mqtt {\n port: 1883\n}")
+    assert opts.mqtt is not None
+    assert (opts.mqtt.receive_maximum, opts.mqtt.max_keep_alive,
+            opts.mqtt.assign_topic_aliases) == (65535, 0, True)
+    opts = opts_from('mqtt { port: 1883, receive_maximum: 10, max_keep_alive: "1m",'
+                     " assign_topic_aliases: false }")
+    assert opts.mqtt is not None
+    assert (opts.mqtt.receive_maximum, opts.mqtt.max_keep_alive,
+            opts.mqtt.assign_topic_aliases) == (10, 60, False)
+    opts = opts_from("mqtt { port: 1883, max_keepalive: 30 }")  # Mosquitto's spelling
+    assert opts.mqtt is not None and opts.mqtt.max_keep_alive == 30
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("receive_maximum: 0", "receive_maximum 0 is out of range"),
+    ("receive_maximum: 65536", "out of range (1 to 65535)"),
+    ("receive_maximum: ten", "receive_maximum"),
+    ("max_keep_alive: 65536", "max_keep_alive 65536 is out of range"),
+    ("max_keep_alive: -1", "out of range"),
+    ('max_keep_alive: "1.5s"', "out of range"),
+    ("assign_topic_aliases: 3", "assign_topic_aliases"),
+    ("topic_aliases: true", 'unknown field "mqtt.topic_aliases"'),
+])
+def test_mqtt_jetport_keys_refused_with_file_and_line(text: str, words: str) -> None:
+    message = error_from(f"port: 1\nmqtt {{\n port: 1883\n {text}\n}}")
+    assert message.startswith("srv.conf:4: ") and words in message, message
+
+
 # -- unknown and unsupported keys ----------------------------------------------------------
 
 
