@@ -13,6 +13,7 @@ import json
 import time
 import urllib.request
 
+import httpx
 import nats
 import nats.errors
 import nats.js.errors
@@ -26,12 +27,22 @@ from cluster import (
     until_delivered,
     wait_until,
 )
+from mqtt_clients import Paho, thread
 from servers import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 
 fragile = cluster_fixture(name="fragile")
 _names = itertools.count(1)
+
+
+def revive(cluster: HubCluster) -> None:
+    """Start the nodes a test stopped, and wait for the cluster."""
+    stopped = [n for n in cluster.nodes if n.proc is None or n.proc.poll() is not None]
+    for node in stopped:
+        node.restart(timeout=30)
+    if stopped:
+        cluster.wait_ready(60)
 
 
 def health(leaf: ServerProcess) -> tuple[int, dict[str, str]]:
@@ -66,7 +77,9 @@ async def test_a_cluster_fully_down_then_back(fragile: HubCluster, target: str) 
     cluster's JetStream fail at once with no responders, and a Jetport leaf's /healthz
     says the link is down; with the nodes back, the link, the stream and its messages
     are back."""
-    leaf = fragile.start_leaf(f"down{next(_names)}-{target}", domain=None, target=target)
+    mqtt = "mqtt { port: -1, js_domain: hub }" if target == "jetport" else ""
+    leaf = fragile.start_leaf(f"down{next(_names)}-{target}", domain=None, target=target,
+                              extra=mqtt)
     nc = await nats.connect(leaf.url, max_reconnect_attempts=-1)
     other = await nats.connect(leaf.url)
     js = nc.jetstream(domain="hub")
@@ -93,10 +106,9 @@ async def test_a_cluster_fully_down_then_back(fragile: HubCluster, target: str) 
             assert status == 503 and body["status"] == "unavailable"
             assert 'leafnode remote for account "$G" not connected' in body["error"]
             assert monitor(leaf, "/leafz").get("leafs") == []
+            await doors_without_the_cluster(leaf, target)
 
-        for node in fragile.nodes:
-            node.restart(timeout=30)
-        fragile.wait_ready(60)
+        revive(fragile)
         wait_until(lambda: leaf_connected(leaf), 30, "the leaf linked again")
         third = await publish_until_stored(js, f"down.{target}.3", b"three")
         assert third == first + 1  # nothing was stored while the cluster was away
@@ -112,6 +124,29 @@ async def test_a_cluster_fully_down_then_back(fragile: HubCluster, target: str) 
         await nc.close()
         await other.close()
         leaf.stop()
+        revive(fragile)
+
+
+async def doors_without_the_cluster(leaf: ServerProcess, target: str) -> None:
+    """The other doors of a leaf cut off from its cluster: MQTT clean sessions keep
+    talking, a persistent session (kept in the cluster) is refused as "server
+    unavailable" at once, and an HTTP publish for the cluster's domain is a 503."""
+    device = Paho(leaf.mqtt_port, f"cut-off-{target}")
+    started = time.monotonic()
+    assert (await thread(device.connect))[1] == 0
+    try:
+        await thread(device.subscribe, ("here/#", 0))
+        await thread(device.publish, "here/now", b"local", 0)
+        assert (await thread(device.take, 1))[0].payload == b"local"
+    finally:
+        device.close()
+    persistent = Paho(leaf.mqtt_port, f"kept-{target}", clean=False)
+    present, rc = await thread(persistent.connect)
+    assert str(rc) == "Server unavailable" and not present
+    assert time.monotonic() - started < 3.0
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{leaf.http_port}") as http:
+        r = await http.post("/v1/publish/down.x", params={"domain": "hub"}, content=b"x")
+        assert r.status_code == 503, r.text
 
 
 @pytest.mark.differential
