@@ -81,7 +81,8 @@ class HubCluster:
     """
 
     def __init__(self, tmp: Path, *, size: int = 3, domain: str | None = "hub",
-                 jetstream: bool = True, extra: str = "", leafnode_extra: str = "") -> None:
+                 jetstream: bool = True, extra: str = "", leafnode_extra: str = "",
+                 name: str = CLUSTER_NAME) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("nats-server binary not found")
@@ -89,6 +90,7 @@ class HubCluster:
         self.size = size
         self.domain = domain
         self.jetstream = jetstream
+        self.name = name  # (two clusters linked by a leaf link need different names)
         self._extra, self._leafnode_extra = extra, leafnode_extra
         self.names = [f"n{i}" for i in range(1, size + 1)]
         self.nodes = [ServerProcess([binary, "-c", str(tmp / f"{name}.conf")],
@@ -119,7 +121,7 @@ class HubCluster:
             f"listen: 127.0.0.1:{ports.client}\n"
             f"http: 127.0.0.1:{ports.http}\n"
             f"{js}"
-            f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{ports.cluster},"
+            f"cluster {{ name: {self.name}, listen: 127.0.0.1:{ports.cluster},"
             f" routes: [{routes}] }}\n"
             f"leafnodes {{ listen: 127.0.0.1:{ports.leafnode}\n{leafnode_extra}\n}}\n"
             f"{extra}\n"
@@ -234,7 +236,8 @@ class HubCluster:
     def start_leaf(self, name: str = "leaf1", *, domain: str | None = "leaf1",
                    jetstream: bool = True, remote_extra: str = "", extra: str = "",
                    urls: list[str] | None = None, timeout: float = 15.0,
-                   target: str = "nats-server") -> ServerProcess:
+                   target: str = "nats-server", remotes: list[str] | None = None,
+                   links: int = 1) -> ServerProcess:
         """Start a leaf node that dials the cluster (all nodes' leafnode ports unless
         ``urls`` is given) and wait until its leafnode link is up.
 
@@ -246,12 +249,17 @@ class HubCluster:
             ``$JS.<hub domain>.API``, e.g. ``nc.jetstream(domain="hub")``).
         :param remote_extra: text inside the remote block (``deny_imports: [...]`` …).
         :param extra: config text added at the top level.
+        :param remotes: the bodies of several remotes (each ``urls: [...], account: A``),
+            instead of the one built from ``urls`` and ``remote_extra``; ``links``: how
+            many links to wait for.
         """
         js = ""
         if jetstream:
             dom = f", domain: {_q(domain)}" if domain else ""
             js = f"jetstream {{ store_dir: {_q(self.tmp / name / 'js')}{dom} }}\n"
-        remotes = ", ".join(_q(u) for u in (urls or self.leafnode_urls))
+        remote_list = ", ".join(f"{{ {r} }}" for r in remotes) if remotes else (
+            f"{{ urls: [{', '.join(_q(u) for u in (urls or self.leafnode_urls))}]\n"
+            f"{remote_extra}\n}}")
         conf = self.tmp / f"{name}.conf"
         if target == "jetport":
             argv = [sys.executable, "-m", "jetport.core.cli", "serve", "-c", str(conf)]
@@ -268,8 +276,7 @@ class HubCluster:
                 f"listen: 127.0.0.1:{free_port()}\n"
                 f"http: 127.0.0.1:{free_port()}\n"
                 f"{js}"
-                f"leafnodes {{ reconnect: 1,\n"
-                f"  remotes: [ {{ urls: [{remotes}]\n{remote_extra}\n}} ] }}\n"
+                f"leafnodes {{ reconnect: 1,\n  remotes: [ {remote_list} ] }}\n"
                 f"{extra}\n"
             )
             try:
@@ -278,8 +285,20 @@ class HubCluster:
             except RuntimeError:
                 if attempt == 2:
                     raise
-        wait_until(lambda: leaf_connected(leaf), timeout, f"leaf {name} linked to the cluster")
+        wait_until(lambda: links_up(leaf) >= links, timeout,
+                   f"leaf {name} linked to the cluster")
         return leaf
+
+
+def links_up(leaf: ServerProcess) -> int:
+    """How many leafnode links the leaf has up: from ``/leafz``, or, where monitoring is
+    for the system account only (Jetport with users configured), from its log."""
+    doc = monitor(leaf, "/leafz")
+    if "leafs" in doc:
+        return len(doc["leafs"] or [])
+    lines = leaf.log().splitlines()
+    return sum("Connected leafnode" in line for line in lines) - sum(
+        "Leafnode connection to" in line and line.endswith(" closed") for line in lines)
 
 
 def leaf_connected(leaf: ServerProcess) -> bool:

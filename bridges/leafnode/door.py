@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jetport.bridges.leafnode.link import LeafLink
+from jetport.bridges.leafnode.link import LeafLink, loop_subject
 from jetport.core import nkeys
 from jetport.core.log import log
 
@@ -31,6 +31,7 @@ class LeafNodeDoor:
     async def start(self) -> None:
         leaf = self.hub.options.leafnode
         assert leaf is not None
+        loops: dict[str, bytes] = {}  # each account's one loop-detection subject
         for remote in leaf.remotes:
             account = self.hub.accounts.get(remote.account)
             if account is None:
@@ -43,7 +44,8 @@ class LeafNodeDoor:
                             deny_imports=remote.deny_imports,
                             deny_exports=remote.deny_exports,
                             randomize=not remote.no_randomize, nkey=seed, jwt=jwt,
-                            tls=remote.tls)
+                            tls=remote.tls,
+                            lds=loops.setdefault(account.name, loop_subject()))
             self.links.append(link)
             link.start()
         log.info("Leafnode remotes: %d", len(self.links))

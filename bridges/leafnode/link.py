@@ -63,6 +63,11 @@ MAX_BACKOFF = 30.0
 JS_SUBJECTS = ("$JS.API.>", "$KV.>", "$OBJ.>")
 
 
+def loop_subject() -> bytes:
+    """A fresh loop-detection subject (one per account, as nats-server keeps)."""
+    return b"$LDS." + secrets.token_hex(11).encode()
+
+
 class LeafClient(Client):
     """The link's side of the account: what arrives over the link is published as it."""
 
@@ -87,7 +92,7 @@ class LeafLink(asyncio.Protocol):
                  reconnect: float = 1.0, deny_imports: Iterable[str] = (),
                  deny_exports: Iterable[str] = (), randomize: bool = True,
                  nkey: str | None = None, jwt: str | None = None,
-                 tls: LeafTlsOptions | None = None) -> None:
+                 tls: LeafTlsOptions | None = None, lds: bytes = b"") -> None:
         self.hub = hub
         self.account = account
         self.urls = list(urls)
@@ -115,9 +120,10 @@ class LeafLink(asyncio.Protocol):
             sub_deny=RuleList([*JS_SUBJECTS, *own, *deny_exports]))
         self.local = LocalInterest()
         self.remote = RemoteInterest()
-        #: This account's loop-detection subject: seen back from the other side, it
-        #: means the other side reaches us through another path.
-        self.lds = b"$LDS." + secrets.token_hex(11).encode()
+        #: This account's loop-detection subject, the same on all its links: seen back
+        #: from the other side, it means the other side reaches this account again by
+        #: another path (possibly another of its links).
+        self.lds = lds or loop_subject()
         self.codec = LeafCodec(max_payload=hub.options.max_payload)
         self.transport: asyncio.Transport | None = None
         self.peer = ""
@@ -241,9 +247,9 @@ class LeafLink(asyncio.Protocol):
     def _handle(self, event: Event) -> None:
         if isinstance(event, LeafSub):
             if event.subject == self.lds:
-                self.drop("loop detected", "Loop detected for leafnode account="
-                          f'"{self.account.name}". Delaying attempt to reconnect for 30s',
-                          LOOP_DELAY)
+                why = (f'Loop detected for leafnode account="{self.account.name}". '
+                       "Delaying attempt to reconnect for 30s")
+                self.drop(why, why, LOOP_DELAY)
             elif self.client.may_subscribe(event.subject, event.queue):
                 self.remote.add(event.subject, event.queue, event.weight)
         elif isinstance(event, LeafUnsub):
@@ -300,6 +306,8 @@ class LeafLink(asyncio.Protocol):
         hub, opts = self.hub, self.hub.options
         where = split_leaf_url(self.peer)
         user, password = where.user or "", where.password or ""
+        # A url with a user and no password names a token: nats-server sends it as both.
+        token = user if where.user is not None and where.password is None else ""
         domain = hub.jetstream.domain if hub.jetstream is not None else ""
         self.peer_headers = info.headers
         public = sig = ""
@@ -309,7 +317,7 @@ class LeafLink(asyncio.Protocol):
             version=hub.version, server_id=hub.server_id, name=hub.server_name,
             cluster=hub.server_name.replace(" ", "_"), domain=domain,
             headers=True, jetstream=hub.jetstream is not None, user=user,
-            password=password, jwt=self.jwt or "", sig=sig,
+            password=password, auth_token=token, jwt=self.jwt or "", sig=sig,
             nkey="" if self.jwt else public,
             deny_pub=tuple(self.deny_imports),
             remote_account=self.account.name, protocol=1)

@@ -16,7 +16,15 @@ import httpx
 import nats
 import pytest
 from certs import make_ca
-from cluster import HubCluster, cluster_fixture, drain, monitor, until_delivered, wait_until
+from cluster import (
+    HubCluster,
+    cluster_fixture,
+    drain,
+    links_up,
+    monitor,
+    until_delivered,
+    wait_until,
+)
 from mqtt_clients import Paho, thread
 from natsjwt import Keys
 from servers import ServerProcess
@@ -314,6 +322,101 @@ async def test_a_refused_leaf_logs_each_attempt_and_backs_off(secured: HubCluste
         assert monitor(leaf, "/leafz").get("leafs") == []
     finally:
         leaf.stop()
+
+
+HUB_TENANTS = """accounts {
+  TA { users: [ { user: cta, password: pw } ] }
+  TB { users: [ { user: ctb, password: pw } ] }
+}"""
+tenants = cluster_fixture(
+    name="tenants", size=1, domain=None, jetstream=False, extra=HUB_TENANTS,
+    leafnode_extra="authorization { users: [ { user: lta, password: pa, account: TA },"
+                   " { user: ltb, password: pb, account: TB } ] }")
+
+
+@pytest.mark.differential
+async def test_one_remote_per_account_keeps_tenants_apart(tenants: HubCluster,
+                                                          target: str) -> None:
+    """Two local accounts, each linked by its own remote and credentials to its own
+    account of the hub: each tenant's messages reach only its own side."""
+    port = tenants.ports[0].leafnode
+    leaf = tenants.start_leaf(
+        f"leafa{next(_names)}-{target}", domain=None, jetstream=False, target=target,
+        extra="accounts {\n  LA { users: [ { user: la, password: pw } ] }\n"
+              "  LB { users: [ { user: lb, password: pw } ] }\n}",
+        remotes=[f'urls: ["nats-leaf://lta:pa@127.0.0.1:{port}"], account: LA',
+                 f'urls: ["nats-leaf://ltb:pb@127.0.0.1:{port}"], account: LB'], links=2)
+    hub_url = tenants.urls[0]
+    la = await nats.connect(leaf.url, user="la", password="pw")
+    lb = await nats.connect(leaf.url, user="lb", password="pw")
+    ta = await nats.connect(hub_url, user="cta", password="pw")
+    tb = await nats.connect(hub_url, user="ctb", password="pw")
+    try:
+        sub_a = await la.subscribe("orders")
+        sub_b = await lb.subscribe("orders")
+        await until_delivered(ta, "orders", sub_a)
+        await until_delivered(tb, "orders", sub_b)
+        await drain(sub_a, 0.2)
+        await drain(sub_b, 0.2)
+        await ta.publish("orders", b"for A")
+        await tb.publish("orders", b"for B")
+        up = await ta.subscribe("up")
+        await until_delivered(la, "up", up)
+        await lb.publish("up", b"from B")  # another tenant's subject space
+        await ta.flush()
+        await tb.flush()
+        assert await drain(sub_a) == [b"for A"]
+        assert await drain(sub_b) == [b"for B"]
+        assert await drain(up) == []
+    finally:
+        for nc in (la, lb, ta, tb):
+            await nc.close()
+        leaf.stop()
+
+
+tokened = cluster_fixture(name="tokened", size=1, domain=None, jetstream=False,
+                          extra="authorization { token: s3cret }")
+
+
+@pytest.mark.differential
+async def test_a_leaf_signs_in_with_a_token(tokened: HubCluster, target: str) -> None:
+    """A url with a user and no password: the token the hub's leafnode listener wants."""
+    port = tokened.ports[0].leafnode
+    leaf = tokened.start_leaf(f"leaftk{next(_names)}-{target}", domain=None,
+                              jetstream=False, target=target,
+                              urls=[f"nats-leaf://s3cret@127.0.0.1:{port}"])
+    on_leaf = await nats.connect(leaf.url)
+    on_hub = await nats.connect(tokened.urls[0], token="s3cret")
+    try:
+        sub = await on_leaf.subscribe("by.token")
+        await until_delivered(on_hub, "by.token", sub)
+    finally:
+        await on_leaf.close()
+        await on_hub.close()
+        leaf.stop()
+
+
+@pytest.mark.differential
+async def test_a_leaf_that_reaches_itself_detects_the_loop(tmp_path, target: str) -> None:
+    """Remotes to two servers, one of which is a leaf of the other: the account's
+    loop-detection subject comes back over the second link, and the link closes with
+    nats-server's loop error (and waits 30 s before dialling again)."""
+    (tmp_path / "upper").mkdir()
+    (tmp_path / "lower").mkdir()
+    with HubCluster(tmp_path / "upper", size=1, domain=None, jetstream=False) as upper:
+        lower = HubCluster(tmp_path / "lower", size=1, domain=None, jetstream=False,
+                           name="LOWER",
+                           leafnode_extra=f'remotes: [ {{ urls: ["{upper.leafnode_urls[0]}"] }} ]')
+        with lower:
+            wait_until(lambda: links_up(lower.nodes[0]) == 1, 15, "lower linked to upper")
+            leaf = upper.start_leaf(
+                f"leafl{next(_names)}-{target}", domain=None, jetstream=False, target=target,
+                remotes=[f'urls: ["{upper.leafnode_urls[0]}"]',
+                         f'urls: ["{lower.leafnode_urls[0]}"]'], links=0)
+            try:
+                wait_until(lambda: "Loop detected" in leaf.log(), 15, "the loop reported")
+            finally:
+                leaf.stop()
 
 
 @pytest.fixture(scope="module")
