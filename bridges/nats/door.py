@@ -61,7 +61,6 @@ class NatsDoor:
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._info = self._base_info()
-        self._domain = self.hub.jetstream.domain if self.hub.jetstream is not None else ""
         log.info("Listening for client connections on %s:%d", opts.host, self.port)
         if self.tls_context is not None:
             log.info("TLS required for client connections")
@@ -93,8 +92,9 @@ class NatsDoor:
         info = dict(self._info)
         info["client_id"] = client.cid
         info["client_ip"] = client.ip
-        if self._domain:
-            info["domain"] = self._domain
+        js = self.hub.jetstream
+        if js is not None and js.domain:
+            info["domain"] = js.domain
         if self.hub.auth.advertised:
             info["auth_required"] = True
         if client.nonce:
