@@ -27,6 +27,7 @@ from jetport.bridges.mqtt.packets import (
     NO_SUBSCRIPTION_EXISTED,
     NOT_AUTHORIZED,
     PACKET_IDENTIFIER_NOT_FOUND,
+    PROTOCOL_ERROR,
     RECEIVE_MAXIMUM_EXCEEDED,
     SERVER_UNAVAILABLE,
     TOPIC_FILTER_INVALID,
@@ -51,6 +52,7 @@ from jetport.bridges.mqtt.packets import (
     UnsubAck,
     Unsubscribe,
 )
+from jetport.bridges.mqtt.responses import RESPONSE_TOPIC
 from jetport.bridges.mqtt.session import OutMsg, Session, SubInfo, header_lines
 from jetport.bridges.mqtt.topics import (
     TopicError,
@@ -75,6 +77,10 @@ if TYPE_CHECKING:
 _REFUSALS = {"version": UNSUPPORTED_PROTOCOL_VERSION, "id": CLIENT_IDENTIFIER_NOT_VALID,
              "unavailable": SERVER_UNAVAILABLE, "credentials": BAD_USER_NAME_OR_PASSWORD,
              "auth": NOT_AUTHORIZED}
+
+
+class ConnectionGone(Exception):
+    """The connection whose CONNECT was being served closed meanwhile."""
 
 
 def qos_header(qos: int, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -103,6 +109,10 @@ class MqttConnection(Outbound):
         #: MQTT 5 enhanced authentication, when the CONNECT named a method.
         self.auth: EnhancedAuth | None = None
         self._wake: asyncio.Future[None] | None = None
+        #: The network connection is gone (connection_lost ran).
+        self.lost = False
+        #: The Session Expiry Interval the CONNECT gave (MQTT 5).
+        self.connect_expiry = 0.0
 
     # -- connection ---------------------------------------------------------------------
 
@@ -120,6 +130,7 @@ class MqttConnection(Outbound):
             self.door.connect_timeout, self.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -206,9 +217,13 @@ class MqttConnection(Outbound):
             elif isinstance(packet, PingReq):
                 self.send(PingResp())
             elif isinstance(packet, Disconnect):
+                if not self._update_expiry(packet.properties):
+                    # Not a valid DISCONNECT (MQTT 5 3.14.2.2.2): the will stays.
+                    self._protocol_error(ProtocolError(
+                        PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0"))
+                    return
                 if packet.reason_code != DISCONNECT_WITH_WILL_MESSAGE:
                     self.will = None
-                self._update_expiry(packet.properties)
                 self.close()
                 return
             elif isinstance(packet, Connect):
@@ -309,12 +324,21 @@ class MqttConnection(Outbound):
         expiry = float(props.get("session_expiry_interval", 0))
         # 3.1.1: clean=0 keeps the session; 5: a session expiry interval does.
         persistent = not pkt.clean_start if self.level == 4 else expiry > 0
+        self.connect_expiry = expiry
         try:
             session, present = await door.open_session(
                 self, account, principal, client_id, pkt.clean_start, persistent, expiry)
+        except ConnectionGone:
+            return
         except Exception as exc:  # noqa: BLE001 - a store failure refuses the session
             self.note(f"session unavailable: {exc}", error=True)
             self._refuse("unavailable")
+            return
+        if self.lost:
+            # Closed while the session was being opened: end it as a dropped
+            # connection would, or it would stay attached to nothing.
+            if session.conn is self:
+                door.disconnected(session, pkt.will)
             return
         self.session = session
         self.will = pkt.will
@@ -369,10 +393,20 @@ class MqttConnection(Outbound):
                          else "auth")
             return None
 
-    def _update_expiry(self, props: dict[str, Any]) -> None:
+    def _update_expiry(self, props: dict[str, Any]) -> bool:
+        """A DISCONNECT's Session Expiry Interval replaces the CONNECT's: the session
+        then lives that long from the disconnect, 0 ends it with the connection.  False
+        when the CONNECT's was 0 and this one is not: a protocol error."""
         session = self.session
-        if session is not None and "session_expiry_interval" in props:
-            session.session_expiry = float(props["session_expiry_interval"])
+        if session is None or "session_expiry_interval" not in props:
+            return True
+        value = float(props["session_expiry_interval"])
+        if value and not self.connect_expiry:
+            return False
+        session.session_expiry = value
+        if not value:
+            session.persistent = False
+        return True
 
     def _watch_keepalive(self) -> None:
         """Close a client silent for 1.5 keep-alive periods."""
@@ -532,6 +566,9 @@ def request_properties(pkt: Publish) -> tuple[str | None, bytes | None,
     extra: list[tuple[bytes, bytes]] = []
     topic = props.get("response_topic")
     if topic:
+        if "\r" not in topic and "\n" not in topic and topic == topic.strip():
+            # for MQTT 5 subscribers, unaltered (MQTT 5 3.3.2.3.5)
+            extra.append((RESPONSE_TOPIC, topic.encode()))
         try:
             response = to_subject(topic)
         except TopicError:
@@ -548,4 +585,5 @@ def request_properties(pkt: Publish) -> tuple[str | None, bytes | None,
     return response, corr, extra
 
 
-__all__ = ["MqttConnection", "header_lines", "qos_header", "request_properties"]
+__all__ = ["ConnectionGone", "MqttConnection", "header_lines", "qos_header",
+           "request_properties"]

@@ -17,7 +17,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.codec import DEFAULT_MAX_PACKET_SIZE
-from jetport.bridges.mqtt.connection import MqttConnection, qos_header, request_properties
+from jetport.bridges.mqtt.connection import (
+    ConnectionGone,
+    MqttConnection,
+    qos_header,
+    request_properties,
+)
 from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
 from jetport.bridges.mqtt.session import (
@@ -114,6 +119,9 @@ class MqttDoor:
         self.server: asyncio.base_events.Server | None = None
         self.connections: set[MqttConnection] = set()
         self.sessions: dict[tuple[str, str], Session] = {}
+        #: Per (account, client id): CONNECTs being served, one after the other, so a
+        #: second one takes the first one's session over instead of racing it.
+        self._session_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
         self._stores: dict[str, MqttStore | None] = {}
         #: Accounts whose MQTT streams could not be made (logged once, retried).
         self._unavailable: set[str] = set()
@@ -174,6 +182,13 @@ class MqttDoor:
         for conn in list(self.connections):
             conn.will = None
             conn.close()
+        # The closes above end the sessions' connections (their records are saved with
+        # their expiry deadlines) once the loop runs them.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for session in self.sessions.values():
+            session.stop_timers()
+            session.will = None
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         for shared in self._shared.values():
@@ -280,6 +295,8 @@ class MqttDoor:
             streams = self._domain_streams[account.name] = DomainStreams(self.hub, account,
                                                                          domain)
             await streams.ready()
+        if store is not None:
+            self.track(self._sweep(account, store))
         return store
 
     def _taken_elsewhere(self, account: Account, client_id: str) -> None:
@@ -313,22 +330,87 @@ class MqttDoor:
         qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")
         retained.msgs[subject] = (topic, qos, payload, {})
 
+    async def _sweep(self, account: Account, store: MqttStore) -> None:
+        """Offline sessions stored before a restart end at their deadlines too:
+        those past it are deleted, the others when it comes (unless a client took
+        them back by then)."""
+        try:
+            records = await store.session_records()
+        except Exception as exc:  # noqa: BLE001 - a failing store: the reconnect checks
+            log.info("MQTT: stored sessions of account %s not checked: %s", account.name, exc)
+            return
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        for token, record in records:
+            ends = record.get("ends")
+            client_id = record.get("id")
+            if isinstance(ends, (int, float)) and isinstance(client_id, str):
+                loop.call_later(max(ends - now, 0.0), self._due_stored, account, store,
+                                client_id, token)
+
+    def _due_stored(self, account: Account, store: MqttStore, client_id: str,
+                    token: str) -> None:
+        self.track(self._end_stored(account, store, client_id, token))
+
+    async def _end_stored(self, account: Account, store: MqttStore, client_id: str,
+                          token: str) -> None:
+        """Delete the stored session ``token`` if nobody took it back and it is past
+        its deadline."""
+        key = (account.name, client_id)
+        if key in self.sessions or key in self._session_locks:
+            return  # a client has it (or is taking it): its object decides
+        record = await store.load_session(token)
+        ends = (record or {}).get("ends")
+        if not isinstance(ends, (int, float)):
+            return
+        if key in self.sessions or key in self._session_locks:
+            return
+        left = ends - time.time()
+        if left > 0:  # the timer ran early by the clocks' drift
+            asyncio.get_running_loop().call_later(left + 0.01, self._due_stored, account,
+                                                  store, client_id, token)
+            return
+        await store.delete_session(token)
+
     # -- sessions -----------------------------------------------------------------------
 
     async def open_session(self, conn: MqttConnection, account: Account, principal: Principal,
                            client_id: str, clean: bool, persistent: bool,
                            expiry: float) -> tuple[Session, bool]:
-        """The session for a CONNECT, and whether an old one was resumed."""
+        """The session for a CONNECT, and whether an old one was resumed.
+
+        CONNECTs for one client id are served one at a time: one that arrives while
+        another is still being served (its store reads) waits, then takes that
+        connection over, so one client id never has two live connections."""
+        key = (account.name, client_id)
+        lock, users = self._session_locks.get(key) or (asyncio.Lock(), [0])
+        self._session_locks[key] = (lock, users)
+        users[0] += 1
+        try:
+            async with lock:
+                if conn.lost:
+                    raise ConnectionGone(client_id)
+                return await self._open_session(conn, account, principal, client_id, clean,
+                                                persistent, expiry)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._session_locks[key]
+
+    async def _open_session(self, conn: MqttConnection, account: Account,
+                            principal: Principal, client_id: str, clean: bool,
+                            persistent: bool, expiry: float) -> tuple[Session, bool]:
         key = (account.name, client_id)
         old = self.sessions.get(key)
         if old is not None and old.conn is not None:
-            # The old connection did not DISCONNECT: its will goes out (MQTT 3.1.4).
+            # The old connection did not DISCONNECT: its will goes out as if it had
+            # dropped (MQTT 3.1.4): at once, or after its delay unless the session is
+            # resumed below; a clean start ends the session, and the will goes then.
             will = old.conn.will
             old.conn.close_for("takeover")
             old.conn.session = None
             old.detach()
-            if will is not None:
-                self.publish_will(old, will)
+            self._will_after(old, will)
         store = await self.store_for(account)
         await self.load_retained(account)
         if persistent and store is None:
@@ -336,6 +418,7 @@ class MqttDoor:
         token = session_token(client_id)
         if clean and old is not None:
             self._end(old)
+            self._forget(old)
             old = None
         if clean and store is not None:
             await store.delete_session(token)
@@ -368,6 +451,11 @@ class MqttDoor:
         """Bring back a persistent session stored before this connection (or restart)."""
         record = await store.load_session(session.token)
         if record is None:
+            return False
+        ends = record.get("ends")
+        if isinstance(ends, (int, float)) and ends <= time.time():
+            # It expired while nobody had it loaded (the hub was restarted meanwhile).
+            await store.delete_session(session.token)
             return False
         for key, sub in record.get("subs", {}).items():
             group, inner = split_shared(key)
@@ -418,45 +506,77 @@ class MqttDoor:
 
     def save(self, session: Session) -> None:
         if session.store is not None and session.persistent:
+            session.saved = True
             self.track(session.store.save_session(session.token, session.record()))
 
     def disconnected(self, session: Session, will: Any) -> None:
         """The connection of ``session`` is gone (not taken over)."""
         session.detach()
-        if will is not None:
-            delay = float(will.properties.get("will_delay_interval", 0))
-            if delay and session.persistent:
-                self._timers_will(session, will, delay)
-            else:
-                self.publish_will(session, will)
+        self._will_after(session, will)
         if not session.persistent:
             self._end(session)
-            self.sessions.pop((session.account.name, session.client_id), None)
+            self._forget(session)
+            if session.saved and session.store is not None:
+                # an MQTT 5 session whose DISCONNECT set its expiry interval to 0
+                self.track(session.store.delete_session(session.token))
             return
         # Offline: keep subscriptions (they queue QoS 1/2 messages), leave the client list.
         if session.queue.size > self.hub.options.max_pending:
             session.over_budget()
         self.hub.remove_client(session)
         session.account.clients.discard(session)
-        if session.session_expiry and session.session_expiry < 0xFFFFFFFF:
+        lifetime = session.lifetime()
+        if lifetime != float("inf"):
+            # The whole interval from now, the last one the client gave (CONNECT or
+            # DISCONNECT, MQTT 5 3.14.2.2.2); the deadline is stored for a restart.
+            session.ends = time.time() + lifetime
             session.expiry_timer = asyncio.get_running_loop().call_later(
-                session.session_expiry, self._expire, session)
+                lifetime, self._expire, session)
+            self.save(session)
 
-    def _timers_will(self, session: Session, will: Any, delay: float) -> None:
-        def fire() -> None:
-            if session.conn is None:
-                self.publish_will(session, will)
+    def _will_after(self, session: Session, will: Any) -> None:
+        """A connection ended without a normal DISCONNECT: its will goes when its will
+        delay passes or its session ends, whichever comes first (MQTT 5 3.1.3.2.2);
+        3.1.1 wills, and those of sessions that end with the connection, at once."""
+        if will is None:
+            return
+        delay = float(will.properties.get("will_delay_interval", 0) or 0)
+        lifetime = session.lifetime()
+        if min(delay, lifetime) <= 0:
+            self.publish_will(session, will)
+            return
+        session.will = will  # a reconnect (Session.attach) cancels it
+        if delay < lifetime:
+            session.will_timer = asyncio.get_running_loop().call_later(
+                delay, self._will_due, session)
+        # else it goes when the session ends (_end)
 
-        asyncio.get_running_loop().call_later(delay, fire)
+    def _will_due(self, session: Session) -> None:
+        session.will_timer = None
+        will, session.will = session.will, None
+        if will is not None and session.conn is None:
+            self.publish_will(session, will)
 
     def _expire(self, session: Session) -> None:
+        session.expiry_timer = None
         if session.conn is None:
             self._end(session)
-            self.sessions.pop((session.account.name, session.client_id), None)
+            self._forget(session)
             if session.store is not None:
                 self.track(session.store.delete_session(session.token))
 
+    def _forget(self, session: Session) -> None:
+        """Take ``session`` out of the registry, if it is still the one registered."""
+        key = (session.account.name, session.client_id)
+        if self.sessions.get(key) is session:
+            del self.sessions[key]
+
     def _end(self, session: Session) -> None:
+        """The session ends: a will still waiting for its delay goes now."""
+        session.stop_timers()
+        will, session.will = session.will, None
+        if will is not None:
+            self.publish_will(session, will)
         session.release()
         session.queue.clear()
         session.inflight.clear()
@@ -481,11 +601,14 @@ class MqttDoor:
         reply = None
         extra: list[tuple[bytes, bytes]] = []
         if pkt.properties:
+            # MQTT 5 subscribers get the response topic and correlation data as sent
+            # (headers); a NATS responder answers the relay's reply subject.
             response, correlation, extra = request_properties(pkt)
-            if response is not None:
-                reply = self._relay(account).reply_for(response.encode(), correlation)
-            elif correlation is not None:
+            if correlation is not None:
                 extra.append((CORRELATION, base64.b64encode(correlation)))
+            if response is not None:
+                reply = self._relay(account).reply_for(
+                    response.encode(), correlation, pkt.properties["response_topic"])
         if pkt.retain:
             extra.append((RETAIN_HEADER, b"1"))
         expiry = pkt.properties.get("message_expiry_interval") if pkt.properties else None
@@ -556,6 +679,11 @@ class MqttDoor:
             acker = self._ackers[account.name] = Requester(self.hub, account, "$MQTT",
                                                            prefix=REPLY_PREFIX)
         return acker
+
+    def relayed_request(self, account: Account, reply: bytes) -> tuple[str, bytes | None] | None:
+        """The response topic and correlation data behind a relay reply subject."""
+        relay = self._relays.get(account.name)
+        return relay.request_of(reply) if relay is not None else None
 
     def _relay(self, account: Account) -> ResponseRelay:
         relay = self._relays.get(account.name)

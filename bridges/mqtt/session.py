@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.packets import Publish
+from jetport.bridges.mqtt.responses import CORRELATION, RELAY_PREFIX, RESPONSE_TOPIC
 from jetport.bridges.mqtt.store import REPLY_PREFIX
 from jetport.bridges.mqtt.topics import TopicError, to_subject, to_topic
 from jetport.core.client import Client
 from jetport.core.headers import add as add_headers
 from jetport.core.headers import get as get_header
 from jetport.core.log import log
+from jetport.core.subjects import is_literal, subject_matches
 
 if TYPE_CHECKING:
     from jetport.bridges.mqtt.connection import MqttConnection
@@ -40,8 +42,6 @@ QOS_HEADER = b"Nmqtt-Pub"
 EXPIRY_HEADER = b"Mqtt-Expires"
 #: Set on messages published with RETAIN, for "retain as published" subscriptions.
 RETAIN_HEADER = b"Nmqtt-Retain"
-#: Reply subjects of MQTT 5 requests (see :mod:`jetport.bridges.mqtt.responses`).
-RELAY_PREFIX = b"$MQTT.rr."
 _MQTT_HEADERS = (b"Nmqtt-", b"Mqtt-", b"Nats-")
 
 
@@ -149,12 +149,16 @@ def header_lines(hdr: bytes | None) -> list[tuple[str, str]]:
 
 def properties_from(hdr: bytes | None, reply: bytes | None) -> dict[str, Any]:
     """MQTT 5 PUBLISH properties for a NATS message: user properties from its
-    headers, response topic from its reply subject."""
+    headers; the response topic an MQTT 5 publisher gave (``Mqtt-Response-Topic``),
+    else one made of the reply subject of a NATS request.  The door's own reply
+    subjects (``$MQTT.JSA.``, ``$MQTT.rr.``) are never shown."""
     props: dict[str, Any] = {}
     users = []
     for key, value in header_lines(hdr):
         k = key.encode()
-        if k == b"Mqtt-Correlation-Data":
+        if k == RESPONSE_TOPIC:
+            props["response_topic"] = value
+        elif k == CORRELATION:
             try:
                 props["correlation_data"] = base64.b64decode(value)
             except ValueError:
@@ -169,9 +173,14 @@ def properties_from(hdr: bytes | None, reply: bytes | None) -> dict[str, Any]:
             users.append((key, value))
     if users:
         props["user_properties"] = users
-    if reply and not reply.startswith(REPLY_PREFIX):
+    if reply and "response_topic" not in props and not reply.startswith(_OWN_REPLIES):
         props["response_topic"] = to_topic(reply.decode(errors="replace"))
     return props
+
+
+_OWN_REPLIES = (REPLY_PREFIX, RELAY_PREFIX)
+#: Subjects whose matching subscriptions a session remembers.
+_MATCHES_KEPT = 256
 
 
 class Session(Client):
@@ -214,6 +223,23 @@ class Session(Client):
         self.expiry_timer: asyncio.TimerHandle | None = None
         self._redeliver: asyncio.TimerHandle | None = None
         self.session_expiry = 0.0  # seconds an offline persistent session lives; 0: forever
+        #: Wall-clock second an offline persistent session ends (None: connected, or never).
+        self.ends: float | None = None
+        #: The will of the last connection while its will delay runs, and its timer (None
+        #: when it goes when the session ends).
+        self.will: Any = None
+        self.will_timer: asyncio.TimerHandle | None = None
+        #: A record of this session is in the store (it was saved at least once).
+        self.saved = False
+        #: Protocol level of the last connection: MQTT 5 sessions get one copy of a
+        #: message that several of their subscriptions match.
+        self.level = 4
+        #: Non-shared subscriptions, for finding the ones a message matches.
+        self._literal: dict[bytes, list[Subscription]] = {}
+        self._wild: list[Subscription] = []
+        self._plain = 0
+        #: subject -> the non-shared subscriptions matching it (cleared on any change)
+        self._matches: dict[bytes, list[Subscription]] = {}
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -245,6 +271,41 @@ class Session(Client):
             self._by_sid.pop(sid, None)
             self.unsubscribe(sid)
         return True
+
+    def subscribe(self, subject: bytes, queue: bytes | None, sid: bytes) -> Subscription:
+        known = sid in self.subs
+        sub = super().subscribe(subject, queue, sid)
+        if queue is None and not known:
+            self._matches.clear()
+            if is_literal(subject):
+                self._literal.setdefault(subject, []).append(sub)
+            else:
+                self._wild.append(sub)
+            self._plain += 1
+        return sub
+
+    def drop_subscription(self, sub: Subscription) -> None:
+        super().drop_subscription(sub)
+        if sub.queue is not None:
+            return
+        self._matches.clear()
+        if is_literal(sub.subject):
+            subs = self._literal.get(sub.subject, [])
+            if sub in subs:
+                subs.remove(sub)
+                self._plain -= 1
+                if not subs:
+                    del self._literal[sub.subject]
+        elif sub in self._wild:
+            self._wild.remove(sub)
+            self._plain -= 1
+
+    def release(self) -> None:
+        super().release()
+        self._literal.clear()
+        self._wild.clear()
+        self._plain = 0
+        self._matches.clear()
 
     def rebind(self, principal: Principal) -> list[Subscription]:
         gone = super().rebind(principal)
@@ -278,7 +339,7 @@ class Session(Client):
 
     def record(self) -> dict[str, Any]:
         """What a persistent session stores about itself."""
-        return {"id": self.client_id, "expiry": self.session_expiry,
+        return {"id": self.client_id, "expiry": self.session_expiry, "ends": self.ends,
                 "subs": {k: v.record() for k, v in self.filters.items()},
                 "qos2": sorted(self.qos2_in)}
 
@@ -291,16 +352,41 @@ class Session(Client):
             return
         if subject[0] == 0x24 and info.skips_dollar:  # "$"
             return
+        granted = info.qos
+        identifiers = [info.identifier] if info.identifier else None
+        retain_as_published = info.retain_as_published
+        if self._plain > 1 and info.group is None and self.level == 5:
+            # MQTT 5 (3.3.4): one copy for all of the client's non-shared subscriptions
+            # the message matches, at the highest QoS granted, with every identifier.
+            # The router hands it to each of them: the first in subscription order
+            # sends it.  3.1.1 clients get a copy per subscription, as from nats-server.
+            same = self._matching(subject)
+            if len(same) > 1 and sub in same:
+                if same[0] is not sub:
+                    return
+                infos = [self._by_sid[s.sid] for s in same]
+                granted = max(i.qos for i in infos)
+                identifiers = sorted({i.identifier for i in infos if i.identifier}) or None
+                retain_as_published = any(i.retain_as_published for i in infos)
         self.out_msgs += 1
         self.out_bytes += len(payload)
-        qos = min(mqtt_qos(hdr), info.qos)
+        qos = min(mqtt_qos(hdr), granted)
         conn = self.conn
         v5 = conn is not None and conn.level == 5
         props = properties_from(hdr, reply) if (v5 or qos) and (hdr or reply) else {}
-        if info.identifier:
-            props["subscription_identifier"] = [info.identifier]
+        if reply and "response_topic" not in props and reply.startswith(RELAY_PREFIX) and (
+                v5 or qos):
+            # An MQTT 5 request passed on by a NATS service with its reply subject but
+            # without its headers: the requester's response topic, never the relay's.
+            request = self.door.relayed_request(self.account, reply)
+            if request is not None:
+                props["response_topic"], correlation = request
+                if correlation is not None:
+                    props.setdefault("correlation_data", correlation)
+        if identifiers:
+            props["subscription_identifier"] = identifiers
         topic = to_topic(subject.decode(errors="replace"))
-        retain = info.retain_as_published and hdr is not None and RETAIN_HEADER in hdr
+        retain = retain_as_published and hdr is not None and RETAIN_HEADER in hdr
         msg = OutMsg(topic, payload, qos, retain, props, hdr=hdr)
         if hdr is not None and EXPIRY_HEADER in hdr:
             msg.expires = expiry_of(hdr)
@@ -321,6 +407,26 @@ class Session(Client):
         self.pump()
         if self.queue.size > self.hub.options.max_pending:
             self.over_budget()
+
+    def _wants(self, info: SubInfo, subject: bytes) -> bool:
+        """Whether subscription ``info`` takes a message on ``subject`` at all."""
+        if info.no_local and self.publishing:
+            return False
+        return not (subject[:1] == b"$" and info.skips_dollar)
+
+    def _matching(self, subject: bytes) -> list[Subscription]:
+        """The non-shared subscriptions that take a message on ``subject``, in the
+        order they were made."""
+        subs = self._matches.get(subject)
+        if subs is None:
+            subs = list(self._literal.get(subject, ()))
+            subs += [s for s in self._wild if subject_matches(s.subject, subject)]
+            subs.sort(key=lambda s: (len(s.sid), s.sid))
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches.clear()
+            self._matches[subject] = subs
+        by_sid = self._by_sid
+        return [s for s in subs if s.sid in by_sid and self._wants(by_sid[s.sid], subject)]
 
     def over_budget(self) -> None:
         """More is queued than the hub holds for one client: a connected client is a
@@ -457,11 +563,30 @@ class Session(Client):
     # -- life cycle -------------------------------------------------------------------
 
     def attach(self, conn: MqttConnection) -> None:
+        """A connection takes the session: it no longer expires, and the last
+        connection's will, still waiting for its delay, is not sent (MQTT-3.1.3-9)."""
         self.conn = conn
         self.conn_type = conn.kind
+        self.level = conn.level
+        self.ends = None
+        self.stop_timers()
+        self.will = None
+
+    def stop_timers(self) -> None:
         if self.expiry_timer is not None:
             self.expiry_timer.cancel()
             self.expiry_timer = None
+        if self.will_timer is not None:
+            self.will_timer.cancel()
+            self.will_timer = None
+
+    def lifetime(self) -> float:
+        """Seconds the session outlives its connection (inf: until a clean start)."""
+        if not self.persistent:
+            return 0.0
+        if not self.session_expiry or self.session_expiry >= 0xFFFFFFFF:
+            return float("inf")  # 3.1.1 persistent sessions, and MQTT 5's "never"
+        return self.session_expiry
 
     def detach(self) -> None:
         self.conn = None

@@ -137,6 +137,18 @@ class MqttStore:
         msg = await self._get(SESSIONS, {"last_by_subj": f"$MQTT.sess.{token}"})
         return json.loads(msg.data) if msg is not None and msg.data else None
 
+    async def session_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored session: (token, record)."""
+        out = []
+        for msg in await self._scan(SESSIONS, "$MQTT.sess.>"):
+            try:
+                record = json.loads(msg.data) if msg.data else None
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append((msg.subject[len("$MQTT.sess."):], record))
+        return out
+
     async def save_session(self, token: str, record: dict[str, Any]) -> None:
         await self._publish(f"$MQTT.sess.{token}", json.dumps(record).encode())
 

@@ -8,6 +8,7 @@ MQTT 3.1.1 only and knows no shared subscriptions, so those cases run on Jetport
 from __future__ import annotations
 
 import asyncio
+import time
 
 import nats
 import pytest
@@ -514,6 +515,215 @@ async def test_max_connections_counts_every_door(launch, tmp_path) -> None:
     finally:
         first.close()
         await nc.close()
+
+
+# -- MQTT 5 session expiry, wills, request/response, shared subscriptions, identifiers ---
+
+
+def v5_props(kind: int, **values) -> Properties:
+    props = Properties(kind)
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+def leave(c: Paho, session_expiry: int) -> float:
+    """DISCONNECT with a new Session Expiry Interval; when the client saw it close."""
+    c.c.disconnect(properties=v5_props(PacketTypes.DISCONNECT,
+                                       SessionExpiryInterval=session_expiry))
+    c.event("disconnect")
+    left = time.monotonic()
+    c.c.loop_stop()  # may take a while: the time is taken before
+    return left
+
+
+async def back_at(port: int, cid: str, at: float) -> tuple[bool, Paho]:
+    await asyncio.sleep(max(at - time.monotonic(), 0))
+    c = Paho(port, cid, V5, clean=False, expiry=60)
+    present, rc = await thread(c.connect)
+    assert rc_value(rc) == 0
+    return present, c
+
+
+async def test_mqtt5_disconnect_raises_session_expiry(launch, tmp_path) -> None:
+    """paho connects with Session Expiry 1 and leaves with 6 (or 3): the session, and
+    the QoS 1 message queued for it, wait the whole interval from the disconnect, across
+    a restart of the hub, and no longer."""
+    server = start(launch, tmp_path)
+    port = server.mqtt_port
+    kept, lost = Paho(port, "exp-kept", V5, expiry=1), Paho(port, "exp-lost", V5, expiry=1)
+    for c in (kept, lost):
+        await thread(c.connect)
+        assert await thread(c.subscribe, (f"exp/{c.c._client_id.decode()}", 1)) == [1]
+    left = await asyncio.gather(thread(leave, kept, 6), thread(leave, lost, 3))
+    pub = Paho(port, "exp-pub", V5)
+    await thread(pub.connect)
+    await thread(pub.publish, "exp/exp-kept", b"while away", 1)
+    pub.close()
+    await thread(server.restart)
+    port = server.mqtt_port
+    assert time.monotonic() - left[1] < 3.0, "the restart took too long for this test"
+    (present_kept, again), (present_lost, gone) = await asyncio.gather(
+        back_at(port, "exp-kept", left[0] + 5.0), back_at(port, "exp-lost", left[1] + 3.8))
+    try:
+        assert (present_kept, present_lost) == (True, False)
+        msg = (await thread(again.take, 1))[0]
+        assert (msg.topic, msg.payload, msg.qos) == ("exp/exp-kept", b"while away", 1)
+    finally:
+        again.close()
+        gone.close()
+
+
+async def test_mqtt5_will_at_session_end_or_delay(launch, tmp_path) -> None:
+    """Will Delay 5 with Session Expiry 2: the will goes when the session ends, at 2 s;
+    Will Delay 2 with a client back after 0.5 s: no will."""
+    server = start(launch, tmp_path)
+    port = server.mqtt_port
+    watch = Paho(port, "will5-watch", V5)
+    await thread(watch.connect)
+    assert await thread(watch.subscribe, ("will5/#", 1)) == [1]
+    ends = Paho(port, "will5-ends", V5, expiry=2)
+    ends.c.will_set("will5/ends", b"session over", 1,
+                    properties=v5_props(PacketTypes.WILLMESSAGE, WillDelayInterval=5))
+    back = Paho(port, "will5-back", V5, expiry=10)
+    back.c.will_set("will5/back", b"never", 1,
+                    properties=v5_props(PacketTypes.WILLMESSAGE, WillDelayInterval=2))
+    for c in (ends, back):
+        await thread(c.connect)
+    back.drop()
+    ends.drop()  # its socket closes as it returns
+    dropped = time.monotonic()
+    await asyncio.sleep(0.5)
+    again = Paho(port, "will5-back", V5, clean=False, expiry=10)
+    try:
+        present, _ = await thread(again.connect)
+        assert present
+        msg = (await thread(watch.take, 1))[0]
+        assert (msg.topic, msg.payload) == ("will5/ends", b"session over")
+        assert 1.4 <= time.monotonic() - dropped <= 3.5, time.monotonic() - dropped
+        assert await thread(watch.nothing, 2.0)
+    finally:
+        again.close()
+        watch.close()
+
+
+async def test_mqtt5_request_response_between_mqtt_clients(launch, tmp_path) -> None:
+    """The responder gets the requester's Response Topic and Correlation Data as sent
+    and answers there; straight, and through a NATS service that passes the request on
+    without its headers."""
+    server = start(launch, tmp_path)
+    nc = await nats.connect(server.url)
+
+    async def pass_on(msg) -> None:
+        await nc.publish("svc5.mqtt", msg.data, reply=msg.reply)
+
+    await nc.subscribe("fwd5.in", cb=pass_on)
+    await nc.flush()
+    requester = Paho(server.mqtt_port, "rr5-requester", V5)
+    responder = Paho(server.mqtt_port, "rr5-responder", V5)
+    for c in (requester, responder):
+        await thread(c.connect)
+    seen = []
+
+    def answer(n: int) -> None:
+        for _ in range(n):
+            msg = responder.take(1)[0]
+            seen.append((msg.topic, msg.properties.ResponseTopic,
+                         msg.properties.CorrelationData))
+            props = v5_props(PacketTypes.PUBLISH,
+                             CorrelationData=msg.properties.CorrelationData)
+            responder.publish(msg.properties.ResponseTopic, b"re:" + msg.payload, 1, False,
+                              props)
+
+    try:
+        assert await thread(responder.subscribe, ("svc5/+", 1)) == [1]
+        assert await thread(requester.subscribe, ("resp5/me", 1)) == [1]
+        answering = asyncio.ensure_future(thread(answer, 2))
+        for n, topic in enumerate(("svc5/direct", "fwd5/in")):
+            props = v5_props(PacketTypes.PUBLISH, ResponseTopic="resp5/me",
+                             CorrelationData=b"corr-%d" % n)
+            await thread(requester.publish, topic, b"q%d" % n, 1, False, props)
+            msg = (await thread(requester.take, 1))[0]
+            assert (msg.topic, msg.payload) == ("resp5/me", b"re:q%d" % n)
+            assert msg.properties.CorrelationData == b"corr-%d" % n
+        await answering
+        assert seen == [("svc5/direct", "resp5/me", b"corr-0"),
+                        ("svc5/mqtt", "resp5/me", b"corr-1")]
+    finally:
+        requester.close()
+        responder.close()
+        await nc.close()
+
+
+async def test_mqtt5_shared_subscription_once_with_racing_reconnects(launch, tmp_path) -> None:
+    """Two members with a shared and a non-shared subscription in one SUBSCRIBE; one
+    member's client id connects twice at once each round.  Every message to the shared
+    topic reaches exactly one member."""
+    server = start(launch, tmp_path)
+    port = server.mqtt_port
+    other = Paho(port, "share5-b", V5)
+    pub = Paho(port, "share5-pub", V5)
+    for c in (other, pub):
+        await thread(c.connect)
+    assert await thread(other.subscribe, ("$share/g/pfx5/x", 0), ("mark5/b", 0)) == [0, 0]
+    clients = []
+    try:
+        for i in range(25):
+            pair = [Paho(port, "share5-a", V5), Paho(port, "share5-a", V5)]
+            clients += pair
+            await asyncio.gather(*(thread(c.connect) for c in pair))
+            deadline = time.monotonic() + 5
+            while all(c.events.empty() for c in pair) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            live = [c for c in pair if c.events.empty()]
+            assert len(live) == 1, f"round {i}: {len(live)} live connections for one id"
+            taken = next(c for c in pair if c is not live[0])
+            kind, _, rc = taken.events.get()
+            assert (kind, rc_value(rc)) == ("disconnect", 0x8E), f"round {i}: {kind} {rc}"
+            member = live[0]
+            codes = await thread(member.subscribe, ("$share/g/pfx5/x", 0), ("mark5/a", 0))
+            assert codes == [0, 0]
+            await thread(pub.publish, "pfx5/x", b"%d" % i, 0)
+            await thread(pub.publish, "mark5/a", b"end", 0)
+            await thread(pub.publish, "mark5/b", b"end", 0)
+            got = []
+            for c in (member, other):
+                while (msg := (await thread(c.take, 1))[0]).payload != b"end":
+                    got.append(msg.payload)
+            assert got == [b"%d" % i], f"round {i}: {got}"
+            for c in pair:
+                assert c.messages.empty()
+    finally:
+        for c in (*clients, other, pub):
+            c.c.disconnect()
+            c.c.loop_stop()
+
+
+async def test_mqtt5_overlapping_subscriptions_one_copy(launch, tmp_path) -> None:
+    """Subscriptions with identifiers 1 (QoS 0) and 2 (QoS 1) both match: one copy, QoS
+    1, identifiers [1, 2]."""
+    server = start(launch, tmp_path)
+    c = Paho(server.mqtt_port, "ids5", V5)
+    pub = Paho(server.mqtt_port, "ids5-pub", V5)
+    for client in (c, pub):
+        await thread(client.connect)
+
+    def subscribe(topic: str, qos: int, ident: int) -> None:
+        c.c.subscribe(topic, qos, properties=v5_props(PacketTypes.SUBSCRIBE,
+                                                      SubscriptionIdentifier=ident))
+        c.event("suback")
+
+    try:
+        await thread(subscribe, "ids5/+", 0, 1)
+        await thread(subscribe, "ids5/x", 1, 2)
+        await thread(pub.publish, "ids5/x", b"one copy", 1)
+        msg = (await thread(c.take, 1))[0]
+        assert (msg.payload, msg.qos) == (b"one copy", 1)
+        assert sorted(msg.properties.SubscriptionIdentifier) == [1, 2]
+        assert await thread(c.nothing, 0.5)
+    finally:
+        c.close()
+        pub.close()
 
 
 # -- MQTT 5 flow control, topic aliases, keep-alive, enhanced authentication ------------
