@@ -546,7 +546,8 @@ class MqttConnection(Outbound):
         except (TooManySubscriptions, InvalidSubject):
             return 0x80 if self.level == 4 else 0x97, []
         send = req.retain_handling == 0 or (req.retain_handling == 1 and not existed)
-        msgs = self.door.retained_for(session, info, subjects) if send and not group else []
+        retained = self.door.retained
+        msgs = retained.for_subscription(session, info, subjects) if send and not group else []
         return qos, msgs
 
     def _on_unsubscribe(self, pkt: Unsubscribe) -> None:

@@ -25,6 +25,7 @@ from jetport.bridges.mqtt.connection import (
 )
 from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
+from jetport.bridges.mqtt.retained import RetainedMessages
 from jetport.bridges.mqtt.session import (
     EXPIRY_HEADER,
     RETAIN_HEADER,
@@ -34,30 +35,27 @@ from jetport.bridges.mqtt.session import (
     expiry_of,
     properties_from,
 )
-from jetport.bridges.mqtt.shared import SharedMqtt
 from jetport.bridges.mqtt.store import (
     REPLY_PREFIX,
     MqttStore,
     StoreUnavailable,
     session_token,
 )
+from jetport.bridges.mqtt.stores import AccountStores
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
     split_shared,
     to_subject,
-    to_topic,
 )
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
 from jetport.core.accounts import GLOBAL_ACCOUNT
 from jetport.core.auth import AuthError, Principal, scram_credentials, scram_refusal
 from jetport.core.config.mqtt import DEFAULT_ACK_WAIT, mqtt_options
 from jetport.core.headers import get as get_header
-from jetport.core.jetstream.domains import DomainStreams
 from jetport.core.log import log
 from jetport.core.requester import Requester
 from jetport.core.scram import MECHANISMS, ScramError, ScramServer
-from jetport.core.subjects import subject_matches
 from jetport.core.tasks import spawn
 from jetport.core.tls import server_context
 from jetport.storage.base import StorageError
@@ -90,15 +88,6 @@ def queued_message(msg: StoredMessage) -> OutMsg:
     return out
 
 
-class _Retained:
-    """One account's retained messages: subject -> (topic, qos, payload, properties)."""
-
-    def __init__(self) -> None:
-        self.msgs: dict[str, tuple[str, int, bytes, dict[str, Any]]] = {}
-        #: Reading them from the store, once; every connection waits for the same read.
-        self.loading: asyncio.Future[None] | None = None
-
-
 class MqttDoor:
     name = "mqtt"
     order = 20
@@ -121,19 +110,10 @@ class MqttDoor:
         self.sessions: dict[tuple[str, str], Session] = {}
         #: Per (account, client id): CONNECTs being served, one after the other, so a
         #: second one takes the first one's session over instead of racing it.
-        self._session_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
-        self._stores: dict[str, MqttStore | None] = {}
-        #: Accounts whose MQTT streams could not be made (logged once, retried).
-        self._unavailable: set[str] = set()
-        #: Stores being opened: connections arriving meanwhile wait for the same one.
-        self._opening: dict[str, asyncio.Future[MqttStore | None]] = {}
-        self._retained: dict[str, _Retained] = {}
+        self.session_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        self.stores = AccountStores(self)
+        self.retained = RetainedMessages(self)
         self._relays: dict[str, ResponseRelay] = {}
-        #: Per account, with a JetStream domain: what the domain's other hubs tell us.
-        self._shared: dict[str, SharedMqtt] = {}
-        #: Per account, with a JetStream domain: its streams, whose PubAcks a QoS 1/2
-        #: publish waits for as for this server's own.
-        self._domain_streams: dict[str, DomainStreams] = {}
         #: Per account: where the PubAcks of QoS 1/2 publishes into streams come back.
         self._ackers: dict[str, Requester] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -160,7 +140,7 @@ class MqttDoor:
         for s in self.server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.listening(self.name, "mqtts" if ssl_ctx else "mqtt", self.host, self.port)
-        self.hub.retainer = self.retain_from_elsewhere
+        self.hub.retainer = self.retained.from_nats
         routes(self.hub).add(Route("mqtt", self._over_websocket, path_prefix=WS_PATH,
                                    subprotocol="mqtt"))
         scheme = "tls" if ssl_ctx is not None else "mqtt"
@@ -191,10 +171,7 @@ class MqttDoor:
             session.will = None
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
-        for shared in self._shared.values():
-            shared.close()
-        for streams in self._domain_streams.values():
-            streams.close()
+        self.stores.close()
 
     # -- helpers the connections use ------------------------------------------------------
 
@@ -259,47 +236,7 @@ class MqttDoor:
             raise scram_refusal(login, exc, mine) from None
         return server_final, Principal(m.username, GLOBAL_ACCOUNT)
 
-    async def store_for(self, account: Account) -> MqttStore | None:
-        """The account's MQTT streams, or None without JetStream."""
-        if account.name in self._stores:
-            return self._stores[account.name]
-        opening = self._opening.get(account.name)
-        if opening is None:
-            opening = spawn(self._open_store(account), f"MQTT: store of account {account.name}",
-                            report=False)
-            self._opening[account.name] = opening
-            opening.add_done_callback(lambda _: self._opening.pop(account.name, None))
-        return await asyncio.shield(opening)
-
-    async def _open_store(self, account: Account) -> MqttStore | None:
-        store: MqttStore | None = None
-        domain = self.options.js_domain
-        if domain or (self.hub.jetstream is not None and account.jetstream_limits is not None):
-            replicas = self.options.stream_replicas or (3 if domain else 1)
-            store = MqttStore(self.hub, account, domain, replicas)
-            try:
-                await store.ready()
-            except StoreUnavailable as exc:
-                # JetStream is on but failing (a full disk): the next connection tries again
-                if account.name not in self._unavailable:
-                    self._unavailable.add(account.name)
-                    log.warning("MQTT: streams of account %s unavailable: %s", account.name,
-                                exc)
-                store.requester.release()
-                return None
-        self._unavailable.discard(account.name)
-        self._stores[account.name] = store
-        if domain and account.name not in self._shared:
-            self._shared[account.name] = SharedMqtt(self.hub, account, self._taken_elsewhere,
-                                                    self._retained_elsewhere)
-            streams = self._domain_streams[account.name] = DomainStreams(self.hub, account,
-                                                                         domain)
-            await streams.ready()
-        if store is not None:
-            self.track(self._sweep(account, store))
-        return store
-
-    def _taken_elsewhere(self, account: Account, client_id: str) -> None:
+    def taken_elsewhere(self, account: Account, client_id: str) -> None:
         """Another hub of the domain opened this client id's session: let ours go
         (its connection closed as on a takeover here, its will sent)."""
         session = self.sessions.pop((account.name, client_id), None)
@@ -319,58 +256,9 @@ class MqttDoor:
             session.expiry_timer = None
         self._end(session)
 
-    def _retained_elsewhere(self, account: Account, subject: str,
-                            headers: dict[bytes, bytes], payload: bytes) -> None:
-        """A retained message written to the shared stream, by any hub."""
-        retained = self._retained_of(account)
-        if not payload:
-            retained.msgs.pop(subject, None)
-            return
-        topic = headers.get(b"Nmqtt-RTopic", b"").decode() or to_topic(subject)
-        qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")
-        retained.msgs[subject] = (topic, qos, payload, {})
-
-    async def _sweep(self, account: Account, store: MqttStore) -> None:
-        """Offline sessions stored before a restart end at their deadlines too:
-        those past it are deleted, the others when it comes (unless a client took
-        them back by then)."""
-        try:
-            records = await store.session_records()
-        except Exception as exc:  # noqa: BLE001 - a failing store: the reconnect checks
-            log.info("MQTT: stored sessions of account %s not checked: %s", account.name, exc)
-            return
-        loop = asyncio.get_running_loop()
-        now = time.time()
-        for token, record in records:
-            ends = record.get("ends")
-            client_id = record.get("id")
-            if isinstance(ends, (int, float)) and isinstance(client_id, str):
-                loop.call_later(max(ends - now, 0.0), self._due_stored, account, store,
-                                client_id, token)
-
-    def _due_stored(self, account: Account, store: MqttStore, client_id: str,
-                    token: str) -> None:
-        self.track(self._end_stored(account, store, client_id, token))
-
-    async def _end_stored(self, account: Account, store: MqttStore, client_id: str,
-                          token: str) -> None:
-        """Delete the stored session ``token`` if nobody took it back and it is past
-        its deadline."""
-        key = (account.name, client_id)
-        if key in self.sessions or key in self._session_locks:
-            return  # a client has it (or is taking it): its object decides
-        record = await store.load_session(token)
-        ends = (record or {}).get("ends")
-        if not isinstance(ends, (int, float)):
-            return
-        if key in self.sessions or key in self._session_locks:
-            return
-        left = ends - time.time()
-        if left > 0:  # the timer ran early by the clocks' drift
-            asyncio.get_running_loop().call_later(left + 0.01, self._due_stored, account,
-                                                  store, client_id, token)
-            return
-        await store.delete_session(token)
+    async def store_for(self, account: Account) -> MqttStore | None:
+        """The account's MQTT streams, or None without JetStream."""
+        return await self.stores.open(account)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -383,8 +271,8 @@ class MqttDoor:
         another is still being served (its store reads) waits, then takes that
         connection over, so one client id never has two live connections."""
         key = (account.name, client_id)
-        lock, users = self._session_locks.get(key) or (asyncio.Lock(), [0])
-        self._session_locks[key] = (lock, users)
+        lock, users = self.session_locks.get(key) or (asyncio.Lock(), [0])
+        self.session_locks[key] = (lock, users)
         users[0] += 1
         try:
             async with lock:
@@ -395,7 +283,7 @@ class MqttDoor:
         finally:
             users[0] -= 1
             if not users[0]:
-                del self._session_locks[key]
+                del self.session_locks[key]
 
     async def _open_session(self, conn: MqttConnection, account: Account,
                             principal: Principal, client_id: str, clean: bool,
@@ -411,8 +299,8 @@ class MqttDoor:
             old.conn.session = None
             old.detach()
             self._will_after(old, will)
-        store = await self.store_for(account)
-        await self.load_retained(account)
+        store = await self.stores.open(account)
+        await self.retained.load(account)
         if persistent and store is None:
             raise StoreUnavailable("persistent sessions need JetStream")
         token = session_token(client_id)
@@ -440,7 +328,7 @@ class MqttDoor:
             account.clients.add(session)
         session.session_expiry = expiry
         session.attach(conn)
-        shared = self._shared.get(account.name)
+        shared = self.stores.shared.get(account.name)
         if shared is not None:
             shared.opened(token, client_id)
         if session.persistent:
@@ -619,13 +507,13 @@ class MqttDoor:
         waits: list[asyncio.Future[Any]] = []
         requester = None
         if pkt.retain:
-            stored = self._retain(session, subject, pkt)
+            stored = self.retained.set(session.account, subject, pkt)
             if stored is not None:
                 waits.append(stored)
         js = self.hub.jetstream
         if pkt.qos and reply is None:
             count = js.streams_capturing(account, subj) if js is not None else 0
-            remote = self._domain_streams.get(account.name)
+            remote = self.stores.domain_streams.get(account.name)
             if remote is not None:
                 count += remote.capturing(subj)
             if count:
@@ -690,87 +578,3 @@ class MqttDoor:
         if relay is None:
             relay = self._relays[account.name] = ResponseRelay(self.hub, account)
         return relay
-
-    # -- retained -----------------------------------------------------------------------
-
-    def _retained_of(self, account: Account) -> _Retained:
-        r = self._retained.get(account.name)
-        if r is None:
-            r = self._retained[account.name] = _Retained()
-        return r
-
-    def _retain(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future[Any] | None:
-        return self._retain_in(session.account, subject, pkt)
-
-    def _retain_in(self, account: Account, subject: str, pkt: Publish
-                   ) -> asyncio.Future[Any] | None:
-        retained = self._retained_of(account)
-        if pkt.payload:
-            retained.msgs[subject] = (pkt.topic, pkt.qos, pkt.payload, dict(pkt.properties))
-        else:
-            retained.msgs.pop(subject, None)
-        return self.track(self._store_retained(account, subject, pkt))
-
-    async def _store_retained(self, account: Account, subject: str, pkt: Publish) -> None:
-        store = await self.store_for(account)
-        if store is None:
-            return  # no JetStream: retained messages live in memory only
-        hdr = b"NATS/1.0\r\nNmqtt-Pub:%d\r\nNmqtt-RTopic: %s\r\n\r\n" % (
-            pkt.qos, pkt.topic.encode())
-        if not pkt.payload:
-            await store.clear_retained(subject, hdr)
-            return
-        await store.retain(subject, hdr, pkt.payload)
-
-    def retain_from_elsewhere(self, account: Account, subject: bytes, hdr: bytes,
-                              payload: bytes) -> None:
-        """A NATS (or HTTP) publish with ``Nmqtt-Retain: 1`` sets or clears the retained
-        message of its subject, as an MQTT publish with RETAIN would."""
-        value = (get_header(hdr, RETAIN_HEADER) or b"").lower()
-        if value not in (b"1", b"true"):
-            return
-        text = subject.decode(errors="replace")
-        qos = int(get_header(hdr, b"Nmqtt-Pub") or b"0") if b"Nmqtt-Pub" in hdr else 0
-        pkt = Publish(to_topic(text), payload, min(qos, 2), True)
-        self._retain_in(account, text, pkt)
-
-    async def load_retained(self, account: Account) -> None:
-        retained = self._retained_of(account)
-        if retained.loading is None:
-            retained.loading = spawn(self._read_retained(account, retained),
-                                     f"MQTT: retained messages of {account.name}",
-                                     report=False)
-        try:
-            await asyncio.shield(retained.loading)
-        except Exception:
-            retained.loading = None  # the next connection tries again
-            raise
-
-    async def _read_retained(self, account: Account, retained: _Retained) -> None:
-        store = await self.store_for(account)
-        if store is None:
-            return
-        for subject, headers, payload in await store.retained():
-            topic = headers.get(b"Nmqtt-RTopic", b"").decode() or to_topic(subject)
-            qos = int(headers.get(b"Nmqtt-Pub", b"0") or b"0")
-            retained.msgs.setdefault(subject, (topic, qos, payload, {}))
-
-    def retained_for(self, session: Session, info: SubInfo, subjects: list[str]
-                     ) -> list[OutMsg]:
-        """Retained messages a new subscription gets, checked like live deliveries."""
-        retained = self._retained_of(session.account)
-        out = []
-        pats = [s.encode() for s in subjects]
-        for subject, (topic, qos, payload, props) in retained.msgs.items():
-            subj = subject.encode()
-            if not any(subject_matches(p, subj) for p in pats):
-                continue
-            if topic.startswith("$") and info.skips_dollar:
-                continue
-            if session.perms is not None and not session.perms.can_receive(subj):
-                continue
-            props = dict(props)
-            if info.identifier:
-                props["subscription_identifier"] = [info.identifier]
-            out.append(OutMsg(topic, payload, min(qos, info.qos), True, props))
-        return out
