@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.core.ids import base62
 from jetport.core.internal import InternalClient
 from jetport.core.jetstream import advisories as A
+from jetport.core.jetstream import apilevel
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream import limits as L
 from jetport.core.jetstream.api import JetStreamApi
@@ -196,7 +197,9 @@ class JetStreamAccount:
         """Create, or return the existing stream when the config is identical."""
         existing = self.streams.get(config.name)
         if existing is not None:
-            if existing.config.model_dump() == config.model_dump():
+            # the same config but for versioning metadata (a stream from before it)
+            if (apilevel.without_versioning(existing.config.model_dump())
+                    == apilevel.without_versioning(config.model_dump())):
                 return existing, False
             raise E.stream_name_in_use()
         self._check_bytes(config, config.max_bytes, self.reserved(config.storage))
@@ -270,7 +273,9 @@ class JetStreamAccount:
         if existing is not None:
             if config.pause_until is None:  # an update that does not say keeps the pause
                 config.pause_until = existing.config.pause_until
-            if action == "create" and existing.config.dump() != config.dump():
+            apilevel.stamp_consumer(config)
+            if action == "create" and (apilevel.without_versioning(existing.config.dump())
+                                       != apilevel.without_versioning(config.dump())):
                 raise E.consumer_already_exists()
             if existing.config.dump() != config.dump():
                 check_consumer_update(existing.config, config,
@@ -282,6 +287,7 @@ class JetStreamAccount:
             return existing
         if action == "update":
             raise E.consumer_does_not_exist()
+        apilevel.stamp_consumer(config)
         if not name:
             name = _ephemeral_name(stream)  # nats-server does not echo it in the config
         limit = L.consumers_cap(stream.config.max_consumers, self.limits)

@@ -117,6 +117,22 @@ class AckTracking:
             self._redeliver.append(seq)
             self._redeliver.sort()
 
+    def message_removed(self, seq: int) -> None:
+        """The stream no longer has ``seq``.  Pending here, it ends as a terminated
+        delivery would (advisory and all), with nats-server's reason, so it neither
+        holds a max_ack_pending slot nor waits for a redelivery that cannot happen."""
+        st = self.state
+        entry = st.pending.get(seq)
+        if entry is None:
+            return
+        self._advise("MSG_TERMINATED", "terminated", consumer_seq=entry[0], stream_seq=seq,
+                     deliveries=st.redelivered.get(seq, 1),
+                     reason="Unacknowledged message was deleted")
+        if seq in self._redeliver:
+            self._redeliver.remove(seq)
+        self._ack([seq])
+        self.save()
+
     def ack_plain(self, seqs: list[int]) -> None:
         """Plain acks (no payload, no reply) of these stream sequences, in order: what
         most acks are, taken a run at a time."""

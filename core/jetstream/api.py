@@ -221,7 +221,8 @@ class JetStreamApi:
             return await self.consumer_names(words[2], _body(payload), op == "LIST")
         if op == "INFO" and n == 4:
             consumer = self._consumer(words[2], words[3])
-            return {"type": T + "consumer_info_response", **await consumer.info()}
+            return {"type": T + "consumer_info_response",
+                    **self._with_server(await consumer.info())}
         if op == "DELETE" and n == 4:
             self.jsa.remove_consumer(self.jsa.stream(words[2]), words[3])
             return {"type": T + "consumer_delete_response", "success": True}
@@ -320,18 +321,25 @@ class JetStreamApi:
         limits = self.jsa.limits
         if update:
             config = normalize_stream_config(config, pedantic=pedantic, account_limits=limits)
-            stream = await self.jsa.update_stream(config)
+            stream = await self.jsa.update_stream(apilevel.stamp_stream(config))
             return {"type": T + "stream_update_response",
-                    **_no_paging(await self.stream_info_doc(stream))}
+                    **_no_paging(self._with_server(await self.stream_info_doc(stream)))}
         check_stream_create(config)
         self.jsa.check_create_limits(config, _names_storage(payload))
         config = normalize_stream_config(config, pedantic=pedantic, account_limits=limits)
-        stream, _ = await self.jsa.create_stream(config)
-        return {"type": T + "stream_create_response", **_no_paging(await self.stream_info_doc(
-            stream)), "did_create": True}
+        stream, _ = await self.jsa.create_stream(apilevel.stamp_stream(config))
+        return {"type": T + "stream_create_response",
+                **_no_paging(self._with_server(await self.stream_info_doc(stream))),
+                "did_create": True}
+
+    def _with_server(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stream or consumer answer (not a list's) shows the server's version and API
+        level in its config's metadata, as nats-server 2.11+."""
+        doc["config"] = apilevel.with_server(doc["config"], self.jsa.js.hub.version)
+        return doc
 
     async def stream_info(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        doc = await self.stream_info_doc(self.jsa.stream(name), body)
+        doc = self._with_server(await self.stream_info_doc(self.jsa.stream(name), body))
         return {"type": T + "stream_info_response", **doc}
 
     async def stream_delete(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +412,7 @@ class JetStreamApi:
             if seq < st.first_seq:
                 raise E.msg_delete_failed("no message found")
             raise E.sequence_not_found(seq)
+        stream.removed(seq)
         await stream.store.sync()
         self.jsa.stream_changed(stream)
         return {"type": T + "stream_msg_delete_response", "success": True}
@@ -449,7 +458,8 @@ class JetStreamApi:
             config, stream.config, pedantic=req.pedantic,
             account_max_ack_pending=self.jsa.limits.max_ack_pending)
         consumer = await self.jsa.add_consumer(stream, config, str(req.action))
-        return {"type": T + "consumer_create_response", **await consumer.info()}
+        return {"type": T + "consumer_create_response",
+                **self._with_server(await consumer.info())}
 
     async def consumer_names(self, stream_name: str, body: dict[str, Any],
                              full: bool) -> dict[str, Any]:

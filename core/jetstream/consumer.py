@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.core import headers as H
 from jetport.core.client import Delivery
+from jetport.core.jetstream import apilevel
 from jetport.core.jetstream.acks import AckTracking
 from jetport.core.jetstream.models import ZERO_TIME_NS, format_time
 from jetport.core.jetstream.pull import (
@@ -119,7 +120,8 @@ class Consumer(PullQueue, AckTracking):
 
     def pause(self, until: int | None) -> None:
         """Deliver nothing until ``until`` (ns; None or past resumes now), as config."""
-        self.config = self.config.model_copy(update={"pause_until": until})
+        self.config = apilevel.stamp_consumer(
+            self.config.model_copy(update={"pause_until": until}))
         self.save(soon=True)
         self.advise_pause()
         self.wake()
@@ -315,8 +317,11 @@ class Consumer(PullQueue, AckTracking):
                     return
                 cfg = self.config
                 room = cfg.max_ack_pending - len(self.state.pending)
-                if not self.ack_none and cfg.max_ack_pending > 0 and room <= 0:
-                    self._blocked = True  # an ack will wake us
+                # At max_ack_pending only redeliveries go out: like nats-server, what is
+                # already pending is not held back by the limit it counts towards.
+                full = not self.ack_none and cfg.max_ack_pending > 0 and room <= 0
+                if full and not (self._redeliver or buf and buf[-1].seq in self.state.pending):
+                    self._blocked = True  # an ack (or a message given up on) wakes us
                     return
                 if self._fc_pending is not None:
                     return  # waiting for the subscriber to answer flow control
@@ -325,9 +330,12 @@ class Consumer(PullQueue, AckTracking):
                     if isinstance(target, WaitingRequest):
                         limit = min(limit, target.batch)
                     if not self.ack_none and cfg.max_ack_pending > 0:
-                        limit = min(limit, room)
-                    buf = await self._read(limit)
+                        limit = min(limit, max(room, 1))
+                    buf = await self._read(limit, redeliveries_only=full)
                     if not buf:
+                        if full:
+                            self._blocked = True
+                            return  # one-shot requests wait for room, as nats-server's
                         self._nothing_left()
                         return
                     if paced:
@@ -344,7 +352,7 @@ class Consumer(PullQueue, AckTracking):
                 if not (paced or cfg.flow_control or req is not None and req.max_bytes):
                     n = min(len(buf), req.batch) if req is not None else len(buf)
                     if not self.ack_none and cfg.max_ack_pending > 0:
-                        n = min(n, room)
+                        n = min(n, max(room, 1))  # a redelivery comes alone
                 now, mono = time.time_ns(), time.monotonic_ns()
                 for _ in range(n):
                     msg = buf.pop()
@@ -410,9 +418,10 @@ class Consumer(PullQueue, AckTracking):
             self._fc_pending = None
             self.wake()
 
-    async def _read(self, limit: int) -> list[StoredMsg]:
+    async def _read(self, limit: int, redeliveries_only: bool = False) -> list[StoredMsg]:
         """The next messages to send, next one last: a due redelivery or a
-        last-per-subject message alone, otherwise up to ``limit`` new ones."""
+        last-per-subject message alone, otherwise up to ``limit`` new ones (none when
+        ``redeliveries_only``: the consumer is at max_ack_pending)."""
         store = self.stream.store
         horizon = store.committed_seq()  # what was delivered once may go out again
         while self._redeliver:
@@ -422,6 +431,8 @@ class Consumer(PullQueue, AckTracking):
                 if msg is not None:
                     return [msg]
                 self.state.pending.pop(seq, None)
+        if redeliveries_only:
+            return []
         while self._pre:
             if self._pre[0] > horizon:
                 return []  # the commit that covers it wakes this consumer
@@ -480,6 +491,7 @@ class Consumer(PullQueue, AckTracking):
         self._out.append((msg.subject, reply, hdr, data))
         if isinstance(target, WaitingRequest):
             target.sent += 1
+            target.last_hb = mono
             target.batch -= 1
             if target.max_bytes:
                 target.max_bytes -= msg.size
@@ -539,6 +551,7 @@ class Consumer(PullQueue, AckTracking):
         st = self.state
         if not self._started:
             await self._ensure_started()
+        self.prune_waiting()
         doc: dict[str, Any] = {
             "stream_name": self.stream.name,
             "name": self.name,

@@ -32,7 +32,7 @@ class WaitingRequest:
     expires: int  # monotonic ns deadline, 0 = never
     no_wait: bool
     heartbeat: int  # ns
-    last_hb: int = 0
+    last_hb: int = 0  # monotonic ns of the last heartbeat or message sent to it
     sent: int = 0
     #: Overflow priority groups: served only while the consumer has at least this many
     #: messages pending, or this many awaiting acks (0: no such condition).
@@ -118,6 +118,8 @@ class PullQueue:
             if req.expires and req.expires <= now:
                 del waiting[i]
                 self._request_timeout(req)
+            elif not self._listened(req):
+                del waiting[i]  # its client is gone: nobody would get the messages
             elif req.eligible(pending, ack_pending) and self._pin_allows(req):
                 if i:
                     del waiting[i]
@@ -129,6 +131,21 @@ class PullQueue:
             else:
                 i += 1
         return None
+
+    def _listened(self, req: WaitingRequest) -> bool:
+        """Does anyone still subscribe to the request's reply subject?  nats-server drops
+        a request whose client has gone (a fetch that timed out and unsubscribed its
+        inbox, a client that disconnected) instead of sending it messages."""
+        try:
+            plain, groups = self.stream.jsa.account.router.match(req.reply)
+        except ValueError:
+            return False
+        return bool(plain or groups)
+
+    def prune_waiting(self) -> None:
+        """Drop the requests whose client has gone (consumer info counts the rest)."""
+        if self.waiting and not all(self._listened(req) for req in self.waiting):
+            self.waiting = deque(req for req in self.waiting if self._listened(req))
 
     # -- pinned_client priority groups ------------------------------------------------
 
@@ -191,9 +208,23 @@ class PullQueue:
         return out
 
     def _nothing_left(self) -> None:
-        """No message to send: answer pull requests that must not wait."""
-        while self.waiting and self.waiting[0].no_wait and not self.waiting[0].expires:
-            self._send_status(self.waiting.popleft().reply, 404, "No Messages")
+        """No message to send: end the no_wait requests, wherever they wait in the queue.
+
+        As nats-server at the end of the stream: a no_wait request ends with 404 unless
+        it has an expiry and has had nothing yet; with an expiry it is a one-shot that
+        waits for its first message, then ends as soon as nothing more is at hand (left
+        waiting, it would take the next message published, which its client, done with
+        its fetch, no longer wants).
+        """
+        if not any(req.no_wait for req in self.waiting):
+            return
+        keep: deque[WaitingRequest] = deque()
+        for req in self.waiting:
+            if req.no_wait and (not req.expires or req.sent):
+                self._send_status(req.reply, 404, "No Messages")
+            else:
+                keep.append(req)
+        self.waiting = keep
 
     def add_request(self, reply: bytes, body: bytes, level_unmet: bool = False) -> None:
         if level_unmet:
@@ -214,7 +245,10 @@ class PullQueue:
             self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
             return
         if cfg.max_waiting and len(self.waiting) >= cfg.max_waiting:
-            self._send_status(reply, 409, "Exceeded MaxWaiting")
+            self.prune_waiting()
+        if cfg.max_waiting and len(self.waiting) >= cfg.max_waiting:
+            if not req.heartbeat:  # a client with heartbeats notices their absence
+                self._send_status(reply, 409, "Exceeded MaxWaiting")
             return
         self.last_active = time.time_ns()
         self.waiting.append(req)
@@ -241,10 +275,16 @@ class PullQueue:
         self._send_status(req.reply, 408, "Request Timeout", pending_headers(req))
 
     def _pull_heartbeat(self, req: WaitingRequest) -> None:
+        """A waiting request hears from the consumer at least every ``heartbeat``: a
+        message delivered to it counts (``last_hb``), as with nats-server."""
         if req not in self.waiting or self.stopped:
             return
-        self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
-        self._loop.call_later(req.heartbeat / NS_PER_S, self._pull_heartbeat, req)
+        now = time.monotonic_ns()
+        if now - req.last_hb >= req.heartbeat - 1_000_000:  # timers may fire a hair early
+            self._send_status(req.reply, 100, "Idle Heartbeat", self._last_headers())
+            req.last_hb = now
+        delay = req.last_hb + req.heartbeat - now
+        self._loop.call_later(delay / NS_PER_S, self._pull_heartbeat, req)
 
     def _last_headers(self) -> list[tuple[bytes, bytes]]:
         st = self.state

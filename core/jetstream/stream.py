@@ -387,7 +387,8 @@ class Stream:
         if cfg.max_msgs_per_subject > 0:
             seqs = await store.seqs(subject)
             for seq in seqs[: max(len(seqs) - cfg.max_msgs_per_subject, 0)]:
-                await store.remove(seq)
+                if await store.remove(seq):
+                    self.removed(seq)
         state = store.state()
         if cfg.max_msgs > 0 and state.msgs > cfg.max_msgs:
             await self._drop_oldest(lambda st: st.msgs > cfg.max_msgs)
@@ -400,7 +401,8 @@ class Stream:
             first = await store.next(store.state().first_seq)
             if first is None:
                 return
-            await store.remove(first.seq)
+            if await store.remove(first.seq):
+                self.removed(first.seq)
 
     async def recover_msg_ids(self) -> None:
         """After a restart, remember the Msg-Ids still inside the duplicate window."""
@@ -457,10 +459,17 @@ class Stream:
         while msg is not None and msg.ts <= horizon and not self.closed:
             if msg.seq not in forever and await store.remove(msg.seq):
                 gone.append(msg)
+                self.removed(msg.seq)
             msg = await store.next(msg.seq + 1)
         if gone:
             log.debug("stream %s: %d messages expired", self.name, len(gone))
         await self.ttls.removed(gone)
+
+    def removed(self, seq: int) -> None:
+        """Limits, age, a TTL or a delete took message ``seq`` away: consumers still
+        waiting for its ack stop waiting (nats-server's decStreamPending)."""
+        for consumer in self.consumers.values():
+            consumer.message_removed(seq)
 
     # -- retention ------------------------------------------------------------------
 

@@ -121,6 +121,7 @@ class MessageTTLs:
             msg = await store.get(seq)
             if msg is not None and await store.remove(seq):
                 gone.append(msg)
+                stream.removed(seq)
         await self.removed(gone)
         if not stream.closed:
             self._schedule()
