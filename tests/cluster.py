@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sys
 import time
 import urllib.error
@@ -32,6 +33,7 @@ import nats
 import nats.aio.subscription
 import nats.errors
 import pytest
+from mqtt_clients import Paho, thread
 from servers import ServerProcess, free_port, nats_server_binary
 
 CLUSTER_NAME = "HUB"
@@ -358,3 +360,18 @@ async def drain(sub: nats.aio.subscription.Subscription, wait: float = 0.5) -> l
         except nats.errors.TimeoutError:
             return got
         got.append(msg.data)
+
+
+async def until_mqtt_delivered(pub: nats.NATS, subject: str, data: bytes, client: Paho,
+                               timeout: float = 15.0) -> Any:
+    """Publish ``data`` on ``subject`` over NATS until the MQTT ``client`` gets a message
+    (its hub's interest crosses the links asynchronously); that message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await pub.publish(subject, data)
+        await pub.flush()
+        try:
+            return await thread(client.messages.get, True, 0.25)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import queue
 from collections.abc import Iterator
 
 import httpx
@@ -23,6 +22,7 @@ from cluster import (
     links_up,
     monitor,
     until_delivered,
+    until_mqtt_delivered,
     wait_until,
 )
 from mqtt_clients import Paho, thread
@@ -269,14 +269,7 @@ async def test_mqtt_clients_of_a_leaf_reach_the_cluster(cluster: HubCluster,
         await thread(device.publish, "sensors/t1", b"21.5", 1)
         msg = await readings.next_msg(timeout=5)
         assert (msg.subject, msg.data) == ("sensors.t1", b"21.5")
-        for _ in range(50):
-            await on_cluster.publish("cmd.dev1", b"reboot")
-            await on_cluster.flush()
-            try:
-                got = await thread(device.messages.get, True, 0.2)
-                break
-            except queue.Empty:
-                pass
+        got = await until_mqtt_delivered(on_cluster, "cmd.dev1", b"reboot", device)
         assert (got.topic, got.payload) == ("cmd/dev1", b"reboot")
     finally:
         device.close()

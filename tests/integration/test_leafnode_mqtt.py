@@ -14,7 +14,7 @@ import queue
 import nats
 import paho.mqtt.client as paho
 import pytest
-from cluster import HubCluster, cluster_fixture
+from cluster import HubCluster, cluster_fixture, until_mqtt_delivered
 from mqtt_clients import V5, Paho, rc_value, thread
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import ServerProcess
@@ -125,14 +125,7 @@ async def test_a_client_id_on_leaf_b_takes_the_session_over_from_leaf_a(
         nc = await nats.connect(cluster.urls[0])
         try:
             # the subscription moved with the session: cmd/x reaches the client on B
-            for _ in range(60):
-                await nc.publish("cmd.x", b"go")
-                await nc.flush()
-                try:
-                    msg = await thread(second.messages.get, True, 0.25)
-                    break
-                except queue.Empty:
-                    pass
+            msg = await until_mqtt_delivered(nc, "cmd.x", b"go", second)
             assert (msg.topic, msg.payload) == ("cmd/x", b"go")
             assert first.messages.empty()
         finally:
