@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jetport.bridges.leafnode.codec import encode_sub, encode_unsub
+from jetport.bridges.leafnode.encoder import encode_sub, encode_unsub
 from jetport.core.subjects import SubjectIndex
 
 Key = tuple[bytes, bytes | None]

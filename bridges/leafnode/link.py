@@ -20,12 +20,8 @@ import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from jetport.bridges.leafnode.codec import (
-    LeafCodec,
-    encode_connect,
-    encode_err,
-    encode_msgs,
-)
+from jetport.bridges.leafnode.codec import LeafCodec
+from jetport.bridges.leafnode.encoder import encode_connect, encode_err, encode_msgs
 from jetport.bridges.leafnode.events import (
     Event,
     Info,
@@ -283,18 +279,18 @@ class LeafLink(asyncio.Protocol):
         """TLS over the connection after the hub's first INFO, as nats-server's leaf
         does, then CONNECT over it."""
         transport, tls = self.transport, self.tls or LeafTlsOptions()
+        if transport is None:
+            return
         where = split_leaf_url(self.peer)
         try:
-            assert transport is not None
             context = client_context(tls.ca_file, tls.cert_file, tls.key_file,
                                      tls.min_version)
             secured = await asyncio.wait_for(asyncio.get_running_loop().start_tls(
                 transport, self, context, server_hostname=where.host), tls.timeout)
-        except (OSError, ssl.SSLError, TimeoutError, AssertionError) as exc:
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
             self._securing = False
             self.drop(f"TLS handshake error: {exc}")
-            if transport is not None:
-                transport.close()
+            transport.close()
             return
         if secured is None:
             return

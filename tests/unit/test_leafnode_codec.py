@@ -12,9 +12,11 @@ from jetport.bridges.leafnode.codec import (
     ERR_CONTROL_LINE,
     ERR_MAX_PAYLOAD,
     ERR_UNKNOWN_OP,
+    LeafCodec,
+)
+from jetport.bridges.leafnode.encoder import (
     PING,
     PONG,
-    LeafCodec,
     encode,
     encode_connect,
     encode_err,
