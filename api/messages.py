@@ -37,6 +37,8 @@ HEADER_PREFIX = "x-nats-header-"
 _SPECIAL = {"ttl": "TTL", "id": "Id"}
 #: Scans and fetches give up on a silent server after this long.
 _GRACE = 2.0
+#: Empty pulls a scan retries before it ends short of what the consumer had pending.
+SILENT_PULLS = 3
 
 
 class Message(BaseModel):
@@ -225,12 +227,17 @@ async def scan(client: DoorClient, stream: str, config: dict[str, Any],
     left = int(info.get("num_pending") or 0)
     if limit is not None:
         left = min(left, limit)
+    silent = 0  # pulls in a row that nothing answered in time (a slow or remote stream)
     try:
         while left > 0:
             msgs, status = await pull(client, stream, name, min(page, left))
             if msgs:
                 left -= len(msgs)
+                silent = 0
                 yield msgs
+            elif status == 408 and silent < SILENT_PULLS:
+                silent += 1
+                continue
             if not msgs or status in (404, 409):
                 break
     finally:

@@ -32,6 +32,7 @@ TINY: dict[str, dict[str, Any]] = {
     "http": {"count": 300, "conns": 4, "batch": 200, "batch_msgs": 2_000, "fetch_msgs": 1_000,
              "nats_msgs": 2_000},
     "leaf-pubsub": {"count": 3_000, "nodes": 1},
+    "leaf-mqtt": {"count": 300, "nodes": 1},
 }
 
 
