@@ -81,6 +81,16 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_bytes()[self._offset :].decode(errors="replace")
 
+    async def logged(self, *texts: str, timeout: float = 3.0) -> str:
+        """The log once it holds every one of ``texts`` (or ``timeout`` ran out): a
+        server writes a line a moment after the event it tells of."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if all(t in log for t in texts) or time.monotonic() > deadline:
+                return log
+            await asyncio.sleep(0.05)
+
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)

@@ -497,15 +497,6 @@ def traced_hub(tmp_path_factory) -> Iterator[ServerProcess]:
     server.stop()
 
 
-async def wait_for_log(server: ServerProcess, *texts: str, timeout: float = 3.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = server.log()
-        if all(t in log for t in texts) or time.monotonic() > deadline:
-            return log
-        await asyncio.sleep(0.05)
-
-
 async def test_15_packets_are_traced_as_nats_server_traces_them(traced_hub, mq) -> None:
     c = await mq(traced_hub.mqtt_port)
     await c.send(connect("tracer", V3, keepalive=60))
@@ -535,7 +526,7 @@ async def test_15_packets_are_traced_as_nats_server_traces_them(traced_hub, mq) 
         '"tracer" - ->> [PINGRESP]',
         '"tracer" - <<- [DISCONNECT]',
     ]
-    log = await wait_for_log(traced_hub, *lines)
+    log = await traced_hub.logged(*lines)
     traced = [line for line in log.splitlines() if '"tracer"' in line]
     for want in lines:
         assert any(line.endswith(want) and "[TRC] 127.0.0.1:" in line and " - mid:" in line
@@ -550,7 +541,7 @@ async def test_15_mqtt_problems_leave_a_trace(traced_hub, mq) -> None:
     assert (await c.packet())[:1] == b"\x20"
     await c.send(publish("bad/+", b"x", version=V5))
     await closes(c, V5, {0x82})
-    log = await wait_for_log(traced_hub, '"broken" - wildcard in topic name',
+    log = await traced_hub.logged('"broken" - wildcard in topic name',
                              '"broken" - ->> [DISCONNECT rc=130]')
     assert '[DBG] 127.0.0.1:' in log and '"broken" - wildcard in topic name' in log, log
     assert '"broken" - ->> [DISCONNECT rc=130]' in log

@@ -934,12 +934,7 @@ async def test_mqtt_packets_are_traced(launch, tmp_path) -> None:
               '"traced" - ->> [PUBLISH tr/x dup=false QoS=1 retain=false size=5 pi=1]',
               '"traced" - <<- [PUBACK pi=1]',
               '"traced" - <<- [DISCONNECT]']
-    deadline = asyncio.get_running_loop().time() + 3
-    while True:
-        log = server.log()
-        missing = [w for w in wanted if w not in log]
-        if not missing or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    log = await server.logged(*wanted)
+    missing = [w for w in wanted if w not in log]
     assert not missing, f"{missing}\n{log[-4000:]}"
     assert "[TRC] 127.0.0.1:" in log and ' - mid:' in log

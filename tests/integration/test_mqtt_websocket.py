@@ -170,13 +170,8 @@ async def test_mqtt_over_websocket_is_traced(launch, tmp_path, version) -> None:
               who + "<<- [PUBLISH wt/x dup=false QoS=0 retain=false size=7]",
               who + '<<- MSG_PAYLOAD: ["over ws"]',
               who + "->> [PUBLISH wt/x dup=false QoS=0 retain=false size=7"]
-    deadline = asyncio.get_running_loop().time() + 3
-    while True:
-        log = server.log()
-        missing = [w for w in wanted if w not in log]
-        if not missing or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    log = await server.logged(*wanted)
+    missing = [w for w in wanted if w not in log]
     assert not missing, f"{missing}\n{log[-3000:]}"
     traced = [line for line in log.splitlines() if who in line and "[TRC]" in line]
     assert traced and all(" - mid_ws:" in line for line in traced), traced
