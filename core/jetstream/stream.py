@@ -12,7 +12,7 @@ import json
 import time
 from collections import OrderedDict
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jetport.core import headers as H
 from jetport.core.client import Delivery
@@ -41,6 +41,17 @@ _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
 #: Messages stored per commit request; smaller chunks let commits overlap with storing
 #: and return acks sooner, so a pipelining publisher never waits for a whole window.
 COMMIT_CHUNK = 128
+
+
+class Accepted(NamedTuple):
+    """What storing one message under the stream's rules came to, for its PubAck."""
+
+    seq: int
+    duplicate: bool = False
+    #: More PubAck fields, as JSON members each led by a comma (``b',"val":"3"'``).
+    extra: bytes = b""
+    #: No PubAck at all (a message held for later, such as one staged in a batch).
+    silent: bool = False
 
 
 class Stream:
@@ -229,11 +240,10 @@ class Stream:
                 continue
             subject, reply, hdr, payload = batch[i]
             try:
-                seq, duplicate = await self.accept(subject, hdr, payload)
-                progress[1] = progress[1] or not duplicate
-                if reply and not no_ack:
-                    replies.append((reply, None, None, self._ack_prefix + (
-                        b"%d,\"duplicate\":true}" % seq if duplicate else b"%d}" % seq)))
+                done = await self.accept(subject, hdr, payload)
+                progress[1] = progress[1] or not done.duplicate
+                if reply and not no_ack and not done.silent:
+                    replies.append((reply, None, None, self.pub_ack(done)))
             except E.ApiError as err:
                 if reply and not no_ack:
                     body = {"error": err.to_dict(), "stream": self.name, "seq": 0}
@@ -275,9 +285,14 @@ class Stream:
         cfg, st = self.config, self.store.state()
         return bool((0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes))
 
+    def pub_ack(self, done: Accepted) -> bytes:
+        """The PubAck body for one stored message."""
+        dup = b',"duplicate":true' if done.duplicate else b""
+        return self._ack_prefix + b"%d%b%b}" % (done.seq, dup, done.extra)
+
     async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
-                     ts: int = 0, sourced: bool = False) -> tuple[int, bool]:
-        """Store one message under the stream's rules: (seq, was it a duplicate)."""
+                     ts: int = 0, sourced: bool = False) -> Accepted:
+        """Store one message under the stream's rules."""
         cfg = self.config
         if cfg.sealed:
             raise E.stream_sealed()
@@ -297,7 +312,7 @@ class Stream:
                 self._prune_msg_ids(now)
                 seen = self._msg_ids.get(msg_id)
                 if seen is not None:
-                    return seen[0], True
+                    return Accepted(seen[0], True)
             await self._check_expected(hdrs, subject)
             rollup = hdrs.get(ROLLUP, b"")
             if rollup:
@@ -318,7 +333,7 @@ class Stream:
         if cfg.retention == "interest" and not self.interested(subject):
             # acknowledged and counted, but nobody will ever read it
             self.store.skip(state.last_seq + 1)
-            return state.last_seq + 1, False
+            return Accepted(state.last_seq + 1)
         if cfg.discard == "new":
             await self._check_discard_new(subject, size, state)
         republish = self._republish.apply(subject) if self._republish is not None else None
@@ -338,7 +353,7 @@ class Stream:
         elif rollup == b"sub":
             await self.store.purge(subject=subject, before=seq)
         await self.enforce_limits(subject)
-        return seq, False
+        return Accepted(seq)
 
     def _send_republished(self, dest: bytes, subject: bytes, seq: int, ts: int,
                           previous: StoredMsg | None, hdr: bytes | None, payload: bytes) -> None:
