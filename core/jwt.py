@@ -380,7 +380,8 @@ def _build(payload: dict[str, Any], nats: dict[str, Any], kind: str, version: in
             info_url=_get(nats, "info_url", str, ""),
         )
     if kind == "user":
-        limits = _limits(nats, 0)
+        # v1 users carried no limits: absent ones mean none, as nats-io/jwt migrates them
+        limits = _limits(nats, NO_LIMIT if version < 2 else 0)
         issuer_account = _get(nats, "issuer_account", str, "")
         if version < 2 and not issuer_account:
             issuer_account = _get(payload, "issuer_account", str, "")
@@ -432,7 +433,10 @@ def decode(token: str) -> Claims:
     issuer = payload.get("iss")
     if not isinstance(issuer, str):
         raise JwtError("missing issuer")
-    signed = chunks[1] if version <= 1 else f"{chunks[0]}.{chunks[1]}"
+    # the header's algorithm says what was signed, as nats-io/jwt reads it: the claims
+    # alone for ``ed25519`` (v1), header and claims for ``ed25519-nkey``
+    old_alg = str(header.get("alg", "")).lower() == "ed25519"
+    signed = chunks[1] if old_alg else f"{chunks[0]}.{chunks[1]}"
     if not nkeys.verify(issuer, signed.encode(), signature):
         raise JwtError("claim failed signature verification")
     kind = str(v1_type or nats.get("type") or "")

@@ -43,20 +43,26 @@ class Keys:
         return self.pair.sign(data)
 
 
-def encode(claims: dict[str, Any], signer: Keys, alg: str = "ed25519-nkey") -> str:
+def encode(claims: dict[str, Any], signer: Keys, alg: str = "ed25519-nkey",
+           typ: str = "JWT") -> str:
     """Sign ``claims`` as a JWT; ``iss`` and a ``jti`` are filled in unless given."""
     body = {"iss": signer.public_key, **claims}
     if "jti" not in body:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode() + os.urandom(8))
         body = {"jti": base64.b32encode(digest.digest()).decode().rstrip("="), **body}
-    header = b64(json.dumps({"typ": "JWT", "alg": alg}, separators=(",", ":")).encode())
+    header = b64(json.dumps({"typ": typ, "alg": alg}, separators=(",", ":")).encode())
     payload = b64(json.dumps(body, separators=(",", ":")).encode())
     signed = f"{header}.{payload}"
-    return f"{signed}.{b64(signer.sign(signed.encode()))}"
+    # v1 signed the claims alone; v2 signs header and claims
+    sig = signer.sign((payload if alg == "ed25519" else signed).encode())
+    return f"{signed}.{b64(sig)}"
 
 
 class _Entity:
     kind = ""
+    #: Write the JWT in the first (v1) claim layout: ``type`` at the top, no ``version``
+    #: in ``nats``, header ``alg`` ``ed25519``, as older tools and client test fixtures did.
+    v1 = False
 
     def __init__(self, name: str, iat: int | None, exp: int | None, nbf: int | None,
                  nats: dict[str, Any]) -> None:
@@ -85,6 +91,9 @@ class _Entity:
             claims["exp"] = self.exp
         if self.nbf is not None:
             claims["nbf"] = self.nbf
+        if self.v1:
+            return encode({**claims, "type": self.kind, "nats": self.nats}, self.signer(),
+                          alg="ed25519", typ="jwt")
         claims["nats"] = {**self.nats, "type": self.kind, "version": 2}
         return encode(claims, self.signer())
 

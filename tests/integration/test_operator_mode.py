@@ -135,6 +135,23 @@ async def test_creds_connect_and_pub_sub(setup):
 
 
 @pytest.mark.differential
+async def test_v1_layout_jwts_connect_and_subscribe(setup):
+    """User JWTs in the first claim layout (``type`` at the top, no ``version``, ``pub`` and
+    ``sub`` as empty objects), as client libraries' test fixtures still ship them."""
+    acc = setup.account("A")
+    setup.start()
+    user = User(acc, "old")
+    user.nats = {"pub": {}, "sub": {}}
+    user.v1 = True
+    nc = await setup.connect(user)
+    sub = await nc.subscribe("greet.>")
+    await nc.publish("greet.old", b"hello")
+    msg = await sub.next_msg(timeout=2)
+    assert (msg.subject, msg.data) == ("greet.old", b"hello")
+    assert nc.is_connected
+
+
+@pytest.mark.differential
 async def test_publish_permission_violation_keeps_connection(setup):
     acc = setup.account("A")
     setup.start()
@@ -357,3 +374,17 @@ async def test_connection_ends_when_the_user_jwt_expires(setup):
     assert await accepted(client)
     assert await client.until(b"\r\n", timeout=5) == b"-ERR 'User Authentication Expired'\r\n"
     assert await client.closed()
+
+
+@pytest.mark.differential
+async def test_a_user_allowed_no_subscriptions_hears_why(setup):
+    """A user JWT with ``subs: 0`` is told at its first SUB, as nats-server tells it."""
+    acc = setup.account("A")
+    setup.start()
+    client = await setup.raw(User(acc, "nosubs", subs=0))
+    await client.send(b"SUB a 1\r\nPING\r\n")
+    out = await client.until(b"PONG\r\n")
+    # nats-server may say it twice (its limits are applied again as the account loads)
+    assert out.startswith(b"-ERR 'maximum subscriptions exceeded'\r\n")
+    assert out.endswith(b"PONG\r\n")
+    assert await accepted(client)
