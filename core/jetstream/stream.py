@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from jetport.core import headers as H
 from jetport.core.client import Delivery
 from jetport.core.jetstream import errors as E
+from jetport.core.jetstream.models_base import PersistMode
 from jetport.core.jetstream.sourcing import Link, links_for
 from jetport.core.jetstream.transform import SubjectTransform
 from jetport.core.jetstream.ttl import TTL, MessageTTLs
@@ -76,6 +77,8 @@ class Stream:
         self._ack_prefix = b""
         self._plain = False
         self._max_size = 0
+        #: persist_mode async: PubAcks go out once stored, before the commit
+        self._ack_early = False
         self.links: list[Link] = []
         self.closed = False
 
@@ -102,6 +105,7 @@ class Stream:
             and cfg.max_msgs_per_subject <= 0
         )
         self._max_size = cfg.max_msg_size if cfg.max_msg_size >= 0 else 1 << 62
+        self._ack_early = cfg.persist_mode is PersistMode.ASYNC
         client = self.jsa.client
         for sub in self._subs:
             client.drop_subscription(sub)
@@ -176,8 +180,7 @@ class Stream:
             return False
         if not self._fits(msgs):
             return False
-        replies = self._store_run(msgs)
-        self.store.on_stored(lambda exc: self._stored(exc, replies))
+        self._committed(self._store_run(msgs))
         return True
 
     def _store_run(self, msgs: list[tuple[bytes, bytes | None, bytes | None, bytes]]
@@ -214,7 +217,7 @@ class Stream:
                 self._inbox.clear()
                 self._refuse(rest, exc)
             if progress[1]:
-                self.store.on_stored(partial(self._stored, replies=replies))
+                self._committed(replies)
             else:
                 self._send_acks(replies)
 
@@ -251,6 +254,24 @@ class Stream:
                                     json.dumps(body, separators=(",", ":")).encode()))
             i += 1
             progress[0] = i
+
+    def _committed(self, replies: list[Delivery]) -> None:
+        """Send ``replies`` once what was stored before them is committed, or at once in
+        async persist mode, where a PubAck promises the message is stored but not that
+        it was committed (a kill -9 before the next commit may lose it)."""
+        if not self._ack_early:
+            self.store.on_stored(partial(self._stored, replies=replies))
+            return
+        self._send_acks(replies)
+        self.store.on_stored(self._stored_late)
+
+    def _stored_late(self, exc: BaseException | None) -> None:
+        """The commit after async-mode PubAcks: its failure can only be logged."""
+        if exc is not None:
+            log.error("stream %s: acknowledged messages (async persist mode) were not "
+                      "committed: %s", self.name, exc)
+            return
+        self.jsa.stream_changed(self)
 
     def _stored(self, exc: BaseException | None, replies: list[Delivery]) -> None:
         if exc is not None:  # not durable: an error PubAck instead (the account logs it)
