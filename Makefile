@@ -40,7 +40,7 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed | $(MYPY_SRC)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
