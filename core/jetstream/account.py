@@ -48,6 +48,8 @@ class JetStreamAccount:
         self.account = account
         self.client = InternalClient(js.hub, account, "$JS")
         self.streams: dict[str, Stream] = {}
+        #: Stored streams this server can not run: name -> (subjects, why), held offline.
+        self.offline: dict[str, tuple[list[bytes], str]] = {}
         self.directory = os.path.join(js.store_dir, account.name)
         #: Why the file storage refuses writes, until it is reopened (None: it does not).
         self.storage_error: StorageError | None = None
@@ -133,10 +135,17 @@ class JetStreamAccount:
         loaded: list[tuple[Stream, float]] = []
         for name, (config_json, created) in sorted(saved.items()):
             began = time.monotonic()
-            try:
-                config = normalize_stream_config(StreamConfig.model_validate_json(config_json))
-            except (E.ApiError, ValueError) as exc:
-                log.error("JetStream: cannot restore stream %s: %s", name, exc)
+            reason = apilevel.unsupported(config_json)
+            if reason is None:
+                try:
+                    config = normalize_stream_config(
+                        StreamConfig.model_validate_json(config_json))
+                except (E.ApiError, ValueError) as exc:
+                    reason = f"unsupported - config error: {exc}"
+            if reason is not None:
+                log.warning("  Detected unsupported stream '%s > %s': %s",
+                            self.account.name, name, reason)
+                self.offline[name] = (apilevel.stored_subjects(config_json), reason)
                 continue
             store = await self.file_storage.open_stream(name)
             stream = Stream(self, config, store, created)
@@ -187,14 +196,17 @@ class JetStreamAccount:
 
     def _check_overlap(self, config: StreamConfig, skip: str = "") -> None:
         mine = [s.encode() for s in config.subjects or []]
-        for other in self.streams.values():
-            if other.name == skip:
+        held = [(o.name, o.subjects) for o in self.streams.values()]
+        held += [(name, subjects) for name, (subjects, _) in self.offline.items()]
+        for name, subjects in held:
+            if name == skip:
                 continue
-            if any(subjects_overlap(a, b) for a in mine for b in other.subjects):
+            if any(subjects_overlap(a, b) for a in mine for b in subjects):
                 raise E.subjects_overlap()
 
     async def create_stream(self, config: StreamConfig) -> tuple[Stream, bool]:
         """Create, or return the existing stream when the config is identical."""
+        self._online(config.name)
         existing = self.streams.get(config.name)
         if existing is not None:
             # the same config but for versioning metadata (a stream from before it)
@@ -220,6 +232,7 @@ class JetStreamAccount:
         return stream, True
 
     async def update_stream(self, config: StreamConfig) -> Stream:
+        self._online(config.name)
         stream = self.streams.get(config.name)
         if stream is None:
             raise E.stream_not_found()
@@ -237,6 +250,10 @@ class JetStreamAccount:
         return stream
 
     async def delete_stream(self, name: str) -> None:
+        if self.offline.pop(name, None) is not None:  # offline: its storage goes
+            await self.file_storage.delete_stream(name)
+            A.stream_action(self, name, "delete")
+            return
         stream = self.streams.pop(name, None)
         if stream is None:
             raise E.stream_not_found()
@@ -246,7 +263,14 @@ class JetStreamAccount:
         await self.storage_for(stream.config).delete_stream(name)
         A.stream_action(self, name, "delete")
 
+    def _online(self, name: str) -> None:
+        """Refuse any request about an offline stream, saying why it is offline."""
+        offline = self.offline.get(name)
+        if offline is not None:
+            raise E.stream_offline_reason(err=offline[1])
+
     def stream(self, name: str) -> Stream:
+        self._online(name)
         stream = self.streams.get(name)
         if stream is None:
             raise E.stream_not_found()

@@ -6,6 +6,7 @@ below ``N`` must refuse the request rather than silently ignore fields it does n
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jetport.core import headers as H
@@ -93,3 +94,29 @@ def without_versioning(dumped: dict[str, Any]) -> dict[str, Any]:
     or a create that repeats one)."""
     meta = {k: v for k, v in (dumped.get("metadata") or {}).items() if k not in _VERSIONING}
     return {**dumped, "metadata": meta}
+
+
+def unsupported(config_json: str | bytes) -> str | None:
+    """Why a stored stream config can not run here, in nats-server's words, or None.
+
+    A config stored by a server of a newer level (or one naming fields this server does
+    not know) keeps its place offline rather than being dropped: its messages and its
+    subjects stay, and a server of that level can run it again.
+    """
+    try:
+        meta = json.loads(config_json).get("metadata") or {}
+        level = int(meta.get(REQUIRED_LEVEL_KEY) or 0)
+    except (ValueError, AttributeError, TypeError):
+        return None  # not readable at all: the model's own error says why
+    if level > API_LEVEL:
+        return f"unsupported - required API level: {level}, current API level: {API_LEVEL}"
+    return None
+
+
+def stored_subjects(config_json: str | bytes) -> list[bytes]:
+    """The subjects of a stored config this server may not understand otherwise."""
+    try:
+        subjects = json.loads(config_json).get("subjects") or []
+    except (ValueError, AttributeError):
+        return []
+    return [s.encode() for s in subjects if isinstance(s, str)]

@@ -160,6 +160,7 @@ stream_general_error = _k("JSStreamGeneralErrorF", 500, 10051, "{err}")
 stream_limits = _k("JSStreamLimitsErrF", 500, 10053, "{err}")
 stream_invalid = _k("JSStreamInvalidErr", 500, 10096, "stream not valid")
 stream_offline = _k("JSStreamOfflineErr", 500, 10118, "stream is offline")
+stream_offline_reason = _k("JSStreamOfflineReasonErrF", 500, 10194, "stream is offline: {err}")
 stream_replicas_not_supported = _k(
     "JSStreamReplicasNotSupportedErr", 500, 10074,
     "replicas > 1 not supported in non-clustered mode")

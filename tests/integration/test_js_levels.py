@@ -142,3 +142,40 @@ async def test_a_mirror_is_promoted_by_removing_its_mirror(js_hub) -> None:
     await asyncio.sleep(0.2)
     assert (await api(nc, "STREAM.INFO.M"))["state"]["messages"] == 4
     await nc.close()
+
+
+async def test_a_stream_needing_a_newer_level_is_kept_offline(launch) -> None:
+    """A stored stream whose config needs a level above the one served (written by a
+    newer server) is not dropped: it is offline, says why, keeps its name and subjects,
+    and can be deleted."""
+    import sqlite3
+
+    hub = launch.jetstream()
+    nc, js = await connect(hub)
+    await js.add_stream(name="NEW", subjects=["new.>"])
+    await js.publish("new.x", b"kept")
+    await nc.close()
+    hub.stop()
+    db = next(launch.tmp.glob("store-0/jetstream/*/jetport.db"))
+    with sqlite3.connect(db) as conn:
+        (config,) = conn.execute("SELECT config FROM streams WHERE name='NEW'").fetchone()
+        doc = json.loads(config)
+        doc["metadata"][REQ] = str(API_LEVEL + 1)
+        conn.execute("UPDATE streams SET config=? WHERE name='NEW'", (json.dumps(doc),))
+    hub.start()
+    await hub.logged("Detected unsupported stream '$G > NEW'")
+    nc, js = await connect(hub)
+    why = (f"stream is offline: unsupported - required API level: {API_LEVEL + 1}, "
+           f"current API level: {API_LEVEL}")
+    for request in ("STREAM.INFO.NEW", "STREAM.PURGE.NEW", "CONSUMER.CREATE.NEW"):
+        refused = await api(nc, request, {"stream_name": "NEW", "config": {}}
+                            if request.startswith("CONSUMER") else None)
+        assert refused["error"]["err_code"] in (10194,), (request, refused)
+        assert refused["error"]["description"] == why
+    other = await api(nc, "STREAM.CREATE.OTHER", {"name": "OTHER", "subjects": ["new.x"]})
+    assert other["error"]["err_code"] == 10065  # its subjects are still held
+    deleted = await api(nc, "STREAM.DELETE.NEW")
+    assert deleted["success"] is True
+    assert "error" not in await api(nc, "STREAM.CREATE.OTHER",
+                                    {"name": "OTHER", "subjects": ["new.x"]})
+    await nc.close()
