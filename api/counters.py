@@ -16,10 +16,12 @@ from pydantic import BaseModel
 
 from jetport.api.auth import caller
 from jetport.api.domain import js_domain
-from jetport.api.errors import ERRORS, HttpError
+from jetport.api.errors import ERRORS, HttpError, from_api_error
 from jetport.api.messages import check_subject, header_block, header_pairs
 from jetport.api.publish import ACK_TIMEOUT, commit
 from jetport.api.session import DoorClient
+from jetport.core.jetstream import counters
+from jetport.core.jetstream.errors import ApiError
 
 router = APIRouter(prefix="/v1/counters", tags=["counters"], dependencies=[Depends(js_domain)])
 Caller = Annotated[DoorClient, Depends(caller)]
@@ -67,7 +69,11 @@ async def increment(subject: str, request: Request, client: Caller,
     with the total the first one made; other ``Nats-*`` and ``X-Nats-Header-*`` request
     headers are stored with the increment, as on ``/v1/publish``."""
     raw = check_subject(subject)
-    by = str((body or Increment()).increment).strip().encode()
+    by = str((body or Increment()).increment).encode()
+    try:
+        counters.parse_incr(by)  # else an empty one would publish a plain message
+    except ApiError as exc:
+        raise from_api_error(exc.to_dict()) from None
     pairs = [p for p in header_pairs(request.headers) if p[0] != INCR]
     ack = await commit(request.app.state.door, client, raw, header_block([*pairs, (INCR, by)]),
                        b"", timeout)
@@ -75,6 +81,8 @@ async def increment(subject: str, request: Request, client: Caller,
     if ack.get("duplicate"):
         return Counter(stream=stream, subject=subject, seq=seq, duplicate=True,
                        value=_total(await _stored(client, stream, {"seq": seq})))
+    if "val" not in ack:  # a server of another domain that does not count
+        raise HttpError(409, 10409, f"stream {stream!r} does not count")
     return Counter(stream=stream, subject=subject, value=ack["val"], seq=seq)
 
 

@@ -75,6 +75,7 @@ async def test_a_retried_increment_with_a_msg_id_counts_once(http) -> None:
 
 async def test_refusals_keep_jetstream_codes(http) -> None:
     assert error(await http.post("/v1/counters/c.x", json={"increment": "1.5"}), 400) == 10171
+    assert error(await http.post("/v1/counters/p.x", json={"increment": " "}), 400) == 10171
     assert error(await http.post("/v1/counters/c.x", json={"increment": 1},
                                  headers={"Nats-Expected-Last-Sequence": "0"}), 400) == 10171
     assert error(await http.post("/v1/counters/p.x"), 400) == 10168
