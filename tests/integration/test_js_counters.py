@@ -246,6 +246,26 @@ async def test_totals_follow_limits_purges_and_transforms(js_hub) -> None:
 
 
 @pytest.mark.differential
+async def test_republished_and_ttl_carrying_increments_are_the_stored_total(js_hub) -> None:
+    nc, _ = await connect(js_hub)
+    # Delete markers turn message TTLs on, so these increments may carry one.
+    await api(nc, "STREAM.CREATE.C", {"name": "C", "subjects": ["c.>"], **COUNTER,
+                                      "subject_delete_marker_ttl": 2_000_000_000,
+                                      "republish": {"src": ">", "dest": "rp.>"}})
+    sub = await nc.subscribe("rp.>")
+    assert (await pub(nc, "c.a", {"Nats-Incr": "3", "Nats-TTL": "1h"}))["val"] == "3"
+    assert failure(await pub(nc, "c.a", {"Nats-Incr": "3", "Nats-TTL": "soon"})) == (
+        400, 10165, "invalid per-message TTL")
+    assert (await pub(nc, "c.a", {"Nats-Incr": "4"}))["val"] == "7"
+    copies = [await sub.next_msg(timeout=3) for _ in range(2)]
+    assert [(m.subject, m.data, m.headers["Nats-Incr"], m.headers["Nats-Sequence"])
+            for m in copies] == [("rp.c.a", b'{"val":"3"}', "3", "1"),
+                                 ("rp.c.a", b'{"val":"7"}', "4", "2")]
+    assert copies[0].headers["Nats-TTL"] == "1h"
+    await nc.close()
+
+
+@pytest.mark.differential
 async def test_totals_survive_a_restart(js_hub) -> None:
     nc, _ = await connect(js_hub)
     await api(nc, "STREAM.CREATE.C", {"name": "C", "subjects": ["c.>"], **COUNTER})
