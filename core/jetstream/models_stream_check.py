@@ -159,9 +159,10 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
 
 
 def _check_counter(c: StreamConfig) -> None:
-    """A counter's total is its subject's last message: nothing may remove that message
-    but limits, a purge or a delete, and every message must be an increment.  Checked
-    before delete markers turn message TTLs on, as nats-server does."""
+    """A counter's total lives in its subject's last message: interest or work-queue
+    retention and message TTLs would drop it behind the counter's back, discard new
+    would refuse increments once full.  Checked before delete markers turn message TTLs
+    on, as nats-server does (so markers may go with a counter)."""
     if c.discard is Discard.NEW:
         raise _invalid("counter stream cannot use discard new")
     if c.allow_msg_ttl:
