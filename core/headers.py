@@ -58,3 +58,12 @@ def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
             lines[i] = key + b": " + value
             break
     return b"\r\n".join(lines)
+
+
+def remove(hdr: bytes | None, key: bytes) -> bytes | None:
+    """The block without its ``key`` lines (None when nothing else is left)."""
+    if not hdr or key not in hdr:
+        return hdr
+    lines = hdr.split(b"\r\n")
+    kept = [line for line in lines[1:] if line.partition(b":")[0] != key]
+    return b"\r\n".join(lines[:1] + kept) if any(kept) else None

@@ -290,6 +290,10 @@ msg_ttl_invalid = _k("JSMessageTTLInvalidErr", 400, 10165, "invalid per-message 
 msg_ttl_disabled = _k("JSMessageTTLDisabledErr", 400, 10166, "per-message TTL is disabled")
 min_last_sequence = _k("JSStreamMinLastSeqErr", 412, 10180, "min last sequence")
 msg_counters_disabled = _k("JSMessageIncrDisabledErr", 400, 10168, "message counters is disabled")
+msg_incr_missing = _k("JSMessageIncrMissingErr", 400, 10169, "message counter increment is missing")
+msg_incr_payload = _k("JSMessageIncrPayloadErr", 400, 10170, "message counter has payload")
+msg_incr_invalid = _k("JSMessageIncrInvalidErr", 400, 10171, "message counter increment is invalid")
+msg_counter_broken = _k("JSMessageCounterBrokenErr", 400, 10172, "message counter is broken")
 atomic_publish_disabled = _k("JSAtomicPublishDisabledErr", 400, 10174, "atomic publish is disabled")
 msg_schedules_disabled = _k(
     "JSMessageSchedulesDisabledErr", 400, 10188, "message schedules is disabled")

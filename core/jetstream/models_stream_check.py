@@ -134,6 +134,8 @@ def _apply_limits(c: StreamConfig, pedantic: bool) -> None:
 def _check_features(c: StreamConfig, pedantic: bool) -> None:
     if c.deny_purge and c.allow_rollup_hdrs:
         raise _invalid("roll-ups require the purge permission")
+    if c.allow_msg_counter:
+        _check_counter(c)
     if c.discard_new_per_subject:
         _check_discard_new_per_subject(c)
     if c.subject_delete_marker_ttl > 0:
@@ -154,6 +156,19 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
             raise _invalid("async persist mode is only supported on file storage")
         if c.num_replicas > 1:
             raise _invalid("async persist mode is not supported on replicated streams")
+
+
+def _check_counter(c: StreamConfig) -> None:
+    """A counter's total lives in its subject's last message: interest or work-queue
+    retention and message TTLs would drop it behind the counter's back, discard new
+    would refuse increments once full.  Checked before delete markers turn message TTLs
+    on, as nats-server does (so markers may go with a counter)."""
+    if c.discard is Discard.NEW:
+        raise _invalid("counter stream cannot use discard new")
+    if c.allow_msg_ttl:
+        raise _invalid("counter stream cannot use message TTLs")
+    if c.retention is not Retention.LIMITS:
+        raise _invalid("counter stream can only use limits retention")
 
 
 def _check_discard_new_per_subject(c: StreamConfig) -> None:
@@ -225,6 +240,8 @@ def _check_mirror(c: StreamConfig, m: StreamSource, pedantic: bool,
         raise E.mirror_with_subjects()
     if c.sources:
         raise E.mirror_with_sources()
+    if c.allow_msg_counter:
+        raise E.mirror_with_counters()
     if m.filter_subject and m.subject_transforms:
         raise E.mirror_multiple_filters()
     if c.subject_delete_marker_ttl > 0:
@@ -424,6 +441,8 @@ def check_stream_update(old: StreamConfig, new: StreamConfig, *, pedantic: bool 
         _check_discard_new_per_subject(c)
     if old.allow_msg_ttl and not c.allow_msg_ttl:
         raise _invalid("message TTL status can not be disabled")
+    if c.allow_msg_counter != old.allow_msg_counter:
+        raise _invalid("stream configuration update can not change message counter setting")
     if c.persist_mode != old.persist_mode:
         raise _invalid("stream configuration update can not change persist mode")
     if c.sealed:

@@ -21,6 +21,7 @@ from jetport.storage.base import ConsumerState
 if TYPE_CHECKING:
     from jetport.core.jetstream.stream import Stream
 
+STREAM_SOURCE = b"Nats-Stream-Source"
 
 
 class Link:
@@ -105,8 +106,13 @@ class Link:
             if mapped is not None:
                 subject = mapped
                 break
-        hdr = H.add(msg.hdr, [(b"Nats-Stream-Source",
-                               b"%b %d" % (self.origin_name.encode(), msg.seq))])
+        # nats-server's layout: origin, its sequence, the source's filters and
+        # destinations, the origin's subject (counters key their sources by it); a
+        # message copied on from a source of the origin keeps only the newest.
+        name, _api, srcs, dests = self.source.identity()
+        origin = b"%b %d %b %b %b" % (name.encode(), msg.seq, srcs.encode(), dests.encode(),
+                                      msg.subject)
+        hdr = H.add(H.remove(msg.hdr, STREAM_SOURCE), [(STREAM_SOURCE, origin)])
         await follower.accept(subject, hdr, msg.data, msg.ts, sourced=True)
 
     def _save(self) -> None:

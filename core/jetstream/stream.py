@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jetport.core import headers as H
 from jetport.core.client import Delivery
+from jetport.core.jetstream import counters
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import PersistMode
 from jetport.core.jetstream.sourcing import Link, links_for
@@ -38,7 +39,7 @@ EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 ROLLUP = b"Nats-Rollup"
 _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
-            EXPECTED_LAST_MSG_ID, ROLLUP, TTL)
+            EXPECTED_LAST_MSG_ID, ROLLUP, TTL, counters.INCR)
 #: Messages stored per commit request; smaller chunks let commits overlap with storing
 #: and return acks sooner, so a pipelining publisher never waits for a whole window.
 COMMIT_CHUNK = 128
@@ -102,7 +103,7 @@ class Stream:
         self._plain = (
             self._transform is None and self._republish is None and not cfg.sealed
             and cfg.retention == "limits" and cfg.discard == "old"
-            and cfg.max_msgs_per_subject <= 0
+            and cfg.max_msgs_per_subject <= 0 and not cfg.allow_msg_counter
         )
         self._max_size = cfg.max_msg_size if cfg.max_msg_size >= 0 else 1 << 62
         self._ack_early = cfg.persist_mode is PersistMode.ASYNC
@@ -327,6 +328,7 @@ class Stream:
         msg_id = b""
         rollup = b""
         ttl = 0
+        incr = counters.screen(cfg.allow_msg_counter, hdrs, payload, sourced)
         if hdrs:
             msg_id = hdrs.get(MSG_ID, b"")
             if msg_id:
@@ -346,6 +348,9 @@ class Stream:
                     raise E.msg_ttl_disabled()
                 assert hdr is not None  # hdrs came from it
                 hdr, ttl = self.ttls.admit(hdr, hdrs[TTL])
+        extra = b""
+        if cfg.allow_msg_counter:
+            hdr, payload, extra = await counters.apply(self, subject, hdr, payload, incr, sourced)
         if not sourced and self.jsa.limited(cfg.storage):
             err = self.jsa.publish_error(cfg.storage, self.store.record_size(subject, hdr, payload))
             if err is not None:
@@ -374,7 +379,7 @@ class Stream:
         elif rollup == b"sub":
             await self.store.purge(subject=subject, before=seq)
         await self.enforce_limits(subject)
-        return Accepted(seq)
+        return Accepted(seq, extra=extra)
 
     def _send_republished(self, dest: bytes, subject: bytes, seq: int, ts: int,
                           previous: StoredMsg | None, hdr: bytes | None, payload: bytes) -> None:
