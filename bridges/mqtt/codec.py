@@ -28,6 +28,7 @@ Which peer errors get which reason code:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jetport.bridges.mqtt.encoder import encode
@@ -138,11 +139,6 @@ class MqttCodec:
         self._buf = bytearray()
         self._need = 0
         self._dead = False
-        self._decoders = (
-            self._reserved, self._connect, self._connack, self._publish, self._ack, self._ack,
-            self._ack, self._ack, self._subscribe, self._suback, self._unsubscribe,
-            self._unsuback, self._ping, self._ping, self._disconnect, self._auth,
-        )
 
     def _reserved(self, buf: bytes, pos: int, end: int, b0: int) -> Packet:
         """Packet type 0 (``_check_header`` refuses it first)."""
@@ -195,7 +191,7 @@ class MqttCodec:
                     self._buf = bytearray(buf[pos:])
                     self._need = end - pos
                     return out
-                out.append(self._decoders[ptype](buf, i, end, b0))
+                out.append(_DECODERS[ptype](self, buf, i, end, b0))
                 pos = end
         except DecodeError as exc:
             self._dead = True
@@ -463,6 +459,16 @@ class MqttCodec:
             return b""
         return encode(packet, self.level)
 
+
+
+#: The decoder of each packet type, by type number: one table for every connection (a
+#: tuple of bound methods per connection cost about 1 KB of each idle client's memory).
+_DECODERS: tuple[Callable[[MqttCodec, bytes, int, int, int], Packet], ...] = (
+    MqttCodec._reserved, MqttCodec._connect, MqttCodec._connack, MqttCodec._publish,
+    MqttCodec._ack, MqttCodec._ack, MqttCodec._ack, MqttCodec._ack, MqttCodec._subscribe,
+    MqttCodec._suback, MqttCodec._unsubscribe, MqttCodec._unsuback, MqttCodec._ping,
+    MqttCodec._ping, MqttCodec._disconnect, MqttCodec._auth,
+)
 
 def _reason(ptype: int, code: int) -> int:
     if code not in REASON_CODES[ptype]:
