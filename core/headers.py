@@ -6,7 +6,7 @@ friends; the block itself is passed on untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 PREFIX = b"NATS/1.0"
 EMPTY = b"NATS/1.0\r\n\r\n"
@@ -58,3 +58,11 @@ def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
             lines[i] = key + b": " + value
             break
     return b"\r\n".join(lines)
+
+
+def remove(hdr: bytes, unwanted: Callable[[bytes], bool]) -> bytes:
+    """The block without the lines whose key ``unwanted`` picks."""
+    lines = hdr.split(b"\r\n")
+    kept = [lines[0]] + [line for line in lines[1:-2]
+                         if not unwanted(line.partition(b":")[0])]
+    return b"\r\n".join(kept) + b"\r\n\r\n"
