@@ -254,10 +254,16 @@ class MessageSchedules:
         stream = self.stream
         produced = False
         try:
-            while self._due and self._due[0][0] <= time.time_ns() + _SLACK and not stream.closed:
+            ready: list[tuple[int, bytes, Armed]] = []  # produced in schedule order
+            while self._due and self._due[0][0] <= time.time_ns() + _SLACK:
                 due, seq, subject = heapq.heappop(self._due)
                 if self.armed.get(subject) == (seq, due):
-                    produced = await self._produce(subject, Armed(seq, due)) or produced
+                    ready.append((seq, subject, Armed(seq, due)))
+            for _, subject, armed in sorted(ready):
+                if stream.closed:
+                    break
+                if self.armed.get(subject) == armed:  # not replaced meanwhile
+                    produced = await self._produce(subject, armed) or produced
         finally:
             self._running = None
             if produced:
@@ -273,7 +279,8 @@ class MessageSchedules:
         hdrs = H.parse(msg.hdr) if msg is not None and msg.hdr else {}
         fire = _fire_of(hdrs, armed.due, time.time_ns())
         if msg is None or fire is None or not hdrs.get(TARGET):
-            self._disarm(subject)  # removed, or no longer a valid schedule
+            if self.armed.get(subject) == armed:  # removed, or no longer a valid schedule
+                self._disarm(subject)
             return False
         hdr, payload = msg.hdr, msg.data
         source = hdrs.get(SOURCE)
