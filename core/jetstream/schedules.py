@@ -98,7 +98,9 @@ class MessageSchedules:
         elif scheduler:
             raise E.msg_schedules_scheduler_invalid()
         tz = hdrs.get(TIME_ZONE)
-        if tz is not None and allowed:
+        if tz is not None:
+            if not allowed:
+                raise E.msg_schedules_disabled()
             try:
                 load_zone(tz.decode())
             except (ScheduleError, UnicodeDecodeError):

@@ -149,6 +149,8 @@ CHECKS: list[tuple[str, dict[str, str], dict[str, Any] | None]] = [
     ("n.a", {"Nats-Schedule": ""}, None),
     ("n.a", {"Nats-Scheduler": "n.x"}, SCHEDULER),
     ("n.a", {"Nats-Scheduler": "n.x", "Nats-Schedule-Next": "purge"}, DISABLED),
+    ("n.a", {"Nats-Schedule-Time-Zone": ""}, DISABLED),
+    ("s.a", {"Nats-Schedule-Target": "s.b", "Nats-Schedule": ""}, None),
     ("s.a", sched(FAR), None),
     ("s.a", sched("@at 2020-01-01T00:00:00Z", None), TARGET),
     ("s.a", sched("@every 1h30m"), None),
