@@ -240,13 +240,20 @@ class MessageSchedules:
             self._timer = None
 
     def _schedule(self) -> None:
-        self.stop()
+        """Set the timer for the earliest schedule, unless it is set to go sooner (so a
+        run of publishes due at once cannot keep pushing it back) or a run is on."""
         due = self._due
         while due and self.armed.get(due[0][2]) != (due[0][1], due[0][0]):
             heapq.heappop(due)  # replaced, re-armed or cancelled since
-        if due and not (self._running and not self._running.done()):
-            delay = max((due[0][0] - time.time_ns()) / NS_PER_S, _MIN_DELAY)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+        if not due or (self._running is not None and not self._running.done()):
+            self.stop()
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max((due[0][0] - time.time_ns()) / NS_PER_S, _MIN_DELAY)
+        if self._timer is not None and self._timer.when() <= when:
+            return
+        self.stop()
+        self._timer = loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
