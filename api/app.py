@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from jetport.api import counters, errors, kv, monitoring, objects, publish, sse, streams
+from jetport.api import (
+    counters,
+    errors,
+    kv,
+    monitoring,
+    objects,
+    publish,
+    schedules,
+    sse,
+    streams,
+)
 from jetport.api.fastpath import FastPublish
 from jetport.core.hub import JETPORT_VERSION
 from jetport.core.log import log
@@ -38,7 +48,7 @@ def create_app(hub: Hub, door: HttpDoor) -> FastAPI:
     app = FastAPI(title="Jetport", version=JETPORT_VERSION, description=DESCRIPTION)
     app.state.door = door
     errors.install(app)
-    for module in (monitoring, publish, streams, kv, objects, counters, sse):
+    for module in (monitoring, publish, streams, schedules, kv, objects, counters, sse):
         app.include_router(module.router)
 
     plain = app.openapi

@@ -6,7 +6,7 @@ friends; the block itself is passed on untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 PREFIX = b"NATS/1.0"
 EMPTY = b"NATS/1.0\r\n\r\n"
@@ -60,10 +60,13 @@ def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
     return b"\r\n".join(lines)
 
 
-def remove(hdr: bytes | None, key: bytes) -> bytes | None:
-    """The block without its ``key`` lines (None when nothing else is left)."""
-    if not hdr or key not in hdr:
+def remove(hdr: bytes | None, unwanted: bytes | Callable[[bytes], bool]) -> bytes | None:
+    """The block without the lines of key ``unwanted`` (or whose key it picks); None
+    when no header line is left."""
+    if not hdr or (isinstance(unwanted, bytes) and unwanted not in hdr):
         return hdr
+    drop: Callable[[bytes], bool] = (
+        (lambda key: key == unwanted) if isinstance(unwanted, bytes) else unwanted)
     lines = hdr.split(b"\r\n")
-    kept = [line for line in lines[1:] if line.partition(b":")[0] != key]
-    return b"\r\n".join(lines[:1] + kept) if any(kept) else None
+    kept = [line for line in lines[1:] if line and not drop(line.partition(b":")[0])]
+    return b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n" if kept else None

@@ -152,6 +152,8 @@ class JetStreamAccount:
             await stream.recover_msg_ids()
             if config.allow_msg_ttl:
                 await stream.ttls.recover()
+            if config.allow_msg_schedules:
+                await stream.schedules.recover()
             await recover_consumers(stream)
             loaded.append((stream, began))
         for old in replacing or ():

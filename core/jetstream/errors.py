@@ -297,6 +297,20 @@ msg_counter_broken = _k("JSMessageCounterBrokenErr", 400, 10172, "message counte
 atomic_publish_disabled = _k("JSAtomicPublishDisabledErr", 400, 10174, "atomic publish is disabled")
 msg_schedules_disabled = _k(
     "JSMessageSchedulesDisabledErr", 400, 10188, "message schedules is disabled")
+msg_schedules_pattern_invalid = _k(
+    "JSMessageSchedulesPatternInvalidErr", 400, 10189, "message schedules pattern is invalid")
+msg_schedules_target_invalid = _k(
+    "JSMessageSchedulesTargetInvalidErr", 400, 10190, "message schedules target is invalid")
+msg_schedules_ttl_invalid = _k(
+    "JSMessageSchedulesTTLInvalidErr", 400, 10191, "message schedules invalid per-message TTL")
+msg_schedules_rollup_invalid = _k(
+    "JSMessageSchedulesRollupInvalidErr", 400, 10192, "message schedules invalid rollup")
+msg_schedules_source_invalid = _k(
+    "JSMessageSchedulesSourceInvalidErr", 400, 10203, "message schedules source is invalid")
+msg_schedules_scheduler_invalid = _k(
+    "JSMessageSchedulesSchedulerInvalidErr", 400, 10212, "message schedules invalid scheduler")
+msg_schedules_time_zone_invalid = _k(
+    "JSMessageSchedulesTimeZoneInvalidErr", 400, 10223, "message schedules time zone is invalid")
 
 
 def purge_not_permitted() -> ApiError:

@@ -151,6 +151,13 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
             c.allow_rollup_hdrs, c.deny_purge = True, False
     elif c.subject_delete_marker_ttl < 0:
         raise _invalid("subject delete marker TTL must not be negative")
+    if c.allow_msg_schedules:
+        if c.discard is Discard.NEW:
+            raise _invalid("message scheduling cannot use discard new")
+        if not c.allow_rollup_hdrs:
+            if pedantic:
+                raise _invalid("message scheduling cannot be set if roll-ups are disabled")
+            c.allow_rollup_hdrs, c.deny_purge = True, False
     if c.persist_mode is PersistMode.ASYNC:
         if c.storage is not StorageType.FILE:
             raise _invalid("async persist mode is only supported on file storage")
@@ -167,6 +174,8 @@ def _check_counter(c: StreamConfig) -> None:
         raise _invalid("counter stream cannot use discard new")
     if c.allow_msg_ttl:
         raise _invalid("counter stream cannot use message TTLs")
+    if c.allow_msg_schedules:
+        raise _invalid("counter stream cannot use message schedules")
     if c.retention is not Retention.LIMITS:
         raise _invalid("counter stream can only use limits retention")
 
@@ -185,6 +194,8 @@ def _check_origins(c: StreamConfig, pedantic: bool, lookup: StreamLookup | None)
     api_prefixes: list[str] = []
     if c.mirror is not None:
         _check_mirror(c, c.mirror, pedantic, lookup, others, deliver_prefixes, api_prefixes)
+    if c.sources and c.allow_msg_schedules:
+        raise E.source_with_msg_schedules()
     seen: set[tuple[str, ...]] = set()
     for src in c.sources:
         if not valid_name(src.name):
@@ -242,6 +253,8 @@ def _check_mirror(c: StreamConfig, m: StreamSource, pedantic: bool,
         raise E.mirror_with_sources()
     if c.allow_msg_counter:
         raise E.mirror_with_counters()
+    if c.allow_msg_schedules:
+        raise E.mirror_with_msg_schedules()
     if m.filter_subject and m.subject_transforms:
         raise E.mirror_multiple_filters()
     if c.subject_delete_marker_ttl > 0:
@@ -443,6 +456,8 @@ def check_stream_update(old: StreamConfig, new: StreamConfig, *, pedantic: bool 
         raise _invalid("message TTL status can not be disabled")
     if c.allow_msg_counter != old.allow_msg_counter:
         raise _invalid("stream configuration update can not change message counter setting")
+    if old.allow_msg_schedules and not c.allow_msg_schedules:
+        raise _invalid("message schedules can not be disabled")
     if c.persist_mode != old.persist_mode:
         raise _invalid("stream configuration update can not change persist mode")
     if c.sealed:

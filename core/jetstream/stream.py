@@ -19,6 +19,7 @@ from jetport.core.client import Delivery
 from jetport.core.jetstream import counters
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import PersistMode
+from jetport.core.jetstream.schedules import SCHEDULE, MessageSchedules
 from jetport.core.jetstream.sourcing import Link, links_for
 from jetport.core.jetstream.transform import SubjectTransform
 from jetport.core.jetstream.ttl import TTL, MessageTTLs
@@ -39,7 +40,7 @@ EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 ROLLUP = b"Nats-Rollup"
 _CHECKED = (MSG_ID, EXPECTED_STREAM, EXPECTED_LAST_SEQ, EXPECTED_LAST_SUBJ_SEQ,
-            EXPECTED_LAST_MSG_ID, ROLLUP, TTL, counters.INCR)
+            EXPECTED_LAST_MSG_ID, ROLLUP, TTL, counters.INCR, SCHEDULE)
 #: Messages stored per commit request; smaller chunks let commits overlap with storing
 #: and return acks sooner, so a pipelining publisher never waits for a whole window.
 COMMIT_CHUNK = 128
@@ -73,6 +74,7 @@ class Stream:
         self._last_msg_id: bytes = b""
         self._expiry: asyncio.TimerHandle | None = None
         self.ttls = MessageTTLs(self)
+        self.schedules = MessageSchedules(self)
         self._transform: SubjectTransform | None = None
         self._republish: SubjectTransform | None = None
         self._ack_prefix = b""
@@ -142,6 +144,7 @@ class Stream:
             self._expiry.cancel()
             self._expiry = None
         self.ttls.stop()
+        self.schedules.stop()
 
     # -- ingest ---------------------------------------------------------------------
 
@@ -337,6 +340,8 @@ class Stream:
                 if seen is not None:
                     return Accepted(seen[0], True)
             await self._check_expected(hdrs, subject)
+            if hdr and not sourced and SCHEDULE in hdr:
+                hdr, hdrs = await self.schedules.admit(subject, hdr, hdrs)
             rollup = hdrs.get(ROLLUP, b"")
             if rollup:
                 if not cfg.allow_rollup_hdrs:
@@ -378,6 +383,8 @@ class Stream:
             await self.store.purge(before=seq)
         elif rollup == b"sub":
             await self.store.purge(subject=subject, before=seq)
+        if hdrs and hdr and SCHEDULE in hdr:
+            await self.schedules.stored(seq, subject, hdrs, now)
         await self.enforce_limits(subject)
         return Accepted(seq, extra=extra)
 

@@ -75,6 +75,7 @@ DIFF_STREAMS: list[dict[str, Any]] = [
      "storage": "memory", "description": "d", "max_msgs_per_subject": 2,
      "discard": "new", "discard_new_per_subject": True},
     {"name": "T9", "subjects": ["t9", "$JS.API.t9"], "no_ack": True},
+    {"name": "T10", "subjects": ["t10.>"], "allow_msg_schedules": True, "deny_purge": True},
     # refused
     {"name": "E1", "max_age": 50_000_000}, {"name": "E2", "num_replicas": 3},
     {"name": "E3", "subjects": ["e.*", "e.b"]}, {"name": "E4", "subjects": [">"]},
@@ -85,6 +86,11 @@ DIFF_STREAMS: list[dict[str, Any]] = [
     {"name": "E10", "retention": "bogus"}, {"name": "E11", "foo": 1},
     {"name": "E12", "max_msgs": "5"}, {"name": "E13", "num_replicas": -1},
     {"name": "E14", "subjects": ["e14"], "republish": {"src": "e14", "dest": "e14"}},
+    {"name": "E15", "subjects": ["e15"], "allow_msg_schedules": True, "discard": "new"},
+    {"name": "E16", "mirror": {"name": "S"}, "allow_msg_schedules": True},
+    {"name": "E17", "subjects": ["e17"], "sources": [{"name": "S"}], "allow_msg_schedules": True},
+    {"name": "E18", "subjects": ["e18"], "allow_msg_schedules": True,
+     "allow_rollup_hdrs": False, "pedantic": True},
     {"name": "a/b"},
 ]
 DIFF_CONSUMERS: list[tuple[str, str, dict[str, Any]]] = [
@@ -193,7 +199,10 @@ async def _updates_against(nc: Any, ours: dict[str, StreamConfig],
                  {"name": "T1", "subjects": ["t1"], "max_age": NS, "max_consumers": 5},
                  {"name": "T1", "subjects": ["t1"], "sealed": True, "retention": "interest"},
                  {"name": "T1", "subjects": ["t1"], "retention": "interest"},
-                 {"name": "T3", "mirror": {"name": "S"}}):
+                 {"name": "T3", "mirror": {"name": "S"}},
+                 {"name": "T10", "subjects": ["t10.>"]},
+                 {"name": "T9", "subjects": ["t9", "$JS.API.t9"], "no_ack": True,
+                  "allow_msg_schedules": True}):
         reply = await nc.request(f"$JS.API.STREAM.UPDATE.{body['name']}",
                                  json.dumps(body).encode(), timeout=2)
         got = json.loads(reply.data)
