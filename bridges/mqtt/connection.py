@@ -93,24 +93,27 @@ class MqttConnection(Outbound):
     """One MQTT network connection, on the door's TCP/TLS port or carried by the
     WebSocket door (``kind`` "MQTT_WS", the connection type permissions see)."""
 
+    # Set on the instance only when they change: an idle connection keeps at most 30
+    # attributes, which CPython stores without a dict of their own (about 1.2 KB less).
+    #: The client certificate's names (TLS listeners), for verify_and_map.
+    tls_identities: list[str] | None = None
+    _held: list[Packet | ProtocolError] | None = None
+    #: MQTT 5 enhanced authentication, when the CONNECT named a method.
+    auth: EnhancedAuth | None = None
+    _wake: asyncio.Future[None] | None = None
+    #: The network connection is gone (connection_lost ran).
+    lost = False
+
     def __init__(self, door: MqttDoor, kind: str = "MQTT") -> None:
         super().__init__(door, kind)
         self.window = door.max_inflight
         self.will: Any = None
-        #: The client certificate's names (TLS listeners), for verify_and_map.
-        self.tls_identities: list[str] | None = None
         self.keepalive = 0.0
-        self._held: list[Packet | ProtocolError] | None = None
         self._last_read = time.monotonic()
         #: MQTT 5: the Receive Maximum announced, and the packet ids of the client's QoS 1
         #: and 2 PUBLISH packets not yet answered by PUBACK, PUBCOMP or an error PUBREC.
         self.receive_maximum = door.options.receive_maximum
         self._incoming: set[int] = set()
-        #: MQTT 5 enhanced authentication, when the CONNECT named a method.
-        self.auth: EnhancedAuth | None = None
-        self._wake: asyncio.Future[None] | None = None
-        #: The network connection is gone (connection_lost ran).
-        self.lost = False
         #: The Session Expiry Interval the CONNECT gave (MQTT 5).
         self.connect_expiry = 0.0
 

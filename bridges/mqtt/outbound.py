@@ -42,6 +42,10 @@ LINGER = 2.0
 class Outbound(asyncio.Protocol):
     """What :class:`jetport.bridges.mqtt.connection.MqttConnection` sends, and its name."""
 
+    #: MQTT 5: topic aliases given to what this connection sends (3.3.2.3.4); set on the
+    #: instance when a CONNECT allows them.
+    aliases: TopicAliases | None = None
+
     def __init__(self, door: MqttDoor, kind: str) -> None:
         self.door = door
         self.kind = kind
@@ -68,8 +72,6 @@ class Outbound(asyncio.Protocol):
         self._closing = False
         self._loop = asyncio.get_running_loop()
         self._trace = log.isEnabledFor(TRACE)
-        #: MQTT 5: topic aliases given to what this connection sends (3.3.2.3.4).
-        self.aliases: TopicAliases | None = None
 
     @property
     def who(self) -> str:

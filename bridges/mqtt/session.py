@@ -188,6 +188,15 @@ class Session(Client):
 
     conn_type = "MQTT"
     headers = True
+    # The session's own state in slots: with the client's counters in the instance dict
+    # as well, an idle session's attributes would need a dict of about 1.6 KB.
+    __slots__ = (
+        "door", "client_id", "token", "persistent", "store", "conn", "filters", "_by_sid",
+        "_sid", "queue", "spilled", "read_to", "reading", "stored_only", "persisting",
+        "inflight", "_next_pid", "qos2_in", "publishing", "expiry_timer", "_redeliver",
+        "session_expiry", "ends", "will", "will_timer", "saved", "level", "_literal",
+        "_wild", "_plain", "_matches",
+    )
 
     def __init__(self, door: MqttDoor, account: Account, client_id: str, token: str,
                  persistent: bool, store: MqttStore | None) -> None:
