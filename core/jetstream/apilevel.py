@@ -48,7 +48,10 @@ _VERSIONING = (REQUIRED_LEVEL_KEY, *_DYNAMIC)
 
 
 def stream_required_level(config: Any) -> int:
-    """Per-message TTLs and subject delete markers came with level 1."""
+    """Per-message TTLs and subject delete markers came with level 1, atomic batch
+    publish with level 2."""
+    if config.allow_atomic:
+        return 2
     return 1 if config.allow_msg_ttl or config.subject_delete_marker_ttl > 0 else 0
 
 

@@ -290,6 +290,24 @@ msg_ttl_disabled = _k("JSMessageTTLDisabledErr", 400, 10166, "per-message TTL is
 min_last_sequence = _k("JSStreamMinLastSeqErr", 412, 10180, "min last sequence")
 msg_counters_disabled = _k("JSMessageIncrDisabledErr", 400, 10168, "message counters is disabled")
 atomic_publish_disabled = _k("JSAtomicPublishDisabledErr", 400, 10174, "atomic publish is disabled")
+atomic_publish_missing_seq = _k(
+    "JSAtomicPublishMissingSeqErr", 400, 10175, "atomic publish sequence is missing")
+atomic_publish_incomplete = _k(
+    "JSAtomicPublishIncompleteBatchErr", 400, 10176, "atomic publish batch is incomplete")
+atomic_publish_unsupported_header = _k(
+    "JSAtomicPublishUnsupportedHeaderBatchErr", 400, 10177,
+    "atomic publish unsupported header used: {header}")
+atomic_publish_invalid_id = _k(
+    "JSAtomicPublishInvalidBatchIDErr", 400, 10179, "atomic publish batch ID is invalid")
+atomic_publish_too_large = _k(
+    "JSAtomicPublishTooLargeBatchErrF", 400, 10199, "atomic publish batch is too large: {size}")
+atomic_publish_invalid_commit = _k(
+    "JSAtomicPublishInvalidBatchCommitErr", 400, 10200, "atomic publish batch commit is invalid")
+atomic_publish_duplicate_msg_id = _k(
+    "JSAtomicPublishContainsDuplicateMessageErr", 400, 10201,
+    "atomic publish batch contains duplicate message id")
+atomic_publish_too_many_inflight = _k(
+    "JSAtomicPublishTooManyInflight", 429, 10210, "atomic publish too many inflight")
 msg_schedules_disabled = _k(
     "JSMessageSchedulesDisabledErr", 400, 10188, "message schedules is disabled")
 

@@ -100,7 +100,7 @@ class StreamConfig(WireModel):
     _omitempty = frozenset({
         "description", "subjects", "max_msg_size", "no_ack", "duplicate_window", "sources",
         "first_seq", "discard_new_per_subject", "subject_delete_marker_ttl",
-        "persist_mode", "metadata",
+        "persist_mode", "metadata", "allow_atomic",
     })
 
     name: Str = ""
@@ -136,6 +136,8 @@ class StreamConfig(WireModel):
     # 2.11+: per-message TTLs and delete markers.
     allow_msg_ttl: Bool = False
     subject_delete_marker_ttl: Duration = 0
+    # 2.12+: atomic batch publish (API level 2).
+    allow_atomic: Bool = False
     # 2.12+: accepted and echoed; the engine decides whether it supports them.
     persist_mode: PersistModeField = PersistMode.DEFAULT
     metadata: StrMap = Field(default_factory=dict)
