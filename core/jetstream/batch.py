@@ -91,8 +91,7 @@ class Batches:
             self._drop(batch_id)
             raise E.atomic_publish_invalid_commit()
         cfg = self.stream.config
-        if 0 <= cfg.max_msg_size < len(payload) + len(hdr):
-            self._drop(batch_id)
+        if 0 <= cfg.max_msg_size < len(payload) + len(hdr):  # the batch goes on without it
             raise E.message_size_exceeded()
         limits = self.limits
         if seq > limits.max_msgs:

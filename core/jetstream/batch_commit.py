@@ -9,7 +9,8 @@ The rules are nats-server's for a batch: a ``Nats-Msg-Id`` seen before (in the b
 the duplicate window) fails it rather than being acknowledged as a duplicate;
 ``Nats-Expected-Last-Sequence`` is for the first message only, and
 ``Nats-Expected-Last-Subject-Sequence`` for one message per subject;
-``Nats-Expected-Last-Msg-Id`` is not supported.
+``Nats-Expected-Last-Msg-Id`` is not supported; a roll-up may not remove a message of
+its own batch.
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ async def _check(stream: Stream, msgs: list[tuple[bytes, bytes, bytes]]) -> list
                 raise E.rollup_not_permitted()
             if rollup not in (b"sub", b"all"):
                 raise E.rollup_invalid(rollup.decode(errors="replace"))
+            # a roll-up may not take away what the batch itself stored
+            if rollup == b"all" and i:
+                raise E.rollup_failed(err="batch rollup all invalid")
+            if rollup == b"sub" and subject in staged:
+                raise E.rollup_failed(err="batch rollup sub invalid")
         ttl = 0
         if TTL in hdrs:
             if not cfg.allow_msg_ttl:
