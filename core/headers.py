@@ -58,3 +58,12 @@ def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
             lines[i] = key + b": " + value
             break
     return b"\r\n".join(lines)
+
+
+def without(hdr: bytes, keys: Sequence[bytes]) -> bytes | None:
+    """The block less every line of ``keys``; None when no line and no status is left."""
+    lines = hdr.split(b"\r\n")
+    kept = [line for line in lines[1:] if line and line.partition(b":")[0] not in keys]
+    if not kept and lines[0] == PREFIX:
+        return None
+    return lines[0] + b"\r\n" + b"".join(line + b"\r\n" for line in kept) + b"\r\n"

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jetport.core import headers as H
+from jetport.core.jetstream import batch_commit
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream import stream as S
 from jetport.core.jetstream.advisories import advise
-from jetport.core.jetstream.batch_commit import commit
 
 if TYPE_CHECKING:
     from jetport.core.config.options import Options
@@ -77,6 +77,8 @@ class Batches:
         batch_id = hdrs.get(BATCH_ID)
         if not batch_id:
             return None
+        if self.stream.config.sealed:
+            raise E.stream_sealed()
         if not self.stream.config.allow_atomic:
             self._drop(batch_id)
             raise E.atomic_publish_disabled()
@@ -120,7 +122,15 @@ class Batches:
         if not batch.msgs:  # "eob" as the first message: nothing to store
             self._advise(batch_id, "incomplete")
             raise E.atomic_publish_incomplete()
-        return await commit(self.stream, batch_id, batch.msgs)
+        return await batch_commit.commit(self.stream, batch_id, batch.msgs)
+
+    @staticmethod
+    def unmarked(hdr: bytes | None) -> bytes | None:
+        """A message's headers as a mirror or source copies it: without the batch's, as
+        the copy was not published in a batch (None when nothing is left)."""
+        if not hdr or b"Nats-Batch-" not in hdr:
+            return hdr
+        return H.without(hdr, (BATCH_ID, BATCH_SEQ, BATCH_COMMIT))
 
     def close(self) -> None:
         """The stream stops: its open batches go, quietly."""

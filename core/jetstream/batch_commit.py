@@ -8,7 +8,7 @@ sets off (TTLs, republishing, roll-ups, limits) follows once the batch is stored
 The rules are nats-server's for a batch: a ``Nats-Msg-Id`` seen before (in the batch or
 the duplicate window) fails it rather than being acknowledged as a duplicate;
 ``Nats-Expected-Last-Sequence`` is for the first message only, and
-``Nats-Expected-Last-Subject-Sequence`` for one message per subject;
+``Nats-Expected-Last-Subject-Sequence`` for the first message on its subject;
 ``Nats-Expected-Last-Msg-Id`` is not supported; a roll-up may not remove a message of
 its own batch.
 """
@@ -56,7 +56,7 @@ async def commit(stream: Stream, batch_id: bytes, msgs: list[tuple[bytes, bytes,
         if msg.kept:
             store.store(seq, msg.subject, msg.hdr, msg.payload, now)
         else:
-            store.skip(seq)
+            store.skip(seq, now)
     stream.jsa.stored_any = True
     await _after(stream, ready, first, now)
     last = first + len(ready) - 1
@@ -73,7 +73,6 @@ async def _check(stream: Stream, msgs: list[tuple[bytes, bytes, bytes]]) -> list
     now = time.time_ns()
     stream._prune_msg_ids(now)
     ids: set[bytes] = set()
-    checked: set[bytes] = set()  # subjects with an expected-last-subject-sequence check
     staged: dict[bytes, int] = {}  # messages per subject in the batch so far
     size = 0
     ready: list[_Ready] = []
@@ -100,9 +99,8 @@ async def _check(stream: Stream, msgs: list[tuple[bytes, bytes, bytes]]) -> list
                 raise E.wrong_last_sequence_constant()
         want = hdrs.get(S.EXPECTED_LAST_SUBJ_SEQ)
         if want is not None:
-            if subject in checked:
+            if subject in staged:  # the batch itself has the subject's last message
                 raise E.wrong_last_sequence_constant()
-            checked.add(subject)
             found = await stream.store.last(subject)
             last = found.seq if found else 0
             if not want.isdigit() or int(want) != last:

@@ -96,7 +96,8 @@ class Link:
         follower = self.follower
         if self.mirror:
             if msg.seq > follower.store.state().last_seq:
-                follower.store.store(msg.seq, msg.subject, msg.hdr, msg.data, msg.ts)
+                hdr = follower.batches.unmarked(msg.hdr)
+                follower.store.store(msg.seq, msg.subject, hdr, msg.data, msg.ts)
                 await follower.enforce_limits(msg.subject)
             return
         subject = msg.subject
@@ -105,7 +106,7 @@ class Link:
             if mapped is not None:
                 subject = mapped
                 break
-        hdr = H.add(msg.hdr, [(b"Nats-Stream-Source",
+        hdr = H.add(follower.batches.unmarked(msg.hdr), [(b"Nats-Stream-Source",
                                b"%b %d" % (self.origin_name.encode(), msg.seq))])
         await follower.accept(subject, hdr, msg.data, msg.ts, sourced=True)
 

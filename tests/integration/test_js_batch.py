@@ -204,6 +204,11 @@ async def test_batch_protocol_mistakes_are_refused_as_nats_server_refuses_them(j
     await api(nc, "STREAM.UPDATE.G", {"name": "G", "subjects": ["g.>"]})
     assert err(await send(nc, "g.a", batch("off", 2, "1"))) == (
         DISABLED, "atomic publish is disabled")
+    # Nor does a sealed stream take any.
+    await api(nc, "STREAM.UPDATE.G", {"name": "G", "subjects": ["g.>"], "allow_atomic": True,
+                                      "sealed": True})
+    assert err(await send(nc, "g.a", batch("sealed", 1))) == (
+        10109, "invalid operation on sealed stream")
     assert await count(nc, "G") == 0
     assert advisories.seen == []
     await nc.close()
@@ -243,6 +248,8 @@ async def test_a_failing_header_rule_stores_none_of_the_batch(js_hub) -> None:
     # The expected last sequence of a subject: once per subject.
     assert await refused(("h.c", {"Nats-Expected-Last-Subject-Sequence": "0"}),
                          ("h.c", {"Nats-Expected-Last-Subject-Sequence": "0"})) == (
+        10164, "wrong last sequence")
+    assert await refused(("h.c", {}), ("h.c", {"Nats-Expected-Last-Subject-Sequence": "0"})) == (
         10164, "wrong last sequence")
     assert await refused(("h.a", {"Nats-Expected-Last-Subject-Sequence": "0"})) == (
         10071, "wrong last sequence: 1")
@@ -284,6 +291,29 @@ async def test_discard_new_limits_take_the_batch_as_a_whole(js_hub) -> None:
     await nc.publish("l.a", b"", headers=batch("two", 1))
     ack = await js.publish("l.b", b"", headers=batch("two", 2, "1"))
     assert (ack.seq, ack.batch_size) == (3, 2)
+    await nc.close()
+
+
+@pytest.mark.differential
+async def test_mirrors_and_sources_copy_batch_messages_without_the_batch_headers(js_hub) -> None:
+    nc, js = await connect(js_hub)
+    await create(nc, "O")
+    await nc.publish("o.a", b"1", headers=batch("b", 1, Nats_Msg_Id="m1"))
+    await js.publish("o.b", b"2", headers=batch("b", 2, "1"))
+    await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}})
+    await api(nc, "STREAM.CREATE.S", {"name": "S", "sources": [{"name": "O"}],
+                                      "allow_atomic": True})
+    for name in ("M", "S"):
+        for _ in range(100):
+            if await count(nc, name) == 2:
+                break
+            await asyncio.sleep(0.05)
+    mirrored = [await js.get_msg("M", seq) for seq in (1, 2)]
+    assert [(m.subject, m.data, m.headers) for m in mirrored] == [
+        ("o.a", b"1", {"Nats-Msg-Id": "m1"}), ("o.b", b"2", None)]
+    sourced = [await js.get_msg("S", seq) for seq in (1, 2)]
+    assert [sorted(m.headers or {}) for m in sourced] == [
+        ["Nats-Msg-Id", "Nats-Stream-Source"], ["Nats-Stream-Source"]]
     await nc.close()
 
 

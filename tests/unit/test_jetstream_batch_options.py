@@ -36,6 +36,6 @@ def test_batch_limits_are_read_from_the_limits_block() -> None:
 ])
 def test_wrong_or_unsupported_limits_are_refused_with_their_line(block: str, text: str) -> None:
     with pytest.raises(OptionsError) as info:
-        opts_from("jetstream {\n  limits { %s }\n}" % block)
+        opts_from(f"jetstream {{\n  limits {{ {block} }}\n}}")
     assert str(info.value).startswith("srv.conf:2:")
     assert text in str(info.value)
