@@ -135,6 +135,15 @@ async def test_batch_is_held_until_its_commit_then_stored_whole(js_hub) -> None:
     assert (ack.seq, ack.batch_id, ack.batch_size) == (6, "i" * 64, 1)
     # An empty id names no batch: a plain publish.
     assert await send(nc, "b.one", batch("", 1, "1")) == {"stream": "B", "seq": 7}
+    # A batch belongs to one stream: another stream never saw its start.
+    await create(nc, "C")
+    assert await send(nc, "b.one", batch("two", 1, Nats_Msg_Id="once")) == b""
+    assert err(await send(nc, "c.one", batch("two", 2, "1")))[0] == INCOMPLETE
+    ack = await js.publish("b.two", b"", headers=batch("two", 2, "1"))
+    assert (ack.seq, ack.batch_size) == (9, 2)
+    # Its message ids count for the duplicate window like any others.
+    ack = await js.publish("b.one", b"", headers={"Nats-Msg-Id": "once"})
+    assert (ack.seq, ack.duplicate) == (8, True)
     await nc.close()
 
 
@@ -152,6 +161,10 @@ async def test_eob_commit_stores_the_batch_but_not_itself(js_hub) -> None:
     assert (last.subject, last.data) == ("e.b", b"2")
     assert last.headers == {"Nats-Batch-Id": "b", "Nats-Batch-Sequence": "2",
                             "Nats-Batch-Commit": "1"}
+    # Only "1" and "eob" commit.
+    for word in ("EOB", "", "true"):
+        assert err(await send(nc, "e.a", batch("d", 1, word))) == (
+            INVALID_COMMIT, "atomic publish batch commit is invalid")
     # "eob" with nothing before it.
     assert err(await send(nc, "e.a", batch("c", 1, "eob"))) == (
         INCOMPLETE, "atomic publish batch is incomplete")
