@@ -77,9 +77,10 @@ class Batches:
         batch_id = hdrs.get(BATCH_ID)
         if not batch_id:
             return None
-        if self.stream.config.sealed:
+        cfg = self.stream.config
+        if cfg.sealed:
             raise E.stream_sealed()
-        if not self.stream.config.allow_atomic:
+        if not cfg.allow_atomic:
             self._drop(batch_id)
             raise E.atomic_publish_disabled()
         if len(batch_id) > MAX_ID_LEN:
@@ -92,7 +93,6 @@ class Batches:
         if done is not None and done not in (COMMIT_STORE, COMMIT_EOB):
             self._drop(batch_id)
             raise E.atomic_publish_invalid_commit()
-        cfg = self.stream.config
         if 0 <= cfg.max_msg_size < len(payload) + len(hdr):  # the batch goes on without it
             raise E.message_size_exceeded()
         limits = self.limits

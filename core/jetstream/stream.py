@@ -243,7 +243,7 @@ class Stream:
             subject, reply, hdr, payload = batch[i]
             try:
                 done = await self.accept(subject, hdr, payload)
-                progress[1] = progress[1] or not done.duplicate
+                progress[1] = progress[1] or (done.seq > 0 and not done.duplicate)
                 if reply and not no_ack and not done.silent:
                     replies.append((reply, None, None, self.pub_ack(done)))
             except E.ApiError as err:
