@@ -87,7 +87,12 @@ def _no_stream(items: list[Delivery]) -> bool:
     return bool(items) and status_of(items[0][2]) == 503 and not items[0][3]
 
 
-def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
+def _check_message(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
+    """What every message published through the door passes: 413 over the caller's
+    payload limit; 400 with atomic batch headers of its own, which only
+    ``?atomic=true`` sets (a message held for a batch's commit has no PubAck)."""
+    if hdr and b"Nats-Batch-" in hdr and any(k.startswith(b"Nats-Batch-") for k in H.parse(hdr)):
+        raise bad_request("Nats-Batch-* headers are set by POST /v1/publish?atomic=true")
     size = len(payload) + (len(hdr) if hdr else 0)
     if size > client.payload_limit:
         raise HttpError(413, 10413, f"maximum payload exceeded ({size} > "
@@ -100,7 +105,7 @@ def _prepare(client: DoorClient, m: OutMessage) -> tuple[bytes, bytes | None, by
     hdr = header_block([(utf8(k, "header"), utf8(v, "header")) for k, v in
                         m.headers.items()]) if m.headers else None
     payload = decode_data(m.data, m.encoding)
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     return subject, hdr, payload
 
 
@@ -122,7 +127,7 @@ async def publish_one(door: HttpDoor, client: DoorClient, subject: bytes, hdr: b
                       ) -> tuple[int, dict[str, Any]]:
     """(status, body): 200 with the PubAck when a stream stores it, else 202."""
     client.check_publish(subject)
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     if not _capturing(client, subject):
         door.stats.count_in(client, payload)
         n = client.publish(subject, hdr, payload)
@@ -134,7 +139,7 @@ async def commit(door: HttpDoor, client: DoorClient, subject: bytes, hdr: bytes 
                  payload: bytes, timeout: float = ACK_TIMEOUT) -> dict[str, Any]:
     """Store a message and return its PubAck; 404 when no stream captures the subject."""
     client.check_publish(subject)
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     streams = _capturing(client, subject)
     if not streams:
         raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
@@ -237,8 +242,6 @@ async def _publish_atomic(door: HttpDoor, client: DoorClient, msgs: list[OutMess
     ready = []
     for i, m in enumerate(msgs):
         try:
-            if any(k.lower().startswith("nats-batch-") for k in m.headers):
-                raise bad_request("Nats-Batch-* headers are the door's to set")
             subject, hdr, payload = _prepare(client, m)
             if not _capturing(client, subject):
                 raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
@@ -300,7 +303,7 @@ async def request_reply(subject: str, request: Request, client: Caller,
     raw = check_subject(subject)
     hdr = header_block(header_pairs(request.headers))
     payload = await request.body()
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     _door(request).stats.count_in(client, payload)
     _, _, rhdr, data = await client.request(raw, payload, hdr, timeout)
     headers = {f"X-Nats-Header-{k}": v for k, v in (parse_headers(rhdr) or {}).items()

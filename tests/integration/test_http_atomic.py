@@ -79,6 +79,12 @@ async def test_a_refused_batch_stores_nothing_and_names_the_message(http) -> Non
     assert "Nats-Batch" in failed(await atomic(
         http, {"subject": "a.x", "data": "", "headers": {"Nats-Batch-Id": "mine"}}),
         400, 10400, 0)
+    # Batch headers are the door's own, on every publish.
+    resp = await http.post("/v1/publish/a.x", content=b"", headers={"Nats-Batch-Id": "b"})
+    assert resp.status_code == 400 and "Nats-Batch-" in resp.json()["error"]["description"]
+    resp = await http.post("/v1/publish", json={"messages": [
+        {"subject": "a.x", "data": "", "headers": {"Nats-Batch-Sequence": "1"}}]})
+    assert resp.status_code == 400
     # Refused by the stream as a message arrives...
     assert failed(await atomic(http, {"subject": "p.x", "data": ""}), 400, 10174, 0) == (
         "atomic publish is disabled")
