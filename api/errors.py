@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jetport.core.log import log
 
 #: Failed expectations and name clashes: the request was fine, the state was not.
-_CONFLICT = {10071, 10070, 10060, 10058, 10148, 10013, 10164}
+_CONFLICT = {10071, 10070, 10060, 10058, 10148, 10013, 10164, 10201}
 #: Limits of the account, the stream or the server.
 _LIMITED = {10026, 10027, 10047, 10077, 10002, 10028}
 #: "store failed" is a stream limit (maximum messages exceeded) or a failing disk; the

@@ -2,8 +2,9 @@
 
 A publish on a subject some stream captures carries a reply subject and is answered only
 when the stream's PubAck arrives, so a 2xx means the message is stored; other publishes
-are delivered at once (202).  Requests wait for the first reply from any responder,
-whatever door it is connected through.
+are delivered at once (202).  An atomic batch publish goes out as one JetStream atomic
+batch (``Nats-Batch-Id``), stored all or nothing.  Requests wait for the first reply from
+any responder, whatever door it is connected through.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from jetport.api.messages import (
     parse_headers,
 )
 from jetport.api.session import DoorClient, status_of
+from jetport.core import headers as H
+from jetport.core.ids import base62
+from jetport.core.jetstream.batch import BATCH_COMMIT, BATCH_ID, BATCH_SEQ, COMMIT_STORE
 from jetport.core.jetstream.models import PubAck
 
 if TYPE_CHECKING:
@@ -83,11 +87,26 @@ def _no_stream(items: list[Delivery]) -> bool:
     return bool(items) and status_of(items[0][2]) == 503 and not items[0][3]
 
 
-def _check_size(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
+def _check_message(client: DoorClient, hdr: bytes | None, payload: bytes) -> None:
+    """What every message published through the door passes: 413 over the caller's
+    payload limit; 400 with atomic batch headers of its own, which only
+    ``?atomic=true`` sets (a message held for a batch's commit has no PubAck)."""
+    if hdr and b"Nats-Batch-" in hdr and any(k.startswith(b"Nats-Batch-") for k in H.parse(hdr)):
+        raise bad_request("Nats-Batch-* headers are set by POST /v1/publish?atomic=true")
     size = len(payload) + (len(hdr) if hdr else 0)
     if size > client.payload_limit:
         raise HttpError(413, 10413, f"maximum payload exceeded ({size} > "
                         f"{client.payload_limit})")
+
+
+def _prepare(client: DoorClient, m: OutMessage) -> tuple[bytes, bytes | None, bytes]:
+    """One message of a batch request as (subject, headers, payload), or its 4xx."""
+    subject = client.check_publish(check_subject(m.subject))
+    hdr = header_block([(utf8(k, "header"), utf8(v, "header")) for k, v in
+                        m.headers.items()]) if m.headers else None
+    payload = decode_data(m.data, m.encoding)
+    _check_message(client, hdr, payload)
+    return subject, hdr, payload
 
 
 def _ack(items: list[Delivery], timeout: float) -> dict[str, Any]:
@@ -108,7 +127,7 @@ async def publish_one(door: HttpDoor, client: DoorClient, subject: bytes, hdr: b
                       ) -> tuple[int, dict[str, Any]]:
     """(status, body): 200 with the PubAck when a stream stores it, else 202."""
     client.check_publish(subject)
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     if not _capturing(client, subject):
         door.stats.count_in(client, payload)
         n = client.publish(subject, hdr, payload)
@@ -120,7 +139,7 @@ async def commit(door: HttpDoor, client: DoorClient, subject: bytes, hdr: bytes 
                  payload: bytes, timeout: float = ACK_TIMEOUT) -> dict[str, Any]:
     """Store a message and return its PubAck; 404 when no stream captures the subject."""
     client.check_publish(subject)
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     streams = _capturing(client, subject)
     if not streams:
         raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
@@ -162,24 +181,25 @@ async def publish(subject: str, request: Request, client: Caller,
 
 
 @router.post("/publish", summary="Publish many messages", response_model=BatchResult,
-             responses=ERRORS)
+             responses={200: {"description": "the messages' PubAcks; with ``atomic``, the "
+                                             "batch's PubAck (``batch``, ``count``)"},
+                        **ERRORS})
 async def publish_batch(batch: BatchRequest, request: Request, client: Caller,
-                        timeout: float = Query(ACK_TIMEOUT, gt=0, le=60)) -> BatchResult:
+                        timeout: float = Query(ACK_TIMEOUT, gt=0, le=60),
+                        atomic: bool = Query(False, description=(
+                            "store all messages or none, as one JetStream atomic batch "
+                            "(the stream needs allow_atomic)"))) -> BatchResult | JSONResponse:
     """Each message has a subject, data (``encoding`` utf-8 or base64) and headers.
-    Messages some stream stores are acknowledged one by one; the rest go out together."""
+    Messages some stream stores are acknowledged one by one; the rest go out together.
+    With ``atomic``, one stream stores the whole batch or none of it."""
     door = _door(request)
-    allowed: dict[str, bytes] = {}
+    if atomic:
+        return await _publish_atomic(door, client, batch.messages, timeout)
     plain: list[tuple[bytes, bytes | None, bytes | None, bytes]] = []
     stored: list[tuple[int, bytes, bytes | None, bytes]] = []
     nbytes = 0
     for i, m in enumerate(batch.messages):
-        subject = allowed.get(m.subject)
-        if subject is None:
-            subject = allowed[m.subject] = client.check_publish(check_subject(m.subject))
-        hdr = header_block([(utf8(k, "header"), utf8(v, "header")) for k, v in
-                            m.headers.items()]) if m.headers else None
-        payload = decode_data(m.data, m.encoding)
-        _check_size(client, hdr, payload)
+        subject, hdr, payload = _prepare(client, m)
         nbytes += len(payload)
         if _capturing(client, subject):
             stored.append((i, subject, hdr, payload))
@@ -211,6 +231,56 @@ async def publish_batch(batch: BatchRequest, request: Request, client: Caller,
     return BatchResult(count=len(batch.messages), acks=acks)
 
 
+async def _publish_atomic(door: HttpDoor, client: DoorClient, msgs: list[OutMessage],
+                          timeout: float) -> JSONResponse:
+    """Publish ``msgs`` as one atomic batch: 200 with the commit's PubAck, else the
+    first error a message got, with its ``index`` in the request. The stream checks the
+    header rules (expected sequences, message ids, roll-ups) when the batch commits, so
+    a failure of those is the last message's."""
+    if not msgs:
+        raise bad_request("messages: an atomic batch needs at least one message")
+    ready = []
+    for i, m in enumerate(msgs):
+        try:
+            subject, hdr, payload = _prepare(client, m)
+            if not _capturing(client, subject):
+                raise HttpError(404, 10404, f"no stream stores {subject.decode()!r}")
+        except HttpError as exc:
+            return _failed(exc, i)
+        ready.append((subject, hdr, payload))
+    door.stats.count_batch(client, len(msgs), sum(len(m[2]) for m in ready))
+    batch_id = base62(22).encode()
+    waits = []
+    start = time.perf_counter()
+    for i, (subject, hdr, payload) in enumerate(ready, 1):
+        marks = [(BATCH_ID, batch_id), (BATCH_SEQ, b"%d" % i)]
+        if i == len(ready):
+            marks.append((BATCH_COMMIT, COMMIT_STORE))
+        reply, fut = client.expect(lambda items: True)
+        client.publish(write_subject(subject), H.add(hdr, marks), payload, reply)
+        waits.append((reply, fut))
+    *held, last = [await client.gather(reply, fut, timeout) for reply, fut in waits]
+    for i, items in enumerate(held):
+        if not items or items[0][3]:  # not the empty reply of a message held for the commit
+            try:
+                _ack(items, timeout)
+            except HttpError as exc:
+                return _failed(exc, i)
+    try:
+        doc = _ack(last, timeout)
+    except HttpError as exc:
+        return _failed(exc, len(held))
+    door.stats.commit_seconds.observe(time.perf_counter() - start)
+    return JSONResponse(doc)
+
+
+def _failed(exc: HttpError, index: int) -> JSONResponse:
+    """An atomic batch's error, naming the message it came from."""
+    body = {"error": {"code": exc.status, "err_code": exc.err_code,
+                      "description": exc.description}, "index": index}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
 class Reply(BaseModel):
     subject: str
     headers: dict[str, str] | None = None
@@ -233,7 +303,7 @@ async def request_reply(subject: str, request: Request, client: Caller,
     raw = check_subject(subject)
     hdr = header_block(header_pairs(request.headers))
     payload = await request.body()
-    _check_size(client, hdr, payload)
+    _check_message(client, hdr, payload)
     _door(request).stats.count_in(client, payload)
     _, _, rhdr, data = await client.request(raw, payload, hdr, timeout)
     headers = {f"X-Nats-Header-{k}": v for k, v in (parse_headers(rhdr) or {}).items()

@@ -6,7 +6,7 @@ friends; the block itself is passed on untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 PREFIX = b"NATS/1.0"
 EMPTY = b"NATS/1.0\r\n\r\n"
@@ -60,13 +60,20 @@ def replace(hdr: bytes, key: bytes, value: bytes) -> bytes:
     return b"\r\n".join(lines)
 
 
-def remove(hdr: bytes | None, unwanted: bytes | Callable[[bytes], bool]) -> bytes | None:
-    """The block without the lines of key ``unwanted`` (or whose key it picks); None
-    when no header line is left."""
-    if not hdr or (isinstance(unwanted, bytes) and unwanted not in hdr):
+def remove(hdr: bytes | None,
+           unwanted: Collection[bytes] | Callable[[bytes], bool]) -> bytes | None:
+    """The block less the lines whose key is in ``unwanted`` (or that it picks); None
+    when neither a line nor a status is left."""
+    if not hdr:
         return hdr
-    drop: Callable[[bytes], bool] = (
-        (lambda key: key == unwanted) if isinstance(unwanted, bytes) else unwanted)
+    if callable(unwanted):
+        drop = unwanted
+    elif not any(key in hdr for key in unwanted):
+        return hdr
+    else:
+        drop = unwanted.__contains__
     lines = hdr.split(b"\r\n")
     kept = [line for line in lines[1:] if line and not drop(line.partition(b":")[0])]
-    return b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n" if kept else None
+    if not kept and lines[0] == PREFIX:
+        return None
+    return lines[0] + b"\r\n" + b"".join(line + b"\r\n" for line in kept) + b"\r\n"

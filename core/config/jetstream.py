@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from jetport.core.config.file import ConfDict
 from jetport.core.config.keys import JETSTREAM_KEYS, TOP_LEVEL_KEYS, Entry, KeyTable, simple
 from jetport.core.config.options import Options
@@ -71,6 +73,42 @@ def _jetstream_domain_key(opts: Options, entry: Entry) -> None:
     opts.set("jetstream_domain", value)
 
 
+LIMITS_KEYS = KeyTable("jetstream.limits.")
+BATCH_KEYS = KeyTable("jetstream.limits.batch.")
+
+
+@JETSTREAM_KEYS.key("limits")
+def _jetstream_limits_key(opts: Options, entry: Entry) -> None:
+    LIMITS_KEYS.apply(opts, entry.block())
+
+
+@LIMITS_KEYS.key("batch")
+def _batch_limits_key(opts: Options, entry: Entry) -> None:
+    BATCH_KEYS.apply(opts, entry.block())
+
+
+def _positive(target: str) -> Callable[[Options, Entry], None]:
+    def handler(opts: Options, entry: Entry) -> None:
+        value = entry.integer()
+        if value <= 0:
+            raise entry.error(f"{entry.key} must be positive, got {value}")
+        opts.set(target, value)
+
+    return handler
+
+
+@BATCH_KEYS.key("timeout")
+def _batch_timeout_key(opts: Options, entry: Entry) -> None:
+    seconds = entry.seconds()
+    if seconds <= 0:
+        raise entry.error(f"timeout must be positive, got {entry.value!r}")
+    opts.set("jetstream_batch_timeout", seconds)
+
+
+for _name in ("max_msgs", "max_inflight_per_stream", "max_inflight_total"):
+    BATCH_KEYS.key(_name)(_positive(f"jetstream_batch_{_name}"))
+
+
 _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
     (
         JETSTREAM_KEYS,
@@ -81,8 +119,10 @@ _NOT_SUPPORTED: tuple[tuple[KeyTable, str, str], ...] = (
         JETSTREAM_KEYS,
         "this JetStream option",
         "extension_hint max_outstanding_catchup max_buffered_msgs max_buffered_size "
-        "request_queue_limit limits unique_tag strict tpm max_ack_pending",
+        "request_queue_limit unique_tag strict tpm max_ack_pending",
     ),
+    (LIMITS_KEYS, "this JetStream limit",
+     "max_request_batch max_ack_pending max_ha_assets duplicate_window"),
 )
 for _table, _feature, _names in _NOT_SUPPORTED:
     _table.not_supported(_feature, *_names.split())

@@ -73,6 +73,13 @@ class Options:
     jetstream_sync_always: bool = False
     #: ``jetstream { domain }``: this server's JetStream also answers ``$JS.<domain>.API``.
     jetstream_domain: str = ""
+    #: ``jetstream { limits { batch { ... } } }``: atomic batch publish limits (seconds a
+    #: batch may wait for its next message, messages per batch, open batches per stream
+    #: and on the server), nats-server's defaults.
+    jetstream_batch_timeout: float = 10.0
+    jetstream_batch_max_msgs: int = 1000
+    jetstream_batch_max_inflight_per_stream: int = 50
+    jetstream_batch_max_inflight_total: int = 1000
     #: Who may read the HTTP door's monitoring pages that name clients, users, streams
     #: and accounts once authorization is configured: "system" (the system account's
     #: users) or "none" (anyone).  Jetport's own key: nats-server's monitoring port is

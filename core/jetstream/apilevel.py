@@ -49,9 +49,9 @@ _VERSIONING = (REQUIRED_LEVEL_KEY, *_DYNAMIC)
 
 
 def stream_required_level(config: Any) -> int:
-    """Per-message TTLs and subject delete markers came with level 1; counters, message
-    schedules and async persistence with level 2."""
-    if (config.allow_msg_counter or config.allow_msg_schedules
+    """Per-message TTLs and subject delete markers came with level 1; counters, atomic
+    batch publish, message schedules and async persistence with level 2."""
+    if (config.allow_msg_counter or config.allow_atomic or config.allow_msg_schedules
             or str(config.persist_mode) == "async"):
         return 2
     return 1 if config.allow_msg_ttl or config.subject_delete_marker_ttl > 0 else 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jetport.core.accounts import SYSTEM_ACCOUNT
 from jetport.core.jetstream.account import JetStreamAccount
+from jetport.core.jetstream.batch import BatchLimits
 from jetport.core.jetstream.disabled import NotEnabledApi
 from jetport.core.log import log
 from jetport.core.subjects import subject_matches
@@ -64,6 +65,8 @@ class JetStream:
         self.max_store = opts.jetstream_max_store
         #: Also answered on ``$JS.<domain>.API`` (and named in PubAcks and infos).
         self.domain = opts.jetstream_domain
+        #: Atomic batch publish limits, and the count of open batches they bound.
+        self.batch_limits = BatchLimits.of(opts)
         self.accounts: dict[str, JetStreamAccount] = {}
         self.not_enabled: dict[str, NotEnabledApi] = {}
         #: Start-up's restore; None once the hub runs (accounts enabled later are new).

@@ -295,6 +295,24 @@ msg_incr_payload = _k("JSMessageIncrPayloadErr", 400, 10170, "message counter ha
 msg_incr_invalid = _k("JSMessageIncrInvalidErr", 400, 10171, "message counter increment is invalid")
 msg_counter_broken = _k("JSMessageCounterBrokenErr", 400, 10172, "message counter is broken")
 atomic_publish_disabled = _k("JSAtomicPublishDisabledErr", 400, 10174, "atomic publish is disabled")
+atomic_publish_missing_seq = _k(
+    "JSAtomicPublishMissingSeqErr", 400, 10175, "atomic publish sequence is missing")
+atomic_publish_incomplete = _k(
+    "JSAtomicPublishIncompleteBatchErr", 400, 10176, "atomic publish batch is incomplete")
+atomic_publish_unsupported_header = _k(
+    "JSAtomicPublishUnsupportedHeaderBatchErr", 400, 10177,
+    "atomic publish unsupported header used: {header}")
+atomic_publish_invalid_id = _k(
+    "JSAtomicPublishInvalidBatchIDErr", 400, 10179, "atomic publish batch ID is invalid")
+atomic_publish_too_large = _k(
+    "JSAtomicPublishTooLargeBatchErrF", 400, 10199, "atomic publish batch is too large: {size}")
+atomic_publish_invalid_commit = _k(
+    "JSAtomicPublishInvalidBatchCommitErr", 400, 10200, "atomic publish batch commit is invalid")
+atomic_publish_duplicate_msg_id = _k(
+    "JSAtomicPublishContainsDuplicateMessageErr", 400, 10201,
+    "atomic publish batch contains duplicate message id")
+atomic_publish_too_many_inflight = _k(
+    "JSAtomicPublishTooManyInflight", 429, 10210, "atomic publish too many inflight")
 msg_schedules_disabled = _k(
     "JSMessageSchedulesDisabledErr", 400, 10188, "message schedules is disabled")
 msg_schedules_pattern_invalid = _k(

@@ -100,7 +100,7 @@ class StreamConfig(WireModel):
     _omitempty = frozenset({
         "description", "subjects", "max_msg_size", "no_ack", "duplicate_window", "sources",
         "first_seq", "discard_new_per_subject", "subject_delete_marker_ttl",
-        "allow_msg_counter", "persist_mode", "metadata", "allow_msg_schedules",
+        "allow_msg_counter", "persist_mode", "metadata", "allow_msg_schedules", "allow_atomic",
     })
 
     name: Str = ""
@@ -138,6 +138,8 @@ class StreamConfig(WireModel):
     subject_delete_marker_ttl: Duration = 0
     # 2.12+: every subject is a counter (``Nats-Incr`` publishes; API level 2).
     allow_msg_counter: Bool = False
+    # 2.12+: atomic batch publish (API level 2).
+    allow_atomic: Bool = False
     # 2.12+: message schedules (the Nats-Schedule header).
     allow_msg_schedules: Bool = False
     # 2.12+: accepted and echoed; the engine decides whether it supports them.

@@ -163,6 +163,8 @@ def _check_features(c: StreamConfig, pedantic: bool) -> None:
             raise _invalid("async persist mode is only supported on file storage")
         if c.num_replicas > 1:
             raise _invalid("async persist mode is not supported on replicated streams")
+        if c.allow_atomic:
+            raise _invalid("async persist mode is not supported with atomic batch publish")
 
 
 def _check_counter(c: StreamConfig) -> None:
@@ -247,6 +249,8 @@ def _check_mirror(c: StreamConfig, m: StreamSource, pedantic: bool,
                   deliver_prefixes: list[str], api_prefixes: list[str]) -> None:
     if c.first_seq > 0:
         raise E.mirror_with_first_seq()
+    if c.allow_atomic:
+        raise E.mirror_with_atomic_publish()
     if c.subjects:
         raise E.mirror_with_subjects()
     if c.sources:

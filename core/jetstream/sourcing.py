@@ -97,7 +97,8 @@ class Link:
         follower = self.follower
         if self.mirror:
             if msg.seq > follower.store.state().last_seq:
-                follower.store.store(msg.seq, msg.subject, msg.hdr, msg.data, msg.ts)
+                hdr = follower.batches.unmarked(msg.hdr)
+                follower.store.store(msg.seq, msg.subject, hdr, msg.data, msg.ts)
                 await follower.enforce_limits(msg.subject)
             return
         subject = msg.subject
@@ -108,11 +109,13 @@ class Link:
                 break
         # nats-server's layout: origin, its sequence, the source's filters and
         # destinations, the origin's subject (counters key their sources by it); a
-        # message copied on from a source of the origin keeps only the newest.
+        # message copied on from a source of the origin keeps only the newest, and no
+        # copy keeps the batch headers it was published with.
         name, _api, srcs, dests = self.source.identity()
         origin = b"%b %d %b %b %b" % (name.encode(), msg.seq, srcs.encode(), dests.encode(),
                                       msg.subject)
-        hdr = H.add(H.remove(msg.hdr, STREAM_SOURCE), [(STREAM_SOURCE, origin)])
+        hdr = H.add(H.remove(follower.batches.unmarked(msg.hdr), (STREAM_SOURCE,)),
+                    [(STREAM_SOURCE, origin)])
         await follower.accept(subject, hdr, msg.data, msg.ts, sourced=True)
 
     def _save(self) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jetport.core import headers as H
 from jetport.core.client import Delivery
+from jetport.core.jetstream import batch as batching
 from jetport.core.jetstream import counters
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import PersistMode
@@ -83,6 +84,7 @@ class Stream:
         #: persist_mode async: PubAcks go out once stored, before the commit
         self._ack_early = False
         self.links: list[Link] = []
+        self.batches = batching.Batches(self)
         self.closed = False
 
     # -- subjects -------------------------------------------------------------------
@@ -248,7 +250,7 @@ class Stream:
             subject, reply, hdr, payload = batch[i]
             try:
                 done = await self.accept(subject, hdr, payload)
-                progress[1] = progress[1] or not done.duplicate
+                progress[1] = progress[1] or (done.seq > 0 and not done.duplicate)
                 if reply and not no_ack and not done.silent:
                     replies.append((reply, None, None, self.pub_ack(done)))
             except E.ApiError as err:
@@ -311,13 +313,20 @@ class Stream:
         return bool((0 < cfg.max_msgs < st.msgs) or (0 < cfg.max_bytes < st.bytes))
 
     def pub_ack(self, done: Accepted) -> bytes:
-        """The PubAck body for one stored message."""
+        """The PubAck body for one stored message; empty for one held (sequence 0), as
+        nats-server answers a batch's messages before its commit."""
+        if not done.seq:
+            return b""
         dup = b',"duplicate":true' if done.duplicate else b""
         return self._ack_prefix + b"%d%b%b}" % (done.seq, dup, done.extra)
 
     async def accept(self, subject: bytes, hdr: bytes | None, payload: bytes,
                      ts: int = 0, sourced: bool = False) -> Accepted:
         """Store one message under the stream's rules."""
+        if hdr and not sourced and batching.BATCH_ID in hdr:
+            held = await self.batches.accept(subject, hdr, payload)
+            if held is not None:
+                return held
         cfg = self.config
         if cfg.sealed:
             raise E.stream_sealed()
@@ -555,6 +564,7 @@ class Stream:
         """Stop capturing and storing at once (its store is given up elsewhere)."""
         self.closed = True
         self.detach()
+        self.batches.close()
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
 

@@ -500,7 +500,6 @@ def test_stream_parse_errors(body: bytes, text: str) -> None:
 
 
 @pytest.mark.parametrize(("body", "text"), [
-    ({"name": "S", "allow_atomic": False}, 'json: unknown field "allow_atomic"'),
     ({"name": "S", "allow_batched": True}, 'json: unknown field "allow_batched"'),
     ({"name": "S", "sources": [{"name": "O", "consumer": {"name": "c"}}]},
      'json: unknown field "consumer"'),
