@@ -467,7 +467,7 @@ class Consumer(PullQueue, AckTracking):
         pending = self._pending_count or 0
         reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)
         hdr, data = msg.hdr, msg.data
-        if isinstance(target, WaitingRequest) and target.group:
+        if isinstance(target, WaitingRequest) and str(cfg.priority_policy) == "pinned_client":
             hdr = self.pin_header(target, hdr)
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
