@@ -138,6 +138,22 @@ class PullQueue:
                 i += 1
         return None
 
+    def _takes_turns(self) -> bool:
+        """Do the first waiting request and the next share a priority?  On a prioritized
+        consumer they then take a message each in turn, as with nats-server."""
+        w = self.waiting
+        return (str(self.config.priority_policy) == "prioritized" and len(w) > 1
+                and w[0].priority == w[1].priority)
+
+    def _served(self, req: WaitingRequest) -> None:
+        """``req``, first in line, had a message: it leaves once its batch is full, or
+        waits behind the others of its priority while they take turns."""
+        if req.batch <= 0:
+            self.waiting.popleft()
+        elif self._takes_turns():
+            self.waiting.popleft()
+            enqueue_ranked(self.waiting, req)
+
     def _listened(self, req: WaitingRequest) -> bool:
         """Does anyone still subscribe to the request's reply subject?  nats-server drops
         a request whose client has gone (a fetch that timed out and unsubscribed its

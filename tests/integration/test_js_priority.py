@@ -257,10 +257,11 @@ async def test_prioritized_serves_the_lowest_priority_first(js_hub: ServerProces
                                          {**one, "priority": 3}, {**one, "priority": 1},
                                          one], 5)
     assert got == [["n4"], ["n1"], ["n3"], ["n2"], ["n0"]]
-    # a request keeps its place until its batch is full
-    got = await pulls_in_order(nc, "P", [{**one, "batch": 3, "priority": 4},
-                                         {**one, "batch": 2, "priority": 2}], 4)
-    assert got == [["n2", "n3"], ["n0", "n1"]]
+    # requests of one priority take a message each in turn, until their batches are full
+    got = await pulls_in_order(nc, "P", [{**one, "batch": 2, "priority": 4},
+                                         {**one, "batch": 2, "priority": 2},
+                                         {**one, "batch": 2, "priority": 2}], 6)
+    assert got == [["n4", "n5"], ["n0", "n2"], ["n1", "n3"]]
     await nc.close()
 
 
