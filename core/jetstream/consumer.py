@@ -349,7 +349,8 @@ class Consumer(PullQueue, AckTracking):
                 # As many as this target takes without another look at the state.
                 req = target if isinstance(target, WaitingRequest) else None
                 n = 1
-                if not (paced or cfg.flow_control or req is not None and req.max_bytes):
+                one = req is not None and (req.max_bytes != 0 or self._takes_turns())
+                if not (paced or cfg.flow_control or one):
                     n = min(len(buf), req.batch) if req is not None else len(buf)
                     if not self.ack_none and cfg.max_ack_pending > 0:
                         n = min(n, max(room, 1))  # a redelivery comes alone
@@ -467,7 +468,7 @@ class Consumer(PullQueue, AckTracking):
         pending = self._pending_count or 0
         reply = b"%b%d.%d.%d.%d.%d" % (self._ack_base, dc, msg.seq, dseq, msg.ts, pending)
         hdr, data = msg.hdr, msg.data
-        if isinstance(target, WaitingRequest) and target.group:
+        if isinstance(target, WaitingRequest) and str(cfg.priority_policy) == "pinned_client":
             hdr = self.pin_header(target, hdr)
         if cfg.headers_only:
             hdr = H.add(hdr, [(b"Nats-Msg-Size", b"%d" % len(data))])
@@ -495,8 +496,7 @@ class Consumer(PullQueue, AckTracking):
             target.batch -= 1
             if target.max_bytes:
                 target.max_bytes -= msg.size
-            if target.batch <= 0:
-                self.waiting.popleft()
+            self._served(target)
         self.save()
 
     def _send_out(self) -> None:

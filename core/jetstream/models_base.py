@@ -241,6 +241,7 @@ class PriorityPolicy(GoEnum):
     NONE = "none"
     OVERFLOW = "overflow"
     PINNED_CLIENT = "pinned_client"
+    PRIORITIZED = "prioritized"
 
     @classmethod
     def _bad_value(cls, value: Any) -> str:

@@ -172,7 +172,6 @@ class ConsumerPauseResponse(WireModel):
 class PullRequest(WireModel):
     """A CONSUMER.MSG.NEXT request (Go's JSApiConsumerGetNextRequest)."""
 
-    _go_name = "JSApiConsumerGetNextRequest"
     _omitempty = frozenset({
         "expires", "batch", "max_bytes", "no_wait", "idle_heartbeat", "group",
         "min_pending", "min_ack_pending", "id", "priority",
@@ -189,6 +188,12 @@ class PullRequest(WireModel):
     min_ack_pending: Int = 0
     id: Str = ""
     priority: Int = 0
+
+    @classmethod
+    def go_name(cls) -> str:
+        """Empty: nats-server's type errors for a pull request name no struct
+        (``Go struct field .batch``)."""
+        return ""
 
 
 def parse_consumer_request(data: Any, *, strict: bool = False) -> CreateConsumerRequest:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from jetport.core import headers as H
 from jetport.core.ids import base62
-from jetport.core.jetstream.models import BadPullRequest, PriorityGroupState, parse_pull_request
+from jetport.core.jetstream.models import (
+    BadPullRequest,
+    PriorityGroupState,
+    PullRequest,
+    parse_pull_request,
+)
+from jetport.core.jetstream.pull_priority import UNRANKED, check_priority, enqueue_ranked
 from jetport.core.timeutil import NS_PER_S
 from jetport.storage.base import ConsumerState
 
@@ -41,6 +47,8 @@ class WaitingRequest:
     #: Priority group, and (pinned_client) the pin id the request carries or was given.
     group: str = ""
     pin: str = ""
+    #: Prioritized groups: served before requests of a higher number.
+    priority: int = 0
 
     def eligible(self, pending: int, ack_pending: int) -> bool:
         if not (self.min_pending or self.min_ack_pending):
@@ -58,14 +66,10 @@ def pending_headers(req: WaitingRequest) -> list[tuple[bytes, bytes]]:
             (b"Nats-Pending-Bytes", b"%d" % max(req.max_bytes, 0))]
 
 
-def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> WaitingRequest:
-    """A pull request for a consumer with these priority ``groups`` and ``policy``."""
-    req = parse_pull_request(body)
-    if policy != "none":
-        if not req.group:
-            raise BadPullRequest("Priority Group missing")
-        if req.group not in groups:
-            raise BadPullRequest("Invalid Priority Group")
+def waiting_request(reply: bytes, req: PullRequest, formal: bool,
+                    policy: str) -> WaitingRequest:
+    """A checked pull request (a JSON object when ``formal``) as it waits on a consumer
+    with this priority ``policy``."""
     deadline = time.monotonic_ns() + req.expires if req.expires > 0 else 0
     out = WaitingRequest(reply, req.batch, req.max_bytes, deadline, req.no_wait,
                       req.idle_heartbeat)
@@ -73,6 +77,8 @@ def parse_pull(reply: bytes, body: bytes, groups: list[str], policy: str) -> Wai
         out.min_pending, out.min_ack_pending = req.min_pending, req.min_ack_pending
     elif policy == "pinned_client":
         out.group, out.pin = req.group, req.id
+    elif policy == "prioritized":
+        out.priority = req.priority if formal else UNRANKED
     return out
 
 
@@ -132,6 +138,22 @@ class PullQueue:
                 i += 1
         return None
 
+    def _takes_turns(self) -> bool:
+        """Do the first waiting request and the next share a priority?  On a prioritized
+        consumer they then take a message each in turn, as with nats-server."""
+        w = self.waiting
+        return (str(self.config.priority_policy) == "prioritized" and len(w) > 1
+                and w[0].priority == w[1].priority)
+
+    def _served(self, req: WaitingRequest) -> None:
+        """``req``, first in line, had a message: it leaves once its batch is full, or
+        waits behind the others of its priority while they take turns."""
+        if req.batch <= 0:
+            self.waiting.popleft()
+        elif self._takes_turns():
+            self.waiting.popleft()
+            enqueue_ranked(self.waiting, req)
+
     def _listened(self, req: WaitingRequest) -> bool:
         """Does anyone still subscribe to the request's reply subject?  nats-server drops
         a request whose client has gone (a fetch that timed out and unsubscribed its
@@ -165,11 +187,16 @@ class PullQueue:
 
     def _pin_allows(self, req: WaitingRequest) -> bool:
         """While a group is pinned only its client is served; others wait."""
-        pin = self.pins.get(req.group) if req.group else None
+        if not req.group:  # a request naming no group waits while any is pinned
+            return not self.pins
+        pin = self.pins.get(req.group)
         return pin is None or req.pin == pin.id
 
     def pin_header(self, req: WaitingRequest, hdr: bytes | None) -> bytes:
-        """Pin the group to ``req``'s client if it is free; the header naming the pin."""
+        """Pin the group to ``req``'s client if it is free; the header naming the pin
+        (empty for a request naming no group, as nats-server sends it)."""
+        if not req.group:
+            return H.add(hdr, [(b"Nats-Pin-Id", b"")])
         pin = self.pins.get(req.group)
         if pin is None:
             pin = self.pins[req.group] = Pin(base62(22), time.time_ns(), time.monotonic_ns())
@@ -197,9 +224,10 @@ class PullQueue:
             self.wake()
 
     def priority_groups(self) -> list[dict[str, Any]]:
-        """The groups as consumer info reports them, with their pins."""
+        """The groups as consumer info reports them, with their pins: the first one
+        alone, as nats-server reports."""
         out = []
-        for group in self.config.priority_groups:
+        for group in self.config.priority_groups[:1]:
             pin = self.pins.get(group)
             state = PriorityGroupState(group=group)
             if pin is not None:
@@ -233,16 +261,19 @@ class PullQueue:
         if not self.pull:
             self._send_status(reply, 409, "Consumer is push based")
             return
-        cfg = self.config
+        cfg, policy = self.config, str(self.config.priority_policy)
+        formal = body.strip().startswith(b"{")
         try:
-            req = parse_pull(reply, body, cfg.priority_groups, str(cfg.priority_policy))
+            asked = parse_pull_request(body)
+            if cfg.max_batch and asked.batch > cfg.max_batch:
+                self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
+                return
+            check_priority(asked, formal, cfg.priority_groups, policy)
         except BadPullRequest as exc:
             self._send_status(reply, 400, f"Bad Request - {exc}")
             return
+        req = waiting_request(reply, asked, formal, policy)
         if req.group and not self._pin_admits(req):
-            return
-        if cfg.max_batch and req.batch > cfg.max_batch:
-            self._send_status(reply, 409, f"Exceeded MaxRequestBatch of {cfg.max_batch}")
             return
         if cfg.max_waiting and len(self.waiting) >= cfg.max_waiting:
             self.prune_waiting()
@@ -251,7 +282,10 @@ class PullQueue:
                 self._send_status(reply, 409, "Exceeded MaxWaiting")
             return
         self.last_active = time.time_ns()
-        self.waiting.append(req)
+        if policy == "prioritized":
+            enqueue_ranked(self.waiting, req)
+        else:
+            self.waiting.append(req)
         if req.expires:
             delay = (req.expires - time.monotonic_ns()) / NS_PER_S
             self._loop.call_later(max(delay, 0), self._expire_requests)

@@ -514,7 +514,6 @@ def test_stream_features_above_api_level_1_are_unknown(body: dict[str, Any], tex
 
 @pytest.mark.parametrize(("config", "text"), [
     ({"ack_policy": "flow_control"}, "can not unmarshal"),
-    ({"priority_policy": "prioritized"}, 'unknown priority policy: "prioritized"'),
 ])
 def test_consumer_features_above_api_level_1_are_unknown(config: dict[str, Any],
                                                          text: str) -> None:
