@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from jetport.api import errors, kv, monitoring, objects, publish, sse, streams
+from jetport.api import console, errors, kv, monitoring, objects, publish, sse, streams
 from jetport.api.fastpath import FastPublish
 from jetport.core.hub import JETPORT_VERSION
 from jetport.core.log import log
@@ -40,6 +40,7 @@ def create_app(hub: Hub, door: HttpDoor) -> FastAPI:
     errors.install(app)
     for module in (monitoring, publish, streams, kv, objects, sse):
         app.include_router(module.router)
+    console.install(app)
 
     plain = app.openapi
 
