@@ -32,6 +32,9 @@ export class RateChart {
     g.fillStyle = "#5a6475";
     g.font = "11px system-ui, sans-serif";
     g.fillText(`${Math.round(max).toLocaleString("en-US")}/s`, 4, 12);
+    g.textAlign = "right";
+    g.fillText(`${Math.round(this.span / 60)} min, now →`, w - 4, 12);
+    g.textAlign = "left";
     const colours = { in: "#0b8a5b", out: "#c5520b" };
     for (const k of ["in", "out"]) {
       const s = this.series[k];

@@ -126,9 +126,9 @@ function detail(main, signal, name) {
 
   function show(m) {
     const mode = form.mode.value;
-    shown.replaceChildren(h("h3", {}, `#${m.seq} ${m.subject}`),
+    shown.replaceChildren(h("div", {}, h("h3", {}, `#${m.seq} ${m.subject}`),
       m.headers ? h("pre", { class: "headers" }, Object.entries(m.headers).map(([k, v]) => `${k}: ${v}`).join("\n")) : null,
-      h("pre", { class: "payload", dataset: { mode } }, showPayload(m, mode)));
+      h("pre", { class: "payload", dataset: { mode } }, showPayload(m, mode))));
   }
 
   async function purge() {

@@ -32,9 +32,10 @@ export function table(columns, rows, { onSort, sorted, rowAttrs } = {}) {
     return h("th", { class: c.num ? "num" : null, scope: "col",
       "aria-sort": sorted && sorted === c.sort ? "descending" : null }, label);
   }));
-  const body = rows.map((r) => h("tr", rowAttrs ? rowAttrs(r) : {}, columns.map((c) =>
+  const body = rows.length ? rows.map((r) => h("tr", rowAttrs ? rowAttrs(r) : {}, columns.map((c) =>
     h("td", { class: c.num ? "num" : null, dataset: { col: c.key || c.label } },
-      c.render ? c.render(r) : c.num ? fmtNum(r[c.key]) : (r[c.key] ?? "")))));
+      c.render ? c.render(r) : c.num ? fmtNum(r[c.key]) : (r[c.key] ?? "")))))
+    : [h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "None."))];
   return h("div", { class: "scroll" }, h("table", {}, h("thead", {}, head), h("tbody", {}, body)));
 }
 
