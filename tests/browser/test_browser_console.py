@@ -228,6 +228,8 @@ async def test_clients_sessions_and_disconnect(hub: Hub, tmp_path: Path,
             connz = (await rest.get("/connz", params={"limit": 1000})).json()
         total = await page.wait_for(f"{sel('#client-total')}?.textContent")
         assert int(total) == connz["total"]
+        await page.wait_for(exists("#sessions tr[data-client-id]"))
+        save_screenshot(await page.screenshot(), request, tmp_path)
 
         # Filter by door, sort by messages in.
         await page.evaluate(f"""(() => {{ const f = {sel('#client-filter')};
@@ -258,7 +260,6 @@ async def test_clients_sessions_and_disconnect(hub: Hub, tmp_path: Path,
             await confirm_dialog(page, "ok")
             await page.wait_for(f"{sel('#client-total')}.textContent === '0'")
             assert not (await rest.get("/connz", params={"cid": cid})).json()["connections"]
-        save_screenshot(await page.screenshot(), request, tmp_path)
 
 
 async def test_streams_browser_purge_and_create(hub: Hub, tmp_path: Path,

@@ -27,7 +27,7 @@ export function render(main, signal) {
     { label: "Account", key: "account" },
     { label: "User", key: "authorized_user" },
     { label: "Name", key: "name" },
-    { label: "Address", render: (c) => `${c.ip}:${c.port}` },
+    { label: "Address", render: (c) => (c.ip ? `${c.ip}:${c.port}` : "") },
     { label: "Uptime", key: "uptime", sort: "uptime" },
     { label: "Subs", key: "subscriptions", num: true, sort: "subs" },
     { label: "Pending", render: (c) => fmtBytes(c.pending_bytes), num: true, sort: "pending" },
