@@ -96,6 +96,15 @@ class Page:
         raise AssertionError(f"{expression!r} still {value!r} after {timeout}s; "
                              f"page console: {self.console}")
 
+    async def press(self, key: str) -> None:
+        """A key pressed and released on the focused element ("Tab", "Enter")."""
+        codes = {"Tab": 9, "Enter": 13}
+        for kind in ("rawKeyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                            windowsVirtualKeyCode=codes.get(key, 0))
+        if key == "Enter":
+            await self.send("Input.dispatchKeyEvent", type="char", text="\r")
+
     async def viewport(self, width: int, height: int, mobile: bool = False) -> None:
         """Show the page as a screen of this size (a phone's with ``mobile``)."""
         await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,

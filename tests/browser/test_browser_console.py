@@ -125,6 +125,11 @@ async def traffic(hub: Hub) -> AsyncIterator[dict[str, Any]]:
             r = await rest.post("/v1/publish/orders.http", content=b"\x00\x01binary")
             assert r.status_code == 200, r.text
         hub.mqtt.publish("alerts/one", b"queued for offline-1", qos=1).wait_for_publish(5)
+        # A pull consumer with one message delivered and not acknowledged.
+        await js.add_consumer("ORDERS", durable_name="worker", ack_policy="explicit",
+                              ack_wait=300)
+        worker = await js.pull_subscribe_bind(durable="worker", stream="ORDERS")
+        await worker.fetch(1, timeout=5)
 
     async def publish() -> None:
         while True:
@@ -214,6 +219,19 @@ async def test_overview_counts_and_live_chart(hub: Hub, tmp_path: Path,
         await page.wait_for(f"{sel('#warnings')}.textContent.includes("
                             "'authentication failure(s) on the nats door')")
         save_screenshot(await page.screenshot(), request, tmp_path)
+
+        # Keyboard: Tab goes to the skip link, then to each page's link; Enter follows it.
+        await page.evaluate("document.activeElement.blur()")
+        focused = []
+        for _ in range(3):
+            await page.press("Tab")
+            focused.append(await page.evaluate("document.activeElement.textContent"))
+        assert focused == ["Skip to content", "Overview", "Clients"]
+        assert await page.evaluate(
+            "getComputedStyle(document.activeElement).outlineStyle") == "solid"
+        await page.press("Enter")
+        await page.wait_for("location.hash === '#/clients'")
+        await page.evaluate("location.hash = '#/overview'")
         await page.viewport(390, 844, mobile=True)
         await page.wait_for("document.documentElement.scrollWidth <= 400")
         save_screenshot(await page.screenshot(), request, tmp_path, "-phone", min_width=390)
@@ -275,6 +293,13 @@ async def test_streams_browser_purge_and_create(hub: Hub, tmp_path: Path,
 
         await page.evaluate("location.hash = '#/streams/ORDERS'")
         await page.wait_for(f"{sel('#msg-count')}?.textContent === '4'")
+        async with hub.rest(ALICE) as rest:
+            worker = (await rest.get("/v1/streams/ORDERS/consumers/worker")).json()
+        assert (worker["num_pending"], worker["num_ack_pending"]) == (3, 1)
+        row = "#consumers tr[data-consumer=worker]"
+        for col in ("num_pending", "num_ack_pending", "num_redelivered"):
+            cell = await page.wait_for(f"{sel(f'{row} td[data-col={col}]')}?.textContent")
+            assert cell == str(worker[col]), col
         assert await page.evaluate(f"{sel('#last-seq')}.textContent") == \
             str(info["state"]["last_seq"])
         # The message browser: the first message with its header, as JSON; by subject; hex.
