@@ -109,3 +109,19 @@ async def test_the_page_is_open_and_the_console_gets_no_browser_challenge(hub) -
         assert plain.status_code == 401 and "www-authenticate" in plain.headers
         console = await anon.get("/v1/console/overview", headers={"X-Jetport-Console": "1"})
         assert console.status_code == 401 and "www-authenticate" not in console.headers
+
+
+async def test_kv_keys_and_object_listings_stop_at_their_limit(hub) -> None:
+    async with _http(hub, "alice", "apw") as alice:
+        assert (await alice.post("/v1/kv", json={"bucket": "cfg"})).status_code == 201
+        for key in ("a", "b", "c"):
+            assert (await alice.put(f"/v1/kv/cfg/keys/{key}", content=b"1")).is_success
+        assert (await alice.get("/v1/kv/cfg/keys", params={"limit": 2})).json() == {
+            "keys": ["a", "b"]}
+        assert len((await alice.get("/v1/kv/cfg/keys")).json()["keys"]) == 3
+        assert (await alice.post("/v1/objects", json={"bucket": "files"})).status_code == 201
+        for name in ("x", "y"):
+            assert (await alice.put(f"/v1/objects/files/{name}", content=b"data")).is_success
+        listed = (await alice.get("/v1/objects/files", params={"limit": 1})).json()
+        assert [o["name"] for o in listed["objects"]] == ["x"]
+        assert (await alice.get("/v1/kv/cfg/keys", params={"limit": 0})).status_code == 400

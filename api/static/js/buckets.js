@@ -36,10 +36,10 @@ function kvBucket(out, signal, bucket) {
 
   async function loadKeys() {
     try {
-      const doc = await api(`/v1/kv/${enc(bucket)}/keys`, { signal });
-      const list = doc.keys.slice(0, MAX_ROWS);
+      const doc = await api(`/v1/kv/${enc(bucket)}/keys` + q({ limit: MAX_ROWS }), { signal });
+      const list = doc.keys;
       keys.replaceChildren(
-        h("p", { class: "muted" }, `${fmtNum(doc.keys.length)} keys`),
+        h("p", { class: "muted" }, doc.keys.length < MAX_ROWS ? `${fmtNum(doc.keys.length)} keys` : `the first ${fmtNum(MAX_ROWS)} keys`),
         table([{ label: "Key", render: (k) => h("button", { type: "button", onclick: () => showHistory(k) }, k) }],
           list, { rowAttrs: (k) => ({ dataset: { key: k } }) }));
     } catch (err) { if (!signal.aborted) keys.replaceChildren(errorBox(err)); }
@@ -88,13 +88,13 @@ async function objList(out, signal) {
 async function objBucket(out, signal, bucket) {
   out.append(h("p", {}, h("a", { href: "#/objects" }, "← All buckets")));
   try {
-    const doc = await api(`/v1/objects/${enc(bucket)}`, { signal });
+    const doc = await api(`/v1/objects/${enc(bucket)}` + q({ limit: MAX_ROWS }), { signal });
     out.append(table([
       { label: "Name", key: "name" },
       { label: "Size", render: (o) => fmtBytes(o.size), num: true },
       { label: "Modified", key: "mtime" },
       { label: "", render: (o) => h("button", { type: "button", onclick: () => download(bucket, o.name) }, "Download") },
-    ], doc.objects.slice(0, MAX_ROWS), { rowAttrs: (o) => ({ dataset: { object: o.name, size: o.size } }) }));
+    ], doc.objects, { rowAttrs: (o) => ({ dataset: { object: o.name, size: o.size } }) }));
   } catch (err) { if (!signal.aborted) out.append(errorBox(err)); }
 }
 
