@@ -436,6 +436,7 @@ async def test_limited_user_sees_only_their_account(hub: Hub, tmp_path: Path,
                 "[...document.querySelectorAll('#clients td[data-col=account]')]"
                 ".map(td => td.textContent)")
             assert set(accounts) == {"APP"}
+            assert not await page.evaluate(exists("#clients button.danger"))
             # Purge is refused by the route's permission check, after the confirmation.
             await page.evaluate("location.hash = '#/streams/ORDERS'")
             await page.wait_for(exists("#msg-count"))

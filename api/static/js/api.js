@@ -10,6 +10,8 @@ export class ApiError extends Error {
 }
 
 let onUnauthorized = () => {};
+/** Who is logged in, from the overview's `caller` (scope null: every account). */
+export const session = { caller: null };
 export function whenUnauthorized(fn) { onUnauthorized = fn; }
 
 export function setLogin(user, password) {

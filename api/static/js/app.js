@@ -1,5 +1,5 @@
 // The console's shell: hash routes to pages, login when the hub asks for it.
-import { api, setLogin, loggedIn, whenUnauthorized } from "./api.js";
+import { api, session, setLogin, loggedIn, whenUnauthorized } from "./api.js";
 import * as overview from "./overview.js";
 import * as clients from "./clients.js";
 import * as streams from "./streams.js";
@@ -27,7 +27,7 @@ function route() {
 async function whoami() {
   try {
     const doc = await api("/v1/console/overview");
-    const c = doc.caller;
+    const c = session.caller = doc.caller;
     document.getElementById("who").textContent = c.auth
       ? `${c.user || "(no user)"} · account ${c.account}${c.scope === null ? " · all accounts" : ""}` : "";
     document.getElementById("logout").hidden = !loggedIn();

@@ -1,5 +1,5 @@
 // Clients: every door's connections in one server-paged table, and MQTT sessions.
-import { api, q } from "./api.js";
+import { api, q, session } from "./api.js";
 import { h, fmtBytes, table, confirmAction, errorBox, pager } from "./ui.js";
 
 const LIMIT = 50;
@@ -35,9 +35,11 @@ export function render(main, signal) {
     { label: "Msgs out", key: "out_msgs", num: true, sort: "msgs_to" },
     { label: "Bytes in", render: (c) => fmtBytes(c.in_bytes), num: true, sort: "bytes_from" },
     { label: "Bytes out", render: (c) => fmtBytes(c.out_bytes), num: true, sort: "bytes_to" },
-    { label: "", render: (c) => h("button", { type: "button", class: "danger",
-        "aria-label": `Disconnect client ${c.cid}`, onclick: () => kick(c) }, "Disconnect") },
   ];
+  // Disconnecting is for the system account's users (or a hub without authorization).
+  if (!session.caller || session.caller.scope === null)
+    columns.push({ label: "", render: (c) => h("button", { type: "button", class: "danger",
+      "aria-label": `Disconnect client ${c.cid}`, onclick: () => kick(c) }, "Disconnect") });
 
   async function kick(c) {
     if (!await confirmAction(`Disconnect client ${c.cid} (${c.door}, ${c.name || c.ip})?`)) return;
