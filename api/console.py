@@ -1,6 +1,6 @@
 """The browser console: its static files at ``/``, and the few routes its pages need that
 no other route serves (one overview of the doors, one paged clients listing across doors,
-MQTT sessions, disconnecting a client).
+MQTT sessions, every account's streams for the system account, disconnecting a client).
 
 Every route here authenticates like the rest of ``/v1``.  A caller sees the whole server
 when the hub has no authorization or the caller is a system account user; any other user
@@ -170,6 +170,28 @@ def disconnect(request: Request, cid: int, client: Caller) -> dict[str, Any]:
     except NotImplementedError:
         raise HttpError(409, 10409, f"connection {cid} cannot be closed from here") from None
     return {"success": True, "cid": cid}
+
+
+@router.get("/streams", responses=ERRORS)
+async def all_streams(request: Request, client: Caller, offset: int = Query(0, ge=0),
+                      limit: int = Query(100, ge=1, le=MAX_PAGE),
+                      account: str | None = None) -> dict[str, Any]:
+    """Every account's streams, read-only, for the system account's users (the REST
+    stream routes act in the caller's own account, which for them has no JetStream)."""
+    hub = _door(request).hub
+    if scope(hub, client) is not None:
+        raise HttpError(403, 10403, "other accounts' streams are for the system account")
+    js = hub.jetstream
+    found = [] if js is None else [
+        (name, jsa, stream) for name, jsa in sorted(js.accounts.items())
+        if not account or name == account
+        for stream in sorted(jsa.streams.values(), key=lambda s: s.name)]
+    page = []
+    for name, jsa, stream in _page(found, offset, limit):
+        info = await jsa.api.stream_info_doc(stream)
+        page.append({"account": name, "config": info.get("config"),
+                     "state": info.get("state")})
+    return {"total": len(found), "offset": offset, "limit": limit, "streams": page}
 
 
 @router.get("/mqtt/sessions", responses=ERRORS)

@@ -448,3 +448,12 @@ async def test_limited_user_sees_only_their_account(hub: Hub, tmp_path: Path,
             after = (await hub.rest(ALICE).get("/v1/streams/ORDERS")).json()["state"]
             assert after["messages"] == before["messages"]
             save_screenshot(await page.screenshot(), request, tmp_path)
+
+            # The system account's user sees every account's streams (read-only).
+            await page.evaluate(f"{sel('#logout')}.click()")
+            await login(page, hub, *ADMIN, "#/streams")
+            await page.wait_for(exists("#streams tr[data-account=OTHER][data-stream=SECRET]"))
+            rows = await page.evaluate(
+                "[...document.querySelectorAll('#streams tr[data-stream]')]"
+                ".map(r => [r.dataset.account, r.dataset.stream, r.dataset.messages])")
+            assert ["APP", "ORDERS", str(after["messages"])] in rows

@@ -125,3 +125,10 @@ async def test_kv_keys_and_object_listings_stop_at_their_limit(hub) -> None:
         listed = (await alice.get("/v1/objects/files", params={"limit": 1})).json()
         assert [o["name"] for o in listed["objects"]] == ["x"]
         assert (await alice.get("/v1/kv/cfg/keys", params={"limit": 0})).status_code == 400
+        assert (await alice.get("/v1/console/streams")).status_code == 403
+    async with _http(hub, "admin", "spw") as admin:
+        every = (await admin.get("/v1/console/streams", params={"limit": 1})).json()
+        assert (every["total"], every["limit"]) == (2, 1)
+        assert [(s["account"], s["config"]["name"]) for s in every["streams"]] == [
+            ("APP", "KV_cfg")]
+        assert every["streams"][0]["state"]["messages"] == 3

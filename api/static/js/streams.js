@@ -1,10 +1,48 @@
 // Streams and consumers, a message browser, purge/delete with confirmation, a create form.
-import { api, q, enc } from "./api.js";
+import { api, q, enc, session } from "./api.js";
 import { h, fmtBytes, fmtNum, table, confirmAction, errorBox, pager, showPayload } from "./ui.js";
 
 export function render(main, signal, [name]) {
+  const c = session.caller;
   if (name) detail(main, signal, name);
+  else if (c && c.auth && c.scope === null) everyAccount(main, signal);
   else list(main, signal);
+}
+
+const STREAM_COLUMNS = [
+  { label: "Subjects", render: (s) => (s.config.subjects || []).join(", ") },
+  { label: "Storage", render: (s) => s.config.storage },
+  { label: "Messages", render: (s) => fmtNum(s.state.messages), num: true },
+  { label: "Bytes", render: (s) => fmtBytes(s.state.bytes), num: true },
+  { label: "First seq", render: (s) => fmtNum(s.state.first_seq), num: true },
+  { label: "Last seq", render: (s) => fmtNum(s.state.last_seq), num: true },
+  { label: "Consumers", render: (s) => fmtNum(s.state.consumer_count), num: true },
+];
+
+/** The system account's users: every account's streams, read-only (the stream routes
+ * act in the caller's own account). */
+function everyAccount(main, signal) {
+  const out = h("div", { id: "streams" });
+  let account = "";
+  const form = h("form", { class: "inline", onsubmit: (ev) => {
+    ev.preventDefault(); account = form.account.value.trim(); load(0);
+  } }, h("label", {}, "Account", h("input", { name: "account", size: 12 })),
+  h("button", { type: "submit" }, "Filter"));
+  main.append(h("h1", {}, "Streams of every account"),
+    h("p", { class: "muted" }, "Read-only: log in as a user of an account to browse, purge or create its streams."),
+    form, out);
+  async function load(offset) {
+    try {
+      const doc = await api("/v1/console/streams" + q({ offset, limit: 100, account }), { signal });
+      out.replaceChildren(
+        h("p", { class: "muted" }, h("span", { id: "stream-total" }, doc.total), " streams"),
+        table([{ label: "Account", key: "account" }, { label: "Name", render: (s) => s.config.name },
+          ...STREAM_COLUMNS], doc.streams,
+        { rowAttrs: (s) => ({ dataset: { stream: s.config.name, account: s.account, messages: s.state.messages } }) }),
+        pager(doc.offset, doc.limit, doc.total, load));
+    } catch (err) { if (!signal.aborted) out.replaceChildren(errorBox(err)); }
+  }
+  load(0);
 }
 
 function list(main, signal) {
@@ -39,13 +77,7 @@ function list(main, signal) {
         h("p", { class: "muted" }, h("span", { id: "stream-total" }, doc.total), " streams"),
         table([
           { label: "Name", render: (s) => h("a", { href: `#/streams/${enc(s.config.name)}` }, s.config.name) },
-          { label: "Subjects", render: (s) => (s.config.subjects || []).join(", ") },
-          { label: "Storage", render: (s) => s.config.storage },
-          { label: "Messages", render: (s) => fmtNum(s.state.messages), num: true },
-          { label: "Bytes", render: (s) => fmtBytes(s.state.bytes), num: true },
-          { label: "First seq", render: (s) => fmtNum(s.state.first_seq), num: true },
-          { label: "Last seq", render: (s) => fmtNum(s.state.last_seq), num: true },
-          { label: "Consumers", render: (s) => fmtNum(s.state.consumer_count), num: true },
+          ...STREAM_COLUMNS,
         ], doc.streams, { rowAttrs: (s) => ({ dataset: { stream: s.config.name, messages: s.state.messages } }) }),
         pager(doc.offset, doc.limit, doc.total, load));
     } catch (err) { if (!signal.aborted) out.replaceChildren(errorBox(err)); }
