@@ -316,9 +316,14 @@ async def test_streams_browser_purge_and_create(hub: Hub, tmp_path: Path,
         assert (await page.evaluate(f"{sel('#message .payload')}.textContent")) \
             .startswith("000000  00 01 62 69 6e 61 72 79")
         save_screenshot(await page.screenshot(), request, tmp_path)
+        # By time: from a time before the stream, every message.
+        await page.evaluate(f"""(() => {{ const f = {sel('#browse')};
+            f.subject.value = ''; f.mode.value = 'text'; f.time.value = '2001-01-01T00:00';
+            f.requestSubmit(); }})()""")
+        await page.wait_for("document.querySelectorAll('#messages tr[data-seq]').length === 4")
+        await page.evaluate(f"{sel('#browse')}.time.value = ''")
 
         # Purge needs its confirmation: cancelled, nothing happens.
-        await page.evaluate(f"{sel('#browse')}.subject.value = ''")
         await page.evaluate(f"{sel('#purge')}.click()")
         await confirm_dialog(page, "cancel")
         await page.wait_for(f"{sel('#stream-note')}.textContent === 'Purge cancelled.'")
@@ -340,6 +345,14 @@ async def test_streams_browser_purge_and_create(hub: Hub, tmp_path: Path,
             assert cfg["subjects"] == ["audit.>", "log.audit"]
             assert cfg["storage"] == "memory" and cfg["max_msgs"] == 1000
 
+            # Delete needs its confirmation too.
+            await page.evaluate("location.hash = '#/streams/AUDIT'")
+            await page.wait_for(exists("#delete"))
+            await page.evaluate(f"{sel('#delete')}.click()")
+            await confirm_dialog(page, "ok")
+            await page.wait_for("location.hash === '#/streams'")
+            assert (await rest.get("/v1/streams/AUDIT")).status_code == 404
+
 
 async def test_tap_shows_mqtt_publish_and_publishes(hub: Hub, tmp_path: Path,
                                                     request: pytest.FixtureRequest) -> None:
@@ -358,6 +371,7 @@ async def test_tap_shows_mqtt_publish_and_publishes(hub: Hub, tmp_path: Path,
 
         # A test message on an MQTT topic reaches a NATS subscriber of its subject.
         sub = await state["nc"].subscribe("cmd.lamp")
+        await state["nc"].flush()  # the subscription is in place before the page publishes
         await page.evaluate(f"""(() => {{ const f = {sel('#publish-form')};
             f.subject.value = 'cmd/lamp'; f.kind.value = 'topic'; f.payload.value = 'on';
             f.requestSubmit(); }})()""")
@@ -393,7 +407,7 @@ async def test_kv_and_objects(hub: Hub, tmp_path: Path, request: pytest.FixtureR
             ".map(r => r.textContent)")
         assert len(revisions) == 2
         # The bucket live: a put shows at once.
-        await asyncio.sleep(0.3)  # the watch's subscription is up once its SSE answered
+        await page.wait_for(f"{sel('#kv-watch')}.dataset.open")  # its SSE answered
         assert (await rest.put("/v1/kv/config/keys/app.mode", content=b"fast")).is_success
         await page.wait_for(exists('#kv-watch li[data-key="app.mode"]'))
         assert "app.mode = fast" in await page.evaluate(f"{sel('#kv-watch')}.textContent")

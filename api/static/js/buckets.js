@@ -59,6 +59,7 @@ function kvBucket(out, signal, bucket) {
 
   loadKeys();
   events(`/v1/subscribe/${enc(`$KV.${bucket}.>`)}?heartbeat=10`, (name, m) => {
+    if (name === "open") watchLog.dataset.open = "1";
     if (name !== "message") return;
     const key = m.subject.slice(`$KV.${bucket}.`.length);
     const op = m.headers?.["KV-Operation"] || "PUT";
