@@ -34,7 +34,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE = 1024
 router = APIRouter(prefix="/v1/console", tags=["console"])
 Caller = Annotated[DoorClient, Depends(caller)]
-_NO_CACHE = {"Cache-Control": "no-cache"}
+#: The page loads nothing from elsewhere (no CDN) and may not be framed.
+_PAGE_HEADERS = {"Cache-Control": "no-cache",
+                 "Content-Security-Policy": "default-src 'self'; object-src 'none'; "
+                                            "frame-ancestors 'none'"}
 
 
 def install(app: FastAPI) -> None:
@@ -44,7 +47,7 @@ def install(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers=_NO_CACHE)
+        return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
 
 
 def _door(request: Request) -> HttpDoor:

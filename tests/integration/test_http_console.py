@@ -102,6 +102,7 @@ async def test_the_page_is_open_and_the_console_gets_no_browser_challenge(hub) -
     async with httpx.AsyncClient(base_url=hub.base, timeout=5) as anon:
         page = await anon.get("/")
         assert page.status_code == 200 and "Jetport console" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
         script = await anon.get("/console/js/app.js")
         assert script.status_code == 200
         assert "javascript" in script.headers["content-type"]
