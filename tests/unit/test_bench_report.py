@@ -58,3 +58,11 @@ def test_plot_refuses_what_it_cannot_draw(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(PlotError) as err:
         check("ratios.png")
     assert str(err.value) == MISSING and "jetport[plot]" in MISSING
+
+
+def test_the_options_are_on_the_command_line() -> None:
+    from jetport.bench.cli import build_parser
+
+    args = build_parser().parse_intermixed_args(
+        ["--compare", "pubsub", "--markdown", "out.md", "--plot", "out.svg"])
+    assert (args.markdown, args.plot) == ("out.md", "out.svg")
