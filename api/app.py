@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from jetport.api import (
+    console,
     counters,
     errors,
     kv,
@@ -50,6 +51,7 @@ def create_app(hub: Hub, door: HttpDoor) -> FastAPI:
     errors.install(app)
     for module in (monitoring, publish, streams, schedules, kv, objects, counters, sse):
         app.include_router(module.router)
+    console.install(app)
 
     plain = app.openapi
 

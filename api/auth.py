@@ -51,11 +51,21 @@ def credentials(header: str | None) -> dict[str, Any]:
     raise HttpError(401, 10401, "unsupported authorization scheme", _CHALLENGE)
 
 
+#: Sent by the browser console, which asks for credentials itself: its 401s carry no
+#: challenge, so the browser does not put up its own login prompt.
+CONSOLE_HEADER = "x-jetport-console"
+
+
 async def caller(request: Request) -> DoorClient:
     """FastAPI dependency: the authenticated caller's client, or 401."""
     door: HttpDoor = request.app.state.door
-    return await authenticate(door, request.headers.get("authorization"),
-                              request.client.host if request.client else "")
+    try:
+        return await authenticate(door, request.headers.get("authorization"),
+                                  request.client.host if request.client else "")
+    except HttpError as exc:
+        if CONSOLE_HEADER in request.headers:
+            exc.headers = None
+        raise
 
 
 async def authenticate(door: HttpDoor, header: str | None, ip: str) -> DoorClient:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -173,18 +174,24 @@ def operation(hdr: bytes | None) -> Operation:
 
 
 @router.get("/{bucket}/keys", response_model=Keys, responses=ERRORS)
-async def keys(bucket: str, client: Caller) -> Keys:
-    """Keys whose newest entry is a value (not deleted or purged)."""
+async def keys(bucket: str, client: Caller,
+               limit: int | None = Query(None, ge=1, le=1_000_000)) -> Keys:
+    """Keys whose newest entry is a value (not deleted or purged); the first ``limit``
+    of them when given."""
     _bucket(bucket)
     prefix = f"$KV.{bucket}."
     out: list[str] = []
     config = {"deliver_policy": "last_per_subject", "filter_subject": prefix + ">",
               "headers_only": True}
-    async for page in scan(client, f"KV_{bucket}", config):
-        for subject, _reply, hdr, _ in page:
-            if operation(hdr) != "PUT":
-                continue
-            out.append(subject.decode()[len(prefix):])
+    # aclosing: stopping at ``limit`` deletes the scan's consumer at once.
+    async with aclosing(scan(client, f"KV_{bucket}", config)) as pages:
+        async for page in pages:
+            for subject, _reply, hdr, _ in page:
+                if operation(hdr) != "PUT":
+                    continue
+                out.append(subject.decode()[len(prefix):])
+                if len(out) == limit:
+                    return Keys(keys=out)
     return Keys(keys=out)
 
 

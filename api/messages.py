@@ -11,7 +11,7 @@ import binascii
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -217,7 +217,8 @@ async def pull(client: DoorClient, stream: str, consumer: str, batch: int,
 
 
 async def scan(client: DoorClient, stream: str, config: dict[str, Any],
-               limit: int | None = None, page: int = 256) -> AsyncIterator[list[Delivery]]:
+               limit: int | None = None,
+               page: int = 256) -> AsyncGenerator[list[Delivery], None]:
     """What a temporary consumer with ``config`` sees now, in pages, up to ``limit``."""
     name = "http_" + secrets.token_hex(8)
     cfg = {"name": name, "ack_policy": "none", "inactive_threshold": 30_000_000_000,

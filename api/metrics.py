@@ -79,7 +79,7 @@ class DoorStats:
 
     # -- scrape ----------------------------------------------------------------------------
 
-    def _traffic(self, hub: Hub) -> tuple[dict[str, int], dict[tuple[str, str], list[int]]]:
+    def traffic(self, hub: Hub) -> tuple[dict[str, int], dict[tuple[str, str], list[int]]]:
         """Open connections per door, and cumulative traffic per (door, account)."""
         conns: dict[str, int] = defaultdict(int)
         traffic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -102,7 +102,7 @@ class DoorStats:
         conns["http"] += self.sse_active
         return conns, traffic
 
-    def _auth_failures(self, hub: Hub) -> dict[str, int]:
+    def auth_failures(self, hub: Hub) -> dict[str, int]:
         """Failures per door since start, across authenticators replaced by reloads."""
         auth = hub.auth
         if self._auth is not None and self._auth is not auth:
@@ -117,9 +117,9 @@ class DoorStats:
         return out
 
     async def scrape(self, hub: Hub) -> bytes:
-        conns, traffic = self._traffic(hub)
+        conns, traffic = self.traffic(hub)
         snap: dict[str, Any] = {"connections": conns, "traffic": traffic, "streams": [],
-                                "consumers": [], "auth": self._auth_failures(hub),
+                                "consumers": [], "auth": self.auth_failures(hub),
                                 "slow": hub.slow_consumers}
         js = hub.jetstream
         if js is not None:

@@ -15,9 +15,10 @@ import hashlib
 import json
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -129,8 +130,10 @@ async def _info(client: DoorClient, bucket: str, name: str) -> ObjectInfo | None
 
 @router.get("/{bucket}", response_model=ObjectList | ObjectInfo, responses=ERRORS)
 async def list_objects(bucket: str, client: Caller, name: str | None = None,
-                       deleted: bool = False) -> ObjectList | ObjectInfo:
-    """Every object's description, or only ``name``'s."""
+                       deleted: bool = False,
+                       limit: int | None = Query(None, ge=1, le=1_000_000)
+                       ) -> ObjectList | ObjectInfo:
+    """Every object's description (the first ``limit`` when given), or only ``name``'s."""
     _bucket(bucket)
     if name is not None:
         info = await _info(client, bucket, _name(name))
@@ -139,17 +142,21 @@ async def list_objects(bucket: str, client: Caller, name: str | None = None,
         return info
     out: list[ObjectInfo] = []
     config = {"deliver_policy": "last_per_subject", "filter_subject": f"$O.{bucket}.M.>"}
-    async for page in scan(client, f"OBJ_{bucket}", config):
-        for _s, reply, _h, payload in page:
-            try:
-                info = ObjectInfo.model_validate_json(payload)
-            except ValueError:
-                continue
-            stamp = ack_info(reply)
-            if stamp is not None:
-                info.mtime = rfc3339(ns=stamp[1])
-            if deleted or not info.deleted:
-                out.append(info)
+    # aclosing: stopping at ``limit`` deletes the scan's consumer at once.
+    async with aclosing(scan(client, f"OBJ_{bucket}", config)) as pages:
+        async for page in pages:
+            for _s, reply, _h, payload in page:
+                try:
+                    info = ObjectInfo.model_validate_json(payload)
+                except ValueError:
+                    continue
+                stamp = ack_info(reply)
+                if stamp is not None:
+                    info.mtime = rfc3339(ns=stamp[1])
+                if deleted or not info.deleted:
+                    out.append(info)
+                    if len(out) == limit:
+                        return ObjectList(objects=out)
     return ObjectList(objects=out)
 
 

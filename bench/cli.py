@@ -7,11 +7,13 @@ import contextlib
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import servers
 from .model import JETSTREAM, OWN, REGISTRY, Context, Params, Result
-from .report import fmt_value, host_info, table, write_json
+from .plot import PlotError, check, plot
+from .report import fmt_value, host_info, markdown, table, write_json
 from .runner import Job, run_job
 from .servers import LaunchError, TargetSpec
 
@@ -184,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time limit per measurement in seconds; partial numbers are reported "
                    "when it is hit (default: 30)")
     o.add_argument("--json", metavar="FILE", help="also write raw results as JSON")
+    o.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    o.add_argument("--plot", metavar="FILE",
+                   help="also draw the ratios of two targets as a bar chart (.png or .svg; "
+                        "needs the optional extra: pip install 'jetport[plot]')")
     o.add_argument("--in-process", action="store_true",
                    help="run the client in this process instead of a fresh child per scenario")
     return p
@@ -335,13 +341,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_intermixed_args(list(argv) if argv is not None else None)
     jobs = build_jobs(args, parser)
     specs = build_targets(args, parser)
+    if args.plot:
+        try:
+            check(args.plot)
+        except PlotError as exc:
+            parser.error(str(exc))
+        if len(specs) != 2:
+            parser.error("--plot draws the ratios of two targets (e.g. --compare)")
     started = host_info()
     results: list[Result] = []
     about: list[dict[str, Any]] = []
     for spec in specs:
         results += _run_target(spec, jobs, args, about)
     rows = list(dict.fromkeys((job.label, job.scenario) for job in jobs))
-    print(table(rows, [s.label for s in specs], results), flush=True)
+    labels = [s.label for s in specs]
+    print(table(rows, labels, results), flush=True)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows, labels, results))
+    if args.plot:
+        try:
+            plot(args.plot, rows, labels, results)
+        except PlotError as exc:
+            print(f"jetport bench: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         options = {"timeout": args.timeout, "isolated": not args.in_process,
                    "jobs": [{"scenario": j.scenario, "params": j.params} for j in jobs]}

@@ -1,4 +1,4 @@
-"""Render results as a plain-text table (one row per scenario) and as JSON."""
+"""Render results as a plain-text or Markdown table (one row per scenario) and as JSON."""
 
 from __future__ import annotations
 
@@ -65,20 +65,26 @@ def _cpu(result: Result | None) -> str:
     return "/".join("-" if v is None else f"{v:.0f}" for v in (c, s))
 
 
-def _ratio(a: Result | None, b: Result | None, columns: Sequence[Column]) -> str:
-    parts = []
+def ratios(a: Result | None, b: Result | None,
+           columns: Sequence[Column]) -> list[tuple[Column, float | None]]:
+    """The first target's value over the second's, for each column that has a ratio."""
+    out: list[tuple[Column, float | None]] = []
     for c in columns:
         if not c.ratio:
             continue
         x = a.metrics.get(c.key) if a else None
         y = b.metrics.get(c.key) if b else None
-        parts.append(f"{x / y:.2f}" if x is not None and y else "-")
-    return "/".join(parts)
+        out.append((c, x / y if x is not None and y else None))
+    return out
 
 
-def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
-          results: Sequence[Result]) -> str:
-    """rows: (label, scenario name) in run order; one column group per target."""
+def _ratio(a: Result | None, b: Result | None, columns: Sequence[Column]) -> str:
+    return "/".join("-" if v is None else f"{v:.2f}" for _c, v in ratios(a, b, columns))
+
+
+def _lines(rows: Sequence[tuple[str, str]], targets: Sequence[str],
+           results: Sequence[Result]) -> list[list[str]]:
+    """The comparison's header and rows of cells, for the text and Markdown tables."""
     by_key = {(r.label, r.target): r for r in results}
     header = ["scenario", "metric"]
     for t in targets:
@@ -97,6 +103,14 @@ def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
             line.append(_ratio(by_key.get((label, targets[0])), by_key.get((label, targets[1])),
                                cols))
         lines.append(line)
+    return lines
+
+
+def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
+          results: Sequence[Result]) -> str:
+    """rows: (label, scenario name) in run order; one column group per target."""
+    lines = _lines(rows, targets, results)
+    header = lines[0]
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
            for row in lines]
@@ -105,6 +119,19 @@ def table(rows: Sequence[tuple[str, str]], targets: Sequence[str],
     if notes:
         out += ["", "notes (* partial, ! error):", *notes]
     return "\n".join(out)
+
+
+def markdown(rows: Sequence[tuple[str, str]], targets: Sequence[str],
+             results: Sequence[Result]) -> str:
+    """The same comparison as a Markdown table, notes as a list below it."""
+    lines = [[cell.replace("|", "\\|") for cell in row]
+             for row in _lines(rows, targets, results)]
+    out = ["| " + " | ".join(row) + " |" for row in lines]
+    out.insert(1, "|" + "|".join("---" for _ in lines[0]) + "|")
+    notes = _notes(results)
+    if notes:
+        out += ["", "Notes (* partial, ! error):", "", *(f"- {n.strip()}" for n in notes)]
+    return "\n".join(out) + "\n"
 
 
 def _notes(results: Sequence[Result]) -> list[str]:

@@ -72,6 +72,10 @@ class Hub:
         #: ``retainer(account, subject, hdr, payload)``: set by the door keeping retained
         #: messages, so other doors' publishes with the retain header reach it.
         self.retainer: Callable[[Account, bytes, bytes, bytes], None] | None = None
+        #: Sessions that outlive their connections, by door (MQTT): each lister gives
+        #: the documents of an account's sessions (every account's for None), for the
+        #: HTTP console, which cannot import the door.
+        self.session_lists: dict[str, Callable[[str | None], list[dict[str, Any]]]] = {}
         #: Called with every account created after start-up.
         self.account_hooks: list[Callable[[Account], None]] = []
         #: Who clients are (users, keys, operator mode); replaced on reload.

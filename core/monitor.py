@@ -118,7 +118,7 @@ def _sub_detail(c: Client, sub: Any) -> dict[str, Any]:
     return doc
 
 
-def _conn(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, Any]:
+def conn_doc(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "cid": c.cid,
         "kind": c.kind,
@@ -155,13 +155,13 @@ def _conn(c: Client, now: float, subs: bool, detail: bool = False) -> dict[str, 
 
 def closed_record(c: Client, stop: float) -> dict[str, Any]:
     """A connection as /connz?state=closed shows it, taken when it ends."""
-    doc = _conn(c, stop, subs=True)
+    doc = conn_doc(c, stop, subs=True)
     doc["stop"] = rfc3339(stop)
     doc["reason"] = c.close_reason or "Client Closed"
     return doc
 
 
-_SORTS = {
+SORTS = {
     "cid": lambda c: c.cid,
     "start": lambda c: c.start,
     "subs": lambda c: -len(c.subs),
@@ -226,7 +226,7 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
         raise BadRequest(f"Error decoding state for {state}")
     if sort in ("stop", "reason") and which == "open":
         raise BadRequest(f"sort by {sort} only valid on closed connections")
-    if sort not in _SORTS and sort not in ("stop", "reason"):
+    if sort not in SORTS and sort not in ("stop", "reason"):
         raise BadRequest(f"invalid sorting option: {sort}")
     if which != "open":
         return _connz_docs(hub, now, which, offset, limit, sort, subs, cid, account,
@@ -240,7 +240,7 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
     if cid:
         clients = [c for c in clients if c.cid == cid]
         limit = 1
-    clients.sort(key=_SORTS[sort])
+    clients.sort(key=SORTS[sort])
     page = clients[offset : offset + limit]
     return {
         "server_id": hub.server_id,
@@ -249,7 +249,7 @@ def connz(hub: Hub, offset: int = 0, limit: int = _PAGE, sort: str = "cid",
         "total": total,
         "offset": offset,
         "limit": limit,
-        "connections": [_conn(c, now, subs, subs_detail) for c in page],
+        "connections": [conn_doc(c, now, subs, subs_detail) for c in page],
     }
 
 
@@ -259,7 +259,7 @@ def _connz_docs(hub: Hub, now: float, which: str, offset: int, limit: int, sort:
     """/connz over closed connections (and open ones too for ``all``)."""
     docs = _closed_docs(hub, subs, detail)
     if which == "all":
-        docs += [_conn(c, now, subs, detail) for c in hub.clients.values()]
+        docs += [conn_doc(c, now, subs, detail) for c in hub.clients.values()]
     if account is not None:
         docs = [d for d in docs if d.get("account", "$G") == account]
     total = len(docs)

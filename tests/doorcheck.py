@@ -7,7 +7,7 @@ venv that holds nothing but Jetport (CI's ``pip install .`` step, the wheel test
 - NATS on 4222: the server's ``INFO`` line;
 - MQTT on 1883: a CONNACK with return code 0 for a 3.1.1 CONNECT;
 - WebSocket on 8080: the upgrade, then ``INFO`` in the first frame;
-- HTTP on 8222: 200 from ``/healthz``.
+- HTTP on 8222: 200 from ``/healthz``, and the console's page and scripts at ``/``.
 
 Then SIGTERM, and the process must exit with status 0.
 
@@ -79,16 +79,29 @@ def websocket_info(timeout: float = 2.0) -> str:
     return "NATS INFO over WebSocket"
 
 
-def http_healthz(timeout: float = 2.0) -> str:
+def _http_get(path: str, timeout: float) -> bytes:
     with socket.create_connection((HOST, HTTP_PORT), timeout) as s:
-        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
         data = _recv_until(s, lambda d: False)
     if not data.startswith(b"HTTP/1.1 200"):
-        raise AssertionError(f"HTTP port: expected 200 from /healthz, got {data[:80]!r}")
+        raise AssertionError(f"HTTP port: expected 200 from {path}, got {data[:80]!r}")
+    return data
+
+
+def http_healthz(timeout: float = 2.0) -> str:
+    _http_get("/healthz", timeout)
     return "HTTP 200 /healthz"
 
 
-PROBES = (nats_info, mqtt_connack, websocket_info, http_healthz)
+def http_console(timeout: float = 2.0) -> str:
+    """The console's page and a script of it: package data the install must carry."""
+    if b"Jetport console" not in _http_get("/", timeout):
+        raise AssertionError("HTTP port: / is not the console's page")
+    _http_get("/console/js/app.js", timeout)
+    return "HTTP 200 / (the console)"
+
+
+PROBES = (nats_info, mqtt_connack, websocket_info, http_healthz, http_console)
 
 
 def wait_for_doors(proc: subprocess.Popen[bytes], deadline: float) -> list[str]:

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import socket
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.mqtt.codec import DEFAULT_MAX_PACKET_SIZE
@@ -23,6 +24,7 @@ from jetport.bridges.mqtt.connection import (
     qos_header,
     request_properties,
 )
+from jetport.bridges.mqtt.listing import session_docs
 from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
 from jetport.bridges.mqtt.retained import RetainedMessages
@@ -141,6 +143,7 @@ class MqttDoor:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.listening(self.name, "mqtts" if ssl_ctx else "mqtt", self.host, self.port)
         self.hub.retainer = self.retained.from_nats
+        self.hub.session_lists[self.name] = partial(session_docs, self)
         routes(self.hub).add(Route("mqtt", self._over_websocket, path_prefix=WS_PATH,
                                    subprotocol="mqtt"))
         scheme = "tls" if ssl_ctx is not None else "mqtt"
@@ -157,6 +160,7 @@ class MqttDoor:
 
     async def stop(self) -> None:
         routes(self.hub).remove("mqtt")
+        self.hub.session_lists.pop(self.name, None)
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):

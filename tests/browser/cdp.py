@@ -8,20 +8,26 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
 import urllib.request
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 CHROMIUM = "/usr/bin/chromium"
+#: Screenshots of the last run, kept as test artefacts.
+OUTPUT = Path(__file__).resolve().parent / "output"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1000,760", "--remote-debugging-port=0"]
@@ -90,6 +96,20 @@ class Page:
         raise AssertionError(f"{expression!r} still {value!r} after {timeout}s; "
                              f"page console: {self.console}")
 
+    async def press(self, key: str) -> None:
+        """A key pressed and released on the focused element ("Tab", "Enter")."""
+        codes = {"Tab": 9, "Enter": 13}
+        for kind in ("rawKeyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                            windowsVirtualKeyCode=codes.get(key, 0))
+        if key == "Enter":
+            await self.send("Input.dispatchKeyEvent", type="char", text="\r")
+
+    async def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Show the page as a screen of this size (a phone's with ``mobile``)."""
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                        deviceScaleFactor=1, mobile=mobile)
+
     async def screenshot(self) -> bytes:
         """The viewport as PNG bytes."""
         result = await self.send("Page.captureScreenshot", format="png")
@@ -151,3 +171,27 @@ def _kill(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a well-formed PNG (signature, IHDR and IDAT checked)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    ihdr = data[16:29]
+    assert struct.unpack(">I", data[29:33])[0] == zlib.crc32(b"IHDR" + ihdr)
+    assert b"IDAT" in data and data.endswith(b"IEND\xaeB`\x82")
+    return struct.unpack(">II", ihdr[:8])
+
+
+def save_screenshot(data: bytes, request: pytest.FixtureRequest, tmp_path: Path,
+                    suffix: str = "", min_width: int = 600) -> Path:
+    """Write the PNG to tmp_path and to tests/browser/output/<test name><suffix>.png."""
+    name = re.sub(r"[^\w-]+", "-", request.node.name + suffix).strip("-") + ".png"
+    OUTPUT.mkdir(exist_ok=True)
+    (tmp_path / name).write_bytes(data)
+    (OUTPUT / name).write_bytes(data)
+    width, height = png_size(data)
+    assert width >= min_width and height >= 400, (width, height)
+    assert len(data) > 10_000, len(data)
+    return OUTPUT / name

@@ -11,25 +11,21 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import re
 import shutil
-import struct
 import subprocess
 import sys
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
-from cdp import CHROMIUM, Page, chromium
+from cdp import CHROMIUM, Page, chromium, save_screenshot
 from nats.js.api import StorageType, StreamConfig
 from servers import ROOT, ServerProcess, free_port
 
 DASHBOARD = ROOT / "examples" / "browser-dashboard"
 SENSOR = ROOT / "examples" / "mqtt-sensor" / "sensor.py"
-OUTPUT = Path(__file__).resolve().parent / "output"
 NPM = shutil.which("npm")
 INSTALLED = [DASHBOARD / "node_modules" / "@nats-io" / "nats-core",
              DASHBOARD / "node_modules" / "mqtt"]
@@ -78,29 +74,6 @@ def hub(launch, tmp_path: Path) -> ServerProcess:
     assert server.mqtt_port, server.log()
     server.ws_url = f"ws://127.0.0.1:{ws}"
     return server
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a well-formed PNG (signature, IHDR and IDAT checked)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
-    length, kind = struct.unpack(">I4s", data[8:16])
-    assert kind == b"IHDR" and length == 13
-    ihdr = data[16:29]
-    assert struct.unpack(">I", data[29:33])[0] == zlib.crc32(b"IHDR" + ihdr)
-    assert b"IDAT" in data and data.endswith(b"IEND\xaeB`\x82")
-    return struct.unpack(">II", ihdr[:8])
-
-
-def save_screenshot(data: bytes, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """Write the PNG to tmp_path and to tests/browser/output/<test name>.png."""
-    name = re.sub(r"[^\w-]+", "-", request.node.name).strip("-") + ".png"
-    OUTPUT.mkdir(exist_ok=True)
-    (tmp_path / name).write_bytes(data)
-    (OUTPUT / name).write_bytes(data)
-    width, height = png_size(data)
-    assert width >= 600 and height >= 400, (width, height)
-    assert len(data) > 10_000, len(data)
-    return OUTPUT / name
 
 
 def run_sensor(hub: ServerProcess, room: str, count: int, start: float) -> list[dict]:

@@ -86,6 +86,7 @@ def test_wheel_holds_only_jetport_and_starts_from_an_empty_venv(tmp_path: Path) 
     sources = {str(p.relative_to(ROOT)) for top in ("core", "bridges", "storage", "api", "bench")
                for p in (ROOT / top).rglob("*.py")}
     assert sources == {n.removeprefix("jetport/") for n in names if n.endswith(".py")}
+    assert {"jetport/api/static/index.html", "jetport/api/static/js/app.js"} <= set(names)
     meta = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in meta
@@ -102,7 +103,8 @@ def test_wheel_holds_only_jetport_and_starts_from_an_empty_venv(tmp_path: Path) 
     assert "No module named 'core'" in probe.stderr
     embedded_ports_free()
     assert doorcheck.check(str(venv / "bin/jetport"), []) == [
-        "NATS INFO", "MQTT CONNACK", "NATS INFO over WebSocket", "HTTP 200 /healthz"]
+        "NATS INFO", "MQTT CONNACK", "NATS INFO over WebSocket", "HTTP 200 /healthz",
+        "HTTP 200 / (the console)"]
 
 
 # -- the embedded default -------------------------------------------------------------
