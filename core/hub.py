@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from jetport.core.router import Link
 
 #: The nats-server feature level Jetport implements; clients gate features on it.
-NATS_VERSION = "2.11.0"
+NATS_VERSION = "2.12.0"
 JETPORT_VERSION = "0.1.0"
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

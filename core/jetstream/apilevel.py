@@ -12,9 +12,10 @@ from typing import Any
 from jetport.core import headers as H
 from jetport.core.jetstream.models_base import ZERO_TIME_NS
 
-#: Level 1: the JetStream API of nats-server 2.11 (per-message TTLs, consumer pause,
-#: priority groups, batched direct gets).
-API_LEVEL = 1
+#: Level 2: the JetStream API of nats-server 2.12 (level 1's per-message TTLs, consumer
+#: pause, priority groups and batched direct gets; counters, atomic batch publish,
+#: message schedules, async persistence, mirror promotion and offline assets).
+API_LEVEL = 2
 REQUIRED = b"Nats-Required-Api-Level"
 
 

@@ -579,7 +579,7 @@ async def test_info_fields(hub, raw_clients):
     assert isinstance(info["server_id"], str) and len(info["server_id"]) == 56
     assert info["server_id"].startswith("N")
     assert isinstance(info["server_name"], str) and info["server_name"]
-    assert info["version"].startswith("2.11.")
+    assert info["version"].startswith("2.12.")
     assert info["proto"] == 1
     assert isinstance(info["go"], str) and info["go"]
     assert info["host"] == "127.0.0.1"

@@ -58,7 +58,7 @@ async def test_flag_spellings_and_server_name(launch, raw_clients) -> None:
     assert hub.port == port
     raw = await raw_clients(hub.port)
     assert raw.info["server_name"] == "alpha"
-    assert raw.info["version"].startswith("2.11.")
+    assert raw.info["version"].startswith("2.12.")
     varz = httpx.get(f"http://127.0.0.1:{hub.http_port}/varz").json()
     assert varz["server_name"] == "alpha" and varz["port"] == port
 
