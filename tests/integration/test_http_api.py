@@ -7,26 +7,7 @@ import base64
 
 import httpx
 import nats
-import pytest
-from servers import Launch
-
-
-@pytest.fixture(scope="module", name="js_hub")
-def js_hub_fixture(tmp_path_factory):
-    """One JetStream hub with the HTTP door for the module; each test cleans up."""
-    tmp = tmp_path_factory.mktemp("http")
-    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(name="http")
-async def http_fixture(js_hub):
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{js_hub.http_port}",
-                                 timeout=10) as client:
-        yield client
-        for info in (await client.get("/v1/streams")).json()["streams"]:
-            await client.delete(f"/v1/streams/{info['config']['name']}")
+from httphub import http_fixture, js_hub_fixture  # noqa: F401 - fixtures
 
 
 def err(resp: httpx.Response) -> dict:

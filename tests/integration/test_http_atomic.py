@@ -4,25 +4,7 @@ JetStream atomic batch, against a running hub."""
 from __future__ import annotations
 
 import httpx
-import pytest
-from servers import Launch
-
-
-@pytest.fixture(scope="module", name="js_hub")
-def js_hub_fixture(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("http-atomic")
-    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(name="http")
-async def http_fixture(js_hub):
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{js_hub.http_port}",
-                                 timeout=10) as client:
-        yield client
-        for info in (await client.get("/v1/streams")).json()["streams"]:
-            await client.delete(f"/v1/streams/{info['config']['name']}")
+from httphub import http_fixture, js_hub_fixture  # noqa: F401 - fixtures
 
 
 async def make_stream(http, name: str = "A", **extra) -> None:

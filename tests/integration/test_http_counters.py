@@ -8,31 +8,18 @@ import json
 import httpx
 import nats
 import pytest
-from servers import Launch
+from httphub import http_fixture, js_hub_fixture  # noqa: F401 - fixtures
 
 BIG = "9" * 40
 
 
-@pytest.fixture(scope="module", name="js_hub")
-def js_hub_fixture(tmp_path_factory):
-    """One JetStream hub with the HTTP door for the module; each test cleans up."""
-    tmp = tmp_path_factory.mktemp("http-counters")
-    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(name="http")
-async def http_fixture(js_hub):
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{js_hub.http_port}",
-                                 timeout=10) as client:
-        for name, extra in (("C", {"allow_msg_counter": True}), ("P", {})):
-            resp = await client.post("/v1/streams", json={
-                "name": name, "subjects": [f"{name.lower()}.>"], **extra})
-            assert resp.status_code == 201, resp.text
-        yield client
-        for name in ("C", "P"):
-            await client.delete(f"/v1/streams/{name}")
+@pytest.fixture(autouse=True)
+async def counter_streams(http) -> None:
+    """A counter stream C (c.>) and a plain one P (p.>)."""
+    for name, extra in (("C", {"allow_msg_counter": True}), ("P", {})):
+        resp = await http.post("/v1/streams", json={
+            "name": name, "subjects": [f"{name.lower()}.>"], **extra})
+        assert resp.status_code == 201, resp.text
 
 
 def error(resp: httpx.Response, status: int) -> int:

@@ -9,32 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from servers import Launch
+from httphub import http_fixture, js_hub_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module", name="js_hub")
-def js_hub_fixture(tmp_path_factory):
-    """One JetStream hub with the HTTP door for the module; each test cleans up."""
-    tmp = tmp_path_factory.mktemp("http")
-    server = Launch(tmp)("-js", "-sd", str(tmp / "store"), "-m", "-1")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(name="http")
-async def http_fixture(js_hub):
-    """A client, and stream S (s.>) with schedules and message TTLs."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{js_hub.http_port}",
-                                 timeout=10) as client:
-        resp = await client.post("/v1/streams", json={
-            "name": "S", "subjects": ["s.>"], "allow_msg_schedules": True,
-            "allow_msg_ttl": True})
-        assert resp.status_code == 201, resp.text
-        yield client
-        for info in (await client.get("/v1/streams")).json()["streams"]:
-            await client.delete(f"/v1/streams/{info['config']['name']}")
+@pytest.fixture(autouse=True)
+async def schedule_stream(http) -> None:
+    """Stream S (s.>) with schedules and message TTLs."""
+    resp = await http.post("/v1/streams", json={
+        "name": "S", "subjects": ["s.>"], "allow_msg_schedules": True, "allow_msg_ttl": True})
+    assert resp.status_code == 201, resp.text
 
 
 def soon(seconds: float) -> str:
