@@ -21,7 +21,7 @@ import nats
 import paho.mqtt.client as mqtt
 import pytest
 from cdp import CHROMIUM, Page, chromium, save_screenshot
-from servers import ServerProcess, free_port, jetport
+from servers import Launch, ServerProcess, free_port
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
@@ -90,7 +90,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     ws = free_port()
     conf = tmp / "hub.conf"
     conf.write_text(CONF.format(store=tmp / "js", ws=ws))
-    server = jetport(tmp, "-c", str(conf), "-m", "-1").start()
+    server = Launch(tmp)("-c", str(conf), "-m", "-1")
     h = Hub(server, ws)
     # An offline persistent session, with a message queued for it afterwards.
     gone = _mqtt(server, "offline-1", clean=False)
