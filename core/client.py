@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jetport.core.permissions import Permissions, Responses
 from jetport.core.router import Subscription
@@ -58,6 +58,11 @@ class Client:
     #: Times this client's input was held back for a congested reader (set on the
     #: instance at the first stall, so idle connections carry no entry for it).
     stalls = 0
+
+    def connz_fields(self) -> dict[str, Any]:
+        """What /connz shows of the client's own description (a door may show its own)."""
+        return {k: v for k, v in (("name", self.name), ("lang", self.lang),
+                                  ("version", self.version)) if v}
 
     def __init__(self, hub: Hub, account: Account, ip: str = "", port: int = 0) -> None:
         self.hub = hub

@@ -137,9 +137,7 @@ def conn_doc(c: Client, now: float, subs: bool, detail: bool = False) -> dict[st
         "out_bytes": c.out_bytes,
         "subscriptions": len(c.subs),
     }
-    for key in ("name", "lang", "version"):
-        if getattr(c, key):
-            doc[key] = getattr(c, key)
+    doc.update(c.connz_fields())
     if c.stalls:
         doc["stalls"] = c.stalls
     if c.user:

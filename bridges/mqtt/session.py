@@ -250,6 +250,10 @@ class Session(Client):
         #: subject -> the non-shared subscriptions matching it (cleared on any change)
         self._matches: dict[bytes, list[Subscription]] = {}
 
+    def connz_fields(self) -> dict[str, Any]:
+        """nats-server shows an MQTT client by its client id."""
+        return {"mqtt_client": self.client_id}
+
     # -- subscriptions ----------------------------------------------------------------
 
     def add(self, key: str, info: SubInfo, subjects: list[str]) -> None:
@@ -576,6 +580,7 @@ class Session(Client):
         connection's will, still waiting for its delay, is not sent (MQTT-3.1.3-9)."""
         self.conn = conn
         self.conn_type = conn.kind
+        self.ip, self.port = conn.ip, conn.port  # as /connz shows the client
         self.level = conn.level
         self.ends = None
         self.stop_timers()

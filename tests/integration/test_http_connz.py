@@ -203,3 +203,27 @@ async def test_connz_closed_connections(launch):
         refused = await http.get("/connz?state=nope")
         assert refused.status_code == 400 and "Error decoding state" in refused.text
     await keep.close()
+
+
+@pytest.mark.differential
+async def test_connz_shows_an_mqtt_clients_address(launch, tmp_path) -> None:
+    import paho.mqtt.client as mqtt
+
+    server = launch.conf(f'server_name: hub\n{PLAIN}'
+                         f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\nmqtt {{ port: -1 }}\n')
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev-1")
+    client.connect("127.0.0.1", server.mqtt_port)
+    client.loop_start()
+    try:
+        async with http_of(server) as http:
+            for _ in range(100):
+                conns = (await http.get("/connz")).json()["connections"]
+                mine = [c for c in conns if c.get("mqtt_client") == "dev-1"]
+                if mine:
+                    break
+                await asyncio.sleep(0.05)
+        local = client.socket().getsockname()
+        assert (mine[0]["ip"], mine[0]["port"]) == ("127.0.0.1", local[1])
+    finally:
+        client.loop_stop()
+        client.disconnect()

@@ -26,7 +26,7 @@ export function render(main, signal) {
     { label: "Door", key: "door" },
     { label: "Account", key: "account" },
     { label: "User", key: "authorized_user" },
-    { label: "Name", key: "name" },
+    { label: "Name", key: "name", render: (c) => c.name || c.mqtt_client || "" },
     { label: "Address", render: (c) => (c.ip ? `${c.ip}:${c.port}` : "") },
     { label: "Uptime", key: "uptime", sort: "uptime" },
     { label: "Subs", key: "subscriptions", num: true, sort: "subs" },
@@ -42,7 +42,7 @@ export function render(main, signal) {
       "aria-label": `Disconnect client ${c.cid}`, onclick: () => kick(c) }, "Disconnect") });
 
   async function kick(c) {
-    if (!await confirmAction(`Disconnect client ${c.cid} (${c.door}, ${c.name || c.ip})?`)) return;
+    if (!await confirmAction(`Disconnect client ${c.cid} (${c.door}, ${c.name || c.mqtt_client || c.ip})?`)) return;
     try { await api(`/v1/console/clients/${c.cid}/disconnect`, { method: "POST" }); }
     catch (err) { out.prepend(errorBox(err)); return; }
     load();
