@@ -65,7 +65,7 @@ async def offline_page(door: MqttDoor, accounts: list[Account], skip: int, want:
                        text: str) -> OfflinePage:
     """Stored-only sessions ``skip`` to ``skip + want`` of ``accounts`` (in their order,
     each account's in the order of its store), reading at most :data:`COUNT_CAP` records
-    past them."""
+    more than it skips and shows (in memory or not, matching or not)."""
     page = OfflinePage()
     budget = skip + want + COUNT_CAP
     chosen: list[tuple[Account, MqttStore, dict[str, Any], str]] = []
@@ -73,10 +73,10 @@ async def offline_page(door: MqttDoor, accounts: list[Account], skip: int, want:
     for account in accounts:
         reader = door.stores.reader(account)
         after, more = 0, 1
-        while more and not page.capped:
+        while more:
             size = min(BATCH, budget)
-            page.capped = size <= 0
-            if page.capped:
+            if size <= 0:
+                page.capped = True
                 break
             budget -= size
             try:
@@ -90,6 +90,8 @@ async def offline_page(door: MqttDoor, accounts: list[Account], skip: int, want:
                     page.counted += 1
                     if skip < page.counted <= skip + want:
                         chosen.append((account, reader, record, token))
+        if page.capped:
+            break
     counts = await asyncio.gather(*(reader.queued_count(token)
                                     for _, reader, _, token in chosen),
                                   return_exceptions=True)
