@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 #: Stored session records a listing reads past the end of its page, at most: the count
 #: of offline sessions stops there (and says it did).
 COUNT_CAP = 10_000
-#: Records per DIRECT.GET batch.
-BATCH = 256
+#: Records per DIRECT.GET batch (each batch costs about as much as 200 records more).
+BATCH = 1024
 
 
 @dataclass

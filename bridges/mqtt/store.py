@@ -183,8 +183,9 @@ class MqttStore:
             SESSIONS, {"seq": after + 1, "next_by_subj": "$MQTT.sess.>", "batch": count})
         out = []
         for _, hdr, data in msgs:
-            after = int(get_header(hdr, b"Nats-Sequence") or after)
-            item = _session_record((get_header(hdr, b"Nats-Subject") or b"").decode(), data)
+            fields = parse_headers(hdr)
+            after = int(fields.get(b"Nats-Sequence") or after)
+            item = _session_record(fields.get(b"Nats-Subject", b"").decode(), data)
             if item is not None:
                 out.append(item)
         return out, after, more
