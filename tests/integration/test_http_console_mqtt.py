@@ -4,12 +4,16 @@ there, each to its own account. Jetport only: nats-server has no console."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import httpx
+import nats
 from mqtt_clients import V3, V5, Paho
 from servers import ServerProcess
+
+from jetport.bridges.mqtt.store import session_token
 
 CONF = """
 http: "127.0.0.1:-1"
@@ -38,8 +42,29 @@ def alice(hub: ServerProcess, cid: str, version: int = V3, **kw: Any) -> Paho:
     return client
 
 
+def stored(hub: ServerProcess, client_id: str) -> bool:
+    """Whether the session's record is in the store."""
+    async def look() -> bool:
+        nc = await nats.connect(hub.url, user="alice", password="apw")
+        try:
+            await nc.jetstream().get_last_msg("$MQTT_sess",
+                                              f"$MQTT.sess.{session_token(client_id)}")
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+        finally:
+            await nc.close()
+    return asyncio.run(look())
+
+
 def test_offline_sessions_are_listed_from_the_store_after_a_restart(launch, tmp_path) -> None:
     hub = launch.conf(CONF.format(store=tmp_path / "js"))
+    # Stored with a deadline the restart outlasts: no longer listed, though not deleted
+    # until a client of the account connects.
+    short = alice(hub, "meter-gone", V5, clean=False, expiry=2)
+    short.subscribe(("alerts/#", 1))
+    short.close()
+    ends = time.monotonic() + 2.1
     for cid, version, expiry in (("meter-3", V3, None), ("meter-5", V5, 3600)):
         client = alice(hub, cid, version, clean=False, expiry=expiry)
         client.subscribe(("alerts/#", 1), ("log/+", 0))
@@ -48,6 +73,8 @@ def test_offline_sessions_are_listed_from_the_store_after_a_restart(launch, tmp_
     publisher.publish("alerts/fire", b"hot", qos=1)
     publisher.close()
     hub.restart()
+    time.sleep(max(ends - time.monotonic(), 0))
+    assert stored(hub, "meter-gone"), "the hub outlived the session's deadline"
 
     doc = sessions(hub, "admin", "spw")
     assert (doc["total"], doc["total_capped"]) == (2, False)
