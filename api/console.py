@@ -198,15 +198,13 @@ async def all_streams(request: Request, client: Caller, offset: int = Query(0, g
 
 
 @router.get("/mqtt/sessions", responses=ERRORS)
-def mqtt_sessions(request: Request, client: Caller, offset: int = Query(0, ge=0),
-                  limit: int = Query(100, ge=1, le=MAX_PAGE),
-                  client_id: str | None = None) -> dict[str, Any]:
-    """MQTT sessions, connected and persistent offline ones, by client id."""
+async def mqtt_sessions(request: Request, client: Caller, offset: int = Query(0, ge=0),
+                        limit: int = Query(100, ge=1, le=MAX_PAGE),
+                        client_id: str = "") -> dict[str, Any]:
+    """MQTT sessions, connected and persistent offline ones (those only the store holds
+    too), by client id; ``total_capped`` says the count of stored ones stopped at its cap."""
     hub = _door(request).hub
     lister = hub.session_lists.get("mqtt")
-    docs = lister(scope(hub, client)) if lister is not None else []
-    if client_id:
-        docs = [d for d in docs if client_id in d["client_id"]]
-    docs.sort(key=lambda d: (d["account"], d["client_id"]))
-    return {"total": len(docs), "offset": offset, "limit": limit,
-            "sessions": _page(docs, offset, limit)}
+    found = await lister(scope(hub, client), offset, limit, client_id) if lister else {
+        "total": 0, "total_capped": False, "sessions": []}
+    return {"offset": offset, "limit": limit, **found}

@@ -6,7 +6,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from jetport.core import security
@@ -73,9 +73,11 @@ class Hub:
         #: messages, so other doors' publishes with the retain header reach it.
         self.retainer: Callable[[Account, bytes, bytes, bytes], None] | None = None
         #: Sessions that outlive their connections, by door (MQTT): each lister gives
-        #: the documents of an account's sessions (every account's for None), for the
-        #: HTTP console, which cannot import the door.
-        self.session_lists: dict[str, Callable[[str | None], list[dict[str, Any]]]] = {}
+        #: one page of an account's sessions (every account's for None) whose client ids
+        #: contain a text, ``(account, offset, limit, text)``, for the HTTP console, which
+        #: cannot import the door.
+        self.session_lists: dict[
+            str, Callable[[str | None, int, int, str], Awaitable[dict[str, Any]]]] = {}
         #: Called with every account created after start-up.
         self.account_hooks: list[Callable[[Account], None]] = []
         #: Who clients are (users, keys, operator mode); replaced on reload.

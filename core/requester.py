@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jetport.core.internal import InternalClient
@@ -96,6 +97,21 @@ class Requester(InternalClient):
         payload = b"" if body is None else json.dumps(body).encode()
         _, _, data = await self.request(subject.encode(), payload, timeout=timeout)
         return json.loads(data) if data else None
+
+    async def gather(self, subject: bytes, payload: bytes,
+                     done: Callable[[list[Reply]], bool], timeout: float = 5.0) -> list[Reply]:
+        """Publish with a fresh reply subject and collect the answers until ``done`` says
+        they are all in (a batched DIRECT.GET ends with a status)."""
+        reply = self.new_inbox()
+        fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        self._waiting[reply] = _Batch(done, fut)
+        try:
+            self.account.router.publish(self, subject, reply, None, payload)
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError as exc:
+            raise RequestTimeout(subject.decode(errors="replace")) from exc
+        finally:
+            self._waiting.pop(reply, None)
 
     def expect(self, count: int) -> tuple[bytes, asyncio.Future[list[Reply]]]:
         """A reply subject for someone else's publish, and a future that resolves

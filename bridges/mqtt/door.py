@@ -24,7 +24,7 @@ from jetport.bridges.mqtt.connection import (
     qos_header,
     request_properties,
 )
-from jetport.bridges.mqtt.listing import session_docs
+from jetport.bridges.mqtt.listing import session_page
 from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
 from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
 from jetport.bridges.mqtt.retained import RetainedMessages
@@ -143,7 +143,7 @@ class MqttDoor:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.hub.listening(self.name, "mqtts" if ssl_ctx else "mqtt", self.host, self.port)
         self.hub.retainer = self.retained.from_nats
-        self.hub.session_lists[self.name] = partial(session_docs, self)
+        self.hub.session_lists[self.name] = partial(session_page, self)
         routes(self.hub).add(Route("mqtt", self._over_websocket, path_prefix=WS_PATH,
                                    subprotocol="mqtt"))
         scheme = "tls" if ssl_ctx is not None else "mqtt"

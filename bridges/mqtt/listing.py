@@ -1,9 +1,12 @@
 """The MQTT door's sessions as the HTTP console lists them: connected ones and the
-persistent ones waiting offline with the messages queued for them."""
+persistent ones waiting offline with the messages queued for them, whether held in memory
+or, offline since before the hub started, only in the store (:mod:`.offline`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from jetport.bridges.mqtt.offline import offline_page
 
 if TYPE_CHECKING:
     from jetport.bridges.mqtt.door import MqttDoor
@@ -26,6 +29,7 @@ def session_doc(session: Session) -> dict[str, Any]:
         "cid": session.cid,
         "connected": session.conn is not None,
         "persistent": session.persistent,
+        "stored_only": False,
         "mqtt_version": 5 if session.level == 5 else 3,
         "subscriptions": [{"filter": f, "qos": info.qos}
                           for f, info in session.filters.items()],
@@ -38,7 +42,19 @@ def session_doc(session: Session) -> dict[str, Any]:
     }
 
 
-def session_docs(door: MqttDoor, account: str | None) -> list[dict[str, Any]]:
-    """The documents of ``account``'s sessions (all accounts' for None)."""
-    return [session_doc(s) for s in list(door.sessions.values())
-            if account is None or s.account.name == account]
+async def session_page(door: MqttDoor, account: str | None, offset: int, limit: int,
+                       text: str) -> dict[str, Any]:
+    """Sessions ``offset`` to ``offset + limit`` of ``account`` (every account's for None)
+    whose client ids contain ``text``: those in memory first, by account and client id,
+    then those only the store holds."""
+    live = [session_doc(s) for s in list(door.sessions.values())
+            if (account is None or s.account.name == account) and text in s.client_id]
+    live.sort(key=lambda d: (d["account"], d["client_id"]))
+    page = live[offset:offset + limit]
+    accounts = sorted((a for a in list(door.hub.accounts.values())
+                       if (account is None or a.name == account) and door.stores.kept(a)),
+                      key=lambda a: a.name)
+    stored = await offline_page(door, accounts, max(offset - len(live), 0),
+                                limit - len(page), text)
+    return {"total": len(live) + stored.counted, "total_capped": stored.capped,
+            "sessions": page + stored.docs}

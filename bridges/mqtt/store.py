@@ -26,9 +26,10 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from jetport.core.headers import get as get_header
 from jetport.core.headers import parse as parse_headers
 from jetport.core.log import log
-from jetport.core.requester import NoResponders, Requester, RequestTimeout
+from jetport.core.requester import NoResponders, Reply, Requester, RequestTimeout
 
 if TYPE_CHECKING:
     from jetport.core.accounts import Account
@@ -56,6 +57,26 @@ class StoreUnavailable(Exception):
     """The account has no JetStream (or it did not answer)."""
 
 
+def _status(hdr: bytes | None) -> int:
+    """The status a header block opens with (``NATS/1.0 204 EOB``); 0 for a message."""
+    line = (hdr or b"").split(b"\r\n", 1)[0]
+    code = line[9:12]
+    return int(code) if line.startswith(b"NATS/1.0 ") and code.isdigit() else 0
+
+
+def _ends_batch(replies: list[Reply]) -> bool:
+    return _status(replies[-1][1]) != 0
+
+
+def _session_record(subject: str, data: bytes) -> tuple[str, dict[str, Any]] | None:
+    """(token, record) of a message in the sessions stream; None if it holds none."""
+    try:
+        record = json.loads(data) if data else None
+    except ValueError:
+        return None
+    return (subject[len("$MQTT.sess."):], record) if isinstance(record, dict) else None
+
+
 def session_token(client_id: str) -> str:
     """A subject-safe, fixed-length token for a client id."""
     digest = hashlib.sha256(client_id.encode()).digest()[:15]
@@ -66,9 +87,9 @@ class MqttStore:
     """One account's MQTT streams, reached through the core's request/reply."""
 
     def __init__(self, hub: Hub, account: Account, domain: str = "",
-                 replicas: int = 1) -> None:
+                 replicas: int = 1, *, no_responders: bool = False) -> None:
         self.requester = Requester(hub, account, "$MQTT", prefix=REPLY_PREFIX,
-                                   no_responders=bool(domain))
+                                   no_responders=no_responders or bool(domain))
         self.api = f"$JS.{domain}.API." if domain else "$JS.API."
         self.replicas = replicas
         self._ready = False
@@ -128,6 +149,17 @@ class MqttStore:
             out.append(msg)
             seq = msg.seq + 1
 
+    async def _direct_batch(self, stream: str, body: dict[str, Any]
+                            ) -> tuple[list[Reply], int]:
+        """A batched DIRECT.GET: the messages (the stored subject and sequence in their
+        headers), and how many more match after them; none for a missing stream."""
+        replies = await self.requester.gather(f"{self.api}DIRECT.GET.{stream}".encode(),
+                                              json.dumps(body).encode(), _ends_batch)
+        *msgs, end = replies
+        if _status(end[1]) != 204:  # 404: nothing matched; 503: no such stream
+            return [], 0
+        return msgs, int(get_header(end[1], b"Nats-Num-Pending") or 0)
+
     async def _purge(self, stream: str, subject: str) -> None:
         await self.requester.request_json(f"{self.api}STREAM.PURGE.{stream}", {"filter": subject})
 
@@ -139,15 +171,24 @@ class MqttStore:
 
     async def session_records(self) -> list[tuple[str, dict[str, Any]]]:
         """Every stored session: (token, record)."""
+        found = (_session_record(msg.subject, msg.data)
+                 for msg in await self._scan(SESSIONS, "$MQTT.sess.>"))
+        return [item for item in found if item is not None]
+
+    async def session_batch(self, after: int, count: int
+                            ) -> tuple[list[tuple[str, dict[str, Any]]], int, int]:
+        """Up to ``count`` stored sessions after stream sequence ``after``, read in one
+        request: their (token, record)s, the sequence read to, and how many follow."""
+        msgs, more = await self._direct_batch(
+            SESSIONS, {"seq": after + 1, "next_by_subj": "$MQTT.sess.>", "batch": count})
         out = []
-        for msg in await self._scan(SESSIONS, "$MQTT.sess.>"):
-            try:
-                record = json.loads(msg.data) if msg.data else None
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                out.append((msg.subject[len("$MQTT.sess."):], record))
-        return out
+        for _, hdr, data in msgs:
+            fields = parse_headers(hdr)
+            after = int(fields.get(b"Nats-Sequence") or after)
+            item = _session_record(fields.get(b"Nats-Subject", b"").decode(), data)
+            if item is not None:
+                out.append(item)
+        return out, after, more
 
     async def save_session(self, token: str, record: dict[str, Any]) -> None:
         await self._publish(f"$MQTT.sess.{token}", json.dumps(record).encode())
@@ -176,6 +217,12 @@ class MqttStore:
             seq = msg.seq + 1
             if budget and size >= budget:
                 return out, True
+
+    async def queued_count(self, token: str) -> int:
+        """How many messages a session has queued, without reading them all."""
+        msgs, more = await self._direct_batch(
+            QUEUE, {"seq": 1, "next_by_subj": f"$MQTT.q.{token}", "batch": 1})
+        return len(msgs) + more
 
     async def dequeue(self, seq: int) -> None:
         try:

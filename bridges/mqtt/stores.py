@@ -38,6 +38,21 @@ class AccountStores:
         #: Per account, with a JetStream domain: its streams, whose PubAcks a QoS 1/2
         #: publish waits for as for this server's own.
         self.domain_streams: dict[str, DomainStreams] = {}
+        #: Per account: reads the stored sessions for the console without opening the
+        #: store (which would create the streams); a missing stream answers at once.
+        self._readers: dict[str, MqttStore] = {}
+
+    def kept(self, account: Account) -> bool:
+        """Whether the account's persistent sessions are stored (it has JetStream)."""
+        return bool(self.door.options.js_domain) or (
+            self.door.hub.jetstream is not None and account.jetstream_limits is not None)
+
+    def reader(self, account: Account) -> MqttStore:
+        reader = self._readers.get(account.name)
+        if reader is None:
+            reader = self._readers[account.name] = MqttStore(
+                self.door.hub, account, self.door.options.js_domain, no_responders=True)
+        return reader
 
     async def open(self, account: Account) -> MqttStore | None:
         """The account's MQTT streams, or None without JetStream."""
@@ -54,7 +69,7 @@ class AccountStores:
     async def _open(self, account: Account) -> MqttStore | None:
         store: MqttStore | None = None
         domain = self.door.options.js_domain
-        if domain or (self.door.hub.jetstream is not None and account.jetstream_limits is not None):
+        if self.kept(account):
             replicas = self.door.options.stream_replicas or (3 if domain else 1)
             store = MqttStore(self.door.hub, account, domain, replicas)
             try:
@@ -123,6 +138,8 @@ class AccountStores:
         await store.delete_session(token)
 
     def close(self) -> None:
+        for reader in self._readers.values():
+            reader.requester.release()
         for shared in self.shared.values():
             shared.close()
         for streams in self.domain_streams.values():

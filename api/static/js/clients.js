@@ -1,6 +1,6 @@
 // Clients: every door's connections in one server-paged table, and MQTT sessions.
 import { api, q, session } from "./api.js";
-import { h, fmtBytes, table, confirmAction, errorBox, pager } from "./ui.js";
+import { h, fmtBytes, fmtNum, table, confirmAction, errorBox, pager } from "./ui.js";
 
 const LIMIT = 50;
 
@@ -64,17 +64,23 @@ export function render(main, signal) {
   async function loadSessions(offset = 0) {
     try {
       const doc = await api("/v1/console/mqtt/sessions" + q({ offset, limit: LIMIT }), { signal });
-      sessions.replaceChildren(table([
-        { label: "Client id", key: "client_id" },
-        { label: "Account", key: "account" },
-        { label: "User", key: "user" },
-        { label: "State", render: (s) => (s.connected ? "connected" : "offline") },
-        { label: "Persistent", render: (s) => (s.persistent ? "yes" : "no") },
-        { label: "Subscriptions (QoS)", render: (s) => s.subscriptions.map((x) => `${x.filter} (${x.qos})`).join(", ") },
-        { label: "Queued", key: "queued", num: true },
-        { label: "Will", render: (s) => (s.will ? `${s.will.topic} (QoS ${s.will.qos})` : "") },
-      ], doc.sessions, { rowAttrs: (s) => ({ dataset: { clientId: s.client_id } }) }),
-      pager(doc.offset, LIMIT, doc.total, loadSessions));
+      // Sessions only the store holds (offline since before a restart) are counted up to a
+      // cap: the total is then a lower bound.
+      sessions.replaceChildren(
+        h("p", { class: "muted" }, h("span", { id: "session-total" },
+          fmtNum(doc.total) + (doc.total_capped ? "+" : "")), " sessions"),
+        table([
+          { label: "Client id", key: "client_id" },
+          { label: "Account", key: "account" },
+          { label: "User", key: "user" },
+          { label: "State", render: (s) => (s.connected ? "connected" : s.stored_only ? "offline (stored)" : "offline") },
+          { label: "Persistent", render: (s) => (s.persistent ? "yes" : "no") },
+          { label: "Subscriptions (QoS)", render: (s) => s.subscriptions.map((x) => `${x.filter} (${x.qos})`).join(", ") },
+          { label: "Queued", key: "queued", num: true, render: (s) => (s.queued === null ? "?" : fmtNum(s.queued)) },
+          { label: "Expires", key: "expires", render: (s) => (s.expires ? new Date(s.expires * 1000).toISOString().slice(0, 19).replace("T", " ") : "") },
+          { label: "Will", render: (s) => (s.will ? `${s.will.topic} (QoS ${s.will.qos})` : "") },
+        ], doc.sessions, { rowAttrs: (s) => ({ dataset: { clientId: s.client_id } }) }),
+        pager(doc.offset, LIMIT, doc.total, loadSessions));
     } catch (err) { if (!signal.aborted) sessions.replaceChildren(errorBox(err)); }
   }
   load();
