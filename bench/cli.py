@@ -58,6 +58,12 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("leaf-pubsub", {"size": 1024, "count": 300_000, "nodes": 3}),
         ("leaf-mqtt", {"size": 128, "count": 20_000, "nodes": 3}),
     ],
+    # Many-subject traffic: 1,000 subjects, mixed sizes, some headers; three subscriber shapes.
+    "real": [
+        ("subj-wild", {"count": 1_000_000}),
+        ("subj-exact", {"count": 1_000_000}),
+        ("subj-queue", {"count": 1_000_000, "subs": 4}),
+    ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
         ("pubsub", {"size": 16, "pubs": 2, "subs": 2, "count": 20_000}),
@@ -137,6 +143,7 @@ def _epilog() -> str:
         "  jetport bench --compare --preset js",
         "  jetport bench --compare js-pub --window 100 --count 50k",
         "  jetport bench --compare leaf-pubsub --nodes 1 --count 100k",
+        "  jetport bench --compare subj-queue --subs 8 --count 500k",
         "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
     ]
     return "\n".join(lines)
@@ -168,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="same as --jetport --nats-server")
     s = p.add_argument_group("scenario parameters (override scenario and preset values)")
     s.add_argument("--pubs", type=count_arg, metavar="N", help="pubsub: publisher connections")
-    s.add_argument("--subs", type=count_arg, metavar="N", help="pubsub: subscriber connections")
+    s.add_argument("--subs", type=count_arg, metavar="N",
+                   help="pubsub: subscriber connections; subj-queue: queue group members")
     s.add_argument("--size", type=size_arg, metavar="BYTES", help="payload size, e.g. 16, 1KiB")
     s.add_argument("--count", type=count_arg, metavar="N",
                    help="messages (pubsub, js-*) or requests (reqrep), e.g. 500k, 2M")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,32 +25,49 @@ BATCH_BYTES = 64 << 10
 
 
 async def publish(conn: RawConn, frame: bytes, count: int) -> None:
-    """Write ``count`` copies of ``frame`` in ~64 KiB batches, honouring flow control.
-
-    Yielding after each batch keeps other connections in the loop served.
-    """
+    """Write ``count`` copies of ``frame`` in ~64 KiB batches, honouring flow control."""
     per = max(1, BATCH_BYTES // len(frame))
-    batch = frame * per
     full, rest = divmod(count, per)
+    await write_batches(conn, [frame * per], full, [frame * rest] if rest else [])
+
+
+async def write_batches(conn: RawConn, batches: Sequence[bytes], rounds: int,
+                        tail: Sequence[bytes] = ()) -> None:
+    """Write ``batches`` ``rounds`` times over, then ``tail``, honouring flow control.
+
+    The batches are built before timing so the loop does no per-message work; yielding
+    after each batch keeps other connections in the loop served.
+    """
     assert conn.transport is not None
     write = conn.transport.write
-    for _ in range(full):
-        if conn.paused:
-            await conn.drained()
-        write(batch)
-        await asyncio.sleep(0)
-    if rest:
+    for _ in range(rounds):
+        for batch in batches:
+            if conn.paused:
+                await conn.drained()
+            write(batch)
+            await asyncio.sleep(0)
+    for batch in tail:
         await conn.drained()
-        write(frame * rest)
+        write(batch)
 
 
 async def _burst(counters: list[Counter], publishers: list[RawConn], frame: bytes, count: int,
                  timeout: float) -> tuple[bool, str | None]:
     """Publish ``count`` frames split over the publishers and wait until every subscriber got
-    all of them; returns (partial, error). A failing connection ends the wait at once."""
+    all of them; returns (partial, error)."""
     dones = [c.expect(count) for c in counters]
-    tasks = [asyncio.create_task(publish(c, frame, n))
-             for c, n in zip(publishers, shares(count, len(publishers)), strict=True)]
+    writers = [publish(c, frame, n)
+               for c, n in zip(publishers, shares(count, len(publishers)), strict=True)]
+    return await deliver(dones, writers, timeout)
+
+
+async def deliver(dones: Sequence[asyncio.Future[float]],
+                  writers: Sequence[Coroutine[Any, Any, None]],
+                  timeout: float) -> tuple[bool, str | None]:
+    """Run the publishing ``writers`` until every future in ``dones`` (the subscribers'
+    completions) is set; returns (partial, error). A failing connection ends the wait
+    at once."""
+    tasks = [asyncio.create_task(w) for w in writers]
     pending: set[asyncio.Future[Any]] = {*tasks, *dones}
     deadline = time.perf_counter() + timeout
     partial, error = False, None

@@ -72,6 +72,14 @@ def pub_frame(subject: str, payload: bytes, reply: str = "") -> bytes:
     return head.encode() + payload + b"\r\n"
 
 
+def hpub_frame(subject: str, headers: dict[str, str], payload: bytes) -> bytes:
+    """One encoded HPUB frame with a ``NATS/1.0`` header block."""
+    block = "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    hdr = block.encode()
+    head = f"HPUB {subject} {len(hdr)} {len(hdr) + len(payload)}\r\n".encode()
+    return head + hdr + payload + b"\r\n"
+
+
 class RawConn(asyncio.BaseProtocol):
     """Handshake, write flow control and server PING handling shared by every role.
 

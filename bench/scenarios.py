@@ -19,12 +19,16 @@ from . import (
     mqtt,
     pubsub,
     reqrep,
+    subjects,
     ws,
 )
 from .model import register
 
 BUILTIN = (
     pubsub.SCENARIO,
+    subjects.WILD,
+    subjects.EXACT,
+    subjects.QUEUE_GROUP,
     reqrep.SCENARIO,
     conns.SCENARIO,
     jspub.SCENARIO,

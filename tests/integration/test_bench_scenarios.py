@@ -18,6 +18,9 @@ needs_nats = pytest.mark.skipif(find_nats_server() is None, reason="nats-server 
 
 TINY: dict[str, dict[str, Any]] = {
     "pubsub": {"pubs": 2, "subs": 2, "size": 64, "count": 5_000},
+    "subj-wild": {"count": 3_000},
+    "subj-exact": {"count": 3_000},
+    "subj-queue": {"count": 3_000, "subs": 4},
     "reqrep": {"rate": 5_000, "count": 200},
     "conns": {"conns": 50, "settle": 0.05},
     "js-pub": {"count": 2_000, "window": 100},

@@ -3,6 +3,7 @@ commands it would run, and its labels."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from jetport.bench.common import count_label
@@ -10,6 +11,7 @@ from jetport.bench.counter import Counter
 from jetport.bench.jsclient import JsConn, status_of
 from jetport.bench.rawclient import Endpoint
 from jetport.bench.servers import find_nats_server, jetport_command, nats_server_command
+from jetport.bench.subjects import Sink, Tally, batches, cycle_frames
 
 
 class _Transport:
@@ -55,6 +57,40 @@ async def test_counter_survives_control_lines_split_across_reads() -> None:
         assert done.done() and counter.count == 7, step
         assert transport.written.endswith(b"PONG\r\n")
         done = counter.expect(7)
+
+
+
+async def test_sink_counts_msg_and_hmsg_and_pongs_split_anywhere() -> None:
+    """Deliveries are counted by their control lines alone, so a marker split across two
+    reads must count once, and a PONG split the same way must still end a flush."""
+    msg = b"MSG dev.0001.temp 1 3\r\nxxx\r\n"
+    hmsg = b"HMSG dev.0002.temp 7 28 31\r\nNATS/1.0\r\nNats-Sensor: t\r\n\r\nxxx\r\n"
+    stream = msg + hmsg + b"PING\r\n" + msg * 2 + b"PONG\r\n" + hmsg
+    for step in range(1, len(stream) + 1):
+        tally = Tally()
+        sink = Sink(Endpoint("127.0.0.1", 4222), "t", b"SUB dev.*.temp 1\r\n", tally)
+        transport = _Transport()
+        sink.connection_made(transport)  # type: ignore[arg-type]
+        sink.data_received(b'INFO {"server_id":"x"}\r\nPONG\r\n')
+        done = tally.arm(5)
+        flush = asyncio.ensure_future(sink.flush())
+        await asyncio.sleep(0)
+        for i in range(0, len(stream), step):
+            sink.data_received(stream[i : i + step])
+        await asyncio.sleep(0)
+        assert (sink.count, tally.total, done.done(), flush.done()) == (5, 5, True, True), step
+        assert transport.written.endswith(b"PING\r\nPONG\r\n")
+
+
+def test_subject_cycle_mixes_subjects_sizes_and_headers() -> None:
+    frames = cycle_frames(1000)
+    assert len(frames) == 3_000
+    assert frames[0] == b"PUB dev.0000.temp 32\r\n" + b"x" * 32 + b"\r\n"
+    assert frames[1].startswith(b"PUB dev.0001.temp 200\r\n")
+    assert frames[3] == (b"HPUB dev.0003.temp 28 60\r\nNATS/1.0\r\nNats-Sensor: t\r\n\r\n"
+                         + b"x" * 32 + b"\r\n")
+    assert sum(f.startswith(b"HPUB ") for f in frames) == 750
+    assert b"".join(batches(frames)) == b"".join(frames)
 
 
 def test_server_commands() -> None:
