@@ -21,7 +21,7 @@ RSS_GROWTH_MB = 24
 
 
 async def test_a_short_soak_holds_memory_and_logs_no_errors(tmp_path: Path) -> None:
-    result = await soak.campaign(minutes=0.6, sample_every=5, rss_growth_mb=RSS_GROWTH_MB,
+    result = await soak.campaign(minutes=0.4, sample_every=4, rss_growth_mb=RSS_GROWTH_MB,
                                  dir=str(tmp_path / "soak"), keep=True)
     text = soak.report(result)
     print(text)

@@ -159,7 +159,7 @@ async def test_random_connect_lines(launch):
 
     # Hypothesis calls ``run`` synchronously, so it runs in a worker thread and hands each
     # exchange to this test's event loop.
-    @settings(max_examples=100, deadline=None, database=None,
+    @settings(max_examples=60, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(case=cases())
     def run(case: tuple[bytes, str | None, bytes | None]) -> None:
