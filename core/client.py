@@ -58,6 +58,32 @@ class Client:
     #: Times this client's input was held back for a congested reader (set on the
     #: instance at the first stall, so idle connections carry no entry for it).
     stalls = 0
+    # What most connections keep at its first value is a class default, set on the
+    # instance only when it changes: CPython keeps up to 30 instance attributes in a
+    # compact array, and a connection past that pays for a full dict (1.5 KB).
+    name = ""
+    lang = ""
+    version = ""
+    user = ""
+    in_msgs = 0
+    in_bytes = 0
+    out_msgs = 0
+    out_bytes = 0
+    closed = False
+    #: Why the connection ended, in nats-server's words (/connz?state=closed).
+    close_reason = ""
+    #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
+    perms: Permissions | None = None
+    responses: Responses | None = None
+    #: The deny check on what streams deliver to this client (consumers to its
+    #: inboxes), as nats-server does it: on once the client holds a wildcard
+    #: subscription that a subscribe deny rule overlaps, off otherwise.
+    receive_filter: Callable[[bytes], bool] | None = None
+    #: Per-connection subscription limit (-1: none).
+    max_subs = -1
+    #: Per-connection payload limit from the account or user (-1: the door's own).
+    max_payload = -1
+    expires = 0.0
 
     def connz_fields(self) -> dict[str, Any]:
         """What /connz shows of the client's own description (a door may show its own)."""
@@ -72,30 +98,7 @@ class Client:
         self.port = port
         self.start = time.time()
         self.last_activity = self.start
-        self.name = ""
-        self.lang = ""
-        self.version = ""
-        self.user = ""
-        self.in_msgs = 0
-        self.in_bytes = 0
-        self.out_msgs = 0
-        self.out_bytes = 0
         self.subs: dict[bytes, Subscription] = {}
-        self.closed = False
-        #: Why the connection ended, in nats-server's words (/connz?state=closed).
-        self.close_reason = ""
-        #: None: unrestricted.  Set by :meth:`bind` from the authenticated user.
-        self.perms: Permissions | None = None
-        self.responses: Responses | None = None
-        #: The deny check on what streams deliver to this client (consumers to its
-        #: inboxes), as nats-server does it: on once the client holds a wildcard
-        #: subscription that a subscribe deny rule overlaps, off otherwise.
-        self.receive_filter: Callable[[bytes], bool] | None = None
-        #: Per-connection subscription limit (-1: none).
-        self.max_subs = -1
-        #: Per-connection payload limit from the account or user (-1: the door's own).
-        self.max_payload = -1
-        self.expires = 0.0
 
     # -- identity ---------------------------------------------------------------------
 
@@ -105,13 +108,19 @@ class Client:
         self.account = account
         account.clients.add(self)
         account.total_connections += 1
-        self.user = principal.user
-        self.expires = principal.expires
+        self.keep("user", principal.user)
+        self.keep("expires", principal.expires)
         self._apply_permissions(principal.permissions)
         server_max = self.hub.options.max_subscriptions
-        self.max_subs = tightest(account.max_subscriptions, principal.max_subs,
-                                 server_max if server_max > 0 else -1)
-        self.max_payload = tightest(account.max_payload, principal.max_payload)
+        self.keep("max_subs", tightest(account.max_subscriptions, principal.max_subs,
+                                       server_max if server_max > 0 else -1))
+        self.keep("max_payload", tightest(account.max_payload, principal.max_payload))
+
+    def keep(self, name: str, value: object) -> None:
+        """Set an attribute unless it already reads ``value`` (usually its class
+        default), so that what most connections never change takes no room in them."""
+        if getattr(self, name) != value:
+            setattr(self, name, value)
 
     def rebind(self, principal: Principal) -> list[Subscription]:
         """New permissions for the same account; returns the subscriptions they end."""
@@ -131,10 +140,10 @@ class Client:
             self.receive_filter = perms.can_receive
 
     def _apply_permissions(self, perms: Permissions | None) -> None:
-        self.perms = perms
-        self.receive_filter = None
+        self.keep("perms", perms)
+        self.keep("receive_filter", None)
         resp = perms.responses if perms is not None else None
-        self.responses = Responses(resp) if resp is not None else None
+        self.keep("responses", Responses(resp) if resp is not None else None)
 
     def may_publish(self, subject: bytes) -> bool:
         """The permission check for publishing, with responses a service may send."""

@@ -14,6 +14,7 @@ from jetport.core.accounts import GLOBAL_ACCOUNT, Account
 from jetport.core.flow import FlowControl
 from jetport.core.memory import release_soon
 from jetport.core.monitor import closed_record
+from jetport.core.ticker import Tickers
 
 if TYPE_CHECKING:
     from jetport.core.auth import Authenticator
@@ -57,6 +58,8 @@ class Hub:
         #: Leaf node links that are up (/leafz, /varz ``leafnodes``).
         self.leaf_links: list[Link] = []
         self.flow = FlowControl(stall=not options.no_fast_producer_stall)
+        #: Keepalive timers shared by all clients with the same interval.
+        self.tickers = Tickers()
         self.jetstream: JetStream | None = None
         #: Listening port of each open door, by door name.
         self.ports: dict[str, int] = {}

@@ -70,7 +70,8 @@ class WsNatsClient(NatsClient):
         super().__init__(door)
         w = door.ws_options
         self.ws_options = w
-        self.auth_required = self.auth_required or w.auth_override
+        if w.auth_override:
+            self.auth_required = True
         if w.auth_timeout > 0:
             self.auth_timeout = w.auth_timeout
         # Cookies, or (a Jetport extension for pages that cannot set cookies) query
@@ -90,9 +91,8 @@ class WsNatsClient(NatsClient):
             self.tls_identities = peer_identities(ssl_object)
         super().connection_made(transport)
 
-    def _schedule_ping(self) -> None:
-        interval = self.ws_options.ping_interval or self.hub.options.ping_interval
-        self._timers["ping"] = self._loop.call_later(interval, self._ping_tick)
+    def ping_interval(self) -> float:
+        return self.ws_options.ping_interval or self.hub.options.ping_interval
 
     def _close_with(self, code: tuple[int, str]) -> None:
         if self.transport is not None:
