@@ -7,6 +7,8 @@ import time
 ZERO_TIME = "0001-01-01T00:00:00Z"
 #: Nanoseconds in a second: JetStream counts time in nanoseconds, as Go does.
 NS_PER_S = 1_000_000_000
+#: Go's zero ``time.Time`` (0001-01-01T00:00:00Z) in Unix nanoseconds.
+ZERO_TIME_NS = -62_135_596_800 * NS_PER_S
 
 
 def rfc3339(ts: float | None = None, ns: int | None = None) -> str:

@@ -25,7 +25,7 @@ close; always the last event, the codec accepts nothing afterwards.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from jetport.core.config.options import DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD
 
@@ -88,7 +88,9 @@ class ServerCodec:
         self._buf = b""
         # A PUB/HPUB whose payload has not fully arrived: (subject, reply, hdr_len, size)
         self._pending: tuple[bytes, bytes | None, int, int] | None = None
-        self._chunks: list[bytes] = []
+        # Filled only while a payload is split over reads (a fresh list each time), so
+        # the idle state shares one empty tuple.
+        self._chunks: list[bytes] | tuple[()] = ()
         self._have = 0
         self.closed = False
 
@@ -98,13 +100,13 @@ class ServerCodec:
             return []
         events: list[Event] = []
         if self._pending is not None:
-            self._chunks.append(data)
+            cast(list[bytes], self._chunks).append(data)
             self._have += len(data)
             need = self._pending[3] + 2
             if self._have < need:
                 return events
             data = b"".join(self._chunks)
-            self._chunks = []
+            self._chunks = ()
             subject, reply, hsize, size = self._pending
             self._pending = None
             if data[size : size + 2] != CRLF:
@@ -378,7 +380,7 @@ class ServerCodec:
     def _close(self, events: list[Event], text: str | None) -> list[Event]:
         self.closed = True
         self._buf = b""
-        self._chunks = []
+        self._chunks = ()
         events.append((OP_CLOSE, text))
         return events
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from jetport.bridges.nats.codec import (
@@ -113,6 +114,8 @@ class NatsClient(Client, asyncio.Protocol):
     #: block's own credentials).
     auth_required = False
     auth_timeout: float | None = None
+    #: Timers of this connection by purpose (auth, write deadline...); made at the first.
+    _timers: dict[str, asyncio.TimerHandle] | None = None
 
     def __init__(self, door: NatsDoor) -> None:
         hub = door.hub
@@ -123,7 +126,6 @@ class NatsClient(Client, asyncio.Protocol):
         self.max_pending = opts.max_pending
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._publish = self.account.router.publish
         self._flow = hub.flow
         if log.isEnabledFor(TRACE):
@@ -132,6 +134,22 @@ class NatsClient(Client, asyncio.Protocol):
             self.nonce = new_nonce()
         if hub.auth.required:
             self.auth_required = True
+
+    def _start_timer(self, name: str, delay: float, callback: Callable[..., object],
+                     *args: object) -> None:
+        """Start (or restart) the timer called ``name``."""
+        timers = self._timers
+        if timers is None:
+            timers = self._timers = {}
+        old = timers.get(name)
+        if old is not None:
+            old.cancel()
+        timers[name] = self._loop.call_later(delay, callback, *args)
+
+    def _stop_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None) if self._timers else None
+        if timer is not None:
+            timer.cancel()
 
     # -- connection life cycle ----------------------------------------------------
 
@@ -148,7 +166,7 @@ class NatsClient(Client, asyncio.Protocol):
                 # Half-close and read on: closing outright would answer the client's
                 # CONNECT with a reset that can destroy the -ERR before it is read.
                 transport.write_eof()
-                self._timers["linger"] = self._loop.call_later(REFUSED_LINGER, transport.abort)
+                self._start_timer("linger", REFUSED_LINGER, transport.abort)
             else:
                 transport.close()
             return
@@ -159,10 +177,8 @@ class NatsClient(Client, asyncio.Protocol):
         transport.write(encode_info(door.info(self)))
         if self.auth_required:
             timeout = self.auth_timeout
-            self._timers["auth"] = self._loop.call_later(
-                hub.options.auth_timeout if timeout is None else timeout,
-                self._fail, ERR_AUTH_TIMEOUT
-            )
+            self._start_timer("auth", hub.options.auth_timeout if timeout is None else timeout,
+                              self._fail, ERR_AUTH_TIMEOUT)
         self._schedule_ping()
         if door.tls_context is not None:
             self._early = []  # see _start_tls
@@ -216,9 +232,9 @@ class NatsClient(Client, asyncio.Protocol):
             self.data_received(b"".join(early))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in self._timers.values():
+        for timer in (self._timers or {}).values():
             timer.cancel()
-        self._timers.clear()
+        self._timers = None
         self.hub.tickers.get(self.ping_interval()).cancel(self)
         self.door.clients.discard(self)
         self._out = []
@@ -377,14 +393,10 @@ class NatsClient(Client, asyncio.Protocol):
         """The peer reads slower than we write: slow down whoever feeds us."""
         self.congested = True
         self._flow.congest()
-        self._timers["write"] = self._loop.call_later(
-            self.hub.options.write_deadline, self._write_deadline
-        )
+        self._start_timer("write", self.hub.options.write_deadline, self._write_deadline)
 
     def resume_writing(self) -> None:
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
+        self._stop_timer("write")
         if self.congested:
             self.congested = False
             self._flow.relieve()
@@ -401,7 +413,7 @@ class NatsClient(Client, asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _write_deadline(self) -> None:
-        self._timers.pop("write", None)
+        self._stop_timer("write")
         log.info("%s:%s - cid:%d - Slow Consumer Detected: WriteDeadline of %ss exceeded",
                  self.ip, self.port, self.cid, self.hub.options.write_deadline)
         self.close_reason = "Slow Consumer (Write Deadline)"
@@ -641,12 +653,7 @@ class NatsClient(Client, asyncio.Protocol):
         except AuthError as exc:
             log.error("%s:%s - cid:%d - authentication error: %s", self.ip, self.port,
                       self.cid, exc)
-            timer = self._timers.pop("auth", None)
-            if timer is not None:
-                timer.cancel()
-            self._timers["auth"] = self._loop.call_later(
-                hub.auth.failure_delay(self.ip), self._fail, ERR_AUTH
-            )
+            self._start_timer("auth", hub.auth.failure_delay(self.ip), self._fail, ERR_AUTH)
             return
         await security.prepare(hub, principal)
         if self.closed or self.transport is None or self.transport.is_closing():
@@ -670,16 +677,13 @@ class NatsClient(Client, asyncio.Protocol):
             self._fail(error)
             return False
         self._publish = self.account.router.publish
-        timer = self._timers.pop("auth", None)
-        if timer is not None:
-            timer.cancel()
+        self._stop_timer("auth")
         payload = self.max_payload
         if 0 <= payload < self.codec.max_payload:
             self.codec.max_payload = payload
         if self.expires:
-            self._timers["expiry"] = self._loop.call_later(
-                max(self.expires - time.time(), 0), self._fail, ERR_EXPIRED
-            )
+            self._start_timer("expiry", max(self.expires - time.time(), 0), self._fail,
+                              ERR_EXPIRED)
         self._apply_connect(opts)
         protocol = opts.get("protocol")
         if isinstance(protocol, int) and protocol >= 1:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from jetport.core import headers as H
-from jetport.core.jetstream.models_base import ZERO_TIME_NS
+from jetport.core.timeutil import ZERO_TIME_NS
 
 #: Level 2: the JetStream API of nats-server 2.12 (level 1's per-message TTLs, consumer
 #: pause, priority groups and batched direct gets; counters, atomic batch publish,

@@ -27,7 +27,6 @@ from jetport.core.jetstream.models_base import (
     MAX_METADATA_LEN,
     MAX_NAME_LEN,
     NS,
-    ZERO_TIME_NS,
     AckPolicy,
     Bool,
     Compression,
@@ -88,6 +87,7 @@ from jetport.core.jetstream.models_stream_check import (
     mapping_error,
     normalize_stream_config,
 )
+from jetport.core.timeutil import ZERO_TIME_NS
 
 
 class _StreamConfigRequest(StreamConfig):

@@ -8,7 +8,6 @@ from pydantic import Field
 
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import (
-    ZERO_TIME_NS,
     B64Bytes,
     Bool,
     Int,
@@ -18,6 +17,7 @@ from jetport.core.jetstream.models_base import (
     Uint64,
     WireModel,
 )
+from jetport.core.timeutil import ZERO_TIME_NS
 
 
 class JetStreamAccountLimits(WireModel):

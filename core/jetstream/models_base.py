@@ -41,14 +41,12 @@ from pydantic_core import PydanticCustomError
 from jetport.core import subjects as _subjects
 from jetport.core.gojson import go_json
 from jetport.core.jetstream import errors as E
-from jetport.core.timeutil import ZERO_TIME, rfc3339
+from jetport.core.timeutil import ZERO_TIME, ZERO_TIME_NS, rfc3339
 
 NS = 1_000_000_000
 MS = 1_000_000
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
-#: Go's zero ``time.Time`` (0001-01-01T00:00:00Z) in Unix nanoseconds.
-ZERO_TIME_NS = -62_135_596_800 * NS
 #: Longest stream or consumer name (nats-server's JSMaxNameLen).
 MAX_NAME_LEN = 255
 #: Longest description in bytes (JSMaxDescriptionLen).

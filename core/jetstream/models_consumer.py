@@ -8,7 +8,6 @@ from pydantic import Field
 
 from jetport.core.jetstream import errors as E
 from jetport.core.jetstream.models_base import (
-    ZERO_TIME_NS,
     AckPolicy,
     AckPolicyField,
     Bool,
@@ -30,6 +29,7 @@ from jetport.core.jetstream.models_base import (
     parse_model,
 )
 from jetport.core.jetstream.models_stream import ClusterInfo
+from jetport.core.timeutil import ZERO_TIME_NS
 
 
 class ConsumerConfig(WireModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from jetport.core.jetstream.models_base import (
-    ZERO_TIME_NS,
     Bool,
     Compression,
     CompressionField,
@@ -28,6 +27,7 @@ from jetport.core.jetstream.models_base import (
     Uint64,
     WireModel,
 )
+from jetport.core.timeutil import ZERO_TIME_NS
 
 
 class Placement(WireModel):

@@ -14,10 +14,10 @@ from certs import Pair, TestPKI, make_pki
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from jetport.core.certnames import identities_from_der
 from jetport.core.tls import (
     CertDN,
     find_user,
-    identities_from_der,
     min_tls_version,
     parse_dn,
     peer_identities,
