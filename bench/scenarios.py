@@ -19,6 +19,7 @@ from . import (
     mqtt,
     pubsub,
     reqrep,
+    sse,
     subjects,
     ws,
 )
@@ -41,6 +42,7 @@ BUILTIN = (
     mqtt.QOS1,
     mqtt.CLIENTS,
     http.SCENARIO,
+    sse.SCENARIO,
     leafpubsub.SCENARIO,
     leafmqtt.SCENARIO,
 )
