@@ -52,6 +52,7 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
     ],
     "http": [
         ("http", {"size": 128, "count": 20_000, "conns": 16, "batch": 1000}),
+        ("sse", {"subs": 1000, "rate": 10, "count": 100}),
     ],
     "leaf": [
         ("leaf-pubsub", {"size": 16, "count": 1_000_000, "nodes": 3}),
@@ -63,6 +64,11 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
         ("subj-wild", {"count": 1_000_000}),
         ("subj-exact", {"count": 1_000_000}),
         ("subj-queue", {"count": 1_000_000, "subs": 4}),
+    ],
+    # Request/reply round trips, idle and beside pub/sub at half of each server's own peak.
+    "latency": [
+        ("reqrep", {"rate": 1000, "count": 5_000}),
+        ("reqrep-load", {"rate": 1000, "count": 5_000, "size": 128}),
     ],
     "quick": [
         ("pubsub", {"size": 16, "pubs": 1, "subs": 1, "count": 20_000}),
@@ -136,6 +142,11 @@ def _epilog() -> str:
         "a scratch store directory; against --url the server must have JetStream enabled.",
         "leaf-pubsub starts a nats-server cluster and two leaves of the target's kind per run;",
         "its srv CPU is both leaves together (the cluster's is in --json).",
+        "http and sse measure Jetport's HTTP door, which nats-server lacks: they start a hub of",
+        "their own and leave the nats-server column empty.",
+        "reqrep-load measures each server's own pub/sub peak first (--size, 1 -> 1), then",
+        "request/reply beside a background load at half of that peak, so each server carries",
+        "the same share of what it can do, not the same rate.",
         "",
         "examples:",
         "  jetport bench --compare",
@@ -144,6 +155,8 @@ def _epilog() -> str:
         "  jetport bench --compare js-pub --window 100 --count 50k",
         "  jetport bench --compare leaf-pubsub --nodes 1 --count 100k",
         "  jetport bench --compare subj-queue --subs 8 --count 500k",
+        "  jetport bench --compare reqrep-load --rate 1000 --count 3000",
+        "  jetport bench --jetport sse --subs 1000 --rate 10 --count 100",
         "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
     ]
     return "\n".join(lines)
@@ -176,11 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("scenario parameters (override scenario and preset values)")
     s.add_argument("--pubs", type=count_arg, metavar="N", help="pubsub: publisher connections")
     s.add_argument("--subs", type=count_arg, metavar="N",
-                   help="pubsub: subscriber connections; subj-queue: queue group members")
+                   help="pubsub: subscriber connections; subj-queue: queue group members; "
+                   "sse: SSE subscribers")
     s.add_argument("--size", type=size_arg, metavar="BYTES", help="payload size, e.g. 16, 1KiB")
     s.add_argument("--count", type=count_arg, metavar="N",
-                   help="messages (pubsub, js-*) or requests (reqrep), e.g. 500k, 2M")
-    s.add_argument("--rate", type=count_arg, metavar="N", help="reqrep: requests per second")
+                   help="messages (pubsub, js-*, sse) or requests (reqrep, reqrep-load), "
+                   "e.g. 500k, 2M")
+    s.add_argument("--rate", type=count_arg, metavar="N",
+                   help="reqrep, reqrep-load: requests per second; sse: messages per second")
     s.add_argument("--conns", type=count_arg, metavar="N", help="conns: idle connections")
     s.add_argument("--window", type=count_arg, metavar="N",
                    help="js-pub, js-fetch, js-restart: PubAcks outstanding while publishing "

@@ -15,14 +15,18 @@ the other on that hub:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import servers
-from .common import SETUP_TIMEOUT, shares, size_label
+from .common import SETUP_TIMEOUT, jetport_only, shares, size_label
 from .model import OWN, Column, Context, CpuProbe, Outcome, Params, Scenario
 from .rawclient import FILL, Endpoint, RawConn, connect, pub_frame
 
@@ -132,11 +136,15 @@ async def _nats_publish(port: int, payload: bytes, count: int) -> float:
         conn.close()
 
 
-async def _measure(http: int, nats: int, p: Params, timeout: float) -> dict[str, float | None]:
+async def _measure(http: int, nats: int, p: Params, timeout: float, pid: int
+                   ) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """The metrics, and the CPU used during the keep-alive publish (the headline figure,
+    so the one the table shows)."""
     size, conns, depth = int(p["size"]), int(p["conns"]), int(p["pipeline"])
     count, batch = int(p["count"]), int(p["batch"])
     payload = FILL * size
     out: dict[str, float | None] = {}
+    probe = CpuProbe(pid)
     setup = await HttpConn.open(http)
     try:
         cfg = json.dumps({"name": "BENCH", "subjects": ["bench.js.>"], "storage": "file"})
@@ -145,7 +153,9 @@ async def _measure(http: int, nats: int, p: Params, timeout: float) -> dict[str,
         # core publish, keep-alive
         reqs = [request("POST", "/v1/publish/bench.core", payload)] * count
         await _parallel(http, conns, reqs[: max(count // 10, 1)], depth, (202,))
+        probe.start()
         secs, _ = await _parallel(http, conns, reqs, depth, (202,))
+        publish_cpu = probe.stop()
         out["http_pub_rps"] = count / secs
         # publish to a stream: each 200 carries its PubAck
         js_count = max(count // 2, 1)
@@ -179,7 +189,7 @@ async def _measure(http: int, nats: int, p: Params, timeout: float) -> dict[str,
             nats, payload, int(p["nats_msgs"]))
     finally:
         setup.close()
-    return out
+    return out, publish_cpu
 
 
 async def _fill(port: int, payload: bytes, count: int) -> None:
@@ -199,27 +209,52 @@ async def _fill(port: int, payload: bytes, count: int) -> None:
     await asyncio.sleep(0.2)
 
 
-async def http_bench(ctx: Context, p: Params) -> Outcome:
+@dataclass(frozen=True)
+class Hub:
+    """A Jetport hub started for a scenario of its HTTP door."""
+
+    proc: subprocess.Popen[bytes]
+    nats: int
+    http: int
+    log: Path
+
+
+@contextlib.contextmanager
+def http_hub(jetstream: bool) -> Iterator[Hub]:
+    """Start a Jetport hub with the HTTP door (and JetStream on a scratch store when asked);
+    it is stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="jetport-bench-http-") as tmp:
         work = Path(tmp)
         port, http = servers.free_port(), servers.free_port()
-        proc, _cmd, log = servers.spawn("jetport", port, work, work / "store",
+        proc, _cmd, log = servers.spawn("jetport", port, work,
+                                        work / "store" if jetstream else None,
                                         extra=("-m", str(http)))
         try:
             servers.wait_ready(HOST, port, proc, SETUP_TIMEOUT * 3)
-            probe = CpuProbe(proc.pid)
-            probe.start()
-            try:
-                metrics = await asyncio.wait_for(_measure(http, port, p, ctx.timeout),
-                                                 ctx.timeout * 2)
-            except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                return Outcome(metrics={c.key: None for c in SCENARIO.columns},
-                               error=f"{type(exc).__name__}: {exc}",
-                               details={"log": servers.log_tail(log)})
-            cpu = probe.stop()
+            yield Hub(proc, port, http, log)
         finally:
             servers.stop(proc)
-    return Outcome(metrics=metrics, details={"hub": "jetport", **cpu})
+
+
+async def http_bench(ctx: Context, p: Params) -> Outcome:
+    skipped = jetport_only(ctx, "HTTP")
+    if skipped is not None:
+        return skipped
+    with http_hub(jetstream=True) as hub:
+        probe = CpuProbe(hub.proc.pid)
+        probe.start()
+        try:
+            metrics, details = await asyncio.wait_for(
+                _measure(hub.http, hub.nats, p, ctx.timeout, hub.proc.pid), ctx.timeout * 2)
+        except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            return Outcome(metrics={c.key: None for c in SCENARIO.columns},
+                           error=f"{type(exc).__name__}: {exc}",
+                           details={"log": servers.log_tail(hub.log)})
+        whole = probe.stop()
+    return Outcome(metrics=metrics, details={
+        "hub": "jetport", **details,
+        "run_client_cpu_pct": whole["client_cpu_pct"],
+        "run_server_cpu_pct": whole["server_cpu_pct"]})
 
 
 SCENARIO = Scenario(

@@ -11,7 +11,7 @@ import gc
 import time
 from typing import Any
 
-from .common import SETUP_TIMEOUT, close_all, run_tag
+from .common import SETUP_TIMEOUT, close_all, pace, run_tag
 from .model import Context, CpuProbe, Outcome, Params, Scenario, latency_columns, latency_metrics
 from .rawclient import FILL, Endpoint, Parsed, RawConn, connect, pub_frame
 
@@ -68,15 +68,14 @@ async def reqrep(ctx: Context, p: Params) -> Outcome:
         probe.start()
         t0 = time.perf_counter()
         deadline = t0 + ctx.timeout
-        i = 0
-        while i < count and time.perf_counter() < deadline and not requester.closed.done():
-            due = min(count, int((time.perf_counter() - t0) * rate) + 1)
-            while i < due:
-                sent[i] = time.perf_counter()
-                requester.write(frames[i])
-                i += 1
-            # Event-loop timers tick in milliseconds: never sleep less, catch up in bursts.
-            await asyncio.sleep(max(0.001, t0 + i / rate - time.perf_counter()))
+
+        def emit(start: int, end: int) -> bytes:
+            now = time.perf_counter()
+            for k in range(start, end):
+                sent[k] = now
+            return b"".join(frames[start:end])
+
+        i = await pace(requester, rate, count, deadline, emit)
         waits: set[asyncio.Future[Any]] = {done, requester.closed, responder.closed}
         await asyncio.wait(waits,
                            timeout=max(0.0, deadline - time.perf_counter()),

@@ -18,7 +18,9 @@ from . import (
     leafpubsub,
     mqtt,
     pubsub,
+    reqload,
     reqrep,
+    sse,
     subjects,
     ws,
 )
@@ -30,6 +32,7 @@ BUILTIN = (
     subjects.EXACT,
     subjects.QUEUE_GROUP,
     reqrep.SCENARIO,
+    reqload.SCENARIO,
     conns.SCENARIO,
     jspub.SCENARIO,
     jssync.SCENARIO,
@@ -41,6 +44,7 @@ BUILTIN = (
     mqtt.QOS1,
     mqtt.CLIENTS,
     http.SCENARIO,
+    sse.SCENARIO,
     leafpubsub.SCENARIO,
     leafmqtt.SCENARIO,
 )

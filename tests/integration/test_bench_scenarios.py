@@ -34,6 +34,8 @@ TINY: dict[str, dict[str, Any]] = {
     "mqtt-clients": {"conns": 50, "settle": 0.05},
     "http": {"count": 300, "conns": 4, "batch": 200, "batch_msgs": 2_000, "fetch_msgs": 1_000,
              "nats_msgs": 2_000},
+    "sse": {"subs": 20, "rate": 500, "count": 50},
+    "reqrep-load": {"burst": 20_000, "rate": 5_000, "count": 200},
     "leaf-pubsub": {"count": 3_000, "nodes": 1},
     "leaf-mqtt": {"count": 300, "nodes": 1},
 }
@@ -53,10 +55,15 @@ def nats_js() -> Iterator[Target]:
         yield t
 
 
+# Scenarios of Jetport's HTTP door: they measure nothing for a nats-server target.
+JETPORT_ONLY = ("http", "sse")
+
+
 def _context(name: str, request: pytest.FixtureRequest) -> Context:
     server = REGISTRY[name].server
     if server == OWN:
-        return Context("", None, timeout=10.0, launch="nats-server")
+        return Context("", None, timeout=10.0,
+                       launch="jetport" if name in JETPORT_ONLY else "nats-server")
     tgt: Target = request.getfixturevalue("nats_js" if server == JETSTREAM else "nats")
     return Context(tgt.url, tgt.pid, timeout=10.0)
 
@@ -73,6 +80,14 @@ def test_scenario_runs(request: pytest.FixtureRequest, name: str) -> None:
         assert value is not None, column.key
         # Rates and times are positive; a percentage change may have either sign.
         assert value > 0 or column.key.endswith("_pct"), column.key
+
+
+@pytest.mark.parametrize("name", JETPORT_ONLY)
+def test_http_door_scenarios_leave_the_nats_server_column_empty(name: str) -> None:
+    outcome = run_here(Job(name, dict(REGISTRY[name].defaults)),
+                       Context("", None, timeout=10.0, launch="nats-server"))
+    assert (outcome.metrics, outcome.error) == ({}, None)
+    assert outcome.details["skipped"] == "nats-server has no HTTP door"
 
 
 @needs_nats
