@@ -4,6 +4,7 @@ reader that reconnects with Last-Event-ID resumes from the stream without a gap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import nats
@@ -118,3 +119,28 @@ async def test_sse_errors(http):
     assert (await http.get("/v1/subscribe/x?start_seq=1")).status_code == 400
     assert (await http.get("/v1/subscribe/x?stream=NOPE")).status_code == 404
     assert (await http.get("/v1/subscribe/x?heartbeat=0")).status_code == 400
+
+
+async def test_quiet_stream_gets_keepalives_and_many_readers_get_every_event(js_hub, http):
+    """A stream quiet for its heartbeat interval gets a keepalive comment; a message
+    fanned out to several readers reaches each of them once, in order."""
+    async with http.stream("GET", "/v1/subscribe/quiet?heartbeat=0.2") as resp:
+        lines = resp.aiter_lines()
+        assert await anext(lines) == ": subscribed"
+        assert await anext(lines) == ""
+        assert await asyncio.wait_for(anext(lines), 2) == ": keepalive"
+    nc = await nats.connect(js_hub.url)
+    async with contextlib.AsyncExitStack() as stack:
+        readers = []
+        for _ in range(5):
+            resp = await stack.enter_async_context(http.stream("GET", "/v1/subscribe/fan.*"))
+            readers.append(Events(resp))
+        await asyncio.sleep(0.2)  # every reader subscribed
+        for i in range(20):
+            await nc.publish(f"fan.{i % 3}", f"m{i}".encode())
+        await nc.flush()
+        for events in readers:
+            got = [(await events.next())["data"] for _ in range(20)]
+            assert [g["data"] for g in got] == [f"m{i}" for i in range(20)]
+            assert [g["subject"] for g in got] == [f"fan.{i % 3}" for i in range(20)]
+    await nc.close()
