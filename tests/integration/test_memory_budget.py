@@ -1,0 +1,75 @@
+"""What an idle client costs the hub, held to a byte budget.
+
+Each budget is RSS growth per client over 1,000 idle clients with one subscription
+each, on a hub with JetStream, NATS and MQTT doors, read from /proc. This test measured
+about 2.0 KB per NATS connection and 5.7 KB per MQTT session on the development machine
+(4.5 KB and 6.1 KB before the per-client ping timer, the per-connection attribute dict
+and the index's empty dicts went); the budgets leave room for allocator noise, not for
+a new per-client structure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from mqtt_raw import connect, subscribe
+
+NATS_BUDGET = 2_600
+MQTT_BUDGET = 6_800
+CLIENTS = 1_000
+
+
+def rss(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    m = re.search(r"VmRSS:\s+(\d+) kB", text)
+    assert m
+    return int(m.group(1)) * 1024
+
+
+async def nats_client(port: int, i: int) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()
+    writer.write(b'CONNECT {"verbose":false}\r\nSUB idle.%d 1\r\nPING\r\n' % i)
+    assert await reader.readline() == b"PONG\r\n"
+    return writer
+
+
+async def mqtt_client(port: int, i: int) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(connect(f"idle-{i}", keepalive=0) + subscribe(1, (f"idle/{i}", 0)))
+    got = b""
+    while len(got) < 4 + 5:  # CONNACK, then SUBACK
+        got += await reader.read(64)
+    assert got[0] == 0x20 and got[4] == 0x90, got
+    return writer
+
+
+async def growth(pid: int, open_one, port: int) -> float:
+    """RSS growth per client over CLIENTS idle clients (after a warm-up of 100)."""
+    writers = [await open_one(port, i) for i in range(100)]
+    await asyncio.sleep(0.3)
+    before = rss(pid)
+    writers += [await open_one(port, i) for i in range(100, 100 + CLIENTS)]
+    await asyncio.sleep(0.5)
+    after = rss(pid)
+    for w in writers:
+        w.close()
+    return (after - before) / CLIENTS
+
+
+@pytest.fixture
+def hub(launch, tmp_path: Path):
+    return launch.conf(f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\nmqtt {{ port: -1 }}\n')
+
+
+async def test_an_idle_nats_connection_stays_within_its_budget(hub) -> None:
+    per_client = await growth(hub.proc.pid, nats_client, hub.port)
+    assert per_client <= NATS_BUDGET, f"{per_client:.0f} bytes per idle NATS connection"
+
+
+async def test_an_idle_mqtt_session_stays_within_its_budget(hub) -> None:
+    per_client = await growth(hub.proc.pid, mqtt_client, hub.mqtt_port)
+    assert per_client <= MQTT_BUDGET, f"{per_client:.0f} bytes per idle MQTT session"
