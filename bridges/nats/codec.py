@@ -100,19 +100,34 @@ class ServerCodec:
             return []
         events: list[Event] = []
         if self._pending is not None:
-            cast(list[bytes], self._chunks).append(data)
+            chunks = cast(list[bytes], self._chunks)
             self._have += len(data)
-            need = self._pending[3] + 2
-            if self._have < need:
-                return events
-            data = b"".join(self._chunks)
-            self._chunks = ()
             subject, reply, hsize, size = self._pending
+            if self._have < size + 2:
+                chunks.append(data)
+                return events
+            end = len(data) - (self._have - size - 2)  # just past the CRLF, in data
+            self._chunks = ()
             self._pending = None
-            if data[size : size + 2] != CRLF:
-                return self._close(events, ERR_UNKNOWN_OP)
-            events.append(_pub(subject, reply, hsize, data[:size]))
-            buf = data[size + 2 :]
+            if end >= 2:
+                # The payload is the earlier reads and the head of this one, copied once;
+                # the rest of this read is parsed where it lies (64 KiB payloads: two
+                # copies of each read fewer).
+                if data[end - 2 : end] != CRLF:
+                    return self._close(events, ERR_UNKNOWN_OP)
+                parts: list[bytes | memoryview] = [*chunks, memoryview(data)[: end - 2]]
+                events.append(_pub(subject, reply, hsize, b"".join(parts)))
+                if size >= LARGE_PAYLOAD:
+                    self._positional(data, end, events)
+                    return events
+                buf = data[end:]
+            else:  # the CRLF itself is cut between reads
+                chunks.append(data)
+                data = b"".join(chunks)
+                if data[size : size + 2] != CRLF:
+                    return self._close(events, ERR_UNKNOWN_OP)
+                events.append(_pub(subject, reply, hsize, data[:size]))
+                buf = data[size + 2 :]
         elif self._buf:
             buf = self._buf + data
         else:
@@ -131,6 +146,16 @@ class ServerCodec:
         Anything else (a payload holding CRLF, HPUB, a partial frame) is parsed at
         its byte offset by :meth:`_one`, and the walk resumes after it.
         """
+        # split() finds CRLF with a two-byte search over every payload byte (1.4 us per
+        # KiB here), while _one() finds each control line's end with memchr and skips the
+        # payload by its size: when the first frame is a large PUB, the rest are parsed
+        # that way (64 KiB payloads: 83 -> 5.4 us per message; 1 KiB stays with split).
+        end = buf.find(b"\r", 0, 64)
+        if end > 0:
+            known = _PUB_LINES.get(buf[:end])
+            if known is not None and known[2] >= LARGE_PAYLOAD:
+                self._positional(buf, 0, events)
+                return
         parts = buf.split(CRLF)
         last = len(parts) - 1
         append = events.append
@@ -391,6 +416,9 @@ class ServerCodec:
 #: it only holds syntax.
 _PUB_LINES: dict[bytes, tuple[bytes, bytes | None, int]] = {}
 _PUB_LINES_MAX = 8192
+#: From this payload size on a read that starts with such a PUB is parsed frame by frame
+#: at offsets instead of split at every CRLF (the two meet at about 1.5 KiB).
+LARGE_PAYLOAD = 2048
 
 
 def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:

@@ -275,9 +275,15 @@ class NatsClient(Client, asyncio.Protocol):
         out = self._out
         if not out or self.transport is None or self.transport.is_closing():
             return
-        self._out = []
-        self._out_size = 0
-        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        size, self._out, self._out_size = self._out_size, [], 0
+        if len(out) == 1:
+            self.transport.write(out[0])
+        elif size >= len(out) << 14:
+            # Large frames (16 KiB on average) go out as they are, gathered by the
+            # transport, instead of being copied into one buffer first.
+            self.transport.writelines(out)
+        else:
+            self.transport.write(b"".join(out))
         self._tbuf = self.transport.get_write_buffer_size()
         if self._tbuf > self.max_pending:
             self._slow_consumer()
@@ -350,7 +356,7 @@ class NatsClient(Client, asyncio.Protocol):
         for subject, reply, hdr, payload in msgs:
             if hdr is not None and self.headers:
                 if frames:  # what came before goes first
-                    self._queue(b"".join(frames), len(frames), total)
+                    self._queue(frames, len(frames), total)
                     frames, total = [], 0
                 self.deliver(sub, subject, reply, hdr, payload)
                 continue
@@ -361,14 +367,24 @@ class NatsClient(Client, asyncio.Protocol):
             else:
                 frames.append(b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, size, payload))
         if frames:
-            self._queue(b"".join(frames), len(frames), total)
+            self._queue(frames, len(frames), total)
 
-    def _queue(self, data: bytes, msgs: int, size: int) -> None:
-        """Account for and queue encoded messages, as :meth:`deliver` does inline."""
+    def _queue(self, data: bytes | list[bytes], msgs: int, size: int) -> None:
+        """Account for and queue encoded messages, as :meth:`deliver` does inline; a list
+        of frames is joined unless they are large (see _flush)."""
         self.out_msgs += msgs
         self.out_bytes += size
-        self._out.append(data)
-        self._out_size += len(data)
+        if isinstance(data, list):
+            if size >= msgs << 14:
+                self._out += data
+                self._out_size += sum(map(len, data))
+            else:
+                joined = b"".join(data)
+                self._out.append(joined)
+                self._out_size += len(joined)
+        else:
+            self._out.append(data)
+            self._out_size += len(data)
         if self.congested:
             self._flow.hit = True
         if self._out_size + self._tbuf > self.max_pending:

@@ -12,6 +12,7 @@ from jetport.bridges.nats.codec import (
     ERR_NO_RESPONDERS,
     ERR_PROTOCOL,
     ERR_UNKNOWN_OP,
+    LARGE_PAYLOAD,
     OP_CLOSE,
     OP_CONNECT,
     OP_PING,
@@ -103,6 +104,27 @@ def test_payload_with_crlf_inside_and_large() -> None:
     assert feed(data) == [(OP_PUB, b"a", None, None, body), (OP_PING,)]
     chunks = [data[i : i + 7] for i in range(0, len(data), 7)]
     assert feed(*chunks) == [(OP_PUB, b"a", None, None, body), (OP_PING,)]
+
+
+def test_reads_that_start_with_a_large_pub_parse_the_same() -> None:
+    """A read whose first frame is a PUB of LARGE_PAYLOAD bytes or more is parsed frame by
+    frame at offsets; whatever follows it and wherever the reads are cut, the events are
+    those of one read."""
+    big = b"z" * LARGE_PAYLOAD
+    crlf_inside = b"y\r\n" * (LARGE_PAYLOAD // 3 + 1)
+    data = (b"PUB big %d\r\n%b\r\n" % (len(big), big)
+            + b"PUB a 1\r\nx\r\nPUB a 1\r\ny\r\nPING\r\n"
+            + b"PUB big %d\r\n%b\r\n" % (len(crlf_inside), crlf_inside)
+            + b"HPUB h 12 13\r\nNATS/1.0\r\n\r\nx\r\n"
+            + b"PUB big %d\r\n%b\r\nSUB s 1\r\n" % (len(big), big))
+    feed(data)  # the large PUB line is now a known one: later reads take the offset path
+    events = splits(HDRS + data)
+    assert [e[0] for e in events] == [OP_CONNECT, OP_PUB, OP_PUB, OP_PUB, OP_PING, OP_PUB,
+                                      OP_PUB, OP_PUB, OP_SUB]
+    assert events[5][4] == crlf_inside and events[7][4] == big
+    assert events[6][3] == b"NATS/1.0\r\n\r\n" and events[6][4] == b"x"
+    assert feed(b"PUB big %d\r\n%b\r\nPUB a 9999999\r\n" % (len(big), big),
+                max_payload=LARGE_PAYLOAD)[-1] == (OP_CLOSE, ERR_MAX_PAYLOAD)
 
 
 @pytest.mark.parametrize(
