@@ -1,24 +1,18 @@
 """Everything but the mypyc build is in pyproject.toml.
 
 With ``JETPORT_MYPYC=1`` (buildtools/jetport_build.py then adds mypy to the build
-requirements) the modules in ``COMPILED`` are compiled with mypyc; their .py files are
-installed beside the extensions, which Python imports first.
+requirements) the modules ``[tool.jetport.mypyc]`` lists are compiled with mypyc; their
+.py files are installed beside the extensions, which Python imports first.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from setuptools import setup
-
-#: Compiled when asked: the per-message path (docs/benchmarks.md, "Compiled build").
-COMPILED = [
-    "bridges/nats/codec.py",
-    "core/subjects.py",
-    "core/router.py",
-]
 
 ROOT = Path(__file__).resolve().parent
 #: The compiled build's own build folder, so that no extension built here can end up in
@@ -43,7 +37,9 @@ def mypyc_extensions() -> list[Any]:
     # read for their types, their own errors are mypy's business (`make lint`), not this.
     config = BUILD / "mypy.ini"
     config.write_text("[mypy]\nignore_missing_imports = True\nfollow_imports = silent\n")
-    paths = [str(package / path) for path in COMPILED]
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        modules = tomllib.load(f)["tool"]["jetport"]["mypyc"]["modules"]
+    paths = [str(package / path) for path in modules]
     return list(mypycify([f"--config-file={config}", *paths], opt_level="3",
                          group_name="jetport", target_dir=str(BUILD / "c")))
 
