@@ -26,3 +26,13 @@ def get_requires_for_build_wheel(
         return [*_setuptools.get_requires_for_build_wheel(config_settings), MYPY]
     finally:
         os.environ[SWITCH] = "1"
+
+
+def get_requires_for_build_editable(
+    config_settings: dict[str, str | list[str]] | None = None,
+) -> list[str]:
+    if os.environ.get(SWITCH) == "1":
+        # Built in place, the extensions would sit beside the sources and shadow them for
+        # every environment that imports this checkout.
+        raise RuntimeError(f"{SWITCH}=1 builds wheels only, not editable installs")
+    return _setuptools.get_requires_for_build_editable(config_settings)
