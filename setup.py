@@ -25,21 +25,21 @@ def mypyc_extensions() -> list[Any]:
     installed package (``build/mypyc/src/jetport/<folder>``), as mypy reads them."""
     from mypyc.build import mypycify
 
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        tool = tomllib.load(f)["tool"]
     package = BUILD / "src" / "jetport"
     package.mkdir(parents=True, exist_ok=True)
     # A package marker for mypy's view only; the installed jetport has none.
     (package / "__init__.py").touch()
-    for top in ("core", "bridges", "storage", "api", "bench"):
-        link = package / top
-        if not link.is_symlink():
-            link.symlink_to(ROOT / top)
+    for name, folder in tool["setuptools"]["package-dir"].items():
+        link = package / name.removeprefix("jetport.")
+        link.unlink(missing_ok=True)
+        link.symlink_to(ROOT / folder)
     # The build has none of the runtime dependencies: modules it does not compile are
     # read for their types, their own errors are mypy's business (`make lint`), not this.
     config = BUILD / "mypy.ini"
     config.write_text("[mypy]\nignore_missing_imports = True\nfollow_imports = silent\n")
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        modules = tomllib.load(f)["tool"]["jetport"]["mypyc"]["modules"]
-    paths = [str(package / path) for path in modules]
+    paths = [str(package / path) for path in tool["jetport"]["mypyc"]["modules"]]
     return list(mypycify([f"--config-file={config}", *paths], opt_level="3",
                          group_name="jetport", target_dir=str(BUILD / "c")))
 
