@@ -15,7 +15,7 @@ DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/t
 	tests/integration/test_http_monitoring.py tests/integration/test_http_kv_objects.py \
 	tests/integration/test_http_schema.py
 
-.PHONY: serve test unit lint bench clean doorcheck lowest
+.PHONY: serve test unit lint bench clean doorcheck lowest compiled
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -74,8 +74,21 @@ lowest: $(AMQTT_VENV)/.installed
 	.venv-lowest/bin/python tests/doorcheck.py .venv-lowest/bin/jetport
 	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(DOOR_TESTS)
 
+# The optional mypyc build ([tool.jetport.mypyc] in pyproject.toml): each listed module
+# must have been built as an extension (tests/unit/test_build.py), then every door must
+# answer and the unit tests and the NATS and MQTT door tests pass on it.
+COMPILED_TESTS := tests/unit tests/integration/test_nats_core.py \
+	tests/integration/test_mqtt_door.py
+compiled:
+	rm -rf .venv-mypyc
+	$(PY) -m venv .venv-mypyc
+	JETPORT_MYPYC=1 .venv-mypyc/bin/pip install -q '.[test]'
+	JETPORT_MYPYC=1 .venv-mypyc/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_build.py
+	.venv-mypyc/bin/python tests/doorcheck.py .venv-mypyc/bin/jetport
+	JETPORT_MYPYC=1 .venv-mypyc/bin/python -m pytest -q -p no:cacheprovider $(COMPILED_TESTS)
+
 clean:
-	rm -rf $(VENV) $(AMQTT_VENV) .venv-fresh .venv-lowest data
+	rm -rf $(VENV) $(AMQTT_VENV) .venv-fresh .venv-lowest .venv-mypyc data
 
 # The fuzzing campaign: a million generated inputs per parser (NATS and MQTT codecs,
 # WebSocket framing, config file, JWT, SCRAM), each under a time limit; exits 1 on any crash or
