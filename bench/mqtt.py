@@ -86,11 +86,14 @@ def _long_length(buf: bytearray, j: int, n: int) -> tuple[int, int]:
     return 0, -1
 
 
-class MqttConn(asyncio.Protocol):
+class MqttConn(asyncio.BaseProtocol):
     """Counts CONNACK/SUBACK/PUBLISH/PUBACK/PINGRESP as they arrive; answers QoS 1 with
     PUBACK.
 
-    Every arrival pokes the shared :class:`Progress`.
+    Every arrival pokes the shared :class:`Progress`. A ``BaseProtocol`` with
+    ``data_received`` rather than an ``asyncio.Protocol``, so a subclass that is also a
+    ``BufferedProtocol`` is read as one (uvloop reads into ``get_buffer`` only for
+    protocols that are not ``asyncio.Protocol`` instances).
     """
 
     def __init__(self, progress: Progress) -> None:
