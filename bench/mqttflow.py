@@ -14,14 +14,19 @@ Python work in the timed path:
   is trusted as whole frames when the first two bytes at each frame boundary are the
   expected ones (anything else, such as a PINGRESP or a DUP, sends it through an exact
   packet-by-packet walk). At QoS 1 the packet ids sit at a fixed offset in every frame, so
-  the PUBACKs of a read are built with four strided slice copies.
+  the PUBACKs of a read are built with four strided slice copies. At QoS 0 a socket
+  low-water mark makes each read ~64 KiB rather than the few frames Mosquitto writes at
+  a time.
 * After the burst a PINGREQ/PINGRESP round trip on every connection confirms that each
   subscriber got exactly ``count`` messages; a broker that dropped or duplicated any is
   reported as an error with the counts, never as a rate.
 
 The report shows the client's CPU next to each broker's (``cpu% cli/srv``, the door's pair
-then Mosquitto's): a client well below a full core while the broker is busy is the check
-that the broker set the pace.
+then Mosquitto's). All connections share one uvloop event loop: at QoS 0 1->4 16 B the
+client used about a tenth of Mosquitto's CPU, at QoS 1 (where Mosquitto keeps only 20
+deliveries in flight per subscriber, so each read holds at most 20) about half, so one
+process leaves Mosquitto its core on two; subscribers in child processes would only
+compete with it for the cores.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ PUBACK = 0x40
 STALL = 3.0
 
 
-class Sink(MqttConn, asyncio.BufferedProtocol):
+class FrameSink(MqttConn, asyncio.BufferedProtocol):
     """An :class:`MqttConn` that, once :meth:`expect` told it the one frame shape a run
     delivers, counts whole frames by bytes and PUBACKs QoS 1 ones in bulk.
 
@@ -93,6 +98,7 @@ class Sink(MqttConn, asyncio.BufferedProtocol):
     def expect(self, frame: bytes, pid_at: int = -1) -> None:
         """Count frames shaped like ``frame`` (same length and first two bytes); PUBACK the
         packet id at ``pid_at`` of each."""
+        assert 2 * len(frame) <= len(self._buf), "the receive buffer holds two frames"
         n = len(self._buf) // len(frame) + 1
         self._frame = len(frame)
         self._firsts, self._seconds = frame[:1] * n, frame[1:2] * n
@@ -202,7 +208,8 @@ class Tally:
     """Where a burst stands: deliveries to the slowest subscriber and PUBACKs, counted from
     its start, and how far ahead of them the publisher may be."""
 
-    def __init__(self, pub: Sink, subs: list[Sink], run: Stream, window: int | None) -> None:
+    def __init__(self, pub: FrameSink, subs: list[FrameSink], run: Stream,
+                 window: int | None) -> None:
         self.pub, self.subs, self.run, self.window = pub, subs, run, window
         self.base = [s.received for s in subs]
         self.acked0 = pub.acked
@@ -249,7 +256,7 @@ async def publish(tally: Tally, progress: Progress, count: int, deadline: float)
     return None
 
 
-async def round_trip(conns: list[Sink], progress: Progress) -> bool:
+async def round_trip(conns: list[FrameSink], progress: Progress) -> bool:
     """PINGREQ on every connection and wait for every PINGRESP: what a broker sent a
     connection before answering has arrived."""
     for c in conns:
@@ -268,7 +275,7 @@ class _Burst:
     partial: bool
 
 
-async def burst(pub: Sink, subs: list[Sink], progress: Progress, run: Stream, qos: int,
+async def burst(pub: FrameSink, subs: list[FrameSink], progress: Progress, run: Stream, qos: int,
                 count: int, window: int, pid: int | None, timeout: float) -> _Burst:
     """``count`` messages through the broker, timed from the first write to the last
     delivery, then checked exactly."""
@@ -321,12 +328,12 @@ async def flow(port: int, pid: int | None, p: Params, qos: int, timeout: float) 
     topic = f"bench/{tag}/q{qos}"
     payload = FILL * size
     progress = Progress()
-    conns: list[Sink] = []
+    conns: list[FrameSink] = []
     try:
         for i in range(nsubs):
             conns.append(await open_client(port, f"{tag}-sub{i}", progress,
-                                           subscribe_frame(topic, qos), 1, Sink))
-        pub = await open_client(port, f"{tag}-pub", progress, b"", 0, Sink)
+                                           subscribe_frame(topic, qos), 1, FrameSink))
+        pub = await open_client(port, f"{tag}-pub", progress, b"", 0, FrameSink)
         conns.append(pub)
         subs = conns[:-1]
         delivered = publish_frame(topic, payload, qos, 1)
