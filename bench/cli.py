@@ -42,9 +42,16 @@ PRESETS: dict[str, list[tuple[str, Params]]] = {
     "auth": [
         ("auth", {"size": 16, "pubs": 1, "subs": 1, "count": 2_000_000, "rules": 100}),
     ],
+    # QoS 0/1 x 1->1/1->4 x 16 B/1 KiB, counts sized for a few seconds each on Mosquitto.
     "mqtt": [
-        ("mqtt-qos0", {"size": 100, "count": 1_000_000}),
-        ("mqtt-qos1", {"size": 100, "count": 200_000, "window": 100}),
+        ("mqtt-qos0", {"size": 16, "subs": 1, "count": 1_000_000}),
+        ("mqtt-qos0", {"size": 16, "subs": 4, "count": 500_000}),
+        ("mqtt-qos0", {"size": 1024, "subs": 1, "count": 500_000}),
+        ("mqtt-qos0", {"size": 1024, "subs": 4, "count": 200_000}),
+        ("mqtt-qos1", {"size": 16, "subs": 1, "count": 300_000}),
+        ("mqtt-qos1", {"size": 16, "subs": 4, "count": 100_000}),
+        ("mqtt-qos1", {"size": 1024, "subs": 1, "count": 200_000}),
+        ("mqtt-qos1", {"size": 1024, "subs": 4, "count": 100_000}),
         ("mqtt-clients", {"conns": 10_000}),
     ],
     "ws": [
@@ -137,7 +144,8 @@ def _epilog() -> str:
     lines += [
         "",
         "With no scenario the 'readme' preset runs. With no target, " + DEFAULT_URL + " is used.",
-        "cpu% cli/srv: CPU used by the bench client and by the server during the measurement.",
+        "cpu% cli/srv: CPU used by the bench client and by the server during the measurement;",
+        "mqtt-qos*: the pair of the run on the target's MQTT door, then that of Mosquitto's.",
         "js-* scenarios on servers the bench starts get a fresh server each, with JetStream on",
         "a scratch store directory; against --url the server must have JetStream enabled.",
         "leaf-pubsub starts a nats-server cluster and two leaves of the target's kind per run;",
@@ -157,6 +165,7 @@ def _epilog() -> str:
         "  jetport bench --compare subj-queue --subs 8 --count 500k",
         "  jetport bench --compare reqrep-load --rate 1000 --count 3000",
         "  jetport bench --jetport sse --subs 1000 --rate 10 --count 100",
+        "  jetport bench --jetport mqtt-qos1 --subs 4 --size 1KiB --count 100k",
         "  jetport bench --url nats://127.0.0.1:4222 --pid 1234 conns --conns 10000",
     ]
     return "\n".join(lines)
@@ -189,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("scenario parameters (override scenario and preset values)")
     s.add_argument("--pubs", type=count_arg, metavar="N", help="pubsub: publisher connections")
     s.add_argument("--subs", type=count_arg, metavar="N",
-                   help="pubsub: subscriber connections; subj-queue: queue group members; "
-                   "sse: SSE subscribers")
+                   help="pubsub, mqtt-qos*: subscriber connections; subj-queue: queue group "
+                   "members; sse: SSE subscribers")
     s.add_argument("--size", type=size_arg, metavar="BYTES", help="payload size, e.g. 16, 1KiB")
     s.add_argument("--count", type=count_arg, metavar="N",
                    help="messages (pubsub, js-*, sse) or requests (reqrep, reqrep-load), "
@@ -199,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reqrep, reqrep-load: requests per second; sse: messages per second")
     s.add_argument("--conns", type=count_arg, metavar="N", help="conns: idle connections")
     s.add_argument("--window", type=count_arg, metavar="N",
-                   help="js-pub, js-fetch, js-restart: PubAcks outstanding while publishing "
-                   "(default 1000)")
+                   help="js-pub, js-fetch, js-restart: PubAcks outstanding while publishing; "
+                   "mqtt-qos1, leaf-mqtt: PUBACKs outstanding (default 1000)")
     s.add_argument("--batch", type=count_arg, metavar="N",
                    help="js-fetch: messages per pull request (default 1000)")
     s.add_argument("--nodes", type=count_arg, metavar="N",

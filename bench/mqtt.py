@@ -1,11 +1,11 @@
-"""MQTT throughput and memory: the target's MQTT door side by side with Mosquitto.
+"""MQTT clients, brokers and the idle-clients scenario: the target's MQTT door side by side
+with Mosquitto.
 
-Each scenario starts the target (Jetport or nats-server) with an ``mqtt {}`` listener,
+Each MQTT scenario starts the target (Jetport or nats-server) with an ``mqtt {}`` listener,
 runs the workload, stops it, then does the same with a Mosquitto broker (Debian package
 ``mosquitto``) on a loopback port, and reports both plus the ratio: one run, one machine.
 Clients speak MQTT 3.1.1 from pre-encoded frames; no MQTT library sits in the measured path.
-Publishers keep at most ``window`` messages ahead of what the subscriber has received (and,
-at QoS 1, of the PUBACKs), so no broker is driven into dropping or hoarding messages.
+The throughput scenarios are in ``mqttflow``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast, overload
 
 from . import servers
-from .common import SETUP_TIMEOUT, count_label, run_tag, size_label
+from .common import SETUP_TIMEOUT, run_tag
 from .conns import raise_nofile
 from .model import OWN, Column, Context, Outcome, Params, Scenario, proc_rss_kb
 from .servers import LaunchError
@@ -86,17 +86,21 @@ def _long_length(buf: bytearray, j: int, n: int) -> tuple[int, int]:
     return 0, -1
 
 
-class MqttConn(asyncio.Protocol):
-    """Counts CONNACK/SUBACK/PUBLISH/PUBACK as they arrive; answers QoS 1 with PUBACK.
+class MqttConn(asyncio.BaseProtocol):
+    """Counts CONNACK/SUBACK/PUBLISH/PUBACK/PINGRESP as they arrive; answers QoS 1 with
+    PUBACK.
 
-    Every arrival pokes the shared :class:`Progress`.
+    Every arrival pokes the shared :class:`Progress`. A ``BaseProtocol`` with
+    ``data_received`` rather than an ``asyncio.Protocol``, so a subclass that is also a
+    ``BufferedProtocol`` is read as one (uvloop reads into ``get_buffer`` only for
+    protocols that are not ``asyncio.Protocol`` instances).
     """
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.connacks = self.subacks = self.received = self.acked = 0
+        self.connacks = self.subacks = self.received = self.acked = self.pongs = 0
         self.refused: int | None = None
         self.closed = False
         self._writable = asyncio.Event()
@@ -148,6 +152,8 @@ class MqttConn(asyncio.Protocol):
                     self.refused = buf[j + 1]
             elif kind == 9:
                 self.subacks += 1
+            elif kind == 13:
+                self.pongs += 1
             i = end
         del buf[:i]
         if acks and self.transport is not None:
@@ -197,12 +203,27 @@ class Progress:
         return cond()
 
 
+C = TypeVar("C", bound=MqttConn)
+
+
+@overload
 async def open_client(port: int, client_id: str, progress: Progress, setup: bytes = b"",
-                      subacks: int = 0) -> MqttConn:
-    """Connect, send CONNECT (plus ``setup``) and wait for CONNACK and ``subacks``."""
+                      subacks: int = 0) -> MqttConn: ...
+
+
+@overload
+async def open_client(port: int, client_id: str, progress: Progress, setup: bytes,
+                      subacks: int, factory: Callable[[Progress], C]) -> C: ...
+
+
+async def open_client(port: int, client_id: str, progress: Progress, setup: bytes = b"",
+                      subacks: int = 0,
+                      factory: Callable[[Progress], MqttConn] = MqttConn) -> MqttConn:
+    """Connect, send CONNECT (plus ``setup``) and wait for CONNACK and ``subacks``;
+    ``factory`` makes the protocol."""
     loop = asyncio.get_running_loop()
     _, conn = await asyncio.wait_for(loop.create_connection(
-        lambda: MqttConn(progress), "127.0.0.1", port), SETUP_TIMEOUT)
+        lambda: factory(progress), "127.0.0.1", port), SETUP_TIMEOUT)
     conn.write(connect_frame(client_id) + setup)
     ok = await progress.until(lambda: conn.closed or bool(conn.connacks and
                                                            conn.subacks >= subacks),
@@ -217,7 +238,7 @@ async def open_client(port: int, client_id: str, progress: Progress, setup: byte
 # -- workloads --------------------------------------------------------------------------
 
 
-def _reaches(floor: Callable[[], int], target: int) -> Callable[[], bool]:
+def reaches(floor: Callable[[], int], target: int) -> Callable[[], bool]:
     """A condition that holds once ``floor()`` has caught up with ``target``."""
     return lambda: floor() >= target
 
@@ -233,7 +254,7 @@ async def send_window(pub: MqttConn, progress: Progress, frames: list[bytes], co
         room = min(window - (sent - floor()), count - sent, batch)
         if room <= 0:
             # Resume once a whole batch fits again: fewer, larger writes.
-            if not await progress.until(_reaches(floor, sent - window + batch), timeout):
+            if not await progress.until(reaches(floor, sent - window + batch), timeout):
                 return sent, False
             continue
         if len(frames) == 1:
@@ -254,33 +275,6 @@ def qos_frames(topic: str, payload: bytes, qos: int) -> list[bytes]:
     if qos:
         return [publish_frame(topic, payload, qos, pid) for pid in range(1, 65536)]
     return [publish_frame(topic, payload)]
-
-
-async def flow(port: int, p: Params, qos: int, timeout: float) -> Outcome:
-    """1 publisher → 1 subscriber at ``qos``; delivered msgs/s."""
-    count, size, window = int(p["count"]), int(p["size"]), int(p["window"])
-    tag = run_tag()
-    topic = f"bench/{tag}/q{qos}"
-    progress = Progress()
-    sub = await open_client(port, f"{tag}-sub", progress, subscribe_frame(topic, qos), 1)
-    pub = await open_client(port, f"{tag}-pub", progress)
-
-    def floor() -> int:
-        return min(sub.received, pub.acked) if qos else sub.received
-
-    try:
-        start = time.perf_counter()
-        sent, done = await send_window(pub, progress, qos_frames(topic, b"x" * size, qos),
-                                       count, window, floor, timeout)
-        elapsed = time.perf_counter() - start
-    finally:
-        sub.close()
-        pub.close()
-    rate = sub.received / elapsed if elapsed > 0 else None
-    return Outcome(metrics={"msgs_per_s": rate},
-                   details={"sent": sent, "delivered": sub.received, "acked": pub.acked,
-                            "elapsed_s": elapsed},
-                   partial=not done)
 
 
 async def many(port: int, pid: int | None, p: Params, timeout: float) -> Outcome:
@@ -422,61 +416,21 @@ async def side_by_side(ctx: Context, p: Params, work: Workload, key: str) -> Out
     theirs = outcomes[PEER].metrics.get(key)
     errors = [f"{s}: {o.error}" if not o.error.startswith(s) else o.error
               for s, o in outcomes.items() if o.error]
+    cpu = [[o.details.get("client_cpu_pct"), o.details.get("server_cpu_pct")]
+           for o in outcomes.values()]
     return Outcome(
         metrics={key: mine, f"{PEER}_{key}": theirs,
                  "ratio": mine / theirs if mine and theirs else None},
-        details={side: {**o.details, "metrics": o.metrics} for side, o in outcomes.items()},
+        details={**{side: {**o.details, "metrics": o.metrics} for side, o in outcomes.items()},
+                 **({"cpu_pairs": cpu} if any(v is not None for c in cpu for v in c) else {})},
         partial=any(o.partial for o in outcomes.values()),
         error="; ".join(errors) or None,
     )
 
 
-async def qos0(ctx: Context, p: Params) -> Outcome:
-    return await side_by_side(ctx, p, lambda port, pid, p, t: flow(port, p, 0, t), "msgs_per_s")
-
-
-async def qos1(ctx: Context, p: Params) -> Outcome:
-    return await side_by_side(ctx, p, lambda port, pid, p, t: flow(port, p, 1, t), "msgs_per_s")
-
-
 async def clients(ctx: Context, p: Params) -> Outcome:
     return await side_by_side(ctx, p, many, "rss_mb")
 
-
-def _rate_columns() -> tuple[Column, ...]:
-    return (Column("msgs_per_s", "door msgs/s", "rate"),
-            Column(f"{PEER}_msgs_per_s", "mosquitto msgs/s", "rate", ratio=False),
-            Column("ratio", "door/mosq", "float", ratio=False))
-
-
-def _flow_label(qos: int) -> Callable[[Params], str]:
-    return lambda p: (f"mqtt qos{qos} {size_label(p['size'])} 1->1 "
-                      f"{count_label(int(p['count']))} vs mosquitto")
-
-
-QOS0 = Scenario(
-    name="mqtt-qos0",
-    run=qos0,
-    columns=_rate_columns(),
-    defaults={"size": 100, "count": 1_000_000, "window": 20_000},
-    label=_flow_label(0),
-    help="MQTT QoS 0, 1 publisher -> 1 subscriber, delivered msgs/s; the target's MQTT "
-         "door and Mosquitto in one run",
-    server=OWN,
-    phases=2,
-)
-
-QOS1 = Scenario(
-    name="mqtt-qos1",
-    run=qos1,
-    columns=_rate_columns(),
-    defaults={"size": 100, "count": 200_000, "window": 100},
-    label=_flow_label(1),
-    help="MQTT QoS 1 (publisher window of unacked PUBLISHes, subscriber PUBACKs), "
-         "delivered msgs/s; the target's MQTT door and Mosquitto",
-    server=OWN,
-    phases=2,
-)
 
 CLIENTS = Scenario(
     name="mqtt-clients",

@@ -59,10 +59,11 @@ def _cell(result: Result | None, columns: Sequence[Column]) -> str:
 def _cpu(result: Result | None) -> str:
     if result is None:
         return "-"
-    c, s = result.details.get("client_cpu_pct"), result.details.get("server_cpu_pct")
-    if c is None and s is None:
+    pairs = result.details.get("cpu_pairs") or [
+        (result.details.get("client_cpu_pct"), result.details.get("server_cpu_pct"))]
+    if all(c is None and s is None for c, s in pairs):
         return "-"
-    return "/".join("-" if v is None else f"{v:.0f}" for v in (c, s))
+    return " ".join("/".join("-" if v is None else f"{v:.0f}" for v in pair) for pair in pairs)
 
 
 def ratios(a: Result | None, b: Result | None,

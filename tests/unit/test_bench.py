@@ -9,6 +9,8 @@ from pathlib import Path
 from jetport.bench.common import count_label
 from jetport.bench.counter import Counter
 from jetport.bench.jsclient import JsConn, status_of
+from jetport.bench.mqtt import Progress, publish_frame
+from jetport.bench.mqttflow import PINGREQ, FrameSink, stream
 from jetport.bench.rawclient import Endpoint
 from jetport.bench.servers import find_nats_server, jetport_command, nats_server_command
 from jetport.bench.subjects import Sink, Tally, batches, cycle_frames
@@ -33,7 +35,7 @@ class _Transport:
         pass
 
 
-def _feed(proto: Counter, data: bytes) -> None:
+def _feed(proto: Counter | FrameSink, data: bytes) -> None:
     buf = proto.get_buffer(-1)
     buf[: len(data)] = data
     proto.buffer_updated(len(data))
@@ -80,6 +82,41 @@ async def test_sink_counts_msg_and_hmsg_and_pongs_split_anywhere() -> None:
         await asyncio.sleep(0)
         assert (sink.count, tally.total, done.done(), flush.done()) == (5, 5, True, True), step
         assert transport.written.endswith(b"PING\r\nPONG\r\n")
+
+
+def test_mqtt_sink_counts_by_bytes_and_acks_every_packet_id_split_anywhere() -> None:
+    """The fast path counts uniform QoS 1 deliveries by length and PUBACKs their packet
+    ids in bulk; a PINGRESP or a DUP among them, split anywhere, takes the exact path."""
+    frames = [publish_frame("t/q1", b"xyz", 1, pid) for pid in (1, 2, 300, 4, 65535, 6)]
+    dup = bytes([frames[1][0] | 0x08]) + frames[1][1:]
+    data = b"".join(frames[:3]) + b"\xd0\x00" + dup + b"".join(frames[3:])
+    acks = b"".join(b"\x40\x02" + f[-5:-3] for f in [*frames[:3], dup, *frames[3:]])
+    for step in range(1, len(data) + 1):
+        sink = FrameSink(Progress(), bufsize=64)
+        transport = _Transport()
+        sink.connection_made(transport)  # type: ignore[arg-type]
+        sink.expect(frames[0], len(frames[0]) - 5)
+        for i in range(0, len(data), step):
+            chunk = data[i : i + step]
+            while chunk:  # as a transport does: no more than the buffer holds
+                n = min(len(sink.get_buffer(-1)), len(chunk))
+                _feed(sink, chunk[:n])
+                chunk = chunk[n:]
+        assert (sink.received, sink.pongs, transport.written) == (7, 1, acks), step
+        sink.ping()
+        assert transport.written.endswith(PINGREQ) and sink.pings == 1
+
+
+def test_mqtt_stream_packet_ids_run_on_across_batches() -> None:
+    run = stream("t", b"x" * 100, 1, window=10)
+    frame = publish_frame("t", b"x" * 100, 1, 1)
+    assert run.frame == len(frame) and run.per == 5 and run.ahead == 1000
+    ids = [int.from_bytes(b[i + 5 : i + 7], "big")
+           for b in run.batches for i in range(0, len(b), len(frame))]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) > 10 + run.per
+    qos0 = stream("t", b"x" * 16, 0, window=0)
+    assert qos0.per == len(qos0.batches[0]) // qos0.frame and len(qos0.batches) == 1
+    assert qos0.ahead == 1000 + (1 << 20) // qos0.frame
 
 
 def test_subject_cycle_mixes_subjects_sizes_and_headers() -> None:

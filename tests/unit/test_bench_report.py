@@ -38,6 +38,14 @@ def test_markdown_table_has_a_row_per_scenario_and_the_ratios() -> None:
     assert "- nats-server / reqrep: timed out" in lines
 
 
+def test_cpu_cell_shows_each_broker_pair_of_a_side_by_side_run() -> None:
+    label = "mqtt qos0 16B 1->1 1M vs mosquitto"
+    result = Result(label, "mqtt-qos0", "jetport", {}, {"msgs_per_s": 1.0},
+                    {"cpu_pairs": [[3.2, 61.0], [5.0, None]]})
+    row = markdown([(label, "mqtt-qos0")], ["jetport"], [result]).splitlines()[2]
+    assert row.endswith("| 3/61 5/- |")
+
+
 def test_plot_bars_are_the_ratios_with_their_direction(tmp_path: Path) -> None:
     assert bars(ROWS, TARGETS, RESULTS) == [
         ("pubsub 1->1", 2.0, True), ("reqrep p50", 2.0, False),
