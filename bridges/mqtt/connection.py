@@ -475,7 +475,7 @@ class MqttConnection(Outbound):
         if done is None:
             if qos == 1:
                 incoming.discard(pid)
-                self.send(PubAck(pid))
+                self.send_puback(pid)
             else:
                 self.send(PubRec(pid))
         else:

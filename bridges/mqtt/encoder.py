@@ -114,12 +114,18 @@ def _ack(b0: int) -> Callable[[Any, int], bytes]:
     def encode_ack(a: PubAck, level: int) -> bytes:
         pid = a.packet_id
         if level != 5 or (not a.reason_code and not a.properties):
-            return bytes((b0, 2, pid >> 8, pid & 0xFF))
+            return plain_ack(b0, pid)
         if not a.properties:
             return bytes((b0, 3, pid >> 8, pid & 0xFF, a.reason_code))
         return _frame(b0, bytes((pid >> 8, pid & 0xFF, a.reason_code)),
                       write_props(a.properties))
     return encode_ack
+
+
+def plain_ack(b0: int, packet_id: int) -> bytes:
+    """PUBACK, PUBREC, PUBREL or PUBCOMP (first byte ``b0``) with no reason code: the
+    same bytes at both levels."""
+    return bytes((b0, 2, packet_id >> 8, packet_id & 0xFF))
 
 
 def _subscribe(s: Subscribe, level: int) -> bytes:

@@ -72,7 +72,7 @@ class SubInfo:
                 "rh": self.retain_handling, "id": self.identifier}
 
 
-@dataclass
+@dataclass(slots=True)
 class OutMsg:
     """A QoS 1/2 message owed to the client."""
 
@@ -431,6 +431,12 @@ class Session(Client):
             if self.spilled:  # in order behind what waits in the store
                 self.stored_only += 1
                 return
+        if conn is not None and not self.queue and len(self.inflight) < conn.window:
+            # Nothing waits before it and the window has room: out at once, not through
+            # the queue and pump (-10% CPU per QoS 1 delivery).
+            self._send_first(conn, msg, time.monotonic())
+            self._arm(conn, self.door.ack_wait)
+            return
         self.queue.append(msg)
         self.pump()
         if self.queue.size > self.hub.options.max_pending:
@@ -510,18 +516,24 @@ class Session(Client):
             if msg.expired(now):
                 self._done(msg)
                 continue
-            pid = self._new_pid()
-            inflight[pid] = msg
-            msg.sent = sent
-            conn.send_message(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
-                              msg.properties)
+            self._send_first(conn, msg, sent)
         self._arm(conn, self.door.ack_wait)
 
+    def _send_first(self, conn: MqttConnection, msg: OutMsg, now: float) -> None:
+        """Send a QoS 1/2 message for the first time, in flight under a new packet id."""
+        pid = self._new_pid()
+        self.inflight[pid] = msg
+        msg.sent = now
+        conn.send_message(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
+                          msg.properties)
+
     def _new_pid(self) -> int:
+        pid, inflight = self._next_pid, self.inflight
         for _ in range(65535):
-            self._next_pid = self._next_pid % 65535 + 1
-            if self._next_pid not in self.inflight:
-                return self._next_pid
+            pid = pid % 65535 + 1
+            if pid not in inflight:
+                self._next_pid = pid
+                return pid
         raise RuntimeError("no free packet id")
 
     def resend(self) -> None:
