@@ -124,8 +124,8 @@ class MqttDoor:
         #: Salts the SCRAM credentials of the block's own user (see scram_login).
         self._scram_secret = secrets.token_bytes(32)
         #: The last QoS 0 PUBLISH head a connection encoded, by (topic, payload size,
-        #: retain, property block): the next subscriber of that message reuses it.
-        self.last_head: tuple[tuple[str, int, bool, bytes] | None, bytes] = (None, b"")
+        #: retain, dup, property block): the next subscriber of that message reuses it.
+        self.last_head: tuple[tuple[str, int, bool, bool, bytes] | None, bytes] = (None, b"")
 
     @classmethod
     def wanted(cls, options: Options) -> bool:
