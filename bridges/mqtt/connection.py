@@ -53,10 +53,11 @@ from jetport.bridges.mqtt.packets import (
     Unsubscribe,
 )
 from jetport.bridges.mqtt.responses import RESPONSE_TOPIC
-from jetport.bridges.mqtt.session import OutMsg, Session, SubInfo, header_lines
+from jetport.bridges.mqtt.session import QOS_HEADERS, OutMsg, Session, SubInfo, header_lines
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
+    publish_subject,
     split_shared,
     to_subject,
     valid_filter,
@@ -85,6 +86,8 @@ class ConnectionGone(Exception):
 
 def qos_header(qos: int, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     """The header block of an MQTT-originated message, as nats-server writes it."""
+    if not extra:
+        return QOS_HEADERS[qos]
     lines = b"".join(k + b": " + v + b"\r\n" for k, v in extra)
     return b"NATS/1.0\r\nNmqtt-Pub:%d\r\n%b\r\n" % (qos, lines)
 
@@ -448,12 +451,12 @@ class MqttConnection(Outbound):
             self.send(PubRec(pid))  # a resend of what we have: no second delivery
             return
         try:
-            subject = to_subject(pkt.topic)
+            subject = publish_subject(pkt.topic)
         except TopicError as exc:
             self._protocol_error(ProtocolError(TOPIC_NAME_INVALID, str(exc)))
             return
-        if not session.may_publish(subject.encode()):
-            self.note(f"publish to {subject} denied")
+        if not session.may_publish(subject):
+            self.note(f"publish to {subject.decode()} denied")
             incoming.discard(pid)
             if qos == 1:
                 self.send(PubAck(pid, NOT_AUTHORIZED if self.level == 5 else 0))
@@ -472,7 +475,7 @@ class MqttConnection(Outbound):
         if done is None:
             if qos == 1:
                 incoming.discard(pid)
-                self.send(PubAck(pid))
+                self.send_puback(pid)
             else:
                 self.send(PubRec(pid))
         else:

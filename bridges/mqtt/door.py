@@ -47,8 +47,8 @@ from jetport.bridges.mqtt.stores import AccountStores
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
+    publish_subject,
     split_shared,
-    to_subject,
 )
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
 from jetport.core.accounts import GLOBAL_ACCOUNT
@@ -123,6 +123,9 @@ class MqttDoor:
         self._collecting: list[asyncio.Future[Any]] | None = None
         #: Salts the SCRAM credentials of the block's own user (see scram_login).
         self._scram_secret = secrets.token_bytes(32)
+        #: The last QoS 0 PUBLISH head a connection encoded, by (topic, payload size,
+        #: retain, dup, property block): the next subscriber of that message reuses it.
+        self.last_head: tuple[tuple[str, int, bool, bool, bytes] | None, bytes] = (None, b"")
 
     @classmethod
     def wanted(cls, options: Options) -> bool:
@@ -477,15 +480,16 @@ class MqttDoor:
         pkt = Publish(will.topic, will.payload, will.qos, will.retain, False, None,
                       will.properties)
         try:
-            subject = to_subject(will.topic)
+            subject = publish_subject(will.topic)
         except TopicError:
             return
-        if session.may_publish(subject.encode()):
+        if session.may_publish(subject):
             self.publish(session, subject, pkt)
 
     # -- publishing ---------------------------------------------------------------------
 
-    def publish(self, session: Session, subject: str, pkt: Publish) -> asyncio.Future[Any] | None:
+    def publish(self, session: Session, subj: bytes,
+                pkt: Publish) -> asyncio.Future[Any] | None:
         """Route an MQTT message; a future when QoS 1/2 must wait for commits: it gives
         the reason code to acknowledge with (0, or why a store did not keep it).  Raises
         the router's InvalidSubject for a subject it cannot route."""
@@ -507,11 +511,10 @@ class MqttDoor:
         if expiry:
             extra.append((EXPIRY_HEADER, b"%d" % (time.time() + expiry)))
         hdr = qos_header(pkt.qos, extra)
-        subj = subject.encode()
         waits: list[asyncio.Future[Any]] = []
         requester = None
         if pkt.retain:
-            stored = self.retained.set(session.account, subject, pkt)
+            stored = self.retained.set(session.account, subj.decode(), pkt)
             if stored is not None:
                 waits.append(stored)
         js = self.hub.jetstream

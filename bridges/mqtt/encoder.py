@@ -86,16 +86,26 @@ def _connack(a: ConnAck, level: int) -> bytes:
 
 
 def _publish(p: Publish, level: int) -> bytes:
-    qos = p.qos
-    b0 = 0x30 | (qos << 1) | (8 if p.dup else 0) | (1 if p.retain else 0)
-    head = write_str(p.topic)
+    props = write_props(p.properties) if level == 5 else b""
+    return publish_head(p.topic, len(p.payload), p.qos, p.retain, p.dup, p.packet_id,
+                        props) + p.payload
+
+
+def publish_head(topic: str, size: int, qos: int, retain: bool, dup: bool,
+                 packet_id: int | None, props: bytes) -> bytes:
+    """A PUBLISH up to its payload of ``size`` bytes; ``props`` the encoded MQTT 5
+    properties (b"" for 3.1.1).  Kept apart from the payload so a connection can queue
+    both without copying the payload into a frame of its own."""
+    b0 = 0x30 | (qos << 1) | (8 if dup else 0) | (1 if retain else 0)
+    name = write_str(topic)
     if qos:
-        if not p.packet_id:
+        if not packet_id:
             raise ValueError("QoS 1/2 PUBLISH needs a packet identifier")
-        head += p.packet_id.to_bytes(2, "big")
-    if level == 5:
-        head += write_props(p.properties)
-    return _frame(b0, head, p.payload)
+        name += packet_id.to_bytes(2, "big")
+    length = len(name) + len(props) + size
+    if length > MAX_REMAINING_LENGTH:
+        raise ValueError("packet over the MQTT size limit")
+    return SMALL[b0] + write_varint(length) + name + props
 
 
 def _ack(b0: int) -> Callable[[Any, int], bytes]:
@@ -104,12 +114,18 @@ def _ack(b0: int) -> Callable[[Any, int], bytes]:
     def encode_ack(a: PubAck, level: int) -> bytes:
         pid = a.packet_id
         if level != 5 or (not a.reason_code and not a.properties):
-            return bytes((b0, 2, pid >> 8, pid & 0xFF))
+            return plain_ack(b0, pid)
         if not a.properties:
             return bytes((b0, 3, pid >> 8, pid & 0xFF, a.reason_code))
         return _frame(b0, bytes((pid >> 8, pid & 0xFF, a.reason_code)),
                       write_props(a.properties))
     return encode_ack
+
+
+def plain_ack(b0: int, packet_id: int) -> bytes:
+    """PUBACK, PUBREC, PUBREL or PUBCOMP (first byte ``b0``) with no reason code: the
+    same bytes at both levels."""
+    return bytes((b0, 2, packet_id >> 8, packet_id & 0xFF))
 
 
 def _subscribe(s: Subscribe, level: int) -> bytes:

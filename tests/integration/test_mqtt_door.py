@@ -241,6 +241,40 @@ def test_cross_protocol_and_stream_capture(hub) -> None:
     asyncio.run(main())
 
 
+def test_qos1_publish_is_stored_by_the_streams_of_the_moment(hub) -> None:
+    """Which streams a QoS 1 publish waits for follows streams being created, changed
+    and deleted between publishes on one subject."""
+    async def main() -> None:
+        nc = await nats.connect(hub.url)
+        js = nc.jetstream()
+        await nc.subscribe("sensors.>")  # a listener: a missing PubAck is not "no responders"
+        await nc.flush()
+        c = Client(hub.mqtt, "sensor", V3)
+
+        async def publish(data: bytes) -> None:
+            info = c.c.publish("sensors/t1", data, qos=1)
+            await asyncio.to_thread(info.wait_for_publish, 3)
+            assert info.is_published()
+
+        try:
+            await js.add_stream(name="SENSORS", subjects=["sensors.>"])
+            await publish(b"stored")
+            assert (await js.stream_info("SENSORS")).state.messages == 1
+            # A publish still waiting for the stream it no longer reaches would time out.
+            await js.update_stream(name="SENSORS", subjects=["other.>"])
+            await publish(b"not stored")
+            await js.update_stream(name="SENSORS", subjects=["sensors.>"])
+            await publish(b"stored again")
+            assert (await js.stream_info("SENSORS")).state.messages == 2
+            await js.delete_stream("SENSORS")
+            await publish(b"no stream again")
+        finally:
+            c.close()
+            await nc.close()
+
+    asyncio.run(main())
+
+
 def test_session_takeover_and_will(hub) -> None:
     watcher = Client(hub.mqtt, "watcher")
     watcher.subscribe(("wills/#", 1))

@@ -253,6 +253,29 @@ def test_packets_before_an_error_are_kept_and_nothing_follows() -> None:
     assert codec.receive_data(CONNECT4) == []
 
 
+RUN = (H("3005 000161 7879") + H("3206 000161 0001 78") + H("4002 0002") + H("5002 0003")
+       + H("6202 0004") + H("7002 0005") + H("3d06 000162 0006 79"))
+RUN_PACKETS = [Publish("a", b"xy"), Publish("a", b"x", 1, packet_id=1), PubAck(2), PubRec(3),
+               PubRel(4), PubComp(5), Publish("b", b"y", 2, True, True, 6)]
+
+
+@pytest.mark.parametrize(("bad", "code"), [
+    (H("3605 000161 7879"), 0x81),  # QoS 3
+    (H("6002 0004"), 0x81),  # PUBREL without its fixed-header flags
+    (H("4102 0004"), 0x81),  # PUBACK with flags
+    (H("3004 0002612b"), 0x82),  # wildcard topic
+    (H("3002 0000"), 0x82),  # empty topic
+    (H("1000"), 0x82),  # a second CONNECT
+])
+def test_runs_of_publish_and_acks_split_anywhere(bad: bytes, code: int) -> None:
+    """A run of PUBLISH and acknowledgement packets after CONNECT, then a bad packet:
+    the same packets and the same error however the bytes arrive."""
+    got = splits(CONNECT4 + RUN + bad + RUN)
+    assert got[:-1] == [Connect(4, "c", True, 60), *RUN_PACKETS]
+    assert got[-1].reason_code == code
+    assert splits(RUN + bad, client=True, level=4)[:-1] == RUN_PACKETS
+
+
 def test_maximum_packet_size_boundary() -> None:
     """The limit counts the whole packet, fixed header included, CONNECT too."""
     packet = H("3005 000161 7879")  # 7 bytes in all

@@ -6,9 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jetport.bridges.mqtt import topics
 from jetport.bridges.mqtt.topics import (
     TopicError,
+    delivery_topic,
     filter_subjects,
+    publish_subject,
     split_shared,
     to_subject,
     to_topic,
@@ -71,3 +74,27 @@ def test_round_trip(parts: list[str]) -> None:
     topic = "/".join(parts)
     if topic:
         assert to_topic(to_subject(topic)) == topic
+
+
+@given(st.lists(levels, min_size=1, max_size=6))
+def test_remembered_mappings_are_the_mappings(parts: list[str]) -> None:
+    topic = "/".join(parts)
+    if topic:
+        subject = to_subject(topic)
+        for _ in range(2):  # first computed, then remembered
+            assert publish_subject(topic) == subject.encode()
+            assert delivery_topic(subject.encode()) == topic
+
+
+def test_remembered_mappings_stay_bounded() -> None:
+    long_topic = "a" * 300
+    assert publish_subject(long_topic) == long_topic.encode()
+    assert long_topic not in topics._subjects
+    for i in range(topics._CACHE_SIZE + 10):
+        assert publish_subject(f"t/{i}") == b"t.%d" % i
+        assert delivery_topic(b"t.%d" % i) == f"t/{i}"
+    assert len(topics._subjects) <= topics._CACHE_SIZE
+    assert len(topics._topics) <= topics._CACHE_SIZE
+    with pytest.raises(TopicError):
+        publish_subject("a b")
+    assert "a b" not in topics._subjects
