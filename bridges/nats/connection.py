@@ -349,16 +349,22 @@ class NatsClient(Client, asyncio.Protocol):
         self._queue(data, len(payloads), total)
 
     def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
-        # encode_msg in place for messages without headers, as in deliver() (same gain);
-        # a message with headers goes through deliver() itself.
+        # encode_msg in place, as in deliver() (same gain); messages with headers too, so
+        # that a batch stays one queued write (1,000 subjects, one HPUB in four: the
+        # batch was cut at each of them).
         sid, total = sub.sid, 0
         frames: list[bytes] = []
+        headers = self.headers
         for subject, reply, hdr, payload in msgs:
-            if hdr is not None and self.headers:
-                if frames:  # what came before goes first
-                    self._queue(frames, len(frames), total)
-                    frames, total = [], 0
-                self.deliver(sub, subject, reply, hdr, payload)
+            if hdr is not None and headers:
+                hl = len(hdr)
+                size = hl + len(payload)
+                total += size
+                if reply:
+                    head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hl, size)
+                else:
+                    head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hl, size)
+                frames.append(head + hdr + payload + b"\r\n")
                 continue
             size = len(payload)
             total += size
