@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from jetport.bridges.mqtt.aliases import TopicAliases
 from jetport.bridges.mqtt.enhanced import EnhancedAuth
 from jetport.bridges.mqtt.outbound import Outbound
+from jetport.bridges.mqtt.outmsg import QOS_HEADERS, OutMsg, SubInfo, header_lines
 from jetport.bridges.mqtt.packets import (
     BAD_USER_NAME_OR_PASSWORD,
     CLIENT_IDENTIFIER_NOT_VALID,
@@ -53,7 +54,7 @@ from jetport.bridges.mqtt.packets import (
     Unsubscribe,
 )
 from jetport.bridges.mqtt.responses import RESPONSE_TOPIC
-from jetport.bridges.mqtt.session import QOS_HEADERS, OutMsg, Session, SubInfo, header_lines
+from jetport.bridges.mqtt.session import Session
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,

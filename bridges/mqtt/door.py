@@ -25,18 +25,18 @@ from jetport.bridges.mqtt.connection import (
     request_properties,
 )
 from jetport.bridges.mqtt.listing import session_page
-from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
-from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
-from jetport.bridges.mqtt.retained import RetainedMessages
-from jetport.bridges.mqtt.session import (
+from jetport.bridges.mqtt.outmsg import (
     EXPIRY_HEADER,
     RETAIN_HEADER,
     OutMsg,
-    Session,
     SubInfo,
     expiry_of,
     properties_from,
 )
+from jetport.bridges.mqtt.packets import QUOTA_EXCEEDED, UNSPECIFIED_ERROR, Publish
+from jetport.bridges.mqtt.responses import CORRELATION, ResponseRelay
+from jetport.bridges.mqtt.retained import RetainedMessages
+from jetport.bridges.mqtt.session import Session
 from jetport.bridges.mqtt.store import (
     REPLY_PREFIX,
     MqttStore,

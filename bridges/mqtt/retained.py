@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from jetport.bridges.mqtt.outmsg import RETAIN_HEADER, OutMsg, SubInfo
 from jetport.bridges.mqtt.packets import Publish
-from jetport.bridges.mqtt.session import RETAIN_HEADER, OutMsg, Session, SubInfo
+from jetport.bridges.mqtt.session import Session
 from jetport.bridges.mqtt.topics import to_topic
 from jetport.core.headers import get as get_header
 from jetport.core.subjects import subject_matches

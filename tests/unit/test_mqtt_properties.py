@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from jetport.bridges.mqtt.session import properties_from
+from jetport.bridges.mqtt.outmsg import properties_from
 
 
 def hdr(*lines: tuple[bytes, bytes]) -> bytes:
