@@ -43,6 +43,8 @@ from .sqlite_writer import SCHEMA, Txn, Writer
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 
 _PRAGMAS = (*PRAGMAS, "PRAGMA temp_store = MEMORY")
+#: A reading connection's: what only the creating writer sets (page size, WAL) left out.
+_READER_PRAGMAS = tuple(p for p in _PRAGMAS if "page_size" not in p and "journal_mode" not in p)
 
 
 def encode_state(s: ConsumerState) -> str:
@@ -143,7 +145,7 @@ class SqliteStorage:
                     wr.execute(pragma)
                 wr.executescript(SCHEMA)
                 rs = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                for pragma in _PRAGMAS[1:] + ("PRAGMA query_only = ON",):
+                for pragma in (*_READER_PRAGMAS, "PRAGMA query_only = ON"):
                     rs.execute(pragma)
                     await rd.execute(pragma)
                 for conn in (wr, rs):

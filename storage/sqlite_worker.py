@@ -34,6 +34,10 @@ WAL_LIMIT = 64 << 20
 #: (``jetstream { sync_interval: always }``): every commit is fsynced first.
 SYNC_NORMAL, SYNC_FULL = "NORMAL", "FULL"
 PRAGMAS = (
+    # 16 KiB pages for a new store (an existing one keeps its own): a commit writes a
+    # quarter of the WAL frames, one write call each (1 KiB messages, 1,000 PubAcks
+    # outstanding: 29k -> 55k msgs/s; 128 B unchanged within the noise).
+    "PRAGMA page_size = 16384",
     "PRAGMA journal_mode = WAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA cache_size = -16384",
