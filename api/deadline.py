@@ -32,23 +32,29 @@ def with_header_deadline(base: type[Any], seconds: float = HEADER_DEADLINE) -> t
     head; the subclass hooks only methods both of uvicorn's implementations have."""
 
     class HeaderDeadline(base):  # type: ignore[misc]
+        # One timer per connection, re-armed only when it fires, and the start of the
+        # current head as a timestamp: a timer made and cancelled per request cost more
+        # than the rest of this class.
         _head_timer: asyncio.TimerHandle | None = None
+        #: Loop time the current request's head began (None: between requests).
+        _head_since: float | None = None
         _in_head = True
         _tail = b""
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             # A connection that sends nothing at all is held to the same deadline.
-            self._head_timer = asyncio.get_running_loop().call_later(seconds, self._head_expired)
+            loop = asyncio.get_running_loop()
+            self._head_since = loop.time()
+            self._head_timer = loop.call_later(seconds, self._head_check)
 
         def data_received(self, data: bytes) -> None:
             if self._in_head:
-                if self._head_timer is None:
-                    loop = asyncio.get_running_loop()
-                    self._head_timer = loop.call_later(seconds, self._head_expired)
+                if self._head_since is None:
+                    self._head_since = asyncio.get_running_loop().time()
                 seen = self._tail + data
                 if _END_OF_HEAD in seen:
-                    self._head_done()
+                    self._in_head, self._tail, self._head_since = False, b"", None
                 else:
                     self._tail = seen[-3:]
             super().data_received(data)
@@ -58,16 +64,19 @@ def with_header_deadline(base: type[Any], seconds: float = HEADER_DEADLINE) -> t
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._head_done()
-            super().connection_lost(exc)
-
-        def _head_done(self) -> None:
-            self._in_head, self._tail = False, b""
+            self._in_head, self._head_since = False, None
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
+            super().connection_lost(exc)
 
-        def _head_expired(self) -> None:
+        def _head_check(self) -> None:
+            loop = asyncio.get_running_loop()
+            since = self._head_since
+            left = seconds if since is None else since + seconds - loop.time()
+            if left > 0:
+                self._head_timer = loop.call_later(left, self._head_check)
+                return
             self._head_timer = None
             transport = self.transport
             if transport is None or transport.is_closing():

@@ -90,8 +90,10 @@ class HttpDoor:
         from uvicorn.importer import import_from_string
 
         from jetport.api.deadline import with_header_deadline
+        from jetport.api.turnwrites import with_turn_writes
 
-        http = with_header_deadline(import_from_string(HTTP_PROTOCOLS["auto"]))
+        base = import_from_string(HTTP_PROTOCOLS["auto"])
+        http = with_turn_writes(with_header_deadline(base))
         config = uvicorn.Config(
             asgi_app(self.hub, self), loop="none", lifespan="off", access_log=False, http=http,
             # uvicorn's lines go through the hub's log handler and format (core.log).
