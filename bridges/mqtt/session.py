@@ -31,6 +31,7 @@ from jetport.bridges.mqtt.topics import TopicError, delivery_topic, to_subject
 from jetport.core.client import Client
 from jetport.core.headers import add as add_headers
 from jetport.core.log import log
+from jetport.core.memo import remember
 from jetport.core.subjects import is_literal, subject_matches
 
 if TYPE_CHECKING:
@@ -311,9 +312,7 @@ class Session(Client):
             subs = list(self._literal.get(subject, ()))
             subs += [s for s in self._wild if subject_matches(s.subject, subject)]
             subs.sort(key=lambda s: (len(s.sid), s.sid))
-            if len(self._matches) >= _MATCHES_KEPT:
-                self._matches.clear()
-            self._matches[subject] = subs
+            remember(self._matches, subject, subs, _MATCHES_KEPT)
         by_sid = self._by_sid
         return [s for s in subs if s.sid in by_sid and self._wants(by_sid[s.sid], subject)]
 

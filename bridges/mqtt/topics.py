@@ -8,6 +8,8 @@ which takes a second subscription on ``a`` itself.
 
 from __future__ import annotations
 
+from jetport.core.memo import remember
+
 #: Characters nats-server refuses in topics (they would break the NATS protocol).
 _FORBIDDEN = frozenset(" \t\r\n\f\x7f")
 SHARE_PREFIX = "$share/"
@@ -87,9 +89,7 @@ def publish_subject(topic: str) -> bytes:
     if subject is None:
         subject = to_subject(topic).encode()
         if len(topic) <= _CACHED_LEN:
-            if len(_subjects) >= _CACHE_SIZE:
-                _subjects.clear()
-            _subjects[topic] = subject
+            remember(_subjects, topic, subject, _CACHE_SIZE)
     return subject
 
 
@@ -100,9 +100,7 @@ def delivery_topic(subject: bytes) -> str:
     if topic is None:
         topic = to_topic(subject.decode(errors="replace"))
         if len(subject) <= _CACHED_LEN:
-            if len(_topics) >= _CACHE_SIZE:
-                _topics.clear()
-            _topics[subject] = topic
+            remember(_topics, subject, topic, _CACHE_SIZE)
     return topic
 
 

@@ -28,6 +28,7 @@ import json
 from typing import Any, cast
 
 from jetport.core.config.options import DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD
+from jetport.core.memo import remember
 
 OP_PUB = 1
 OP_SUB = 2
@@ -430,11 +431,7 @@ def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
         return None
     if nargs == 3:
         return (args[0], args[1], size)
-    parsed = (args[0], None, size)
-    if len(_PUB_LINES) >= _PUB_LINES_MAX:
-        _PUB_LINES.clear()
-    _PUB_LINES[line] = parsed
-    return parsed
+    return remember(_PUB_LINES, line, (args[0], None, size), _PUB_LINES_MAX)
 
 
 _HPUB_LINES: dict[bytes, tuple[bytes, bytes | None, int, int]] = {}
@@ -452,11 +449,7 @@ def _parse_hpub_line(line: bytes) -> tuple[bytes, bytes | None, int, int] | None
         return None
     if nargs == 4:
         return (args[0], args[1], hsize, size)
-    parsed = (args[0], None, hsize, size)
-    if len(_HPUB_LINES) >= _PUB_LINES_MAX:
-        _HPUB_LINES.clear()
-    _HPUB_LINES[line] = parsed
-    return parsed
+    return remember(_HPUB_LINES, line, (args[0], None, hsize, size), _PUB_LINES_MAX)
 
 
 def _size(token: bytes) -> int | None:

@@ -17,6 +17,7 @@ from jetport.core.jetstream.account import JetStreamAccount
 from jetport.core.jetstream.batch import BatchLimits
 from jetport.core.jetstream.disabled import NotEnabledApi
 from jetport.core.log import log
+from jetport.core.memo import remember
 from jetport.core.subjects import subject_matches
 
 if TYPE_CHECKING:
@@ -130,9 +131,7 @@ class JetStream:
             count = sum(1 for stream in jsa.streams.values()
                         if any(subject_matches(p, subject) for p in stream.subjects))
             if len(subject) <= _CAPTURING_LEN:
-                if len(jsa.capturing) >= _CAPTURING_KEPT:
-                    jsa.capturing.clear()
-                jsa.capturing[subject] = count
+                remember(jsa.capturing, subject, count, _CAPTURING_KEPT)
         return count
 
     # -- server-wide limits -------------------------------------------------------------
