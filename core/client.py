@@ -198,6 +198,19 @@ class Client:
         for subject, reply, hdr, payload in msgs:
             self.deliver(sub, subject, reply, hdr, payload)
 
+    def deliver_runs(self, subs: list[Subscription], msgs: list[Delivery]) -> None:
+        """``msgs[i]`` for ``subs[i]``, all this client's subscriptions (one read's
+        messages routed here); doors may encode them in one go."""
+        first = subs[0]
+        if all(sub is first for sub in subs):
+            self.deliver_batch(first, msgs)
+            return
+        start = 0
+        for i in range(1, len(subs) + 1):
+            if i == len(subs) or subs[i] is not subs[start]:
+                self.deliver_batch(subs[start], msgs[start:i])
+                start = i
+
     # -- subscriptions ------------------------------------------------------------
 
     def subscribe(self, subject: bytes, queue: bytes | None, sid: bytes) -> Subscription:

@@ -261,14 +261,20 @@ class Router:
 
     def publish_batch(self, origin: Client | None, msgs: list[Delivery]) -> None:
         """Messages published together (one read of a client, or a stream's PubAcks
-        with ``origin`` None), each delivered as :meth:`publish` would, in order;
-        consecutive ones for the same lone subscriber reach it in one call.  Invalid
-        subjects are skipped, as a client that is not pedantic expects."""
+        with ``origin`` None), each delivered as :meth:`publish` would, in order.  What
+        goes to one subscription, or one member of a lone queue group, is collected per
+        client and reaches it in one call (1,000 subjects each with its own exact
+        subscription on one connection: one write per read instead of one queued frame
+        per message).  Invalid subjects are skipped, as a client that is not pedantic
+        expects."""
         index = self.index
         links = self.links
         cache = index.cache
-        run_sub: Subscription | None = None
-        run: list[Delivery] = []
+        # Per client, the subscriptions and messages collected; a message that takes
+        # the general path sends them first, so each client sees its messages in order.
+        runs: dict[Client, tuple[list[Subscription], list[Delivery]]] = {}
+        last: Client | None = None
+        last_run: tuple[list[Subscription], list[Delivery]] = ([], [])
         # Replies to one client's inbox differ in their last token only: while the
         # answer for the last subject did not depend on it, the next one with the same
         # leading tokens gets the same answer.
@@ -292,28 +298,44 @@ class Router:
                     else:
                         head = None
             plain, groups = m
-            if len(plain) == 1 and not groups:
+            sub: Subscription | None = None
+            if groups:
+                if not plain and len(groups) == 1:
+                    # one queue group: the member _to_groups would try first
+                    members = groups[0]
+                    sub = members[(self._rr + 1) % len(members)]
+            elif len(plain) == 1:
                 sub = plain[0]
-                if not sub.max_msgs and sub.guard is None and (
-                    origin is None or sub.client is not origin or origin.echo
+            if sub is not None and not sub.max_msgs and sub.guard is None:
+                client = sub.client
+                if (origin is None or client is not origin or origin.echo) and (
+                    not groups or client.receive_filter is None
                 ):
-                    if sub is not run_sub:
-                        if run_sub is not None:
-                            run_sub.client.deliver_batch(run_sub, run)
-                            run = []
-                        run_sub = sub
-                    run.append(msg)
+                    if groups:
+                        self._rr += 1
+                    if client is not last:
+                        run = runs.get(client)
+                        if run is None:
+                            runs[client] = run = ([], [])
+                        last, last_run = client, run
+                    last_run[0].append(sub)
+                    last_run[1].append(msg)
                     sub.delivered += 1
                     if links:
                         self._forward(origin, subject, msg[1], msg[2], [msg[3]], groups)
                     continue
-            if run_sub is not None:
-                run_sub.client.deliver_batch(run_sub, run)
-                run_sub, run = None, []
+            if runs:
+                self._send_runs(runs)
+                runs, last = {}, None
             self.publish(origin, subject, msg[1], msg[2], msg[3], m)
             head = None  # it may have ended a subscription
-        if run_sub is not None:
-            run_sub.client.deliver_batch(run_sub, run)
+        if runs:
+            self._send_runs(runs)
+
+    @staticmethod
+    def _send_runs(runs: dict[Client, tuple[list[Subscription], list[Delivery]]]) -> None:
+        for client, (subs, msgs) in runs.items():
+            client.deliver_runs(subs, msgs)
 
     def deliver_batch_as(self, route: bytes, msgs: list[Delivery]) -> int:
         """:meth:`deliver_as` for several messages routed alike (a consumer's batch):

@@ -135,13 +135,17 @@ class NatsOutbound(Client):
         self._queue(data, len(payloads), total)
 
     def deliver_batch(self, sub: Subscription, msgs: list[Delivery]) -> None:
+        self.deliver_runs([sub] * len(msgs), msgs)
+
+    def deliver_runs(self, subs: list[Subscription], msgs: list[Delivery]) -> None:
         # MSG encoded in place, as in deliver() (same gain); messages with headers join
         # the same list, so that a batch stays one queued write (1,000 subjects, one HPUB
         # in four: the batch was cut at each of them).
-        sid, total = sub.sid, 0
+        total = 0
         frames: list[bytes] = []
         headers = self.headers
-        for subject, reply, hdr, payload in msgs:
+        for sub, (subject, reply, hdr, payload) in zip(subs, msgs, strict=True):
+            sid = sub.sid
             if hdr is not None and headers:
                 total += len(hdr) + len(payload)
                 frames.append(encode_msg(subject, sid, reply, hdr, payload))

@@ -60,6 +60,21 @@ def test_deliver_and_deliver_batch_write_what_encode_msg_writes(msgs, with_heade
 
 
 @settings(max_examples=300, deadline=None)
+@given(messages, st.booleans(), st.lists(st.sampled_from([b"1", b"22", b"333"]), max_size=12))
+def test_deliver_runs_writes_what_encode_msg_writes(msgs, with_headers, sids) -> None:
+    """Messages for several subscriptions of one connection: each MSG names its own."""
+    msgs = msgs[:len(sids)]
+    subs = [Subscription(None, sid, b">", None) for sid in sids[:len(msgs)]]  # type: ignore[arg-type]
+    runs = client(with_headers)
+    if msgs:
+        runs.deliver_runs(subs, msgs)
+    pairs = zip(subs, msgs, strict=True)
+    want = b"".join(reference(sub.sid, [m], with_headers) for sub, m in pairs)
+    assert b"".join(runs._out) == want
+    assert runs.out_msgs == len(msgs)
+
+
+@settings(max_examples=300, deadline=None)
 @given(subjects, replies, st.lists(payloads, min_size=1, max_size=12))
 def test_deliver_many_writes_what_encode_msg_writes(subject, reply, bodies) -> None:
     sub = Subscription(None, b"3", b">", None)  # type: ignore[arg-type]

@@ -30,6 +30,10 @@ class Recorder:
         for subject, reply, hdr, payload in msgs:
             self.deliver(sub, subject, reply, hdr, payload)
 
+    def deliver_runs(self, subs, msgs) -> None:
+        for sub, (subject, reply, hdr, payload) in zip(subs, msgs, strict=True):
+            self.deliver(sub, subject, reply, hdr, payload)
+
     def drop_subscription(self, sub: Subscription) -> None:
         self.router.unsubscribe(sub)
 
