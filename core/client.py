@@ -202,7 +202,7 @@ class Client:
         """``msgs[i]`` for ``subs[i]``, all this client's subscriptions (one read's
         messages routed here); doors may encode them in one go."""
         first = subs[0]
-        if all(sub is first for sub in subs):
+        if subs.count(first) == len(subs):  # one subscription (identity is checked first)
             self.deliver_batch(first, msgs)
             return
         start = 0

@@ -24,11 +24,14 @@ _COMPACT = 4096
 class Tail:
     """Messages by sequence (``None`` where removed) plus seqs per subject."""
 
-    __slots__ = ("_seqs", "_msgs", "_head", "_subj", "floor", "size", "max_msgs", "max_bytes")
+    __slots__ = ("_seqs", "_msgs", "_sizes", "_head", "_subj", "floor", "size", "max_msgs",
+                 "max_bytes")
 
     def __init__(self, floor: int, max_msgs: int, max_bytes: int) -> None:
         self._seqs: list[int] = []
         self._msgs: list[StoredMsg | None] = []
+        #: Each message's size as appended, so that evicting does not work it out again.
+        self._sizes: list[int] = []
         self._head = 0
         self._subj: dict[bytes, list[int]] = {}
         #: Lowest sequence the tail answers for.
@@ -39,12 +42,13 @@ class Tail:
         self.max_bytes = max_bytes
 
     def clear(self, floor: int) -> None:
-        self._seqs, self._msgs, self._head, self._subj = [], [], 0, {}
+        self._seqs, self._msgs, self._sizes, self._head, self._subj = [], [], [], 0, {}
         self.floor, self.size = floor, 0
 
     def append(self, msg: StoredMsg, size: int) -> None:
         self._seqs.append(msg.seq)
         self._msgs.append(msg)
+        self._sizes.append(size)
         lst = self._subj.get(msg.subject)
         if lst is None:
             self._subj[msg.subject] = [msg.seq]
@@ -58,7 +62,7 @@ class Tail:
     def evict(self, committed: int) -> None:
         """Drop the oldest entries, never past ``committed``, down to 7/8 of the bound
         so the work is done once per many appends rather than on each."""
-        seqs, msgs, head = self._seqs, self._msgs, self._head
+        seqs, msgs, sizes, head = self._seqs, self._msgs, self._sizes, self._head
         end = len(seqs)
         stop = bisect_left(seqs, committed + 1, head)
         max_msgs = self.max_msgs - (self.max_msgs >> 3)
@@ -68,7 +72,7 @@ class Tail:
         while head < stop and (end - head > max_msgs or size > max_bytes):
             msg = msgs[head]
             if msg is not None:
-                size -= msg.size
+                size -= sizes[head]
                 dropped[msg.subject] = dropped.get(msg.subject, 0) + 1
             head += 1
         if head == self._head:
@@ -83,7 +87,7 @@ class Tail:
         self.size = size
         self.floor = seqs[head - 1] + 1
         if head >= _COMPACT and head * 2 >= end:
-            del seqs[:head], msgs[:head]
+            del seqs[:head], msgs[:head], sizes[:head]
             head = 0
         self._head = head
 
@@ -106,7 +110,7 @@ class Tail:
         msg = self._msgs[i] if i >= 0 else None
         if msg is not None:
             self._msgs[i] = None
-            self.size -= msg.size
+            self.size -= self._sizes[i]
             self._unindex(msg)
         return msg
 
