@@ -199,12 +199,8 @@ class Client:
             self.deliver(sub, subject, reply, hdr, payload)
 
     def deliver_runs(self, subs: list[Subscription], msgs: list[Delivery]) -> None:
-        """``msgs[i]`` for ``subs[i]``, all this client's subscriptions (one read's
-        messages routed here); doors may encode them in one go."""
-        first = subs[0]
-        if subs.count(first) == len(subs):  # one subscription (identity is checked first)
-            self.deliver_batch(first, msgs)
-            return
+        """``msgs[i]`` for ``subs[i]``, several of this client's subscriptions (one
+        read's messages routed here); doors may encode them in one go."""
         start = 0
         for i in range(1, len(subs) + 1):
             if i == len(subs) or subs[i] is not subs[start]:

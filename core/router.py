@@ -70,6 +70,18 @@ def admits(sub: Subscription, origin: Client | None, subject: bytes,
 NO_GROUPS: frozenset[bytes] = frozenset()
 
 
+class _Run:
+    """What one publish_batch collected for one client: ``msgs[i]`` for ``subs[i]``,
+    ``mixed`` once two subscriptions are among them."""
+
+    __slots__ = ("subs", "msgs", "mixed")
+
+    def __init__(self) -> None:
+        self.subs: list[Subscription] = []
+        self.msgs: list[Delivery] = []
+        self.mixed = False
+
+
 class Link(Protocol):
     """A connection to another server that shares this account's interest and messages
     (a leaf node link): it hears of every local subscription and is offered every
@@ -272,9 +284,9 @@ class Router:
         cache = index.cache
         # Per client, the subscriptions and messages collected; a message that takes
         # the general path sends them first, so each client sees its messages in order.
-        runs: dict[Client, tuple[list[Subscription], list[Delivery]]] = {}
+        runs: dict[Client, _Run] = {}
         last: Client | None = None
-        last_run: tuple[list[Subscription], list[Delivery]] = ([], [])
+        last_run = _Run()
         # Replies to one client's inbox differ in their last token only: while the
         # answer for the last subject did not depend on it, the next one with the same
         # leading tokens gets the same answer.
@@ -316,10 +328,13 @@ class Router:
                     if client is not last:
                         run = runs.get(client)
                         if run is None:
-                            runs[client] = run = ([], [])
+                            runs[client] = run = _Run()
                         last, last_run = client, run
-                    last_run[0].append(sub)
-                    last_run[1].append(msg)
+                    subs = last_run.subs
+                    if subs and subs[-1] is not sub:
+                        last_run.mixed = True
+                    subs.append(sub)
+                    last_run.msgs.append(msg)
                     sub.delivered += 1
                     if links:
                         self._forward(origin, subject, msg[1], msg[2], [msg[3]], groups)
@@ -333,9 +348,12 @@ class Router:
             self._send_runs(runs)
 
     @staticmethod
-    def _send_runs(runs: dict[Client, tuple[list[Subscription], list[Delivery]]]) -> None:
-        for client, (subs, msgs) in runs.items():
-            client.deliver_runs(subs, msgs)
+    def _send_runs(runs: dict[Client, _Run]) -> None:
+        for client, run in runs.items():
+            if run.mixed:
+                client.deliver_runs(run.subs, run.msgs)
+            else:
+                client.deliver_batch(run.subs[0], run.msgs)
 
     def deliver_batch_as(self, route: bytes, msgs: list[Delivery]) -> int:
         """:meth:`deliver_as` for several messages routed alike (a consumer's batch):
