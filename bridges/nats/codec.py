@@ -289,6 +289,9 @@ class ServerCodec:
                     if size <= max_payload and stop + 2 <= n and buf[stop] == 13 \
                             and buf[stop + 1] == 10:
                         payload = buf[start:stop]
+                        # _walk's run gathering written out again: through a shared
+                        # function the pure build parses 1 KiB PUBs 5-8% slower (the
+                        # codec alone: 1.34 -> 1.24M/s to one subject).
                         if s != subject or r != reply:
                             subject, reply, run, open_run = s, r, None, False
                         if run is not None:
