@@ -2,10 +2,11 @@
 
 :class:`ServerCodec` turns bytes from a client into events with
 :meth:`ServerCodec.receive_data` and events for the client into bytes with the
-``encode_*`` functions.  It keeps the state the protocol itself defines (the options of
-the last CONNECT, a payload still being read) and applies the rules nats-server applies
-while reading: limits on control lines and payloads, argument counts, the headers
-handshake.  It knows nothing of sockets, clocks, subscriptions or authorization.
+``encode_*`` functions of :mod:`jetport.bridges.nats.encoder`.  It keeps the state the
+protocol itself defines (the options of the last CONNECT, a payload still being read)
+and applies the rules nats-server applies while reading: limits on control lines and
+payloads, argument counts, the headers handshake.  It knows nothing of sockets, clocks,
+subscriptions or authorization.
 
 Events are plain tuples whose first item is one of the ``OP_*`` constants, because one
 is made per message on the hottest path:
@@ -584,39 +585,6 @@ def describe(event: Event) -> str:
     args = [a if isinstance(a, str) else a.decode(errors="replace") if isinstance(a, bytes)
             else str(a) for a in event[1:] if a is not None]
     return f"[{' '.join([_NAMES[op], *args])}]"
-
-
-# -- server to client ---------------------------------------------------------------
-
-
-def encode_info(info: dict[str, Any]) -> bytes:
-    """INFO with the trailing space before CRLF that nats-server writes."""
-    return b"INFO " + json.dumps(info, separators=(",", ":")).encode() + b" \r\n"
-
-
-def encode_err(text: str) -> bytes:
-    return b"-ERR '" + text.encode() + b"'\r\n"
-
-
-def encode_msg(
-    subject: bytes, sid: bytes, reply: bytes | None, headers: bytes | None, payload: bytes
-) -> bytes:
-    """MSG, or HMSG when ``headers`` is given (the caller strips them for clients
-    that did not ask for headers).  The reference encoding: the NATS door's delivery
-    methods write it out in place on their hot paths, and a test holds them to it."""
-    if headers is None:
-        if reply:
-            head = b"MSG %b %b %b %d\r\n" % (subject, sid, reply, len(payload))
-        else:
-            head = b"MSG %b %b %d\r\n" % (subject, sid, len(payload))
-    else:
-        hl = len(headers)
-        if reply:
-            head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hl, hl + len(payload))
-        else:
-            head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hl, hl + len(payload))
-        return head + headers + payload + CRLF
-    return head + payload + CRLF
 
 
 def _lower_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -32,10 +32,9 @@ from jetport.bridges.nats.codec import (
     PONG,
     Event,
     ServerCodec,
-    encode_err,
-    encode_info,
     trace_lines,
 )
+from jetport.bridges.nats.encoder import encode_err, encode_info
 from jetport.bridges.nats.outbound import NatsOutbound
 from jetport.core import security
 from jetport.core.auth import AuthError, Principal, new_nonce

@@ -22,10 +22,8 @@ from jetport.bridges.nats.codec import (
     OP_SUB,
     OP_UNSUB,
     ServerCodec,
-    encode_err,
-    encode_info,
-    encode_msg,
 )
+from jetport.bridges.nats.encoder import encode_err, encode_info, encode_msg
 
 HDRS = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
 

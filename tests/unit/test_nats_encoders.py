@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetport.bridges.nats.codec import encode_msg
 from jetport.bridges.nats.connection import NatsClient
+from jetport.bridges.nats.encoder import encode_msg
 from jetport.core.router import Subscription
 
 
