@@ -8,6 +8,7 @@ requirements) the modules ``[tool.jetport.mypyc]`` lists are compiled with mypyc
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ def mypyc_extensions() -> list[Any]:
 
     with open(ROOT / "pyproject.toml", "rb") as f:
         tool = tomllib.load(f)["tool"]
+    # setuptools packs whatever its build/lib holds: an extension left from an earlier
+    # build of a module no longer listed would shadow that module's .py.
+    for old in BUILD.glob("lib.*"):
+        shutil.rmtree(old)
     package = BUILD / "src" / "jetport"
     package.mkdir(parents=True, exist_ok=True)
     # A package marker for mypy's view only; the installed jetport has none.
