@@ -36,9 +36,10 @@ import aiosqlite
 from jetport.storage.subjects import subject_matches
 
 from .base import ConsumerState, StorageError, StoreState
+from .sqlite_schema import SCHEMA
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
 from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL
-from .sqlite_writer import SCHEMA, Txn, Writer
+from .sqlite_writer import Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 

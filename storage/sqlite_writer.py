@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+from . import sqlite_schema as schema
 from . import sqlite_worker as worker
 from .base import ConsumerState, StorageError
 
@@ -48,50 +49,6 @@ META_EVERY = 0.5
 MAX_INFLIGHT = 2
 #: A transaction of at most this many rows, with none in flight, commits in the hub.
 INLINE_ROWS = 8
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS streams(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    config TEXT,
-    created INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS stream_state(
-    id INTEGER PRIMARY KEY,
-    first_seq INTEGER NOT NULL,
-    first_ts INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
-    last_ts INTEGER NOT NULL,
-    msgs INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS msgs(
-    stream_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    subject BLOB NOT NULL,
-    hdr BLOB,
-    data BLOB NOT NULL,
-    ts INTEGER NOT NULL,
-    PRIMARY KEY(stream_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS msgs_subject ON msgs(stream_id, subject, seq);
-CREATE TABLE IF NOT EXISTS consumers(
-    stream TEXT NOT NULL,
-    name TEXT NOT NULL,
-    config TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY(stream, name)
-) WITHOUT ROWID;
-"""
-
-_SAVE_STATE = "INSERT OR REPLACE INTO stream_state VALUES (?,?,?,?,?,?,?)"
-_SAVE_STREAM = (
-    "INSERT INTO streams(name, config, created) VALUES (?,?,?) ON CONFLICT(name) "
-    "DO UPDATE SET config = excluded.config, created = excluded.created"
-)
-_SAVE_CONSUMER = "INSERT OR REPLACE INTO consumers VALUES (?,?,?,?)"
-_DELETE_CONSUMER = "DELETE FROM consumers WHERE stream = ? AND name = ?"
-
 
 class Member(Protocol):
     """A stream store whose rows go through the writer."""
@@ -582,7 +539,7 @@ class Writer:
         meta = [row for m in members if (row := m.meta_row()) is not None]
         self._dirty.clear()
         self._meta_at = now
-        return [(_SAVE_STATE, meta, True)] if meta else []
+        return [(schema.SAVE_STATE, meta, True)] if meta else []
 
     def _statements(
         self, step: _Data, committed: dict[Member, int], txn: Txn
@@ -599,16 +556,16 @@ class Writer:
                 txn.touch(member)
         if step.configs:
             rows = [(name, cfg, created) for name, (cfg, created) in step.configs.items()]
-            out.append((_SAVE_STREAM, rows, True))
+            out.append((schema.SAVE_STREAM, rows, True))
         if step.consumers:
             drops = [key for key, v in step.consumers.items() if v is None]
             if drops:
-                out.append((_DELETE_CONSUMER, drops, True))
+                out.append((schema.DELETE_CONSUMER, drops, True))
             saves = [
                 (stream, name, v[0], self._encode(v[1]))
                 for (stream, name), v in step.consumers.items()
                 if v is not None
             ]
             if saves:
-                out.append((_SAVE_CONSUMER, saves, True))
+                out.append((schema.SAVE_CONSUMER, saves, True))
         return out
