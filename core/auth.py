@@ -142,7 +142,7 @@ class Authenticator:
             )
         self.trust = None
         if conf.operator:
-            from jetport.core.jwt import Trust
+            from jetport.core.jwt_trust import Trust
 
             self.trust = Trust(conf.operator, conf.resolver_preload)
         self.required = bool(self.by_name or self.by_nkey or self.token or self.trust)
@@ -291,7 +291,8 @@ class Authenticator:
 
     def _jwt_user(self, opts: dict[str, Any], nonce: str, conn_type: str,
                   ip: str) -> Principal:
-        from jetport.core.jwt import JwtError, effective_permissions
+        from jetport.core.jwt import JwtError
+        from jetport.core.jwt_trust import effective_permissions
 
         token = opts.get("jwt")
         if not isinstance(token, str) or not token:

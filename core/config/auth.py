@@ -372,7 +372,8 @@ def _no_system_account(opts: Options, entry: Entry) -> None:
 @TOP_LEVEL_KEYS.key("operator", "operators", "root", "roots", "root_operator",
                     "root_operators")
 def _operator(opts: Options, entry: Entry) -> None:
-    from jetport.core.jwt import JwtError, read_operator_jwt
+    from jetport.core.jwt import JwtError
+    from jetport.core.jwt_trust import read_operator_jwt
 
     for value in _strings(entry, entry.value):
         try:

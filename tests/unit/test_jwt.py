@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from natsjwt import Account, Keys, Operator, User, b64, encode
 
-from jetport.core import jwt
-from jetport.core.jwt import JwtError, Trust, read_operator_jwt
+from jetport.core import jwt, jwt_trust
+from jetport.core.jwt import JwtError
+from jetport.core.jwt_trust import Trust, read_operator_jwt
 
 NONCE = b"nonce-1234567ab"
 
@@ -260,9 +261,9 @@ def test_effective_permissions_fall_back_to_account_defaults() -> None:
     op = Operator()
     acc = Account(op, "D", default_permissions={"pub": {"deny": ["x.>"]}, "sub": {}})
     account, claims = login(trust(op, acc), User(acc))
-    assert jwt.effective_permissions(claims, account).pub.deny == ("x.>",)
+    assert jwt_trust.effective_permissions(claims, account).pub.deny == ("x.>",)
     _, own = login(trust(op, acc), User(acc, sub={"allow": ["y"]}))
-    assert jwt.effective_permissions(own, account).sub.allow == ("y",)
+    assert jwt_trust.effective_permissions(own, account).sub.allow == ("y",)
 
 
 def test_from_options_file_inline_and_decorated(tmp_path: Path) -> None:

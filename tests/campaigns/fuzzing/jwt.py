@@ -23,7 +23,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jetport.core import jwt as core_jwt
-from jetport.core.jwt import JwtError, Trust, decode, parse_decorated_jwt
+from jetport.core.jwt import JwtError, decode, parse_decorated_jwt
+from jetport.core.jwt_trust import Trust
 from jetport.core.nkeys import PREFIXES, crc16
 
 from .engine import Case, Target, Violation, literal
