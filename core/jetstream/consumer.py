@@ -17,6 +17,7 @@ from jetport.core import headers as H
 from jetport.core.client import Delivery
 from jetport.core.jetstream import apilevel
 from jetport.core.jetstream.acks import AckTracking
+from jetport.core.jetstream.deliver_policy import start_position
 from jetport.core.jetstream.models import ZERO_TIME_NS, format_time
 from jetport.core.jetstream.pull import (
     Pin,
@@ -187,46 +188,13 @@ class Consumer(PullQueue, AckTracking):
         await asyncio.shield(self._starting)
 
     async def _start_position(self) -> None:
-        """Where a new consumer begins, by its deliver policy."""
-        cfg, store = self.config, self.stream.store
-        st = store.state()
-        policy = cfg.deliver_policy
-        start = st.first_seq or 1
-        if policy == "new":
-            start = st.last_seq + 1
-        elif policy == "last":
-            last = await self._last_matching()
-            start = last.seq if last else st.last_seq + 1
-        elif policy == "by_start_sequence":
-            start = max(cfg.opt_start_seq or 1, 1)
-        elif policy == "by_start_time":
-            want = _parse_time_ns(cfg.opt_start_time)
-            msg = await store.next(st.first_seq, self.filters or None)
-            while msg is not None and msg.ts < want:
-                msg = await store.next(msg.seq + 1, self.filters or None)
-            start = msg.seq if msg else st.last_seq + 1
-        elif policy == "last_per_subject":
-            seqs = []
-            for f in self.filters or [b">"]:
-                for subject in await store.subjects(f):
-                    last = await store.last(subject)
-                    if last is not None:
-                        seqs.append(last.seq)
-            self._pre.extend(sorted(seqs))
-            start = st.last_seq + 1
+        start, first = await start_position(self.stream, self.config, self.filters)
+        self._pre.extend(first)
         self.state.delivered_stream_seq = start - 1
         self.state.ack_floor_stream_seq = start - 1
         self._pending_count = None
         self._started = True
         self.save()
-
-    async def _last_matching(self) -> StoredMsg | None:
-        best = None
-        for f in self.filters or [b">"]:
-            msg = await self.stream.store.last(f)
-            if msg is not None and (best is None or msg.seq > best.seq):
-                best = msg
-        return best
 
     async def num_pending(self) -> int:
         """Messages matching the filter after the delivered point.
@@ -577,14 +545,6 @@ class Consumer(PullQueue, AckTracking):
         if left:
             doc["paused"], doc["pause_remaining"] = True, left
         return doc
-
-
-def _parse_time_ns(value: Any) -> int:
-    if value is None:
-        return 0
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * NS_PER_S)
-    return int(value)
 
 
 async def recover_consumers(stream: Stream) -> None:
