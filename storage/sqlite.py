@@ -38,7 +38,7 @@ from jetport.storage.subjects import subject_matches
 from .base import ConsumerState, StorageError, StoreState
 from .sqlite_schema import SCHEMA
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
-from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL
+from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL, bind_directly
 from .sqlite_writer import Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
@@ -139,6 +139,7 @@ class SqliteStorage:
             except OSError as exc:
                 raise StorageError(f"could not create storage directory: {exc}") from exc
             wr = rs = None
+            bind_directly()
             rd = await aiosqlite.connect(self.path, isolation_level=None)
             try:
                 wr = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

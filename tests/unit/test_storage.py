@@ -658,3 +658,17 @@ async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
         assert store.state().last_seq == 100
     finally:
         await st.close()
+
+
+def test_direct_binding_stores_what_adapting_stored(tmp_path: Path) -> None:
+    """bytes stay BLOBs and None stays NULL when bound without the adapter search."""
+    from jetport.storage.sqlite_worker import bind_directly
+
+    bind_directly()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    conn.execute("CREATE TABLE t(a, b, c)")
+    conn.execute("INSERT INTO t VALUES (?, ?, ?)", (b"x.y", None, b"\x00\xff"))
+    assert conn.execute("SELECT typeof(a), typeof(b), typeof(c), a, b, c FROM t").fetchone() == (
+        "blob", "null", "blob", b"x.y", None, b"\x00\xff")
+    assert conn.execute("SELECT count(*) FROM t WHERE a = ?", (b"x.y",)).fetchone() == (1,)
+    conn.close()
