@@ -54,7 +54,7 @@ from jetport.bridges.mqtt.packets import (
     Unsubscribe,
 )
 from jetport.bridges.mqtt.responses import RESPONSE_TOPIC
-from jetport.bridges.mqtt.session import Session
+from jetport.bridges.mqtt.session import NO_IDS, Session
 from jetport.bridges.mqtt.topics import (
     TopicError,
     filter_subjects,
@@ -117,7 +117,7 @@ class MqttConnection(Outbound):
         #: MQTT 5: the Receive Maximum announced, and the packet ids of the client's QoS 1
         #: and 2 PUBLISH packets not yet answered by PUBACK, PUBCOMP or an error PUBREC.
         self.receive_maximum = door.options.receive_maximum
-        self._incoming: set[int] = set()
+        self._incoming: set[int] = NO_IDS
         #: The Session Expiry Interval the CONNECT gave (MQTT 5).
         self.connect_expiry = 0.0
 
@@ -447,6 +447,8 @@ class MqttConnection(Outbound):
                     RECEIVE_MAXIMUM_EXCEEDED, f"more than {self.receive_maximum} QoS 1 and 2 "
                     "PUBLISH packets unacknowledged (Receive Maximum exceeded)"))
                 return
+            if incoming is NO_IDS:
+                incoming = self._incoming = set()
             incoming.add(pid)
         if qos == 2 and pid in session.qos2_in:
             self.send(PubRec(pid))  # a resend of what we have: no second delivery
@@ -472,6 +474,8 @@ class MqttConnection(Outbound):
         if qos == 0:
             return
         if qos == 2:
+            if session.qos2_in is NO_IDS:
+                session.qos2_in = set()
             session.qos2_in.add(pid)
         if done is None:
             if qos == 1:

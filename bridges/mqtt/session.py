@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 
 #: Subjects whose matching subscriptions a session remembers.
 _MATCHES_KEPT = 256
+#: What a session or connection holds until it has a packet id or a store to track:
+#: shared empty sets, never added to (each gets its own before its first add), 216
+#: bytes less each.
+NO_IDS: set[int] = set()
+_NO_STORES: set[asyncio.Future[Any]] = set()
 
 
 class Session(Client):
@@ -85,11 +90,11 @@ class Session(Client):
         #: tell whether one arrived while it read.
         self.stored_only = 0
         #: Stores of queued messages not finished yet.
-        self.persisting: set[asyncio.Future[Any]] = set()
+        self.persisting: set[asyncio.Future[Any]] = _NO_STORES
         self.inflight: dict[int, OutMsg] = {}
         self._next_pid = 0
         #: QoS 2 packet ids received and not yet released.
-        self.qos2_in: set[int] = set()
+        self.qos2_in: set[int] = NO_IDS
         #: While the session publishes: deliveries then come from itself (no local).
         self.publishing = False
         self.expiry_timer: asyncio.TimerHandle | None = None
@@ -282,6 +287,8 @@ class Session(Client):
         msg = OutMsg(topic, payload, qos, retain, props, expires=expires, hdr=hdr)
         if self.persistent and self.store is not None:
             stored = self.door.track(self._persist(msg))
+            if self.persisting is _NO_STORES:
+                self.persisting = set()
             self.persisting.add(stored)
             stored.add_done_callback(self.persisting.discard)
             if self.spilled:  # in order behind what waits in the store
