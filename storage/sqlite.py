@@ -162,7 +162,7 @@ class SqliteStorage:
                     raise StorageError(f"cannot open {self.path}: {exc}") from exc
                 raise
             self.reader, self.quick_reader = rd, rs
-            await self.writer.start(wr, self.path, self.sync)
+            self.writer.start(wr, self.path, self.sync)
             self._wr = wr
 
     async def open_stream(self, name: str) -> SqliteStreamStore:

@@ -8,7 +8,9 @@ load and the cost of a commit is shared by everyone waiting on it.
 
 A transaction of rows and saved states, nearly every one, is prepared here and
 committed by a writer process (:mod:`jetport.storage.sqlite_worker`, which says why), up to
-``MAX_INFLIGHT`` at a time, in order.  A transaction holding operations waits for those
+``MAX_INFLIGHT`` at a time, in order.  The process starts with the first transaction too
+large to commit in the hub, so a hub that never sees such a load never runs it (14 MB
+less); until it runs, commits stay in the hub.  A transaction holding operations waits for those
 to finish and runs on the hub's own connection, as operations read and change the
 stores' in-memory state.  Commits append to the WAL without syncing; the writer
 process checkpoints it.
@@ -187,6 +189,9 @@ class Writer:
         self._proc: asyncio.SubprocessTransport | None = None
         self._stdin: asyncio.WriteTransport | None = None
         self._answers: _WriterOutput | None = None
+        #: Where and how the writer process commits, and its start while under way.
+        self._path, self._sync = "", worker.SYNC_NORMAL
+        self._launch: asyncio.Task[None] | None = None
         #: What to do with each answer of the writer process, oldest first.
         self._flights: deque[Callable[[str | None], None]] = deque()
         self._steps: list[_Step] = []
@@ -204,20 +209,41 @@ class Writer:
         #: from then on every write fails until the owner opens the store again.
         self.on_broken: Callable[[StorageError], None] | None = None
 
-    async def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
-        """Write through a writer process on ``path``, and through ``conn`` (the same
-        database, autocommit mode) for transactions with operations; ``sync`` is
-        SQLite's ``synchronous`` setting for the writer's commits."""
+    def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
+        """Write through ``conn`` (the same database, autocommit mode) and, once a
+        transaction is too large for the hub, through a writer process on ``path``;
+        ``sync`` is SQLite's ``synchronous`` setting for the writer's commits."""
         self._conn = conn
         self._loop = asyncio.get_running_loop()
-        # A session of its own: Ctrl-C or a signal to the hub's process group must not
-        # end the writer before the hub's last commit; it ends when its stdin closes.
-        self._proc, self._answers = await self._loop.subprocess_exec(
-            lambda: _WriterOutput(self), sys.executable, "-I", worker.__file__, path, sync,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-            start_new_session=True,
-        )
-        self._stdin = self._proc.get_pipe_transport(0)  # type: ignore[assignment]
+        self._path, self._sync = path, sync
+        if self._steps:
+            self._schedule()
+
+    def _start_process(self) -> None:
+        if self._launch is None and not self._closing and self._loop is not None:
+            self._launch = self._loop.create_task(self._spawn())
+
+    async def _spawn(self) -> None:
+        assert self._loop is not None
+        try:
+            # A session of its own: Ctrl-C or a signal to the hub's process group must
+            # not end the writer before the hub's last commit; it ends when its stdin
+            # closes.
+            proc, answers = await self._loop.subprocess_exec(
+                lambda: _WriterOutput(self), sys.executable, "-I", worker.__file__,
+                self._path, self._sync, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=None, start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:  # not retried: the hub goes on committing
+            log.error("storage %s: no SQLite writer process (%s); commits stay in the hub",
+                      self._path, exc)
+            return
+        if self._closing:  # closed or abandoned while it started: it did no work
+            proc.kill()
+            proc.close()
+            return
+        self._proc, self._answers = proc, answers
+        self._stdin = proc.get_pipe_transport(0)  # type: ignore[assignment]
         if self._steps:
             self._schedule()
 
@@ -355,6 +381,8 @@ class Writer:
             if self._inflight is not None:
                 await asyncio.wait([self._inflight])
         self._closing = True
+        if self._launch is not None and not self._launch.done():
+            await self._launch
         if self._dirty and self.broken is None and self._conn is not None:
             self._commit([])
         proc, answers = self._proc, self._answers
@@ -369,6 +397,8 @@ class Writer:
         """Give up on what is queued (it fails) and stop the writer process at once:
         the store is reopened from what the disk holds."""
         self._closing = True
+        if self._launch is not None and not self._launch.done():
+            self._launch.cancel()
         exc = StorageError("storage reopened")
         self._fail(self._steps, self._next, exc)
         self._steps, self._next = [], None
@@ -400,11 +430,12 @@ class Writer:
         if not self._steps:
             return
         steps = self._steps
-        inline = self._proc is None or any(type(step) is _Op for step in steps)
+        ops = any(type(step) is _Op for step in steps)
+        inline = self._proc is None or ops
         if self._flights:
             if inline or len(self._flights) >= MAX_INFLIGHT:
                 return  # the next answer flushes again
-        elif not inline:
+        elif not ops:
             # Nothing in flight and a few rows to write (a lone publisher): committing
             # here is quicker than two hops to the writer process and back.
             values = 0
@@ -414,6 +445,9 @@ class Writer:
                 values += len(step.params)
             else:
                 inline = values <= INLINE_ROWS * worker.COLUMNS
+            if not inline and self._proc is None:
+                self._start_process()
+                inline = True
         steps, self._steps = self._steps, []
         done = self._next or _Shared()
         self._next = None

@@ -633,13 +633,55 @@ async def test_sqlite_small_and_large_batches_both_persist(tmp_path: Path) -> No
         await st.close()
 
 
+async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
+        tmp_path: Path) -> None:
+    """Small commits stay in the hub and start no process; the first large one starts
+    it, committing in the hub meanwhile; closing waits for a start under way."""
+    st = SqliteStorage(str(tmp_path))
+    store = await st.open_stream("S")
+    for seq in range(1, 4):
+        store.store(seq, b"a", None, b"x", seq)
+        await store.sync()
+    assert st.writer.pid is None
+    store.store_many(4, [(b"a", b"y")] * 100, 4)
+    await store.sync()
+    await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().msgs == 103
+        store.store_many(104, [(b"a", b"z")] * 100, 5)
+        await store.sync()
+        for _ in range(100):
+            if st.writer.pid is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert st.writer.pid is not None
+        store.store_many(204, [(b"a", b"w")] * 100, 6)
+        await store.sync()
+        assert store.state().msgs == 303
+    finally:
+        await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().msgs == 303 and (await store.get(303)).data == b"w"
+    finally:
+        await st.close()
+
+
 async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
     """If the writer process dies, whatever waits on a commit hears of it and no
     later write is accepted; what was committed before stays."""
     st = SqliteStorage(str(tmp_path))
     store = await st.open_stream("S")
+    assert st.writer.pid is None  # started by the first transaction too large for the hub
     store.store_many(1, [(b"a", b"x")] * 100, 1)
     await store.sync()
+    for _ in range(100):
+        if st.writer.pid is not None:
+            break
+        await asyncio.sleep(0.05)
     pid = st.writer.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
