@@ -93,6 +93,9 @@ __all__ = ["DEFAULT_MAX_PACKET_SIZE", "MAX_REMAINING_LENGTH", "MqttCodec", "deco
 
 #: Largest packet accepted by default, fixed header included (bytes).
 DEFAULT_MAX_PACKET_SIZE = 1 << 20
+#: The topic aliases of a codec that has none yet: shared, never written (64 bytes less
+#: per connection; most clients never set one).
+_NO_ALIASES: dict[int, str] = {}
 
 _V3_SUBACK = frozenset({0, 1, 2, SUBACK_FAILURE})
 _ACK_CLASSES: dict[int, type[PubAck | PubRec | PubRel | PubComp]] = {
@@ -135,7 +138,7 @@ class MqttCodec:
         #: The peer's Maximum Packet Size (from its CONNECT, or CONNACK for a client).
         self.peer_max_packet_size: int | None = None
         self._accepts = SENT_BY_SERVER if client else SENT_BY_CLIENT
-        self._aliases: dict[int, str] = {}
+        self._aliases: dict[int, str] = _NO_ALIASES  # its own from the first alias set
         self._buf = bytearray()
         self._need = 0
         self._dead = False
@@ -333,6 +336,8 @@ class MqttCodec:
             raise DecodeError(TOPIC_ALIAS_INVALID, f"topic alias {alias} (maximum "
                               f"{self.topic_alias_maximum})")
         if topic:
+            if self._aliases is _NO_ALIASES:
+                self._aliases = {}
             self._aliases[alias] = topic
             return topic
         known = self._aliases.get(alias)

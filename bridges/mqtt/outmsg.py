@@ -35,7 +35,7 @@ _QOS_DIGITS = {b"1": 1, b"2": 2}
 _OWN_REPLIES = (REPLY_PREFIX, RELAY_PREFIX)
 
 
-@dataclass
+@dataclass(slots=True)
 class SubInfo:
     """One MQTT subscription: its options and the core subscriptions behind it."""
 

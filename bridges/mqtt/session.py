@@ -49,6 +49,9 @@ _MATCHES_KEPT = 256
 #: bytes less each.
 NO_IDS: set[int] = set()
 _NO_STORES: set[asyncio.Future[Any]] = set()
+#: The same for what a session has in flight and the subjects it matched (64 bytes each).
+_NO_INFLIGHT: dict[int, OutMsg] = {}
+_NO_MATCHES: dict[bytes, list[Subscription]] = {}
 
 
 class Session(Client):
@@ -91,7 +94,7 @@ class Session(Client):
         self.stored_only = 0
         #: Stores of queued messages not finished yet.
         self.persisting: set[asyncio.Future[Any]] = _NO_STORES
-        self.inflight: dict[int, OutMsg] = {}
+        self.inflight: dict[int, OutMsg] = _NO_INFLIGHT
         self._next_pid = 0
         #: QoS 2 packet ids received and not yet released.
         self.qos2_in: set[int] = NO_IDS
@@ -116,7 +119,7 @@ class Session(Client):
         self._wild: list[Subscription] = []
         self._plain = 0
         #: subject -> the non-shared subscriptions matching it (cleared on any change)
-        self._matches: dict[bytes, list[Subscription]] = {}
+        self._matches: dict[bytes, list[Subscription]] = _NO_MATCHES
 
     def connz_fields(self) -> dict[str, Any]:
         """nats-server shows an MQTT client by its client id."""
@@ -319,6 +322,8 @@ class Session(Client):
             subs = list(self._literal.get(subject, ()))
             subs += [s for s in self._wild if subject_matches(s.subject, subject)]
             subs.sort(key=lambda s: (len(s.sid), s.sid))
+            if self._matches is _NO_MATCHES:
+                self._matches = {}
             remember(self._matches, subject, subs, _MATCHES_KEPT)
         by_sid = self._by_sid
         return [s for s in subs if s.sid in by_sid and self._wants(by_sid[s.sid], subject)]
@@ -383,6 +388,8 @@ class Session(Client):
     def _send_first(self, conn: MqttConnection, msg: OutMsg, now: float) -> None:
         """Send a QoS 1/2 message for the first time, in flight under a new packet id."""
         pid = self._new_pid()
+        if self.inflight is _NO_INFLIGHT:
+            self.inflight = {}
         self.inflight[pid] = msg
         msg.sent = now
         conn.send_message(msg.topic, msg.payload, msg.qos, msg.retain, False, pid,
