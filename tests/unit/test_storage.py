@@ -633,6 +633,15 @@ async def test_sqlite_small_and_large_batches_both_persist(tmp_path: Path) -> No
         await st.close()
 
 
+async def writer_pid(st: SqliteStorage) -> int:
+    """The writer process's pid once it runs (a large transaction starts it)."""
+    for _ in range(100):
+        if st.writer.pid is not None:
+            return st.writer.pid
+        await asyncio.sleep(0.05)
+    raise AssertionError("no writer process")
+
+
 async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
         tmp_path: Path) -> None:
     """Small commits stay in the hub and start no process; the first large one starts
@@ -652,11 +661,7 @@ async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
         assert store.state().msgs == 103
         store.store_many(104, [(b"a", b"z")] * 100, 5)
         await store.sync()
-        for _ in range(100):
-            if st.writer.pid is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert st.writer.pid is not None
+        await writer_pid(st)
         store.store_many(204, [(b"a", b"w")] * 100, 6)
         await store.sync()
         assert store.state().msgs == 303
@@ -678,13 +683,7 @@ async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
     assert st.writer.pid is None  # started by the first transaction too large for the hub
     store.store_many(1, [(b"a", b"x")] * 100, 1)
     await store.sync()
-    for _ in range(100):
-        if st.writer.pid is not None:
-            break
-        await asyncio.sleep(0.05)
-    pid = st.writer.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
+    os.kill(await writer_pid(st), signal.SIGKILL)
     store.store_many(101, [(b"a", b"y")] * 100, 2)
     errors: list[BaseException | None] = []
     store.on_stored(errors.append)
