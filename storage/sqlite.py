@@ -39,7 +39,7 @@ from .base import ConsumerState, StorageError, StoreState
 from .sqlite_schema import SCHEMA
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
 from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL, bind_directly
-from .sqlite_writer import Txn, Writer
+from .sqlite_writer import Spawn, Txn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 
@@ -99,13 +99,15 @@ class SqliteStorage:
     """An account's streams in ``<directory>/jetport.db``.
 
     Connections open on first use, so construction needs no running loop; configs and
-    consumer states saved before that are queued and written once it opens.
+    consumer states saved before that are queued and written once it opens.  ``spawn``
+    runs background work for it (see :mod:`.sqlite_writer` for what it changes).
     """
 
     def __init__(
         self, directory: str, *, tail_msgs: int = 10_000, tail_bytes: int = 4 << 20,
         sync_always: bool = False,
         on_failure: Callable[[StorageError], None] | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         self.directory = directory
         #: SQLite's ``synchronous`` for every commit (see ``sqlite_worker.SYNC_NORMAL``).
@@ -115,7 +117,7 @@ class SqliteStorage:
         self.tail_bytes = tail_bytes
         #: The one writer and the two readers are shared with the account's stream and
         #: consumer stores.
-        self.writer = Writer(encode_state)
+        self.writer = Writer(encode_state, spawn)
         self.writer.on_broken = on_failure
         self._wr: sqlite3.Connection | None = None
         #: Bounded reads, on the loop's thread.
@@ -162,7 +164,7 @@ class SqliteStorage:
                     raise StorageError(f"cannot open {self.path}: {exc}") from exc
                 raise
             self.reader, self.quick_reader = rd, rs
-            self.writer.start(wr, self.path, self.sync)
+            await self.writer.start(wr, self.path, self.sync)
             self._wr = wr
 
     async def open_stream(self, name: str) -> SqliteStreamStore:

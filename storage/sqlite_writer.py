@@ -8,12 +8,14 @@ load and the cost of a commit is shared by everyone waiting on it.
 
 A transaction of rows and saved states, nearly every one, is prepared here and
 committed by a writer process (:mod:`jetport.storage.sqlite_worker`, which says why), up to
-``MAX_INFLIGHT`` at a time, in order.  The process starts with the first transaction too
-large to commit in the hub, so a hub that never sees such a load never runs it (14 MB
-less); until it runs, commits stay in the hub.  A transaction holding operations waits for those
-to finish and runs on the hub's own connection, as operations read and change the
-stores' in-memory state.  Commits append to the WAL without syncing; the writer
-process checkpoints it.
+``MAX_INFLIGHT`` at a time, in order.  Given a way to run background work (the hub's
+``spawn``), the process starts with the first transaction too large to commit in the
+hub, so a hub that never sees such a load never runs it (14 MB less); until it runs,
+commits stay in the hub.  Without one it starts with the store.  A transaction holding
+operations waits for those to finish and runs on the hub's own connection, as
+operations read and change the stores' in-memory state.  Commits append to the WAL
+without syncing; the writer process (or, without it, the hub's connection) checkpoints
+it.
 
 The per-stream counter rows are rewritten only when a transaction removes messages, on
 close, and otherwise at most every ``META_EVERY`` seconds; opening a stream adds up the
@@ -36,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
 from . import sqlite_schema as schema
@@ -51,6 +53,11 @@ META_EVERY = 0.5
 MAX_INFLIGHT = 2
 #: A transaction of at most this many rows, with none in flight, commits in the hub.
 INLINE_ROWS = 8
+
+#: How the owner runs background work: the coroutine and what it is for (the hub passes
+#: ``jetport.core.tasks.spawn``, which keeps it referenced and logs its failure).
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Future[None]"]
+
 
 class Member(Protocol):
     """A stream store whose rows go through the writer."""
@@ -182,8 +189,10 @@ class _WriterOutput(asyncio.SubprocessProtocol):
 class Writer:
     """Queues writes and commits them in batches (see the module docstring)."""
 
-    def __init__(self, encode_state: Callable[[ConsumerState], str]) -> None:
+    def __init__(self, encode_state: Callable[[ConsumerState], str],
+                 spawn: Spawn | None = None) -> None:
         self._encode = encode_state
+        self._spawner = spawn
         #: The hub's own write connection, for transactions with operations.
         self._conn: sqlite3.Connection | None = None
         self._proc: asyncio.SubprocessTransport | None = None
@@ -191,7 +200,7 @@ class Writer:
         self._answers: _WriterOutput | None = None
         #: Where and how the writer process commits, and its start while under way.
         self._path, self._sync = "", worker.SYNC_NORMAL
-        self._launch: asyncio.Task[None] | None = None
+        self._launch: asyncio.Future[None] | None = None
         #: What to do with each answer of the writer process, oldest first.
         self._flights: deque[Callable[[str | None], None]] = deque()
         self._steps: list[_Step] = []
@@ -209,19 +218,22 @@ class Writer:
         #: from then on every write fails until the owner opens the store again.
         self.on_broken: Callable[[StorageError], None] | None = None
 
-    def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
-        """Write through ``conn`` (the same database, autocommit mode) and, once a
-        transaction is too large for the hub, through a writer process on ``path``;
+    async def start(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
+        """Write through ``conn`` (the same database, autocommit mode) and through a
+        writer process on ``path`` (see the module docstring for when it starts);
         ``sync`` is SQLite's ``synchronous`` setting for the writer's commits."""
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._path, self._sync = path, sync
+        if self._spawner is None:
+            await self._spawn()
         if self._steps:
             self._schedule()
 
     def _start_process(self) -> None:
-        if self._launch is None and not self._closing and self._loop is not None:
-            self._launch = self._loop.create_task(self._spawn())
+        if self._spawner is not None and self._launch is None and not self._closing:
+            self._launch = self._spawner(self._spawn(),
+                                         f"storage {self._path}: SQLite writer process")
 
     async def _spawn(self) -> None:
         assert self._loop is not None
@@ -382,7 +394,7 @@ class Writer:
                 await asyncio.wait([self._inflight])
         self._closing = True
         if self._launch is not None and not self._launch.done():
-            await self._launch
+            await asyncio.wait([self._launch])  # a failure is the spawner's to report
         if self._dirty and self.broken is None and self._conn is not None:
             self._commit([])
         proc, answers = self._proc, self._answers

@@ -77,7 +77,7 @@ class JetStreamAccount:
 
     def _new_file_storage(self) -> SqliteStorage:
         return SqliteStorage(self.directory, sync_always=self.js.hub.options.jetstream_sync_always,
-                             on_failure=self._storage_failed)
+                             on_failure=self._storage_failed, spawn=spawn)
 
     async def start(self) -> None:
         """Recover every file-backed stream and its durable consumers."""

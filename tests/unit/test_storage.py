@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from jetport.core.subjects import subject_matches
+from jetport.core.tasks import spawn
 from jetport.storage.base import ConsumerState, StoredMsg, StoreState
 from jetport.storage.memory import MemoryStorage
 from jetport.storage.sqlite import SqliteStorage, StorageError
@@ -634,7 +635,7 @@ async def test_sqlite_small_and_large_batches_both_persist(tmp_path: Path) -> No
 
 
 async def writer_pid(st: SqliteStorage) -> int:
-    """The writer process's pid once it runs (a large transaction starts it)."""
+    """The writer process's pid once it runs."""
     for _ in range(100):
         if st.writer.pid is not None:
             return st.writer.pid
@@ -644,9 +645,10 @@ async def writer_pid(st: SqliteStorage) -> int:
 
 async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
         tmp_path: Path) -> None:
-    """Small commits stay in the hub and start no process; the first large one starts
-    it, committing in the hub meanwhile; closing waits for a start under way."""
-    st = SqliteStorage(str(tmp_path))
+    """With a way to run background work, small commits stay in the hub and start no
+    process; the first large one starts it, committing in the hub meanwhile; closing
+    waits for a start under way."""
+    st = SqliteStorage(str(tmp_path), spawn=spawn)
     store = await st.open_stream("S")
     for seq in range(1, 4):
         store.store(seq, b"a", None, b"x", seq)
@@ -655,7 +657,7 @@ async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
     store.store_many(4, [(b"a", b"y")] * 100, 4)
     await store.sync()
     await st.close()
-    st = SqliteStorage(str(tmp_path))
+    st = SqliteStorage(str(tmp_path), spawn=spawn)
     try:
         store = await st.open_stream("S")
         assert store.state().msgs == 103
@@ -680,7 +682,6 @@ async def test_sqlite_writer_process_loss_is_reported(tmp_path: Path) -> None:
     later write is accepted; what was committed before stays."""
     st = SqliteStorage(str(tmp_path))
     store = await st.open_stream("S")
-    assert st.writer.pid is None  # started by the first transaction too large for the hub
     store.store_many(1, [(b"a", b"x")] * 100, 1)
     await store.sync()
     os.kill(await writer_pid(st), signal.SIGKILL)
