@@ -377,3 +377,19 @@ async def js_connect(server: ServerProcess):
 
     nc = await nats.connect(server.url)
     return nc, nc.jetstream()
+
+
+async def kv_settled(call: Any, *args: Any) -> Any:
+    """``kv.history`` or ``kv.keys`` where entries exist.  nats-py's watcher ends at once
+    when the consumer reports nothing pending and it has handled nothing yet, which is
+    also the case when the server already pushed every entry and the client has not read
+    them (seen against nats-server on a loaded machine): asked again, it finds them."""
+    import nats.js.errors
+
+    for attempt in range(3):
+        try:
+            return await call(*args)
+        except nats.js.errors.NoKeysError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.1)

@@ -9,6 +9,7 @@ import nats
 import pytest
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
+from servers import kv_settled
 
 
 @pytest.fixture
@@ -199,8 +200,8 @@ async def test_key_value(js_hub) -> None:
     await kv.create("b", b"x")
     with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
         await kv.create("b", b"y")
-    assert sorted(await kv.keys()) == ["a", "b"]
-    history = await kv.history("a")
+    assert sorted(await kv_settled(kv.keys)) == ["a", "b"]
+    history = await kv_settled(kv.history, "a")
     assert [e.value for e in history] == [b"1", b"2", b"3"]
     await kv.delete("b")
     with pytest.raises(nats.js.errors.KeyNotFoundError):

@@ -24,6 +24,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KV_DEL, KV_PURGE
 from servers import js_connect as connect
+from servers import kv_settled
 
 MiB = 1 << 20
 
@@ -111,22 +112,22 @@ async def test_kv_delete_purge_history_keys(js_hub) -> None:
     for v in (b"1", b"2", b"3"):
         await kv.put("k", v)
     await kv.put("other", b"x")
-    history = await kv.history("k")
+    history = await kv_settled(kv.history, "k")
     assert [(e.value, e.revision, e.operation) for e in history] == [
         (b"1", 1, None), (b"2", 2, None), (b"3", 3, None)]
-    assert sorted(await kv.keys()) == ["k", "other"]
+    assert sorted(await kv_settled(kv.keys)) == ["k", "other"]
     await kv.delete("k")
     with pytest.raises(KeyNotFoundError):
         await kv.get("k")
-    history = await kv.history("k")
+    history = await kv_settled(kv.history, "k")
     assert [(e.value, e.operation) for e in history] == [
         (b"1", None), (b"2", None), (b"3", None), (b"", KV_DEL)]
-    assert await kv.keys() == ["other"]
+    assert await kv_settled(kv.keys) == ["other"]
     await kv.put("k", b"4")
     await kv.purge("k")
     with pytest.raises(KeyNotFoundError):
         await kv.get("k")
-    history = await kv.history("k")
+    history = await kv_settled(kv.history, "k")
     assert [(e.value, e.operation, e.revision) for e in history] == [(b"", KV_PURGE, 7)]
     info = await js.stream_info("KV_hist")
     assert info.state.messages == 2  # "other" and the purge marker
@@ -142,7 +143,7 @@ async def test_kv_history_limit(js_hub) -> None:
     kv = await js.create_key_value(bucket="lim", history=3)
     for i in range(6):
         await kv.put("k", b"%d" % i)
-    history = await kv.history("k")
+    history = await kv_settled(kv.history, "k")
     assert [(e.value, e.revision) for e in history] == [(b"3", 4), (b"4", 5), (b"5", 6)]
     status = await kv.status()
     assert status.values == 3 and status.history == 3
