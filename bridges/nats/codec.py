@@ -456,10 +456,12 @@ class ServerCodec:
 
 #: Parsed PUB control lines without a reply.  Publishers repeat subjects and sizes, so
 #: most such lines have been seen before; lines with a reply (a request, a JetStream
-#: publish) carry a fresh inbox each time and are not kept.  Shared by all connections;
+#: publish) carry a fresh inbox each time, and JetStream acks fresh sequence numbers:
+#: those are not kept, nor do they push out the lines that recur.  Shared by all connections;
 #: it only holds syntax.
 _PUB_LINES: dict[bytes, tuple[bytes, bytes | None, int]] = {}
 _PUB_LINES_MAX = 8192
+_JS_ACK = b"$JS.ACK."
 #: From this payload size on a read that starts with such a PUB is parsed frame by frame
 #: at offsets instead of split at every CRLF.  The codec alone, 64 KiB reads of PUBs to
 #: one subject, millions per second split/positional: 512 B 1.31/1.15 pure and 1.78/3.92
@@ -476,6 +478,8 @@ def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
         return None
     if nargs == 3:
         return (args[0], args[1], size)
+    if args[0].startswith(_JS_ACK):
+        return (args[0], None, size)
     return remember(_PUB_LINES, line, (args[0], None, size), _PUB_LINES_MAX)
 
 

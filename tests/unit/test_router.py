@@ -3,12 +3,14 @@ gives: same subscribers, same order, same auto-unsubscribe and queue-group turns
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jetport.core.router import Router, Subscription, admits
+from jetport.core.router import InvalidSubject, Router, Subscription, admits
 from jetport.core.subjects import subject_matches, subjects_overlap
 
 TOKENS = ["a", "b", "c"]
@@ -109,6 +111,36 @@ def test_publish_batch_reuses_an_answer_only_while_it_holds() -> None:
     router.publish_batch(None, [(b"_INBOX.x.%b" % t, None, None, t) for t in (b"1", b"2", b"3")])
     assert [entry[4] for entry in clients[0].log] == [b"1", b"2", b"3"]
     assert [entry[4] for entry in clients[1].log] == [b"2"]
+
+
+ACK_SHAPES = [
+    # acks to one consumer: the answer rests on the first four tokens
+    [b"$JS.ACK.S.C.1.%d.%d.7.0" % (n, n) for n in range(1, 5)],
+    # tails that are not valid, or have another number of tokens
+    [b"$JS.ACK.S.C.1.1.1.7.0", b"$JS.ACK.S.C.1..1.7.0", b"$JS.ACK.S.C.1.2.2.7.",
+     b"$JS.ACK.S.C.1.3 .3.7.0", b"$JS.ACK.S.C.1.4.4.7", b"$JS.ACK.S.C.1.5.5.7.0.9",
+     b"$JS.ACK.S.C.1.6.6.7.0", b"$JS.ACK.S.D.1.6.6.7.0", b"$JS.ACK.S.C.1.7\t.7.7.0"],
+]
+
+
+@pytest.mark.parametrize("subjects", ACK_SHAPES)
+@pytest.mark.parametrize("spec", [
+    [(0, "$JS.ACK.S.C.>", None, 0)],
+    [(0, "$JS.ACK.S.C.>", None, 0), (1, "$JS.ACK.S.*.1.2.2.7.0", None, 0)],
+    [(0, "$JS.ACK.S.C.>", None, 0), (1, "$JS.ACK.*.*.*.*.*.*.*", "q", 0)],
+    [(0, "$JS.ACK.>", None, 0), (2, "$JS.ACK.S.C.1.3.3.7.0", None, 1)],
+])
+def test_publish_batch_reuses_an_answer_for_the_same_leading_tokens(spec, subjects) -> None:
+    """Subjects sharing the leading tokens an answer rested on, and as many tokens,
+    get that answer; any other, or an invalid one, is looked up (or skipped)."""
+    one, one_clients = setup(spec)
+    for subject in subjects:
+        with contextlib.suppress(InvalidSubject):  # publish_batch skips these
+            one.publish(None, subject, None, None, subject)
+    batched, batch_clients = setup(spec)
+    batched.publish_batch(None, [(subject, None, None, subject) for subject in subjects])
+    assert [c.log for c in batch_clients] == [c.log for c in one_clients]
+    assert any(c.log for c in batch_clients)
 
 
 def with_deny(router: Router, clients: list[Recorder], deny: str) -> None:
