@@ -346,7 +346,8 @@ async def test_oversized_frame_is_refused(launch) -> None:
     frame(OP_PING, b"x" * 200),  # control frames carry at most 125 bytes
     frame(OP_BINARY, b"PI", fin=False) + frame(OP_BINARY, b"NG\r\n"),  # new before final
     frame(OP_CLOSE, struct.pack("!H", 999)),  # not a valid status
-])
+], ids=["unmasked", "lone-continuation", "rsv2", "reserved-opcode", "long-control",
+        "new-before-final", "bad-close-status"])  # frames carry random masks
 async def test_protocol_errors_close_with_1002(launch, bad: bytes) -> None:
     server, port = start(launch)
     ws = await handshake(port)

@@ -119,8 +119,10 @@ def test_bad_reconnect_is_refused_at_its_line(value: str, message: str) -> None:
     ('account: ""', "account", "$G"),
     ('credentials: "/etc/leaf/user.creds"', "credentials", "/etc/leaf/user.creds"),
     ('creds: "./user.creds"', "credentials", "./user.creds"),
-    (f"nkey: {USER_SEED}", "nkey", USER_SEED),
-    (f"seed: {USER_SEED}", "nkey", USER_SEED),
+    # ids of their own: the seed is new in every run, and parallel workers must
+    # collect the same tests
+    pytest.param(f"nkey: {USER_SEED}", "nkey", USER_SEED, id="nkey"),
+    pytest.param(f"seed: {USER_SEED}", "nkey", USER_SEED, id="seed"),
     ('deny_imports: "a.>"', "deny_imports", ["a.>"]),
     ('deny_import: ["a.>", "b.*.c"]', "deny_imports", ["a.>", "b.*.c"]),
     ('deny_exports: ">"', "deny_exports", [">"]),
@@ -264,7 +266,7 @@ def test_credentials_and_nkey_are_exclusive() -> None:
     Keys("A").seed,  # an account's seed, not a user's
     Keys("U").public_key,
     USER_SEED[:10] + ("A" if USER_SEED[10] != "A" else "B") + USER_SEED[11:],  # bad checksum
-])
+], ids=["short", "account-seed", "public-key", "bad-checksum"])
 def test_nkey_must_be_a_user_seed(seed: str) -> None:
     message = remote_error(f"nkey: {seed}")
     assert message == ('srv.conf:4: Remote leafnode nkey is not a valid seed '
