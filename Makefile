@@ -15,6 +15,10 @@ DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/t
 	tests/integration/test_http_monitoring.py tests/integration/test_http_kv_objects.py \
 	tests/integration/test_http_schema.py
 
+# The suite runs on this many workers (pytest-xdist), the tests of one xdist_group on
+# the same one; the suite is sized for two cores.
+WORKERS ?= 2
+
 .PHONY: serve test unit lint bench clean doorcheck lowest compiled
 
 $(BIN)/python:
@@ -40,7 +44,7 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed | $(MYPY_SRC)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist loadgroup --durations=30
 
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit

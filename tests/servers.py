@@ -15,10 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 _LISTEN = re.compile(rb"Listening for client connections on ([^\s:]+|\[[^\]]+\]):(\d+)")
 _HTTP = re.compile(rb"Starting http monitor on [^\s]+:(\d+)")
 _MQTT = re.compile(rb"Listening for MQTT clients on \w+://[^\s]+:(\d+)")
+
+
+#: For tests that listen on the embedded default's fixed ports (4222, 1883, 8080, 8222):
+#: the suite's parallel workers run them one after another, on one worker.
+DEFAULT_PORTS = pytest.mark.xdist_group("default-ports")
 
 
 def nats_server_binary() -> str | None:

@@ -21,9 +21,11 @@ import doorcheck
 import httpx
 import nats
 import pytest
-from servers import ROOT, ServerProcess, free_port
+from servers import DEFAULT_PORTS, ROOT, ServerProcess, free_port
 
 JETPORT = [sys.executable, "-m", "jetport.core.cli"]
+pytestmark = DEFAULT_PORTS
+
 EMBEDDED_PORTS = (doorcheck.NATS_PORT, doorcheck.MQTT_PORT, doorcheck.WS_PORT,
                   doorcheck.HTTP_PORT)
 

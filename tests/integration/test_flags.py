@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from certs import make_pki
-from servers import ROOT, RawClient, ServerProcess, free_port
+from servers import DEFAULT_PORTS, ROOT, RawClient, ServerProcess, free_port
 
 from jetport.core.config import accepted_flags
 
@@ -430,6 +430,7 @@ def test_every_accepted_flag_has_a_check() -> None:
     assert sorted(EFFECTS) == accepted_flags()
 
 
-@pytest.mark.parametrize("flag", sorted(EFFECTS))
+@pytest.mark.parametrize("flag", [pytest.param(f, marks=DEFAULT_PORTS) if EFFECTS[f] is open_
+                                  else f for f in sorted(EFFECTS)])
 async def test_flag_has_its_effect(flag: str, tmp_path: Path) -> None:
     await EFFECTS[flag](flag, tmp_path)

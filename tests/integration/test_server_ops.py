@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from servers import ROOT, RawClient, ServerProcess, free_port
+from servers import DEFAULT_PORTS, ROOT, RawClient, ServerProcess, free_port
 
 
 def write(tmp: Path, name: str, text: str) -> str:
@@ -27,6 +27,7 @@ def serve(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+@DEFAULT_PORTS
 async def test_embedded_default_opens_default_ports(tmp_path: Path) -> None:
     for port in (4222, 8222):
         with socket.socket() as s:
