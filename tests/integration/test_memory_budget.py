@@ -12,6 +12,7 @@ allocator noise, not for a new per-client structure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from pathlib import Path
 
@@ -38,9 +39,9 @@ async def nats_client(port: int, i: int) -> asyncio.StreamWriter:
     return writer
 
 
-async def mqtt_client(port: int, i: int) -> asyncio.StreamWriter:
+async def mqtt_client(port: int, i: int, keepalive: int = 0) -> asyncio.StreamWriter:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(connect(f"idle-{i}", keepalive=0) + subscribe(1, (f"idle/{i}", 0)))
+    writer.write(connect(f"idle-{i}", keepalive=keepalive) + subscribe(1, (f"idle/{i}", 0)))
     got = b""
     while len(got) < 4 + 5:  # CONNACK, then SUBACK
         got += await reader.read(64)
@@ -71,6 +72,9 @@ async def test_an_idle_nats_connection_stays_within_its_budget(hub) -> None:
     assert per_client <= NATS_BUDGET, f"{per_client:.0f} bytes per idle NATS connection"
 
 
-async def test_an_idle_mqtt_session_stays_within_its_budget(hub) -> None:
-    per_client = await growth(hub.proc.pid, mqtt_client, hub.mqtt_port)
+@pytest.mark.parametrize("keepalive", [0, 60], ids=["no-keep-alive", "keep-alive"])
+async def test_an_idle_mqtt_session_stays_within_its_budget(hub, keepalive: int) -> None:
+    """A keep-alive adds no timer per client: the same budget holds with one."""
+    per_client = await growth(hub.proc.pid, functools.partial(mqtt_client, keepalive=keepalive),
+                              hub.mqtt_port)
     assert per_client <= MQTT_BUDGET, f"{per_client:.0f} bytes per idle MQTT session"
