@@ -78,3 +78,14 @@ async def test_an_idle_mqtt_session_stays_within_its_budget(hub, keepalive: int)
     per_client = await growth(hub.proc.pid, functools.partial(mqtt_client, keepalive=keepalive),
                               hub.mqtt_port)
     assert per_client <= MQTT_BUDGET, f"{per_client:.0f} bytes per idle MQTT session"
+
+
+async def test_a_hub_without_keys_loads_no_cryptography(launch, tmp_path: Path) -> None:
+    """Ed25519 and x509 load on first use (6.5 and 10 MB of RSS): a hub with every door
+    and no nkey, JWT or client-certificate users maps none of cryptography's code."""
+    server = launch.conf(f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\nmqtt {{ port: -1 }}\n'
+                         "websocket { port: -1, no_tls: true }\nhttp: 127.0.0.1:-1\n")
+    await nats_client(server.port, 0)
+    await mqtt_client(server.mqtt_port, 0)
+    maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+    assert "/cryptography/" not in maps
