@@ -13,13 +13,16 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from jetport.bridges.nats.door import NatsDoor
-from jetport.bridges.websocket.natsclient import WsNatsClient
 from jetport.bridges.websocket.registry import Route, Upgrade, routes
-from jetport.bridges.websocket.transport import WsConnection
 from jetport.core.log import log
 from jetport.core.tls import server_context
 
+# The connection classes, and the websockets library under them (1 MB of a hub's RSS), are
+# imported when the door starts: the server loads every door's class to ask whether
+# the options want it.
 if TYPE_CHECKING:
+    from jetport.bridges.websocket.natsclient import WsNatsClient
+    from jetport.bridges.websocket.transport import WsConnection
     from jetport.core.config import Options
     from jetport.core.config.websocket import WebSocketOptions
     from jetport.core.hub import Hub
@@ -60,9 +63,13 @@ class WebSocketDoor(NatsDoor):
         return w is not None and w.port != 0
 
     def _nats_client(self, upgrade: Upgrade) -> WsNatsClient:
+        from jetport.bridges.websocket.natsclient import WsNatsClient
+
         return WsNatsClient(self, upgrade)
 
     async def start(self) -> None:
+        from jetport.bridges.websocket.transport import WsConnection
+
         loop = asyncio.get_running_loop()
         port = 0 if self.port == -1 else self.port
         handshake = self.ws_options.handshake_timeout or DEFAULT_TLS_HANDSHAKE

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,15 @@ async def test_a_hub_without_keys_loads_no_cryptography(launch, tmp_path: Path) 
     await mqtt_client(server.mqtt_port, 0)
     maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
     assert "/cryptography/" not in maps
+
+
+def test_asking_every_door_whether_it_is_wanted_loads_no_door_library() -> None:
+    """The server loads every installed door's class to ask whether the options want it:
+    what only a started door needs (websockets, the HTTP stack, cryptography) must
+    not come with the class."""
+    heavy = ("websockets", "fastapi", "starlette", "uvicorn", "cryptography")
+    code = ("import sys\nfrom jetport.core.doors import door_classes\ndoor_classes()\n"
+            f"print(*[m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.split() == []
