@@ -221,8 +221,9 @@ class LeafCodec:
         self._head: _Head | None = None  # a message whose payload is still arriving
         self._chunks: list[bytes] = []
         self._have = 0
-        # The last plain LMSG line read and its subject, reply and size.
-        self._last_line = b""
+        # The last plain LMSG line read and its subject, reply and size (None until one
+        # was: an empty line is no LMSG).
+        self._last_line: bytes | None = None
         self._last_args: tuple[bytes, bytes | None, int] = (b"", None, 0)
 
     def receive_data(self, data: bytes) -> list[Event]:

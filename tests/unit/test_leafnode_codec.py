@@ -311,7 +311,7 @@ def test_payload_holding_crlf_and_ops_is_payload() -> None:
     [b"LMSG a\r\n", b"LMSG a b c 5\r\n", b"LMSG a ++ r 5\r\n", b"LMSG a + r q x\r\n",
      b"LMSG a -1\r\n", b"LMSG a 1234567890\r\n", b"HMSG a 5\r\n", b"HMSG a 6 5\r\n",
      b"HMSG a x 5\r\n", b"HMSG a 5 x\r\n", b"HMSG a x q 12 14\r\n", b"HMSG a 2000 1001\r\n",
-     b"LMSG  \r\n"],
+     b"LMSG  \r\n", b"LMSG \r\n\r\n"],
 )
 def test_message_argument_errors_close_without_err(line: bytes) -> None:
     assert splits(line + b"PING\r\n", max_payload=1000) == [ProtocolViolation()]
