@@ -14,7 +14,6 @@ from __future__ import annotations
 PWC = b"*"
 FWC = b">"
 _WHITESPACE_BYTES = b" \t\r\n\f"
-_NOT_IN_TOKEN = _WHITESPACE_BYTES + b"."
 
 
 def is_valid_publish_subject(subject: bytes) -> bool:
@@ -27,14 +26,6 @@ def is_valid_publish_subject(subject: bytes) -> bool:
         and b".." not in subject
         and len(subject.translate(None, _WHITESPACE_BYTES)) == len(subject)
     )
-
-
-def is_valid_token(token: bytes) -> bool:
-    """One token of a published subject: not empty, no dot, no whitespace."""
-    # Inbox tokens are letters and digits: isalnum() answers them without a copy
-    # (0.18 -> 0.06 us).
-    return token.isalnum() or (
-        bool(token) and len(token.translate(None, _NOT_IN_TOKEN)) == len(token))
 
 
 def is_valid_subject(subject: bytes) -> bool:

@@ -166,12 +166,3 @@ def test_prefix_answers_for_unique_reply_subjects() -> None:
     only.insert(everything)
     assert only.match(b"a") == ((everything,), ()) == only.match(b"b")
     assert only.match(b"a.b") == ((everything,), ())
-
-
-@settings(max_examples=500)
-@given(st.binary(max_size=12) | st.sampled_from([b"", b"abc", b"a.b", b"a b", b"\xe9t\xe9", b"*"]))
-def test_is_valid_token_is_its_definition(token: bytes) -> None:
-    from jetport.storage.subjects import is_valid_token
-
-    expected = bool(token) and not any(c in b" \t\r\n\f." for c in token)
-    assert is_valid_token(token) == expected
