@@ -137,14 +137,11 @@ class MqttConnection(Outbound):
         self.door.connections.add(self)
         self.mid = self.hub.next_cid()
         log.debug("%s - Client connection created", self.who)
-        self._timers["connect"] = self._loop.call_later(
-            self.door.connect_timeout, self.abort)
+        self._start_timer("connect", self.door.connect_timeout, self.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self._stop_timers()
         if self._silence is not None:
             self._silence.cancel(self)
         self.door.connections.discard(self)
@@ -356,7 +353,7 @@ class MqttConnection(Outbound):
             return
         self.session = session
         self.will = pkt.will
-        self._timers.pop("connect").cancel()
+        self._stop_timer("connect")
         self.keepalive = float(keepalive)
         if self.level == 5:
             self.window = min(int(props.get("receive_maximum", 65535)), door.max_inflight)

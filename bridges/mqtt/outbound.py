@@ -30,18 +30,22 @@ from jetport.bridges.mqtt.packets import (
 from jetport.bridges.mqtt.trace import packet_lines, prefix
 from jetport.core.log import TRACE, log
 from jetport.core.sockets import reset
+from jetport.core.timers import NamedTimers
 
 if TYPE_CHECKING:
     from jetport.bridges.mqtt.door import MqttDoor
     from jetport.bridges.mqtt.session import Session
 
 
+#: What an idle connection has queued: one empty list shared until a packet is queued
+#: (``_queue`` takes a list of its own first).
+_NO_OUT: list[bytes] = []
 #: Seconds a connection closed with a reason is kept half-open, its input read and
 #: dropped, so the client reads the reason (as the NATS door does for a refusal).
 LINGER = 2.0
 
 
-class Outbound(asyncio.Protocol):
+class Outbound(NamedTimers, asyncio.Protocol):
     """What :class:`jetport.bridges.mqtt.connection.MqttConnection` sends, and its name."""
 
     #: MQTT 5: topic aliases given to what this connection sends (3.3.2.3.4); set on the
@@ -63,14 +67,13 @@ class Outbound(asyncio.Protocol):
         self.mid = 0
         #: The CONNECT's client id (or the one assigned), once read.
         self.client_id: str | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes] = _NO_OUT
         self._out_size = 0
         #: Bytes the transport holds unsent, as of the last flush.
         self._tbuf = 0
         #: What the hub may hold for this client, queued and unsent (``max_pending``).
         self.max_pending = door.hub.options.max_pending
         self._flush_scheduled = False
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
         self._loop = asyncio.get_running_loop()
         self._trace = log.isEnabledFor(TRACE)
@@ -118,7 +121,7 @@ class Outbound(asyncio.Protocol):
         self._flush()
         if linger and transport.can_write_eof() and not transport.is_closing():
             transport.write_eof()
-            self._timers["linger"] = self._loop.call_later(LINGER, transport.abort)
+            self._start_timer("linger", LINGER, transport.abort)
             self.ended()  # the session does not wait for the socket
         else:
             transport.close()
@@ -187,9 +190,12 @@ class Outbound(asyncio.Protocol):
     def _queue(self, data: bytes, payload: bytes = b"") -> None:
         if self._closing:
             return  # nothing goes out after the last word
-        self._out.append(data)
+        out = self._out
+        if out is _NO_OUT:
+            out = self._out = []
+        out.append(data)
         if payload:
-            self._out.append(payload)
+            out.append(payload)
         self._out_size += len(data) + len(payload)
         if self._out_size + self._tbuf > self.max_pending:
             self.slow_consumer()
@@ -206,7 +212,7 @@ class Outbound(asyncio.Protocol):
         if self._out and transport is not None and not transport.is_closing():
             transport.write(b"".join(self._out))
             self._tbuf = transport.get_write_buffer_size()
-        self._out = []
+        self._out = _NO_OUT
         self._out_size = 0
         if self._tbuf > self.max_pending:
             self.slow_consumer()
@@ -222,7 +228,7 @@ class Outbound(asyncio.Protocol):
         self.hub.count_slow_consumer()
         log.info("%s - Slow Consumer Detected: %s", self.who,
                  why or f"MaxPending of {self.max_pending} exceeded")
-        self._out, self._out_size = [], 0
+        self._out, self._out_size = _NO_OUT, 0
         self._closing = True
         if transport.get_write_buffer_size():
             reset(transport)  # a socket that is not read: nothing more would get through
@@ -234,10 +240,8 @@ class Outbound(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The peer reads slower than we write: it has ``write_deadline`` to catch up."""
         deadline = self.hub.options.write_deadline
-        self._timers["write"] = self._loop.call_later(
-            deadline, self.slow_consumer, f"WriteDeadline of {deadline:g}s exceeded")
+        self._start_timer("write", deadline, self.slow_consumer,
+                          f"WriteDeadline of {deadline:g}s exceeded")
 
     def resume_writing(self) -> None:
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
+        self._stop_timer("write")

@@ -49,9 +49,11 @@ _MATCHES_KEPT = 256
 #: bytes less each.
 NO_IDS: set[int] = set()
 _NO_STORES: set[asyncio.Future[Any]] = set()
-#: The same for what a session has in flight and the subjects it matched (64 bytes each).
+#: The same for what a session has in flight and the subjects it matched (64 bytes each),
+#: and its wildcard subscriptions (56).
 _NO_INFLIGHT: dict[int, OutMsg] = {}
 _NO_MATCHES: dict[bytes, list[Subscription]] = {}
+_NO_WILD: list[Subscription] = []
 
 
 class Session(Client):
@@ -116,7 +118,7 @@ class Session(Client):
         self.level = 4
         #: Non-shared subscriptions, for finding the ones a message matches.
         self._literal: dict[bytes, list[Subscription]] = {}
-        self._wild: list[Subscription] = []
+        self._wild: list[Subscription] = _NO_WILD
         self._plain = 0
         #: subject -> the non-shared subscriptions matching it (cleared on any change)
         self._matches: dict[bytes, list[Subscription]] = _NO_MATCHES
@@ -164,6 +166,8 @@ class Session(Client):
             if is_literal(subject):
                 self._literal.setdefault(subject, []).append(sub)
             else:
+                if self._wild is _NO_WILD:
+                    self._wild = []
                 self._wild.append(sub)
             self._plain += 1
         return sub

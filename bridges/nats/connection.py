@@ -205,9 +205,7 @@ class NatsClient(NatsOutbound, asyncio.Protocol):
             self.data_received(b"".join(early))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._timers or {}).values():
-            timer.cancel()
-        self._timers = None
+        self._stop_timers()
         self.hub.tickers.get(self.ping_interval()).cancel(self)
         self.door.clients.discard(self)
         self._out = []

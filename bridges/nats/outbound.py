@@ -8,20 +8,20 @@ client that does not read is closed as a slow consumer, as nats-server does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from jetport.bridges.nats.encoder import encode_deliveries, encode_msg
 from jetport.core.client import Client, Delivery
 from jetport.core.log import log
 from jetport.core.sockets import reset
+from jetport.core.timers import NamedTimers
 
 if TYPE_CHECKING:
     from jetport.core.flow import FlowControl
     from jetport.core.router import Subscription
 
 
-class NatsOutbound(Client):
+class NatsOutbound(NamedTimers, Client):
     """The sending half of :class:`~jetport.bridges.nats.connection.NatsClient`."""
 
     transport: asyncio.Transport | None = None
@@ -30,29 +30,11 @@ class NatsOutbound(Client):
     _flush_scheduled = False
     congested = False
     _reading_paused = False
-    #: Timers of this connection by purpose (auth, write deadline...); made at the first.
-    _timers: dict[str, asyncio.TimerHandle] | None = None
     # Set by the connection.
     _out: list[bytes]
     _loop: asyncio.AbstractEventLoop
     _flow: FlowControl
     max_pending: int
-
-    def _start_timer(self, name: str, delay: float, callback: Callable[..., object],
-                     *args: object) -> None:
-        """Start (or restart) the timer called ``name``."""
-        timers = self._timers
-        if timers is None:
-            timers = self._timers = {}
-        old = timers.get(name)
-        if old is not None:
-            old.cancel()
-        timers[name] = self._loop.call_later(delay, callback, *args)
-
-    def _stop_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None) if self._timers else None
-        if timer is not None:
-            timer.cancel()
 
     def write(self, data: bytes) -> None:
         self._out.append(data)
