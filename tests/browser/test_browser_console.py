@@ -110,7 +110,10 @@ async def traffic(hub: Hub) -> AsyncIterator[dict[str, Any]]:
     """A NATS and a WebSocket client of APP (and a stream with messages from every door)
     for the length of a test; ``state["run"]`` set keeps a publisher going."""
     nc = await nats.connect(hub.server.url, user="alice", password="apw", name="nats-app")
-    wc = await nats.connect(hub.ws_url, user="alice", password="apw", name="ws-app")
+    # No reconnect: nats-py would be back at once after the console disconnects it,
+    # and the page could count it again before it showed it gone.
+    wc = await nats.connect(hub.ws_url, user="alice", password="apw", name="ws-app",
+                            allow_reconnect=False)
     state: dict[str, Any] = {"nc": nc, "wc": wc, "run": False}
     await wc.subscribe("orders.>")
     js = nc.jetstream()

@@ -8,7 +8,9 @@ runs with Jetport leaves and with nats-server leaves (whose MQTT has these keys 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import queue
 
 import nats
@@ -69,6 +71,28 @@ async def until_subscribed(publisher: Paho, listener: Paho, topic: str,
         listener.messages.get()
 
 
+async def until_session_saved(cluster: HubCluster, client_id: str) -> None:
+    """Until the cluster's ``$MQTT_sess`` holds the session of ``client_id`` with a
+    subscription (a leaf stores the record after its SUBACK, as nats-server does; each
+    server writes the subscriptions in its own form)."""
+    nc = await nats.connect(cluster.urls[0])
+    try:
+        js = nc.jetstream()
+        deadline = asyncio.get_running_loop().time() + 15.0
+        while True:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                state = (await js.stream_info("$MQTT_sess")).state
+                for seq in range(state.first_seq, state.last_seq + 1):
+                    with contextlib.suppress(nats.js.errors.NotFoundError):
+                        record = json.loads((await js.get_msg("$MQTT_sess", seq)).data or b"{}")
+                        if record.get("id") == client_id and record.get("subs"):
+                            return
+            assert asyncio.get_running_loop().time() < deadline, "no session record"
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
 @pytest.mark.differential
 async def test_a_session_resumes_on_another_leaf_after_kill_9(cluster: HubCluster,
                                                               target: str) -> None:
@@ -117,7 +141,7 @@ async def test_a_client_id_on_leaf_b_takes_the_session_over_from_leaf_a(
     try:
         await thread(first.connect)
         assert await thread(first.subscribe, ("cmd/#", 1)) == [1]
-        await asyncio.sleep(0.5)
+        await until_session_saved(cluster, f"twin-{target}")
         present, rc = await thread(second.connect)
         assert rc_value(rc) == 0 and present
         kind, _, _ = await thread(lambda: first.event("disconnect", timeout=10.0))
