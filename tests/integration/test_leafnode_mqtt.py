@@ -73,8 +73,8 @@ async def until_subscribed(publisher: Paho, listener: Paho, topic: str,
 
 async def until_session_saved(cluster: HubCluster, client_id: str) -> None:
     """Until the cluster's ``$MQTT_sess`` holds the session of ``client_id`` with a
-    subscription (a leaf stores the record after its SUBACK, as nats-server does; each
-    server writes the subscriptions in its own form)."""
+    subscription: the record may reach the cluster after the SUBACK (each server writes
+    the subscriptions in its own form)."""
     nc = await nats.connect(cluster.urls[0])
     try:
         js = nc.jetstream()
