@@ -15,9 +15,10 @@ DOOR_TESTS := tests/unit tests/integration/test_nats_core.py tests/integration/t
 	tests/integration/test_http_monitoring.py tests/integration/test_http_kv_objects.py \
 	tests/integration/test_http_schema.py
 
-# The suite runs on this many workers (pytest-xdist), the tests of one xdist_group on
-# the same one; the suite is sized for two cores.
-WORKERS ?= 2
+# Workers for the suite (pytest-xdist; 0: in this process, one test after another).
+# `make test WORKERS=2` halves the time on two cores, but a few tests that run against
+# nats-server clusters with fixed waits still fail now and then under that load.
+WORKERS ?= 0
 
 .PHONY: serve test unit lint bench clean doorcheck lowest compiled
 
