@@ -161,7 +161,8 @@ async def test_nats_py_credentials(launch, connect):
     sub = await by_url.subscribe(inbox)
     await by_url.flush()
     await by_options.publish(inbox, b"hello")
-    assert (await sub.next_msg(timeout=2)).data == b"hello"
+    await by_options.flush()
+    assert (await sub.next_msg(timeout=5)).data == b"hello"
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await connect(server.url, user="alice", password="nope")
 
