@@ -34,7 +34,7 @@ class InvalidSubject(ValueError):
 class Subscription:
     """One subscription of one client; also the unit the index stores."""
 
-    __slots__ = ("client", "sid", "subject", "queue", "max_msgs", "delivered", "guard")
+    __slots__ = ("client", "sid", "subject", "queue", "max_msgs", "delivered", "guard", "info")
 
     def __init__(self, client: Client, sid: bytes, subject: bytes, queue: bytes | None) -> None:
         self.client = client
@@ -48,6 +48,9 @@ class Subscription:
         #: ``guard(subject, reply) -> bool`` sees each delivery first when the client's
         #: permissions filter or record them (deny rules inside a wildcard, responses).
         self.guard: Callable[[bytes, bytes | None], bool] | None = None
+        #: What the client's door keeps about the subscription (an MQTT subscription's
+        #: options): on the subscription, not in a dict of the client's beside it.
+        self.info: Any = None
 
 
 def admits(sub: Subscription, origin: Client | None, subject: bytes,

@@ -46,7 +46,7 @@ class SubInfo:
     retain_handling: int = 0
     group: str | None = None
     identifier: int | None = None
-    sids: list[bytes] = field(default_factory=list)
+    sids: tuple[bytes, ...] = ()
 
     @property
     def skips_dollar(self) -> bool:

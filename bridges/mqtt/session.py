@@ -49,11 +49,9 @@ _MATCHES_KEPT = 256
 #: bytes less each.
 NO_IDS: set[int] = set()
 _NO_STORES: set[asyncio.Future[Any]] = set()
-#: The same for what a session has in flight and the subjects it matched (64 bytes each),
-#: and its wildcard subscriptions (56).
+#: The same for what a session has in flight and the subjects it matched (64 bytes each).
 _NO_INFLIGHT: dict[int, OutMsg] = {}
 _NO_MATCHES: dict[bytes, list[Subscription]] = {}
-_NO_WILD: list[Subscription] = []
 
 
 class Session(Client):
@@ -64,11 +62,11 @@ class Session(Client):
     # The session's own state in slots: with the client's counters in the instance dict
     # as well, an idle session's attributes would need a dict of about 1.6 KB.
     __slots__ = (
-        "door", "client_id", "token", "persistent", "store", "conn", "filters", "_by_sid",
+        "door", "client_id", "token", "persistent", "store", "conn", "filters",
         "_sid", "queue", "spilled", "read_to", "reading", "stored_only", "persisting",
         "inflight", "_next_pid", "qos2_in", "publishing", "expiry_timer", "_redeliver",
-        "session_expiry", "ends", "will", "will_timer", "saved", "level", "_literal",
-        "_wild", "_plain", "_matches",
+        "session_expiry", "ends", "will", "will_timer", "saved", "level", "_plain_index",
+        "_plain", "_matches",
     )
 
     def __init__(self, door: MqttDoor, account: Account, client_id: str, token: str,
@@ -81,8 +79,9 @@ class Session(Client):
         self.persistent = persistent
         self.store = store
         self.conn: MqttConnection | None = None
+        #: topic filter -> its options; each core subscription behind it holds them too
+        #: (``Subscription.info``), for its deliveries.
         self.filters: dict[str, SubInfo] = {}
-        self._by_sid: dict[bytes, SubInfo] = {}
         self._sid = 0
         self.queue = OutQueue()
         #: The queue went over the budget and lives in the store (persistent sessions):
@@ -116,9 +115,11 @@ class Session(Client):
         #: Protocol level of the last connection: MQTT 5 sessions get one copy of a
         #: message that several of their subscriptions match.
         self.level = 4
-        #: Non-shared subscriptions, for finding the ones a message matches.
-        self._literal: dict[bytes, list[Subscription]] = {}
-        self._wild: list[Subscription] = _NO_WILD
+        #: Non-shared subscriptions by literal subject, and the wildcard ones, for finding
+        #: those a message matches: built on first need (MQTT 5 sessions with several),
+        #: dropped on any change, 250 bytes less for a session that never needs them.
+        self._plain_index: tuple[dict[bytes, list[Subscription]], list[Subscription]] | None \
+            = None
         self._plain = 0
         #: subject -> the non-shared subscriptions matching it (cleared on any change)
         self._matches: dict[bytes, list[Subscription]] = _NO_MATCHES
@@ -144,9 +145,9 @@ class Session(Client):
             for sub in made:
                 self.drop_subscription(sub)
             raise
-        info.sids = [sub.sid for sub in made]
-        for sid in info.sids:
-            self._by_sid[sid] = info
+        info.sids = tuple(sub.sid for sub in made)
+        for sub in made:
+            sub.info = info
         self.filters[key] = info
 
     def remove(self, key: str) -> bool:
@@ -154,7 +155,6 @@ class Session(Client):
         if info is None:
             return False
         for sid in info.sids:
-            self._by_sid.pop(sid, None)
             self.unsubscribe(sid)
         return True
 
@@ -162,37 +162,27 @@ class Session(Client):
         known = sid in self.subs
         sub = super().subscribe(subject, queue, sid)
         if queue is None and not known:
-            self._matches.clear()
-            if is_literal(subject):
-                self._literal.setdefault(subject, []).append(sub)
-            else:
-                if self._wild is _NO_WILD:
-                    self._wild = []
-                self._wild.append(sub)
             self._plain += 1
+            self._plain_changed()
         return sub
 
     def drop_subscription(self, sub: Subscription) -> None:
+        held = self.subs.get(sub.sid) is sub
         super().drop_subscription(sub)
-        if sub.queue is not None:
-            return
-        self._matches.clear()
-        if is_literal(sub.subject):
-            subs = self._literal.get(sub.subject, [])
-            if sub in subs:
-                subs.remove(sub)
-                self._plain -= 1
-                if not subs:
-                    del self._literal[sub.subject]
-        elif sub in self._wild:
-            self._wild.remove(sub)
+        sub.info = None  # a delivery already under way skips it
+        if held and sub.queue is None:
             self._plain -= 1
+            self._plain_changed()
 
     def release(self) -> None:
+        for sub in self.subs.values():
+            sub.info = None
         super().release()
-        self._literal.clear()
-        self._wild.clear()
         self._plain = 0
+        self._plain_changed()
+
+    def _plain_changed(self) -> None:
+        self._plain_index = None
         self._matches.clear()
 
     def rebind(self, principal: Principal) -> list[Subscription]:
@@ -235,7 +225,7 @@ class Session(Client):
 
     def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
                 hdr: bytes | None, payload: bytes) -> None:
-        info = self._by_sid.get(sub.sid)
+        info: SubInfo | None = sub.info
         if info is None or (info.no_local and self.publishing):
             return
         if subject[0] == 0x24 and info.skips_dollar:  # "$"
@@ -252,7 +242,7 @@ class Session(Client):
             if len(same) > 1 and sub in same:
                 if same[0] is not sub:
                     return
-                infos = [self._by_sid[s.sid] for s in same]
+                infos: list[SubInfo] = [s.info for s in same]
                 granted = max(i.qos for i in infos)
                 identifiers = sorted({i.identifier for i in infos if i.identifier}) or None
                 retain_as_published = any(i.retain_as_published for i in infos)
@@ -323,14 +313,27 @@ class Session(Client):
         order they were made."""
         subs = self._matches.get(subject)
         if subs is None:
-            subs = list(self._literal.get(subject, ()))
-            subs += [s for s in self._wild if subject_matches(s.subject, subject)]
+            if self._plain_index is None:
+                self._plain_index = self._index_plain()
+            literal, wild = self._plain_index
+            subs = list(literal.get(subject, ()))
+            subs += [s for s in wild if subject_matches(s.subject, subject)]
             subs.sort(key=lambda s: (len(s.sid), s.sid))
             if self._matches is _NO_MATCHES:
                 self._matches = {}
             remember(self._matches, subject, subs, _MATCHES_KEPT)
-        by_sid = self._by_sid
-        return [s for s in subs if s.sid in by_sid and self._wants(by_sid[s.sid], subject)]
+        return [s for s in subs if s.info is not None and self._wants(s.info, subject)]
+
+    def _index_plain(self) -> tuple[dict[bytes, list[Subscription]], list[Subscription]]:
+        literal: dict[bytes, list[Subscription]] = {}
+        wild: list[Subscription] = []
+        for sub in self.subs.values():
+            if sub.queue is None:
+                if is_literal(sub.subject):
+                    literal.setdefault(sub.subject, []).append(sub)
+                else:
+                    wild.append(sub)
+        return literal, wild
 
     def over_budget(self) -> None:
         """More is queued than the hub holds for one client: a connected client is a
