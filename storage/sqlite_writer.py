@@ -4,7 +4,10 @@ Publishers need a sequence at once but an acknowledgement only once the message 
 durable, so ``store()`` just queues a row and ``sync()`` waits for the transaction
 holding it.  The first write of a loop turn schedules a commit at the end of that turn:
 whatever accumulated by then goes into one transaction, so the batch grows with the
-load and the cost of a commit is shared by everyone waiting on it.
+load and the cost of a commit is shared by everyone waiting on it.  A turn that queues
+more than ``EARLY_BYTES`` of rows (one socket read callback can take in megabytes)
+hands them to the writer process as they pass that mark, so the process commits while
+the hub is still parsing.
 
 A transaction of rows and saved states, nearly every one, is prepared here and
 committed by a writer process (:mod:`jetport.storage.sqlite_worker`, which says why), up to
@@ -51,6 +54,13 @@ log = logging.getLogger("jetport.storage")
 META_EVERY = 0.5
 #: Transactions handed to the writer process and not answered yet, at most.
 MAX_INFLIGHT = 2
+#: Bytes of rows queued in one loop turn after which they go to the writer process at
+#: once rather than at the end of the turn: libuv reads up to 32 full buffers from a
+#: socket in one turn, and the process then commits the first rows while the hub
+#: parses the rest (1 KiB messages, 1,000 PubAcks outstanding: see docs/benchmarks.md).
+EARLY_BYTES = 128 << 10
+#: The pipe to the writer process, in bytes (see ``_widen``).
+PIPE_BYTES = 1 << 20
 #: A transaction of at most this many rows, with none in flight, commits in the hub.
 INLINE_ROWS = 8
 
@@ -186,6 +196,23 @@ class _WriterOutput(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
+def _widen(pipe: asyncio.WriteTransport | None) -> None:
+    """Let the pipe to the writer process hold a whole transaction (Linux: 64 KiB by
+    default, up to ``/proc/sys/fs/pipe-max-size``, 1 MiB unless raised): a batch then
+    goes in one write, not in pieces as the writer reads."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if pipe is None or size is None:
+        return
+    try:
+        fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), size, PIPE_BYTES)
+    except (OSError, AttributeError, ValueError) as exc:
+        log.debug("SQLite writer pipe keeps its size (%s)", exc)
+
+
 class Writer:
     """Queues writes and commits them in batches (see the module docstring)."""
 
@@ -205,6 +232,8 @@ class Writer:
         self._flights: deque[Callable[[str | None], None]] = deque()
         self._steps: list[_Step] = []
         self._next: _Shared | None = None
+        #: Bytes of rows in ``_steps`` (see ``EARLY_BYTES``).
+        self._queued = 0
         #: The newest transaction not committed yet.
         self._inflight: _Shared | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -256,8 +285,14 @@ class Writer:
             return
         self._proc, self._answers = proc, answers
         self._stdin = proc.get_pipe_transport(0)  # type: ignore[assignment]
+        _widen(self._stdin)
         if self._steps:
             self._schedule()
+
+    @property
+    def inflight(self) -> int:
+        """Transactions handed to the writer process and not answered yet."""
+        return len(self._flights)
 
     @property
     def pid(self) -> int | None:
@@ -294,6 +329,7 @@ class Writer:
             acc.n += 1
             acc.size += size
             acc.last_seq, acc.last_ts = seq, ts
+        self._added(size)
 
     def add_rows(self, member: Member, params: list[Any], first: int, last: int,
                  ts: int, size: int) -> None:
@@ -309,6 +345,13 @@ class Writer:
         acc.n += last - first + 1
         acc.size += size
         acc.last_seq, acc.last_ts = last, ts
+        self._added(size)
+
+    def _added(self, size: int) -> None:
+        self._queued += size
+        if self._queued >= EARLY_BYTES and len(self._flights) < MAX_INFLIGHT \
+                and self._proc is not None:
+            self._flush()
 
     def add_skip(self, member: Member, seq: int, ts: int) -> None:
         """Record that ``member`` used up ``seq`` (with ``ts`` as its last time)."""
@@ -461,6 +504,7 @@ class Writer:
                 self._start_process()
                 inline = True
         steps, self._steps = self._steps, []
+        self._queued = 0
         done = self._next or _Shared()
         self._next = None
         if not inline:

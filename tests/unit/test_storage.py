@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ from jetport.core.tasks import spawn
 from jetport.storage.base import ConsumerState, StoredMsg, StoreState
 from jetport.storage.memory import MemoryStorage
 from jetport.storage.sqlite import SqliteStorage, StorageError
+from jetport.storage.sqlite_writer import EARLY_BYTES, MAX_INFLIGHT, PIPE_BYTES
 
 Storage = MemoryStorage | SqliteStorage
 
@@ -673,6 +675,41 @@ async def test_sqlite_writer_process_starts_with_the_first_large_transaction(
     try:
         store = await st.open_stream("S")
         assert store.state().msgs == 303 and (await store.get(303)).data == b"w"
+    finally:
+        await st.close()
+
+
+async def test_sqlite_large_rows_go_to_the_writer_process_within_the_loop_turn(
+        tmp_path: Path) -> None:
+    """Rows past EARLY_BYTES in one loop turn go to the writer process at once, so it
+    commits them while the hub goes on; every on_stored fires, in order, once its rows
+    are committed, and the database holds them all."""
+    st = SqliteStorage(str(tmp_path))
+    store = await st.open_stream("S")
+    store.store_many(1, [(b"a", b"x")] * 100, 1)  # starts the process
+    await store.sync()
+    await writer_pid(st)
+    payload = b"p" * 1024
+    per_call = 32
+    calls = 3 * EARLY_BYTES // (per_call * 1024) + 1
+    fired: list[int] = []
+    seq = 101
+    for i in range(calls):  # all in one turn, as a socket read of many PUBs
+        store.store_many(seq, [(b"a", payload)] * per_call, 2)
+        seq += per_call
+        store.on_stored(lambda exc, i=i: fired.append(i) if exc is None else None)
+    assert st.writer.inflight == MAX_INFLIGHT  # handed over without waiting for the turn
+    if hasattr(fcntl, "F_GETPIPE_SZ"):  # Linux: the pipe holds a whole transaction
+        pipe = st.writer._stdin.get_extra_info("pipe")  # type: ignore[union-attr]
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    await store.sync()
+    assert fired == list(range(calls))
+    await st.close()
+    st = SqliteStorage(str(tmp_path))
+    try:
+        store = await st.open_stream("S")
+        assert store.state().last_seq == seq - 1 == store.state().msgs
+        assert (await store.get(seq - 1)).data == payload
     finally:
         await st.close()
 
