@@ -150,15 +150,13 @@ class ServerCodec:
         """
         # split() finds CRLF with a two-byte search over every payload byte (1.4 us per
         # KiB here), while _positional() finds each control line's end with memchr and
-        # skips the payload by its size: when the first frame is a PUB of LARGE_PAYLOAD
-        # or more, the rest are parsed that way (64 KiB payloads: 83 -> 5.4 us per
+        # skips the payload by its size: when the first frame is a PUB or HPUB of
+        # LARGE_PAYLOAD or more, the rest are parsed that way (64 KiB payloads: 83 -> 5.4 us per
         # message).
-        end = buf.find(b"\r", 0, 64)
-        if end > 0:
-            known = _PUB_LINES.get(buf[:end])
-            if known is not None and known[2] >= LARGE_PAYLOAD:
-                self._positional(buf, 0, events)
-                return
+        end = buf.find(b"\r", 0, 256)
+        if end > 0 and _large_first(buf[:end], self.headers):
+            self._positional(buf, 0, events)
+            return
         parts = buf.split(CRLF)
         last = len(parts) - 1
         append = events.append
@@ -484,6 +482,21 @@ def _parse_pub_line(line: bytes) -> tuple[bytes, bytes | None, int] | None:
 
 
 _HPUB_LINES: dict[bytes, tuple[bytes, bytes | None, int, int]] = {}
+
+
+def _large_first(line: bytes, headers: bool) -> bool:
+    """Whether control line ``line`` starts a PUB or HPUB of ``LARGE_PAYLOAD`` or more.
+
+    Lines with a reply subject (each JetStream publish has its own) are in no table, so
+    they are parsed here: JetStream publishes in the codec alone, 1 KiB 1.85 -> 1.04 us a
+    message (HPUB with a message id 3.36 -> 1.82), 64 KiB 60.7 -> 8.2 us."""
+    if line.startswith(b"PUB "):
+        pub = _PUB_LINES.get(line) or _parse_pub_line(line)
+        return pub is not None and pub[2] >= LARGE_PAYLOAD
+    if headers and line.startswith(b"HPUB "):
+        hpub = _HPUB_LINES.get(line) or _parse_hpub_line(line)
+        return hpub is not None and hpub[3] >= LARGE_PAYLOAD
+    return False
 
 
 def _parse_hpub_line(line: bytes) -> tuple[bytes, bytes | None, int, int] | None:

@@ -22,6 +22,7 @@ from jetport.bridges.nats.codec import (
     OP_SUB,
     OP_UNSUB,
     ServerCodec,
+    _large_first,
 )
 from jetport.bridges.nats.encoder import encode_err, encode_info, encode_msg
 
@@ -130,6 +131,26 @@ def test_reads_that_start_with_a_large_pub_parse_the_same() -> None:
     assert events[6][3] == b"NATS/1.0\r\n\r\n" and events[6][4] == b"x"
     assert feed(b"PUB big %d\r\n%b\r\nPUB a 9999999\r\n" % (len(big), big),
                 max_payload=LARGE_PAYLOAD)[-1] == (OP_CLOSE, ERR_MAX_PAYLOAD)
+
+
+def test_reads_that_start_with_a_large_publish_with_a_reply_parse_the_same() -> None:
+    """JetStream publishes: each PUB or HPUB has its own reply subject, so its line is in
+    no table; a large one still sends the read down the offset path, with the same
+    events wherever the reads are cut."""
+    big = b"z" * LARGE_PAYLOAD
+    hdr = b"NATS/1.0\r\nNats-Msg-Id: 1\r\n\r\n"
+    data = (b"PUB js.a _INBOX.abc.1 %d\r\n%b\r\n" % (len(big), big)
+            + b"HPUB js.a _INBOX.abc.2 %d %d\r\n%b%b\r\nPING\r\n"
+            % (len(hdr), len(hdr) + len(big), hdr, big))
+    for first in (data, data[data.index(b"HPUB"):]):
+        assert _large_first(first[:first.index(b"\r")], True)
+        events = splits(HDRS + first)
+        assert events[-1] == (OP_PING,) and events[-2] == (OP_PUB, b"js.a", b"_INBOX.abc.2",
+                                                            hdr, big)
+    assert splits(HDRS + data)[1] == (OP_PUB, b"js.a", b"_INBOX.abc.1", None, big)
+    assert not _large_first(b"PUB js.a _INBOX.abc.1 %d" % (LARGE_PAYLOAD - 1), True)
+    assert not _large_first(b"HPUB js.a r 2 %d" % LARGE_PAYLOAD, False)  # no headers
+    assert not _large_first(b"PUB js.a r x", True)
 
 
 @pytest.mark.parametrize(
