@@ -36,6 +36,7 @@ import aiosqlite
 from jetport.storage.subjects import subject_matches
 
 from .base import ConsumerState, StorageError, StoreState
+from .sqlite_pending import replay as replay_pending
 from .sqlite_schema import SCHEMA
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
 from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL, bind_directly
@@ -148,6 +149,7 @@ class SqliteStorage:
                 for pragma in (*_PRAGMAS, f"PRAGMA synchronous = {self.sync}"):
                     wr.execute(pragma)
                 wr.executescript(SCHEMA)
+                replay_pending(wr, self.path)
                 rs = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 for pragma in (*_READER_PRAGMAS, "PRAGMA query_only = ON"):
                     rs.execute(pragma)

@@ -79,15 +79,17 @@ class SqliteStreamStore:
         self._tail = Tail(db.last_seq + 1, owner.tail_msgs, owner.tail_bytes)
         self._ahead = ReadAhead()
         self.removals = 0
-        #: The last sequence a commit made durable.
-        self._committed = db.last_seq
+        #: The last sequence a commit made durable, and the last one a commit or the
+        #: ``-pending`` file did (see :mod:`jetport.storage.sqlite_pending`): readers of
+        #: the database need the first, consumers and followers the second.
+        self._committed = self._durable = db.last_seq
         #: No more calls: closed, destroyed or deleted.
         self.dead = False
         #: Rows deleted (destroyed or deleted): its counter row must not come back.
         self._gone = False
 
     def committed_seq(self) -> int:
-        return self._committed
+        return self._durable
 
     def state(self) -> StoreState:
         s = self._live
@@ -177,9 +179,15 @@ class SqliteStreamStore:
         d = self._db
         return (self._id, d.first_seq, d.first_ts, d.last_seq, d.last_ts, d.msgs, d.bytes)
 
+    def durable(self, seq: int) -> None:
+        if seq > self._durable:
+            self._durable = seq
+
     def committed(self, seq: int) -> None:
         if seq > self._committed:
             self._committed = seq
+            if seq > self._durable:
+                self._durable = seq
         if self._tail.full():
             self._tail.evict(self._committed)
 

@@ -47,6 +47,7 @@ from typing import Any, Protocol, cast
 from . import sqlite_schema as schema
 from . import sqlite_worker as worker
 from .base import ConsumerState, StorageError
+from .sqlite_pending import Pending
 
 log = logging.getLogger("jetport.storage")
 
@@ -78,6 +79,10 @@ class Member(Protocol):
 
     def meta_row(self) -> tuple[int, ...] | None:
         """Its stream_state row as of the open transaction (None: write nothing)."""
+        ...
+
+    def durable(self, seq: int) -> None:
+        """Everything up to ``seq`` is in the ``-pending`` file, to be committed."""
         ...
 
     def committed(self, seq: int) -> None:
@@ -239,6 +244,10 @@ class Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._closing = False
+        #: Where a small transaction is written before it is acknowledged (None with
+        #: ``synchronous=FULL``), and whether one written there waits for its commit.
+        self._pending: Pending | None = None
+        self._local = False
         #: Streams with rows written since their counter row was.
         self._dirty: dict[Member, None] = {}
         self._meta_at = 0.0
@@ -254,6 +263,12 @@ class Writer:
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._path, self._sync = path, sync
+        if sync == worker.SYNC_NORMAL:
+            try:
+                self._pending = Pending(path)
+            except OSError as exc:  # every commit then precedes its acknowledgement
+                log.error("storage %s: no %s (%s); small commits wait on the loop",
+                          path, f"{path}-pending", exc)
         if self._spawner is None:
             await self._spawn()
         if self._steps:
@@ -447,6 +462,15 @@ class Writer:
             await answers.exited
             proc.close()
         self._proc = None
+        self._close_pending()
+
+    def _close_pending(self) -> None:
+        if self._pending is not None:
+            try:
+                self._pending.close()
+            except OSError as exc:
+                log.error("storage %s: closing %s: %s", self._path, self._pending.path, exc)
+            self._pending = None
 
     def abandon(self) -> None:
         """Give up on what is queued (it fails) and stop the writer process at once:
@@ -457,6 +481,7 @@ class Writer:
         exc = StorageError("storage reopened")
         self._fail(self._steps, self._next, exc)
         self._steps, self._next = [], None
+        self._close_pending()  # a transaction it holds is committed on the reopening
         while self._flights:
             self._flights.popleft()(str(exc))
         if self._proc is not None:
@@ -482,8 +507,8 @@ class Writer:
             self._fail(self._steps, self._next, self.broken)
             self._steps, self._next = [], None
             return
-        if not self._steps:
-            return
+        if not self._steps or self._local:
+            return  # (the pending commit flushes again)
         steps = self._steps
         ops = any(type(step) is _Op for step in steps)
         inline = self._proc is None or ops
@@ -510,6 +535,9 @@ class Writer:
         if not inline:
             self._submit(steps, done)
             return
+        if not ops and self._pending is not None:
+            self._acknowledge_first(steps, done)
+            return
         try:
             self._commit(steps)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
@@ -525,13 +553,7 @@ class Writer:
         assert stdin is not None
         txn = Txn(self._conn)  # type: ignore[arg-type]
         committed: dict[Member, int] = {}
-        stmts: list[worker.Stmt] = []
-        for step in steps:
-            if type(step) is _Sql:
-                stmts += step.stmts
-            else:
-                stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
-        stmts += self._meta(txn)
+        stmts = self._prepared(steps, committed, txn)
         try:
             if stdin.is_closing():
                 raise BrokenPipeError("stdin closed")
@@ -553,6 +575,63 @@ class Writer:
             self._stored(steps, done)
 
         self._flights.append(answered)
+
+    def _acknowledge_first(self, steps: list[_Step], done: _Shared) -> None:
+        """A small transaction without operations: written to the ``-pending`` file,
+        acknowledged (``on_stored``), and committed in the next loop turn, after the
+        acknowledgements went out (see :mod:`jetport.storage.sqlite_pending`).  ``sync``
+        still waits for the commit, as readers of the database need."""
+        pending, loop = self._pending, self._loop
+        assert pending is not None and loop is not None
+        txn = Txn(self._conn)  # type: ignore[arg-type]
+        committed: dict[Member, int] = {}
+        stmts = self._prepared(steps, committed, txn)
+        try:
+            pending.append(stmts)
+        except OSError as exc:
+            self._broke(exc)
+            self._fail(steps, done, exc)
+            return
+        for member, seq in committed.items():
+            member.durable(seq)
+        hooks, done.hooks = done.hooks, []
+        for hook in hooks:
+            hook(None)
+        self._local = True
+        self._inflight = done
+        loop.call_soon(self._commit_pending, stmts, steps, done, committed, txn)
+
+    def _commit_pending(self, stmts: list[worker.Stmt], steps: list[_Step], done: _Shared,
+                        committed: dict[Member, int], txn: Txn) -> None:
+        self._local = False
+        if self._closing:  # abandoned: the file keeps it for the store's next opening
+            self._fail(steps, done, StorageError("storage reopened"))
+            return
+        conn, pending = self._conn, self._pending
+        assert conn is not None and pending is not None
+        try:
+            with worker.transaction(conn):
+                worker.execute(conn, stmts)
+            pending.clear()
+        except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
+            self._broke(exc)
+            self._fail(steps, done, exc)
+            return
+        self._advance(committed, txn)
+        self._stored(steps, done)
+
+    def _prepared(self, steps: list[_Step], committed: dict[Member, int],
+                  txn: Txn) -> list[worker.Stmt]:
+        """The statements of a transaction of data and SQL steps, as the writer
+        process runs them."""
+        stmts: list[worker.Stmt] = []
+        for step in steps:
+            if type(step) is _Sql:
+                stmts += step.stmts
+            else:
+                stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
+        stmts += self._meta(txn)
+        return stmts
 
     def _commit(self, steps: list[_Step]) -> None:
         """A transaction with operations, on the hub's connection: operations read and
