@@ -130,9 +130,11 @@ class StreamStore(Protocol):
         ...
 
     def on_stored(self, callback: Callable[[BaseException | None], None]) -> None:
-        """Call ``callback`` once every message stored before this call is committed
-        (with None), or could not be (with the error): ``sync`` for hot paths, which
-        answer in the same loop turn as the commit and need no task."""
+        """Call ``callback`` once every message stored before this call is durable
+        (with None), or could not be (with the error): for hot paths, which answer in
+        the same loop turn and need no task.  Durable is committed, or (the SQLite store,
+        a small transaction) written where the next opening commits it from, so it can
+        come before ``sync`` returns."""
         ...
 
     async def get(self, seq: int) -> StoredMsg | None:

@@ -4,7 +4,9 @@ Durability: the database runs in WAL mode with ``synchronous=NORMAL``.  A commit
 appends to the WAL with ``write()`` and no ``fsync``; the data sits in the OS page
 cache, which outlives the process, so a commit that returned survives ``kill -9``.  An
 OS crash or power cut can lose the last commits (never corrupt the database), which is
-the trade nats-server's file store makes too by not syncing every write.
+the trade nats-server's file store makes too by not syncing every write.  A small
+transaction is acknowledged once it is in ``jetport.db-pending``, written the same way,
+and committed right after (:mod:`jetport.storage.sqlite_pending`).
 
 Several connections, as WAL lets reads run beside the writer.  Rows and saved states
 are committed by a writer process; transactions with removals run on a write connection

@@ -20,6 +20,11 @@ operations read and change the stores' in-memory state.  Commits append to the W
 without syncing; the writer process (or, without it, the hub's connection) checkpoints
 it.
 
+A transaction small enough to commit in the hub (``INLINE_ROWS``: a lone publisher's)
+is acknowledged before its commit: written to the database's ``-pending`` file, which
+survives ``kill -9`` as the WAL does, then committed in the next loop turn (see
+:mod:`jetport.storage.sqlite_pending`; not with ``synchronous=FULL``).
+
 The per-stream counter rows are rewritten only when a transaction removes messages, on
 close, and otherwise at most every ``META_EVERY`` seconds; opening a stream adds up the
 few rows appended since (see ``SqliteStorage.open_stream``).
@@ -62,7 +67,8 @@ MAX_INFLIGHT = 2
 EARLY_BYTES = 128 << 10
 #: The pipe to the writer process, in bytes (see ``_widen``).
 PIPE_BYTES = 1 << 20
-#: A transaction of at most this many rows, with none in flight, commits in the hub.
+#: A transaction of at most this many rows, with none in flight, commits in the hub
+#: (acknowledged first from the ``-pending`` file, unless it holds operations).
 INLINE_ROWS = 8
 
 #: How the owner runs background work: the coroutine and what it is for (the hub passes

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from jetport.storage.sqlite import SqliteStorage
+from jetport.storage.sqlite_pending import SUFFIX
 
 WRITER = """
 import asyncio, sys
+import logging
+import os
+import sqlite3
+
+import pytest
+
 from jetport.storage.sqlite import SqliteStorage
+from jetport.storage.sqlite_pending import SUFFIX
 
 def payload(seq):
     return (b"%08d" % seq) * 16
@@ -106,3 +119,69 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
         assert (await store.get(top + 1)) is not None
     finally:
         await st.close()
+
+
+KILLED = """
+import asyncio, os, signal, sys
+from jetport.storage import sqlite_pending
+from jetport.storage.sqlite import SqliteStorage
+
+def die(_exc=None):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+async def main():
+    st = SqliteStorage(sys.argv[1])
+    store = await st.open_stream("S")
+    for seq in (1, 2, 3):
+        store.store(seq, b"k.%d" % seq, None, b"m%d" % seq, seq)
+        await store.sync()
+    st.consumers("S").save("dur", "{}", __import__("jetport.storage.base", fromlist=["x"])
+                            .ConsumerState(3, 3, 2, 2, {3: (3, 30)}, {}))
+    store.store(4, b"k.4", None, b"m4", 4)
+    if sys.argv[2] == "after-commit":
+        # dies between the commit and the emptying of the file
+        sqlite_pending.Pending.clear = lambda self: die()
+        await store.sync()
+    else:
+        store.on_stored(die)  # dies on the acknowledgement, before the commit
+        await store.sync()
+    print("not killed")
+
+asyncio.run(main())
+"""
+
+
+def run_killed(directory: Path, when: str) -> None:
+    """Store 1-3 (committed), then 4 with a consumer state, and SIGKILL the process
+    at ``when``."""
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(directory), when],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr.decode() + proc.stdout.decode()
+
+
+@pytest.mark.parametrize("when", ["before-commit", "after-commit"])
+async def test_an_acknowledged_transaction_survives_kill_9(
+        tmp_path: Path, when: str, caplog: pytest.LogCaptureFixture) -> None:
+    run_killed(tmp_path, when)
+    st = SqliteStorage(str(tmp_path))
+    assert os.path.getsize(st.path + SUFFIX) > 0  # the frame the process left
+    with caplog.at_level(logging.WARNING, "jetport.storage"):
+        try:
+            store = await st.open_stream("S")
+            state = store.state()
+            assert (state.first_seq, state.last_seq, state.msgs) == (1, 4, 4)
+            assert (await store.get(4)).data == b"m4"
+            loaded = await st.consumers("S").load()
+            assert loaded["dur"][1].pending == {3: (3, 30)}
+            store.store(5, b"k.5", None, b"m5", 5)
+            await store.sync()
+            raw = sqlite3.connect(st.path)
+            assert [r[0] for r in raw.execute("SELECT seq FROM msgs ORDER BY seq")] == \
+                [1, 2, 3, 4, 5]
+            raw.close()
+        finally:
+            await st.close()
+    replayed = [r for r in caplog.records if "acknowledged transaction" in r.getMessage()]
+    # A frame that did commit is recognised by its first row and not run again.
+    assert len(replayed) == (1 if when == "before-commit" else 0)
+    assert not os.path.exists(st.path + SUFFIX + ".failed")
