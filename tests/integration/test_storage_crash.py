@@ -124,6 +124,7 @@ async def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
 KILLED = """
 import asyncio, os, signal, sys
 from jetport.storage import sqlite_pending
+from jetport.storage.base import ConsumerState
 from jetport.storage.sqlite import SqliteStorage
 
 def die(_exc=None):
@@ -135,8 +136,7 @@ async def main():
     for seq in (1, 2, 3):
         store.store(seq, b"k.%d" % seq, None, b"m%d" % seq, seq)
         await store.sync()
-    st.consumers("S").save("dur", "{}", __import__("jetport.storage.base", fromlist=["x"])
-                            .ConsumerState(3, 3, 2, 2, {3: (3, 30)}, {}))
+    st.consumers("S").save("dur", "{}", ConsumerState(3, 3, 2, 2, {3: (3, 30)}, {}))
     store.store(4, b"k.4", None, b"m4", 4)
     if sys.argv[2] == "after-commit":
         # dies between the commit and the emptying of the file
