@@ -95,8 +95,9 @@ def replay(conn: sqlite3.Connection, db_path: str) -> int:
     (the store's write connection, before any stream opens), then empty the file.
     Returns how many transactions were committed.
 
-    A frame that cannot be committed (its rows conflict with committed ones) is set
-    aside as ``-pending.failed`` and logged: the store opens with what it has."""
+    A frame that can never commit (unreadable, or its rows conflict with committed
+    ones) is set aside as ``-pending.failed`` and logged: the store opens with what it
+    has.  Any other failure (a full disk) fails the opening, to be tried again."""
     path = db_path + SUFFIX
     try:
         with open(path, "rb") as f:
@@ -115,13 +116,21 @@ def replay(conn: sqlite3.Connection, db_path: str) -> int:
                     continue
                 worker.execute(conn, stmts)
             done += 1
-    except Exception as exc:  # noqa: BLE001 - any frame that fails: set aside and logged
-        log.error("storage %s: acknowledged transactions in %s could not be committed "
-                  "(%s); kept as %s.failed", db_path, path, exc, path)
-        os.replace(path, path + ".failed")
-        return done
+    except sqlite3.IntegrityError as exc:
+        _set_aside(db_path, path, exc)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot commit what {path} holds: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever unpickling a damaged frame raises
+        _set_aside(db_path, path, exc)
+    else:
+        os.truncate(path, 0)
     if done:
         log.warning("storage %s: committed %d acknowledged transaction(s) left by a "
                     "process that stopped before committing them", db_path, done)
-    os.truncate(path, 0)
     return done
+
+
+def _set_aside(db_path: str, path: str, exc: BaseException) -> None:
+    log.error("storage %s: acknowledged transactions in %s cannot be committed (%s); "
+              "kept as %s.failed", db_path, path, exc, path)
+    os.replace(path, path + ".failed")

@@ -101,4 +101,4 @@ async def test_a_frame_that_cannot_commit_is_set_aside(
         finally:
             await st.close()
     assert os.path.getsize(st.path + SUFFIX + ".failed") > 0
-    assert any("could not be committed" in r.getMessage() for r in caplog.records)
+    assert any("cannot be committed" in r.getMessage() for r in caplog.records)
