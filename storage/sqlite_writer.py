@@ -618,11 +618,14 @@ class Writer:
         try:
             with worker.transaction(conn):
                 worker.execute(conn, stmts)
-            pending.clear()
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
             self._broke(exc)
             self._fail(steps, done, exc)
             return
+        try:
+            pending.clear()
+        except OSError as exc:  # committed all the same; the reopening skips the frame
+            self._broke(exc)
         self._advance(committed, txn)
         self._stored(steps, done)
 
