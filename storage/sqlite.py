@@ -40,9 +40,10 @@ from jetport.storage.subjects import subject_matches
 from .base import ConsumerState, StorageError, StoreState
 from .sqlite_pending import replay as replay_pending
 from .sqlite_schema import SCHEMA
+from .sqlite_steps import Txn
 from .sqlite_stream import SIZE_SQL, SqliteStreamStore
 from .sqlite_worker import PRAGMAS, SYNC_FULL, SYNC_NORMAL, bind_directly
-from .sqlite_writer import Spawn, Txn, Writer
+from .sqlite_writer import Spawn, Writer
 
 __all__ = ["SqliteStorage", "SqliteStreamStore", "SqliteConsumerStore", "StorageError"]
 

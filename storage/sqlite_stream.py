@@ -18,7 +18,7 @@ from jetport.storage.subjects import is_literal
 from .base import StorageError, StoredMsg, StoreState, file_size, take
 from .filters import literal_prefix, matcher, normalize, normalize_one
 from .readahead import Key, ReadAhead, rows_for
-from .sqlite_writer import Acc, Txn
+from .sqlite_steps import Acc, Txn
 from .tail import Tail
 
 if TYPE_CHECKING:

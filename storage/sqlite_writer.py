@@ -47,12 +47,14 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from . import sqlite_schema as schema
 from . import sqlite_worker as worker
 from .base import ConsumerState, StorageError
 from .sqlite_pending import Pending
+from .sqlite_pipe import WriterOutput, widen
+from .sqlite_steps import Acc, DataStep, Member, Op, OpStep, Shared, SqlStep, Step, Txn
 
 log = logging.getLogger("jetport.storage")
 
@@ -65,8 +67,6 @@ MAX_INFLIGHT = 2
 #: socket in one turn, and the process then commits the first rows while the hub
 #: parses the rest (1 KiB messages, 1,000 PubAcks outstanding: see docs/benchmarks.md).
 EARLY_BYTES = 128 << 10
-#: The pipe to the writer process, in bytes (see ``_widen``).
-PIPE_BYTES = 1 << 20
 #: A transaction of at most this many rows, with none in flight, commits in the hub
 #: (acknowledged first from the ``-pending`` file, unless it holds operations).
 INLINE_ROWS = 8
@@ -74,154 +74,6 @@ INLINE_ROWS = 8
 #: How the owner runs background work: the coroutine and what it is for (the hub passes
 #: ``jetport.core.tasks.spawn``, which keeps it referenced and logs its failure).
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Future[None]"]
-
-
-class Member(Protocol):
-    """A stream store whose rows go through the writer."""
-
-    def applied(self, acc: Acc) -> None:
-        """Its rows in ``acc`` are now in the open transaction."""
-        ...
-
-    def meta_row(self) -> tuple[int, ...] | None:
-        """Its stream_state row as of the open transaction (None: write nothing)."""
-        ...
-
-    def durable(self, seq: int) -> None:
-        """Everything up to ``seq`` is in the ``-pending`` file, to be committed."""
-        ...
-
-    def committed(self, seq: int) -> None:
-        """Everything up to ``seq`` is committed."""
-        ...
-
-
-class Acc:
-    """What one data step adds to one stream: ``n`` rows from ``first_seq`` on, and
-    sequences used up to ``last_seq`` (past the last row when skipped)."""
-
-    __slots__ = ("n", "size", "first_seq", "first_ts", "last_seq", "last_ts", "skipped")
-
-    def __init__(self, n: int, seq: int, ts: int, size: int) -> None:
-        self.n, self.size = n, size
-        self.first_seq = self.last_seq = seq
-        self.first_ts = self.last_ts = ts
-        #: A skip leaves no row to find on open, so the counter row must be written.
-        self.skipped = False
-
-
-class _Data:
-    __slots__ = ("params", "accs", "configs", "consumers")
-
-    def __init__(self) -> None:
-        #: The msgs rows, their values one after another (see ``sqlite_worker``).
-        self.params: list[Any] = []
-        self.accs: dict[Member, Acc] = {}
-        self.configs: dict[str, tuple[str, int]] = {}
-        self.consumers: dict[tuple[str, str], tuple[str, ConsumerState] | None] = {}
-
-
-class Txn:
-    """Handed to an operation: the writer connection inside the open transaction
-    (opened by the first modifying statement; earlier reads see the same data, as this
-    connection is the only writer)."""
-
-    __slots__ = ("conn", "touched", "after")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.touched: dict[Member, None] = {}
-        #: Called once the transaction is committed.
-        self.after: list[Callable[[], None]] = []
-
-    def touch(self, member: Member) -> None:
-        """Have ``member``'s stream_state row written with this transaction (removals
-        must, since opening a stream only adds up rows appended after that row)."""
-        self.touched[member] = None
-
-
-Op = Callable[[Txn], Any]
-
-
-class _Op:
-    __slots__ = ("fn", "fut", "result")
-
-    def __init__(self, fn: Op, fut: asyncio.Future[Any]) -> None:
-        self.fn, self.fut, self.result = fn, fut, None
-
-
-class _Sql:
-    """Statements with no effect on in-memory state (deleting a whole stream): they
-    may go to the writer process like rows do."""
-
-    __slots__ = ("stmts",)
-
-    def __init__(self, stmts: list[worker.Stmt]) -> None:
-        self.stmts = stmts
-
-
-_Step = _Data | _Op | _Sql
-
-
-class _Shared(asyncio.Future):  # type: ignore[type-arg]
-    """A commit's completion, awaited by every publisher in the batch.
-
-    Cancelling one waiting task must not cancel the commit for all the others; refusing
-    cancellation here makes that task's cancel take effect once the commit resolves.
-    That is cheaper than wrapping every wait in ``asyncio.shield``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: Called with None (committed) or the error before the future resolves.
-        self.hooks: list[Callable[[BaseException | None], None]] = []
-
-    def cancel(self, msg: object = None) -> bool:
-        return False
-
-
-class _WriterOutput(asyncio.SubprocessProtocol):
-    """The writer process's answers, handed over as soon as they arrive."""
-
-    def __init__(self, writer: Writer) -> None:
-        self._writer = writer
-        self._buf = b""
-        self.exited = asyncio.get_running_loop().create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        buf = self._buf + data
-        while len(buf) >= 4:
-            end = 4 + int.from_bytes(buf[:4], "little")
-            if len(buf) < end:
-                break
-            self._writer.on_answer(buf[4:end].decode(errors="replace") or None)
-            buf = buf[end:]
-        self._buf = buf
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1:
-            self._writer.on_worker_gone()
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-def _widen(pipe: asyncio.WriteTransport | None) -> None:
-    """Let the pipe to the writer process hold a whole transaction (Linux: 64 KiB by
-    default, up to ``/proc/sys/fs/pipe-max-size``, 1 MiB unless raised): a batch then
-    goes in one write, not in pieces as the writer reads."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system
-        return
-    size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if pipe is None or size is None:
-        return
-    try:
-        fcntl.fcntl(pipe.get_extra_info("pipe").fileno(), size, PIPE_BYTES)
-    except (OSError, AttributeError, ValueError) as exc:
-        log.debug("SQLite writer pipe keeps its size (%s)", exc)
 
 
 class Writer:
@@ -235,18 +87,18 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._proc: asyncio.SubprocessTransport | None = None
         self._stdin: asyncio.WriteTransport | None = None
-        self._answers: _WriterOutput | None = None
+        self._answers: WriterOutput | None = None
         #: Where and how the writer process commits, and its start while under way.
         self._path, self._sync = "", worker.SYNC_NORMAL
         self._launch: asyncio.Future[None] | None = None
         #: What to do with each answer of the writer process, oldest first.
         self._flights: deque[Callable[[str | None], None]] = deque()
-        self._steps: list[_Step] = []
-        self._next: _Shared | None = None
+        self._steps: list[Step] = []
+        self._next: Shared | None = None
         #: Bytes of rows in ``_steps`` (see ``EARLY_BYTES``).
         self._queued = 0
         #: The newest transaction not committed yet.
-        self._inflight: _Shared | None = None
+        self._inflight: Shared | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._closing = False
@@ -292,7 +144,7 @@ class Writer:
             # not end the writer before the hub's last commit; it ends when its stdin
             # closes.
             proc, answers = await self._loop.subprocess_exec(
-                lambda: _WriterOutput(self), sys.executable, "-I", worker.__file__,
+                lambda: WriterOutput(self), sys.executable, "-I", worker.__file__,
                 self._path, self._sync, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=None, start_new_session=True,
             )
@@ -306,7 +158,7 @@ class Writer:
             return
         self._proc, self._answers = proc, answers
         self._stdin = proc.get_pipe_transport(0)  # type: ignore[assignment]
-        _widen(self._stdin)
+        widen(self._stdin)
         if self._steps:
             self._schedule()
 
@@ -326,14 +178,14 @@ class Writer:
             self._scheduled = True
             self._loop.call_soon(self._flush)
 
-    def _data(self) -> _Data:
+    def _data(self) -> DataStep:
         steps = self._steps
         if steps:
             step = steps[-1]
-            if type(step) is _Data:
+            if type(step) is DataStep:
                 return step
         self._check()  # only here: a failure or close always starts a new step
-        step = _Data()
+        step = DataStep()
         steps.append(step)
         self._schedule()
         return step
@@ -354,7 +206,7 @@ class Writer:
 
     def add_rows(self, member: Member, params: list[Any], first: int, last: int,
                  ts: int, size: int) -> None:
-        """Consecutive rows of one stream (``params`` as in ``_Data``), accounted at
+        """Consecutive rows of one stream (``params`` as in ``DataStep``), accounted at
         once."""
         step = self._data()
         step.params += params
@@ -398,7 +250,7 @@ class Writer:
         committed.  For writes that touch no in-memory state, so that a large one
         (deleting a stream) runs in the writer process, not on the event loop."""
         self._check()
-        self._steps.append(_Sql(stmts))
+        self._steps.append(SqlStep(stmts))
         self._schedule()
         await self.sync()
 
@@ -406,22 +258,22 @@ class Writer:
         """Run ``fn`` inside the next transaction, in call order; its result once
         committed."""
         self._check()
-        op = _Op(fn, asyncio.get_running_loop().create_future())
+        op = OpStep(fn, asyncio.get_running_loop().create_future())
         self._steps.append(op)
         self._schedule()
         return await op.fut
 
-    def sync(self) -> _Shared:
+    def sync(self) -> Shared:
         """Resolves once everything queued before the call is committed.  A future, not
         a coroutine: callers may hang callbacks on it without wrapping it in a task."""
         self._check()
         if self._steps:
             if self._next is None:
-                self._next = _Shared()
+                self._next = Shared()
             return self._next
         if self._inflight is not None:
             return self._inflight
-        fut = _Shared()
+        fut = Shared()
         fut.set_result(None)
         return fut
 
@@ -516,7 +368,7 @@ class Writer:
         if not self._steps or self._local:
             return  # (the pending commit flushes again)
         steps = self._steps
-        ops = any(type(step) is _Op for step in steps)
+        ops = any(type(step) is OpStep for step in steps)
         inline = self._proc is None or ops
         if self._flights:
             if inline or len(self._flights) >= MAX_INFLIGHT:
@@ -526,7 +378,7 @@ class Writer:
             # here is quicker than two hops to the writer process and back.
             values = 0
             for step in steps:
-                if type(step) is not _Data:
+                if type(step) is not DataStep:
                     break  # statements: they may be large
                 values += len(step.params)
             else:
@@ -536,7 +388,7 @@ class Writer:
                 inline = True
         steps, self._steps = self._steps, []
         self._queued = 0
-        done = self._next or _Shared()
+        done = self._next or Shared()
         self._next = None
         if not inline:
             self._submit(steps, done)
@@ -552,7 +404,7 @@ class Writer:
             return
         self._stored(steps, done)
 
-    def _submit(self, steps: list[_Step], done: _Shared) -> None:
+    def _submit(self, steps: list[Step], done: Shared) -> None:
         """Hand a transaction of rows and saved states to the writer process; another
         may be prepared and queued while it commits."""
         stdin = self._stdin
@@ -582,7 +434,7 @@ class Writer:
 
         self._flights.append(answered)
 
-    def _acknowledge_first(self, steps: list[_Step], done: _Shared) -> None:
+    def _acknowledge_first(self, steps: list[Step], done: Shared) -> None:
         """A small transaction without operations: written to the ``-pending`` file,
         acknowledged (``on_stored``), and committed in the next loop turn, after the
         acknowledgements went out (see :mod:`jetport.storage.sqlite_pending`).  ``sync``
@@ -607,7 +459,7 @@ class Writer:
         self._inflight = done
         loop.call_soon(self._commit_pending, stmts, steps, done, committed, txn)
 
-    def _commit_pending(self, stmts: list[worker.Stmt], steps: list[_Step], done: _Shared,
+    def _commit_pending(self, stmts: list[worker.Stmt], steps: list[Step], done: Shared,
                         committed: dict[Member, int], txn: Txn) -> None:
         self._local = False
         if self._closing:  # abandoned: the file keeps it for the store's next opening
@@ -629,20 +481,20 @@ class Writer:
         self._advance(committed, txn)
         self._stored(steps, done)
 
-    def _prepared(self, steps: list[_Step], committed: dict[Member, int],
+    def _prepared(self, steps: list[Step], committed: dict[Member, int],
                   txn: Txn) -> list[worker.Stmt]:
         """The statements of a transaction of data and SQL steps, as the writer
         process runs them."""
         stmts: list[worker.Stmt] = []
         for step in steps:
-            if type(step) is _Sql:
+            if type(step) is SqlStep:
                 stmts += step.stmts
             else:
                 stmts += self._statements(step, committed, txn)  # type: ignore[arg-type]
         stmts += self._meta(txn)
         return stmts
 
-    def _commit(self, steps: list[_Step]) -> None:
+    def _commit(self, steps: list[Step]) -> None:
         """A transaction with operations, on the hub's connection: operations read and
         change the stores' in-memory state, so they run here, in order."""
         conn = self._conn
@@ -651,12 +503,12 @@ class Writer:
         committed: dict[Member, int] = {}
         with worker.transaction(conn):
             for step in steps:
-                if type(step) is _Data:
+                if type(step) is DataStep:
                     worker.execute(conn, self._statements(step, committed, txn))
-                elif type(step) is _Sql:
+                elif type(step) is SqlStep:
                     worker.execute(conn, step.stmts)
                 else:
-                    op = cast(_Op, step)
+                    op = cast(OpStep, step)
                     op.result = op.fn(txn)
             worker.execute(conn, self._meta(txn))
         self._advance(committed, txn)
@@ -669,9 +521,9 @@ class Writer:
             else:
                 log.error("storage commit failed: %s", exc)
 
-    def _stored(self, steps: list[_Step], done: _Shared) -> None:
+    def _stored(self, steps: list[Step], done: Shared) -> None:
         for step in steps:
-            if type(step) is _Op and not step.fut.done():
+            if type(step) is OpStep and not step.fut.done():
                 step.fut.set_result(step.result)
         hooks, done.hooks = done.hooks, []
         for hook in hooks:
@@ -694,10 +546,10 @@ class Writer:
 
     @staticmethod
     def _fail(
-        steps: list[_Step], done: _Shared | None, exc: BaseException
+        steps: list[Step], done: Shared | None, exc: BaseException
     ) -> None:
         err = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc}")
-        futs = [s.fut for s in steps if type(s) is _Op]
+        futs = [s.fut for s in steps if type(s) is OpStep]
         if done is not None:
             futs.append(done)
             hooks, done.hooks = done.hooks, []
@@ -720,7 +572,7 @@ class Writer:
         return [(schema.SAVE_STATE, meta, True)] if meta else []
 
     def _statements(
-        self, step: _Data, committed: dict[Member, int], txn: Txn
+        self, step: DataStep, committed: dict[Member, int], txn: Txn
     ) -> list[worker.Stmt]:
         """What ``step`` writes; the stores' view of the database moves on with it."""
         out: list[worker.Stmt] = []

@@ -18,7 +18,8 @@ from jetport.core.tasks import spawn
 from jetport.storage.base import ConsumerState, StoredMsg, StoreState
 from jetport.storage.memory import MemoryStorage
 from jetport.storage.sqlite import SqliteStorage, StorageError
-from jetport.storage.sqlite_writer import EARLY_BYTES, MAX_INFLIGHT, PIPE_BYTES
+from jetport.storage.sqlite_pipe import PIPE_BYTES
+from jetport.storage.sqlite_writer import EARLY_BYTES, MAX_INFLIGHT
 
 Storage = MemoryStorage | SqliteStorage
 
