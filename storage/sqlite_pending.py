@@ -67,19 +67,6 @@ class Pending:
                 pass
 
 
-def _frames(data: bytes) -> list[list[worker.Stmt]]:
-    """The complete frames of ``data``; a torn last one was never acknowledged."""
-    out: list[list[worker.Stmt]] = []
-    pos = 0
-    while pos + 4 <= len(data):
-        end = pos + 4 + int.from_bytes(data[pos:pos + 4], "little")
-        if end > len(data):
-            break
-        out.append(pickle.loads(data[pos + 4:end]))
-        pos = end
-    return out
-
-
 def _committed(conn: sqlite3.Connection, stmts: list[worker.Stmt]) -> bool:
     """Whether the frame's first message row is in the database already."""
     for sql, params, _many in stmts:
@@ -110,7 +97,8 @@ def replay(conn: sqlite3.Connection, db_path: str) -> int:
         return 0
     done = 0
     try:
-        for stmts in _frames(data):
+        for body in worker.unframe(data)[0]:  # a torn last frame was never acknowledged
+            stmts: list[worker.Stmt] = pickle.loads(body)
             with worker.transaction(conn):
                 if _committed(conn, stmts):
                     continue

@@ -7,6 +7,8 @@ import asyncio
 import logging
 from typing import Protocol
 
+from .sqlite_worker import unframe
+
 log = logging.getLogger("jetport.storage")
 
 #: The pipe to the writer process, in bytes (see ``widen``).
@@ -30,14 +32,9 @@ class WriterOutput(asyncio.SubprocessProtocol):
         self.exited = asyncio.get_running_loop().create_future()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        buf = self._buf + data
-        while len(buf) >= 4:
-            end = 4 + int.from_bytes(buf[:4], "little")
-            if len(buf) < end:
-                break
-            self._writer.on_answer(buf[4:end].decode(errors="replace") or None)
-            buf = buf[end:]
-        self._buf = buf
+        answers, self._buf = unframe(self._buf + data)
+        for answer in answers:
+            self._writer.on_answer(answer.decode(errors="replace") or None)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:

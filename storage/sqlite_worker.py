@@ -83,6 +83,20 @@ def frame(body: bytes) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
+def unframe(buf: bytes) -> tuple[list[bytes], bytes]:
+    """The bodies of the complete frames at the start of ``buf``, and what follows them
+    (the start of a frame still to come, or a torn last one)."""
+    bodies: list[bytes] = []
+    pos, size = 0, len(buf)
+    while pos + 4 <= size:
+        end = pos + 4 + _LEN.unpack_from(buf, pos)[0]
+        if end > size:
+            break
+        bodies.append(buf[pos + 4:end])
+        pos = end
+    return bodies, buf[pos:]
+
+
 def execute(conn: sqlite3.Connection, stmts: list[Stmt]) -> None:
     """Run ``stmts`` (see the module docstring) on ``conn``."""
     for sql, params, many in stmts:

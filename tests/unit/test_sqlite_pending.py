@@ -102,3 +102,12 @@ async def test_a_frame_that_cannot_commit_is_set_aside(
             await st.close()
     assert os.path.getsize(st.path + SUFFIX + ".failed") > 0
     assert any("cannot be committed" in r.getMessage() for r in caplog.records)
+
+
+def test_frames_split_at_every_offset_come_back_whole() -> None:
+    """The one frame decoder, shared by the writer's answers and the -pending replay."""
+    data = worker.frame(b"ab") + worker.frame(b"") + worker.frame(b"x" * 300)
+    for cut in range(len(data) + 1):
+        first, rest = worker.unframe(data[:cut])
+        second, tail = worker.unframe(rest + data[cut:])
+        assert first + second == [b"ab", b"", b"x" * 300] and tail == b"", cut
