@@ -45,7 +45,7 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test $(AMQTT_VENV)/.installed | $(MYPY_SRC)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n $(WORKERS) --dist loadgroup --durations=30
+	$(BIN)/python -m pytest -q -rsfE -p no:cacheprovider -n $(WORKERS) --dist loadgroup --durations=30
 
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
