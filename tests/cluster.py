@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import shutil
 import sys
 import time
 import urllib.error
@@ -133,20 +134,24 @@ class HubCluster:
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> HubCluster:
         """Start every node and wait until the cluster is ready.  A node that cannot
-        start (a free port taken by another test meanwhile) makes the whole cluster
-        start again on new ports."""
+        start (a free port taken by another test meanwhile), or a cluster that does not
+        become ready in ``timeout``, makes the whole cluster start again on new ports
+        with empty stores."""
         for attempt in range(attempts):
             try:
                 for node in self.nodes:
                     node.start(timeout)
-            except RuntimeError:
+                self.wait_ready(timeout)
+                if len(self.running()) != self.size:
+                    raise RuntimeError(f"a node of {self.names} exited; logs in {self.tmp}")
+            except (RuntimeError, TimeoutError):
                 self.stop()
                 if attempt == attempts - 1:
                     raise
+                for name in self.names:
+                    shutil.rmtree(self.tmp / name, ignore_errors=True)
                 self._configure()
                 continue
-            try:
-                self.wait_ready(timeout)
             except BaseException:
                 self.stop()
                 raise
