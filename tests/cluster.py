@@ -35,7 +35,7 @@ import nats.aio.subscription
 import nats.errors
 import pytest
 from mqtt_clients import Paho, thread
-from servers import ServerProcess, free_port, nats_server_binary
+from servers import ServerProcess, free_ports, nats_server_binary
 
 CLUSTER_NAME = "HUB"
 
@@ -106,8 +106,8 @@ class HubCluster:
 
     def _configure(self) -> None:
         """Pick free ports and write every node's config."""
-        self.ports = [NodePorts(free_port(), free_port(), free_port(), free_port())
-                      for _ in self.names]
+        ports = iter(free_ports(4 * len(self.names)))
+        self.ports = [NodePorts(*(next(ports) for _ in range(4))) for _ in self.names]
         routes = ", ".join(f"nats-route://127.0.0.1:{p.cluster}" for p in self.ports)
         for name, ports in zip(self.names, self.ports, strict=True):
             (self.tmp / f"{name}.conf").write_text(
@@ -144,10 +144,12 @@ class HubCluster:
                 self.wait_ready(timeout)
                 if len(self.running()) != self.size:
                     raise RuntimeError(f"a node of {self.names} exited; logs in {self.tmp}")
-            except (RuntimeError, TimeoutError):
+            except (RuntimeError, TimeoutError) as exc:
                 self.stop()
                 if attempt == attempts - 1:
                     raise
+                print(f"cluster start, attempt {attempt + 1} of {attempts}: {exc}",
+                      file=sys.stderr)  # shown with the test's output if it fails later
                 for name in self.names:
                     shutil.rmtree(self.tmp / name, ignore_errors=True)
                 self._configure()
@@ -278,10 +280,11 @@ class HubCluster:
         leaf.target, leaf.conf_path = target, conf
         self.leaves.append(leaf)
         for attempt in range(3):  # new ports if another test took the free ones meanwhile
+            client, http = free_ports(2)
             conf.write_text(
                 f"server_name: {name}\n"
-                f"listen: 127.0.0.1:{free_port()}\n"
-                f"http: 127.0.0.1:{free_port()}\n"
+                f"listen: 127.0.0.1:{client}\n"
+                f"http: 127.0.0.1:{http}\n"
                 f"{js}"
                 f"leafnodes {{ reconnect: 1,\n  remotes: [ {remote_list} ] }}\n"
                 f"{extra}\n"
