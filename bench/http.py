@@ -225,7 +225,7 @@ def http_hub(jetstream: bool) -> Iterator[Hub]:
     it is stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="jetport-bench-http-") as tmp:
         work = Path(tmp)
-        port, http = servers.free_port(), servers.free_port()
+        port, http = servers.free_ports(2)
         proc, _cmd, log = servers.spawn("jetport", port, work,
                                         work / "store" if jetstream else None,
                                         extra=("-m", str(http)))

@@ -148,16 +148,17 @@ def start_cluster(size: int, work: Path, timeout: float, started: list[Node],
     when a later one fails. A one-node "cluster" has no cluster block at all.
     """
     names = [f"n{i}" for i in range(1, size + 1)]
-    routes = [servers.free_port() for _ in names]
+    picked = iter(servers.free_ports(3 * size))
+    routes = [next(picked) for _ in names]
     route_urls = ", ".join(_q(f"nats-route://127.0.0.1:{p}") for p in routes)
     nodes = []
     for name, route_port in zip(names, routes, strict=True):
-        leaf_port = servers.free_port()
+        leaf_port = next(picked)
         body = f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n{extra(name)}"
         if size > 1:
             body += (f"cluster {{ name: {CLUSTER_NAME}, listen: 127.0.0.1:{route_port}, "
                      f"routes: [{route_urls}] }}\n")
-        node = _spawn("nats-server", name, work, body, servers.free_port(), leaf_port)
+        node = _spawn("nats-server", name, work, body, next(picked), leaf_port)
         started.append(node)
         nodes.append(node)
     for node in nodes:

@@ -352,7 +352,7 @@ def _lift_nofile() -> None:
 @contextlib.contextmanager
 def door(kind: str, work: Path, timeout: float) -> Iterator[tuple[int, int]]:
     """The target's server with an MQTT listener: yields (mqtt port, pid)."""
-    nats_port, mqtt_port = servers.free_port(), servers.free_port()
+    nats_port, mqtt_port = servers.free_ports(2)
     conf = work / f"{kind}-mqtt.conf"
     conf.write_text(f'server_name: bench\njetstream {{ store_dir: "{work / kind}" }}\n'
                     f"mqtt {{ host: 127.0.0.1, port: {mqtt_port} }}\n")

@@ -245,7 +245,7 @@ async def ws_pubsub(ctx: Context, p: Params) -> Outcome:
     partial = False
     with tempfile.TemporaryDirectory(prefix="jetport-bench-ws-") as tmp:
         work = Path(tmp)
-        port, ws_port = servers.free_port(), servers.free_port()
+        port, ws_port = servers.free_ports(2)
         conf = work / "ws.conf"
         conf.write_text(f"websocket {{\n  port: {ws_port}\n  no_tls: true\n}}\n")
         proc, cmd, log = servers.spawn(ctx.launch, port, work, extra=["-c", str(conf)])

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The suite's free ports come from the bench's helper (one implementation).
+from jetport.bench.servers import free_port as free_port
+from jetport.bench.servers import free_ports as free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTEN = re.compile(rb"Listening for client connections on ([^\s:]+|\[[^\]]+\]):(\d+)")
@@ -31,25 +34,6 @@ DEFAULT_PORTS = pytest.mark.xdist_group("default-ports")
 def nats_server_binary() -> str | None:
     here = Path(sys.executable).parent / "nats-server"
     return str(here) if here.exists() else shutil.which("nats-server")
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports.  The sockets are held open together while they are
-    picked: one closed at once may be handed out again by the next pick."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class ServerProcess:

@@ -4,6 +4,7 @@ commands it would run, and its labels."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from jetport.bench.common import count_label
@@ -12,7 +13,12 @@ from jetport.bench.jsclient import JsConn, status_of
 from jetport.bench.mqtt import Progress, publish_frame
 from jetport.bench.mqttflow import PINGREQ, FrameSink, stream
 from jetport.bench.rawclient import Endpoint
-from jetport.bench.servers import find_nats_server, jetport_command, nats_server_command
+from jetport.bench.servers import (
+    find_nats_server,
+    free_ports,
+    jetport_command,
+    nats_server_command,
+)
 from jetport.bench.subjects import Sink, Tally, batches, cycle_frames
 
 
@@ -177,3 +183,17 @@ async def test_js_parser_splits_messages_statuses_and_api_replies() -> None:
     assert status_of(seen[1][2]) == (408, "Request Timeout")
     assert transport.written.endswith(b"PONG\r\n") and chunks > 10
     conn.connection_lost(None)
+
+
+def test_free_ports_of_one_pick_are_distinct_and_free() -> None:
+    ports = free_ports(300)
+    assert len(set(ports)) == 300
+    socks = []
+    try:
+        for port in ports[:20]:
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+    finally:
+        for s in socks:
+            s.close()
