@@ -46,7 +46,7 @@ def install(app: FastAPI) -> None:
     app.mount("/console", StaticFiles(directory=STATIC), name="console")
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
 
 
@@ -99,7 +99,7 @@ def _store(hub: Hub, account: str | None) -> dict[str, int]:
 
 
 @router.get("/overview", responses=ERRORS)
-def overview(request: Request, client: Caller) -> dict[str, Any]:
+async def overview(request: Request, client: Caller) -> dict[str, Any]:
     """The doors with their connections and cumulative traffic (the page turns them into
     rates), the server's resources and the counters behind its warnings."""
     door = _door(request)
@@ -130,10 +130,10 @@ def _page(items: list[Any], offset: int, limit: int) -> list[Any]:
 
 
 @router.get("/clients", responses=ERRORS)
-def clients(request: Request, client: Caller, offset: int = Query(0, ge=0),
-            limit: int = Query(100, ge=1, le=MAX_PAGE), sort: str = "cid",
-            door: str | None = None, account: str | None = None,
-            user: str | None = None, subs: bool = False) -> dict[str, Any]:
+async def clients(request: Request, client: Caller, offset: int = Query(0, ge=0),
+                  limit: int = Query(100, ge=1, le=MAX_PAGE), sort: str = "cid",
+                  door: str | None = None, account: str | None = None,
+                  user: str | None = None, subs: bool = False) -> dict[str, Any]:
     """Every door's connections in one list, filtered by door, account and user (a part
     of the name), sorted by /connz's sort options."""
     hub = _door(request).hub
@@ -160,7 +160,7 @@ def clients(request: Request, client: Caller, offset: int = Query(0, ge=0),
 
 
 @router.post("/clients/{cid}/disconnect", responses=ERRORS)
-def disconnect(request: Request, cid: int, client: Caller) -> dict[str, Any]:
+async def disconnect(request: Request, cid: int, client: Caller) -> dict[str, Any]:
     """Close one connection, as nats-server's KICK does (system account users only)."""
     hub = _door(request).hub
     if scope(hub, client) is not None:

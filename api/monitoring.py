@@ -99,17 +99,17 @@ async def healthz(request: Request,
 
 
 @router.get("/varz", responses=_DOC)
-def varz(request: Request) -> JSONResponse:
+async def varz(request: Request) -> JSONResponse:
     """Server identity, limits and totals, with nats-server's field names."""
     door = _door(request)
     return _ok(monitor.varz(door.hub, door.host, door.port))
 
 
 @router.get("/connz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
-def connz(request: Request, offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
-          limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), sort: str = "cid",
-          subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
-          acc: str | None = None, state: str = "open") -> Response:
+async def connz(request: Request, offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
+                limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), sort: str = "cid",
+                subs: str | None = None, cid: int | None = Query(None, ge=0, le=2**63),
+                acc: str | None = None, state: str = "open") -> Response:
     """Connections with their counters, paged and sorted as nats-server's /connz;
     ``subs=1`` lists subscription subjects, ``subs=detail`` their sid, queue and counts;
     ``state=closed`` (or ``all``) the connections that ended, with stop time and reason."""
@@ -123,17 +123,17 @@ def connz(request: Request, offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
 
 
 @router.get("/leafz", responses={**_DOC, **_DENIED}, dependencies=_SYSTEM)
-def leafz(request: Request, subs: str | None = None, acc: str | None = None) -> Response:
+async def leafz(request: Request, subs: str | None = None, acc: str | None = None) -> Response:
     """Leaf node links with their counters; ``subs=1`` lists what each side announced."""
     return _ok(monitor.leafz(_door(request).hub, _flag(subs), acc or None))
 
 
 @router.get("/subsz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
 @router.get("/subscriptionsz", include_in_schema=False, dependencies=_SYSTEM)
-def subsz(request: Request, subs: str | None = None,
-          offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
-          limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), acc: str | None = None,
-          test: str | None = None) -> Response:
+async def subsz(request: Request, subs: str | None = None,
+                offset: int = Query(0, ge=_MIN_INT, le=_MAX_INT),
+                limit: int = Query(1024, ge=_MIN_INT, le=_MAX_INT), acc: str | None = None,
+                test: str | None = None) -> Response:
     """Subscription totals; with ``subs`` the subscriptions (only those a literal
     ``test`` subject reaches, when given)."""
     try:
@@ -153,7 +153,7 @@ async def jsz(request: Request, accounts: str | None = None, streams: str | None
 
 
 @router.get("/accountz", responses={**_DOC, **_FAIL, **_DENIED}, dependencies=_SYSTEM)
-def accountz(request: Request, acc: str | None = None) -> Response:
+async def accountz(request: Request, acc: str | None = None) -> Response:
     """Account names, or with ``acc`` that account's detail (400 for an unknown one)."""
     try:
         return _ok(monitor.accountz(_door(request).hub, acc or None))
